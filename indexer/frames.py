@@ -1,0 +1,39 @@
+"""What a reader hands to the rest of the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+WindowSpec = tuple[float, float] | str | None
+"""``(center, width)``, a preset name (``lung``, ``mediastinum``, ``bone``, ``brain``, ``soft-tissue``),
+or None for the file's own window / the modality's default."""
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How files are turned into pixels and metadata. Picklable: it travels to worker processes."""
+
+    window: WindowSpec = None
+    frames: Literal["middle", "all"] = "middle"
+    keep_identity: bool = False
+    patient_key_secret: bytes | None = None
+    max_pixels: int = 250_000_000
+    max_file_bytes: int = 2 * 1024**3
+
+
+@dataclass
+class Frame:
+    """One image ready for preprocessing.
+
+    ``pixels``: float32 in [0, 1], shape (H, W) for greyscale or (H, W, 3) for colour; bright means
+    bright as a radiologist would see it (windowed, MONOCHROME1 inverted). ``frame_number``: 0 for a
+    single-frame file, else the 1-based DICOM frame number. ``metadata``: values for the typed
+    ``storage.models.Image`` columns (``modality``, ``study_instance_uid``...), snake_case keys.
+    """
+
+    pixels: np.ndarray
+    frame_number: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)

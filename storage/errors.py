@@ -1,0 +1,65 @@
+"""The error types medsearch raises. The CLI and the HTTP API translate these, and only these, into an
+exit code or one JSON error shape; anything else is a bug."""
+
+
+class MedsearchError(Exception):
+    """Base of every error medsearch raises on purpose. ``code`` is a stable machine-readable name."""
+
+    code = "error"
+    exit_code = 1
+
+
+class ModelUnavailable(MedsearchError):
+    """The model could not be loaded (offline, gated, wrong id, broken folder)."""
+
+    code = "model_unavailable"
+    exit_code = 3
+
+
+class ModelMismatch(MedsearchError):
+    """A store holds vectors of another model, size or preprocessing than the one asked for."""
+
+    code = "model_mismatch"
+    exit_code = 4
+
+
+class StoreError(MedsearchError):
+    """The store is missing, locked by another writer, unreadable or inconsistent."""
+
+    code = "store_error"
+    exit_code = 5
+
+
+class StoreLocked(StoreError):
+    """Another process is writing to the store."""
+
+    code = "store_locked"
+
+
+class NotFound(MedsearchError):
+    """An id, path, cohort or other named thing does not exist."""
+
+    code = "not_found"
+    exit_code = 6
+
+
+class InvalidQuery(MedsearchError):
+    """A query, filter expression, label file or option is malformed. ``position`` points at the mistake."""
+
+    code = "invalid_query"
+    exit_code = 2
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+class UnreadableFile(MedsearchError):
+    """One input file cannot be turned into pixels; ``reason`` says why. The indexer records and skips it."""
+
+    code = "unreadable_file"
+    exit_code = 7
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

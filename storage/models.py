@@ -1,0 +1,177 @@
+"""SQLAlchemy 2.0 typed models. The database is the source of truth: it keeps every vector too, and the
+FAISS file is a snapshot of it (see ``storage.vectors``).
+
+Ids: ``images.id`` is the FAISS id. It is never reused (``sqlite_autoincrement``), 64-bit on PostgreSQL.
+Times are stored in UTC without tzinfo (SQLite drops it); re-attach UTC on read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> dt.datetime:
+    """The current time in UTC, without tzinfo, as stored."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class StoreInfo(Base):
+    """One row: what produced the vectors, and the generation that every committed batch bumps."""
+
+    __tablename__ = "store_info"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schema_version: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[str] = mapped_column(String(512))
+    model_revision: Mapped[str] = mapped_column(String(128))
+    dim: Mapped[int] = mapped_column(Integer)
+    preprocessing_version: Mapped[str] = mapped_column(String(64))
+    index_type: Mapped[str] = mapped_column(String(64))
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Image(Base):
+    """One embedded image: a file, or one frame of a multi-frame file."""
+
+    __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("path", "frame_number", name="uq_images_path_frame"),
+        Index("ix_images_content_hash", "content_hash"),
+        Index("ix_images_generation", "generation"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    path: Mapped[str] = mapped_column(String(4096))
+    frame_number: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    generation: Mapped[int] = mapped_column(BigInteger)
+    indexed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    file_format: Mapped[str] = mapped_column(String(16))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    # DICOM attributes research filters on (null for raster images).
+    study_instance_uid: Mapped[str | None] = mapped_column(String(64), index=True)
+    series_instance_uid: Mapped[str | None] = mapped_column(String(64), index=True)
+    sop_instance_uid: Mapped[str | None] = mapped_column(String(64), index=True)
+    modality: Mapped[str | None] = mapped_column(String(16), index=True)
+    body_part: Mapped[str | None] = mapped_column(String(64))
+    view_position: Mapped[str | None] = mapped_column(String(16))
+    study_date: Mapped[dt.date | None] = mapped_column(Date)
+    series_description: Mapped[str | None] = mapped_column(String(256))
+    manufacturer: Mapped[str | None] = mapped_column(String(128))
+    photometric_interpretation: Mapped[str | None] = mapped_column(String(32))
+    transfer_syntax: Mapped[str | None] = mapped_column(String(64))
+    patient_sex: Mapped[str | None] = mapped_column(String(8))
+    patient_age: Mapped[float | None] = mapped_column(Float)
+    patient_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    burned_in_annotation: Mapped[bool | None] = mapped_column(Boolean)
+    # Only with the explicit opt-in to keep identity: a JSON object of identifying attributes.
+    identity: Mapped[str | None] = mapped_column(Text)
+
+
+METADATA_COLUMNS: tuple[str, ...] = (
+    "file_format",
+    "width",
+    "height",
+    "frame_number",
+    "study_instance_uid",
+    "series_instance_uid",
+    "sop_instance_uid",
+    "modality",
+    "body_part",
+    "view_position",
+    "study_date",
+    "series_description",
+    "manufacturer",
+    "photometric_interpretation",
+    "transfer_syntax",
+    "patient_sex",
+    "patient_age",
+    "patient_key",
+    "burned_in_annotation",
+)
+"""Image columns returned in each result's ``metadata`` and usable in filters."""
+
+
+class ImageField(Base):
+    """A typed value attached to an image from outside the pixels: a sidecar CSV column, or a saved
+    zero-shot score. Exactly one of the value columns is set, as ``kind`` says."""
+
+    __tablename__ = "image_fields"
+    __table_args__ = (Index("ix_image_fields_name_number", "name", "number"),)
+
+    image_id: Mapped[int] = mapped_column(Id, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # number | date | bool | text
+    number: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str | None] = mapped_column(Text)
+    date: Mapped[dt.date | None] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(256))
+
+
+class Deletion(Base):
+    """A tombstone: the FAISS id removed in a generation, so a snapshot can be caught up by replay."""
+
+    __tablename__ = "deletions"
+
+    image_id: Mapped[int] = mapped_column(Id, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class Failure(Base):
+    """A file that could not be indexed, with the reason. Cleared when the file indexes later."""
+
+    __tablename__ = "failures"
+
+    path: Mapped[str] = mapped_column(String(4096), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    seen_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Root(Base):
+    """A folder (or file) the user indexed: only files under a root can be served or re-read."""
+
+    __tablename__ = "roots"
+
+    path: Mapped[str] = mapped_column(String(4096), primary_key=True)
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class TextEmbedding(Base):
+    """Cache of text vectors, per model and revision, so a repeated prompt costs no model call."""
+
+    __tablename__ = "text_embeddings"
+
+    model_key: Mapped[str] = mapped_column(String(640), primary_key=True)
+    text: Mapped[str] = mapped_column(Text, primary_key=True)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
