@@ -74,7 +74,7 @@ class Image(Base):
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
     generation: Mapped[int] = mapped_column(BigInteger)
     indexed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    file_format: Mapped[str] = mapped_column(String(16))
+    file_format: Mapped[str | None] = mapped_column(String(16))
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     # DICOM attributes research filters on (null for raster images).

@@ -1,0 +1,53 @@
+"""The per-file work done in worker processes: hash, read, preprocess. Returns plain picklable data."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.discover import FileEntry
+from indexer.frames import ReadOptions
+from indexer.plan import file_hash
+from indexer.preprocess import Preprocessor
+from indexer.readers import read_file
+from storage.errors import UnreadableFile
+
+
+@dataclass
+class Loaded:
+    """A file ready to embed: (frame_number, (3, S, S) float32 pixels, metadata) per frame; or ``error``."""
+
+    entry: FileEntry
+    content_hash: str = ""
+    frames: list[tuple[int, np.ndarray, dict[str, Any]]] = field(default_factory=list)
+    error: str | None = None
+    read_seconds: float = 0.0
+    preprocess_seconds: float = 0.0
+
+
+def load_file(entry: FileEntry, options: ReadOptions, preprocessor: Preprocessor, content_hash: str | None) -> Loaded:
+    """Read and preprocess one file. Never raises for a bad file: the reason goes in ``error``."""
+    loaded = Loaded(entry)
+    started = time.perf_counter()
+    try:
+        loaded.content_hash = content_hash or file_hash(entry.path)
+        frames = read_file(Path(entry.path), options)
+    except UnreadableFile as exc:
+        loaded.error = exc.reason
+        return loaded
+    except OSError as exc:
+        loaded.error = f"cannot read file: {exc.strerror or exc}"
+        return loaded
+    except MemoryError:
+        loaded.error = "not enough memory to decode this file"
+        return loaded
+    middle = time.perf_counter()
+    loaded.read_seconds = middle - started
+    for frame in frames:
+        loaded.frames.append((frame.frame_number, preprocessor(frame.pixels), frame.metadata))
+    loaded.preprocess_seconds = time.perf_counter() - middle
+    return loaded

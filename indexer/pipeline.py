@@ -1,0 +1,195 @@
+"""Compose the stages: discover -> plan -> read + preprocess (worker processes) -> embed -> write.
+Times each stage; holds no format logic."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from indexer.discover import FileEntry, discover
+from indexer.embedder import Embedder
+from indexer.frames import ReadOptions
+from indexer.load import Loaded, load_file
+from indexer.plan import Plan, make_plan
+from indexer.preprocess import PREPROCESSING_VERSION
+from indexer.workers import CRASHED, ordered_map
+from storage.models import Root
+from storage.store import ModelRecord, Store
+from storage.writes import Batch, FileStat, NewImage, forget_failures, write_batch
+
+Progress = Callable[[int, int], None]
+"""Called with (files done, files to read)."""
+
+
+@dataclass
+class IndexReport:
+    """What one indexing run did. Counts are files, except ``frames_added``."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    removed: int = 0
+    failed: int = 0
+    frames_added: int = 0
+    seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class IndexSettings:
+    batch_size: int = 16
+    workers: int = -1  # -1: chosen from the cores
+    read_options: ReadOptions = field(default_factory=ReadOptions)
+    snapshot_every_s: float = 300.0
+
+
+def default_workers() -> int:
+    """Decoding workers: the model takes the cores while it runs, so one less than the cores, at least 1."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[Path],
+                settings: IndexSettings | None = None, progress: Progress | None = None) -> IndexReport:
+    """Index ``roots`` (folders or files) into ``store``: incremental, resumable, one transaction per
+    batch. The model is loaded (``get_embedder``) only when there is something to embed. Raises
+    ModelMismatch when the store holds another model's vectors, FileNotFoundError for a missing root."""
+    settings = settings or IndexSettings()
+    report = IndexReport()
+    started = time.perf_counter()
+    if store.model_record() is not None:
+        store.index()
+    root_paths = [str(root.expanduser().resolve()) for root in roots]
+    with _timed(report, "discover"):
+        entries = list(discover(roots, skip=store.directory))
+    with _timed(report, "plan"):
+        plan = make_plan(store, entries, root_paths)
+    _record_roots(store, root_paths)
+    if store.model_record() is not None:
+        _commit_bookkeeping(store, plan, report)
+    if not plan.to_read:
+        report.seconds = round(time.perf_counter() - started, 3)
+        store.save_snapshot()
+        return report
+    embedder = get_embedder()
+    store.bind_model(ModelRecord(embedder.model_id, embedder.revision, embedder.dim, PREPROCESSING_VERSION))
+    store.index()
+    options = settings.read_options
+    if options.patient_key_secret is None:
+        options = ReadOptions(**{**options.__dict__, "patient_key_secret": store.patient_key_secret()})
+    workers = default_workers() if settings.workers < 0 else settings.workers
+    try:
+        _embed_and_write(store, embedder, plan, settings, options, workers, report, progress)
+    finally:
+        with _timed(report, "snapshot"):
+            store.save_snapshot()
+        report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _record_roots(store: Store, roots: list[str]) -> None:
+    with store.session() as session:
+        for root in roots:
+            if session.get(Root, root) is None:
+                session.add(Root(path=root))
+
+
+def _commit_bookkeeping(store: Store, plan: Plan, report: IndexReport) -> None:
+    """Moves, touches and removals need no model: commit them first."""
+    batch = Batch(remove_paths=plan.removed, moves=plan.moves, touches=plan.touches)
+    if not batch.is_empty():
+        write_batch(store, batch)
+    if plan.vanished_failures:
+        forget_failures(store, plan.vanished_failures)
+    report.unchanged, report.moved, report.removed = plan.unchanged, len(plan.moves), len(plan.removed)
+    report.failed = plan.known_failures
+
+
+def _embed_and_write(store: Store, embedder: Embedder, plan: Plan, settings: IndexSettings, options: ReadOptions,
+                     workers: int, report: IndexReport, progress: Progress | None) -> None:
+    pending: list[Loaded] = []
+    frames = 0
+    last_snapshot = time.monotonic()
+    for done, loaded in enumerate(_load_all(plan, embedder, options, workers), start=1):
+        report.stages["read"] = report.stages.get("read", 0.0) + loaded.read_seconds
+        report.stages["preprocess"] = report.stages.get("preprocess", 0.0) + loaded.preprocess_seconds
+        pending.append(loaded)
+        frames += len(loaded.frames)
+        if frames >= settings.batch_size:
+            _flush(store, embedder, pending, plan, settings.batch_size, report)
+            pending, frames = [], 0
+            if time.monotonic() - last_snapshot > settings.snapshot_every_s:
+                store.save_snapshot()
+                last_snapshot = time.monotonic()
+        if progress:
+            progress(done, len(plan.to_read))
+    if pending:
+        _flush(store, embedder, pending, plan, settings.batch_size, report)
+
+
+def _load_all(plan: Plan, embedder: Embedder, options: ReadOptions, workers: int) -> Iterator[Loaded]:
+    workers = min(workers, len(plan.to_read))
+    tasks = ((entry, plan.hashes.get(entry.path)) for entry in plan.to_read)
+    for _task, loaded in ordered_map(_load_task, tasks, workers, _crashed, options, embedder.preprocessor):
+        yield loaded
+
+
+def _load_task(task: tuple[FileEntry, str | None], options: ReadOptions, preprocessor) -> Loaded:  # type: ignore[no-untyped-def]
+    entry, digest = task
+    return load_file(entry, options, preprocessor, digest)
+
+
+def _crashed(task: tuple[FileEntry, str | None]) -> Loaded:
+    return Loaded(task[0], error=CRASHED)
+
+
+def _flush(store: Store, embedder: Embedder, files: list[Loaded], plan: Plan, batch_size: int,
+           report: IndexReport) -> None:
+    """Embed the frames of ``files`` and commit them, with their failures, as one batch."""
+    good = [loaded for loaded in files if loaded.error is None and loaded.frames]
+    pixels = [frame[1] for loaded in good for frame in loaded.frames]
+    with _timed(report, "embed"):
+        vectors = [embedder.embed_images(np.stack(pixels[i : i + batch_size])) for i in range(0, len(pixels), batch_size)]
+    matrix = np.vstack(vectors) if vectors else np.empty((0, embedder.dim), dtype=np.float32)
+    batch = Batch(replace_paths={loaded.entry.path for loaded in files if loaded.entry.path in plan.changed})
+    row = 0
+    for loaded in good:
+        for frame_number, _pixels, metadata in loaded.frames:
+            entry = loaded.entry
+            batch.images.append(NewImage(entry.path, frame_number, entry.size, entry.mtime_ns, loaded.content_hash,
+                                         matrix[row], metadata))
+            row += 1
+        if loaded.entry.path in plan.changed:
+            report.updated += 1
+        else:
+            report.added += 1
+        report.frames_added += len(loaded.frames)
+    for loaded in files:
+        if loaded.error is not None or not loaded.frames:
+            reason = loaded.error or "no frames"
+            batch.failures.append((FileStat(loaded.entry.path, loaded.entry.size, loaded.entry.mtime_ns), reason))
+            report.failed += 1
+            report.failures.append({"path": loaded.entry.path, "reason": reason})
+    with _timed(report, "write"):
+        write_batch(store, batch)
+
+
+class _timed:
+    def __init__(self, report: IndexReport, stage: str) -> None:
+        self.report, self.stage = report, stage
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *_exc: object) -> None:
+        elapsed = time.perf_counter() - self.started
+        self.report.stages[self.stage] = round(self.report.stages.get(self.stage, 0.0) + elapsed, 4)

@@ -1,0 +1,101 @@
+"""Compare the files on disk with the store: what is new, changed, unchanged, moved or gone.
+
+Unchanged is decided by size + mtime, then by content hash (a touched file with the same bytes keeps its
+vectors). A new path whose content hash equals that of a stored file that has vanished is a move: the
+stored rows take the new path and keep their vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from indexer.discover import FileEntry
+from storage.models import Failure, Image
+from storage.store import Store
+from storage.writes import FileStat
+
+
+@dataclass
+class Plan:
+    to_read: list[FileEntry] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)
+    moves: list[tuple[str, FileStat]] = field(default_factory=list)
+    touches: list[FileStat] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    vanished_failures: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    known_failures: int = 0
+    hashes: dict[str, str] = field(default_factory=dict)
+
+
+def file_hash(path: str) -> str:
+    """SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def make_plan(store: Store, entries: Iterable[FileEntry], roots: list[str]) -> Plan:
+    """Sort the discovered files into what to read and what to keep, move or remove."""
+    plan = Plan()
+    with store.sessions() as session:
+        stored = {p: (s, m, h) for p, s, m, h in session.execute(
+            select(Image.path, Image.size, Image.mtime_ns, Image.content_hash).distinct())}
+        failed = {p: (s, m) for p, s, m in session.execute(select(Failure.path, Failure.size, Failure.mtime_ns))}
+    seen: set[str] = set()
+    new: list[FileEntry] = []
+    for entry in entries:
+        seen.add(entry.path)
+        known = stored.get(entry.path)
+        if known is None:
+            if failed.get(entry.path) == (entry.size, entry.mtime_ns):
+                plan.known_failures += 1
+            else:
+                new.append(entry)
+        elif known[:2] == (entry.size, entry.mtime_ns):
+            plan.unchanged += 1
+        else:
+            _compare_content(plan, entry, known[2])
+    gone = {p: h for p, (_s, _m, h) in stored.items() if p not in seen and _under(p, roots)}
+    _find_moves(plan, new, gone)
+    plan.removed = sorted(gone)
+    plan.vanished_failures = [p for p in failed if p not in seen and _under(p, roots)]
+    return plan
+
+
+def _compare_content(plan: Plan, entry: FileEntry, stored_hash: str) -> None:
+    digest = file_hash(entry.path)
+    if digest == stored_hash:
+        plan.touches.append(FileStat(entry.path, entry.size, entry.mtime_ns))
+        plan.unchanged += 1
+    else:
+        plan.hashes[entry.path] = digest
+        plan.changed.add(entry.path)
+        plan.to_read.append(entry)
+
+
+def _find_moves(plan: Plan, new: list[FileEntry], gone: dict[str, str]) -> None:
+    """Match new files to vanished ones by content hash; ``gone`` keeps only the unmatched."""
+    by_hash: dict[str, str] = {}
+    for path, digest in gone.items():
+        by_hash.setdefault(digest, path)
+    for entry in new:
+        if by_hash:
+            digest = file_hash(entry.path)
+            plan.hashes[entry.path] = digest
+            old = by_hash.pop(digest, None)
+            if old is not None:
+                plan.moves.append((old, FileStat(entry.path, entry.size, entry.mtime_ns)))
+                del gone[old]
+                continue
+        plan.to_read.append(entry)

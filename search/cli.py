@@ -1,0 +1,129 @@
+"""The ``medsearch`` command. A thin shell over ``search.api``: it parses options, calls the library and
+prints a table or JSON. Heavy libraries load only inside the commands that need them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from search.cli_common import (
+    DEFAULT_STORE,
+    DeviceOption,
+    JsonOption,
+    ModelOption,
+    StoreOption,
+    cli_errors,
+    print_json,
+    results_table,
+    show_progress,
+)
+
+app = typer.Typer(help="Semantic search over medical images with MedSigLIP.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Folders or files to index (recursively).")],
+    store: StoreOption = DEFAULT_STORE,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 16,
+    workers: Annotated[int, typer.Option(help="Decoding processes; -1 picks from the cores, 0 decodes inline.")] = -1,
+    as_json: JsonOption = False,
+) -> None:
+    """Index images (PNG, JPEG, TIFF, BMP, DICOM) into the store; only new or changed files are embedded."""
+    from indexer.pipeline import IndexSettings
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store, model, device, create=True, writable=True) as engine:
+        settings = IndexSettings(batch_size=batch_size, workers=workers)
+        if as_json or not show_progress():
+            report = engine.index(paths, settings)
+        else:
+            report = _index_with_bar(engine, paths, settings)
+        if as_json:
+            print_json(report.as_dict())
+            return
+        typer.echo(
+            f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, moved {report.moved}, "
+            f"removed {report.removed}, failed {report.failed} in {report.seconds:.1f} s"
+        )
+        for failure in report.failures[:20]:
+            typer.echo(f"  failed: {failure['path']}: {failure['reason']}", err=True)
+
+
+def _index_with_bar(engine, paths, settings):  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("embedding", total=None)
+        return engine.index(paths, settings, progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="What to look for, e.g. 'left pleural effusion'.")],
+    k: Annotated[int, typer.Option("-k", "--k", help="How many results.")] = 10,
+    offset: Annotated[int, typer.Option(help="Skip this many results (paging).")] = 0,
+    store: StoreOption = DEFAULT_STORE,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    as_json: JsonOption = False,
+) -> None:
+    """Find images that match a sentence (text-to-image)."""
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store, model, device) as engine:
+        results = engine.search(text, k=k, offset=offset)
+        if as_json:
+            print_json({"query": text, "results": [r.as_dict() for r in results]})
+        else:
+            results_table(f"search: {text}", results)
+
+
+@app.command()
+def similar(
+    target: Annotated[str, typer.Argument(help="An image file (indexed or not) or an image id in the store.")],
+    k: Annotated[int, typer.Option("-k", "--k", help="How many results.")] = 10,
+    offset: Annotated[int, typer.Option(help="Skip this many results (paging).")] = 0,
+    store: StoreOption = DEFAULT_STORE,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    as_json: JsonOption = False,
+) -> None:
+    """Find images similar to an image (image-to-image)."""
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store, model, device) as engine:
+        results = engine.similar(target, k=k, offset=offset)
+        if as_json:
+            print_json({"query": target, "results": [r.as_dict() for r in results]})
+        else:
+            results_table(f"similar to: {target}", results)
+
+
+@app.command()
+def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
+    """Show the store's facts: counts, model, dimension, index type, generation and failures."""
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store) as engine:
+        facts = engine.info()
+        if as_json:
+            print_json(facts)
+            return
+        for key, value in facts.items():
+            if key == "failures":
+                typer.echo(f"failures: {len(value)}")
+                for failure in value[:50]:
+                    typer.echo(f"  {failure['path']}: {failure['reason']}")
+            else:
+                typer.echo(f"{key}: {value}")
+
+
+if __name__ == "__main__":
+    app()

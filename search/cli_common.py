@@ -1,0 +1,85 @@
+"""What every command shares: the options, the error translation and JSON/table output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from storage.errors import MedsearchError
+
+StoreOption = Annotated[Path, typer.Option("--store", envvar="MEDSEARCH_STORE",
+                                           help="Store directory.")]
+ModelOption = Annotated[str | None, typer.Option(
+    "--model", help="Hub id or local folder. Default: the store's model, else MEDSEARCH_MODEL, else "
+    "google/medsiglip-448.")]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
+DEFAULT_STORE = Path("medsearch-store")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def error_payload(error: MedsearchError) -> dict[str, Any]:
+    """The one JSON error shape, shared by the CLI and the HTTP API."""
+    body: dict[str, Any] = {"code": error.code, "message": str(error)}
+    position = getattr(error, "position", None)
+    if position is not None:
+        body["position"] = position
+    return {"error": body}
+
+
+@contextmanager
+def cli_errors(as_json: bool) -> Iterator[None]:
+    """Turn medsearch's errors into one line (or the JSON error shape) and the error's exit code."""
+    try:
+        yield
+    except MedsearchError as error:
+        _fail(error, error.exit_code, as_json)
+    except FileNotFoundError as error:
+        wrapped = MedsearchError(str(error).strip("'\""))
+        wrapped.code = "not_found"
+        _fail(wrapped, 6, as_json)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: every batch finished before the interrupt is kept", err=True)
+        raise typer.Exit(130) from None
+
+
+def _fail(error: MedsearchError, code: int, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(error_payload(error)))
+    else:
+        typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def results_table(title: str, results: list[Any]) -> None:
+    """A readable table of results (rank, score, probability, id, path, a few metadata fields)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for column in ("rank", "score", "prob", "id", "path", "metadata"):
+        table.add_column(column, overflow="fold")
+    for result in results:
+        shown = {k: v for k, v in result.metadata.items() if k in ("modality", "body_part", "study_date", "frame_number")
+                 and v not in (None, 0)}
+        prob = "" if result.probability is None else f"{result.probability:.3f}"
+        table.add_row(str(result.rank), f"{result.score:.4f}", prob, str(result.id), result.path,
+                      " ".join(f"{k}={v}" for k, v in shown.items()))
+    Console().print(table)
+    if not results:
+        typer.echo("no results")
+
+
+def show_progress() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,66 @@
+"""Text vectors cached in memory and in the store, per model revision: a repeated prompt or query costs
+no model call."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from indexer.embedder import Embedder
+from storage.models import TextEmbedding
+from storage.store import Store
+
+
+class TextCache:
+    """``vectors(texts)`` -> (n, dim) float32 unit rows, from memory, the store, or the model."""
+
+    def __init__(self, store: Store | None, embedder: Embedder, capacity: int = 4096) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.key = f"{embedder.model_id}@{embedder.revision}"
+        self.capacity = capacity
+        self.memory: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.model_calls = 0
+
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        missing = [text for text in dict.fromkeys(texts) if text not in self.memory]
+        if missing and self.store is not None:
+            self._load(missing)
+            missing = [text for text in missing if text not in self.memory]
+        if missing:
+            computed = self.embedder.embed_texts(missing)
+            self.model_calls += 1
+            for text, vector in zip(missing, computed, strict=True):
+                self._remember(text, vector)
+            self._save(missing, computed)
+        for text in texts:
+            self.memory.move_to_end(text)
+        return np.vstack([self.memory[text] for text in texts]).astype(np.float32)
+
+    def _remember(self, text: str, vector: np.ndarray) -> None:
+        self.memory[text] = vector
+        while len(self.memory) > self.capacity:
+            self.memory.popitem(last=False)
+
+    def _load(self, texts: list[str]) -> None:
+        assert self.store is not None
+        with self.store.sessions() as session:
+            rows = session.execute(select(TextEmbedding.text, TextEmbedding.embedding).where(
+                TextEmbedding.model_key == self.key, TextEmbedding.text.in_(texts)))
+            for text, blob in rows:
+                self._remember(text, np.frombuffer(blob, dtype=np.float32).copy())
+
+    def _save(self, texts: list[str], computed: np.ndarray) -> None:
+        """Best effort: a read-only store still answers, it only forgets the vectors."""
+        if self.store is None:
+            return
+        try:
+            with self.store.session() as session:
+                for text, vector in zip(texts, computed, strict=True):
+                    session.merge(TextEmbedding(model_key=self.key, text=text, embedding=vector.tobytes()))
+        except SQLAlchemyError:
+            pass

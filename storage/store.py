@@ -1,0 +1,239 @@
+"""The store: a directory with the SQLite database (or a PostgreSQL URL), the FAISS snapshot, the
+patient-key secret and the writer lock. The database is the truth; the in-memory FAISS index is caught
+up from it on open and after every write. One writer at a time (an exclusive lock file); any number of
+readers, which never see half a batch because every batch is one transaction."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from storage import vectors
+from storage.database import make_engine, make_sessions
+from storage.errors import ModelMismatch, StoreError, StoreLocked
+from storage.models import Deletion, Image, StoreInfo, utcnow
+
+SCHEMA_VERSION = 1
+DB_FILE = "medsearch.db"
+LOCK_FILE = "write.lock"
+SECRET_FILE = "patient-key.secret"
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What produced a store's vectors. Two records match when revision, size and preprocessing match."""
+
+    model_id: str
+    revision: str
+    dim: int
+    preprocessing_version: str
+
+    def mismatch(self, other: ModelRecord) -> str | None:
+        """A sentence saying how ``other`` differs from this record, or None when they match."""
+        if other.dim != self.dim:
+            return f"vector size {other.dim} differs from the store's {self.dim}"
+        if other.revision != self.revision:
+            return f"model {other.model_id} ({other.revision}) is not the store's {self.model_id} ({self.revision})"
+        if other.preprocessing_version != self.preprocessing_version:
+            return f"preprocessing {other.preprocessing_version} is not the store's {self.preprocessing_version}"
+        return None
+
+
+class Store:
+    """Open with ``Store.open``; close with ``close()`` (or use it as a context manager)."""
+
+    def __init__(self, directory: Path, database_url: str, writable: bool) -> None:
+        self.directory = directory
+        self.writable = writable
+        self._lock_handle: Any = None
+        if writable:
+            self._take_lock()
+        self.engine = make_engine(database_url)
+        self.sessions = make_sessions(self.engine)
+        self._index: Any = None
+        self._index_generation = -1
+
+    @classmethod
+    def open(cls, directory: Path | str, *, create: bool = False, writable: bool = False,
+             database_url: str | None = None) -> Store:
+        """Open the store in ``directory``. Raises StoreError when it does not exist and ``create`` is
+        false, StoreLocked when ``writable`` and another process writes to it."""
+        directory = Path(directory).expanduser().resolve()
+        url = database_url or os.environ.get("MEDSEARCH_DATABASE_URL") or f"sqlite:///{directory / DB_FILE}"
+        if not directory.is_dir() or (url.startswith("sqlite") and not (directory / DB_FILE).exists()):
+            if not create:
+                raise StoreError(f"No medsearch store at {directory}; run `medsearch index FOLDER --store {directory}` first.")
+            directory.mkdir(parents=True, exist_ok=True)
+        return cls(directory, url, writable or create)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _take_lock(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        handle = open(self.directory / LOCK_FILE, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise StoreLocked(
+                f"Another medsearch process (pid {holder}) is writing to {self.directory}; wait for it to finish."
+            ) from None
+        except OSError as exc:
+            handle.close()
+            raise StoreError(f"Cannot lock {self.directory} for writing: {exc.strerror}") from exc
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_handle = handle
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction, committed on success."""
+        with self.sessions.begin() as session:
+            yield session
+
+    # -- what produced the vectors -------------------------------------------------------------
+
+    def info(self) -> StoreInfo | None:
+        with self.sessions() as session:
+            return session.get(StoreInfo, 1)
+
+    def model_record(self) -> ModelRecord | None:
+        info = self.info()
+        if info is None:
+            return None
+        return ModelRecord(info.model_id, info.model_revision, info.dim, info.preprocessing_version)
+
+    def bind_model(self, record: ModelRecord, index_type: str = "flat") -> None:
+        """Record the model on first use; afterwards refuse any other. Raises ModelMismatch."""
+        current = self.model_record()
+        if current is None:
+            with self.session() as session:
+                session.add(StoreInfo(
+                    id=1, schema_version=SCHEMA_VERSION, model_id=record.model_id, model_revision=record.revision,
+                    dim=record.dim, preprocessing_version=record.preprocessing_version, index_type=index_type,
+                    generation=0,
+                ))
+            return
+        problem = current.mismatch(record)
+        if problem:
+            raise ModelMismatch(
+                f"This store was built with {current.model_id}; {problem}. Use the store's model "
+                f"(omit --model), or index into a new --store."
+            )
+
+    def patient_key_secret(self) -> bytes:
+        """The secret that keys patient pseudonyms; created (mode 0600) on first use."""
+        path = self.directory / SECRET_FILE
+        if not path.exists():
+            if not self.writable:
+                raise StoreError(f"{path} is missing; open the store for writing to create it.")
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        return bytes.fromhex(path.read_text().strip())
+
+    # -- the vector index ----------------------------------------------------------------------
+
+    def generation(self) -> int:
+        info = self.info()
+        return info.generation if info else 0
+
+    def index(self) -> Any:
+        """The FAISS index, caught up with the database (loaded or rebuilt on first use)."""
+        record = self.model_record()
+        if record is None:
+            raise StoreError(f"The store at {self.directory} is empty; index a folder first.")
+        if self._index is None:
+            loaded = vectors.load_snapshot(self.directory, record.dim, record.revision)
+            if loaded is not None:
+                self._index, manifest = loaded
+                self._index_generation = manifest.generation
+            else:
+                self._rebuild(record.dim)
+        self.catch_up()
+        return self._index
+
+    def catch_up(self) -> None:
+        """Replay the rows and deletions committed after the in-memory index's generation."""
+        with self.sessions() as session, session.begin():
+            generation = session.scalar(select(StoreInfo.generation).where(StoreInfo.id == 1)) or 0
+            if generation == self._index_generation:
+                return
+            gone = session.scalars(select(Deletion.image_id).where(Deletion.generation > self._index_generation))
+            vectors.remove(self._index, np.fromiter(gone, dtype=np.int64))
+            rows = session.execute(
+                select(Image.id, Image.embedding).where(Image.generation > self._index_generation)
+            ).all()
+            count = session.scalar(select(func.count()).select_from(Image)) or 0
+        if rows:
+            vectors.add(self._index, *_stack(rows))
+        self._index_generation = generation
+        if self._index.ntotal != count:
+            self._rebuild(self._index.d)
+
+    def _rebuild(self, dim: int) -> None:
+        """Build the index again from every vector in the database."""
+        info = self.info()
+        self._index = vectors.new_index(dim, info.index_type if info else "flat")
+        with self.sessions() as session, session.begin():
+            self._index_generation = session.scalar(select(StoreInfo.generation)) or 0
+            result = session.execute(select(Image.id, Image.embedding).execution_options(yield_per=20_000))
+            for chunk in result.partitions():
+                vectors.add(self._index, *_stack(chunk))
+
+    def save_snapshot(self) -> None:
+        """Write the FAISS snapshot (atomically) if it is behind the database."""
+        record = self.model_record()
+        if record is None or not self.writable:
+            return
+        index = self.index()
+        info = self.info()
+        assert info is not None
+        vectors.save_snapshot(index, self.directory, self._index_generation, record.revision, info.index_type)
+
+    def apply_to_index(self, generation: int, added: tuple[np.ndarray, np.ndarray], removed: np.ndarray) -> None:
+        """After this process committed ``generation``, apply the same change to the in-memory index."""
+        if self._index is None or self._index_generation != generation - 1:
+            return
+        vectors.remove(self._index, removed)
+        vectors.add(self._index, *added)
+        self._index_generation = generation
+
+    def bump_generation(self, session: Session) -> int:
+        """Inside a write transaction: the new generation for the rows it writes."""
+        info = session.get(StoreInfo, 1, with_for_update=True)
+        if info is None:
+            raise StoreError("The store has no model record; bind_model first.")
+        info.generation += 1
+        info.updated_at = utcnow()
+        return info.generation
+
+
+def _stack(rows: Any) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.fromiter((row[0] for row in rows), dtype=np.int64)
+    matrix = np.vstack([np.frombuffer(row[1], dtype=np.float32) for row in rows])
+    return ids, matrix

@@ -1,0 +1,126 @@
+"""Every change to the images goes through ``write_batch``: one transaction that bumps the generation,
+so readers see a batch whole or not at all, and a crash keeps every batch committed before it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, insert, select, update
+
+from storage.models import METADATA_COLUMNS, Deletion, Failure, Image, utcnow
+
+STORED_KEYS = frozenset(METADATA_COLUMNS) | {"identity"}
+from storage.store import Store
+
+
+@dataclass
+class NewImage:
+    """One embedded frame of a file. ``embedding``: (dim,) float32 unit vector."""
+
+    path: str
+    frame_number: int
+    size: int
+    mtime_ns: int
+    content_hash: str
+    embedding: np.ndarray
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FileStat:
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class Batch:
+    """A set of changes committed together. Paths in ``replace_paths`` lose their old rows (their new
+    ones are in ``images``); ``moves`` are (old path, new stat) with the vectors kept."""
+
+    images: list[NewImage] = field(default_factory=list)
+    replace_paths: set[str] = field(default_factory=set)
+    remove_paths: list[str] = field(default_factory=list)
+    moves: list[tuple[str, FileStat]] = field(default_factory=list)
+    touches: list[FileStat] = field(default_factory=list)
+    failures: list[tuple[FileStat, str]] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.images or self.replace_paths or self.remove_paths or self.moves or self.touches
+                    or self.failures)
+
+
+def write_batch(store: Store, batch: Batch) -> int:
+    """Commit ``batch`` in one transaction and apply it to the store's in-memory index.
+    Returns the new generation."""
+    with store.session() as session:
+        generation = store.bump_generation(session)
+        gone_paths = list(batch.replace_paths) + list(batch.remove_paths)
+        removed = _delete_paths(session, gone_paths, generation)
+        for old_path, stat in batch.moves:
+            session.execute(update(Image).where(Image.path == old_path).values(
+                path=stat.path, size=stat.size, mtime_ns=stat.mtime_ns))
+        for stat in batch.touches:
+            session.execute(update(Image).where(Image.path == stat.path).values(
+                size=stat.size, mtime_ns=stat.mtime_ns))
+        ids = _insert_images(session, batch.images, generation)
+        done = {image.path for image in batch.images} | {stat.path for _old, stat in batch.moves}
+        _record_failures(session, batch.failures, done)
+    vectors = np.vstack([image.embedding for image in batch.images]) if batch.images else np.empty((0, 0))
+    store.apply_to_index(generation, (ids, vectors.astype(np.float32)), removed)
+    return generation
+
+
+def _delete_paths(session: Any, paths: list[str], generation: int) -> np.ndarray:
+    removed: list[int] = []
+    for start in range(0, len(paths), 500):
+        chunk = paths[start : start + 500]
+        ids = list(session.scalars(select(Image.id).where(Image.path.in_(chunk))))
+        if ids:
+            session.execute(delete(Image).where(Image.id.in_(ids)))
+            session.execute(insert(Deletion), [{"image_id": i, "generation": generation} for i in ids])
+            removed.extend(ids)
+    return np.asarray(removed, dtype=np.int64)
+
+
+def _insert_images(session: Any, images: list[NewImage], generation: int) -> np.ndarray:
+    if not images:
+        return np.empty(0, dtype=np.int64)
+    now = utcnow()
+    rows = [
+        {
+            **{key: value for key, value in image.metadata.items() if key in STORED_KEYS},
+            "path": image.path,
+            "frame_number": image.frame_number,
+            "size": image.size,
+            "mtime_ns": image.mtime_ns,
+            "content_hash": image.content_hash,
+            "embedding": np.ascontiguousarray(image.embedding, dtype=np.float32).tobytes(),
+            "generation": generation,
+            "indexed_at": now,
+        }
+        for image in images
+    ]
+    statement = insert(Image).returning(Image.id, sort_by_parameter_order=True)
+    return np.fromiter(session.scalars(statement, rows), dtype=np.int64)
+
+
+def _record_failures(session: Any, failures: list[tuple[FileStat, str]], done: set[str]) -> None:
+    paths = done | {stat.path for stat, _reason in failures}
+    for start in range(0, len(paths), 500):
+        chunk = list(paths)[start : start + 500]
+        session.execute(delete(Failure).where(Failure.path.in_(chunk)))
+    if failures:
+        session.execute(insert(Failure), [
+            {"path": stat.path, "reason": reason, "size": stat.size, "mtime_ns": stat.mtime_ns, "seen_at": utcnow()}
+            for stat, reason in failures
+        ])
+
+
+def forget_failures(store: Store, paths: list[str]) -> None:
+    """Drop failure records of files that no longer exist."""
+    with store.session() as session:
+        for start in range(0, len(paths), 500):
+            session.execute(delete(Failure).where(Failure.path.in_(paths[start : start + 500])))

@@ -1,0 +1,94 @@
+"""Shared fixtures: tiny SigLIP models saved with save_pretrained and loaded through the same code path as
+MedSigLIP-448, folders of real images written by the tests, and real DICOM files from pydicom's wheel."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from tests.tiny_siglip import build_tiny_siglip, train_tiny_siglip
+
+REAL_DICOMS = ("CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "rtplan.dcm")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight tiny SigLIP folder (seeded)."""
+    return build_tiny_siglip(tmp_path_factory.mktemp("tiny-model"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny SigLIP trained for a few seconds on drawn shapes with captions."""
+    return train_tiny_siglip(tmp_path_factory.mktemp("trained-model"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tiny_model: Path) -> Any:
+    from indexer.model_loading import load_embedder
+
+    return load_embedder(str(tiny_model), device="cpu")
+
+
+def pydicom_file(name: str) -> Path:
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name)
+    assert path is not None, name
+    return Path(path)
+
+
+def write_png(path: Path, seed: int, size: tuple[int, int] = (40, 30), sixteen_bit: bool = False) -> Path:
+    """A random-pattern PNG (8-bit RGB or 16-bit grey) unlike any other seed's."""
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if sixteen_bit:
+        Image.fromarray(rng.integers(0, 65535, size[::-1], dtype=np.uint16)).save(path)
+    else:
+        Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """Six written raster images (PNG, JPEG, TIFF, 16-bit PNG) and three real DICOMs plus an RT plan."""
+    folder = tmp_path / "images"
+    for seed in range(3):
+        write_png(folder / f"png/case{seed:03d}.png", seed)
+    Image.open(write_png(folder / "tmp.png", 10)).convert("RGB").save(folder / "photo.jpg", quality=90)
+    (folder / "tmp.png").unlink()
+    Image.fromarray(np.random.default_rng(11).integers(0, 255, (50, 20), dtype=np.uint8)).save(folder / "scan.tiff")
+    write_png(folder / "deep/grey16.png", 12, sixteen_bit=True)
+    for name in REAL_DICOMS:
+        target = folder / "dicom" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(pydicom_file(name), target)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """Run the real CLI in-process: ``cli("search", "x", "--json")`` -> parsed JSON (or the result)."""
+    from search.cli import app
+
+    monkeypatch.delenv("MEDSEARCH_STORE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    runner = CliRunner()
+
+    def run(*args: str, expect: int = 0) -> Any:
+        result = runner.invoke(app, [str(a) for a in args])
+        assert result.exit_code == expect, (result.exit_code, result.output, result.exception)
+        if "--json" in args:
+            return json.loads(result.stdout)
+        return result
+
+    return run
