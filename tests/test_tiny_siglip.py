@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-from tiny_siglip import (
+from tests.tiny_siglip import (
     CANVAS_SIZES,
     CLASS_CAPTIONS,
     CLASS_NAMES,
