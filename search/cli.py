@@ -3,6 +3,7 @@ prints a table or JSON. Heavy libraries load only inside the commands that need 
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
 from typing import Annotated
 
@@ -123,6 +124,12 @@ def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
                     typer.echo(f"  {failure['path']}: {failure['reason']}")
             else:
                 typer.echo(f"{key}: {value}")
+
+
+# Other command groups live in their own modules, each with ``register(app)``.
+COMMAND_MODULES: tuple[str, ...] = ()
+for _name in COMMAND_MODULES:
+    import_module(_name).register(app)
 
 
 if __name__ == "__main__":
