@@ -3,9 +3,10 @@ prints a table or JSON. Heavy libraries load only inside the commands that need 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from importlib import import_module
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -20,6 +21,7 @@ from search.cli_common import (
     results_table,
     show_progress,
 )
+from search.cli_metadata import show_sidecar_report
 
 app = typer.Typer(help="Semantic search over medical images with MedSigLIP.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -33,27 +35,72 @@ def index(
     device: DeviceOption = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 16,
     workers: Annotated[int, typer.Option(help="Decoding processes; -1 picks from the cores, 0 decodes inline.")] = -1,
+    window: Annotated[str | None, typer.Option(
+        help="DICOM window: CENTER,WIDTH or lung, mediastinum, bone, brain, soft-tissue. Default: the file's.")] = None,
+    frames: Annotated[str, typer.Option(help="Multi-frame files: 'middle' frame or 'all' frames.")] = "middle",
+    metadata: Annotated[Path | None, typer.Option(help="Sidecar CSV joined to the images afterwards.")] = None,
+    keep_identity: Annotated[bool, typer.Option(
+        "--keep-identity", help="Store patient names, IDs and birth dates (off: only a keyed pseudonym).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Index images (PNG, JPEG, TIFF, BMP, DICOM) into the store; only new or changed files are embedded."""
+    from indexer.frames import ReadOptions
     from indexer.pipeline import IndexSettings
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, create=True, writable=True) as engine:
-        settings = IndexSettings(batch_size=batch_size, workers=workers)
+        options = ReadOptions(window=parse_window(window), frames=parse_frames(frames), keep_identity=keep_identity)
+        settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
         if as_json or not show_progress():
             report = engine.index(paths, settings)
         else:
             report = _index_with_bar(engine, paths, settings)
+        sidecar = _import_sidecar(engine, metadata) if metadata else None
         if as_json:
-            print_json(report.as_dict())
+            print_json({**report.as_dict(), **({"metadata": asdict(sidecar)} if sidecar else {})})
             return
+        if sidecar:
+            show_sidecar_report(sidecar, as_json=False)
         typer.echo(
             f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, moved {report.moved}, "
             f"removed {report.removed}, failed {report.failed} in {report.seconds:.1f} s"
         )
         for failure in report.failures[:20]:
             typer.echo(f"  failed: {failure['path']}: {failure['reason']}", err=True)
+
+
+def parse_window(text: str | None) -> tuple[float, float] | str | None:
+    """``"40,400"`` -> (40.0, 400.0); a preset name stays a string. Raises InvalidQuery."""
+    from storage.errors import InvalidQuery
+
+    if text is None or not text.strip():
+        return None
+    if "," not in text:
+        presets = ("lung", "mediastinum", "bone", "brain", "soft-tissue")
+        if text not in presets:
+            raise InvalidQuery(f"unknown window {text!r}: give CENTER,WIDTH or one of {', '.join(presets)}")
+        return text
+    try:
+        center, width = (float(part) for part in text.split(","))
+    except ValueError:
+        raise InvalidQuery(f"bad window {text!r}: expected CENTER,WIDTH, e.g. -600,1500") from None
+    if width <= 0:
+        raise InvalidQuery("the window width must be positive")
+    return center, width
+
+
+def parse_frames(text: str) -> Literal["middle", "all"]:
+    from storage.errors import InvalidQuery
+
+    if text not in ("middle", "all"):
+        raise InvalidQuery(f"--frames takes 'middle' or 'all', not {text!r}")
+    return text  # type: ignore[return-value]
+
+
+def _import_sidecar(engine, csv_file: Path):  # type: ignore[no-untyped-def]
+    from indexer.sidecar import import_sidecar
+
+    return import_sidecar(engine.store, csv_file)
 
 
 def _index_with_bar(engine, paths, settings):  # type: ignore[no-untyped-def]
@@ -127,7 +174,7 @@ def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
 
 
 # Other command groups live in their own modules, each with ``register(app)``.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("search.cli_metadata",)
 for _name in COMMAND_MODULES:
     import_module(_name).register(app)
 

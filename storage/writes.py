@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import delete, insert, select, update
 
-from storage.models import METADATA_COLUMNS, Deletion, Failure, Image, utcnow
+from storage.models import METADATA_COLUMNS, Deletion, Failure, Image, ImageField, utcnow
+from storage.store import Store
 
 STORED_KEYS = frozenset(METADATA_COLUMNS) | {"identity"}
-from storage.store import Store
 
 
 @dataclass
@@ -57,6 +57,7 @@ def write_batch(store: Store, batch: Batch) -> int:
     Returns the new generation."""
     with store.session() as session:
         generation = store.bump_generation(session)
+        carried = _sidecar_fields(session, list(batch.replace_paths))
         gone_paths = list(batch.replace_paths) + list(batch.remove_paths)
         removed = _delete_paths(session, gone_paths, generation)
         for old_path, stat in batch.moves:
@@ -66,6 +67,7 @@ def write_batch(store: Store, batch: Batch) -> int:
             session.execute(update(Image).where(Image.path == stat.path).values(
                 size=stat.size, mtime_ns=stat.mtime_ns))
         ids = _insert_images(session, batch.images, generation)
+        _carry_fields(session, carried, batch.images, ids)
         done = {image.path for image in batch.images} | {stat.path for _old, stat in batch.moves}
         _record_failures(session, batch.failures, done)
     vectors = np.vstack([image.embedding for image in batch.images]) if batch.images else np.empty((0, 0))
@@ -83,6 +85,28 @@ def _delete_paths(session: Any, paths: list[str], generation: int) -> np.ndarray
             session.execute(insert(Deletion), [{"image_id": i, "generation": generation} for i in ids])
             removed.extend(ids)
     return np.asarray(removed, dtype=np.int64)
+
+
+def _sidecar_fields(session: Any, paths: list[str]) -> list[tuple[str, int, dict[str, Any]]]:
+    """Sidecar values of files about to be replaced, so the new rows keep them."""
+    if not paths:
+        return []
+    rows = session.execute(
+        select(Image.path, Image.frame_number, ImageField)
+        .join(ImageField, ImageField.image_id == Image.id)
+        .where(Image.path.in_(paths), ImageField.source.like("sidecar:%"))
+    ).all()
+    keep = ("name", "kind", "number", "text", "date", "source")
+    return [(path, frame, {key: getattr(field_row, key) for key in keep}) for path, frame, field_row in rows]
+
+
+def _carry_fields(session: Any, carried: list[tuple[str, int, dict[str, Any]]], images: list[NewImage],
+                  ids: np.ndarray) -> None:
+    new_ids = {(image.path, image.frame_number): int(i) for image, i in zip(images, ids, strict=True)}
+    values = [{**values, "image_id": new_ids[(path, frame)]} for path, frame, values in carried
+              if (path, frame) in new_ids]
+    if values:
+        session.execute(insert(ImageField), values)
 
 
 def _insert_images(session: Any, images: list[NewImage], generation: int) -> np.ndarray:

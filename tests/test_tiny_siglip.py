@@ -10,6 +10,16 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+from transformers import (
+    AutoImageProcessor,
+    AutoModel,
+    AutoProcessor,
+    AutoTokenizer,
+    SiglipModel,
+    SiglipProcessor,
+    SiglipTokenizer,
+)
+
 from tests.tiny_siglip import (
     CANVAS_SIZES,
     CLASS_CAPTIONS,
@@ -19,15 +29,6 @@ from tests.tiny_siglip import (
     build_tiny_siglip,
     make_caption_images,
     train_tiny_siglip,
-)
-from transformers import (
-    AutoImageProcessor,
-    AutoModel,
-    AutoProcessor,
-    AutoTokenizer,
-    SiglipModel,
-    SiglipProcessor,
-    SiglipTokenizer,
 )
 
 

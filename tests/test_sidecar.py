@@ -1,0 +1,86 @@
+"""Sidecar CSV metadata: joined by path, file name or SOP instance UID, typed, re-importable."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from indexer.sidecar import infer_kind
+from tests.conftest import write_png
+
+
+def _fields(store: Path) -> dict[tuple[str, str], tuple[str, Any]]:
+    with sqlite3.connect(store / "medsearch.db") as db:
+        rows = db.execute("select i.path, f.name, f.kind, f.number, f.text, f.date from image_fields f "
+                          "join images i on i.id = f.image_id").fetchall()
+    return {(Path(p).name, name): (kind, number if number is not None else text or date)
+            for p, name, kind, number, text, date in rows}
+
+
+def test_import_joins_types_and_reports(cli: Callable[..., Any], image_folder: Path, tiny_model: Path,
+                                        tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    labels = image_folder / "labels.csv"
+    labels.write_text("path,effusion,site,scan_date,reviewed\n"
+                      "png/case000.png,1,north,2021-03-04,yes\n"
+                      "png/case001.png,0,south,2020-12-31,no\n"
+                      "missing.png,1,east,2019-01-01,yes\n")
+    report = cli("index", image_folder, "--store", store, "--model", tiny_model, "--metadata", labels, "--json",
+                 "--workers", "0")
+    meta = report["metadata"]
+    assert (meta["rows"], meta["matched_rows"], meta["images_updated"]) == (3, 2, 2)
+    assert meta["unmatched"] == ["missing.png"]
+    assert meta["fields"] == {"effusion": "number", "site": "text", "scan_date": "date", "reviewed": "bool"}
+    fields = _fields(store)
+    assert fields[("case000.png", "effusion")] == ("number", 1.0)
+    assert fields[("case001.png", "site")] == ("text", "south")
+    assert fields[("case000.png", "scan_date")] == ("date", "2021-03-04")
+    assert fields[("case001.png", "reviewed")] == ("bool", 0.0)
+
+    labels.write_text("file,effusion\ncase000.png,0\n")  # by file name; re-import replaces
+    again = cli("import-metadata", labels, "--store", store, "--json")
+    assert again["matched_rows"] == 1
+    fields = _fields(store)
+    assert fields[("case000.png", "effusion")] == ("number", 0.0)
+    assert ("case001.png", "site") not in fields  # the file's earlier values are gone with it
+
+    write_png(image_folder / "png" / "case000.png", seed=123)  # changed: re-embedded, keeps its labels
+    cli("index", image_folder, "--store", store, "--json", "--workers", "0")
+    assert _fields(store)[("case000.png", "effusion")] == ("number", 0.0)
+
+
+def test_join_by_sop_instance_uid(cli: Callable[..., Any], image_folder: Path, tiny_model: Path, tmp_path: Path) -> None:
+    import pydicom
+
+    store = tmp_path / "store"
+    cli("index", image_folder, "--store", store, "--model", tiny_model, "--json", "--workers", "0")
+    uid = pydicom.dcmread(image_folder / "dicom" / "CT_small.dcm").SOPInstanceUID
+    labels = tmp_path / "uids.csv"
+    labels.write_text(f"sop_instance_uid,nodule\n{uid},true\n")
+    assert cli("import-metadata", labels, "--store", store, "--json")["matched_rows"] == 1
+    assert _fields(store)[("CT_small.dcm", "nodule")] == ("bool", 1.0)
+
+
+def test_bad_sidecars_are_clear_errors(cli: Callable[..., Any], image_folder: Path, tiny_model: Path,
+                                       tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    cli("index", image_folder, "--store", store, "--model", tiny_model, "--json", "--workers", "0")
+    no_key = tmp_path / "nokey.csv"
+    no_key.write_text("name,value\na,1\n")
+    assert "needs one of the columns" in cli("import-metadata", no_key, "--store", store, "--json",
+                                             expect=2)["error"]["message"]
+    clash = tmp_path / "clash.csv"
+    clash.write_text("path,modality\na.png,CT\n")
+    assert "clash" in cli("import-metadata", clash, "--store", store, "--json", expect=2)["error"]["message"]
+
+
+@pytest.mark.parametrize(("values", "kind"), [
+    (["1", "0", ""], "number"), (["2.5", "-1e3"], "number"), (["yes", "No", "TRUE"], "bool"),
+    (["2020-01-02", "20210304"], "date"), (["1", "x"], "text"), ([], "text"),
+])
+def test_kind_inference(values: list[str], kind: str) -> None:
+    assert infer_kind(values) == kind
