@@ -21,7 +21,10 @@ from sqlalchemy import func, select
 from indexer.embedder import DEFAULT_MODEL, Embedder
 from indexer.frames import ReadOptions
 from indexer.pipeline import IndexReport, IndexSettings, Progress, index_paths
-from search.query import Result, embed_file, hydrate, stored_vector, top_k, vector_of_path
+from search.compose import compose, parse_part
+from search.query import Result, embed_file, hydrate, stored_vector, vector_of_path
+from search.ranking import allowed_ids, grouped, iter_ranked, take
+from search.scoring import cosine_for_probability
 from search.textcache import TextCache
 from storage import vectors
 from storage.errors import InvalidQuery
@@ -87,21 +90,78 @@ class Medsearch:
         """Index files and folders incrementally. Raises ModelMismatch, FileNotFoundError."""
         return index_paths(self.store, lambda: self.embedder, [Path(p) for p in paths], settings, progress)
 
-    def search(self, text: str, k: int = 10, offset: int = 0) -> list[Result]:
-        """The ``k`` images closest to ``text`` by cosine, with the model's pairwise probability."""
-        if not text.strip():
-            raise InvalidQuery("the search text is empty")
-        self.store.index()
-        self._check_model()
-        query = self.texts.vectors([text])[0]
-        calibration = (self.embedder.logit_scale, self.embedder.logit_bias)
-        return hydrate(self.store, top_k(self.store, query, k, offset), offset, calibration)
+    def search(self, text: str | None = None, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
+               min_score: float | None = None, min_prob: float | None = None, group_by: str | None = None,
+               like: Sequence[str] = (), unlike: Sequence[str] = ()) -> list[Result]:
+        """The ``k`` best images for a text and/or composed parts (see ``search.compose``), restricted to
+        ``where`` inside the vector search, above ``min_score`` (cosine) and ``min_prob`` (the model's
+        pairwise probability, plain text queries only), one per ``group_by`` group if given. Raises
+        InvalidQuery."""
+        query, calibration = self._query(text, like, unlike, min_prob)
+        return self._rank(query, k, offset, where, self._threshold(min_score, min_prob, calibration),
+                          group_by, calibration)
 
-    def similar(self, target: str | Path | int, k: int = 10, offset: int = 0,
+    def similar(self, target: str | Path | int, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
+                min_score: float | None = None, group_by: str | None = None,
                 read_options: ReadOptions | None = None) -> list[Result]:
         """Images closest to a stored id, an indexed file (its stored vector) or any image file."""
         query = self.query_vector(target, read_options)
-        return hydrate(self.store, top_k(self.store, query, k, offset), offset)
+        return self._rank(query, k, offset, where, min_score, group_by, None)
+
+    def count(self, text: str | None = None, *, where: Sequence[str] = (), min_score: float | None = None,
+              min_prob: float | None = None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> int:
+        """How many images pass the filter and the thresholds."""
+        allowed = allowed_ids(self.store, where)
+        if text is None and not like and not unlike:
+            return int(self.store.index().ntotal if allowed is None else len(allowed))
+        query, calibration = self._query(text, like, unlike, min_prob)
+        threshold = self._threshold(min_score, min_prob, calibration)
+        if threshold is None:
+            return int(self.store.index().ntotal if allowed is None else len(allowed))
+        return sum(1 for _hit in iter_ranked(self.store, query, allowed, threshold, first_round=1024))
+
+    def text_vectors(self, texts: Sequence[str]) -> Any:
+        """(n, dim) unit vectors of ``texts``, cached in memory and in the store."""
+        return self.texts.vectors(list(texts))
+
+    def _query(self, text: str | None, like: Sequence[str], unlike: Sequence[str],
+               min_prob: float | None) -> tuple[Any, tuple[float, float] | None]:
+        parts = ([parse_part(text)] if text is not None else []) + [parse_part(p) for p in like]
+        parts += [parse_part(p, sign=-1.0) for p in unlike]
+        if not parts or (text is not None and not text.strip()):
+            raise InvalidQuery("the search text is empty")
+        self.store.index()
+        if any(part.kind != "id" for part in parts):
+            self._check_model()
+        plain_text = len(parts) == 1 and parts[0].kind == "text"
+        if min_prob is not None and not plain_text:
+            raise InvalidQuery("--min-prob needs a plain text query: the model's probability is per text")
+        query = compose(parts, self.text_vectors, lambda part: self.query_vector(
+            int(part.value) if part.kind == "id" else part.value))
+        calibration = (self.embedder.logit_scale, self.embedder.logit_bias) if plain_text else None
+        return query, calibration
+
+    @staticmethod
+    def _threshold(min_score: float | None, min_prob: float | None,
+                   calibration: tuple[float, float] | None) -> float | None:
+        bounds = [min_score] if min_score is not None else []
+        if min_prob is not None and calibration is not None:
+            if not 0.0 < min_prob < 1.0:
+                raise InvalidQuery("--min-prob must be strictly between 0 and 1")
+            bounds.append(cosine_for_probability(min_prob, *calibration))
+        return max(bounds) if bounds else None
+
+    def _rank(self, query: Any, k: int, offset: int, where: Sequence[str], threshold: float | None,
+              group_by: str | None, calibration: tuple[float, float] | None) -> list[Result]:
+        hits = iter_ranked(self.store, query, allowed_ids(self.store, where), threshold)
+        if group_by is None:
+            return hydrate(self.store, take(hits, k, offset), offset, calibration)
+        best = grouped(self.store, hits, group_by, k, offset)
+        results = hydrate(self.store, [(i, s) for i, s, _g in best], offset, calibration)
+        groups = {i: g for i, _s, g in best}
+        for result in results:
+            result.group = groups[result.id]
+        return results
 
     def query_vector(self, target: str | Path | int, read_options: ReadOptions | None = None) -> Any:
         """The (dim,) vector of an id, an indexed path, or a file embedded now. Raises NotFound,

@@ -14,7 +14,7 @@ from indexer.embedder import Embedder
 from indexer.frames import ReadOptions
 from indexer.readers import read_file
 from search.scoring import probability
-from storage.errors import InvalidQuery, NotFound
+from storage.errors import NotFound
 from storage.models import METADATA_COLUMNS, Image
 from storage.store import Store
 
@@ -29,25 +29,14 @@ class Result:
     score: float
     metadata: dict[str, Any] = field(default_factory=dict)
     probability: float | None = None
+    group: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        if self.probability is None:
-            del data["probability"]
+        for optional in ("probability", "group"):
+            if data[optional] is None:
+                del data[optional]
         return data
-
-
-def top_k(store: Store, query: np.ndarray, k: int, offset: int = 0) -> list[tuple[int, float]]:
-    """(id, cosine) of the best ``k`` images after skipping ``offset``, best first. ``query``: (dim,)."""
-    if k <= 0:
-        raise InvalidQuery("k must be at least 1")
-    index = store.index()
-    wanted = min(k + offset, index.ntotal)
-    if wanted == 0:
-        return []
-    scores, ids = index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), wanted)
-    hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-    return hits[offset : offset + k]
 
 
 def hydrate(store: Store, hits: list[tuple[int, float]], offset: int = 0,

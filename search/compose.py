@@ -1,0 +1,64 @@
+"""Composed queries: several positive and negative parts, texts and images, with weights.
+
+Rule: every part is embedded to a unit vector v_i; the query is q = sum(w_i * v_i) with w_i > 0 for a
+positive part and w_i < 0 for a negative one (default weight 1), then q is L2-normalised and images are
+ranked by cosine(q, image). A part is written ``TEXT``, ``image:PATH``, ``id:N``, optionally followed by
+``@WEIGHT`` (e.g. ``"chest tube@0.5"``, ``image:ref.png@2``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from storage.errors import InvalidQuery
+
+
+@dataclass(frozen=True)
+class Part:
+    kind: str  # text | image | id
+    value: str
+    weight: float
+
+
+def parse_part(text: str, sign: float = 1.0) -> Part:
+    """``"chest tube@0.5"`` -> Part("text", "chest tube", 0.5 * sign). Raises InvalidQuery."""
+    body, weight = text, 1.0
+    if "@" in text:
+        head, _, tail = text.rpartition("@")
+        try:
+            weight = float(tail)
+            body = head
+        except ValueError:
+            body = text
+    if weight <= 0:
+        raise InvalidQuery(f"weights must be positive (use --unlike for negative parts): {text!r}")
+    kind, value = "text", body
+    for prefix in ("image:", "id:"):
+        if body.startswith(prefix):
+            kind, value = prefix[:-1], body[len(prefix):]
+    if not value.strip():
+        raise InvalidQuery(f"empty query part: {text!r}")
+    if kind == "id" and not value.isdigit():
+        raise InvalidQuery(f"id parts take a number: {text!r}")
+    return Part(kind, value, sign * weight)
+
+
+def compose(parts: Sequence[Part], text_vectors: Callable[[list[str]], np.ndarray],
+            image_vector: Callable[[Part], np.ndarray]) -> np.ndarray:
+    """The unit (dim,) query vector of ``parts``. Raises InvalidQuery when nothing positive remains."""
+    if not any(part.weight > 0 for part in parts):
+        raise InvalidQuery("a query needs at least one positive part")
+    texts = [part.value for part in parts if part.kind == "text"]
+    by_text = dict(zip(texts, text_vectors(texts), strict=True)) if texts else {}
+    total = None
+    for part in parts:
+        vector = by_text[part.value] if part.kind == "text" else image_vector(part)
+        total = part.weight * vector if total is None else total + part.weight * vector
+    assert total is not None
+    norm = float(np.linalg.norm(total))
+    if norm < 1e-6:
+        raise InvalidQuery("the positive and negative parts cancel out")
+    return (total / norm).astype(np.float32)

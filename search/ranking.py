@@ -1,0 +1,119 @@
+"""Ranked retrieval with a metadata filter applied inside the vector search, score thresholds, paging,
+counting and grouping.
+
+The filter is resolved to an id set in SQL first; FAISS then searches only those ids (an id selector), so
+when at least k images pass the filter, k come back. Hits are produced best first, in growing rounds, so
+thresholds and grouping read only as far down the ranking as they need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import String, cast, func, select
+
+from storage.errors import InvalidQuery
+from storage.models import METADATA_COLUMNS, Image, ImageField
+from storage.store import Store
+
+GROUP_COLUMNS = {"study": "study_instance_uid", "series": "series_instance_uid", "patient": "patient_key"}
+
+
+def allowed_ids(store: Store, where: Sequence[str]) -> np.ndarray | None:
+    """The ids of images matching every ``where`` expression (int64, sorted), or None for no filter.
+    Raises InvalidQuery pointing at the mistake."""
+    if not where:
+        return None
+    from search.filters import compile_filter, field_names
+
+    with store.sessions() as session:
+        clause = compile_filter(list(where), field_names(session))
+        ids = session.scalars(select(Image.id).where(clause).order_by(Image.id))
+        return np.fromiter(ids, dtype=np.int64)
+
+
+def iter_ranked(store: Store, query: np.ndarray, allowed: np.ndarray | None = None,
+                min_score: float | None = None, first_round: int = 64) -> Iterator[tuple[int, float]]:
+    """(id, cosine) best first over the allowed ids, stopping below ``min_score``. ``query``: (dim,)."""
+    index = store.index()
+    total = index.ntotal if allowed is None else len(allowed)
+    wanted, given = min(first_round, total), 0
+    while wanted > given:
+        hits = _search(index, query, wanted, allowed)
+        for image_id, score in hits[given:]:
+            if min_score is not None and score < min_score:
+                return
+            yield image_id, score
+        given = len(hits)
+        if given < wanted:
+            return
+        wanted = min(total, wanted * 4)
+
+
+def _search(index: Any, query: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+    """The top ``k`` (id, score) of one query, restricted to ``allowed`` ids inside the search."""
+    import faiss
+
+    params = None
+    if allowed is not None:
+        if len(allowed) == 0:
+            return []
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64)))
+    matrix = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+    scores, ids = index.search(matrix, k, params=params)
+    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+
+def take(hits: Iterator[tuple[int, float]], k: int, offset: int = 0) -> list[tuple[int, float]]:
+    """Hits ``offset`` to ``offset + k``."""
+    if k < 1 or offset < 0:
+        raise InvalidQuery("k must be at least 1 and offset at least 0")
+    out = []
+    for position, hit in enumerate(hits):
+        if position >= offset + k:
+            break
+        if position >= offset:
+            out.append(hit)
+    return out
+
+
+def group_values(store: Store, ids: list[int], column: str) -> dict[int, Any]:
+    """The value of ``column`` (a metadata column or a sidecar/label field) for each id that has one."""
+    with store.sessions() as session:
+        if column in METADATA_COLUMNS or column == "path":
+            rows = session.execute(select(Image.id, getattr(Image, column)).where(Image.id.in_(ids)))
+        else:
+            value = func.coalesce(ImageField.text, cast(ImageField.number, String), cast(ImageField.date, String))
+            rows = session.execute(select(ImageField.image_id, value).where(
+                ImageField.image_id.in_(ids), ImageField.name == column))
+        return {image_id: value for image_id, value in rows if value is not None}
+
+
+def grouped(store: Store, hits: Iterator[tuple[int, float]], group_by: str, k: int,
+            offset: int = 0) -> list[tuple[int, float, dict[str, Any]]]:
+    """The best image of each group, best groups first: (id, score, {by, key, size, ids}). ``size``
+    counts the group's matching images among those read; images without a value are groups alone."""
+    column = GROUP_COLUMNS.get(group_by, group_by)
+    groups: dict[Any, list[tuple[int, float]]] = {}
+    for chunk in _chunks(hits, 256):
+        values = group_values(store, [image_id for image_id, _score in chunk], column)
+        for image_id, score in chunk:
+            key = values.get(image_id, ("__alone__", image_id))
+            groups.setdefault(key, []).append((image_id, score))
+    ordered = list(groups.items())[offset : offset + k]
+    return [(members[0][0], members[0][1], {"by": group_by, "key": None if isinstance(key, tuple) else str(key),
+                                              "size": len(members), "ids": [m[0] for m in members[1:]]})
+            for key, members in ordered]
+
+
+def _chunks(hits: Iterator[tuple[int, float]], size: int) -> Iterator[list[tuple[int, float]]]:
+    chunk: list[tuple[int, float]] = []
+    for hit in hits:
+        chunk.append(hit)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
