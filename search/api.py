@@ -132,7 +132,7 @@ class Medsearch:
             raise InvalidQuery("the search text is empty")
         self.store.index()
         if any(part.kind != "id" for part in parts):
-            self._check_model()
+            self.check_model()
         plain_text = len(parts) == 1 and parts[0].kind == "text"
         if min_prob is not None and not plain_text:
             raise InvalidQuery("--min-prob needs a plain text query: the model's probability is per text")
@@ -174,10 +174,10 @@ class Medsearch:
             return stored
         if not path.exists():
             raise InvalidQuery(f"{target} is neither a file nor an image id in the store")
-        self._check_model()
+        self.check_model()
         return embed_file(self.embedder, path, read_options)
 
-    def _check_model(self) -> None:
+    def check_model(self) -> None:
         from indexer.preprocess import PREPROCESSING_VERSION
         from storage.store import ModelRecord
 

@@ -112,32 +112,55 @@ def _index_with_bar(engine, paths, settings):  # type: ignore[no-untyped-def]
         return engine.index(paths, settings, progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
+WhereOption = Annotated[list[str] | None, typer.Option(
+    "--where", help="Metadata filter, e.g. \"modality in ('CR','DX') and study_date >= '2019-01-01'\"; repeatable.")]
+MinScoreOption = Annotated[float | None, typer.Option(help="Only results with cosine >= this.")]
+GroupOption = Annotated[str | None, typer.Option(
+    "--group-by", help="Best image per study, series, patient or any metadata column.")]
+KOption = Annotated[int, typer.Option("-k", "--k", help="How many results.")]
+OffsetOption = Annotated[int, typer.Option(help="Skip this many results (paging).")]
+
+
 @app.command()
 def search(
-    text: Annotated[str, typer.Argument(help="What to look for, e.g. 'left pleural effusion'.")],
-    k: Annotated[int, typer.Option("-k", "--k", help="How many results.")] = 10,
-    offset: Annotated[int, typer.Option(help="Skip this many results (paging).")] = 0,
+    text: Annotated[str | None, typer.Argument(help="What to look for, e.g. 'left pleural effusion'.")] = None,
+    k: KOption = 10,
+    offset: OffsetOption = 0,
+    where: WhereOption = None,
+    min_score: MinScoreOption = None,
+    min_prob: Annotated[float | None, typer.Option(help="Only results whose model probability >= this.")] = None,
+    group_by: GroupOption = None,
+    like: Annotated[list[str] | None, typer.Option(
+        "--like", help="Another positive part: TEXT, image:PATH or id:N, optionally @WEIGHT.")] = None,
+    unlike: Annotated[list[str] | None, typer.Option("--unlike", help="A negative part, same form.")] = None,
+    count: Annotated[bool, typer.Option("--count", help="Print only how many images pass.")] = False,
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
-    """Find images that match a sentence (text-to-image)."""
+    """Find images that match a sentence (text-to-image), with filters, thresholds and composed parts."""
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device) as engine:
-        results = engine.search(text, k=k, offset=offset)
-        if as_json:
-            print_json({"query": text, "results": [r.as_dict() for r in results]})
-        else:
-            results_table(f"search: {text}", results)
+        query = {"where": where or (), "min_score": min_score, "min_prob": min_prob, "like": like or (),
+                 "unlike": unlike or ()}
+        if count:
+            total = engine.count(text, **query)
+            print_json({"query": text, "count": total}) if as_json else typer.echo(total)
+            return
+        results = engine.search(text, k=k, offset=offset, group_by=group_by, **query)
+        _show(text or " ".join(like or []), results, as_json, "search")
 
 
 @app.command()
 def similar(
     target: Annotated[str, typer.Argument(help="An image file (indexed or not) or an image id in the store.")],
-    k: Annotated[int, typer.Option("-k", "--k", help="How many results.")] = 10,
-    offset: Annotated[int, typer.Option(help="Skip this many results (paging).")] = 0,
+    k: KOption = 10,
+    offset: OffsetOption = 0,
+    where: WhereOption = None,
+    min_score: MinScoreOption = None,
+    group_by: GroupOption = None,
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -147,11 +170,16 @@ def similar(
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device) as engine:
-        results = engine.similar(target, k=k, offset=offset)
-        if as_json:
-            print_json({"query": target, "results": [r.as_dict() for r in results]})
-        else:
-            results_table(f"similar to: {target}", results)
+        results = engine.similar(target, k=k, offset=offset, where=where or (), min_score=min_score,
+                                 group_by=group_by)
+        _show(target, results, as_json, "similar to")
+
+
+def _show(query: str, results: list, as_json: bool, title: str) -> None:  # type: ignore[type-arg]
+    if as_json:
+        print_json({"query": query, "results": [r.as_dict() for r in results]})
+    else:
+        results_table(f"{title}: {query}", results)
 
 
 @app.command()
@@ -174,7 +202,7 @@ def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
 
 
 # Other command groups live in their own modules, each with ``register(app)``.
-COMMAND_MODULES: tuple[str, ...] = ("search.cli_metadata",)
+COMMAND_MODULES: tuple[str, ...] = ("search.cli_metadata", "search.cli_labels")
 for _name in COMMAND_MODULES:
     import_module(_name).register(app)
 
