@@ -1,23 +1,39 @@
-"""Fixtures shared by the API tests: a store indexed with the tiny model, the app over it, and a real
-uvicorn server on a free loopback port."""
+"""Helpers shared by the API tests: a store indexed with the tiny model, and a real uvicorn server on a
+free loopback port."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.conftest import REAL_DICOMS, pydicom_file, write_png
 
-def index_store(cli: Callable[..., Any], folder: Path, store: Path, model: Path) -> dict[str, Any]:
-    report: dict[str, Any] = cli("index", folder, "--store", store, "--model", model, "--workers", "0",
-                                 "--json")
-    return report
+
+def make_images(folder: Path, seeds: range) -> Path:
+    """PNG files ``case{seed}.png`` plus, when ``seeds`` starts at 0, three real DICOMs."""
+    for seed in seeds:
+        write_png(folder / f"case{seed:03d}.png", seed)
+    if seeds.start == 0:
+        for name in REAL_DICOMS[:3]:
+            shutil.copy(pydicom_file(name), folder / name)
+    return folder
+
+
+def index_store(store: Path, folder: Path, embedder: Any) -> None:
+    """Index ``folder`` into ``store`` with ``embedder`` (inline decoding, no worker processes)."""
+    from indexer.pipeline import IndexSettings
+    from search.api import Medsearch
+
+    with Medsearch.open(store, create=True, writable=True, embedder=embedder) as engine:
+        engine.index([folder], IndexSettings(workers=0))
 
 
 def free_port() -> int:
