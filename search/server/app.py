@@ -1,0 +1,94 @@
+"""The FastAPI app. ``create_app(store_dir)`` builds it; nothing is opened at import or build time: the
+lifespan opens the store (read-only) and loads the model once, and the routes get them through
+dependencies (``search.server.deps``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from indexer.embedder import Embedder
+from search.server import routes_items, routes_meta, routes_search
+from search.server.deps import ServerSettings
+from search.server.engine import ServerEngine
+from search.server.errors import install_error_handlers
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+PAGE_POLICY = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'"
+log = logging.getLogger("medsearch.server")
+
+
+def create_app(store_dir: str | Path, model: str | None = None, device: str = "auto",
+               embedder: Embedder | None = None, settings: ServerSettings | None = None) -> FastAPI:
+    """The app for the store in ``store_dir``. ``model``/``device`` as in ``Medsearch.open``; ``embedder``
+    replaces the model (tests). ``settings`` default to ``ServerSettings.from_env()``. Start-up raises
+    StoreError (no store), ModelUnavailable, ModelMismatch."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from search.api import Medsearch
+
+        medsearch = Medsearch.open(store_dir, model, device, embedder=embedder)
+        engine = ServerEngine(medsearch)
+        try:
+            await run_in_threadpool(engine.start)
+        except BaseException:
+            engine.close()
+            raise
+        app.state.engine = engine
+        log.info("medsearch store ready: %s images", engine.info()["images"])
+        try:
+            yield
+        finally:
+            app.state.engine = None
+            engine.close()
+
+    app = FastAPI(title="medsearch", version="0.1.0", lifespan=lifespan,
+                  description="Semantic search over medical images: text search, similar cases, thumbnails.")
+    app.state.settings = settings or ServerSettings.from_env()
+    app.state.engine = None
+    install_error_handlers(app)
+    app.include_router(routes_meta.public)
+    app.include_router(routes_meta.guarded)
+    app.include_router(routes_search.router)
+    app.include_router(routes_items.router)
+    _add_page(app)
+    _add_middleware(app, app.state.settings)
+    return app
+
+
+def _add_page(app: FastAPI) -> None:
+    """The web page at ``/`` (its files under ``/web``): plain files, no token needed to load them."""
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", headers={"Content-Security-Policy": PAGE_POLICY})
+
+    app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
+
+
+def _add_middleware(app: FastAPI, settings: ServerSettings) -> None:
+    @app.middleware("http")
+    async def security_headers(request: Request,
+                               call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])

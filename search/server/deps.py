@@ -1,0 +1,49 @@
+"""Settings read once from the environment, and the FastAPI dependencies that hand the routes what the
+lifespan opened (tests may replace them with ``app.dependency_overrides``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from search.server.engine import ServerEngine
+from storage.errors import StoreError
+
+DEFAULT_UPLOAD_LIMIT = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """``api_token``: when set, every route but health and the page needs it as a bearer token.
+    ``cors_origins``: origins allowed cross-site (none: CORS off). ``upload_limit``: bytes per upload."""
+
+    api_token: str | None = None
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    upload_limit: int = DEFAULT_UPLOAD_LIMIT
+
+    @classmethod
+    def from_env(cls) -> ServerSettings:
+        """From MEDSEARCH_API_TOKEN, MEDSEARCH_CORS_ORIGINS (comma-separated) and
+        MEDSEARCH_UPLOAD_LIMIT (bytes)."""
+        origins = os.environ.get("MEDSEARCH_CORS_ORIGINS", "")
+        limit = os.environ.get("MEDSEARCH_UPLOAD_LIMIT", "")
+        return cls(
+            api_token=os.environ.get("MEDSEARCH_API_TOKEN") or None,
+            cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+            upload_limit=int(limit) if limit.isdigit() else DEFAULT_UPLOAD_LIMIT,
+        )
+
+
+def get_engine(request: Request) -> ServerEngine:
+    """The engine the lifespan opened. Raises StoreError while the app is not started."""
+    engine: ServerEngine | None = getattr(request.app.state, "engine", None)
+    if engine is None:
+        raise StoreError("The server is starting or stopping; try again.")
+    return engine
+
+
+def get_settings(request: Request) -> ServerSettings:
+    settings: ServerSettings = request.app.state.settings
+    return settings

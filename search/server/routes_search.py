@@ -1,0 +1,63 @@
+"""Text search and similar cases (by stored id, or by an uploaded DICOM or raster image)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from search.query import Result
+from search.server.deps import ServerSettings, get_engine, get_settings
+from search.server.engine import ServerEngine
+from search.server.security import check_token
+from search.server.upload import read_upload
+
+router = APIRouter(prefix="/api", tags=["search"], dependencies=[Depends(check_token)])
+
+K = Annotated[int, Query(ge=1, le=1000, description="How many results.")]
+Offset = Annotated[int, Query(ge=0, le=100_000, description="Skip this many results (paging).")]
+ImageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="An image id from the store.")]
+
+
+def _page(query: str, k: int, offset: int, results: list[Result]) -> dict[str, Any]:
+    return {"query": query, "k": k, "offset": offset, "results": [r.as_dict() for r in results]}
+
+
+@router.get("/search")
+def search(
+    q: Annotated[str, Query(min_length=1, max_length=2000, description="What to look for.")],
+    k: K = 20,
+    offset: Offset = 0,
+    where: Annotated[str | None, Query(max_length=4000, description="A filter expression.")] = None,
+    min_score: Annotated[float | None, Query(ge=-1, le=1, description="Lowest cosine kept.")] = None,
+    min_prob: Annotated[float | None, Query(ge=0, le=1, description="Lowest probability kept.")] = None,
+    engine: ServerEngine = Depends(get_engine),
+) -> dict[str, Any]:
+    """Images that match the text, best first, with cosine ``score`` and the model's ``probability``.
+    ``where``/``min_score``/``min_prob`` are accepted when ``/api/info`` lists them in ``server.filters``
+    (400 otherwise)."""
+    given = {"where": where, "min_score": min_score, "min_prob": min_prob}
+    filters = {name: value for name, value in given.items() if value is not None}
+    return _page(q, k, offset, engine.search(q, k, offset, filters))
+
+
+@router.get("/similar/{image_id}")
+def similar_to_id(image_id: ImageId, k: K = 20, offset: Offset = 0,
+                  engine: ServerEngine = Depends(get_engine)) -> dict[str, Any]:
+    """Images closest to a stored image (the image itself comes first)."""
+    return _page(str(image_id), k, offset, engine.similar_to_id(image_id, k, offset))
+
+
+@router.post("/similar", openapi_extra={"requestBody": {"content": {
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary"}}}},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+async def similar_to_upload(request: Request, k: K = 20, offset: Offset = 0,
+                            engine: ServerEngine = Depends(get_engine),
+                            settings: ServerSettings = Depends(get_settings)) -> dict[str, Any]:
+    """Images closest to an uploaded image: a form with a ``file`` field, or the image as the body.
+    DICOM, PNG, JPEG, TIFF or BMP; decoded in memory, never stored. 413 past the upload limit."""
+    upload = await read_upload(request, settings.upload_limit)
+    results = await run_in_threadpool(engine.similar_to_bytes, upload.data, upload.filename, k, offset)
+    return _page(upload.filename, k, offset, results)

@@ -1,0 +1,60 @@
+"""The API's guards: the optional bearer token and the rule that only files inside the indexed roots are
+ever read for a client. No route takes a path from the client; ids are looked up in the store and the
+stored path is checked again here (symlinks resolved) before it is opened."""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+
+from fastapi import Request
+from sqlalchemy import select
+
+from storage.errors import MedsearchError, NotFound
+from storage.models import Root
+from storage.store import Store
+
+
+class Unauthorized(MedsearchError):
+    """A request without the right bearer token while MEDSEARCH_API_TOKEN is set."""
+
+    code = "unauthorized"
+
+
+class Forbidden(MedsearchError):
+    """A stored path that resolves outside every indexed root."""
+
+    code = "forbidden"
+
+
+class PayloadTooLarge(MedsearchError):
+    """An upload over the size limit."""
+
+    code = "payload_too_large"
+
+
+def check_token(request: Request) -> None:
+    """FastAPI dependency: when the app has a token, require ``Authorization: Bearer <token>``.
+    Raises Unauthorized."""
+    expected: str | None = request.app.state.settings.api_token
+    if not expected:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        raise Unauthorized("This server needs an API token: send 'Authorization: Bearer <token>'.")
+
+
+def served_path(store: Store, stored: str) -> Path:
+    """The real path of an indexed file, only when it lies inside an indexed root. Raises NotFound when
+    the file is gone, Forbidden when it (or a symlink on the way) leads outside every root."""
+    try:
+        real = Path(stored).resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise NotFound("The image file is no longer on disk.") from None
+    with store.sessions() as session:
+        roots = list(session.scalars(select(Root.path)))
+    if not any(real.is_relative_to(Path(root).resolve()) for root in roots):
+        raise Forbidden("This file is outside the indexed folders and is not served.")
+    if not real.is_file():
+        raise NotFound("The image file is no longer on disk.")
+    return real

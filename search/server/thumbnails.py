@@ -1,0 +1,55 @@
+"""Thumbnails: the file read by the medical pixel pipeline (modality LUT, window, MONOCHROME1 inverted,
+scaled to [0, 1]) and written as a PNG, kept in a small in-memory LRU cache keyed by path, mtime and
+size. Nothing is written to disk."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from indexer.frames import ReadOptions
+from indexer.readers import read_file
+
+MIN_SIZE = 16
+MAX_SIZE = 1024
+
+
+def render_png(path: Path, size: int) -> bytes:
+    """PNG bytes of the file's representative frame, fitted inside ``size`` x ``size`` pixels (aspect
+    kept). Raises UnreadableFile."""
+    from PIL import Image
+
+    pixels = read_file(path, ReadOptions())[0].pixels  # float32 [0, 1], (H, W) or (H, W, 3)
+    image = Image.fromarray(np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8))
+    image.thumbnail((size, size), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=False)
+    return out.getvalue()
+
+
+class ThumbnailCache:
+    """``get(path, size)`` -> PNG bytes; the ``capacity`` most recently used thumbnails are kept."""
+
+    def __init__(self, capacity: int = 512) -> None:
+        self.capacity = capacity
+        self.renders = 0
+        self._items: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: Path, size: int) -> bytes:
+        key = (str(path), path.stat().st_mtime_ns, size)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        png = render_png(path, size)
+        with self._lock:
+            self.renders += 1
+            self._items[key] = png
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return png
