@@ -98,7 +98,7 @@ class Medsearch:
         pairwise probability, plain text queries only), one per ``group_by`` group if given. Raises
         InvalidQuery."""
         query, calibration = self._query(text, like, unlike, min_prob)
-        return self._rank(query, k, offset, where, self._threshold(min_score, min_prob, calibration),
+        return self.rank(query, k, offset, where, self._threshold(min_score, min_prob, calibration),
                           group_by, calibration)
 
     def similar(self, target: str | Path | int, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
@@ -106,7 +106,7 @@ class Medsearch:
                 read_options: ReadOptions | None = None) -> list[Result]:
         """Images closest to a stored id, an indexed file (its stored vector) or any image file."""
         query = self.query_vector(target, read_options)
-        return self._rank(query, k, offset, where, min_score, group_by, None)
+        return self.rank(query, k, offset, where, min_score, group_by, None)
 
     def count(self, text: str | None = None, *, where: Sequence[str] = (), min_score: float | None = None,
               min_prob: float | None = None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> int:
@@ -151,8 +151,9 @@ class Medsearch:
             bounds.append(cosine_for_probability(min_prob, *calibration))
         return max(bounds) if bounds else None
 
-    def _rank(self, query: Any, k: int, offset: int, where: Sequence[str], threshold: float | None,
-              group_by: str | None, calibration: tuple[float, float] | None) -> list[Result]:
+    def rank(self, query: Any, k: int, offset: int = 0, where: Sequence[str] = (), threshold: float | None = None,
+             group_by: str | None = None, calibration: tuple[float, float] | None = None) -> list[Result]:
+        """Results for a (dim,) query vector: filtered inside the search, thresholded, paged, grouped."""
         hits = iter_ranked(self.store, query, allowed_ids(self.store, where), threshold)
         if group_by is None:
             return hydrate(self.store, take(hits, k, offset), offset, calibration)

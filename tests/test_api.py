@@ -112,10 +112,18 @@ def test_unreadable_upload_is_415(client: TestClient) -> None:
     assert response.status_code == 415 and response.json()["error"]["code"] == "unreadable_file"
 
 
-def test_filters_not_supported_yet_are_refused(client: TestClient) -> None:
-    supported = client.get("/api/info").json()["server"]["filters"]
-    response = client.get("/api/search", params={"q": "x", "min_score": 0.5})
-    assert response.status_code == (200 if "min_score" in supported else 400)
+def test_search_filters_and_thresholds(client: TestClient) -> None:
+    assert set(client.get("/api/info").json()["server"]["filters"]) == {"where", "min_score", "min_prob"}
+    response = client.get("/api/search", params={"q": "x", "k": 20, "where": "modality = 'CT'"})
+    assert response.status_code == 200
+    assert [r["metadata"]["modality"] for r in response.json()["results"]] == ["CT"]
+    everything = client.get("/api/search", params={"q": "x", "k": 20}).json()["results"]
+    cut = everything[2]["score"]
+    above = client.get("/api/search", params={"q": "x", "k": 20, "min_score": cut}).json()["results"]
+    assert [r["id"] for r in above] == [r["id"] for r in everything[:3]]
+    bad = client.get("/api/search", params={"q": "x", "where": "modality = "})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_query"
+    assert "position" in bad.json()["error"]
 
 
 def test_empty_store_answers_503(tmp_path: Path, tiny_embedder: Any) -> None:

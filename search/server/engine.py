@@ -20,7 +20,7 @@ from indexer.frames import ReadOptions
 from indexer.memory_read import read_bytes
 from indexer.preprocess import PREPROCESSING_VERSION
 from search.api import Medsearch
-from search.query import Result, hydrate, metadata_of, top_k
+from search.query import Result, metadata_of
 from search.server.batching import TextBatcher
 from search.server.security import served_path
 from search.server.thumbnails import ThumbnailCache
@@ -74,6 +74,8 @@ class ServerEngine:
         vector = self.batcher.embed(text)
         with self.index_lock:
             self._remember_text(text, vector)
+            if "where" in filters:
+                filters = {**filters, "where": [filters["where"]]}
             return self.medsearch.search(text, k=k, offset=offset, **filters)
 
     def _remember_text(self, text: str, vector: np.ndarray) -> None:
@@ -96,8 +98,7 @@ class ServerEngine:
         with self.model_lock:
             vector = embedder.embed_images(embedder.preprocessor(frames[0].pixels)[np.newaxis])[0]
         with self.index_lock:
-            store = self.medsearch.store
-            return hydrate(store, top_k(store, vector, k, offset), offset)
+            return self.medsearch.rank(vector, k, offset)
 
     def item(self, image_id: int) -> dict[str, Any]:
         """One image's id, path and typed metadata (never the identity column). Raises NotFound."""
