@@ -122,7 +122,7 @@ def test_cli_composed_query(cli: Callable[..., Any], shapes: Any) -> None:
     mixed = cli("search", "a blue square", "--like", f"id:{red}@3", "-k", "1", "--store", store, "--json")
     top = mixed["results"][0]
     assert classes[top["path"]] == "red_circle" and "probability" not in top
-    pushed = cli("search", "a red circle", "--unlike", "a red circle@0.999", "--like", "a blue square@0.001",
+    pushed = cli("search", "a red circle", "--like", "a blue square@2", "--unlike", "a red circle@0.5",
                  "-k", "3", "--store", store, "--json")["results"]
     assert all(classes[r["path"]] == "blue_square" for r in pushed)
 
