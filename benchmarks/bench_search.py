@@ -45,7 +45,8 @@ def exact_top(data: np.ndarray, queries: np.ndarray, k: int, rows: np.ndarray | 
     return positions if rows is None else rows[positions]
 
 
-def timed_queries(index: object, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[list, np.ndarray]:
+def timed_queries(index: object, queries: np.ndarray, k: int, allowed: np.ndarray | None
+                  ) -> tuple[list, np.ndarray]:
     """Per-query latencies (ms) and the (q, k) ids found, one query at a time."""
     latencies, found = [], []
     for query in queries:
@@ -66,13 +67,14 @@ def measure(kind: str, data: np.ndarray, queries: np.ndarray, k: int, label: str
 
     ids = np.arange(len(data), dtype=np.int64)
     started = time.perf_counter()
-    sample = data[np.random.default_rng(0).choice(len(data), index_choice.train_size(len(data)), replace=False)]
+    picked = np.random.default_rng(0).choice(len(data), index_choice.train_size(len(data)), replace=False)
+    sample = data[picked]
     index = vectors.new_index(DIM, kind, sample=sample if kind == "ivf-sq8" else None, count=len(data))
     for start in range(0, len(data), 100_000):
         index.add_with_ids(data[start : start + 100_000], ids[start : start + 100_000])
     build = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as folder:
-        manifest = vectors.save_snapshot(index, Path(folder), 0, "bench", kind)
+        vectors.save_snapshot(index, Path(folder), 0, "bench", kind)
         disk = os.path.getsize(Path(folder) / vectors.INDEX_FILE)
     rows = []
     for keep in (1.0, 0.1, 0.01):
@@ -82,19 +84,21 @@ def measure(kind: str, data: np.ndarray, queries: np.ndarray, k: int, label: str
         vectors.search(index, queries[0], k, allowed)  # warm-up
         latencies, found = timed_queries(index, queries, k, allowed)
         rows.append({"data": label, "n": len(data), "kind": kind, "filter": keep,
-                     "p50_ms": float(np.percentile(latencies, 50)), "p95_ms": float(np.percentile(latencies, 95)),
+                     "p50_ms": float(np.percentile(latencies, 50)),
+                     "p95_ms": float(np.percentile(latencies, 95)),
                      "recall@10": recall(found, truth), "build_s": build,
                      "disk_B_per_vec": disk / len(data), "mem_B_per_vec": disk / len(data) + 16})
-    del manifest, index
     return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivf-sq8"])
     parser.add_argument("--queries", type=int, default=100)
-    parser.add_argument("--uniform", type=int, default=10_000, help="size of the uniform worst-case row (0: none)")
+    parser.add_argument("--uniform", type=int, default=10_000,
+                        help="size of the uniform worst-case row (0: none)")
     args = parser.parse_args()
     k, rows = 10, []
     plan = [(n, False) for n in args.sizes] + ([(args.uniform, True)] if args.uniform else [])
@@ -106,12 +110,14 @@ def main() -> None:
             for row in measure(kind, data, queries, k, label):
                 rows.append(row)
                 print(f"{row['data']:9} {row['n']:>8} {row['kind']:7} filter {row['filter']:>4}: "
-                      f"p50 {row['p50_ms']:7.2f} ms  p95 {row['p95_ms']:7.2f} ms  recall@10 {row['recall@10']:.3f}  "
+                      f"p50 {row['p50_ms']:7.2f} ms  p95 {row['p95_ms']:7.2f} ms  "
+                      f"recall@10 {row['recall@10']:.3f}  "
                       f"build {row['build_s']:6.1f} s  {row['mem_B_per_vec']:6.0f} B/vec mem  "
                       f"{row['disk_B_per_vec']:6.0f} B/vec disk", flush=True)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"search-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps({"dim": DIM, "queries": args.queries, "threads": os.cpu_count(), "rows": rows}, indent=1))
+    facts = {"dim": DIM, "queries": args.queries, "threads": os.cpu_count(), "rows": rows}
+    out.write_text(json.dumps(facts, indent=1))
     print(f"wrote {out}")
 
 
