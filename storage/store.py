@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from storage import vectors
+from storage import index_choice, vectors
 from storage.database import make_engine, make_sessions
 from storage.errors import ModelMismatch, StoreError, StoreLocked
 from storage.models import Deletion, Image, StoreInfo, utcnow
@@ -169,7 +169,7 @@ class Store:
             raise StoreError(f"The store at {self.directory} is empty; index a folder first.")
         if self._index is None:
             loaded = vectors.load_snapshot(self.directory, record.dim, record.revision)
-            if loaded is not None:
+            if loaded is not None and loaded[1].index_type == self._index_type():
                 self._index, manifest = loaded
                 self._index_generation = manifest.generation
             else:
@@ -195,15 +195,49 @@ class Store:
         if self._index.ntotal != count:
             self._rebuild(self._index.d)
 
-    def _rebuild(self, dim: int) -> None:
-        """Build the index again from every vector in the database."""
+    def image_count(self) -> int:
+        """How many vectors the database holds."""
+        with self.sessions() as session:
+            return session.scalar(select(func.count()).select_from(Image)) or 0
+
+    def _index_type(self) -> str:
         info = self.info()
-        self._index = vectors.new_index(dim, info.index_type if info else "flat")
+        return info.index_type if info else "flat"
+
+    def _rebuild(self, dim: int) -> None:
+        """Build the index again from every vector in the database (ivf-sq8: trained on a random sample)."""
+        index_type = self._index_type()
         with self.sessions() as session, session.begin():
-            self._index_generation = session.scalar(select(StoreInfo.generation)) or 0
+            generation = session.scalar(select(StoreInfo.generation)) or 0
+            sample, count = None, session.scalar(select(func.count()).select_from(Image)) or 0
+            if index_type == "ivf-sq8" and count == 0:
+                index_type = "flat"  # nothing to train on; the next rebuild (on open) trains the ivf index
+            if index_type == "ivf-sq8":
+                rows = session.execute(select(Image.id, Image.embedding).order_by(func.random())
+                                       .limit(max(1, index_choice.train_size(count)))).all()
+                sample = _stack(rows)[1]
+            index = vectors.new_index(dim, index_type, sample=sample, count=count)
             result = session.execute(select(Image.id, Image.embedding).execution_options(yield_per=20_000))
             for chunk in result.partitions():
-                vectors.add(self._index, *_stack(chunk))
+                vectors.add(index, *_stack(chunk))
+        self._index, self._index_generation = index, generation
+
+    def reindex(self, index_type: str) -> None:
+        """Switch the store to ``index_type`` (``flat``, ``hnsw``, ``ivf-sq8``): record it, rebuild the
+        index from the database's vectors and write the snapshot. Raises StoreError when not writable
+        or empty, ValueError for an unknown type."""
+        index_choice.bytes_per_vector(index_type, 1)
+        if not self.writable:
+            raise StoreError(f"Open the store at {self.directory} for writing to rebuild its index.")
+        record = self.model_record()
+        if record is None:
+            raise StoreError(f"The store at {self.directory} is empty; index a folder first.")
+        with self.session() as session:
+            info = session.get(StoreInfo, 1, with_for_update=True)
+            assert info is not None
+            info.index_type = index_type
+        self._rebuild(record.dim)
+        self.save_snapshot()
 
     def save_snapshot(self) -> None:
         """Write the FAISS snapshot (atomically) if it is behind the database."""
@@ -211,9 +245,8 @@ class Store:
         if record is None or not self.writable:
             return
         index = self.index()
-        info = self.info()
-        assert info is not None
-        vectors.save_snapshot(index, self.directory, self._index_generation, record.revision, info.index_type)
+        vectors.save_snapshot(index, self.directory, self._index_generation, record.revision,
+                              vectors.index_type_of(index))
 
     def apply_to_index(self, generation: int, added: tuple[np.ndarray, np.ndarray], removed: np.ndarray) -> None:
         """After this process committed ``generation``, apply the same change to the in-memory index."""

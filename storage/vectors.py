@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,8 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from storage import index_choice
+
 INDEX_FILE = "index.faiss"
 MANIFEST_FILE = "index.json"
+SUBSET_EXACT_MAX = 16_384
+"""Allowed sets up to this size are scored exactly instead of through the approximate structure."""
 
 
 @dataclass(frozen=True)
@@ -32,13 +37,45 @@ class Manifest:
     format: int = 1
 
 
-def new_index(dim: int, index_type: str = "flat") -> Any:
-    """An empty id-mapped FAISS index. ``flat`` is exact inner product."""
+def new_index(dim: int, index_type: str = "flat", sample: np.ndarray | None = None,
+              count: int | None = None) -> Any:
+    """An empty FAISS index of ``index_type`` (see ``storage.index_choice``) for ``dim``-d unit vectors.
+
+    ``ivf-sq8`` is trained here on ``sample`` ((n, dim) float32, n >= 1) for an expected ``count`` vectors
+    (default n). Raises ValueError for an unknown type or an ivf-sq8 without a sample.
+    """
     import faiss
 
-    if index_type != "flat":
-        raise ValueError(f"unknown index type {index_type!r}")
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if index_type == "flat":
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if index_type == "hnsw":
+        graph = faiss.IndexHNSWFlat(dim, index_choice.HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = index_choice.HNSW_EF_CONSTRUCTION
+        graph.hnsw.efSearch = index_choice.HNSW_EF_SEARCH
+        return faiss.IndexIDMap2(graph)
+    if index_type == "ivf-sq8":
+        if sample is None or len(sample) == 0:
+            raise ValueError("an ivf-sq8 index is trained on a sample of the vectors; none was given")
+        lists = index_choice.ivf_lists(max(count or 0, len(sample)))
+        lists = min(lists, max(1, len(sample) // index_choice.IVF_TRAIN_PER_LIST))
+        ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, lists, faiss.ScalarQuantizer.QT_8bit,
+                                            faiss.METRIC_INNER_PRODUCT)
+        ivf.cp.min_points_per_centroid = 1
+        ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
+        ivf.nprobe = index_choice.ivf_probes(lists)
+        return ivf
+    index_choice.bytes_per_vector(index_type, dim)  # raises ValueError naming the known types
+    raise AssertionError(index_type)
+
+
+def index_type_of(index: Any) -> str:
+    """The kind (``flat``, ``hnsw`` or ``ivf-sq8``) of an index made by ``new_index``."""
+    import faiss
+
+    if isinstance(index, faiss.IndexIVF):
+        return "ivf-sq8"
+    inner = faiss.downcast_index(index.index)
+    return "hnsw" if isinstance(inner, faiss.IndexHNSW) else "flat"
 
 
 def add(index: Any, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -51,12 +88,96 @@ def add(index: Any, ids: np.ndarray, vectors: np.ndarray) -> None:
 
 
 def remove(index: Any, ids: np.ndarray) -> int:
-    """Remove ``ids`` (absent ones are ignored); returns how many were removed."""
+    """Remove ``ids`` (absent ones are ignored); returns how many were removed.
+
+    HNSW graphs cannot drop nodes, so for ``hnsw`` the graph is rebuilt in place from the surviving
+    vectors when any of ``ids`` is present (a cost proportional to the index size, paid once per batch).
+    """
     import faiss
 
     if len(ids) == 0 or index.ntotal == 0:
         return 0
-    return int(index.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))))
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    if index_type_of(index) != "hnsw":
+        return int(index.remove_ids(faiss.IDSelectorBatch(ids)))
+    present = faiss.vector_to_array(index.id_map)
+    keep = ~np.isin(present, ids)
+    if keep.all():
+        return 0
+    survivors = present[keep]
+    matrix = index.reconstruct_batch(survivors) if len(survivors) else None
+    index.reset()
+    if matrix is not None:
+        index.add_with_ids(matrix, survivors)
+    return int((~keep).sum())
+
+
+def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` by inner product: (scores (q, k) float32, ids (q, k) int64), best first, padded with -1.
+
+    ``queries`` is (q, d) or (d,) float32. ``allowed_ids`` restricts the hits to those ids inside the search
+    (a FAISS ID selector), so k hits come back whenever at least k allowed ids are in the index. Small
+    allowed sets (<= ``SUBSET_EXACT_MAX``) are scored exactly; an approximate search that returns fewer
+    hits than it should falls back to the exact route.
+    """
+    queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    if allowed_ids is None:
+        return index.search(queries, k)
+    allowed = np.unique(np.asarray(allowed_ids, dtype=np.int64))
+    wanted = min(k, len(allowed))
+    if wanted == 0:
+        return _empty(len(queries), k)
+    if len(allowed) <= SUBSET_EXACT_MAX:
+        return _exact_subset(index, queries, k, allowed)
+    params = _filtered_params(index, allowed, len(allowed) / index.ntotal)
+    scores, ids = index.search(queries, k, params=params)
+    if (ids[:, wanted - 1] < 0).any():
+        return _exact_subset(index, queries, k, allowed)
+    return scores, ids
+
+
+def _filtered_params(index: Any, allowed: np.ndarray, fraction: float, exhaustive: bool = False) -> Any:
+    """Search parameters carrying the ID selector; wider search the more selective the filter."""
+    import faiss
+
+    widen = min(16.0, math.sqrt(1.0 / max(fraction, 1e-9)))
+    if isinstance(index, faiss.IndexIVF):
+        params = faiss.SearchParametersIVF()
+        params.nprobe = index.nlist if exhaustive else min(index.nlist, math.ceil(index.nprobe * widen))
+    elif index_type_of(index) == "hnsw":
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = math.ceil(faiss.downcast_index(index.index).hnsw.efSearch * widen)
+    else:
+        params = faiss.SearchParameters()
+    params.sel = faiss.IDSelectorBatch(allowed)
+    return params
+
+
+def _exact_subset(index: Any, queries: np.ndarray, k: int, allowed: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Score the allowed ids exactly: their stored vectors (flat, hnsw) or every list of an IVF index."""
+    import faiss
+
+    if isinstance(index, faiss.IndexIVF):
+        return index.search(queries, k, params=_filtered_params(index, allowed, 1.0, exhaustive=True))
+    present = allowed
+    try:
+        matrix = index.reconstruct_batch(allowed)
+    except RuntimeError:  # some allowed ids are not in the index
+        present = allowed[np.isin(allowed, faiss.vector_to_array(index.id_map))]
+        if len(present) == 0:
+            return _empty(len(queries), k)
+        matrix = index.reconstruct_batch(present)
+    scores, positions = faiss.knn(queries, matrix, min(k, len(present)), metric=faiss.METRIC_INNER_PRODUCT)
+    out_scores, out_ids = _empty(len(queries), k)
+    out_scores[:, : positions.shape[1]] = scores
+    out_ids[:, : positions.shape[1]] = np.where(positions >= 0, present[np.maximum(positions, 0)], -1)
+    return out_scores, out_ids
+
+
+def _empty(rows: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.full((rows, k), -np.inf, dtype=np.float32), np.full((rows, k), -1, dtype=np.int64)
 
 
 def _fsync_write(path: Path, data: bytes | None = None, source: Path | None = None) -> None:

@@ -1,0 +1,125 @@
+"""Vector search on synthetic 1152-d unit vectors: latency, recall@10 against exact search, build time and
+bytes per vector, for each index kind, unfiltered and with filters keeping 1 % and 10 % of the images.
+
+    python benchmarks/bench_search.py                      # 10 k and 100 k, clustered, plus a uniform row
+    python benchmarks/bench_search.py --sizes 1000000 --kinds ivf-sq8
+
+Prints a table and writes JSON to benchmarks/results/. Vector search alone (no text model, no database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from storage import vectors
+
+DIM = 1152
+RESULTS = Path(__file__).parent / "results"
+
+
+def synthetic(count: int, seed: int, uniform: bool = False, centres: int = 1000) -> np.ndarray:
+    """(count, DIM) float32 unit rows: a mixture of Gaussians (or uniform on the sphere)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((count, DIM), dtype=np.float32)
+    means = rng.standard_normal((centres, DIM), dtype=np.float32)
+    for start in range(0, count, 50_000):
+        n = min(50_000, count - start)
+        noise = rng.standard_normal((n, DIM), dtype=np.float32)
+        block = noise if uniform else means[rng.integers(0, centres, n)] + 0.8 * noise
+        out[start : start + n] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def exact_top(data: np.ndarray, queries: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
+    import faiss
+
+    subset = data if rows is None else data[rows]
+    _d, positions = faiss.knn(queries, subset, k, metric=faiss.METRIC_INNER_PRODUCT)
+    return positions if rows is None else rows[positions]
+
+
+def timed_queries(index: object, queries: np.ndarray, k: int, allowed: np.ndarray | None
+                  ) -> tuple[list, np.ndarray]:
+    """Per-query latencies (ms) and the (q, k) ids found, one query at a time."""
+    latencies, found = [], []
+    for query in queries:
+        started = time.perf_counter()
+        _scores, ids = vectors.search(index, query, k, allowed)
+        latencies.append(1000 * (time.perf_counter() - started))
+        found.append(ids[0])
+    return latencies, np.array(found)
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)]))
+
+
+def measure(kind: str, data: np.ndarray, queries: np.ndarray, k: int, label: str) -> list[dict]:
+    """Rows of figures for one index kind on one data set: unfiltered, 10 % and 1 % filters."""
+    from storage import index_choice
+
+    ids = np.arange(len(data), dtype=np.int64)
+    started = time.perf_counter()
+    picked = np.random.default_rng(0).choice(len(data), index_choice.train_size(len(data)), replace=False)
+    sample = data[picked]
+    index = vectors.new_index(DIM, kind, sample=sample if kind == "ivf-sq8" else None, count=len(data))
+    for start in range(0, len(data), 100_000):
+        index.add_with_ids(data[start : start + 100_000], ids[start : start + 100_000])
+    build = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as folder:
+        vectors.save_snapshot(index, Path(folder), 0, "bench", kind)
+        disk = os.path.getsize(Path(folder) / vectors.INDEX_FILE)
+    rows = []
+    for keep in (1.0, 0.1, 0.01):
+        allowed = None if keep == 1.0 else np.sort(np.random.default_rng(1).choice(
+            len(data), int(keep * len(data)), replace=False)).astype(np.int64)
+        truth = exact_top(data, queries, k, allowed)
+        vectors.search(index, queries[0], k, allowed)  # warm-up
+        latencies, found = timed_queries(index, queries, k, allowed)
+        rows.append({"data": label, "n": len(data), "kind": kind, "filter": keep,
+                     "p50_ms": float(np.percentile(latencies, 50)),
+                     "p95_ms": float(np.percentile(latencies, 95)),
+                     "recall@10": recall(found, truth), "build_s": build,
+                     "disk_B_per_vec": disk / len(data), "mem_B_per_vec": disk / len(data) + 16})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivf-sq8"])
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--uniform", type=int, default=10_000,
+                        help="size of the uniform worst-case row (0: none)")
+    args = parser.parse_args()
+    k, rows = 10, []
+    plan = [(n, False) for n in args.sizes] + ([(args.uniform, True)] if args.uniform else [])
+    for n, uniform in plan:
+        label = "uniform" if uniform else "clustered"
+        generated = synthetic(n + args.queries, seed=n, uniform=uniform)
+        data, queries = generated[:n], generated[n:]
+        for kind in args.kinds:
+            for row in measure(kind, data, queries, k, label):
+                rows.append(row)
+                print(f"{row['data']:9} {row['n']:>8} {row['kind']:7} filter {row['filter']:>4}: "
+                      f"p50 {row['p50_ms']:7.2f} ms  p95 {row['p95_ms']:7.2f} ms  "
+                      f"recall@10 {row['recall@10']:.3f}  "
+                      f"build {row['build_s']:6.1f} s  {row['mem_B_per_vec']:6.0f} B/vec mem  "
+                      f"{row['disk_B_per_vec']:6.0f} B/vec disk", flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"search-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    facts = {"dim": DIM, "queries": args.queries, "threads": os.cpu_count(), "rows": rows}
+    out.write_text(json.dumps(facts, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

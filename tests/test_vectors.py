@@ -1,0 +1,127 @@
+"""The FAISS index kinds against brute force on clustered data: recall, filtered search, removal and
+snapshots, plus the index choice rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from storage import index_choice, vectors
+
+DIM = 64
+COUNT = 4000
+
+
+def clustered(count: int, dim: int, seed: int, centres: int = 40) -> np.ndarray:
+    """(count, dim) float32 unit rows from a mixture of Gaussians."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(centres, dim))
+    rows = means[rng.integers(0, centres, count)] + 0.6 * rng.normal(size=(count, dim))
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def exact(data: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    order = np.argsort(-(queries @ data.T), axis=1)[:, :k]
+    return ids[order]
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)]))
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ids = np.arange(COUNT, dtype=np.int64) * 3 + 7  # ids unlike positions
+    return ids, clustered(COUNT, DIM, 0), clustered(50, DIM, 1)
+
+
+def build(kind: str, ids: np.ndarray, rows: np.ndarray) -> object:
+    index = vectors.new_index(DIM, kind, sample=rows if kind == "ivf-sq8" else None, count=len(rows))
+    vectors.add(index, ids, rows)
+    return index
+
+
+@pytest.mark.parametrize("kind", index_choice.INDEX_TYPES)
+def test_recall_against_brute_force(kind: str, data: tuple) -> None:
+    ids, rows, queries = data
+    index = build(kind, ids, rows)
+    assert vectors.index_type_of(index) == kind
+    scores, found = vectors.search(index, queries, 10)
+    assert recall(found, exact(rows, ids, queries, 10)) >= (1.0 if kind == "flat" else 0.95)
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+
+
+@pytest.mark.parametrize("kind", index_choice.INDEX_TYPES)
+@pytest.mark.parametrize("keep", [3, 25, 400, 3000])
+def test_filtered_search_returns_k_allowed_ids(kind: str, keep: int, data: tuple,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    ids, rows, queries = data
+    monkeypatch.setattr(vectors, "SUBSET_EXACT_MAX", 100)  # exercise both the exact and the selector routes
+    index = build(kind, ids, rows)
+    picked = np.random.default_rng(keep).choice(len(ids), keep, replace=False)
+    allowed = ids[picked]
+    _scores, found = vectors.search(index, queries, 10, allowed_ids=allowed)
+    assert set(found[found >= 0].tolist()) <= set(allowed.tolist())
+    assert (found >= 0).sum(axis=1).min() == min(10, keep)
+    assert recall(found[:, : min(10, keep)], exact(rows[picked], allowed, queries, min(10, keep))) >= 0.9
+
+
+@pytest.mark.parametrize("kind", index_choice.INDEX_TYPES)
+def test_filter_with_ids_missing_from_the_index(kind: str, data: tuple) -> None:
+    ids, rows, queries = data
+    index = build(kind, ids, rows)
+    allowed = np.array([ids[5], ids[9], 10**9], dtype=np.int64)
+    _scores, found = vectors.search(index, queries[:2], 5, allowed_ids=allowed)
+    assert set(found[found >= 0].tolist()) == {ids[5], ids[9]}
+    assert (found[:, 2:] == -1).all()
+
+
+@pytest.mark.parametrize("kind", index_choice.INDEX_TYPES)
+def test_removal_and_replacement(kind: str, data: tuple) -> None:
+    ids, rows, queries = data
+    index = build(kind, ids, rows)
+    gone = ids[:500]
+    assert vectors.remove(index, np.concatenate([gone, [10**9]])) == 500
+    assert index.ntotal == COUNT - 500
+    _scores, found = vectors.search(index, rows[:20], 10)
+    assert not set(found.ravel().tolist()) & set(gone.tolist())
+    vectors.add(index, ids[600:601], queries[:1])  # replacing an id keeps one vector under it
+    assert index.ntotal == COUNT - 500
+    _scores, found = vectors.search(index, queries[:1], 1)
+    assert found[0, 0] == ids[600]
+
+
+@pytest.mark.parametrize("kind", index_choice.INDEX_TYPES)
+def test_snapshot_round_trip(kind: str, data: tuple, tmp_path: Path) -> None:
+    ids, rows, queries = data
+    index = build(kind, ids, rows)
+    before = vectors.search(index, queries, 10)
+    vectors.save_snapshot(index, tmp_path, generation=4, model_revision="r", index_type=kind)
+    loaded = vectors.load_snapshot(tmp_path, DIM, "r")
+    assert loaded is not None
+    again, manifest = loaded
+    assert manifest.index_type == kind and manifest.generation == 4
+    assert vectors.index_type_of(again) == kind
+    after = vectors.search(again, queries, 10)
+    np.testing.assert_array_equal(before[1], after[1])
+    np.testing.assert_allclose(before[0], after[0], rtol=1e-5)
+
+
+def test_unknown_kind_and_untrained_ivf() -> None:
+    with pytest.raises(ValueError, match="unknown index type"):
+        vectors.new_index(DIM, "lsh")
+    with pytest.raises(ValueError, match="sample"):
+        vectors.new_index(DIM, "ivf-sq8")
+
+
+def test_choose_index_type_by_size_and_budget() -> None:
+    assert index_choice.choose_index_type(10_000) == "flat"
+    assert index_choice.choose_index_type(300_000) == "hnsw"
+    assert index_choice.choose_index_type(5_000_000) == "ivf-sq8"
+    assert index_choice.choose_index_type(300_000, memory_budget=500_000_000) == "ivf-sq8"
+    assert index_choice.choose_index_type(1_000_000, memory_budget=1_500 * 1_000_000) == "ivf-sq8"
+    assert index_choice.bytes_per_vector("ivf-sq8", 1152) <= 1_500
+    assert index_choice.ivf_lists(10) == 1
+    assert index_choice.ivf_lists(1_000_000) == 2048
