@@ -195,6 +195,13 @@ class Store:
         if self._index.ntotal != count:
             self._rebuild(self._index.d)
 
+    def rebuild_index(self) -> None:
+        """Drop the in-memory index and build it again from every vector in the database."""
+        record = self.model_record()
+        if record is None:
+            raise StoreError(f"The store at {self.directory} is empty; index a folder first.")
+        self._rebuild(record.dim)
+
     def _rebuild(self, dim: int) -> None:
         """Build the index again from every vector in the database."""
         info = self.info()
