@@ -31,7 +31,7 @@ def check(
         for key, value in report.facts.items():
             typer.echo(f"{key}: {value}")
         for problem in report.problems:
-            state = "repaired" if problem.repaired else ("repairable" if problem.repairable else "not repairable")
+            state = "repaired" if problem.repaired else "repairable" if problem.repairable else "manual"
             typer.echo(f"problem [{problem.kind}, {state}]: {problem.message}")
         typer.echo("ok" if report.ok else "problems remain" + ("" if repair else "; try --repair"))
     if not report.ok:

@@ -69,7 +69,8 @@ def check_store(store: Store, repair: bool = False) -> CheckReport:
     record = store.model_record()
     with store.sessions() as session:
         images = session.scalar(select(func.count()).select_from(Image)) or 0
-        report.failures = [{"path": p, "reason": r} for p, r in session.execute(select(Failure.path, Failure.reason))]
+        rows = session.execute(select(Failure.path, Failure.reason))
+        report.failures = [{"path": path, "reason": reason} for path, reason in rows]
     report.facts.update(images=images, generation=store.generation(), failures=len(report.failures))
     if record is None:
         if images:
@@ -108,7 +109,8 @@ def _damaged_vectors(store: Store, dim: int, report: CheckReport) -> list[tuple[
     """(id, path) of every image whose vector has the wrong size, is not finite or not unit length."""
     damaged: list[tuple[int, str]] = []
     with store.sessions() as session:
-        result = session.execute(select(Image.id, Image.path, Image.embedding).execution_options(yield_per=5000))
+        query = select(Image.id, Image.path, Image.embedding).execution_options(yield_per=5000)
+        result = session.execute(query)
         for chunk in result.partitions():
             for image_id, path, blob in chunk:
                 reason = _vector_problem(blob, dim)
@@ -131,7 +133,8 @@ def _vector_problem(blob: bytes | None, dim: int) -> str | None:
 
 
 def _stale_temporaries(directory: Path, report: CheckReport) -> list[Path]:
-    stale = sorted(directory.glob(f"{vectors.INDEX_FILE}.tmp*")) + sorted(directory.glob(f"{vectors.MANIFEST_FILE}.tmp*"))
+    stale = [path for name in (vectors.INDEX_FILE, vectors.MANIFEST_FILE)
+             for path in sorted(directory.glob(f"{name}.tmp*"))]
     for path in stale:
         report.add("temporary_file", f"{path.name} left by an interrupted snapshot write", repairable=True)
     return stale
@@ -195,7 +198,8 @@ def _missing_files(store: Store, report: CheckReport) -> None:
     missing = [path for path in paths if not os.path.exists(path)]
     report.facts["files"] = len(paths)
     for path in missing:
-        report.add("missing_file", f"{path} is indexed but no longer on disk (index its folder again to drop it)")
+        report.add("missing_file", f"{path} is indexed but no longer on disk (index its folder again to "
+                   "drop it)")
 
 
 def _repair(store: Store, report: CheckReport, damaged: list[tuple[int, str]], stale: list[Path],

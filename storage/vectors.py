@@ -97,6 +97,8 @@ def save_snapshot(index: Any, directory: Path, generation: int, model_revision: 
     manifest = Manifest(generation, int(index.ntotal), int(index.d), model_revision, index_type, file_sha256(tmp))
     _fsync_write(directory / INDEX_FILE, source=tmp)
     _fsync_write(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=1).encode())
+    for stale in [*directory.glob(f"{INDEX_FILE}.tmp*"), *directory.glob(f"{MANIFEST_FILE}.tmp*")]:
+        stale.unlink(missing_ok=True)  # left by a writer killed mid-save (only the lock holder saves)
     return manifest
 
 
