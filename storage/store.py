@@ -58,7 +58,11 @@ class Store:
         self._lock_handle: Any = None
         if writable:
             self._take_lock()
-        self.engine = make_engine(database_url)
+        try:
+            self.engine = make_engine(database_url)
+        except BaseException:
+            self._release_lock()
+            raise
         self.sessions = make_sessions(self.engine)
         self._index: Any = None
         self._index_generation = -1
@@ -97,13 +101,23 @@ class Store:
         except OSError as exc:
             handle.close()
             raise StoreError(f"Cannot lock {self.directory} for writing: {exc.strerror}") from exc
-        handle.truncate(0)
-        handle.write(str(os.getpid()))
-        handle.flush()
         self._lock_handle = handle
+        try:
+            handle.truncate(0)
+            handle.write(str(os.getpid()))
+            handle.flush()
+        except OSError as exc:
+            self._release_lock()
+            raise StoreError(f"Cannot write the lock file in {self.directory}: {exc.strerror}") from exc
 
     def close(self) -> None:
-        self.engine.dispose()
+        """Close the connections and release the writer lock (even when closing the database fails)."""
+        try:
+            self.engine.dispose()
+        finally:
+            self._release_lock()
+
+    def _release_lock(self) -> None:
         if self._lock_handle is not None:
             fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
             self._lock_handle.close()
