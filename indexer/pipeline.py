@@ -50,7 +50,12 @@ class IndexSettings:
     batch_size: int = 16
     workers: int = -1  # -1: chosen from the cores
     read_options: ReadOptions = field(default_factory=ReadOptions)
-    snapshot_every_s: float = 300.0
+    snapshot_every_s: float = field(default_factory=lambda: _env_seconds("MEDSEARCH_SNAPSHOT_EVERY_S", 300.0))
+
+
+def _env_seconds(name: str, default: float) -> float:
+    """A number of seconds from the environment (used by tests to force frequent snapshots)."""
+    return float(os.environ.get(name) or default)
 
 
 def default_workers() -> int:

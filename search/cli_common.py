@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -11,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from storage.errors import MedsearchError
+from storage.errors import MedsearchError, StoreError, StoreLocked
 
 StoreOption = Annotated[Path, typer.Option("--store", envvar="MEDSEARCH_STORE",
                                            help="Store directory.")]
@@ -45,9 +46,50 @@ def cli_errors(as_json: bool) -> Iterator[None]:
         wrapped = MedsearchError(str(error).strip("'\""))
         wrapped.code = "not_found"
         _fail(wrapped, 6, as_json)
+    except Exception as error:
+        translated = store_failure(error)
+        if translated is None:
+            raise
+        _fail(translated, translated.exit_code, as_json)
     except KeyboardInterrupt:
         typer.echo("interrupted: every batch finished before the interrupt is kept", err=True)
         raise typer.Exit(130) from None
+
+
+_DATABASE_MESSAGES = (
+    ("database is locked", "the store's database is locked by another process; wait for it to finish"),
+    ("readonly database", "the store is read-only; nothing was changed"),
+    ("disk is full", "the disk is full; the last complete batch is kept, free space and run again"),
+    ("disk i/o error", "disk I/O error; the last complete batch is kept, run `medsearch check`"),
+    ("not a database", "the store's database is damaged; run `medsearch check`"),
+    ("malformed", "the store's database is damaged; run `medsearch check`"),
+)
+_OS_MESSAGES = {
+    errno.ENOSPC: "the disk is full; the last complete batch is kept, free space and run again",
+    errno.EFBIG: "a file grew past the size limit; the last complete batch is kept",
+    errno.EROFS: "the store is on a read-only file system; nothing was changed",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EIO: "disk I/O error; run `medsearch check`",
+}
+
+
+def store_failure(error: BaseException) -> StoreError | None:
+    """A one-line StoreError for a database or disk failure (locked, read-only, full, I/O error,
+    damaged), or None when ``error`` is not one."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(error, DBAPIError):
+        detail = str(error.orig)
+        for needle, message in _DATABASE_MESSAGES:
+            if needle in detail.lower():
+                kind = StoreLocked if needle == "database is locked" else StoreError
+                return kind(f"{message} ({detail})")
+        return StoreError(f"database error: {detail}")
+    if isinstance(error, OSError) and error.errno in _OS_MESSAGES:
+        where = f": {error.filename}" if error.filename else ""
+        return StoreError(f"{_OS_MESSAGES[error.errno]}{where}")
+    return None
 
 
 def _fail(error: MedsearchError, code: int, as_json: bool) -> None:

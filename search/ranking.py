@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import String, cast, func, select
 
+from storage import vectors
 from storage.errors import InvalidQuery
 from storage.models import METADATA_COLUMNS, Image, ImageField
 from storage.store import Store
@@ -54,15 +55,7 @@ def iter_ranked(store: Store, query: np.ndarray, allowed: np.ndarray | None = No
 
 def _search(index: Any, query: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
     """The top ``k`` (id, score) of one query, restricted to ``allowed`` ids inside the search."""
-    import faiss
-
-    params = None
-    if allowed is not None:
-        if len(allowed) == 0:
-            return []
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64)))
-    matrix = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
-    scores, ids = index.search(matrix, k, params=params)
+    scores, ids = vectors.search(index, query, k, allowed)
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
 

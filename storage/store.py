@@ -58,7 +58,11 @@ class Store:
         self._lock_handle: Any = None
         if writable:
             self._take_lock()
-        self.engine = make_engine(database_url)
+        try:
+            self.engine = make_engine(database_url)
+        except BaseException:
+            self._release_lock()
+            raise
         self.sessions = make_sessions(self.engine)
         self._index: Any = None
         self._index_generation = -1
@@ -97,13 +101,23 @@ class Store:
         except OSError as exc:
             handle.close()
             raise StoreError(f"Cannot lock {self.directory} for writing: {exc.strerror}") from exc
-        handle.truncate(0)
-        handle.write(str(os.getpid()))
-        handle.flush()
         self._lock_handle = handle
+        try:
+            handle.truncate(0)
+            handle.write(str(os.getpid()))
+            handle.flush()
+        except OSError as exc:
+            self._release_lock()
+            raise StoreError(f"Cannot write the lock file in {self.directory}: {exc.strerror}") from exc
 
     def close(self) -> None:
-        self.engine.dispose()
+        """Close the connections and release the writer lock (even when closing the database fails)."""
+        try:
+            self.engine.dispose()
+        finally:
+            self._release_lock()
+
+    def _release_lock(self) -> None:
         if self._lock_handle is not None:
             fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
             self._lock_handle.close()
@@ -194,6 +208,13 @@ class Store:
         self._index_generation = generation
         if self._index.ntotal != count:
             self._rebuild(self._index.d)
+
+    def rebuild_index(self) -> None:
+        """Drop the in-memory index and build it again from every vector in the database."""
+        record = self.model_record()
+        if record is None:
+            raise StoreError(f"The store at {self.directory} is empty; index a folder first.")
+        self._rebuild(record.dim)
 
     def image_count(self) -> int:
         """How many vectors the database holds."""

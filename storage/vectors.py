@@ -128,7 +128,7 @@ def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | No
     wanted = min(k, len(allowed))
     if wanted == 0:
         return _empty(len(queries), k)
-    if len(allowed) <= SUBSET_EXACT_MAX:
+    if len(allowed) <= SUBSET_EXACT_MAX and index_type_of(index) != "flat":  # flat + selector is exact already
         return _exact_subset(index, queries, k, allowed)
     params = _filtered_params(index, allowed, len(allowed) / index.ntotal)
     scores, ids = index.search(queries, k, params=params)
@@ -218,6 +218,8 @@ def save_snapshot(index: Any, directory: Path, generation: int, model_revision: 
     manifest = Manifest(generation, int(index.ntotal), int(index.d), model_revision, index_type, file_sha256(tmp))
     _fsync_write(directory / INDEX_FILE, source=tmp)
     _fsync_write(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=1).encode())
+    for stale in [*directory.glob(f"{INDEX_FILE}.tmp*"), *directory.glob(f"{MANIFEST_FILE}.tmp*")]:
+        stale.unlink(missing_ok=True)  # left by a writer killed mid-save (only the lock holder saves)
     return manifest
 
 

@@ -1,0 +1,218 @@
+"""Verify a store, and repair what can be repaired without the images or the model.
+
+Checks, in order: the database's own integrity (SQLite ``PRAGMA integrity_check``), the model record,
+every stored vector (size = the record's dimension, finite, unit norm), the FAISS snapshot (manifest,
+checksum, count, generation), the in-memory index against the database (same ids), leftover temporary
+files of an interrupted snapshot write, and whether the indexed files are still on disk.
+
+``repair=True`` (needs a writable store): removes images whose vectors are damaged (the next index run
+embeds their files again), rebuilds the FAISS snapshot from the database, and deletes stale temporary
+files. A damaged database or missing image files are reported, never "repaired".
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select, text
+
+from storage import vectors
+from storage.models import Deletion, Failure, Image
+from storage.store import SCHEMA_VERSION, Store
+from storage.writes import Batch, write_batch
+
+NORM_TOLERANCE = 1e-3
+
+
+@dataclass
+class Problem:
+    """One finding. ``kind`` is a stable name; ``repairable`` says whether ``repair=True`` can fix it."""
+
+    kind: str
+    message: str
+    repairable: bool = False
+    repaired: bool = False
+
+
+@dataclass
+class CheckReport:
+    """What ``check_store`` found (and repaired). ``ok``: no unrepaired problem is left."""
+
+    problems: list[Problem] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(problem.repaired for problem in self.problems)
+
+    def add(self, kind: str, message: str, repairable: bool = False) -> Problem:
+        problem = Problem(kind, message, repairable)
+        self.problems.append(problem)
+        return problem
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "problems": [asdict(p) for p in self.problems], "facts": self.facts,
+                "failures": self.failures}
+
+
+def check_store(store: Store, repair: bool = False) -> CheckReport:
+    """Check ``store``; with ``repair`` (the store must be writable, else ValueError) fix what is
+    repairable. Raises StoreError only when the store cannot be read at all."""
+    report = CheckReport()
+    if not _database_ok(store, report):
+        return report
+    record = store.model_record()
+    with store.sessions() as session:
+        images = session.scalar(select(func.count()).select_from(Image)) or 0
+        rows = session.execute(select(Failure.path, Failure.reason))
+        report.failures = [{"path": path, "reason": reason} for path, reason in rows]
+    report.facts.update(images=images, generation=store.generation(), failures=len(report.failures))
+    if record is None:
+        if images:
+            report.add("model_record", f"{images} images but no model record")
+        return report
+    if (info := store.info()) is not None and info.schema_version != SCHEMA_VERSION:
+        report.add("model_record", f"schema version {info.schema_version}, expected {SCHEMA_VERSION}")
+    report.facts.update(model=record.model_id, revision=record.revision, dimension=record.dim)
+    if record.dim <= 0:
+        report.add("model_record", f"the model record's dimension is {record.dim}")
+        return report
+    damaged = _damaged_vectors(store, record.dim, report)
+    stale = _stale_temporaries(store.directory, report)
+    rebuild = _snapshot_problems(store, record.dim, record.revision, report)
+    if not damaged:
+        rebuild = _index_problems(store, record.dim, record.revision, report) or rebuild
+    if repair:
+        _repair(store, report, damaged, stale, rebuild or bool(damaged))
+        _index_problems(store, record.dim, record.revision, report)
+    _missing_files(store, report)
+    return report
+
+
+def _database_ok(store: Store, report: CheckReport) -> bool:
+    if store.engine.dialect.name != "sqlite":
+        return True
+    with store.engine.connect() as connection:
+        rows = [row[0] for row in connection.execute(text("PRAGMA integrity_check"))]
+    if rows != ["ok"]:
+        report.add("database", "SQLite integrity check failed: " + "; ".join(rows[:5]))
+        return False
+    return True
+
+
+def _damaged_vectors(store: Store, dim: int, report: CheckReport) -> list[tuple[int, str]]:
+    """(id, path) of every image whose vector has the wrong size, is not finite or not unit length."""
+    damaged: list[tuple[int, str]] = []
+    with store.sessions() as session:
+        query = select(Image.id, Image.path, Image.embedding).execution_options(yield_per=5000)
+        result = session.execute(query)
+        for chunk in result.partitions():
+            for image_id, path, blob in chunk:
+                reason = _vector_problem(blob, dim)
+                if reason:
+                    damaged.append((image_id, path))
+                    report.add("vector", f"image {image_id} ({path}): {reason}", repairable=True)
+    return damaged
+
+
+def _vector_problem(blob: bytes | None, dim: int) -> str | None:
+    if blob is None or len(blob) != dim * 4:
+        return f"vector of {0 if blob is None else len(blob)} bytes, expected {dim * 4}"
+    vector = np.frombuffer(blob, dtype=np.float32)
+    if not np.isfinite(vector).all():
+        return "vector holds NaN or infinity"
+    norm = float(np.linalg.norm(vector.astype(np.float64)))
+    if abs(norm - 1.0) > NORM_TOLERANCE:
+        return f"vector norm {norm:.4f}, expected 1"
+    return None
+
+
+def _stale_temporaries(directory: Path, report: CheckReport) -> list[Path]:
+    stale = [path for name in (vectors.INDEX_FILE, vectors.MANIFEST_FILE)
+             for path in sorted(directory.glob(f"{name}.tmp*"))]
+    for path in stale:
+        report.add("temporary_file", f"{path.name} left by an interrupted snapshot write", repairable=True)
+    return stale
+
+
+def _snapshot_problems(store: Store, dim: int, revision: str, report: CheckReport) -> bool:
+    """Whether the FAISS snapshot needs rewriting; adds a problem saying why."""
+    directory, generation = store.directory, store.generation()
+    manifest_path = directory / vectors.MANIFEST_FILE
+    if not manifest_path.exists() and not (directory / vectors.INDEX_FILE).exists():
+        report.facts["snapshot_generation"] = None
+        report.add("snapshot", "no FAISS snapshot (it is rebuilt from the database on open)", repairable=True)
+        return True
+    loaded = vectors.load_snapshot(directory, dim, revision)
+    if loaded is None:
+        report.add("snapshot", "the FAISS snapshot is missing, damaged, or its checksum or manifest does not "
+                   "match", repairable=True)
+        return True
+    _index, manifest = loaded
+    report.facts["snapshot_generation"] = manifest.generation
+    if manifest.generation > generation:
+        report.add("snapshot", f"the snapshot's generation {manifest.generation} is ahead of the database's "
+                   f"{generation}", repairable=True)
+        return True
+    return False
+
+
+def _index_problems(store: Store, dim: int, revision: str, report: CheckReport) -> bool:
+    """Whether the snapshot replayed to the database's generation, or the index the store serves, holds
+    other ids than the database; adds a problem saying which."""
+    with store.sessions() as session, session.begin():
+        stored = set(session.scalars(select(Image.id)))
+        loaded = vectors.load_snapshot(store.directory, dim, revision)
+        replayed = None
+        if loaded is not None:
+            generation = loaded[1].generation
+            gone = set(session.scalars(select(Deletion.image_id).where(Deletion.generation > generation)))
+            newer = set(session.scalars(select(Image.id).where(Image.generation > generation)))
+            replayed = (set(vectors_ids(loaded[0]).tolist()) - gone) | newer
+    served = vectors_ids(store.index())
+    report.facts["index_count"] = len(served)
+    found = False
+    for name, ids, count in (("snapshot", replayed, None), ("index", set(served.tolist()), len(served))):
+        if ids is not None and (ids != stored or (count is not None and count != len(stored))):
+            report.add(name, f"the {name} and the database disagree: {len(ids - stored)} ids only in the "
+                       f"{name}, {len(stored - ids)} only in the database", repairable=True)
+            found = True
+    return found
+
+
+def vectors_ids(index: Any) -> np.ndarray:
+    """The int64 ids held by an ``IndexIDMap2``."""
+    import faiss
+
+    return faiss.vector_to_array(index.id_map).astype(np.int64)
+
+
+def _missing_files(store: Store, report: CheckReport) -> None:
+    with store.sessions() as session:
+        paths = list(session.scalars(select(Image.path).distinct()))
+    missing = [path for path in paths if not os.path.exists(path)]
+    report.facts["files"] = len(paths)
+    for path in missing:
+        report.add("missing_file", f"{path} is indexed but no longer on disk (index its folder again to "
+                   "drop it)")
+
+
+def _repair(store: Store, report: CheckReport, damaged: list[tuple[int, str]], stale: list[Path],
+            rebuild: bool) -> None:
+    if not store.writable:
+        raise ValueError("repair needs a store opened for writing")
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if damaged:
+        write_batch(store, Batch(remove_paths=sorted({path for _id, path in damaged})))
+    if rebuild:
+        store.rebuild_index()
+    store.save_snapshot()
+    report.facts["snapshot_generation"] = store.generation()
+    for problem in report.problems:
+        problem.repaired = problem.repairable

@@ -1,0 +1,127 @@
+"""``medsearch check [--repair]`` finds each kind of damage, and repairs what can be repaired."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from storage import vectors
+from storage.store import Store
+from tests.conftest import write_png
+
+
+@pytest.fixture
+def indexed(tmp_path: Path, tiny_model: Path, cli: Callable[..., Any]) -> tuple[Path, Path]:
+    """(store, images): five PNGs indexed with the tiny model."""
+    folder, store = tmp_path / "images", tmp_path / "store"
+    for seed in range(5):
+        write_png(folder / f"img{seed}.png", seed)
+    cli("index", folder, "--store", store, "--model", tiny_model, "--workers", "0", "--json")
+    return store, folder
+
+
+def kinds(report: dict[str, Any]) -> set[str]:
+    return {problem["kind"] for problem in report["problems"] if not problem["repaired"]}
+
+
+def test_clean_store_passes(indexed: tuple[Path, Path], cli: Callable[..., Any]) -> None:
+    report = cli("check", "--store", indexed[0], "--json")
+    assert report["ok"] and report["problems"] == []
+    assert report["facts"]["images"] == 5 and report["facts"]["index_count"] == 5
+    assert report["facts"]["snapshot_generation"] == report["facts"]["generation"]
+
+
+@pytest.mark.parametrize("damage", ["flip", "delete_index", "delete_manifest", "truncate"])
+def test_damaged_snapshot_is_found_and_rebuilt(indexed: tuple[Path, Path], cli: Callable[..., Any],
+                                               damage: str) -> None:
+    store = indexed[0]
+    index_file = store / vectors.INDEX_FILE
+    if damage == "flip":
+        data = bytearray(index_file.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        index_file.write_bytes(bytes(data))
+    elif damage == "truncate":
+        index_file.write_bytes(index_file.read_bytes()[:100])
+    else:
+        (store / (vectors.INDEX_FILE if damage == "delete_index" else vectors.MANIFEST_FILE)).unlink()
+    assert kinds(cli("check", "--store", store, "--json", expect=5)) == {"snapshot"}
+    repaired = cli("check", "--store", store, "--repair", "--json")
+    assert repaired["ok"] and {p["kind"] for p in repaired["problems"]} == {"snapshot"}
+    assert cli("check", "--store", store, "--json")["problems"] == []
+    assert vectors.load_snapshot(store, 32, repaired["facts"]["revision"]) is not None
+
+
+def test_snapshot_with_wrong_ids_is_found(indexed: tuple[Path, Path], cli: Callable[..., Any]) -> None:
+    """A well-formed snapshot (checksum fine) holding an id the database never had."""
+    store = indexed[0]
+    with Store.open(store) as opened:
+        index = opened.index()
+        vectors.add(index, np.array([999], dtype=np.int64), np.eye(1, 32, dtype=np.float32))
+        record = opened.model_record()
+        assert record is not None
+        vectors.save_snapshot(index, store, opened.generation(), record.revision, "flat")
+    report = cli("check", "--store", store, "--json", expect=5)
+    assert "snapshot" in kinds(report)
+    assert "1 ids only in the snapshot" in report["problems"][0]["message"]
+    assert cli("check", "--store", store, "--repair", "--json")["ok"]
+    assert cli("check", "--store", store, "--json")["ok"]
+
+
+def test_missing_file_is_reported_not_repaired(indexed: tuple[Path, Path], cli: Callable[..., Any]) -> None:
+    store, folder = indexed
+    (folder / "img3.png").unlink()
+    report = cli("check", "--store", store, "--json", expect=5)
+    assert kinds(report) == {"missing_file"} and "img3.png" in report["problems"][0]["message"]
+    assert kinds(cli("check", "--store", store, "--repair", "--json", expect=5)) == {"missing_file"}
+
+
+@pytest.mark.parametrize("blob", [b"\x00" * 10, np.zeros(32, np.float32).tobytes(),
+                                  np.full(32, np.nan, np.float32).tobytes()])
+def test_corrupt_vector_is_dropped_and_reindexed(indexed: tuple[Path, Path], cli: Callable[..., Any],
+                                                 tiny_model: Path, blob: bytes) -> None:
+    store, folder = indexed
+    with sqlite3.connect(store / "medsearch.db") as connection:
+        connection.execute("update images set embedding = ? where path like '%img2.png'", (blob,))
+    assert kinds(cli("check", "--store", store, "--json", expect=5)) == {"vector"}
+    repaired = cli("check", "--store", store, "--repair", "--json")
+    assert repaired["ok"]
+    after = cli("check", "--store", store, "--json")
+    assert after["ok"] and after["facts"]["images"] == 4 and after["facts"]["index_count"] == 4
+    report = cli("index", folder, "--store", store, "--model", tiny_model, "--workers", "0", "--json")
+    assert (report["added"], report["unchanged"]) == (1, 4)
+    assert cli("check", "--store", store, "--json")["facts"]["index_count"] == 5
+
+
+def test_stale_temporary_file_is_removed(indexed: tuple[Path, Path], cli: Callable[..., Any]) -> None:
+    store = indexed[0]
+    (store / f"{vectors.INDEX_FILE}.tmp12345").write_bytes(b"partial")
+    assert kinds(cli("check", "--store", store, "--json", expect=5)) == {"temporary_file"}
+    assert cli("check", "--store", store, "--repair", "--json")["ok"]
+    assert not list(store.glob("*.tmp*"))
+
+
+def test_damaged_database_is_reported(indexed: tuple[Path, Path], cli: Callable[..., Any]) -> None:
+    """Pages overwritten with garbage: either the integrity check or opening the store says so, in one
+    line, with the store-error exit code."""
+    store = indexed[0]
+    database = store / "medsearch.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("pragma wal_checkpoint(truncate)")
+        page_size = connection.execute("pragma page_size").fetchone()[0]
+    data = bytearray(database.read_bytes())
+    for offset in range(page_size * 2 + 16, len(data), page_size):
+        data[offset : offset + 64] = b"\xa5" * 64
+    database.write_bytes(bytes(data))
+    result = cli("check", "--store", store, expect=5)
+    assert "damaged" in result.output or "integrity check failed" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_check_of_missing_store_is_one_line(tmp_path: Path, cli: Callable[..., Any]) -> None:
+    result = cli("check", "--store", tmp_path / "nothing", expect=5)
+    assert "No medsearch store" in result.output
