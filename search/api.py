@@ -177,6 +177,10 @@ class Medsearch:
         self._check_model()
         return embed_file(self.embedder, path, read_options)
 
+    def check_model(self) -> None:
+        """Load the model and check it matches the store's vectors. Raises ModelUnavailable, ModelMismatch."""
+        self._check_model()
+
     def _check_model(self) -> None:
         from indexer.preprocess import PREPROCESSING_VERSION
         from storage.store import ModelRecord
