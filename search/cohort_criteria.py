@@ -215,7 +215,8 @@ def _collapse(ms: Any, ordered: list[tuple[int, float | None, float | None]],
               threshold: float) -> tuple[list[tuple[int, float | None, float | None]], list[dict[str, Any]]]:
     """Greedy, best first: a member closer than ``threshold`` (cosine) to a kept one is collapsed into it."""
     with ms.store.sessions() as session:
-        blobs = dict(session.execute(select(Image.id, Image.embedding).where(Image.id.in_([m[0] for m in ordered]))))
+        query = select(Image.id, Image.embedding).where(Image.id.in_([m[0] for m in ordered]))
+        blobs = {i: blob for i, blob in session.execute(query)}
     kept: list[tuple[int, float | None, float | None]] = []
     vectors: list[np.ndarray] = []
     collapsed = []

@@ -35,7 +35,7 @@ def export(ms: Any, name: str, fmt: str, output: str | Path, columns: Sequence[s
         manifest_path = output / "manifest.json"
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
-        wanted = UID_COLUMNS if fmt == "uids" else tuple(columns)
+        wanted = UID_COLUMNS if fmt == "uids" else tuple(c for c in columns if c not in BASE_COLUMNS)
         table = _rows(ms, members, wanted)
         if fmt == "uids":
             table = [{c: row[c] for c in UID_COLUMNS} for row in table if row["sop_instance_uid"] is not None]

@@ -157,7 +157,8 @@ def _members(session: Session, run_id: int) -> list[dict[str, Any]]:
 
 def _paths(ms: Any, ids: list[int]) -> dict[int, str]:
     with ms.store.sessions() as session:
-        return dict(session.execute(select(Image.id, Image.path).where(Image.id.in_(ids))))
+        rows = session.execute(select(Image.id, Image.path).where(Image.id.in_(ids)))
+        return {i: path for i, path in rows}
 
 
 def _iso(value: dt.datetime) -> str:
