@@ -183,13 +183,13 @@ def _order(ids: np.ndarray, primary: dict[int, float] | None,
 
 
 def check_column(ms: Any, column: str) -> str:
-    """The column behind ``column`` (study, series, patient, a metadata column or a sidecar/label field).
-    Raises InvalidQuery for an unknown name."""
+    """The column behind ``column``: a metadata column or sidecar/label field of that name, else the
+    aliases study, series, patient (their DICOM UIDs / patient key). Raises InvalidQuery for an unknown name."""
     from search.filters import field_names
 
-    column = GROUP_COLUMNS.get(column, column)
     with ms.store.sessions() as session:
         known = set(METADATA_COLUMNS) | {"path"} | field_names(session)
+    column = column if column in known else GROUP_COLUMNS.get(column, column)
     if column not in known:
         raise InvalidQuery(f"unknown column {column!r}: use study, series, patient, a metadata column "
                            f"({', '.join(METADATA_COLUMNS)}) or an imported field")
