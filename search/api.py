@@ -179,6 +179,7 @@ class Medsearch:
         return embed_file(self.embedder, path, read_options)
 
     def check_model(self) -> None:
+        """Load the model and check it matches the store's vectors. Raises ModelUnavailable, ModelMismatch."""
         from indexer.preprocess import PREPROCESSING_VERSION
         from storage.store import ModelRecord
 
