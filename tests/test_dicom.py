@@ -282,6 +282,17 @@ def test_middle_frame_by_default_and_all_frames_on_request(tmp_path: Path) -> No
     assert single.frame_number == single.metadata["frame_number"] == 0
 
 
+def test_an_icon_image_is_not_taken_for_the_image(tmp_path: Path) -> None:
+    icon = Dataset()
+    icon.Rows = icon.Columns = 2
+    icon.SamplesPerPixel, icon.PhotometricInterpretation = 1, "MONOCHROME2"
+    icon.BitsAllocated, icon.BitsStored, icon.HighBit, icon.PixelRepresentation = 8, 8, 7, 0
+    icon.PixelData = b"\x00\x01\x02\x03"
+    stored = np.arange(64, dtype=np.uint16).reshape(8, 8)
+    path = write_dicom(tmp_path / "icon.dcm", stored, bits_stored=12, Modality="MR", IconImageSequence=[icon])
+    assert read_one(path).pixels.shape == (8, 8)
+
+
 def test_only_the_needed_frame_is_decoded(tmp_path: Path) -> None:
     """Three RLE frames, the first one corrupt: the middle frame still reads; all frames do not."""
     path, _ = five_frames(tmp_path)
