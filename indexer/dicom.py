@@ -1,48 +1,315 @@
-"""DICOM through pydicom (a basic reader; the medical pixel pipeline refines it)."""
+"""DICOM through pydicom 3: header checks, frame selection, decoding, and display pixels.
+
+Supported transfer syntaxes (with the plugins medsearch installs: pylibjpeg, pylibjpeg-libjpeg,
+pylibjpeg-openjpeg, pylibjpeg-rle, pyjpegls; Pillow as a fallback for JPEG and JPEG 2000):
+
+* Implicit VR Little Endian (1.2.840.10008.1.2)
+* Explicit VR Little Endian (1.2.840.10008.1.2.1)
+* Deflated Explicit VR Little Endian (1.2.840.10008.1.2.1.99)
+* Explicit VR Big Endian (1.2.840.10008.1.2.2)
+* JPEG Baseline, 8-bit (1.2.840.10008.1.2.4.50)
+* JPEG Extended, 12-bit (1.2.840.10008.1.2.4.51)
+* JPEG Lossless (1.2.840.10008.1.2.4.57) and JPEG Lossless SV1 (1.2.840.10008.1.2.4.70)
+* JPEG-LS Lossless (1.2.840.10008.1.2.4.80) and Near-Lossless (1.2.840.10008.1.2.4.81)
+* JPEG 2000 Lossless (1.2.840.10008.1.2.4.90) and JPEG 2000 (1.2.840.10008.1.2.4.91)
+* HTJ2K Lossless (1.2.840.10008.1.2.4.201), HTJ2K Lossless RPCL (1.2.840.10008.1.2.4.202) and
+  HTJ2K (1.2.840.10008.1.2.4.203), through OpenJPEG
+* RLE Lossless (1.2.840.10008.1.2.5)
+
+Not supported (rejected with a reason naming the syntax): JPEG 2000 Part 2 multi-component, MPEG-2,
+MPEG-4, HEVC, JPIP referenced, SMPTE ST 2110. Files without the 128-byte preamble and ``DICM`` prefix
+are read when they end in ``.dcm``. Float and double-float pixel data are rejected.
+
+Photometric interpretations: MONOCHROME1 (inverted), MONOCHROME2, RGB, YBR_FULL and YBR_FULL_422
+(converted to RGB by pydicom), YBR_ICT and YBR_RCT (JPEG 2000; converted by the codec), PALETTE COLOR
+(through its lookup table).
+"""
 
 from __future__ import annotations
 
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from indexer.dicom_meta import file_metadata, quiet_pydicom
 from indexer.frames import Frame, ReadOptions
+from indexer.isolation import DecodeGuard, codestream_size
+from indexer.windows import parse_window, render
 from storage.errors import UnreadableFile
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+    from pydicom.uid import UID
+
+DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
+GZIP_MAGIC = b"\x1f\x8b"
+COLOUR_PHOTOMETRICS = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"}
+GREY_PHOTOMETRICS = {"MONOCHROME1", "MONOCHROME2"}
+RLE_LOSSLESS = "1.2.840.10008.1.2.5"
+_PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
+
+
+@dataclass
+class _Source:
+    """A parsed header and where its pixels are decoded from: the open file, or the fully read
+    dataset (deflated files, and files whose pixel data element is encoded against their syntax)."""
+
+    ds: Dataset
+    transfer_syntax: UID
+    pixel_keyword: str | None
+    decode_from: BinaryIO | Dataset
+    pixel_offset: int = 0  # where the pixel data element starts in the file (file sources only)
+    pixel_length: int | None = None  # its value length; None when undefined (encapsulated)
 
 
 class DicomReader:
+    """Reads DICOM files into display-ready frames (see the module docstring for what is supported)."""
+
     name = "dicom"
 
     def accepts(self, path: Path, head: bytes) -> bool:
-        return path.suffix.lower() == ".dcm" or head[128:132] == b"DICM"
+        """DICOM by suffix or ``DICM`` prefix; gzip files too, to say they must be decompressed."""
+        return path.suffix.lower() in DICOM_SUFFIXES or head[128:132] == b"DICM" or head[:2] == GZIP_MAGIC
 
     def read(self, path: Path, options: ReadOptions) -> list[Frame]:
-        import pydicom
-        from pydicom.errors import InvalidDicomError
-        from pydicom.pixels import apply_modality_lut, apply_voi_lut
+        """``path`` -> frames: float32 [0, 1], (H, W) or (H, W, 3); one frame (the middle one) or all,
+        as ``options.frames`` says. Raises ``UnreadableFile`` with a reason; ``InvalidQuery`` only for
+        a malformed ``options.window``."""
+        window = parse_window(options.window)
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed by the ``with`` below
+        except OSError as exc:
+            raise UnreadableFile(f"cannot open file: {exc.strerror or exc}") from exc
+        with handle, quiet_pydicom(), DecodeGuard("unreadable DICOM file"):
+            return _read_open_file(handle, path, options, window)
 
+
+def _read_open_file(
+    handle: BinaryIO, path: Path, options: ReadOptions, window: tuple[float, float] | None
+) -> list[Frame]:
+    head = handle.read(132)
+    if not head:
+        raise UnreadableFile("empty file (0 bytes)")
+    if head.startswith(GZIP_MAGIC):
+        raise UnreadableFile("gzip-compressed file; decompress it first")
+    handle.seek(0)
+    with DecodeGuard("corrupt or truncated DICOM header"):
+        source = _parse_header(handle, forced_ok=path.suffix.lower() in DICOM_SUFFIXES)
+    ds = source.ds
+    indices = _frame_indices(ds, options)
+    _check_pixel_element(source)
+    _check_image_size(ds, len(indices), options.max_pixels)
+    _check_codestreams(source, indices)
+    metadata = file_metadata(ds, options, source.transfer_syntax.keyword or str(source.transfer_syntax))
+    numbered = _frame_count(ds) > 1
+    decoded = _decode(source, indices)
+    frames = []
+    for index in indices:
+        with DecodeGuard("cannot decode pixel data"):
+            raw = next(decoded, None)
+        if raw is None:
+            raise UnreadableFile(f"pixel data ends before frame {index + 1}")
+        with DecodeGuard("cannot convert pixels for display"):
+            image = render(raw, ds, index, window)
+        number = index + 1 if numbered else 0
+        frames.append(Frame(pixels=image, frame_number=number, metadata={**metadata, "frame_number": number}))
+    return frames
+
+
+def _parse_header(handle: BinaryIO, forced_ok: bool) -> _Source:
+    """Parse everything up to the pixel data and see which pixel data element follows. Deflated
+    files, and files whose pixel data element is not encoded as their transfer syntax says, are
+    read whole and decoded from the dataset (pydicom copes with those only there)."""
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    force = False
+    try:
+        ds = dcmread(handle, stop_before_pixels=True)
+    except InvalidDicomError:
+        if not forced_ok:
+            raise UnreadableFile("not a DICOM file (no DICM prefix)") from None
+        handle.seek(0)
+        force = True
+        ds = dcmread(handle, stop_before_pixels=True, force=True)
+        if "SOPClassUID" not in ds and "Rows" not in ds:
+            raise UnreadableFile("not a DICOM file (no DICM prefix, no image attributes)") from None
+    syntax = _transfer_syntax(ds)
+    if syntax != DeflatedExplicitVRLittleEndian:
+        offset = handle.tell()
+        keyword, length = _peek_pixel_element(handle.read(12), syntax)
+        if keyword != "?":
+            return _Source(ds, syntax, keyword, handle, offset, length)
+    handle.seek(0)
+    full = dcmread(handle, force=force)
+    keyword = next((name for name in _PIXEL_TAGS.values() if name in full), None)
+    return _Source(full, syntax, keyword, full)
+
+
+def _peek_pixel_element(element: bytes, syntax: UID) -> tuple[str | None, int | None]:
+    """The pixel data keyword and value length (None: undefined) of the element header at the end of
+    the dataset; keyword None when there is none, ``"?"`` when it is not encoded as ``syntax`` says."""
+    if len(element) < 12:
+        return None, None
+    group, number = struct.unpack_from("<HH" if syntax.is_little_endian else ">HH", element)
+    keyword = _PIXEL_TAGS.get(group << 16 | number)
+    if keyword is None:
+        return None, None
+    if not syntax.is_implicit_VR and not element[4:6].isalpha():
+        return "?", None
+    length_format = ("<" if syntax.is_little_endian else ">") + "L"
+    length = struct.unpack_from(length_format, element, 4 if syntax.is_implicit_VR else 8)[0]
+    return keyword, None if length == 0xFFFFFFFF else length
+
+
+def _transfer_syntax(ds: Dataset) -> UID:
+    """The file's Transfer Syntax UID, or the encoding pydicom found for a file without one."""
+    from pydicom import uid
+
+    declared = getattr(ds, "file_meta", None) and ds.file_meta.get("TransferSyntaxUID")
+    if declared:
+        return uid.UID(str(declared).strip("\x00 "))
+    implicit, little = ds.original_encoding
+    if implicit:
+        return uid.ImplicitVRLittleEndian
+    return uid.ExplicitVRLittleEndian if little else uid.ExplicitVRBigEndian
+
+
+def _frame_count(ds: Dataset) -> int:
+    value = ds.get("NumberOfFrames")
+    if value in (None, ""):
+        return 1
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise UnreadableFile("invalid Number of Frames") from None
+    if count < 1:
+        raise UnreadableFile(f"invalid Number of Frames ({count})")
+    return count
+
+
+def _frame_indices(ds: Dataset, options: ReadOptions) -> list[int]:
+    """0-based frames to decode: the middle one (``count // 2``) or all of them."""
+    count = _frame_count(ds)
+    return list(range(count)) if options.frames == "all" else [count // 2]
+
+
+def _check_pixel_element(source: _Source) -> None:
+    """Reject files without integer pixel data, with an undecodable transfer syntax, or cut short."""
+    from pydicom.dataset import Dataset
+    from pydicom.pixels import get_decoder
+
+    ds, syntax = source.ds, source.transfer_syntax
+    if source.pixel_keyword is None:
+        kind = _describe_object(ds)
+        hint = "; the file may be truncated" if "Image Storage" in kind or "Rows" in ds else ""
+        raise UnreadableFile(f"no pixel data ({kind}{hint})")
+    if source.pixel_keyword != "PixelData":
+        raise UnreadableFile(f"float pixel data ({source.pixel_keyword}) is not supported")
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError:
+        raise UnreadableFile(f"unsupported transfer syntax: {syntax.name} ({syntax})") from None
+    if not decoder.is_available:
+        raise UnreadableFile(f"no decoder installed for transfer syntax {syntax.name} ({syntax})")
+    if source.pixel_length is not None and not isinstance(source.decode_from, Dataset):
+        present = os.fstat(source.decode_from.fileno()).st_size - source.pixel_offset
+        present -= 8 if syntax.is_implicit_VR else 12
+        if present < source.pixel_length:
+            raise UnreadableFile(f"truncated file: {present} of {source.pixel_length} bytes of pixel data")
+
+
+def _check_image_size(ds: Dataset, frame_count: int, max_pixels: int) -> None:
+    """Reject a missing or unsupported image description, and more than ``max_pixels`` values
+    (rows x columns x samples x frames to decode), from the header alone."""
+    rows, columns, samples = (_positive(ds, name) for name in ("Rows", "Columns", "SamplesPerPixel"))
+    _positive(ds, "BitsAllocated")
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    if photometric not in GREY_PHOTOMETRICS | COLOUR_PHOTOMETRICS | {"PALETTE COLOR"}:
+        raise UnreadableFile(f"unsupported photometric interpretation {photometric or '(missing)'!r}")
+    total = rows * columns * samples * frame_count
+    if total > max_pixels:
+        raise UnreadableFile(
+            f"image too large: {rows} x {columns} x {samples} samples x {frame_count} frame(s) = "
+            f"{total} values to decode > limit {max_pixels}"
+        )
+
+
+def _check_codestreams(source: _Source, indices: list[int]) -> None:
+    """Reject JPEG, JPEG-LS and JPEG 2000 frames whose own header declares another size than Rows x
+    Columns, before a native decoder allocates for the declared size."""
+    ds, syntax = source.ds, source.transfer_syntax
+    if not syntax.is_encapsulated or syntax == RLE_LOSSLESS:  # RLE decoders size by the header
+        return
+    expected = (int(ds.Columns), int(ds.Rows))
+    for index, frame in zip(indices, _compressed_frames(source, indices), strict=False):
         try:
-            dataset = pydicom.dcmread(path)
-        except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
-            raise UnreadableFile(f"not a readable DICOM file: {exc}") from exc
-        if "PixelData" not in dataset:
-            raise UnreadableFile("DICOM file has no pixel data")
-        try:
-            array = dataset.pixel_array
-        except Exception as exc:
-            raise UnreadableFile(f"cannot decode DICOM pixels: {exc}") from exc
-        frames = int(getattr(dataset, "NumberOfFrames", 1) or 1)
-        if frames > 1:
-            array = array[frames // 2]
-        array = apply_voi_lut(apply_modality_lut(array, dataset), dataset).astype(np.float32)
-        low, high = float(array.min()), float(array.max())
-        array = (array - low) / (high - low) if high > low else np.zeros_like(array)
-        if dataset.get("PhotometricInterpretation") == "MONOCHROME1":
-            array = 1.0 - array
-        metadata = {
-            "file_format": "dicom",
-            "width": int(dataset.Columns),
-            "height": int(dataset.Rows),
-            "modality": dataset.get("Modality"),
-        }
-        return [Frame(pixels=array if array.ndim == 2 else array[:, :, :3], metadata=metadata)]
+            declared = codestream_size(frame)
+        except ValueError as exc:
+            raise UnreadableFile(f"frame {index + 1}: {exc}") from None
+        if declared is not None and declared != expected:
+            raise UnreadableFile(
+                f"frame {index + 1} declares {declared[0]} x {declared[1]} pixels in its codestream "
+                f"but the header says {expected[0]} x {expected[1]}"
+            )
+
+
+def _compressed_frames(source: _Source, indices: list[int]) -> Iterator[bytes]:
+    """The encoded bytes of the frames in ``indices`` (one frame, or all of them in order)."""
+    from pydicom.dataset import Dataset
+    from pydicom.encaps import generate_frames, get_frame
+
+    ds, syntax = source.ds, source.transfer_syntax
+    if isinstance(source.decode_from, Dataset):
+        buffer: Any = ds.PixelData
+    else:
+        buffer = source.decode_from
+        buffer.seek(source.pixel_offset + (8 if syntax.is_implicit_VR else 12))
+    count = _frame_count(ds)
+    offsets = None
+    if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
+        offsets = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+    with DecodeGuard("cannot find the frames in the pixel data"):
+        if len(indices) == 1:
+            yield get_frame(buffer, indices[0], number_of_frames=count, extended_offsets=offsets)
+        else:
+            yield from generate_frames(buffer, number_of_frames=count, extended_offsets=offsets)
+
+
+def _positive(ds: Dataset, keyword: str) -> int:
+    try:
+        value = int(ds.get(keyword))
+    except (TypeError, ValueError):
+        raise UnreadableFile(f"missing or invalid {keyword}") from None
+    if value <= 0:
+        raise UnreadableFile(f"missing or invalid {keyword} ({value})")
+    return value
+
+
+def _describe_object(ds: Dataset) -> str:
+    """``Basic Text SR Storage`` / ``modality RTPLAN`` / ``no SOP class``: what a pixel-less file is."""
+    sop_class = ds.get("SOPClassUID")
+    if not sop_class and getattr(ds, "file_meta", None):
+        sop_class = ds.file_meta.get("MediaStorageSOPClassUID")
+    if sop_class:
+        return str(getattr(sop_class, "name", sop_class))[:80]
+    modality = str(ds.get("Modality") or "").strip()
+    return f"modality {modality[:16]}" if modality else "no SOP class"
+
+
+def _decode(source: _Source, indices: list[int]) -> Iterator[np.ndarray]:
+    """A lazy iterator over the frames in ``indices`` only: (rows, columns) or (rows, columns, samples)
+    arrays, YBR already converted to RGB. Decoding happens in ``next``."""
+    from pydicom.dataset import Dataset
+    from pydicom.pixels import iter_pixels
+
+    options: dict[str, Any] = {}
+    if not isinstance(source.decode_from, Dataset):  # a file: the syntax may be missing from it
+        options["transfer_syntax_uid"] = source.transfer_syntax
+    return iter_pixels(source.decode_from, indices=indices, **options)

@@ -1,0 +1,214 @@
+"""From a decoded DICOM frame to display pixels: the named window presets, the choice of VOI (values
+of interest) transform for a frame, and ``render``, which applies the ``indexer.pixels`` steps in order.
+
+A window is ``(center, width)`` in the units of the modality LUT's output (Hounsfield units for CT).
+The choice, in order: the window asked for in ``ReadOptions.window``; else the file's own Window
+Center / Width (first value when several, per frame for enhanced multi-frame files); else the file's
+VOI LUT Sequence; else the modality's default (CT: center 100 / width 2500 HU; other modalities: a robust
+stretch of the frame's own range).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from indexer import pixels as px
+from indexer.frames import WindowSpec
+from storage.errors import InvalidQuery, UnreadableFile
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+WINDOW_PRESETS: dict[str, tuple[float, float]] = {
+    "lung": (-600.0, 1500.0),
+    "mediastinum": (50.0, 350.0),
+    "bone": (400.0, 1800.0),
+    "brain": (40.0, 80.0),
+    "soft-tissue": (40.0, 400.0),
+}
+"""Named CT windows, ``name -> (center, width)`` in Hounsfield units."""
+
+CT_DEFAULT_WINDOW = (100.0, 2500.0)
+VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+
+
+@dataclass(frozen=True)
+class Voi:
+    """The VOI transform for one frame.
+
+    ``kind``: ``window`` (``center``, ``width``, ``function`` set), ``lut`` (apply the dataset's VOI LUT
+    Sequence) or ``stretch`` (map the frame's own robust range to [0, 1]).
+    """
+
+    kind: Literal["window", "lut", "stretch"]
+    center: float = 0.0
+    width: float = 1.0
+    function: str = "LINEAR"
+
+
+def parse_window(spec: WindowSpec) -> tuple[float, float] | None:
+    """``ReadOptions.window`` -> ``(center, width)``, or None for "the file's own / the default".
+
+    Raises ``InvalidQuery`` for an unknown preset name or a width that is not a positive finite
+    number. Call it when parsing options, to fail once rather than on every file.
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        key = spec.strip().lower().replace("_", "-").replace(" ", "-")
+        if key not in WINDOW_PRESETS:
+            names = ", ".join(WINDOW_PRESETS)
+            raise InvalidQuery(f"unknown window preset {spec!r} (known: {names})")
+        return WINDOW_PRESETS[key]
+    try:
+        center, width = (float(value) for value in spec)
+    except (TypeError, ValueError) as exc:
+        raise InvalidQuery(f"a window is (center, width) or a preset name, not {spec!r}") from exc
+    if not (math.isfinite(center) and math.isfinite(width) and width > 0):
+        raise InvalidQuery(f"window width must be positive and finite, got {spec!r}")
+    return center, width
+
+
+def choose_voi(ds: Dataset, frame_index: int, asked: tuple[float, float] | None) -> Voi:
+    """The VOI transform for frame ``frame_index`` (0-based) of a greyscale dataset (see module doc);
+    ``asked``: the window from the options, already through ``parse_window``."""
+    if asked is not None:
+        return Voi("window", *asked)
+    for source in frame_sources(ds, frame_index, "FrameVOILUTSequence"):
+        own = _file_window(source)
+        if own is not None:
+            return own
+    if _has_voi_lut(ds):
+        return Voi("lut")
+    if str(ds.get("Modality", "")).upper() == "CT":
+        return Voi("window", *CT_DEFAULT_WINDOW)
+    return Voi("stretch")
+
+
+def frame_sources(ds: Dataset, frame_index: int, keyword: str) -> list[Dataset]:
+    """Where a per-frame attribute may live, most specific first: the frame's item of the Per-frame
+    Functional Groups (``keyword`` macro), the Shared Functional Groups, then the dataset itself."""
+    sources: list[Dataset] = []
+    for group_keyword, index in (
+        ("PerFrameFunctionalGroupsSequence", frame_index),
+        ("SharedFunctionalGroupsSequence", 0),
+    ):
+        groups = _item(ds, group_keyword, index)
+        macro = _item(groups, keyword, 0) if groups is not None else None
+        if macro is not None:
+            sources.append(macro)
+    sources.append(ds)
+    return sources
+
+
+def _item(ds: Dataset, keyword: str, index: int) -> Dataset | None:
+    try:
+        sequence = ds.get(keyword)
+        return sequence[index] if sequence is not None and len(sequence) > index else None
+    except (TypeError, ValueError, AttributeError, IndexError, KeyError):
+        return None
+
+
+def _file_window(source: Dataset) -> Voi | None:
+    """The first Window Center / Width pair of ``source``, or None when absent or unusable."""
+    try:
+        center = _first_number(source.get("WindowCenter"))
+        width = _first_number(source.get("WindowWidth"))
+    except (TypeError, ValueError):  # an unparsable DS value
+        return None
+    if center is None or width is None:
+        return None
+    function = str(source.get("VOILUTFunction") or "LINEAR").strip().upper()
+    if function not in VOI_FUNCTIONS:
+        function = "LINEAR"
+    if width <= 0 or (function == "LINEAR" and width < 1):
+        return None
+    return Voi("window", center, width, function)
+
+
+def _first_number(value: Any) -> float | None:
+    """A DS value (single or multi-valued) -> its first value as a finite float, else None."""
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        value = value[0] if len(value) else None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _has_voi_lut(ds: Dataset) -> bool:
+    item = _item(ds, "VOILUTSequence", 0)
+    return item is not None and "LUTDescriptor" in item and "LUTData" in item
+
+
+def render(raw: np.ndarray, ds: Dataset, frame_index: int, window: tuple[float, float] | None) -> np.ndarray:
+    """One decoded frame -> display pixels, float32 in [0, 1], (H, W) or (H, W, 3).
+
+    Greyscale: modality LUT / rescale -> VOI (``indexer.windows.choose_voi``) -> MONOCHROME1 inverted.
+    Colour: scaled by Bits Stored (RGB) or by the palette's entry size (PALETTE COLOR)."""
+    from pydicom.pixels import apply_color_lut
+
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    if photometric == "PALETTE COLOR":
+        rgb = px.to_three_channels(apply_color_lut(raw, ds))
+        return px.scale_by_bits(rgb, _palette_bits(ds, rgb))
+    if raw.ndim == 3:
+        return px.scale_by_bits(px.to_three_channels(raw), int(ds.get("BitsStored") or ds.BitsAllocated))
+    values = _modality_values(raw, ds, frame_index)
+    voi = choose_voi(ds, frame_index, window)
+    if voi.kind == "window":
+        px.apply_window(values, voi.center, voi.width, voi.function)
+    elif voi.kind == "lut":
+        values = _apply_voi_lut(values, ds)
+    else:
+        px.stretch(values)
+    if photometric == "MONOCHROME1":
+        px.invert(values)
+    return values
+
+
+def _modality_values(raw: np.ndarray, ds: Dataset, frame_index: int) -> np.ndarray:
+    """Stored values -> modality units, float32 (Modality LUT Sequence, else per-frame or file-level
+    Rescale Slope / Intercept, else unchanged)."""
+    from pydicom.pixels import apply_modality_lut
+
+    if ds.get("ModalityLUTSequence"):
+        return apply_modality_lut(raw, ds).astype(np.float32, order="C")
+    for source in frame_sources(ds, frame_index, "PixelValueTransformationSequence"):
+        slope, intercept = source.get("RescaleSlope"), source.get("RescaleIntercept")
+        if slope is not None or intercept is not None:
+            slope = float(slope) if slope not in (None, "") else 1.0
+            intercept = float(intercept) if intercept not in (None, "") else 0.0
+            if not (np.isfinite(slope) and np.isfinite(intercept)) or slope == 0:
+                raise UnreadableFile("invalid Rescale Slope / Intercept")
+            return px.rescale(raw, slope, intercept)
+    return px.rescale(raw)
+
+
+def _apply_voi_lut(values: np.ndarray, ds: Dataset) -> np.ndarray:
+    """The first VOI LUT Sequence item applied to modality values (float32, consumed), scaled from the
+    table's own output range to [0, 1]. Not pydicom's ``apply_voi``: it indexes the table through an
+    array of the output's dtype, so an 8-bit table of more than 256 entries wraps around."""
+    item = ds.VOILUTSequence[0]
+    entries, first = int(item.LUTDescriptor[0]) or 2**16, int(item.LUTDescriptor[1])
+    data = item.LUTData
+    if isinstance(data, bytes):  # OW: 16-bit words in the dataset's byte order
+        little = getattr(ds, "original_encoding", (None, True))[1] is not False
+        table = np.frombuffer(data, dtype="<u2" if little else ">u2")
+    else:
+        table = np.atleast_1d(np.asarray(data, dtype=np.float64))
+    return px.apply_lut(values, table[:entries].astype(np.float32), first)
+
+
+def _palette_bits(ds: Dataset, rgb: np.ndarray) -> int:
+    """Bits per palette entry: the descriptor's 8 or 16 (8-bit entries may be stored in 16 bits)."""
+    descriptor = ds.get("RedPaletteColorLookupTableDescriptor")
+    if descriptor is not None and int(descriptor[2]) == 8:
+        return 8
+    return 8 * rgb.dtype.itemsize
