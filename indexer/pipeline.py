@@ -17,7 +17,7 @@ from indexer.frames import ReadOptions
 from indexer.load import Loaded, load_file
 from indexer.plan import Plan, make_plan
 from indexer.preprocess import PREPROCESSING_VERSION
-from indexer.workers import CRASHED, ordered_map
+from indexer.workers import Limits, ordered_map
 from storage.models import Root
 from storage.store import ModelRecord, Store
 from storage.writes import Batch, FileStat, NewImage, forget_failures, write_batch
@@ -50,6 +50,7 @@ class IndexSettings:
     batch_size: int = 16
     workers: int = -1  # -1: chosen from the cores
     read_options: ReadOptions = field(default_factory=ReadOptions)
+    limits: Limits = field(default_factory=Limits)
     snapshot_every_s: float = field(default_factory=lambda: _env_seconds("MEDSEARCH_SNAPSHOT_EVERY_S", 300.0))
 
 
@@ -124,7 +125,7 @@ def _embed_and_write(store: Store, embedder: Embedder, plan: Plan, settings: Ind
     pending: list[Loaded] = []
     frames = 0
     last_snapshot = time.monotonic()
-    for done, loaded in enumerate(_load_all(plan, embedder, options, workers), start=1):
+    for done, loaded in enumerate(_load_all(plan, embedder, options, workers, settings.limits), start=1):
         report.stages["read"] = report.stages.get("read", 0.0) + loaded.read_seconds
         report.stages["preprocess"] = report.stages.get("preprocess", 0.0) + loaded.preprocess_seconds
         pending.append(loaded)
@@ -141,10 +142,11 @@ def _embed_and_write(store: Store, embedder: Embedder, plan: Plan, settings: Ind
         _flush(store, embedder, pending, plan, settings.batch_size, report)
 
 
-def _load_all(plan: Plan, embedder: Embedder, options: ReadOptions, workers: int) -> Iterator[Loaded]:
+def _load_all(plan: Plan, embedder: Embedder, options: ReadOptions, workers: int, limits: Limits) -> Iterator[Loaded]:
     workers = min(workers, len(plan.to_read))
     tasks = ((entry, plan.hashes.get(entry.path)) for entry in plan.to_read)
-    for _task, loaded in ordered_map(_load_task, tasks, workers, _crashed, options, embedder.preprocessor):
+    loads = ordered_map(_load_task, tasks, workers, _failed, options, embedder.preprocessor, limits=limits)
+    for _task, loaded in loads:
         yield loaded
 
 
@@ -153,8 +155,8 @@ def _load_task(task: tuple[FileEntry, str | None], options: ReadOptions, preproc
     return load_file(entry, options, preprocessor, digest)
 
 
-def _crashed(task: tuple[FileEntry, str | None]) -> Loaded:
-    return Loaded(task[0], error=CRASHED)
+def _failed(task: tuple[FileEntry, str | None], reason: str) -> Loaded:
+    return Loaded(task[0], error=reason)
 
 
 def _flush(store: Store, embedder: Embedder, files: list[Loaded], plan: Plan, batch_size: int,

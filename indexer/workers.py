@@ -1,14 +1,20 @@
 """Run a function over many items in worker processes with a bounded number in flight, in order.
-A worker that dies (a native decoder crash) costs only the item that killed it: the pool is rebuilt and
-the items that were in flight are retried one at a time."""
+
+A worker that dies (a native decoder crash) or overruns the time one item may take costs only the item
+that caused it: the pool is replaced and the other items that were in flight are retried one at a time.
+Each worker's address space is capped, so one file cannot take the machine's memory.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
+import resource
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 Item = TypeVar("Item")
@@ -16,47 +22,86 @@ Item = TypeVar("Item")
 CRASHED = "the decoder crashed the worker process"
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+@dataclass(frozen=True)
+class Limits:
+    """Per item: seconds it may take, bytes of address space a worker may use (0: no cap)."""
+
+    seconds: float = 300.0
+    memory_bytes: int = 8 * 1024**3
+
+
+def _cap_memory(memory_bytes: int) -> None:
+    if memory_bytes > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+
+
+def _pool(workers: int, limits: Limits) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
+                               initializer=_cap_memory, initargs=(limits.memory_bytes,))
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool whose worker hangs: shutdown alone would wait for it forever."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def ordered_map(function: Callable[..., Any], items: Iterable[Item], workers: int,
-                on_crash: Callable[[Item], Any], *args: Any) -> Iterator[tuple[Item, Any]]:
-    """Yield ``(item, function(item, *args))`` in input order. With ``workers`` 0 it runs in this process.
-    At most ``2 * workers`` items are in flight. An item whose worker dies yields ``on_crash(item)``."""
+                on_failure: Callable[[Item, str], Any], *args: Any,
+                limits: Limits = Limits()) -> Iterator[tuple[Item, Any]]:
+    """Yield ``(item, function(item, *args))`` in input order. With ``workers`` 0 it runs in this process
+    (no crash, time or memory protection). At most ``2 * workers`` items are in flight. An item whose
+    worker dies or overruns ``limits.seconds`` yields ``on_failure(item, reason)``."""
     if workers <= 0:
         for item in items:
             yield item, function(item, *args)
         return
-    pool = _pool(workers)
+    pool = _pool(workers, limits)
     pending: deque[tuple[Item, Future[Any]]] = deque()
     source = iter(items)
     try:
         while True:
-            while len(pending) < 2 * workers:
-                item = next(source, None)
-                if item is None:
-                    break
+            while len(pending) < 2 * workers and (item := next(source, None)) is not None:
                 pending.append((item, pool.submit(function, item, *args)))
             if not pending:
                 return
             item, future = pending.popleft()
             try:
-                yield item, future.result()
+                yield item, future.result(timeout=limits.seconds)
+                continue
+            except MemoryError:
+                yield item, on_failure(item, _too_big(limits))
+                continue
             except BrokenProcessPool:
-                pool.shutdown(wait=False, cancel_futures=True)
-                retry = [item] + [queued for queued, _future in pending]
-                pending.clear()
-                for again in retry:
-                    yield again, _alone(function, again, on_crash, *args)
-                pool = _pool(workers)
+                reason = CRASHED
+            except FutureTimeout:
+                reason = f"decoding took longer than {limits.seconds:g} s"
+            _kill(pool)
+            yield item, on_failure(item, reason)
+            retry = [queued for queued, _future in pending]
+            pending.clear()
+            for again in retry:
+                yield again, _alone(function, again, on_failure, limits, *args)
+            pool = _pool(workers, limits)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _alone(function: Callable[..., Any], item: Any, on_crash: Callable[[Any], Any], *args: Any) -> Any:
-    with _pool(1) as pool:
-        try:
-            return pool.submit(function, item, *args).result()
-        except BrokenProcessPool:
-            return on_crash(item)
+def _too_big(limits: Limits) -> str:
+    return f"decoding needed more than {limits.memory_bytes // 1024**2} MB of memory"
+
+
+def _alone(function: Callable[..., Any], item: Any, on_failure: Callable[[Any, str], Any], limits: Limits,
+           *args: Any) -> Any:
+    pool = _pool(1, limits)
+    try:
+        return pool.submit(function, item, *args).result(timeout=limits.seconds)
+    except MemoryError:
+        return on_failure(item, _too_big(limits))
+    except BrokenProcessPool:
+        return on_failure(item, CRASHED)
+    except FutureTimeout:
+        return on_failure(item, f"decoding took longer than {limits.seconds:g} s")
+    finally:
+        _kill(pool)

@@ -69,24 +69,20 @@ def index(
             typer.echo(f"  failed: {failure['path']}: {failure['reason']}", err=True)
 
 
-def parse_window(text: str | None) -> tuple[float, float] | str | None:
-    """``"40,400"`` -> (40.0, 400.0); a preset name stays a string. Raises InvalidQuery."""
+def parse_window(text: str | None) -> tuple[float, float] | None:
+    """``"40,400"`` or a preset name -> (center, width); None for the file's own window. Raises InvalidQuery."""
+    from indexer.windows import parse_window as check
     from storage.errors import InvalidQuery
 
     if text is None or not text.strip():
         return None
     if "," not in text:
-        presets = ("lung", "mediastinum", "bone", "brain", "soft-tissue")
-        if text not in presets:
-            raise InvalidQuery(f"unknown window {text!r}: give CENTER,WIDTH or one of {', '.join(presets)}")
-        return text
+        return check(text)
     try:
         center, width = (float(part) for part in text.split(","))
     except ValueError:
         raise InvalidQuery(f"bad window {text!r}: expected CENTER,WIDTH, e.g. -600,1500") from None
-    if width <= 0:
-        raise InvalidQuery("the window width must be positive")
-    return center, width
+    return check((center, width))
 
 
 def parse_frames(text: str) -> Literal["middle", "all"]:

@@ -1,0 +1,39 @@
+"""Worker processes: a crash, a hang or a memory blow-up costs one item, in order, and the rest go on."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from indexer.workers import CRASHED, Limits, ordered_map
+
+
+def _work(item: str) -> str:
+    if item == "crash":
+        os.abort()
+    if item == "hang":
+        time.sleep(60)
+    if item == "huge":
+        bytearray(2 * 1024**3)
+    return item.upper()
+
+
+def _failed(item: str, reason: str) -> str:
+    return f"failed: {reason}"
+
+
+def test_failures_cost_one_item_each() -> None:
+    items = ["a", "crash", "b", "hang", "c", "huge", "d"]
+    limits = Limits(seconds=3.0, memory_bytes=1024**3)
+    started = time.monotonic()
+    out = dict(ordered_map(_work, items, 2, _failed, limits=limits))
+    assert list(out) == items
+    assert [out[i] for i in "abcd"] == ["A", "B", "C", "D"]
+    assert out["crash"] == f"failed: {CRASHED}"
+    assert out["hang"] == "failed: decoding took longer than 3 s"
+    assert out["huge"] == "failed: decoding needed more than 1024 MB of memory"
+    assert time.monotonic() - started < 40
+
+
+def test_inline_mode_runs_in_this_process() -> None:
+    assert list(ordered_map(_work, ["x", "y"], 0, _failed)) == [("x", "X"), ("y", "Y")]
