@@ -92,3 +92,36 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
         return result
 
     return run
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Any:
+    """A real PostgreSQL server on a private socket directory, started for the session (Debian's
+    postgresql package; skipped where it is not installed)."""
+    import glob
+    import os
+    import subprocess
+
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not binaries:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    bin_dir = Path(binaries[-1]).parent
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="medsearch-pg-"))  # pytest's own temp folders are closed to postgres
+    data, socket_dir = root / "data", root / "socket"
+    socket_dir.mkdir()
+    os.chmod(root, 0o777)
+    os.chmod(socket_dir, 0o777)
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    options = f"-k {socket_dir} -c listen_addresses='' -c fsync=off"
+    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
+                    str(root / "log"), "-w", "start"], check=True, capture_output=True)
+    subprocess.run([*as_postgres, str(bin_dir / "createdb"), "-h", str(socket_dir), "-U", "postgres", "medsearch"],
+                   check=True, capture_output=True)
+    yield f"postgresql+psycopg://postgres@/medsearch?host={socket_dir}"
+    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                   capture_output=True)
+    shutil.rmtree(root, ignore_errors=True)
