@@ -7,7 +7,6 @@ stored rows take the new path and keep their vectors.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -16,6 +15,7 @@ from sqlalchemy import select
 from indexer.discover import FileEntry
 from storage.models import Failure, Image
 from storage.store import Store
+from storage.vectors import file_sha256 as file_hash
 from storage.writes import FileStat
 
 
@@ -30,15 +30,6 @@ class Plan:
     unchanged: int = 0
     known_failures: int = 0
     hashes: dict[str, str] = field(default_factory=dict)
-
-
-def file_hash(path: str) -> str:
-    """SHA-256 of a file's bytes, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _under(path: str, roots: list[str]) -> bool:

@@ -10,8 +10,15 @@ import numpy as np
 
 from search.labelsets import LabelSet
 from search.ranking import allowed_ids
-from search.zeroshot import Classification, forget_other_runs, label_matrix, probabilities, save_scores
-from search.zeroshot import stored_vectors, summarize
+from search.zeroshot import (
+    Classification,
+    forget_other_runs,
+    label_matrix,
+    probabilities,
+    save_scores,
+    stored_vectors,
+    summarize,
+)
 from storage.errors import InvalidQuery
 
 

@@ -44,7 +44,8 @@ def classify(
     labels_file: LabelsFileOption = None,
     labels_set: LabelSetOption = None,
     all_images: Annotated[bool, typer.Option("--all", help="Every image in the store.")] = False,
-    where: Annotated[list[str] | None, typer.Option("--where", help="Classify the stored images matching this.")] = None,
+    where: Annotated[list[str] | None, typer.Option(
+        "--where", help="Classify the stored images matching this.")] = None,
     exclusive: Annotated[bool, typer.Option(help="Labels exclude each other: softmax over the labels.")] = False,
     save_as: Annotated[str | None, typer.Option(help="Store the scores as fields NAME.LABEL for --where.")] = None,
     store: StoreOption = DEFAULT_STORE,

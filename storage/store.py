@@ -76,7 +76,8 @@ class Store:
         url = database_url or os.environ.get("MEDSEARCH_DATABASE_URL") or f"sqlite:///{directory / DB_FILE}"
         if not directory.is_dir() or (url.startswith("sqlite") and not (directory / DB_FILE).exists()):
             if not create:
-                raise StoreError(f"No medsearch store at {directory}; run `medsearch index FOLDER --store {directory}` first.")
+                raise StoreError(
+                    f"No medsearch store at {directory}; run `medsearch index FOLDER --store {directory}` first.")
             directory.mkdir(parents=True, exist_ok=True)
         return cls(directory, url, writable or create)
 
@@ -88,7 +89,7 @@ class Store:
 
     def _take_lock(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        handle = open(self.directory / LOCK_FILE, "a+")
+        handle = open(self.directory / LOCK_FILE, "a+")  # noqa: SIM115 - held open for the lock's lifetime
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

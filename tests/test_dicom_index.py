@@ -30,7 +30,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
             continue
         for keyword in ("PatientName", "PatientID"):
             value = str(header.get(keyword, "") or "").strip()
-            if len(value) >= 6 and not value.isdigit() or len(value) >= 9:
+            if (len(value) >= 6 and not value.isdigit()) or len(value) >= 9:
                 identities.add(value)
     return folder, identities
 

@@ -59,8 +59,9 @@ def test_vectors_equal_the_full_models_own_embeddings(tiny_embedder: Any, tiny_m
     model = AutoModel.from_pretrained(tiny_model).eval()
     processor = AutoProcessor.from_pretrained(tiny_model)
     pixel_values = _pixels(tiny_embedder, 2)
-    tokens = processor.tokenizer(TEXTS[:2], padding="max_length", max_length=model.config.text_config.max_position_embeddings,
-                                 truncation=True, return_tensors="pt")
+    length = model.config.text_config.max_position_embeddings
+    tokens = processor.tokenizer(TEXTS[:2], padding="max_length", max_length=length, truncation=True,
+                                 return_tensors="pt")
     with torch.no_grad():
         out = model(input_ids=tokens["input_ids"], pixel_values=torch.from_numpy(pixel_values))
     np.testing.assert_allclose(tiny_embedder.embed_texts(TEXTS[:2]), out.text_embeds.numpy(), atol=1e-5)

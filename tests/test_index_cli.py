@@ -49,7 +49,8 @@ def test_index_search_similar_info(cli: Cli, image_folder: Path, tiny_model: Pat
     assert [f["path"] for f in info["failures"]] == [str((image_folder / "dicom" / "rtplan.dcm").resolve())]
 
 
-def test_similar_accepts_a_file_outside_the_store(cli: Cli, image_folder: Path, tiny_model: Path, tmp_path: Path) -> None:
+def test_similar_accepts_a_file_outside_the_store(cli: Cli, image_folder: Path, tiny_model: Path,
+                                                  tmp_path: Path) -> None:
     store = tmp_path / "store"
     _index(cli, image_folder, store, tiny_model)
     outside = tmp_path / "outside.png"

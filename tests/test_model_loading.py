@@ -26,7 +26,7 @@ def test_missing_folder_says_so(tmp_path: Path) -> None:
 
 
 def test_folder_without_config_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ModelUnavailable, match="no config.json"):
+    with pytest.raises(ModelUnavailable, match=r"no config\.json"):
         load_embedder(str(tmp_path), device="cpu")
 
 

@@ -101,7 +101,7 @@ def shapes(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
 
 
 def test_cli_thresholds_count_and_paging(cli: Callable[..., Any], shapes: Any) -> None:
-    store, classes, _folder = shapes
+    store, _classes, _folder = shapes
     everything = cli("search", "a red circle", "-k", "36", "--store", store, "--json")["results"]
     probs = [r["probability"] for r in everything]
     cut = probs[5]

@@ -53,7 +53,8 @@ def test_import_joins_types_and_reports(cli: Callable[..., Any], image_folder: P
     assert _fields(store)[("case000.png", "effusion")] == ("number", 0.0)
 
 
-def test_join_by_sop_instance_uid(cli: Callable[..., Any], image_folder: Path, tiny_model: Path, tmp_path: Path) -> None:
+def test_join_by_sop_instance_uid(cli: Callable[..., Any], image_folder: Path, tiny_model: Path,
+                                  tmp_path: Path) -> None:
     import pydicom
 
     store = tmp_path / "store"
