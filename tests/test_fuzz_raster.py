@@ -70,14 +70,10 @@ def _set_size(fmt: str, data: bytes, width: int, height: int) -> bytes:
 
 def _set_tiff_size(out: bytearray, width: int, height: int) -> None:
     """Rewrite ImageWidth (256) and ImageLength (257) in the first IFD of a little-endian TIFF."""
-    (ifd,) = struct.unpack_from("<I", out, 4)
-    (count,) = struct.unpack_from("<H", out, ifd)
-    for entry in range(count):
-        at = ifd + 2 + 12 * entry
-        tag, kind = struct.unpack_from("<HH", out, at)
+    for at in _ifd_entries(out):
+        (tag,) = struct.unpack_from("<H", out, at)
         if tag in (256, 257):
-            value = width if tag == 256 else height
-            out[at + 2:at + 12] = struct.pack("<HII", 4, 1, value)  # LONG, count 1
+            out[at + 2:at + 12] = struct.pack("<HII", 4, 1, width if tag == 256 else height)  # LONG, count 1
 
 
 def _ifd_entries(data: bytes | bytearray) -> list[int]:
