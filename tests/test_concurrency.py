@@ -167,3 +167,32 @@ def test_readers_during_writes(tmp_path: Path, tiny_model: Path, tiny_embedder: 
     sizes = reader.sizes_seen
     assert sizes[0] < FIRST + ADDED and max(sizes) == FIRST + ADDED and sizes[-1] == FIRST + ADDED - REMOVED
     assert len(set(sizes)) >= 4, "the reader saw the store grow batch by batch"
+
+
+def test_hits_deleted_before_they_are_read_back_are_replaced(tmp_path: Path, tiny_embedder: Any,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer removes one of the hits between the vector search and the reading of the rows: the page
+    still holds k results, all of images that exist."""
+    import search.api
+
+    folder, store = tmp_path / "images", tmp_path / "store"
+    for seed in range(12):
+        write_png(folder / f"img{seed:03d}.png", seed)
+    with Medsearch.open(store, create=True, writable=True, embedder=tiny_embedder) as writer:
+        writer.index([folder], IndexSettings(batch_size=4, workers=0))
+    real_hydrate, calls = search.api.hydrate, []
+
+    def delete_first_hit_then_hydrate(opened: Store, hits: list[tuple[int, float]], *args: Any) -> Any:
+        calls.append(hits)
+        if len(calls) == 1:
+            with sqlite3.connect(store / "medsearch.db") as connection:
+                Path(connection.execute("select path from images where id = ?", (hits[0][0],)).fetchone()[0]).unlink()
+            with Medsearch.open(store, writable=True, embedder=tiny_embedder) as writer:
+                assert writer.index([folder], IndexSettings(workers=0)).removed == 1
+        return real_hydrate(opened, hits, *args)
+
+    monkeypatch.setattr(search.api, "hydrate", delete_first_hit_then_hydrate)
+    with Medsearch(Store.open(store), embedder=tiny_embedder) as reader:
+        results = reader.search("a chest x-ray", k=5)
+        assert len(results) == 5 and [r.rank for r in results] == [1, 2, 3, 4, 5]
+        assert len(calls) == 2 and calls[0][0][0] not in [r.id for r in results]
