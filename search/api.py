@@ -153,10 +153,17 @@ class Medsearch:
 
     def rank(self, query: Any, k: int, offset: int = 0, where: Sequence[str] = (), threshold: float | None = None,
              group_by: str | None = None, calibration: tuple[float, float] | None = None) -> list[Result]:
-        """Results for a (dim,) query vector: filtered inside the search, thresholded, paged, grouped."""
-        hits = iter_ranked(self.store, query, allowed_ids(self.store, where), threshold)
+        """Results for a (dim,) query vector: filtered inside the search, thresholded, paged, grouped.
+        When a writer deletes some of the hits before they are read back, the search runs again on the
+        caught-up index (up to 3 times), so that a page is not left short."""
         if group_by is None:
-            return hydrate(self.store, take(hits, k, offset), offset, calibration)
+            for _attempt in range(3):
+                hits = take(iter_ranked(self.store, query, allowed_ids(self.store, where), threshold), k, offset)
+                results = hydrate(self.store, hits, offset, calibration)
+                if len(results) == len(hits):
+                    break
+            return results
+        hits = iter_ranked(self.store, query, allowed_ids(self.store, where), threshold)
         best = grouped(self.store, hits, group_by, k, offset)
         results = hydrate(self.store, [(i, s) for i, s, _g in best], offset, calibration)
         groups = {i: g for i, _s, g in best}
