@@ -22,6 +22,9 @@ class ReadOptions:
     patient_key_secret: bytes | None = None
     max_pixels: int = 250_000_000
     max_file_bytes: int = 2 * 1024**3
+    draft_size: int | None = None
+    """JPEGs larger than twice this are decoded at a reduced scale (DCT scaling) no smaller than it:
+    several times faster and smaller in memory, for pixels that are resized to the model's size anyway."""
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -89,9 +89,9 @@ def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[
     embedder = get_embedder()
     store.bind_model(ModelRecord(embedder.model_id, embedder.revision, embedder.dim, PREPROCESSING_VERSION))
     store.index()
-    options = settings.read_options
+    options = replace(settings.read_options, draft_size=embedder.preprocessor.size)
     if options.patient_key_secret is None:
-        options = ReadOptions(**{**options.__dict__, "patient_key_secret": store.patient_key_secret()})
+        options = replace(options, patient_key_secret=store.patient_key_secret())
     workers = default_workers() if settings.workers < 0 else settings.workers
     try:
         _embed_and_write(store, embedder, plan, settings, options, workers, report, progress)

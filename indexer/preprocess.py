@@ -15,7 +15,7 @@ import numpy as np
 
 from indexer.pixels import pad_to_square
 
-PREPROCESSING_VERSION = "pad-square-bicubic-f32/1"
+PREPROCESSING_VERSION = "pad-square-bicubic-f32/2"
 """Bumped whenever the pixels given to the model change for the same file; stored with the vectors."""
 
 

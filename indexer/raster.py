@@ -61,19 +61,26 @@ class RasterReader:
                 except OSError as exc:
                     raise UnreadableFile(f"cannot open image: {exc.strerror or exc}") from exc
             with image, DecodeGuard("corrupt or truncated image"):
-                return [_frame(image, path, options.max_pixels)]
+                return [_frame(image, path, options.max_pixels, options.draft_size)]
 
 
-def _frame(image: PILImage, path: Path, max_pixels: int) -> Frame:
-    """Size check (before decoding), EXIF orientation, pixels and metadata of an open image."""
+def _frame(image: PILImage, path: Path, max_pixels: int, draft_size: int | None) -> Frame:
+    """Size check (before decoding), EXIF orientation, pixels and metadata of an open image. JPEGs are
+    decoded at a reduced scale when ``draft_size`` allows (``ReadOptions.draft_size``); the metadata
+    keeps the stored size."""
     from PIL import ImageOps
 
     _check_size(image, max_pixels)
     image_format = (image.format or path.suffix.lstrip(".")).lower()
     image_format = _FORMAT_NAMES.get(image_format, image_format)
+    width, height = image.size
+    if draft_size and image.format == "JPEG" and min(width, height) >= 2 * draft_size:
+        image.draft(image.mode, (draft_size, draft_size))
+    before = image.size
     ImageOps.exif_transpose(image, in_place=True)
+    if image.size != before:
+        width, height = height, width
     pixels = to_unit_array(image)
-    height, width = pixels.shape[:2]
     metadata = {"file_format": image_format, "width": width, "height": height, "frame_number": 0}
     return Frame(pixels=pixels, frame_number=0, metadata=metadata)
 

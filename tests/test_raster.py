@@ -145,3 +145,25 @@ def test_corrupt_and_truncated_images(tmp_path: Path) -> None:
     assert reason_of(tmp_path / "cut.png").startswith("corrupt or truncated image")
     (tmp_path / "header.png").write_bytes(_png_header_only(64, 64))  # too little data for its size
     assert reason_of(tmp_path / "header.png").startswith("corrupt or truncated image")
+
+
+def test_large_jpegs_decode_at_a_reduced_scale(tmp_path: Path) -> None:
+    """With a draft size, a big JPEG is decoded by DCT scaling to no less than that size; the metadata
+    keeps the stored size, and the pixels agree with a full decode shrunk to the same size."""
+    from PIL import Image
+
+    from indexer.frames import ReadOptions
+    from indexer.raster import RasterReader
+
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 255, (64, 48), dtype=np.uint8)
+    big = Image.fromarray(base).resize((1920, 2560), Image.Resampling.BILINEAR)
+    path = tmp_path / "big.jpg"
+    big.save(path, quality=92)
+    full = RasterReader().read(path, ReadOptions())[0]
+    small = RasterReader().read(path, ReadOptions(draft_size=448))[0]
+    assert full.pixels.shape == (2560, 1920)
+    assert small.pixels.shape == (640, 480)  # 1/4 scale: the smallest with both sides >= 448
+    assert (small.metadata["width"], small.metadata["height"]) == (1920, 2560)
+    shrunk = np.asarray(Image.fromarray(full.pixels).resize((480, 640), Image.Resampling.BOX))
+    assert np.abs(shrunk - small.pixels).mean() < 0.02
