@@ -62,8 +62,8 @@ def ordered_map(function: Callable[..., Any], items: Iterable[Item], workers: in
     source = iter(items)
     try:
         while True:
-            while len(pending) < 2 * workers and (item := next(source, None)) is not None:
-                pending.append((item, pool.submit(function, item, *args)))
+            while len(pending) < 2 * workers and (queued := next(source, None)) is not None:
+                pending.append((queued, pool.submit(function, queued, *args)))
             if not pending:
                 return
             item, future = pending.popleft()

@@ -163,8 +163,8 @@ class Medsearch:
                 if len(results) == len(hits):
                     break
             return results
-        hits = iter_ranked(self.store, query, allowed_ids(self.store, where), threshold)
-        best = grouped(self.store, hits, group_by, k, offset)
+        ranked = iter_ranked(self.store, query, allowed_ids(self.store, where), threshold)
+        best = grouped(self.store, ranked, group_by, k, offset)
         results = hydrate(self.store, [(i, s) for i, s, _g in best], offset, calibration)
         groups = {i: g for i, _s, g in best}
         for result in results:
@@ -176,7 +176,7 @@ class Medsearch:
         UnreadableFile."""
         path = Path(str(target)).expanduser()
         if isinstance(target, int) or (not path.exists() and str(target).isdigit()):
-            return stored_vector(self.store, int(target))
+            return stored_vector(self.store, int(str(target)))
         stored = vector_of_path(self.store, path) if path.exists() else None
         if stored is not None:
             return stored

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from importlib import import_module
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -139,7 +139,7 @@ def search(
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device) as engine:
-        query = {"where": where or (), "min_score": min_score, "min_prob": min_prob, "like": like or (),
+        query: dict[str, Any] = {"where": where or (), "min_score": min_score, "min_prob": min_prob, "like": like or (),
                  "unlike": unlike or ()}
         if count:
             total = engine.count(text, **query)

@@ -159,6 +159,7 @@ def _passing(ms: Any, criterion: Criterion, current: np.ndarray) -> tuple[dict[i
         return dict(hits), detail
     cosine = criterion.threshold
     if criterion.measure == "prob":
+        assert criterion.threshold is not None
         cosine = cosine_for_probability(criterion.threshold, ms.embedder.logit_scale, ms.embedder.logit_bias)
         detail["cosine_threshold"] = cosine
     return dict(iter_ranked(ms.store, query, current, cosine, first_round=1024)), detail

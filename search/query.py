@@ -45,7 +45,7 @@ def hydrate(store: Store, hits: list[tuple[int, float]], offset: int = 0,
     ids = [image_id for image_id, _score in hits]
     with store.sessions() as session:
         rows = {row.id: row for row in session.scalars(select(Image).where(Image.id.in_(ids)))}
-    results = []
+    results: list[Result] = []
     for image_id, score in hits:
         row = rows.get(image_id)
         if row is None:

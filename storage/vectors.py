@@ -142,12 +142,14 @@ def _filtered_params(index: Any, allowed: np.ndarray, fraction: float, exhaustiv
     import faiss
 
     widen = min(16.0, math.sqrt(1.0 / max(fraction, 1e-9)))
+    params: Any
     if isinstance(index, faiss.IndexIVF):
         params = faiss.SearchParametersIVF()
         params.nprobe = index.nlist if exhaustive else min(index.nlist, math.ceil(index.nprobe * widen))
     elif index_type_of(index) == "hnsw":
-        params = faiss.SearchParametersHNSW()
-        params.efSearch = math.ceil(faiss.downcast_index(index.index).hnsw.efSearch * widen)
+        params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # missing from faiss's stubs
+        graph: Any = faiss.downcast_index(index.index)
+        params.efSearch = math.ceil(graph.hnsw.efSearch * widen)
     else:
         params = faiss.SearchParameters()
     params.sel = faiss.IDSelectorBatch(allowed)
@@ -199,7 +201,7 @@ def _fsync_write(path: Path, data: bytes | None = None, source: Path | None = No
         os.close(directory)
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path | str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 22):

@@ -24,15 +24,15 @@ def _failed(item: str, reason: str) -> str:
 
 def test_failures_cost_one_item_each() -> None:
     items = ["a", "crash", "b", "hang", "c", "huge", "d"]
-    limits = Limits(seconds=3.0, memory_bytes=1024**3)
+    limits = Limits(seconds=10.0, memory_bytes=1024**3)  # generous: worker start-up counts on a busy machine
     started = time.monotonic()
     out = dict(ordered_map(_work, items, 2, _failed, limits=limits))
     assert list(out) == items
     assert [out[i] for i in "abcd"] == ["A", "B", "C", "D"]
     assert out["crash"] == f"failed: {CRASHED}"
-    assert out["hang"] == "failed: decoding took longer than 3 s"
+    assert out["hang"] == "failed: decoding took longer than 10 s"
     assert out["huge"] == "failed: decoding needed more than 1024 MB of memory"
-    assert time.monotonic() - started < 40
+    assert time.monotonic() - started < 120
 
 
 def test_inline_mode_runs_in_this_process() -> None:
