@@ -205,3 +205,16 @@ def test_cohort_errors(client: TestClient) -> None:
     _error(client.get("/api/cohorts/missing/export"), 404, "not_found")
     _error(client.delete("/api/cohorts/missing"), 404, "not_found")
     _ok(client.delete("/api/cohorts/kept"))
+
+
+def test_new_routes_need_the_token(store: Path, tiny_embedder: Any) -> None:
+    settings = ServerSettings(api_token="s3cret")
+    with TestClient(create_app(store, embedder=tiny_embedder, settings=settings)) as guarded:
+        requests = [("get", "/api/label-sets", None), ("post", "/api/classify", {"ids": [1], "labels": "a"}),
+                    ("get", "/api/cohorts", None), ("post", "/api/cohorts", {"name": "x", "where": ["id > 0"]}),
+                    ("get", "/api/cohorts/x/export", None), ("delete", "/api/cohorts/x", None),
+                    ("get", "/api/search?q=x&count=true", None)]
+        for method, url, payload in requests:
+            _error(guarded.request(method, url, json=payload), 401, "unauthorized")
+        allowed = guarded.get("/api/label-sets", headers={"Authorization": "Bearer s3cret"})
+        assert allowed.status_code == 200
