@@ -27,7 +27,7 @@ Photometric interpretations: MONOCHROME1 (inverted), MONOCHROME2, RGB, YBR_FULL 
 
 from __future__ import annotations
 
-import os
+import io
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -81,8 +81,8 @@ class DicomReader:
         as ``options.frames`` says. Raises ``UnreadableFile`` with a reason; ``InvalidQuery`` only for
         a malformed ``options.window``."""
         window = parse_window(options.window)
-        try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed by the ``with`` below
+        try:  # an upload held in memory (``indexer.memory_read.MemoryFile``) is already a binary file
+            handle = path if isinstance(path, io.BytesIO) else open(path, "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
             raise UnreadableFile(f"cannot open file: {exc.strerror or exc}") from exc
         with handle, quiet_pydicom(), DecodeGuard("unreadable DICOM file"):
@@ -219,7 +219,10 @@ def _check_pixel_element(source: _Source) -> None:
     if not decoder.is_available:
         raise UnreadableFile(f"no decoder installed for transfer syntax {syntax.name} ({syntax})")
     if source.pixel_length is not None and not isinstance(source.decode_from, Dataset):
-        present = os.fstat(source.decode_from.fileno()).st_size - source.pixel_offset
+        stream = source.decode_from  # a file or an upload in memory: its size by seeking to the end
+        here = stream.tell()
+        present = stream.seek(0, io.SEEK_END) - source.pixel_offset
+        stream.seek(here)
         present -= 8 if syntax.is_implicit_VR else 12
         if present < source.pixel_length:
             raise UnreadableFile(f"truncated file: {present} of {source.pixel_length} bytes of pixel data")

@@ -90,7 +90,8 @@ def test_info_and_docs(client: TestClient) -> None:
 
 ERROR_CASES = [
     ("get", "/api/search?q=%20%20", 400, "invalid_query"),
-    ("get", "/api/search", 422, "invalid_request"),
+    ("get", "/api/search", 400, "invalid_query"),
+    ("get", "/api/search?q=x&count=maybe", 422, "invalid_request"),
     ("get", "/api/search?q=x&k=0", 422, "invalid_request"),
     ("get", "/api/items/999999", 404, "not_found"),
     ("get", "/api/no-such-route", 404, "not_found"),
@@ -113,7 +114,8 @@ def test_unreadable_upload_is_415(client: TestClient) -> None:
 
 
 def test_search_filters_and_thresholds(client: TestClient) -> None:
-    assert set(client.get("/api/info").json()["server"]["filters"]) == {"where", "min_score", "min_prob"}
+    assert set(client.get("/api/info").json()["server"]["filters"]) == {"where", "min_score", "min_prob", "group_by",
+                                                                      "like", "unlike"}
     response = client.get("/api/search", params={"q": "x", "k": 20, "where": "modality = 'CT'"})
     assert response.status_code == 200
     assert [r["metadata"]["modality"] for r in response.json()["results"]] == ["CT"]

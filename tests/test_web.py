@@ -1,5 +1,6 @@
 """The web page in a real headless Chromium (Debian's package, driven by Playwright) against a uvicorn
-server on a loopback port: search, thumbnails, detail with similar cases, basket, CSV export."""
+server on a loopback port: search, thumbnails, detail with similar cases and zero-shot labels, basket, CSV
+export."""
 
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ def test_search_open_similar_basket_export(page: tuple[Any, str], tmp_path: Path
     browser_page.wait_for_selector("#similar .card")
     assert browser_page.locator("#similar .card").count() == 6
     opened = browser_page.get_attribute("#detail", "data-id")
+    _check_labels(browser_page)
     browser_page.click("#add")
     browser_page.keyboard.press("Escape")
     assert browser_page.is_hidden("#detail")
@@ -70,3 +72,24 @@ def test_search_open_similar_basket_export(page: tuple[Any, str], tmp_path: Path
     first = browser_page.get_attribute("#grid .card:nth-child(1)", "data-id")
     assert sorted(row["id"] for row in rows) == sorted([opened, first])
     assert all(row["path"] and float(row["score"]) <= 1.0 for row in rows)
+
+
+def _check_labels(browser_page: Any) -> None:
+    """The opened image's zero-shot labels: the first built-in set, then labels typed by the user."""
+    from search.labelsets import builtin_label_sets, load_label_set
+
+    names = load_label_set(builtin_label_sets()[0]).names
+    browser_page.wait_for_selector("#label-probs tr")
+    assert browser_page.locator("#label-probs tr").count() == len(names)
+    values = [float(v) for v in browser_page.locator("#label-probs td:nth-child(3)").all_inner_texts()]
+    assert all(0.0 <= v <= 1.0 for v in values) and values == sorted(values, reverse=True)
+    assert "not a diagnosis" in browser_page.inner_text("#label-note")
+    if os.environ.get("MEDSEARCH_SCREENSHOT_DIR"):  # to look at the detail panel after a run
+        browser_page.locator("#label-note").scroll_into_view_if_needed()
+        browser_page.screenshot(path=str(Path(os.environ["MEDSEARCH_SCREENSHOT_DIR"]) / "labels.png"))
+    browser_page.fill("#label-text", "a round shape;a dark square")
+    browser_page.press("#label-text", "Enter")
+    browser_page.wait_for_selector("#label-probs tr:nth-child(2):last-child")  # exactly two rows
+    assert sorted(browser_page.locator("#label-probs td:first-child").all_inner_texts()) == [
+        "a dark square", "a round shape"]
+    browser_page.locator("#label-text").blur()

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from indexer.embedder import Embedder
-from search.server import routes_items, routes_meta, routes_search
+from search.server import routes_cohorts, routes_items, routes_labels, routes_meta, routes_search
 from search.server.deps import ServerSettings
 from search.server.engine import ServerEngine
 from search.server.errors import install_error_handlers
@@ -57,7 +57,8 @@ def create_app(store_dir: str | Path, model: str | None = None, device: str = "a
             engine.close()
 
     app = FastAPI(title="medsearch", version="0.1.0", lifespan=lifespan,
-                  description="Semantic search over medical images: text search, similar cases, thumbnails.")
+                  description="Semantic search over medical images: text and composed search, similar cases, "
+                              "thumbnails, zero-shot labels (model scores, not a diagnosis) and research cohorts.")
     app.state.settings = settings or ServerSettings.from_env()
     app.state.engine = None
     install_error_handlers(app)
@@ -65,6 +66,8 @@ def create_app(store_dir: str | Path, model: str | None = None, device: str = "a
     app.include_router(routes_meta.guarded)
     app.include_router(routes_search.router)
     app.include_router(routes_items.router)
+    app.include_router(routes_labels.router)
+    app.include_router(routes_cohorts.router)
     _add_page(app)
     _add_middleware(app, app.state.settings)
     return app
@@ -91,4 +94,4 @@ def _add_middleware(app: FastAPI, settings: ServerSettings) -> None:
 
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                           allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])

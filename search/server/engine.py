@@ -5,12 +5,16 @@ The store's in-memory FAISS index is caught up (``Store.catch_up``) inside every
 process has committed new rows; FAISS searches may run concurrently but adds may not, so every call that
 touches the index or the text cache holds ``index_lock``. That part is fast (a flat search, a SQLite
 read); the slow part, the model, runs outside it: text queries through a micro-batcher whose one thread
-owns the text tower, uploads under ``model_lock``."""
+owns the text tower, uploads and label prompts under ``model_lock``: texts are embedded first and put in the
+text cache, so nothing under ``index_lock`` waits for the model. Cohort writes (their own tables, in one
+SQLite transaction each; the FAISS writer lock is not needed) are serialised by ``cohort_lock``, taken
+before ``index_lock``."""
 
 from __future__ import annotations
 
 import inspect
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,15 +24,19 @@ from indexer.frames import ReadOptions
 from indexer.memory_read import read_bytes
 from indexer.preprocess import PREPROCESSING_VERSION
 from search.api import Medsearch
+from search.cohort_criteria import check_column
+from search.compose import parse_part
+from search.labelsets import LabelSet
 from search.query import Result, metadata_of
 from search.server.batching import TextBatcher
 from search.server.security import served_path
 from search.server.thumbnails import ThumbnailCache
+from search.zeroshot import Classification, label_matrix, probabilities, stored_vectors, summarize
 from storage.errors import InvalidQuery, NotFound
 from storage.models import Image
 from storage.store import ModelRecord
 
-SEARCH_FILTERS = ("where", "min_score", "min_prob")
+SEARCH_FILTERS = ("where", "min_score", "min_prob", "group_by", "like", "unlike")
 """Query parameters passed on to ``Medsearch.search`` when (and only when) it accepts them."""
 
 
@@ -39,6 +47,7 @@ class ServerEngine:
         self.medsearch = medsearch
         self.index_lock = threading.Lock()
         self.model_lock = threading.Lock()
+        self.cohort_lock = threading.Lock()
         self.thumbnails = ThumbnailCache()
         self.batcher = TextBatcher(self._embed_texts, window_s=batch_window_s)
         accepted = inspect.signature(medsearch.search).parameters
@@ -59,37 +68,93 @@ class ServerEngine:
         self.batcher.close()
         self.medsearch.close()
 
-    def _embed_texts(self, texts: list[str]) -> np.ndarray:
+    def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         with self.model_lock:
-            return self.medsearch.embedder.embed_texts(texts)
+            return self.medsearch.embedder.embed_texts(list(texts))
 
-    def search(self, text: str, k: int, offset: int, filters: dict[str, Any]) -> list[Result]:
-        """Text-to-image search; ``filters`` holds only names from ``self.filters``. Raises InvalidQuery,
-        StoreError, ModelUnavailable."""
+    def search(self, text: str | None, k: int, offset: int, filters: dict[str, Any]) -> list[Result]:
+        """Text and/or composed search (``like``/``unlike`` parts: texts or ``id:N``, never files);
+        ``filters`` holds only names from ``self.filters``. Raises InvalidQuery, StoreError,
+        ModelUnavailable."""
+        filters = self._prepare(text, filters)
+        with self.index_lock:
+            return self.medsearch.search(text, k=k, offset=offset, **filters)
+
+    def count(self, text: str | None, filters: dict[str, Any]) -> int:
+        """How many images pass the filter and thresholds (``Medsearch.count``). Raises InvalidQuery."""
+        if "group_by" in filters:
+            raise InvalidQuery("count=true does not group: leave out group_by")
+        filters = self._prepare(text, filters)
+        with self.index_lock:
+            return self.medsearch.count(text, **filters)
+
+    def _prepare(self, text: str | None, filters: dict[str, Any]) -> dict[str, Any]:
+        """Check the parameters, embed the query's texts (outside the index lock) and return the filters
+        as ``Medsearch.search`` takes them."""
         unknown = sorted(set(filters) - set(self.filters))
         if unknown:
             raise InvalidQuery(f"This server does not support the parameter(s): {', '.join(unknown)}.")
-        if not text.strip():
+        if text is not None and not text.strip():
             raise InvalidQuery("the search text is empty")
-        vector = self.batcher.embed(text)
-        with self.index_lock:
-            self._remember_text(text, vector)
-            if "where" in filters:
-                filters = {**filters, "where": [filters["where"]]}
-            return self.medsearch.search(text, k=k, offset=offset, **filters)
+        parts = [parse_part(text)] if text is not None else []
+        parts += [parse_part(p) for p in filters.get("like", ())]
+        parts += [parse_part(p, sign=-1.0) for p in filters.get("unlike", ())]
+        if not parts:
+            raise InvalidQuery("the search text is empty: give q, or like parts")
+        if any(part.kind == "image" for part in parts):
+            raise InvalidQuery("image: parts name files, which this server does not read; use id:N")
+        if "group_by" in filters:
+            check_column(self.medsearch, filters["group_by"])
+        self.prepare_texts([part.value for part in parts if part.kind == "text"])
+        if "where" in filters:
+            filters = {**filters, "where": [filters["where"]]}
+        return filters
 
-    def _remember_text(self, text: str, vector: np.ndarray) -> None:
-        """Put the batcher's vector in the text cache, so ``Medsearch.search`` finds it there."""
-        memory = self.medsearch.texts.memory
-        memory[text] = vector
-        memory.move_to_end(text)
-        while len(memory) > self.medsearch.texts.capacity:
-            memory.popitem(last=False)
-
-    def similar_to_id(self, image_id: int, k: int, offset: int) -> list[Result]:
-        """Images closest to a stored image's vector. Raises NotFound."""
+    def prepare_texts(self, texts: Sequence[str]) -> None:
+        """Put the vectors of ``texts`` in the text cache, embedding the missing ones under the model lock
+        (one text through the micro-batcher), so later calls under ``index_lock`` need no model."""
+        cache = self.medsearch.texts
         with self.index_lock:
-            return self.medsearch.similar(image_id, k=k, offset=offset)
+            missing = [text for text in dict.fromkeys(texts) if text not in cache.memory]
+        if not missing:
+            return
+        one = len(missing) == 1
+        vectors = self.batcher.embed(missing[0])[np.newaxis] if one else self._embed_texts(missing)
+        with self.index_lock:
+            for text, vector in zip(missing, vectors, strict=True):
+                cache.memory[text] = vector
+                cache.memory.move_to_end(text)
+            while len(cache.memory) > cache.capacity:
+                cache.memory.popitem(last=False)
+
+    def similar_to_id(self, image_id: int, k: int, offset: int, filters: dict[str, Any] | None = None) -> list[Result]:
+        """Images closest to a stored image's vector; ``filters``: where (one expression), min_score,
+        group_by. Raises NotFound, InvalidQuery."""
+        filters = dict(filters or {})
+        if "group_by" in filters:
+            check_column(self.medsearch, filters["group_by"])
+        if "where" in filters:
+            filters["where"] = [filters["where"]]
+        with self.index_lock:
+            return self.medsearch.similar(image_id, k=k, offset=offset, **filters)
+
+    def classify(self, ids: Sequence[int], labels: LabelSet, exclusive: bool) -> list[Classification]:
+        """Zero-shot probabilities of stored images (by id only: the store's vectors, no file is read),
+        one result per id in the given order. Raises NotFound for an unknown id."""
+        self.prepare_texts([prompt for label in labels.labels for prompt in label.prompts])
+        wanted = list(dict.fromkeys(ids))
+        with self.index_lock:
+            matrix = label_matrix(self.medsearch.text_vectors, labels)
+        with self.medsearch.store.sessions() as session:
+            found = {i: (path, vector) for chunk in stored_vectors(session, wanted)
+                     for i, path, vector in zip(*chunk, strict=True)}
+        missing = [str(i) for i in wanted if i not in found]
+        if missing:
+            raise NotFound(f"No image with id {', '.join(missing)} in the store.")
+        embedder = self.medsearch.embedder
+        probs = probabilities(np.vstack([found[i][1] for i in ids]), matrix, embedder.logit_scale,
+                              embedder.logit_bias, exclusive)
+        return [summarize(labels, row, i, found[i][0]) for i, row in zip(ids, probs, strict=True)]
 
     def similar_to_bytes(self, data: bytes, filename: str, k: int, offset: int) -> list[Result]:
         """Images closest to an uploaded image, decoded and embedded in memory. Raises UnreadableFile."""

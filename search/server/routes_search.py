@@ -1,4 +1,5 @@
-"""Text search and similar cases (by stored id, or by an uploaded DICOM or raster image)."""
+"""Text and composed search (with filters, grouping and counting) and similar cases (by stored id, or by
+an uploaded DICOM or raster image)."""
 
 from __future__ import annotations
 
@@ -18,35 +19,54 @@ router = APIRouter(prefix="/api", tags=["search"], dependencies=[Depends(check_t
 K = Annotated[int, Query(ge=1, le=1000, description="How many results.")]
 Offset = Annotated[int, Query(ge=0, le=100_000, description="Skip this many results (paging).")]
 ImageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="An image id from the store.")]
+Where = Annotated[str | None, Query(max_length=4000, description="A filter expression.")]
+MinScore = Annotated[float | None, Query(ge=-1, le=1, description="Lowest cosine kept.")]
+GroupBy = Annotated[str | None, Query(max_length=200, description=(
+    "One result per group: study, series, patient or a metadata column / field; results carry `group`."))]
+Parts = Annotated[list[str] | None, Query(max_length=20, description=(
+    "Composed query parts (repeatable): a text or id:N, optionally @WEIGHT."))]
 
 
 def _page(query: str, k: int, offset: int, results: list[Result]) -> dict[str, Any]:
     return {"query": query, "k": k, "offset": offset, "results": [r.as_dict() for r in results]}
 
 
+def _given(**values: Any) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value not in (None, [])}
+
+
 @router.get("/search")
 def search(
-    q: Annotated[str, Query(min_length=1, max_length=2000, description="What to look for.")],
+    q: Annotated[str | None, Query(max_length=2000, description="What to look for.")] = None,
     k: K = 20,
     offset: Offset = 0,
-    where: Annotated[str | None, Query(max_length=4000, description="A filter expression.")] = None,
-    min_score: Annotated[float | None, Query(ge=-1, le=1, description="Lowest cosine kept.")] = None,
+    where: Where = None,
+    min_score: MinScore = None,
     min_prob: Annotated[float | None, Query(ge=0, le=1, description="Lowest probability kept.")] = None,
+    group_by: GroupBy = None,
+    like: Parts = None,
+    unlike: Parts = None,
+    count: Annotated[bool, Query(description="Answer only {\"count\": N}: how many images pass.")] = False,
     engine: ServerEngine = Depends(get_engine),
 ) -> dict[str, Any]:
-    """Images that match the text, best first, with cosine ``score`` and the model's ``probability``.
-    ``where``/``min_score``/``min_prob`` are accepted when ``/api/info`` lists them in ``server.filters``
-    (400 otherwise)."""
-    given = {"where": where, "min_score": min_score, "min_prob": min_prob}
-    filters = {name: value for name, value in given.items() if value is not None}
-    return _page(q, k, offset, engine.search(q, k, offset, filters))
+    """Images that match the text (and the ``like`` parts, away from the ``unlike`` ones), best first, with
+    cosine ``score`` and, for a plain text, the model's ``probability``. The filters are accepted when
+    ``/api/info`` lists them in ``server.filters`` (400 otherwise). ``count=true``: just the number."""
+    filters = _given(where=where, min_score=min_score, min_prob=min_prob, group_by=group_by, like=like,
+                     unlike=unlike)
+    if count:
+        return {"count": engine.count(q, filters)}
+    return _page(q or "", k, offset, engine.search(q, k, offset, filters))
 
 
 @router.get("/similar/{image_id}")
-def similar_to_id(image_id: ImageId, k: K = 20, offset: Offset = 0,
+def similar_to_id(image_id: ImageId, k: K = 20, offset: Offset = 0, where: Where = None,
+                  min_score: MinScore = None, group_by: GroupBy = None,
                   engine: ServerEngine = Depends(get_engine)) -> dict[str, Any]:
-    """Images closest to a stored image (the image itself comes first)."""
-    return _page(str(image_id), k, offset, engine.similar_to_id(image_id, k, offset))
+    """Images closest to a stored image (the image itself comes first), optionally filtered, thresholded
+    and grouped like ``/api/search``."""
+    filters = _given(where=where, min_score=min_score, group_by=group_by)
+    return _page(str(image_id), k, offset, engine.similar_to_id(image_id, k, offset, filters))
 
 
 @router.post("/similar", openapi_extra={"requestBody": {"content": {

@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { results: [], selected: -1, basket: new Map(), filters: [], seq: 0 };
+const state = { results: [], selected: -1, basket: new Map(), filters: [], seq: 0, labelSeq: 0 };
 
 function token() { return sessionStorage.getItem("medsearch-token") || ""; }
 
@@ -139,6 +139,7 @@ async function openDetail() {
     return tr;
   }));
   $("similar").replaceChildren();
+  showLabels();
   try {
     const body = await (await api(`/api/similar/${result.id}?k=7`)).json();
     const others = body.results.filter((r) => r.id !== result.id).slice(0, 6);
@@ -146,6 +147,59 @@ async function openDetail() {
   } catch (error) {
     $("similar").textContent = error.message;
   }
+}
+
+async function loadLabelSets() {
+  try {
+    const body = await (await api("/api/label-sets")).json();
+    $("label-set").replaceChildren(...body.label_sets.map((set) => {
+      const option = document.createElement("option");
+      option.value = set.name;
+      option.textContent = set.name;
+      option.title = set.description;
+      return option;
+    }));
+  } catch (error) {
+    $("label-note").textContent = error.message;
+  }
+}
+
+async function showLabels() {
+  const id = Number($("detail").dataset.id);
+  const seq = ++state.labelSeq;
+  const own = $("label-text").value.trim();
+  const request = own ? { ids: [id], labels: own } : { ids: [id], labels_set: $("label-set").value };
+  if (!own && !request.labels_set) return;
+  $("label-probs").replaceChildren();
+  $("label-note").textContent = "Scoring labels…";
+  try {
+    const response = await api("/api/classify", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(request) });
+    const body = await response.json();
+    if (seq !== state.labelSeq) return;
+    const result = body.results[0];
+    const rows = Object.entries(result.probabilities).sort((a, b) => b[1] - a[1]);
+    $("label-probs").replaceChildren(...rows.map(([name, p]) => labelRow(name, p, result)));
+    const review = result.needs_review ? "Needs human review. " : "";
+    $("label-note").textContent = review + body.note;
+  } catch (error) {
+    if (seq === state.labelSeq) $("label-note").textContent = error.message;
+  }
+}
+
+function labelRow(name, p, result) {
+  const tr = document.createElement("tr");
+  tr.className = result.present.includes(name) ? "present" : result.uncertain.includes(name) ? "uncertain" : "";
+  const meter = document.createElement("meter");
+  meter.min = 0;
+  meter.max = 1;
+  meter.value = p;
+  const cells = [document.createElement("td"), document.createElement("td"), document.createElement("td")];
+  cells[0].textContent = name.replace(/_/g, " ");
+  cells[1].append(meter);
+  cells[2].textContent = p.toFixed(3);
+  tr.append(...cells);
+  return tr;
 }
 
 function closeDetail() { $("detail").hidden = true; }
@@ -187,7 +241,7 @@ function columns() {
 }
 
 function onKey(event) {
-  if (event.target.matches("input, textarea")) {
+  if (event.target.matches("input, textarea, select")) {
     if (event.key === "Escape") event.target.blur();
     return;
   }
@@ -217,6 +271,8 @@ async function start() {
   $("add").addEventListener("click", addToBasket);
   $("export").addEventListener("click", exportCsv);
   $("clear").addEventListener("click", () => { state.basket.clear(); renderBasket(); });
+  $("label-set").addEventListener("change", () => { $("label-text").value = ""; showLabels(); });
+  $("label-text").addEventListener("change", showLabels);
   document.addEventListener("keydown", onKey);
   wireDrop();
   try {
@@ -224,6 +280,7 @@ async function start() {
     state.filters = info.server.filters;
     $("filters").hidden = !state.filters.includes("where");
     status(`${info.images} images indexed. Type a description and press Enter.`);
+    loadLabelSets();
   } catch (error) {
     status(error.message, "error");
   }
