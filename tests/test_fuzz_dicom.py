@@ -36,6 +36,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from indexer.frames import Frame, ReadOptions
+from indexer.isolation import read_isolated
 from indexer.readers import read_file
 from storage.errors import UnreadableFile
 
@@ -59,6 +60,19 @@ EXAMPLES = int(os.environ.get("MEDSEARCH_FUZZ_EXAMPLES", "200"))
 CASE_TIMEOUT_S = 10
 HANG_EXIT_S = 60  # a native decoder that ignores SIGALRM: dump tracebacks and exit instead of hanging CI
 MAX_RSS_GROWTH_KB = 1024 * 1024  # 1 GiB of new peak resident memory in one case is unbounded
+CORPUS_TIMEOUT_S = 30
+CORPUS_MEMORY_BYTES = 1 << 30
+ISOLATION_REASONS = (
+    "decoding took longer",
+    "decoding needed more than",
+    "decoder crashed",
+    "decoder process exited",
+    "reader failed",
+)
+# Known, reported, pinned by the strict xfail on tests/data/fuzz/dicom/element_length_4gb.dcm: under an
+# address-space limit (the long local campaign runs under one), pydicom's fp.read(<declared element
+# length>) fails. Remove this when that case passes.
+KNOWN_OUT_OF_MEMORY = "corrupt or truncated DICOM header: out of memory"
 
 _US = lambda v: ("US", v)  # noqa: E731 - short table entries below
 _IS = lambda v: ("IS", v)  # noqa: E731
@@ -266,7 +280,8 @@ def read_bounded(path: Path, options: ReadOptions | None = None) -> list[Frame] 
     assert growth < MAX_RSS_GROWTH_KB, f"peak resident memory grew by {growth // 1024} MB"
     if isinstance(outcome, UnreadableFile):
         assert outcome.reason.strip(), "UnreadableFile without a reason"
-        assert "out of memory" not in outcome.reason, outcome.reason
+        if outcome.reason != KNOWN_OUT_OF_MEMORY:
+            assert "out of memory" not in outcome.reason, outcome.reason
     return outcome
 
 
@@ -374,15 +389,26 @@ def test_corpus_files_are_described() -> None:
     assert all((CORPUS / name).stat().st_size < 50_000 for name in EXPECTED)
 
 
+def read_isolated_outcome(path: Path) -> list[Frame] | UnreadableFile:
+    """``read_file`` in a child process with a 1 GiB address-space limit and a 30 s timeout, so that
+    a corpus case that crashes, hangs or allocates without bound fails one test, not the run."""
+    try:
+        return read_isolated(path, ReadOptions(), CORPUS_TIMEOUT_S, CORPUS_MEMORY_BYTES)
+    except UnreadableFile as exc:
+        return exc
+
+
 @pytest.mark.parametrize("name", _corpus_params())
 def test_corpus_case(name: str) -> None:
-    """A kept case gives the recorded outcome: ``frames``, or a reason starting with the recorded text."""
+    """A kept case gives the recorded outcome: ``frames``, or a reason starting with the recorded text;
+    never a reason from the isolation itself (crash, timeout, memory limit, broken contract)."""
     expected = EXPECTED[name]["outcome"]
     path = CORPUS / name
-    outcome = read_bounded(path)
+    outcome = read_isolated_outcome(path)
     if expected == "frames":
         assert not isinstance(outcome, UnreadableFile), outcome
         check_frames(path, outcome)
     else:
         assert isinstance(outcome, UnreadableFile), "expected UnreadableFile, got frames"
+        assert not outcome.reason.startswith(ISOLATION_REASONS), outcome.reason
         assert outcome.reason.startswith(expected), outcome.reason
