@@ -28,6 +28,7 @@ Photometric interpretations: MONOCHROME1 (inverted), MONOCHROME2, RGB, YBR_FULL 
 from __future__ import annotations
 
 import io
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ class DicomReader:
         except OSError as exc:
             raise UnreadableFile(f"cannot open file: {exc.strerror or exc}") from exc
         with handle, quiet_pydicom(), DecodeGuard("unreadable DICOM file"):
-            return _read_open_file(handle, path, options, window)
+            return _read_open_file(CappedReader(handle), path, options, window)
 
 
 def _read_open_file(
@@ -109,16 +110,38 @@ def _read_open_file(
     numbered = _frame_count(ds) > 1
     decoded = _decode(source, indices)
     frames = []
-    for index in indices:
-        with DecodeGuard("cannot decode pixel data"):
-            raw = next(decoded, None)
-        if raw is None:
-            raise UnreadableFile(f"pixel data ends before frame {index + 1}")
-        with DecodeGuard("cannot convert pixels for display"):
-            image = render(raw, ds, index, window)
-        number = index + 1 if numbered else 0
-        frames.append(Frame(pixels=image, frame_number=number, metadata={**metadata, "frame_number": number}))
+    try:
+        for index in indices:
+            with DecodeGuard("cannot decode pixel data"):
+                raw = next(decoded, None)
+            if raw is None:
+                raise UnreadableFile(f"pixel data ends before frame {index + 1}")
+            with DecodeGuard("cannot convert pixels for display"):
+                image = render(raw, ds, index, window)
+            number = index + 1 if numbered else 0
+            frames.append(Frame(pixels=image, frame_number=number, metadata={**metadata, "frame_number": number}))
+    finally:
+        decoded.close()  # while the file is still open: a half-read generator closed later raises noise
     return frames
+
+
+class CappedReader:
+    """A binary file whose ``read(n)`` never asks for more than the bytes left: a corrupt length field
+    (up to 4 GiB) then gives a short read, which pydicom reports, instead of a giant allocation."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        position = handle.tell()
+        self._size = handle.seek(0, os.SEEK_END)
+        handle.seek(position)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self._handle.read()
+        return self._handle.read(min(size, max(0, self._size - self._handle.tell())))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
 
 
 def _parse_header(handle: BinaryIO, forced_ok: bool) -> _Source:

@@ -23,12 +23,16 @@ _STRETCH_SAMPLE = 262_144  # pixels sampled for the percentiles: enough for 0.5 
 def rescale(pixels: np.ndarray, slope: float = 1.0, intercept: float = 0.0) -> np.ndarray:
     """Modality rescale: ``pixels * slope + intercept`` as a new float32 array, same shape.
 
-    ``pixels``: any numeric dtype (the decoded stored values)."""
+    ``pixels``: any numeric dtype (the decoded stored values).
+    Raises ValueError when the result does not fit float32 (an absurd slope or intercept)."""
     values = pixels.astype(np.float32, order="C")
-    if slope != 1.0:
-        values *= np.float32(slope)
-    if intercept != 0.0:
-        values += np.float32(intercept)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if slope != 1.0:
+            values *= np.float32(slope)
+        if intercept != 0.0:
+            values += np.float32(intercept)
+    if not np.isfinite(values).all():
+        raise ValueError(f"rescale slope {slope:g} / intercept {intercept:g} overflow the pixel values")
     return values
 
 

@@ -138,9 +138,15 @@ def _record_failures(session: Any, failures: list[tuple[FileStat, str]], done: s
         session.execute(delete(Failure).where(Failure.path.in_(chunk)))
     if failures:
         session.execute(insert(Failure), [
-            {"path": stat.path, "reason": reason, "size": stat.size, "mtime_ns": stat.mtime_ns, "seen_at": utcnow()}
+            {"path": stat.path, "reason": clean_reason(reason), "size": stat.size, "mtime_ns": stat.mtime_ns, "seen_at": utcnow()}
             for stat, reason in failures
         ])
+
+
+def clean_reason(reason: str, limit: int = 2000) -> str:
+    """A failure reason fit for any database: no NUL bytes or other control characters, bounded length."""
+    printable = "".join(ch if ch.isprintable() else "?" for ch in reason)
+    return printable if len(printable) <= limit else printable[: limit - 1] + "…"
 
 
 def forget_failures(store: Store, paths: list[str]) -> None:

@@ -69,13 +69,6 @@ ISOLATION_REASONS = (
     "decoder process exited",
     "reader failed",
 )
-# Known, reported, pinned by strict xfails on tests/data/fuzz/dicom/element_length_4gb.dcm and
-# fragment_length_4gb.dcm: under an address-space limit (the long local campaign runs under one),
-# pydicom's fp.read(<declared length>) fails. Remove these when those cases pass.
-KNOWN_OUT_OF_MEMORY = (
-    "corrupt or truncated DICOM header: out of memory",
-    "cannot find the frames in the pixel data: out of memory",
-)
 
 _US = lambda v: ("US", v)  # noqa: E731 - short table entries below
 _IS = lambda v: ("IS", v)  # noqa: E731
@@ -283,8 +276,7 @@ def read_bounded(path: Path, options: ReadOptions | None = None) -> list[Frame] 
     assert growth < MAX_RSS_GROWTH_KB, f"peak resident memory grew by {growth // 1024} MB"
     if isinstance(outcome, UnreadableFile):
         assert outcome.reason.strip(), "UnreadableFile without a reason"
-        if outcome.reason not in KNOWN_OUT_OF_MEMORY:
-            assert "out of memory" not in outcome.reason, outcome.reason
+        assert "out of memory" not in outcome.reason, outcome.reason
     return outcome
 
 
@@ -417,15 +409,6 @@ def test_corpus_case(name: str) -> None:
         assert outcome.reason.startswith(expected), outcome.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="indexer/dicom.py _read_open_file keeps pydicom's iter_pixels generator in a local; when a "
-    "frame fails after decoding began (here render: TypeError, data type 'uint3'), the UnreadableFile's "
-    "traceback keeps that frame, so the generator is closed only after DicomReader.read has closed the "
-    "file, and its cleanup seeks the closed file: 'Exception ignored in: <generator object iter_pixels>', "
-    "ValueError: seek of closed file. Fix: close the generator (decoded.close()) in a finally inside "
-    "_read_open_file.",
-)
 def test_a_failed_frame_leaves_no_unraisable_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import gc
     import sys

@@ -109,3 +109,16 @@ def test_a_batch_is_all_or_nothing(tmp_path: Path) -> None:
             write_batch(store, bad)
         assert store.generation() == 1
         assert store.index().ntotal == 2
+
+
+def test_failure_reasons_are_cleaned_for_any_database(tmp_path: Path) -> None:
+    from storage.writes import FileStat, clean_reason
+
+    assert clean_reason("bad\x00uid\nnext") == "bad?uid?next"
+    assert len(clean_reason("x" * 5000)) == 2000
+    with _store(tmp_path) as store:
+        write_batch(store, Batch(failures=[(FileStat("/x/bad.dcm", 1, 1), "no pixel data (1.2\x00\x08)")]))
+        with store.sessions() as session:
+            from storage.models import Failure
+
+            assert session.get(Failure, "/x/bad.dcm").reason == "no pixel data (1.2??)"
