@@ -124,7 +124,7 @@ def _embed_and_write(store: Store, embedder: Embedder, plan: Plan, settings: Ind
     pending: list[Loaded] = []
     frames = 0
     last_snapshot = time.monotonic()
-    for done, loaded in enumerate(_load_all(plan, embedder, options, workers), start=1):
+    for done, loaded in enumerate(_load_all(plan, embedder, options, workers, settings.batch_size), start=1):
         report.stages["read"] = report.stages.get("read", 0.0) + loaded.read_seconds
         report.stages["preprocess"] = report.stages.get("preprocess", 0.0) + loaded.preprocess_seconds
         pending.append(loaded)
@@ -141,10 +141,13 @@ def _embed_and_write(store: Store, embedder: Embedder, plan: Plan, settings: Ind
         _flush(store, embedder, pending, plan, settings.batch_size, report)
 
 
-def _load_all(plan: Plan, embedder: Embedder, options: ReadOptions, workers: int) -> Iterator[Loaded]:
+def _load_all(plan: Plan, embedder: Embedder, options: ReadOptions, workers: int, batch_size: int) -> Iterator[Loaded]:
+    """Files in plan order, read and preprocessed by ``workers`` processes. A whole next batch is kept in
+    flight, so that it is decoded while the model embeds the current one."""
     workers = min(workers, len(plan.to_read))
     tasks = ((entry, plan.hashes.get(entry.path)) for entry in plan.to_read)
-    for _task, loaded in ordered_map(_load_task, tasks, workers, _crashed, options, embedder.preprocessor):
+    for _task, loaded in ordered_map(_load_task, tasks, workers, _crashed, options, embedder.preprocessor,
+                                     in_flight=batch_size + workers):
         yield loaded
 
 

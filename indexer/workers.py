@@ -21,9 +21,11 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 
 def ordered_map(function: Callable[..., Any], items: Iterable[Item], workers: int,
-                on_crash: Callable[[Item], Any], *args: Any) -> Iterator[tuple[Item, Any]]:
+                on_crash: Callable[[Item], Any], *args: Any, in_flight: int = 0) -> Iterator[tuple[Item, Any]]:
     """Yield ``(item, function(item, *args))`` in input order. With ``workers`` 0 it runs in this process.
-    At most ``2 * workers`` items are in flight. An item whose worker dies yields ``on_crash(item)``."""
+    At most ``max(in_flight, 2 * workers)`` items are in flight (submitted or finished but not yet
+    yielded), so the workers keep going while the caller is busy. An item whose worker dies yields
+    ``on_crash(item)``."""
     if workers <= 0:
         for item in items:
             yield item, function(item, *args)
@@ -33,7 +35,7 @@ def ordered_map(function: Callable[..., Any], items: Iterable[Item], workers: in
     source = iter(items)
     try:
         while True:
-            while len(pending) < 2 * workers:
+            while len(pending) < max(in_flight, 2 * workers):
                 item = next(source, None)
                 if item is None:
                     break
