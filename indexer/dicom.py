@@ -30,10 +30,10 @@ from __future__ import annotations
 import io
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import numpy as np
 
@@ -87,7 +87,7 @@ class DicomReader:
         except OSError as exc:
             raise UnreadableFile(f"cannot open file: {exc.strerror or exc}") from exc
         with handle, quiet_pydicom(), DecodeGuard("unreadable DICOM file"):
-            return _read_open_file(CappedReader(handle), path, options, window)
+            return _read_open_file(cast(BinaryIO, CappedReader(handle)), path, options, window)
 
 
 def _read_open_file(
@@ -329,7 +329,7 @@ def _describe_object(ds: Dataset) -> str:
     return f"modality {modality[:16]}" if modality else "no SOP class"
 
 
-def _decode(source: _Source, indices: list[int]) -> Iterator[np.ndarray]:
+def _decode(source: _Source, indices: list[int]) -> Generator[np.ndarray, None, None]:
     """A lazy iterator over the frames in ``indices`` only: (rows, columns) or (rows, columns, samples)
     arrays, YBR already converted to RGB. Decoding happens in ``next``."""
     from pydicom.dataset import Dataset

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from indexer.embedder import DEFAULT_MODEL, SiglipEmbedder
+from indexer.quantize import quantize_int8, require_cpu
 from storage.errors import ModelUnavailable
 
 GATED_HELP = (
@@ -35,12 +36,17 @@ def resolve_device(device: str) -> str:
 
 
 def load_embedder(model: str = DEFAULT_MODEL, device: str = "auto", precision: str = "auto") -> SiglipEmbedder:
-    """Load ``model`` (a hub id or a local folder). Raises ModelUnavailable with what to do about it."""
+    """Load ``model`` (a hub id or a local folder). ``precision``: auto (float32 on the CPU, bfloat16 or
+    float16 on a GPU), float32, bfloat16, float16, or int8 (CPU only: dynamic int8 linear layers, see
+    ``indexer.quantize``). Raises ModelUnavailable with what to do about it."""
     import torch
 
     device = resolve_device(device)
     source, local_only = _locate(model)
-    dtype = _dtype(device, precision)
+    int8 = precision == "int8"
+    if int8:
+        require_cpu(device)
+    dtype = torch.float32 if int8 else _dtype(device, precision)
     try:
         from transformers import AutoModel, AutoProcessor
         from transformers.utils import logging as hf_logging
@@ -58,6 +64,8 @@ def load_embedder(model: str = DEFAULT_MODEL, device: str = "auto", precision: s
         raise ModelUnavailable(f"Model {model!r} is not a two-tower SigLIP model ({type(loaded).__name__}).")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     loaded.to(device)
+    if int8:
+        loaded = quantize_int8(loaded)
     model_id = str(Path(source).resolve()) if Path(source).is_dir() else model
     return SiglipEmbedder(loaded, processor, model_id, _revision(source, loaded), device)
 
@@ -95,7 +103,7 @@ def _dtype(device: str, precision: str):  # type: ignore[no-untyped-def]
         return torch.float32
     names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if precision not in names:
-        raise ModelUnavailable(f"Unknown precision {precision!r}; choose auto, float32, bfloat16 or float16.")
+        raise ModelUnavailable(f"Unknown precision {precision!r}; choose auto, float32, bfloat16, float16 or int8.")
     return names[precision]
 
 

@@ -125,7 +125,7 @@ def _embed_and_write(store: Store, embedder: Embedder, plan: Plan, settings: Ind
     pending: list[Loaded] = []
     frames = 0
     last_snapshot = time.monotonic()
-    for done, loaded in enumerate(_load_all(plan, embedder, options, workers, settings.limits), start=1):
+    for done, loaded in enumerate(_load_all(plan, embedder, options, workers, settings), start=1):
         report.stages["read"] = report.stages.get("read", 0.0) + loaded.read_seconds
         report.stages["preprocess"] = report.stages.get("preprocess", 0.0) + loaded.preprocess_seconds
         pending.append(loaded)
@@ -142,10 +142,14 @@ def _embed_and_write(store: Store, embedder: Embedder, plan: Plan, settings: Ind
         _flush(store, embedder, pending, plan, settings.batch_size, report)
 
 
-def _load_all(plan: Plan, embedder: Embedder, options: ReadOptions, workers: int, limits: Limits) -> Iterator[Loaded]:
+def _load_all(plan: Plan, embedder: Embedder, options: ReadOptions, workers: int,
+              settings: IndexSettings) -> Iterator[Loaded]:
+    """Files in plan order, read and preprocessed by ``workers`` processes. A whole next batch is kept in
+    flight, so that it is decoded while the model embeds the current one."""
     workers = min(workers, len(plan.to_read))
     tasks = ((entry, plan.hashes.get(entry.path)) for entry in plan.to_read)
-    loads = ordered_map(_load_task, tasks, workers, _failed, options, embedder.preprocessor, limits=limits)
+    loads = ordered_map(_load_task, tasks, workers, _failed, options, embedder.preprocessor,
+                        limits=settings.limits, in_flight=settings.batch_size + workers)
     for _task, loaded in loads:
         yield loaded
 
@@ -165,7 +169,8 @@ def _flush(store: Store, embedder: Embedder, files: list[Loaded], plan: Plan, ba
     good = [loaded for loaded in files if loaded.error is None and loaded.frames]
     pixels = [frame[1] for loaded in good for frame in loaded.frames]
     with _timed(report, "embed"):
-        vectors = [embedder.embed_images(np.stack(pixels[i : i + batch_size])) for i in range(0, len(pixels), batch_size)]
+        vectors = [embedder.embed_images(np.stack(pixels[start : start + batch_size]))
+                   for start in range(0, len(pixels), batch_size)]
     matrix = np.vstack(vectors) if vectors else np.empty((0, embedder.dim), dtype=np.float32)
     batch = Batch(replace_paths={loaded.entry.path for loaded in files if loaded.entry.path in plan.changed})
     row = 0

@@ -48,11 +48,13 @@ def _kill(pool: ProcessPoolExecutor) -> None:
 
 
 def ordered_map(function: Callable[..., Any], items: Iterable[Item], workers: int,
-                on_failure: Callable[[Item, str], Any], *args: Any,
-                limits: Limits = Limits()) -> Iterator[tuple[Item, Any]]:
+
+                on_failure: Callable[[Item, str], Any], *args: Any, limits: Limits = Limits(),
+                in_flight: int = 0) -> Iterator[tuple[Item, Any]]:
     """Yield ``(item, function(item, *args))`` in input order. With ``workers`` 0 it runs in this process
-    (no crash, time or memory protection). At most ``2 * workers`` items are in flight. An item whose
-    worker dies or overruns ``limits.seconds`` yields ``on_failure(item, reason)``."""
+    (no crash, time or memory protection). At most ``max(in_flight, 2 * workers)`` items are in flight
+    (submitted or finished but not yet yielded), so the workers keep going while the caller is busy. An
+    item whose worker dies or overruns ``limits.seconds`` yields ``on_failure(item, reason)``."""
     if workers <= 0:
         for item in items:
             yield item, function(item, *args)
@@ -62,7 +64,7 @@ def ordered_map(function: Callable[..., Any], items: Iterable[Item], workers: in
     source = iter(items)
     try:
         while True:
-            while len(pending) < 2 * workers and (queued := next(source, None)) is not None:
+            while len(pending) < max(in_flight, 2 * workers) and (queued := next(source, None)) is not None:
                 pending.append((queued, pool.submit(function, queued, *args)))
             if not pending:
                 return

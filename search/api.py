@@ -46,20 +46,22 @@ class Medsearch:
     """A store plus the model that reads it; the model is loaded on first need only."""
 
     def __init__(self, store: Store, model: str | None = None, device: str = "auto",
-                 embedder: Embedder | None = None) -> None:
+                 embedder: Embedder | None = None, precision: str = "auto") -> None:
         self.store = store
         self.model_ref = model
         self.device = device
+        self.precision = precision
         self._embedder = embedder
         self._texts: TextCache | None = None
 
     @classmethod
     def open(cls, store: str | Path | None = None, model: str | None = None, device: str = "auto",
-             create: bool = False, writable: bool = False, embedder: Embedder | None = None) -> Medsearch:
-        """Open the store at ``store`` (default ``MEDSEARCH_STORE`` or ``./medsearch-store``). Raises
-        StoreError, StoreLocked."""
+             create: bool = False, writable: bool = False, embedder: Embedder | None = None,
+             precision: str = "auto") -> Medsearch:
+        """Open the store at ``store`` (default ``MEDSEARCH_STORE`` or ``./medsearch-store``); ``precision``
+        is passed to ``load_embedder`` when the model is first needed. Raises StoreError, StoreLocked."""
         directory = Path(store or os.environ.get("MEDSEARCH_STORE") or "medsearch-store")
-        return cls(Store.open(directory, create=create, writable=writable), model, device, embedder)
+        return cls(Store.open(directory, create=create, writable=writable), model, device, embedder, precision)
 
     def __enter__(self) -> Medsearch:
         return self
@@ -76,7 +78,7 @@ class Medsearch:
         if self._embedder is None:
             from indexer.model_loading import load_embedder
 
-            self._embedder = load_embedder(resolve_model(self.model_ref, self.store), self.device)
+            self._embedder = load_embedder(resolve_model(self.model_ref, self.store), self.device, self.precision)
         return self._embedder
 
     @property

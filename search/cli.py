@@ -15,6 +15,7 @@ from search.cli_common import (
     DeviceOption,
     JsonOption,
     ModelOption,
+    PrecisionOption,
     StoreOption,
     cli_errors,
     print_json,
@@ -33,6 +34,7 @@ def index(
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 16,
     workers: Annotated[int, typer.Option(help="Decoding processes; -1 picks from the cores, 0 decodes inline.")] = -1,
     window: Annotated[str | None, typer.Option(
@@ -48,7 +50,8 @@ def index(
     from indexer.pipeline import IndexSettings
     from search.api import Medsearch
 
-    with cli_errors(as_json), Medsearch.open(store, model, device, create=True, writable=True) as engine:
+    with cli_errors(as_json), Medsearch.open(store, model, device, create=True, writable=True,
+                                             precision=precision) as engine:
         options = ReadOptions(window=parse_window(window), frames=parse_frames(frames), keep_identity=keep_identity)
         settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
         if as_json or not show_progress():
@@ -133,14 +136,15 @@ def search(
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
     """Find images that match a sentence (text-to-image), with filters, thresholds and composed parts."""
     from search.api import Medsearch
 
-    with cli_errors(as_json), Medsearch.open(store, model, device) as engine:
-        query: dict[str, Any] = {"where": where or (), "min_score": min_score, "min_prob": min_prob, "like": like or (),
-                 "unlike": unlike or ()}
+    with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as engine:
+        query: dict[str, Any] = {"where": where or (), "min_score": min_score, "min_prob": min_prob,
+                                 "like": like or (), "unlike": unlike or ()}
         if count:
             total = engine.count(text, **query)
             print_json({"query": text, "count": total}) if as_json else typer.echo(total)
@@ -160,12 +164,13 @@ def similar(
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
     """Find images similar to an image (image-to-image)."""
     from search.api import Medsearch
 
-    with cli_errors(as_json), Medsearch.open(store, model, device) as engine:
+    with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as engine:
         results = engine.similar(target, k=k, offset=offset, where=where or (), min_score=min_score,
                                  group_by=group_by)
         _show(target, results, as_json, "similar to")

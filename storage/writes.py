@@ -138,7 +138,8 @@ def _record_failures(session: Any, failures: list[tuple[FileStat, str]], done: s
         session.execute(delete(Failure).where(Failure.path.in_(chunk)))
     if failures:
         session.execute(insert(Failure), [
-            {"path": stat.path, "reason": clean_reason(reason), "size": stat.size, "mtime_ns": stat.mtime_ns, "seen_at": utcnow()}
+            {"path": stat.path, "reason": clean_reason(reason), "size": stat.size, "mtime_ns": stat.mtime_ns,
+             "seen_at": utcnow()}
             for stat, reason in failures
         ])
 

@@ -1,9 +1,11 @@
-"""Worker processes: a crash, a hang or a memory blow-up costs one item, in order, and the rest go on."""
+"""Worker processes: a crash, a hang or a memory blow-up costs one item, in order, and the rest go on;
+``in_flight`` items are submitted ahead of the consumer, so decoding goes on while the caller embeds."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 
 from indexer.workers import CRASHED, Limits, ordered_map
 
@@ -37,3 +39,21 @@ def test_failures_cost_one_item_each() -> None:
 
 def test_inline_mode_runs_in_this_process() -> None:
     assert list(ordered_map(_work, ["x", "y"], 0, _failed)) == [("x", "X"), ("y", "Y")]
+
+
+def _square(item: int) -> int:
+    return item * item
+
+
+def test_in_flight_items_are_submitted_ahead_and_results_stay_in_order() -> None:
+    pulled: list[int] = []
+
+    def source() -> Iterator[int]:
+        for item in range(12):
+            pulled.append(item)
+            yield item
+
+    results = ordered_map(_square, source(), 1, lambda item, reason: None, in_flight=5)
+    assert next(results) == (0, 0)
+    assert len(pulled) == 5
+    assert list(results) == [(item, item * item) for item in range(1, 12)]
