@@ -338,4 +338,4 @@ def _decode(source: _Source, indices: list[int]) -> Generator[np.ndarray, None, 
     options: dict[str, Any] = {}
     if not isinstance(source.decode_from, Dataset):  # a file: the syntax may be missing from it
         options["transfer_syntax_uid"] = source.transfer_syntax
-    return iter_pixels(source.decode_from, indices=indices, **options)
+    return cast(Generator[np.ndarray, None, None], iter_pixels(source.decode_from, indices=indices, **options))
