@@ -16,7 +16,7 @@ from sqlalchemy import String, cast, func, select
 
 from storage import vectors
 from storage.errors import InvalidQuery
-from storage.models import METADATA_COLUMNS, Image, ImageField
+from storage.models import METADATA_COLUMNS, Image, ImageField, StoreInfo
 from storage.store import Store
 
 GROUP_COLUMNS = {"study": "study_instance_uid", "series": "series_instance_uid", "patient": "patient_key"}
@@ -24,15 +24,21 @@ GROUP_COLUMNS = {"study": "study_instance_uid", "series": "series_instance_uid",
 
 def allowed_ids(store: Store, where: Sequence[str]) -> np.ndarray | None:
     """The ids of images matching every ``where`` expression (int64, sorted), or None for no filter.
-    Raises InvalidQuery pointing at the mistake."""
+    Remembered per store generation, so a repeated filter (paging, a filtered UI) costs no SQL until the
+    next write. Raises InvalidQuery pointing at the mistake."""
     if not where:
         return None
     from search.filters import compile_filter, field_names
 
-    with store.sessions() as session:
+    with store.sessions() as session, session.begin():
+        key = (tuple(where), session.scalar(select(StoreInfo.generation)))
+        cached = store.filter_cache.get(key)
+        if cached is not None:
+            return cached
         clause = compile_filter(list(where), field_names(session))
-        ids = session.scalars(select(Image.id).where(clause).order_by(Image.id))
-        return np.fromiter(ids, dtype=np.int64)
+        ids = np.fromiter(session.scalars(select(Image.id).where(clause).order_by(Image.id)), dtype=np.int64)
+    store.filter_cache.put(key, ids)
+    return ids
 
 
 def iter_ranked(store: Store, query: np.ndarray, allowed: np.ndarray | None = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import os
 import secrets
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class Store:
         self.sessions = make_sessions(self.engine)
         self._index: Any = None
         self._index_generation = -1
+        self.filter_cache = IdSetCache()
 
     @classmethod
     def open(cls, directory: Path | str, *, create: bool = False, writable: bool = False,
@@ -286,6 +288,25 @@ class Store:
         info.generation += 1
         info.updated_at = utcnow()
         return info.generation
+
+
+class IdSetCache:
+    """Id sets of recent filters, keyed by (filter, generation); bounded by the ids held, oldest dropped."""
+
+    def __init__(self, max_ids: int = 4_000_000) -> None:
+        self.max_ids = max_ids
+        self.entries: OrderedDict[Any, np.ndarray] = OrderedDict()
+
+    def get(self, key: Any) -> np.ndarray | None:
+        found = self.entries.get(key)
+        if found is not None:
+            self.entries.move_to_end(key)
+        return found
+
+    def put(self, key: Any, ids: np.ndarray) -> None:
+        self.entries[key] = ids
+        while sum(len(v) for v in self.entries.values()) > self.max_ids and len(self.entries) > 1:
+            self.entries.popitem(last=False)
 
 
 def _stack(rows: Any) -> tuple[np.ndarray, np.ndarray]:

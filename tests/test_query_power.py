@@ -163,3 +163,16 @@ def test_cli_evaluate_matches_sklearn(cli: Callable[..., Any], shapes: Any, tmp_
         assert report["labels"][name]["auc"] > 0.8
     assert report["images"] == len(classes) and report["mean_average_precision"] > 0.7
     assert plot.stat().st_size > 1000
+
+
+def test_filter_results_are_reused_until_the_next_write(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s", create=True, writable=True)
+    store.bind_model(ModelRecord("m", "r", 4, "p"))
+    unit = np.array([1, 0, 0, 0], dtype=np.float32)
+    write_batch(store, Batch(images=[NewImage(f"/c/{i}.png", 0, 1, 1, str(i), unit, {"modality": "CT"})
+                                     for i in range(3)]))
+    first = allowed_ids(store, ["modality = 'CT'"])
+    assert allowed_ids(store, ["modality = 'CT'"]) is first  # no SQL the second time
+    write_batch(store, Batch(images=[NewImage("/c/new.png", 0, 1, 1, "n", unit, {"modality": "CT"})]))
+    assert allowed_ids(store, ["modality = 'CT'"]).tolist() == [1, 2, 3, 4]
+    store.close()
