@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import REAL_DICOMS, pydicom_file, write_png
 
@@ -34,6 +35,28 @@ def index_store(store: Path, folder: Path, embedder: Any) -> None:
 
     with Medsearch.open(store, create=True, writable=True, embedder=embedder) as engine:
         engine.index([folder], IndexSettings(workers=0))
+
+
+def store_and_client(name: str) -> tuple[Any, Any]:
+    """Module-scoped ``store`` (six PNGs and three DICOMs indexed with the tiny model) and ``client`` (a
+    TestClient of the app on it) fixtures; each test module that assigns them gets its own store."""
+    from fastapi.testclient import TestClient
+
+    from search.server.app import create_app
+    from search.server.deps import ServerSettings
+
+    @pytest.fixture(scope="module")
+    def store(tmp_path_factory: pytest.TempPathFactory, tiny_embedder: Any) -> Path:
+        root = tmp_path_factory.mktemp(name)
+        index_store(root / "store", make_images(root / "images", range(6)), tiny_embedder)
+        return root / "store"
+
+    @pytest.fixture(scope="module")
+    def client(store: Path, tiny_embedder: Any) -> Iterator[Any]:
+        with TestClient(create_app(store, embedder=tiny_embedder, settings=ServerSettings())) as test_client:
+            yield test_client
+
+    return store, client
 
 
 def free_port() -> int:

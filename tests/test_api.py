@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,21 +19,10 @@ from fastapi.testclient import TestClient
 from search.server.app import create_app
 from search.server.batching import TextBatcher
 from search.server.deps import ServerSettings
-from tests.api_fixtures import index_store, make_images, running_server
+from tests.api_fixtures import index_store, make_images, running_server, store_and_client
 from tests.conftest import pydicom_file
 
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, tiny_embedder: Any) -> Path:
-    root = tmp_path_factory.mktemp("api")
-    index_store(root / "store", make_images(root / "images", range(6)), tiny_embedder)
-    return root / "store"
-
-
-@pytest.fixture(scope="module")
-def client(store: Path, tiny_embedder: Any) -> Iterator[TestClient]:
-    with TestClient(create_app(store, embedder=tiny_embedder, settings=ServerSettings())) as test_client:
-        yield test_client
+store, client = store_and_client("api")
 
 
 def test_search_pages_and_items(client: TestClient) -> None:

@@ -15,20 +15,9 @@ from fastapi.testclient import TestClient
 
 from search.server.app import create_app
 from search.server.deps import ServerSettings
-from tests.api_fixtures import index_store, make_images
+from tests.api_fixtures import store_and_client
 
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, tiny_embedder: Any) -> Path:
-    root = tmp_path_factory.mktemp("api-more")
-    index_store(root / "store", make_images(root / "images", range(6)), tiny_embedder)
-    return root / "store"
-
-
-@pytest.fixture(scope="module")
-def client(store: Path, tiny_embedder: Any) -> Iterator[TestClient]:
-    with TestClient(create_app(store, embedder=tiny_embedder, settings=ServerSettings())) as test_client:
-        yield test_client
+store, client = store_and_client("api-more")
 
 
 @pytest.fixture(scope="module")
