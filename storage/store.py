@@ -46,7 +46,9 @@ class ModelRecord:
         if other.revision != self.revision:
             return f"model {other.model_id} ({other.revision}) is not the store's {self.model_id} ({self.revision})"
         if other.preprocessing_version != self.preprocessing_version:
-            return f"preprocessing {other.preprocessing_version} is not the store's {self.preprocessing_version}"
+            return (f"its vectors were made with preprocessing {self.preprocessing_version}, and this medsearch "
+                    f"uses {other.preprocessing_version}. Index the same folders into a new --store to re-embed "
+                    f"them")
         return None
 
 
@@ -156,6 +158,8 @@ class Store:
                 ))
             return
         problem = current.mismatch(record)
+        if problem and record.preprocessing_version != current.preprocessing_version:
+            raise ModelMismatch(f"This store was built with {current.model_id}; {problem}.")
         if problem:
             raise ModelMismatch(
                 f"This store was built with {current.model_id}; {problem}. Use the store's model "

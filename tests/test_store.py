@@ -122,3 +122,9 @@ def test_failure_reasons_are_cleaned_for_any_database(tmp_path: Path) -> None:
             from storage.models import Failure
 
             assert session.get(Failure, "/x/bad.dcm").reason == "no pixel data (1.2??)"
+
+
+def test_older_preprocessing_says_to_re_embed(tmp_path: Path) -> None:
+    with _store(tmp_path) as store, pytest.raises(ModelMismatch, match="into a new --store to re-embed") as caught:
+        store.bind_model(ModelRecord("test-model", "rev1", 8, "prep/2"))
+    assert "omit --model" not in str(caught.value)
