@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,15 @@ def page(tmp_path: Path, tiny_embedder: Any) -> Iterator[tuple[Any, str]]:
             context.close()
 
 
+def _wait_for_thumbnails(browser_page: Any, seconds: float = 30.0) -> None:
+    """Poll from here: the page's CSP (script-src 'self') forbids the eval that wait_for_function uses."""
+    loaded = "imgs => imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0)"
+    deadline = time.monotonic() + seconds
+    while not browser_page.locator("#grid img").evaluate_all(loaded):
+        assert time.monotonic() < deadline, "the thumbnails did not load"
+        browser_page.wait_for_timeout(100)
+
+
 def test_search_open_similar_basket_export(page: tuple[Any, str], tmp_path: Path) -> None:
     browser_page, base = page
     browser_page.goto(base + "/")
@@ -48,8 +58,7 @@ def test_search_open_similar_basket_export(page: tuple[Any, str], tmp_path: Path
     browser_page.press("#q", "Enter")
     browser_page.wait_for_selector("#grid .card img[src^='blob:']")
     assert browser_page.locator("#grid .card").count() == 9
-    browser_page.wait_for_function(
-        "[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)")
+    _wait_for_thumbnails(browser_page)
     browser_page.keyboard.press("ArrowRight")
     browser_page.keyboard.press("Enter")
     browser_page.wait_for_selector("#similar .card")
