@@ -13,6 +13,8 @@ from indexer.preprocess import Preprocessor
 if TYPE_CHECKING:
     import torch
 
+    from storage.store import ModelRecord
+
 DEFAULT_MODEL = "google/medsiglip-448"
 
 
@@ -33,6 +35,14 @@ class Embedder(Protocol):
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """n strings -> (n, dim) float32 unit rows. Uses the text tower only."""
         ...
+
+
+def model_record(embedder: Embedder) -> ModelRecord:
+    """What a store records about the vectors ``embedder`` makes (model, revision, size, preprocessing)."""
+    from indexer.preprocess import PREPROCESSING_VERSION
+    from storage.store import ModelRecord
+
+    return ModelRecord(embedder.model_id, embedder.revision, embedder.dim, PREPROCESSING_VERSION)
 
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:

@@ -12,14 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from indexer.discover import FileEntry, discover
-from indexer.embedder import Embedder
+from indexer.embedder import Embedder, model_record
 from indexer.frames import ReadOptions
 from indexer.load import Loaded, load_file
 from indexer.plan import Plan, make_plan
-from indexer.preprocess import PREPROCESSING_VERSION
 from indexer.workers import Limits, ordered_map
 from storage.models import Root
-from storage.store import ModelRecord, Store
+from storage.store import Store
 from storage.writes import Batch, FileStat, NewImage, forget_failures, write_batch
 
 Progress = Callable[[int, int], None]
@@ -72,7 +71,8 @@ def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[
     settings = settings or IndexSettings()
     report = IndexReport()
     started = time.perf_counter()
-    if store.model_record() is not None:
+    bound = store.model_record() is not None
+    if bound:
         store.index()
     root_paths = [str(root.expanduser().resolve()) for root in roots]
     with _timed(report, "discover"):
@@ -80,14 +80,14 @@ def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[
     with _timed(report, "plan"):
         plan = make_plan(store, entries, root_paths)
     _record_roots(store, root_paths)
-    if store.model_record() is not None:
+    if bound:
         _commit_bookkeeping(store, plan, report)
     if not plan.to_read:
         report.seconds = round(time.perf_counter() - started, 3)
         store.save_snapshot()
         return report
     embedder = get_embedder()
-    store.bind_model(ModelRecord(embedder.model_id, embedder.revision, embedder.dim, PREPROCESSING_VERSION))
+    store.bind_model(model_record(embedder))
     store.index()
     options = replace(settings.read_options, draft_size=embedder.preprocessor.size)
     if options.patient_key_secret is None:

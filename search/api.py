@@ -53,6 +53,7 @@ class Medsearch:
         self.precision = precision
         self._embedder = embedder
         self._texts: TextCache | None = None
+        self._model_checked = False
 
     @classmethod
     def open(cls, store: str | Path | None = None, model: str | None = None, device: str = "auto",
@@ -188,14 +189,16 @@ class Medsearch:
         return embed_file(self.embedder, path, read_options)
 
     def check_model(self) -> None:
-        """Load the model and check it matches the store's vectors. Raises ModelUnavailable, ModelMismatch."""
-        from indexer.preprocess import PREPROCESSING_VERSION
-        from storage.store import ModelRecord
+        """Load the model and check it matches the store's vectors, once (a store's model record never
+        changes after it is bound). Raises ModelUnavailable, ModelMismatch."""
+        if self._model_checked:
+            return
+        from indexer.embedder import model_record
 
         embedder = self.embedder
         if self.store.model_record() is not None:
-            self.store.bind_model(ModelRecord(embedder.model_id, embedder.revision, embedder.dim,
-                                              PREPROCESSING_VERSION))
+            self.store.bind_model(model_record(embedder))
+            self._model_checked = True
 
     def info(self) -> dict[str, Any]:
         """The store's facts: counts, model, dimension, index type, generation, roots and failures."""

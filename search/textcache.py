@@ -27,19 +27,28 @@ class TextCache:
         self.model_calls = 0
 
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        missing = self.missing(texts)
+        if missing:
+            self.add(missing, self.embedder.embed_texts(missing))
+            self.model_calls += 1
+        for text in texts:
+            self.memory.move_to_end(text)
+        return np.vstack([self.memory[text] for text in texts]).astype(np.float32)
+
+    def missing(self, texts: Sequence[str]) -> list[str]:
+        """The distinct ``texts`` whose vectors are neither in memory nor in the store; those found in the
+        store are loaded into memory."""
         missing = [text for text in dict.fromkeys(texts) if text not in self.memory]
         if missing and self.store is not None:
             self._load(missing)
             missing = [text for text in missing if text not in self.memory]
-        if missing:
-            computed = self.embedder.embed_texts(missing)
-            self.model_calls += 1
-            for text, vector in zip(missing, computed, strict=True):
-                self._remember(text, vector)
-            self._save(missing, computed)
-        for text in texts:
-            self.memory.move_to_end(text)
-        return np.vstack([self.memory[text] for text in texts]).astype(np.float32)
+        return missing
+
+    def add(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Remember vectors computed elsewhere (e.g. by a batching server), in memory and in the store."""
+        for text, vector in zip(texts, vectors, strict=True):
+            self._remember(text, vector)
+        self._save(list(texts), vectors)
 
     def _remember(self, text: str, vector: np.ndarray) -> None:
         self.memory[text] = vector

@@ -132,10 +132,9 @@ def _insert_images(session: Any, images: list[NewImage], generation: int) -> np.
 
 
 def _record_failures(session: Any, failures: list[tuple[FileStat, str]], done: set[str]) -> None:
-    paths = done | {stat.path for stat, _reason in failures}
+    paths = sorted(done | {stat.path for stat, _reason in failures})
     for start in range(0, len(paths), 500):
-        chunk = list(paths)[start : start + 500]
-        session.execute(delete(Failure).where(Failure.path.in_(chunk)))
+        session.execute(delete(Failure).where(Failure.path.in_(paths[start : start + 500])))
     if failures:
         session.execute(insert(Failure), [
             {"path": stat.path, "reason": clean_reason(reason), "size": stat.size, "mtime_ns": stat.mtime_ns,

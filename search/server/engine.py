@@ -22,7 +22,6 @@ from sqlalchemy import select
 
 from indexer.frames import ReadOptions
 from indexer.memory_read import read_bytes
-from indexer.preprocess import PREPROCESSING_VERSION
 from search.api import Medsearch
 from search.cohort_criteria import check_column
 from search.compose import parse_part
@@ -34,7 +33,6 @@ from search.server.thumbnails import ThumbnailCache
 from search.zeroshot import Classification, label_matrix, probabilities, stored_vectors, summarize
 from storage.errors import InvalidQuery, NotFound
 from storage.models import Image
-from storage.store import ModelRecord
 
 SEARCH_FILTERS = ("where", "min_score", "min_prob", "group_by", "like", "unlike")
 """Query parameters passed on to ``Medsearch.search`` when (and only when) it accepts them."""
@@ -56,11 +54,7 @@ class ServerEngine:
     def start(self) -> None:
         """Load the model now (not on the first request) and refuse a store built by another model.
         Raises ModelUnavailable, ModelMismatch."""
-        embedder = self.medsearch.embedder
-        store = self.medsearch.store
-        if store.model_record() is not None:
-            store.bind_model(ModelRecord(embedder.model_id, embedder.revision, embedder.dim,
-                                         PREPROCESSING_VERSION))
+        self.medsearch.check_model()
         with self.index_lock:
             self.medsearch.texts  # noqa: B018 - created once here, used under the lock afterwards
 
@@ -115,17 +109,13 @@ class ServerEngine:
         (one text through the micro-batcher), so later calls under ``index_lock`` need no model."""
         cache = self.medsearch.texts
         with self.index_lock:
-            missing = [text for text in dict.fromkeys(texts) if text not in cache.memory]
+            missing = cache.missing(texts)
         if not missing:
             return
         one = len(missing) == 1
         vectors = self.batcher.embed(missing[0])[np.newaxis] if one else self._embed_texts(missing)
         with self.index_lock:
-            for text, vector in zip(missing, vectors, strict=True):
-                cache.memory[text] = vector
-                cache.memory.move_to_end(text)
-            while len(cache.memory) > cache.capacity:
-                cache.memory.popitem(last=False)
+            cache.add(missing, vectors)
 
     def similar_to_id(self, image_id: int, k: int, offset: int, filters: dict[str, Any] | None = None) -> list[Result]:
         """Images closest to a stored image's vector; ``filters``: where (one expression), min_score,
