@@ -1,12 +1,13 @@
 """Embedding throughput on a random-weight model of MedSigLIP-448's exact shape (see medsiglip_shape.py).
 
-In one run: (a) images/s of a bare ``get_image_features`` loop on preprocessed tensors; (b) images/s of the
-whole indexing pipeline (``index_paths``: 16-bit PNGs on disk -> decode + preprocess in workers -> embed ->
-SQLite + FAISS) at the same batch size, and their ratio, the pipeline's efficiency; (c) the GFLOP/s that
-(a) achieves, counted analytically (``image_gflops``), against a large float32 matmul measured now;
-(d) p50 latency of one text query. Then the same for int8 (``--precision int8``) with its accuracy against
-float32: mean cosine of image and text vectors, and top-10 overlap of text->image and image->image
-retrieval over a gallery. Random weights make the accuracy figures indicative only.
+In one run, for float32 and then for each faster CPU precision (``--fast``; default int8, plus bfloat16 where
+the CPU has bfloat16 instructions): (a) images/s of a bare ``get_image_features`` loop on preprocessed
+tensors; (b) images/s of the whole indexing pipeline (``index_paths``: 16-bit PNGs on disk -> decode +
+preprocess in workers -> embed -> SQLite + FAISS) at the same batch size, and their ratio, the pipeline's
+efficiency; (c) the GFLOP/s that (a) achieves, counted analytically (``image_gflops``), against a large
+matmul of the same dtype measured now; (d) p50 latency of one text query. Each faster precision also gets
+its accuracy against float32: mean cosine of image and text vectors, and top-10 overlap of text->image and
+image->image retrieval over a gallery. Random weights make the accuracy figures indicative only.
 
     PYTHONPATH=. python benchmarks/bench_embed.py                   # 2 layers per tower: a few minutes
     PYTHONPATH=. python benchmarks/bench_embed.py --layers 27 --images 8 --gallery 16   # the full shape
@@ -32,11 +33,11 @@ QUERIES = ("left pleural effusion", "cardiomegaly", "right upper lobe consolidat
            "endotracheal tube in place")
 
 
-def matmul_gflops(size: int, repeats: int = 3) -> float:
-    """Best-of-``repeats`` GFLOP/s of a (size x size) @ (size x size) float32 torch matmul."""
+def matmul_gflops(size: int, dtype: str = "float32", repeats: int = 3) -> float:
+    """Best-of-``repeats`` GFLOP/s of a (size x size) @ (size x size) torch matmul in ``dtype``."""
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = (torch.randn(size, size, dtype=getattr(torch, dtype)) for _ in range(2))
     torch.mm(a, b)
     best = min(_seconds(lambda: torch.mm(a, b)) for _ in range(repeats))
     return 2 * size**3 / best / 1e9
@@ -55,6 +56,7 @@ def bare_images_per_s(embedder: Any, images: int, batch: int) -> float:
 
     side = embedder.preprocessor.size
     pixels = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (batch, 3, side, side)).astype(np.float32))
+    pixels = pixels.to(embedder.dtype)
     batches = max(1, -(-images // batch))
     with torch.inference_mode():
         embedder.model.get_image_features(pixel_values=pixels)
@@ -107,76 +109,88 @@ def overlap_at_10(exact: np.ndarray, approx: np.ndarray, queries_exact: np.ndarr
     return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(top_exact, top_approx, strict=True)]))
 
 
-def int8_accuracy(exact: Any, int8: Any, count: int, batch: int) -> dict[str, float]:
-    """Cosines between int8 and float32 vectors, and top-10 overlap of their retrievals over a gallery of
+def accuracy(exact: Any, fast: Any, count: int, batch: int) -> dict[str, float]:
+    """Cosines between ``fast``'s and float32 vectors, and top-10 overlap of their retrievals over a gallery of
     ``count`` images with the QUERIES as text queries and 5 other images as image queries."""
     side = exact.preprocessor.size
     pixels, probes = gallery(count, side, seed=100), gallery(5, side, seed=900)
-    images = {name: embed_all(model, pixels, batch) for name, model in (("f32", exact), ("i8", int8))}
-    image_queries = {name: embed_all(model, probes, batch) for name, model in (("f32", exact), ("i8", int8))}
-    texts = {name: model.embed_texts(list(QUERIES)) for name, model in (("f32", exact), ("i8", int8))}
+    pair = (("f32", exact), ("fast", fast))
+    images = {name: embed_all(model, pixels, batch) for name, model in pair}
+    image_queries = {name: embed_all(model, probes, batch) for name, model in pair}
+    texts = {name: model.embed_texts(list(QUERIES)) for name, model in pair}
     return {
-        "image_cosine_mean": float(np.mean(np.sum(images["f32"] * images["i8"], axis=1))),
-        "text_cosine_mean": float(np.mean(np.sum(texts["f32"] * texts["i8"], axis=1))),
-        "text_to_image_top10_overlap": overlap_at_10(images["f32"], images["i8"], texts["f32"], texts["i8"]),
-        "image_to_image_top10_overlap": overlap_at_10(images["f32"], images["i8"], image_queries["f32"],
-                                                      image_queries["i8"]),
+        "image_cosine_mean": float(np.mean(np.sum(images["f32"] * images["fast"], axis=1))),
+        "text_cosine_mean": float(np.mean(np.sum(texts["f32"] * texts["fast"], axis=1))),
+        "text_to_image_top10_overlap": overlap_at_10(images["f32"], images["fast"], texts["f32"], texts["fast"]),
+        "image_to_image_top10_overlap": overlap_at_10(images["f32"], images["fast"], image_queries["f32"],
+                                                      image_queries["fast"]),
         "gallery": count,
     }
 
 
+def tower_figures(embedder: Any, folder: Path, args: argparse.Namespace, peak: float | None) -> dict[str, Any]:
+    """Bare loop, pipeline and text latency of one loaded embedder; the fraction of ``peak`` when given."""
+    bare = bare_images_per_s(embedder, args.images, args.batch_size)
+    pipeline = pipeline_run(embedder, folder, args.batch_size, args.workers)
+    achieved = bare * image_gflops(args.layers)
+    return {"bare_images_per_s": bare, "pipeline": pipeline, "pipeline_efficiency": pipeline["images_per_s"] / bare,
+            "achieved_gflops": achieved, "fraction_of_matmul_peak": None if peak is None else achieved / peak,
+            "text_p50_ms": text_p50_ms(embedder, args.text_runs)}
+
+
 def measure(model_dir: Path, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Every figure of one run, float32 first, then int8 unless ``--no-int8``."""
+    """Every figure of one run: float32 first, then each precision of ``args.fast``."""
     from indexer.model_loading import load_embedder
 
-    peak = matmul_gflops(args.matmul)
+    peaks = {dtype: matmul_gflops(args.matmul, dtype) for dtype in ("float32", "bfloat16") if
+             dtype == "float32" or "bfloat16" in args.fast}
     exact = load_embedder(str(model_dir), device="cpu", precision="float32")
-    bare = bare_images_per_s(exact, args.images, args.batch_size)
-    peak = max(peak, matmul_gflops(args.matmul))
-    pipeline = pipeline_run(exact, folder, args.batch_size, args.workers)
-    gflop = image_gflops(args.layers)
-    result: dict[str, Any] = {
-        "float32": {"bare_images_per_s": bare, "pipeline": pipeline,
-                    "pipeline_efficiency": pipeline["images_per_s"] / bare,
-                    "achieved_gflops": bare * gflop, "fraction_of_matmul_peak": bare * gflop / peak,
-                    "text_p50_ms": text_p50_ms(exact, args.text_runs)},
-        "matmul_peak_gflops": peak, "image_gflop": gflop, "full_model_image_gflop": image_gflops(LAYERS),
-    }
-    if not args.no_int8:
-        int8 = load_embedder(str(model_dir), device="cpu", precision="int8")
-        result["int8"] = {"bare_images_per_s": bare_images_per_s(int8, args.images, args.batch_size),
-                          "text_p50_ms": text_p50_ms(int8, args.text_runs),
-                          "accuracy": int8_accuracy(exact, int8, args.gallery, args.batch_size)}
+    result: dict[str, Any] = {"float32": tower_figures(exact, folder, args, peaks["float32"]),
+                              "matmul_peak_gflops": peaks, "image_gflop": image_gflops(args.layers),
+                              "full_model_image_gflop": image_gflops(LAYERS)}
+    for name in args.fast:
+        fast = load_embedder(str(model_dir), device="cpu", precision=name)
+        result[name] = {**tower_figures(fast, folder, args, peaks.get(name)),
+                        "accuracy": accuracy(exact, fast, args.gallery, args.batch_size)}
     return result
 
 
 def show(result: dict[str, Any], args: argparse.Namespace) -> None:
+    names = ["float32", *args.fast]
     f32 = result["float32"]
-    scale = result["full_model_image_gflop"] / result["image_gflop"]
     print(f"\nMedSigLIP-448 shape, {args.layers} of {LAYERS} layers per tower, batch {args.batch_size}, "
-          f"{os.cpu_count()} cores, torch threads {args.threads}; random weights")
-    print(f"{'':34}{'float32':>12}{'int8':>12}")
-    int8 = result.get("int8", {})
-    rows = [("bare get_image_features, images/s", f32["bare_images_per_s"], int8.get("bare_images_per_s")),
-            ("one text query p50, ms", f32["text_p50_ms"], int8.get("text_p50_ms"))]
-    for name, a, b in rows:
-        print(f"{name:34}{a:12.3f}{'' if b is None else f'{b:12.3f}':>12}")
+          f"{os.cpu_count()} cores, torch threads {args.threads}; random weights; "
+          f"{result['image_gflop']:.1f} GFLOP/image ({result['full_model_image_gflop']:.0f} for all {LAYERS} layers)")
+    print(f"{'':38}" + "".join(f"{name:>12}" for name in names))
+    rows: list[tuple[str, Any]] = [
+        ("bare get_image_features, images/s", lambda r: f"{r['bare_images_per_s']:.3f}"),
+        ("  speed-up over float32", lambda r: f"{r['bare_images_per_s'] / f32['bare_images_per_s']:.2f}x"),
+        ("whole pipeline, images/s", lambda r: f"{r['pipeline']['images_per_s']:.3f}"),
+        ("  pipeline / bare loop", lambda r: f"{r['pipeline_efficiency']:.2f}"),
+        ("achieved GFLOP/s", lambda r: f"{r['achieved_gflops']:.0f}"),
+        ("  of the same dtype's matmul peak", lambda r: "" if r["fraction_of_matmul_peak"] is None
+         else f"{100 * r['fraction_of_matmul_peak']:.0f}%"),
+        ("one text query p50, ms", lambda r: f"{r['text_p50_ms']:.1f}"),
+        ("mean cosine to float32: images", lambda r: f"{r['accuracy']['image_cosine_mean']:.5f}" if "accuracy" in r
+         else ""),
+        ("mean cosine to float32: texts", lambda r: f"{r['accuracy']['text_cosine_mean']:.5f}" if "accuracy" in r
+         else ""),
+        ("top-10 overlap: text->image", lambda r: f"{r['accuracy']['text_to_image_top10_overlap']:.2f}"
+         if "accuracy" in r else ""),
+        ("top-10 overlap: image->image", lambda r: f"{r['accuracy']['image_to_image_top10_overlap']:.2f}"
+         if "accuracy" in r else ""),
+    ]
+    for label, cell in rows:
+        print(f"{label:38}" + "".join(f"{cell(result[name]):>12}" for name in names))
+    print("matmul peak " + ", ".join(f"{dtype} {value:.0f} GFLOP/s" for dtype, value in
+                                     result["matmul_peak_gflops"].items()) + f" ({args.matmul}^3)")
     pipe = f32["pipeline"]
-    print(f"pipeline ({pipe['frames']} PNGs {args.side}x{args.side} 16-bit): {pipe['images_per_s']:.3f} images/s "
-          f"= {100 * f32['pipeline_efficiency']:.0f}% of the bare loop; stages (s): "
+    print(f"pipeline: {pipe['frames']} PNGs {args.side}x{args.side} 16-bit; float32 stages (s): "
           + ", ".join(f"{k} {v:.2f}" for k, v in pipe["stages"].items()))
-    print(f"compute: {result['image_gflop']:.1f} GFLOP/image -> {f32['achieved_gflops']:.1f} GFLOP/s achieved; "
-          f"float32 matmul {args.matmul}^3: {result['matmul_peak_gflops']:.1f} GFLOP/s "
-          f"-> {100 * f32['fraction_of_matmul_peak']:.0f}% of that peak")
-    print(f"the full {LAYERS}-layer model costs {result['full_model_image_gflop']:.0f} GFLOP/image: about "
-          f"{scale:.1f}x slower per image (float32 full model ~ {f32['bare_images_per_s'] / scale:.3f} images/s)")
-    if int8:
-        acc = int8["accuracy"]
-        print(f"int8 speed-up {int8['bare_images_per_s'] / f32['bare_images_per_s']:.2f}x (images), "
-              f"{f32['text_p50_ms'] / int8['text_p50_ms']:.2f}x (text); vs float32: cosine images "
-              f"{acc['image_cosine_mean']:.5f}, texts {acc['text_cosine_mean']:.5f}; top-10 overlap over "
-              f"{acc['gallery']} images: text->image {acc['text_to_image_top10_overlap']:.2f}, image->image "
-              f"{acc['image_to_image_top10_overlap']:.2f} (random weights: indicative only)")
+    scale = result["full_model_image_gflop"] / result["image_gflop"]
+    if scale > 1:
+        print(f"the full {LAYERS}-layer model is about {scale:.1f}x slower per image")
+    print(f"top-10 overlaps over a gallery of {args.gallery} images (random weights: indicative only)")
 
 
 def parse_args() -> argparse.Namespace:
@@ -186,11 +200,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=16, help="images for the bare loop and the pipeline")
     parser.add_argument("--side", type=int, default=2000, help="side of the written 16-bit PNGs")
     parser.add_argument("--workers", type=int, default=-1, help="decoding processes (-1: the pipeline's default)")
-    parser.add_argument("--gallery", type=int, default=64, help="images in the int8 retrieval check")
+    parser.add_argument("--gallery", type=int, default=64, help="images in the accuracy retrieval check")
     parser.add_argument("--text-runs", type=int, default=10)
     parser.add_argument("--matmul", type=int, default=4096, help="side of the peak-reference matmul")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
-    parser.add_argument("--no-int8", action="store_true")
+    parser.add_argument("--fast", type=lambda text: [name for name in text.split(",") if name], default=None,
+                        help="faster precisions to compare with float32, comma-separated (default: int8, and "
+                        "bfloat16 where the CPU has it; '' for none)")
     parser.add_argument("--model-dir", type=Path, help="reuse a folder built by medsiglip_shape (same --layers)")
     return parser.parse_args()
 
@@ -198,7 +214,11 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     import torch
 
+    from indexer.precision import cpu_has_bf16
+
     args = parse_args()
+    if args.fast is None:
+        args.fast = ["int8", "bfloat16"] if cpu_has_bf16() else ["int8"]
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as scratch:
         model_dir = args.model_dir or build_medsiglip_shape(Path(scratch) / "model", layers=args.layers)

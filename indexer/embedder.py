@@ -72,10 +72,12 @@ def _side(size: Any) -> int:
 class SiglipEmbedder:
     """A SigLIP model and its processor, loaded by ``indexer.model_loading.load_embedder``."""
 
-    def __init__(self, model: Any, processor: Any, model_id: str, revision: str, device: str) -> None:
+    def __init__(self, model: Any, processor: Any, model_id: str, revision: str, device: str,
+                 precision: str = "float32") -> None:
         import torch
 
         self.model = model.eval()
+        self.precision = precision
         self.tokenizer = processor.tokenizer
         self.model_id = model_id
         self.revision = revision

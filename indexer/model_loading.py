@@ -14,7 +14,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from indexer.embedder import DEFAULT_MODEL, SiglipEmbedder
-from indexer.quantize import quantize_int8, require_cpu
+from indexer.precision import resolve_precision
+from indexer.quantize import quantize_int8
 from storage.errors import ModelUnavailable
 
 GATED_HELP = (
@@ -36,17 +37,16 @@ def resolve_device(device: str) -> str:
 
 
 def load_embedder(model: str = DEFAULT_MODEL, device: str = "auto", precision: str = "auto") -> SiglipEmbedder:
-    """Load ``model`` (a hub id or a local folder). ``precision``: auto (float32 on the CPU, bfloat16 or
-    float16 on a GPU), float32, bfloat16, float16, or int8 (CPU only: dynamic int8 linear layers, see
-    ``indexer.quantize``). Raises ModelUnavailable with what to do about it."""
+    """Load ``model`` (a hub id or a local folder). ``precision``: auto, fast, float32, bfloat16, float16 or
+    int8, resolved for this hardware by ``indexer.precision.resolve_precision``. Raises ModelUnavailable
+    with what to do about it."""
     import torch
 
     device = resolve_device(device)
+    chosen = resolve_precision(device, precision)
     source, local_only = _locate(model)
-    int8 = precision == "int8"
-    if int8:
-        require_cpu(device)
-    dtype = torch.float32 if int8 else _dtype(device, precision)
+    int8 = chosen == "int8"
+    dtype = torch.float32 if int8 else getattr(torch, chosen)
     try:
         from transformers import AutoModel, AutoProcessor
         from transformers.utils import logging as hf_logging
@@ -67,7 +67,7 @@ def load_embedder(model: str = DEFAULT_MODEL, device: str = "auto", precision: s
     if int8:
         loaded = quantize_int8(loaded)
     model_id = str(Path(source).resolve()) if Path(source).is_dir() else model
-    return SiglipEmbedder(loaded, processor, model_id, _revision(source, loaded), device)
+    return SiglipEmbedder(loaded, processor, model_id, _revision(source, loaded), device, chosen)
 
 
 def _locate(model: str) -> tuple[str, bool]:
@@ -92,19 +92,6 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
             return True
     except OSError:
         return False
-
-
-def _dtype(device: str, precision: str):  # type: ignore[no-untyped-def]
-    import torch
-
-    if precision == "auto":
-        if device.startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if precision not in names:
-        raise ModelUnavailable(f"Unknown precision {precision!r}; choose auto, float32, bfloat16, float16 or int8.")
-    return names[precision]
 
 
 def _explain(model: str, exc: Exception) -> str:

@@ -17,17 +17,6 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from storage.errors import ModelUnavailable
-
-
-def require_cpu(device: str) -> None:
-    """Raises ModelUnavailable, saying what to do, when int8 is asked for on another device than the CPU."""
-    if device != "cpu":
-        raise ModelUnavailable(
-            f"--precision int8 runs on the CPU only (PyTorch's int8 kernels have no {device} version); "
-            "use --device cpu, or --precision auto on a GPU."
-        )
-
 
 def quantize_int8(model: Any) -> Any:
     """Return ``model`` (a float32 ``torch.nn.Module`` on the CPU) with its ``nn.Linear`` layers replaced by

@@ -21,7 +21,8 @@ ModelOption = Annotated[str | None, typer.Option(
     "google/medsiglip-448.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 PrecisionOption = Annotated[str, typer.Option(
-    "--precision", help="auto, float32, bfloat16, float16 or int8 (CPU only: faster, cosine ~0.9998 to float32).")]
+    "--precision", help="auto (float32 on a CPU, bf16/fp16 on a GPU), fast (CPU: bfloat16 where the CPU has it, "
+    "else int8; cosine ~0.9997-0.9999 to float32), float32, bfloat16, float16 or int8.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 DEFAULT_STORE = Path("medsearch-store")
 

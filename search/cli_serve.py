@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from search.cli_common import DEFAULT_STORE, DeviceOption, ModelOption, StoreOption, cli_errors
+from search.cli_common import DEFAULT_STORE, DeviceOption, ModelOption, PrecisionOption, StoreOption, cli_errors
 
 
 def serve(
@@ -16,6 +16,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     model: ModelOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Serve the search API and the web page (open http://HOST:PORT/ in a browser; API docs at /docs).
     MEDSEARCH_API_TOKEN requires a bearer token; MEDSEARCH_CORS_ORIGINS allows other origins."""
@@ -29,7 +30,7 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: listening on {host}: other machines can reach this server", err=True)
     typer.echo(f"medsearch: http://{host}:{port}/  (API docs: /docs)", err=True)
-    uvicorn.run(create_app(store, model, device), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(store, model, device, precision=precision), host=host, port=port, log_level="info")
 
 
 def register(app: typer.Typer) -> None:

@@ -32,8 +32,9 @@ log = logging.getLogger("medsearch.server")
 
 
 def create_app(store_dir: str | Path, model: str | None = None, device: str = "auto",
-               embedder: Embedder | None = None, settings: ServerSettings | None = None) -> FastAPI:
-    """The app for the store in ``store_dir``. ``model``/``device`` as in ``Medsearch.open``; ``embedder``
+               embedder: Embedder | None = None, settings: ServerSettings | None = None,
+               precision: str = "auto") -> FastAPI:
+    """The app for the store in ``store_dir``. ``model``/``device``/``precision`` as in ``Medsearch.open``; ``embedder``
     replaces the model (tests). ``settings`` default to ``ServerSettings.from_env()``. Start-up raises
     StoreError (no store), ModelUnavailable, ModelMismatch."""
 
@@ -41,7 +42,7 @@ def create_app(store_dir: str | Path, model: str | None = None, device: str = "a
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from search.api import Medsearch
 
-        medsearch = Medsearch.open(store_dir, model, device, embedder=embedder)
+        medsearch = Medsearch.open(store_dir, model, device, embedder=embedder, precision=precision)
         engine = ServerEngine(medsearch)
         try:
             await run_in_threadpool(engine.start)
