@@ -102,6 +102,8 @@ class SiglipEmbedder:
 
         with torch.inference_mode():
             batch = torch.from_numpy(np.ascontiguousarray(pixel_values, dtype=np.float32))
+            if self.device.startswith("cuda"):
+                batch = batch.pin_memory()  # page-locked, so the copy to the GPU is one DMA transfer
             batch = batch.to(self.device, dtype=self.dtype, non_blocking=True)
             features = _pooled(self.model.get_image_features(pixel_values=batch))
             return normalize_rows(features.float().cpu().numpy())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -101,3 +102,31 @@ def test_preprocessor_keeps_greyscale_and_colour_consistent(shape: tuple[int, ..
     pixels = np.full(shape, 0.25, dtype=np.float32)
     out = Preprocessor(size=8)(pixels)
     np.testing.assert_allclose(out, -0.5, atol=1e-6)
+
+
+def test_the_pipeline_picks_the_batch_size_from_the_device(tiny_embedder: Any, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """16 images per model call on a CPU unless told otherwise (64 on a GPU); every image is embedded once."""
+    from indexer.pipeline import IndexSettings, default_batch_size, index_paths
+    from storage.store import Store
+
+    assert default_batch_size(tiny_embedder) == 16
+    assert default_batch_size(SimpleNamespace(device="cuda:0")) == 64  # type: ignore[arg-type]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(20):
+        Image.fromarray(np.full((8, 8), i * 10, np.uint8)).save(folder / f"{i:02}.png")
+    calls: list[int] = []
+    original = tiny_embedder.embed_images
+
+    def counting(pixels: np.ndarray) -> np.ndarray:
+        calls.append(len(pixels))
+        return original(pixels)
+
+    monkeypatch.setattr(tiny_embedder, "embed_images", counting)
+    for name, settings, want in (("auto", IndexSettings(workers=0), [16, 4]),
+                                 ("seven", IndexSettings(batch_size=7, workers=0), [7, 7, 6])):
+        calls.clear()
+        with Store.open(tmp_path / name, create=True, writable=True) as store:
+            assert index_paths(store, lambda: tiny_embedder, [folder], settings).added == 20
+        assert calls == want
