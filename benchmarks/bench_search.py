@@ -1,5 +1,6 @@
 """Vector search on synthetic 1152-d unit vectors: latency, recall@10 against exact search, build time and
-bytes per vector, for each index kind, unfiltered and with filters keeping 1 % and 10 % of the images.
+bytes per vector, for each index kind, unfiltered and with filters keeping 1 % and 10 % of the images; then
+the cost of removals (a batch of 100 ids, search after 10 % removed, the next 20 %).
 
     python benchmarks/bench_search.py                      # 10 k and 100 k, clustered, plus a uniform row
     python benchmarks/bench_search.py --sizes 1000000 --kinds ivf-sq8
@@ -88,7 +89,41 @@ def measure(kind: str, data: np.ndarray, queries: np.ndarray, k: int, label: str
                      "p95_ms": float(np.percentile(latencies, 95)),
                      "recall@10": recall(found, truth), "build_s": build,
                      "disk_B_per_vec": disk / len(data), "mem_B_per_vec": disk / len(data) + 16})
+    rows.append(removals(kind, index, data, queries, k, label))
     return rows
+
+
+def removals(kind: str, index: object, data: np.ndarray, queries: np.ndarray, k: int, label: str) -> dict:
+    """Removal costs: one batch of 100 ids, then 10 % of the vectors in batches of 1000, searched after
+    (p50 and recall against exact search over the survivors), then up to 30 % (HNSW compacts at 25 %)."""
+    order = np.random.default_rng(2).permutation(len(data)).astype(np.int64)
+    started = time.perf_counter()
+    vectors.remove(index, order[:100])
+    batch_ms = 1000 * (time.perf_counter() - started)
+    tenth = len(data) // 10
+    for start in range(100, tenth, 1000):
+        vectors.remove(index, order[start : min(start + 1000, tenth)])
+    survivors = np.sort(order[tenth:])
+    truth = exact_top(data, queries, k, survivors)
+    latencies, found = timed_queries(index, queries, k, None)
+    started = time.perf_counter()
+    for start in range(tenth, 3 * tenth, 1000):
+        vectors.remove(index, order[start : min(start + 1000, 3 * tenth)])
+    return {"data": label, "n": len(data), "kind": kind, "filter": "removals", "remove_100_ms": batch_ms,
+            "p50_ms_after_10pct": float(np.percentile(latencies, 50)), "recall@10_after_10pct": recall(found, truth),
+            "remove_next_20pct_s": time.perf_counter() - started, "live": vectors.live_count(index)}
+
+
+def show(row: dict) -> None:
+    head = f"{row['data']:9} {row['n']:>8} {row['kind']:7}"
+    if row["filter"] == "removals":
+        print(f"{head} removals: 100 ids {row['remove_100_ms']:8.1f} ms; after 10 % removed p50 "
+              f"{row['p50_ms_after_10pct']:6.2f} ms recall@10 {row['recall@10_after_10pct']:.3f}; "
+              f"the next 20 % {row['remove_next_20pct_s']:6.1f} s", flush=True)
+        return
+    print(f"{head} filter {row['filter']:>4}: p50 {row['p50_ms']:7.2f} ms  p95 {row['p95_ms']:7.2f} ms  "
+          f"recall@10 {row['recall@10']:.3f}  build {row['build_s']:6.1f} s  {row['mem_B_per_vec']:6.0f} B/vec mem  "
+          f"{row['disk_B_per_vec']:6.0f} B/vec disk", flush=True)
 
 
 def main() -> None:
@@ -109,11 +144,7 @@ def main() -> None:
         for kind in args.kinds:
             for row in measure(kind, data, queries, k, label):
                 rows.append(row)
-                print(f"{row['data']:9} {row['n']:>8} {row['kind']:7} filter {row['filter']:>4}: "
-                      f"p50 {row['p50_ms']:7.2f} ms  p95 {row['p95_ms']:7.2f} ms  "
-                      f"recall@10 {row['recall@10']:.3f}  "
-                      f"build {row['build_s']:6.1f} s  {row['mem_B_per_vec']:6.0f} B/vec mem  "
-                      f"{row['disk_B_per_vec']:6.0f} B/vec disk", flush=True)
+                show(row)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"search-{time.strftime('%Y%m%d-%H%M%S')}.json"
     facts = {"dim": DIM, "queries": args.queries, "threads": os.cpu_count(), "rows": rows}

@@ -116,11 +116,11 @@ class Medsearch:
         """How many images pass the filter and the thresholds."""
         allowed = allowed_ids(self.store, where)
         if text is None and not like and not unlike:
-            return int(self.store.index().ntotal if allowed is None else len(allowed))
+            return vectors.live_count(self.store.index()) if allowed is None else len(allowed)
         query, calibration = self._query(text, like, unlike, min_prob)
         threshold = self._threshold(min_score, min_prob, calibration)
         if threshold is None:
-            return int(self.store.index().ntotal if allowed is None else len(allowed))
+            return vectors.live_count(self.store.index()) if allowed is None else len(allowed)
         return sum(1 for _hit in iter_ranked(self.store, query, allowed, threshold, first_round=1024))
 
     def text_vectors(self, texts: Sequence[str]) -> Any:

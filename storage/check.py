@@ -173,8 +173,8 @@ def _index_problems(store: Store, dim: int, revision: str, report: CheckReport) 
             generation = loaded[1].generation
             gone = set(session.scalars(select(Deletion.image_id).where(Deletion.generation > generation)))
             newer = set(session.scalars(select(Image.id).where(Image.generation > generation)))
-            replayed = (set(vectors_ids(loaded[0]).tolist()) - gone) | newer
-    served = vectors_ids(store.index())
+            replayed = (set(vectors.ids(loaded[0]).tolist()) - gone) | newer
+    served = vectors.ids(store.index())
     report.facts["index_count"] = len(served)
     found = False
     for name, ids, count in (("snapshot", replayed, None), ("index", set(served.tolist()), len(served))):
@@ -183,13 +183,6 @@ def _index_problems(store: Store, dim: int, revision: str, report: CheckReport) 
                        f"{name}, {len(stored - ids)} only in the database", repairable=True)
             found = True
     return found
-
-
-def vectors_ids(index: Any) -> np.ndarray:
-    """The int64 ids held by an ``IndexIDMap2``."""
-    import faiss
-
-    return faiss.vector_to_array(index.id_map).astype(np.int64)
 
 
 def _missing_files(store: Store, report: CheckReport) -> None:

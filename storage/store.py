@@ -213,7 +213,7 @@ class Store:
         if rows:
             vectors.add(self._index, *_stack(rows))
         self._index_generation = generation
-        if self._index.ntotal != count:
+        if vectors.live_count(self._index) != count:
             self._rebuild(self._index.d)
 
     def rebuild_index(self) -> None:

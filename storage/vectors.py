@@ -24,6 +24,10 @@ INDEX_FILE = "index.faiss"
 MANIFEST_FILE = "index.json"
 SUBSET_EXACT_MAX = 16_384
 """Allowed sets up to this size are scored exactly instead of through the approximate structure."""
+TOMBSTONE = -1
+"""The id of a removed HNSW node (never an image id; FAISS also pads missing results with -1)."""
+COMPACT_FRACTION = 0.25
+"""An HNSW graph is rebuilt from its live vectors when more than this share of its nodes are tombstones."""
 
 
 @dataclass(frozen=True)
@@ -90,8 +94,9 @@ def add(index: Any, ids: np.ndarray, vectors: np.ndarray) -> None:
 def remove(index: Any, ids: np.ndarray) -> int:
     """Remove ``ids`` (absent ones are ignored); returns how many were removed.
 
-    HNSW graphs cannot drop nodes, so for ``hnsw`` the graph is rebuilt in place from the surviving
-    vectors when any of ``ids`` is present (a cost proportional to the index size, paid once per batch).
+    HNSW graphs cannot drop nodes: a removed HNSW vector becomes a tombstone (its id in the id map is set
+    to ``TOMBSTONE``) that stays in the graph for routing but is never returned, and the graph is rebuilt
+    from the live vectors once tombstones pass ``COMPACT_FRACTION`` of its nodes.
     """
     import faiss
 
@@ -100,16 +105,44 @@ def remove(index: Any, ids: np.ndarray) -> int:
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     if index_type_of(index) != "hnsw":
         return int(index.remove_ids(faiss.IDSelectorBatch(ids)))
-    present = faiss.vector_to_array(index.id_map)
-    keep = ~np.isin(present, ids)
-    if keep.all():
+    held = faiss.vector_to_array(index.id_map)
+    gone = np.isin(held, ids) & (held != TOMBSTONE)
+    if not gone.any():
         return 0
-    survivors = present[keep]
-    matrix = index.reconstruct_batch(survivors) if len(survivors) else None
+    held[gone] = TOMBSTONE
+    if np.count_nonzero(held == TOMBSTONE) > COMPACT_FRACTION * len(held):
+        _compact(index, held)
+    else:
+        faiss.copy_array_to_vector(held, index.id_map)
+        index.construct_rev_map()
+    return int(gone.sum())
+
+
+def _compact(index: Any, held: np.ndarray) -> None:
+    """Rebuild an HNSW index in place from its live vectors (``held``: the id map with tombstones)."""
+    live = held[held != TOMBSTONE]
+    matrix = index.reconstruct_batch(live) if len(live) else None
     index.reset()
     if matrix is not None:
-        index.add_with_ids(matrix, survivors)
-    return int((~keep).sum())
+        index.add_with_ids(matrix, live)
+
+
+def live_count(index: Any) -> int:
+    """How many vectors a search can return: ``ntotal`` less the HNSW tombstones."""
+    return len(ids(index)) if index_type_of(index) == "hnsw" else int(index.ntotal)
+
+
+def ids(index: Any) -> np.ndarray:
+    """The int64 ids a search can return, in storage order (tombstones left out)."""
+    import faiss
+
+    if isinstance(index, faiss.IndexIVF):
+        lists: Any = index.invlists
+        chunks = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+                  for i in range(index.nlist) if lists.list_size(i)]
+        return np.concatenate(chunks).astype(np.int64) if chunks else np.empty(0, np.int64)
+    held = faiss.vector_to_array(index.id_map).astype(np.int64)
+    return held[held != TOMBSTONE]
 
 
 def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
@@ -122,6 +155,8 @@ def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | No
     hits than it should falls back to the exact route.
     """
     queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    if allowed_ids is None and index_type_of(index) == "hnsw":
+        return _search_live(index, queries, k)
     if allowed_ids is None:
         return index.search(queries, k)
     allowed = np.unique(np.asarray(allowed_ids, dtype=np.int64))
@@ -130,11 +165,22 @@ def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | No
         return _empty(len(queries), k)
     if len(allowed) <= SUBSET_EXACT_MAX and index_type_of(index) != "flat":  # flat + selector is exact already
         return _exact_subset(index, queries, k, allowed)
-    params, _keep = _filtered_params(index, allowed, len(allowed) / index.ntotal)
+    params, _keep = _filtered_params(index, allowed, len(allowed) / max(1, index.ntotal))
     scores, ids = index.search(queries, k, params=params)
     if (ids[:, wanted - 1] < 0).any():
         return _exact_subset(index, queries, k, allowed)
     return scores, ids
+
+
+def _search_live(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unfiltered HNSW search that skips tombstones (a selector of the non-negative ids)."""
+    import faiss
+
+    params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # missing from faiss's stubs
+    graph: Any = faiss.downcast_index(index.index)
+    params.efSearch = graph.hnsw.efSearch
+    params.sel = faiss.IDSelectorRange(0, np.iinfo(np.int64).max)
+    return index.search(queries, k, params=params)
 
 
 def _filtered_params(index: Any, allowed: np.ndarray, fraction: float, exhaustive: bool = False

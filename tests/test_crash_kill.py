@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from storage import vectors
-from storage.check import check_store, vectors_ids
+from storage.check import check_store
 from storage.store import Store
 from tests.conftest import write_png
 
@@ -151,7 +151,7 @@ def _assert_consistent(store_dir: Path, committed_before: dict[str, int],
         if store.model_record() is not None:
             index = store.index()
             rows = _rows(db)
-            assert sorted(vectors_ids(index).tolist()) == sorted(rows.values())
+            assert sorted(vectors.ids(index).tolist()) == sorted(rows.values())
             assert index.ntotal == len(rows) and store._index_generation == store.generation()
     rows = _rows(db)
     kept = {path: image_id for path, image_id in committed_before.items() if Path(path).exists()}

@@ -16,7 +16,7 @@ import pytest
 from indexer.pipeline import IndexSettings
 from search.api import Medsearch
 from storage import vectors
-from storage.check import check_store, vectors_ids
+from storage.check import check_store
 from storage.store import Store
 from tests.conftest import write_png
 
@@ -68,7 +68,7 @@ def test_kill_during_reindex(flat_store: Path, tiny_embedder: Any, point: str) -
     with Medsearch(Store.open(flat_store), embedder=tiny_embedder) as reader:
         index = reader.store.index()
         assert vectors.index_type_of(index) == "hnsw" == reader.store.info().index_type
-        assert sorted(vectors_ids(index).tolist()) == list(range(1, 13))
+        assert sorted(vectors.ids(index).tolist()) == list(range(1, 13))
         assert all(reader.similar(image_id, k=1)[0].id == image_id for image_id in range(1, 13))
         assert len(reader.search("a chest x-ray", k=20)) == 12
         assert {p.kind for p in check_store(reader.store).problems} <= {"snapshot", "temporary_file"}

@@ -40,6 +40,8 @@ def test_reindex_switches_kind_and_keeps_answers(cli: Cli, indexed_store: Path, 
     assert cli("info", "--store", indexed_store, "--json")["index_type"] == kind
     assert json.loads((indexed_store / vectors.MANIFEST_FILE).read_text())["index_type"] == kind
     assert _ranked(cli, indexed_store, target)[:3] == exact[:3]
+    checked = cli("check", "--store", indexed_store, "--json")
+    assert checked["ok"] and checked["facts"]["index_count"] == 9
 
     with Store.open(indexed_store) as store:
         index = store.index()
@@ -67,6 +69,9 @@ def test_incremental_index_after_reindex(cli: Cli, indexed_store: Path, image_fo
     found = cli("similar", added, "-k", "9", "--store", indexed_store, "--json")
     assert found["results"][0]["path"] == str(added.resolve()) and len(found["results"]) == 9
     assert cli("info", "--store", indexed_store, "--json")["index_type"] == "hnsw"
+    assert cli("search", "--count", "--store", indexed_store, "--json")["count"] == 9
+    checked = cli("check", "--store", indexed_store, "--json")
+    assert checked["ok"] and checked["facts"]["index_count"] == 9
 
 
 def test_reindex_errors(cli: Cli, tmp_path: Path, indexed_store: Path) -> None:

@@ -84,13 +84,55 @@ def test_removal_and_replacement(kind: str, data: tuple) -> None:
     index = build(kind, ids, rows)
     gone = ids[:500]
     assert vectors.remove(index, np.concatenate([gone, [10**9]])) == 500
-    assert index.ntotal == COUNT - 500
+    assert vectors.remove(index, gone[:10]) == 0  # already gone
+    assert vectors.live_count(index) == COUNT - 500
+    assert sorted(vectors.ids(index).tolist()) == sorted(ids[500:].tolist())
     _scores, found = vectors.search(index, rows[:20], 10)
     assert not set(found.ravel().tolist()) & set(gone.tolist())
+    assert (found >= 0).all()
     vectors.add(index, ids[600:601], queries[:1])  # replacing an id keeps one vector under it
-    assert index.ntotal == COUNT - 500
+    assert vectors.live_count(index) == COUNT - 500
     _scores, found = vectors.search(index, queries[:1], 1)
     assert found[0, 0] == ids[600]
+
+
+def test_hnsw_removal_leaves_tombstones_that_are_never_returned(data: tuple, tmp_path: Path) -> None:
+    """Removing from an HNSW graph costs no rebuild: the nodes stay (ntotal) but no search route returns
+    them, they survive a snapshot, and the remaining vectors are still found as brute force finds them."""
+    ids, rows, queries = data
+    index = build("hnsw", ids, rows)
+    gone = ids[::10]  # 10 %: below the compaction threshold
+    assert vectors.remove(index, gone) == len(gone)
+    assert index.ntotal == COUNT and vectors.live_count(index) == COUNT - len(gone)
+    keep = ~np.isin(ids, gone)
+    truth = exact(rows[keep], ids[keep], queries, 10)
+    allowed_many = ids[:3000]  # the filtered search route: includes removed ids
+    allowed_few = ids[:40]  # the exact-subset route
+    vectors.save_snapshot(index, tmp_path, generation=1, model_revision="r", index_type="hnsw")
+    loaded = vectors.load_snapshot(tmp_path, DIM, "r")
+    assert loaded is not None
+    for candidate in (index, loaded[0]):
+        _scores, found = vectors.search(candidate, queries, 10)
+        assert not set(found.ravel().tolist()) & set(gone.tolist())
+        assert recall(found, truth) >= 0.95
+        for allowed in (allowed_many, allowed_few):
+            _scores, found = vectors.search(candidate, queries[:5], 10, allowed_ids=allowed)
+            assert set(found.ravel().tolist()) <= set(allowed.tolist()) - set(gone.tolist())
+            assert (found >= 0).all()
+    vectors.add(index, gone[:1], queries[:1])  # a removed id can come back
+    _scores, found = vectors.search(index, queries[:1], 1)
+    assert found[0, 0] == gone[0] and vectors.live_count(index) == COUNT - len(gone) + 1
+
+
+def test_hnsw_graph_is_rebuilt_once_tombstones_pass_a_quarter(data: tuple) -> None:
+    ids, rows, queries = data
+    index = build("hnsw", ids, rows)
+    assert vectors.remove(index, ids[:900]) == 900  # 22.5 %: tombstones
+    assert index.ntotal == COUNT
+    assert vectors.remove(index, ids[900:1100]) == 200  # 27.5 %: compacted
+    assert index.ntotal == vectors.live_count(index) == COUNT - 1100
+    _scores, found = vectors.search(index, queries, 10)
+    assert recall(found, exact(rows[1100:], ids[1100:], queries, 10)) >= 0.95
 
 
 @pytest.mark.parametrize("kind", index_choice.INDEX_TYPES)
