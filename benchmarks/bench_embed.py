@@ -11,6 +11,7 @@ image->image retrieval over a gallery. Random weights make the accuracy figures 
 
     PYTHONPATH=. python benchmarks/bench_embed.py                   # 2 layers per tower: a few minutes
     PYTHONPATH=. python benchmarks/bench_embed.py --layers 27 --images 8 --gallery 16   # the full shape
+    PYTHONPATH=. python benchmarks/bench_embed.py --device cuda --layers 27 --images 512 --batch-size 64
 """
 
 from __future__ import annotations
@@ -33,19 +34,25 @@ QUERIES = ("left pleural effusion", "cardiomegaly", "right upper lobe consolidat
            "endotracheal tube in place")
 
 
-def matmul_gflops(size: int, dtype: str = "float32", repeats: int = 3) -> float:
-    """Best-of-``repeats`` GFLOP/s of a (size x size) @ (size x size) torch matmul in ``dtype``."""
+def matmul_gflops(size: int, dtype: str = "float32", device: str = "cpu", repeats: int = 3) -> float:
+    """Best-of-``repeats`` GFLOP/s of a (size x size) @ (size x size) torch matmul in ``dtype`` on ``device``."""
     import torch
 
-    a, b = (torch.randn(size, size, dtype=getattr(torch, dtype)) for _ in range(2))
+    a, b = (torch.randn(size, size, dtype=getattr(torch, dtype), device=device) for _ in range(2))
     torch.mm(a, b)
-    best = min(_seconds(lambda: torch.mm(a, b)) for _ in range(repeats))
+    best = min(_seconds(lambda: torch.mm(a, b), device) for _ in range(repeats))
     return 2 * size**3 / best / 1e9
 
 
-def _seconds(work: Any) -> float:
+def _seconds(work: Any, device: str = "cpu") -> float:
+    """Wall seconds of ``work()``, waiting for a GPU's queued kernels to finish."""
+    import torch
+
+    finish = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    finish()
     started = time.perf_counter()
     work()
+    finish()
     return time.perf_counter() - started
 
 
@@ -56,14 +63,16 @@ def bare_images_per_s(embedder: Any, images: int, batch: int) -> float:
 
     side = embedder.preprocessor.size
     pixels = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (batch, 3, side, side)).astype(np.float32))
-    pixels = pixels.to(embedder.dtype)
+    pixels = pixels.to(embedder.device, dtype=embedder.dtype)
     batches = max(1, -(-images // batch))
-    with torch.inference_mode():
-        embedder.model.get_image_features(pixel_values=pixels)
-        started = time.perf_counter()
+
+    def loop() -> None:
         for _ in range(batches):
             embedder.model.get_image_features(pixel_values=pixels)
-    return batches * batch / (time.perf_counter() - started)
+
+    with torch.inference_mode():
+        embedder.model.get_image_features(pixel_values=pixels)
+        return batches * batch / _seconds(loop, embedder.device)
 
 
 def pipeline_run(embedder: Any, folder: Path, batch: int, workers: int) -> dict[str, Any]:
@@ -142,14 +151,14 @@ def measure(model_dir: Path, folder: Path, args: argparse.Namespace) -> dict[str
     """Every figure of one run: float32 first, then each precision of ``args.fast``."""
     from indexer.model_loading import load_embedder
 
-    peaks = {dtype: matmul_gflops(args.matmul, dtype) for dtype in ("float32", "bfloat16") if
-             dtype == "float32" or "bfloat16" in args.fast}
-    exact = load_embedder(str(model_dir), device="cpu", precision="float32")
+    peaks = {dtype: matmul_gflops(args.matmul, dtype, args.device) for dtype in ("float32", "bfloat16", "float16")
+             if dtype == "float32" or dtype in args.fast}
+    exact = load_embedder(str(model_dir), device=args.device, precision="float32")
     result: dict[str, Any] = {"float32": tower_figures(exact, folder, args, peaks["float32"]),
                               "matmul_peak_gflops": peaks, "image_gflop": image_gflops(args.layers),
                               "full_model_image_gflop": image_gflops(LAYERS)}
     for name in args.fast:
-        fast = load_embedder(str(model_dir), device="cpu", precision=name)
+        fast = load_embedder(str(model_dir), device=args.device, precision=name)
         result[name] = {**tower_figures(fast, folder, args, peaks.get(name)),
                         "accuracy": accuracy(exact, fast, args.gallery, args.batch_size)}
     return result
@@ -159,7 +168,7 @@ def show(result: dict[str, Any], args: argparse.Namespace) -> None:
     names = ["float32", *args.fast]
     f32 = result["float32"]
     print(f"\nMedSigLIP-448 shape, {args.layers} of {LAYERS} layers per tower, batch {args.batch_size}, "
-          f"{os.cpu_count()} cores, torch threads {args.threads}; random weights; "
+          f"{args.device}, {os.cpu_count()} cores, torch threads {args.threads}; random weights; "
           f"{result['image_gflop']:.1f} GFLOP/image ({result['full_model_image_gflop']:.0f} for all {LAYERS} layers)")
     print(f"{'':38}" + "".join(f"{name:>12}" for name in names))
     rows: list[tuple[str, Any]] = [
@@ -204,6 +213,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--text-runs", type=int, default=10)
     parser.add_argument("--matmul", type=int, default=4096, help="side of the peak-reference matmul")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (then float32 against bfloat16/float16)")
     parser.add_argument("--fast", type=lambda text: [name for name in text.split(",") if name], default=None,
                         help="faster precisions to compare with float32, comma-separated (default: int8, and "
                         "bfloat16 where the CPU has it; '' for none)")
@@ -217,7 +227,9 @@ def main() -> None:
     from indexer.precision import cpu_has_bf16
 
     args = parse_args()
-    if args.fast is None:
+    if args.fast is None and args.device.startswith("cuda"):
+        args.fast = ["bfloat16" if torch.cuda.is_bf16_supported() else "float16"]
+    elif args.fast is None:
         args.fast = ["int8", "bfloat16"] if cpu_has_bf16() else ["int8"]
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as scratch:

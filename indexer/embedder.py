@@ -24,6 +24,7 @@ class Embedder(Protocol):
     model_id: str
     revision: str
     dim: int
+    precision: str  # float32, bfloat16, float16 or int8
     preprocessor: Preprocessor
     logit_scale: float
     logit_bias: float

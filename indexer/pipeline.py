@@ -39,6 +39,8 @@ class IndexReport:
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
+    precision: str | None = None  # of this run's vectors (None: nothing was embedded)
+    other_precisions: list[str] = field(default_factory=list)  # already in the store
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -94,6 +96,8 @@ def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[
         return report
     embedder = get_embedder()
     store.bind_model(model_record(embedder))
+    report.precision = embedder.precision
+    report.other_precisions = store.record_precision(embedder.precision)
     store.index()
     if settings.batch_size <= 0:
         settings = replace(settings, batch_size=default_batch_size(embedder))

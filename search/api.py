@@ -221,6 +221,7 @@ class Medsearch:
             "dimension": info.dim if info else None,
             "preprocessing_version": info.preprocessing_version if info else None,
             "index_type": info.index_type if info else None,
+            "precisions": store.precisions(),
             "generation": info.generation if info else 0,
             "snapshot_generation": snapshot,
             "roots": roots,

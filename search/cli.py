@@ -70,6 +70,10 @@ def index(
         )
         for failure in report.failures[:20]:
             typer.echo(f"  failed: {failure['path']}: {failure['reason']}", err=True)
+        if report.other_precisions:
+            typer.echo(f"note: this store also holds vectors embedded in {', '.join(report.other_precisions)}; "
+                       f"these are {report.precision}. They agree to about 1e-3 in cosine, not exactly: keep one "
+                       "--precision per store where rankings must be reproducible.", err=True)
 
 
 def parse_window(text: str | None) -> tuple[float, float] | None:

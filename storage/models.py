@@ -167,6 +167,17 @@ class Root(Base):
     added_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class Precision(Base):
+    """A numeric precision (float32, bfloat16, float16, int8) that embedded images into this store, and when.
+    Vectors of different precisions agree to about 1e-3 in cosine, not exactly; ``info`` lists them."""
+
+    __tablename__ = "precisions"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    first_used: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_used: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class TextEmbedding(Base):
     """Cache of text vectors, per model and revision, so a repeated prompt costs no model call."""
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from storage import index_choice, vectors
 from storage.database import make_engine, make_sessions
 from storage.errors import ModelMismatch, StoreError, StoreLocked
-from storage.models import Deletion, Image, StoreInfo, utcnow
+from storage.models import Deletion, Image, Precision, StoreInfo, utcnow
 
 SCHEMA_VERSION = 1
 DB_FILE = "medsearch.db"
@@ -165,6 +165,22 @@ class Store:
                 f"This store was built with {current.model_id}; {problem}. Use the store's model "
                 f"(omit --model), or index into a new --store."
             )
+
+    def record_precision(self, name: str) -> list[str]:
+        """Note that ``name`` embeds images now; returns the other precisions already in the store."""
+        with self.session() as session:
+            others = [p for p in session.scalars(select(Precision.name).order_by(Precision.name)) if p != name]
+            row = session.get(Precision, name)
+            if row is None:
+                session.add(Precision(name=name))
+            else:
+                row.last_used = utcnow()
+        return others
+
+    def precisions(self) -> list[str]:
+        """The precisions that embedded this store's images (empty for stores made before they were kept)."""
+        with self.sessions() as session:
+            return list(session.scalars(select(Precision.name).order_by(Precision.name)))
 
     def patient_key_secret(self) -> bytes:
         """The secret that keys patient pseudonyms; created (mode 0600) on first use."""

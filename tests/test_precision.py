@@ -3,7 +3,9 @@ bfloat16 instructions and on a GPU, and a real bfloat16 model on this CPU when i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -77,3 +79,22 @@ def test_bfloat16_on_this_cpu_keeps_the_contract_and_stays_close_to_float32(trai
         cosines = np.sum(got * want, axis=1)
         assert cosines.min() > 0.99, cosines
         assert not np.allclose(got, want, atol=1e-6), "bfloat16 vectors equal float32 ones: nothing changed"
+
+
+def test_the_store_keeps_which_precisions_embedded_it(cli: Callable[..., Any], image_folder: Path,
+                                                      trained_model: Path, tmp_path: Path) -> None:
+    """Each run's precision is recorded; a run in another precision says so (stderr, and in --json), and
+    info and cohort manifests list them all."""
+    store = tmp_path / "store"
+    first = cli("index", image_folder / "png", "--store", store, "--model", trained_model, "--workers", "0",
+                "--precision", "int8", "--json")
+    assert first["precision"] == "int8" and first["other_precisions"] == []
+    assert cli("info", "--store", store, "--json")["precisions"] == ["int8"]
+    unchanged = cli("index", image_folder / "png", "--store", store, "--precision", "float32", "--json")
+    assert unchanged["precision"] is None  # nothing embedded, nothing recorded
+    assert cli("info", "--store", store, "--json")["precisions"] == ["int8"]
+    mixed = cli("index", image_folder / "dicom", "--store", store, "--workers", "0", "--precision", "float32")
+    assert "also holds vectors embedded in int8; these are float32" in mixed.stderr
+    assert cli("info", "--store", store, "--json")["precisions"] == ["float32", "int8"]
+    cohort = cli("cohort", "create", "reds", "--include", "text:a red circle top 3", "--store", store, "--json")
+    assert cohort["model"]["image_precisions"] == ["float32", "int8"]
