@@ -74,16 +74,17 @@ class SiglipEmbedder:
     """A SigLIP model and its processor, loaded by ``indexer.model_loading.load_embedder``."""
 
     def __init__(self, model: Any, processor: Any, model_id: str, revision: str, device: str,
-                 precision: str = "float32") -> None:
+                 precision: str | None = None) -> None:
+        """``precision``: what ``load_embedder`` chose (int8 must be named); default: the weights' dtype."""
         import torch
 
         self.model = model.eval()
-        self.precision = precision
         self.tokenizer = processor.tokenizer
         self.model_id = model_id
         self.revision = revision
         self.device = device
         self.dtype = next(model.parameters()).dtype
+        self.precision = precision or str(self.dtype).removeprefix("torch.")
         config = model.config
         self.dim = int(config.text_config.projection_size or config.text_config.hidden_size)
         self.text_length = int(config.text_config.max_position_embeddings)

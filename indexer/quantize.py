@@ -3,7 +3,7 @@
 Weights of every linear layer (attention projections, MLPs, the text head) are stored as int8 with one
 scale per tensor; activations are quantized per batch on the fly; embeddings, layer norms, the patch
 convolution and the attention-pooling head's ``MultiheadAttention`` stay float32. On MedSigLIP-shaped
-towers this measured 1.5-1.75x faster than float32 at a mean cosine of 0.9998 to the float32 vectors
+towers this measured 1.5-1.95x faster than float32 at a mean cosine of 0.9997 to the float32 vectors
 (``benchmarks/bench_embed.py``). CPU only: PyTorch's quantized kernels (fbgemm / x86 / qnnpack) do not
 run on CUDA. The vectors are stored under the same model id and revision as float32 ones (as bfloat16
 vectors from a GPU are): they are close enough to share an index, not bit-identical.
