@@ -224,25 +224,33 @@ def _selector(allowed: np.ndarray) -> tuple[Any, Any]:
 
 def _exact_subset(index: Any, queries: np.ndarray, k: int, allowed: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Score the allowed ids exactly: their stored vectors (flat, hnsw) or every list of an IVF index."""
+    """Score the allowed ids exactly: every list of an IVF index, or a scan of the float vectors under an
+    HNSW graph (or a flat index) restricted to the allowed ids' positions, which computes only those."""
     import faiss
 
     if isinstance(index, faiss.IndexIVF):
         params, _keep = _filtered_params(index, allowed, 1.0, exhaustive=True)
         return index.search(queries, k, params=params)
-    present = allowed
-    try:
-        matrix = index.reconstruct_batch(allowed)
-    except RuntimeError:  # some allowed ids are not in the index
-        present = allowed[np.isin(allowed, faiss.vector_to_array(index.id_map))]
-        if len(present) == 0:
-            return _empty(len(queries), k)
-        matrix = index.reconstruct_batch(present)
-    scores, positions = faiss.knn(queries, matrix, min(k, len(present)), metric=faiss.METRIC_INNER_PRODUCT)
-    out_scores, out_ids = _empty(len(queries), k)
-    out_scores[:, : positions.shape[1]] = scores
-    out_ids[:, : positions.shape[1]] = np.where(positions >= 0, present[np.maximum(positions, 0)], -1)
-    return out_scores, out_ids
+    held = faiss.vector_to_array(index.id_map)
+    bitmap = np.packbits(_held_in(held, allowed), bitorder="little")
+    params = faiss.SearchParameters()
+    params.sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+    inner: Any = faiss.downcast_index(index.index)
+    storage = faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else inner
+    scores, positions = storage.search(queries, k, params=params)
+    return scores, np.where(positions >= 0, held[np.maximum(positions, 0)], -1)
+
+
+def _held_in(held: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Which positions of the id map ``held`` hold one of the sorted ``allowed`` ids (never a tombstone)."""
+    top = int(allowed[-1]) + 1
+    if allowed[0] < 0 or top > BITMAP_MAX_ID:
+        return np.isin(held, allowed) & (held != TOMBSTONE)
+    member = np.zeros(top, dtype=bool)
+    member[allowed] = True
+    inside = (held >= 0) & (held < top)
+    inside[inside] = member[held[inside]]
+    return inside
 
 
 def _empty(rows: int, k: int) -> tuple[np.ndarray, np.ndarray]:

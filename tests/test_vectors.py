@@ -167,3 +167,13 @@ def test_choose_index_type_by_size_and_budget() -> None:
     assert index_choice.bytes_per_vector("ivf-sq8", 1152) <= 1_500
     assert index_choice.ivf_lists(10) == 1
     assert index_choice.ivf_lists(1_000_000) == 2048
+
+
+def test_exact_subset_route_with_ids_beyond_the_bitmap(data: tuple) -> None:
+    """Ids past the bitmap's range take the hash route and still give brute force's answer."""
+    ids, rows, queries = data
+    big = ids[:600] + vectors.BITMAP_MAX_ID
+    index = build("hnsw", big, rows[:600])
+    allowed = big[::3]
+    _scores, found = vectors.search(index, queries[:4], 5, allowed_ids=allowed)
+    np.testing.assert_array_equal(found, exact(rows[:600:3], allowed, queries[:4], 5))
