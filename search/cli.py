@@ -67,6 +67,7 @@ def index(
         typer.echo(
             f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, moved {report.moved}, "
             f"removed {report.removed}, failed {report.failed} in {report.seconds:.1f} s"
+            + (f" ({report.precision})" if report.precision else "")
         )
         for failure in report.failures[:20]:
             typer.echo(f"  failed: {failure['path']}: {failure['reason']}", err=True)

@@ -95,6 +95,7 @@ def test_the_store_keeps_which_precisions_embedded_it(cli: Callable[..., Any], i
     assert cli("info", "--store", store, "--json")["precisions"] == ["int8"]
     mixed = cli("index", image_folder / "dicom", "--store", store, "--workers", "0", "--precision", "float32")
     assert "also holds vectors embedded in int8; these are float32" in mixed.stderr
+    assert mixed.stdout.startswith("added ") and mixed.stdout.strip().endswith(" s (float32)"), mixed.stdout
     assert cli("info", "--store", store, "--json")["precisions"] == ["float32", "int8"]
     cohort = cli("cohort", "create", "reds", "--include", "text:a red circle top 3", "--store", store, "--json")
     assert cohort["model"]["image_precisions"] == ["float32", "int8"]
