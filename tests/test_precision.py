@@ -69,8 +69,8 @@ def test_bfloat16_on_this_cpu_keeps_the_contract_and_stays_close_to_float32(trai
     fast = load_embedder(str(trained_model), device="cpu", precision="fast")
     assert fast.precision == "bfloat16" and exact.precision == "float32"
     assert {p.dtype for p in fast.model.parameters()} == {torch.bfloat16}
-    # Weights cast inside inference_mode become inference tensors, and PyTorch's oneDNN bf16 matmul then
-    # re-packs them on every call: measured 3-4x slower on this CPU, no faster than float32.
+    # Weights cast to bf16 inside inference_mode become inference tensors, and bf16 matmuls on them ran 3-4x
+    # slower on this CPU, no faster than float32 (presumably oneDNN cannot cache their packed form).
     assert not any(p.is_inference() for p in fast.model.parameters())
     assert (fast.model_id, fast.revision, fast.dim) == (exact.model_id, exact.revision, exact.dim)
 
