@@ -203,6 +203,8 @@ def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
                 typer.echo(f"failures: {len(value)}")
                 for failure in value[:50]:
                     typer.echo(f"  {failure['path']}: {failure['reason']}")
+            elif isinstance(value, list):
+                typer.echo(f"{key}: {', '.join(map(str, value)) or '-'}")
             else:
                 typer.echo(f"{key}: {value}")
 

@@ -100,5 +100,6 @@ def test_the_store_keeps_which_precisions_embedded_it(cli: Callable[..., Any], i
     assert "also holds vectors embedded in int8; these are float32" in mixed.stderr
     assert mixed.stdout.startswith("added ") and mixed.stdout.strip().endswith(" s (float32)"), mixed.stdout
     assert cli("info", "--store", store, "--json")["precisions"] == ["float32", "int8"]
+    assert "\nprecisions: float32, int8\n" in cli("info", "--store", store).stdout
     cohort = cli("cohort", "create", "reds", "--include", "text:a red circle top 3", "--store", store, "--json")
     assert cohort["model"]["image_precisions"] == ["float32", "int8"]
