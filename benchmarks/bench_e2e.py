@@ -66,7 +66,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--layers", type=int, default=2, help="layers per tower (the real model has 27)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=-1, help="decoding processes (-1: the pipeline's default)")
-    parser.add_argument("--precision", default="float32", help="float32 or int8")
+    parser.add_argument("--precision", default="float32", help="float32, int8, bfloat16 or fast")
     parser.add_argument("--model-dir", type=Path, help="reuse a folder built by medsiglip_shape (same --layers)")
     return parser.parse_args()
 
