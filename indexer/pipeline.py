@@ -134,17 +134,20 @@ def _commit_bookkeeping(store: Store, plan: Plan, report: IndexReport) -> None:
 
 def _embed_and_write(store: Store, embedder: Embedder, plan: Plan, settings: IndexSettings, options: ReadOptions,
                      workers: int, report: IndexReport, progress: Progress | None) -> None:
+    """Embed and commit in batches. The first batch is only as many files as there are workers, so the model
+    starts once the workers' first files are decoded instead of waiting for a whole batch."""
     pending: list[Loaded] = []
     frames = 0
+    goal = min(settings.batch_size, workers) if workers > 0 else settings.batch_size
     last_snapshot = time.monotonic()
     for done, loaded in enumerate(_load_all(plan, embedder, options, workers, settings), start=1):
         report.stages["read"] = report.stages.get("read", 0.0) + loaded.read_seconds
         report.stages["preprocess"] = report.stages.get("preprocess", 0.0) + loaded.preprocess_seconds
         pending.append(loaded)
         frames += len(loaded.frames)
-        if frames >= settings.batch_size:
+        if frames >= goal:
             _flush(store, embedder, pending, plan, settings.batch_size, report)
-            pending, frames = [], 0
+            pending, frames, goal = [], 0, settings.batch_size
             if time.monotonic() - last_snapshot > settings.snapshot_every_s:
                 store.save_snapshot()
                 last_snapshot = time.monotonic()

@@ -106,7 +106,8 @@ def test_preprocessor_keeps_greyscale_and_colour_consistent(shape: tuple[int, ..
 
 def test_the_pipeline_picks_the_batch_size_from_the_device(tiny_embedder: Any, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """16 images per model call on a CPU unless told otherwise (64 on a GPU); every image is embedded once."""
+    """16 images per model call on a CPU unless told otherwise (64 on a GPU), the first call only as many as
+    there are decoding workers; every image is embedded once."""
     from indexer.pipeline import IndexSettings, default_batch_size, index_paths
     from storage.store import Store
 
@@ -125,7 +126,8 @@ def test_the_pipeline_picks_the_batch_size_from_the_device(tiny_embedder: Any, t
 
     monkeypatch.setattr(tiny_embedder, "embed_images", counting)
     for name, settings, want in (("auto", IndexSettings(workers=0), [16, 4]),
-                                 ("seven", IndexSettings(batch_size=7, workers=0), [7, 7, 6])):
+                                 ("seven", IndexSettings(batch_size=7, workers=0), [7, 7, 6]),
+                                 ("ramp", IndexSettings(workers=2), [2, 16, 2])):  # first batch: the workers' files
         calls.clear()
         with Store.open(tmp_path / name, create=True, writable=True) as store:
             assert index_paths(store, lambda: tiny_embedder, [folder], settings).added == 20
