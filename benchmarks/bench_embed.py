@@ -164,6 +164,11 @@ def measure(model_dir: Path, folder: Path, args: argparse.Namespace) -> dict[str
     return result
 
 
+def _accuracy_cell(key: str, spec: str) -> Any:
+    """A table cell of one accuracy figure; empty for float32, which has none."""
+    return lambda r: format(r["accuracy"][key], spec) if "accuracy" in r else ""
+
+
 def show(result: dict[str, Any], args: argparse.Namespace) -> None:
     names = ["float32", *args.fast]
     f32 = result["float32"]
@@ -180,14 +185,10 @@ def show(result: dict[str, Any], args: argparse.Namespace) -> None:
         ("  of the same dtype's matmul peak", lambda r: "" if r["fraction_of_matmul_peak"] is None
          else f"{100 * r['fraction_of_matmul_peak']:.0f}%"),
         ("one text query p50, ms", lambda r: f"{r['text_p50_ms']:.1f}"),
-        ("mean cosine to float32: images", lambda r: f"{r['accuracy']['image_cosine_mean']:.5f}" if "accuracy" in r
-         else ""),
-        ("mean cosine to float32: texts", lambda r: f"{r['accuracy']['text_cosine_mean']:.5f}" if "accuracy" in r
-         else ""),
-        ("top-10 overlap: text->image", lambda r: f"{r['accuracy']['text_to_image_top10_overlap']:.2f}"
-         if "accuracy" in r else ""),
-        ("top-10 overlap: image->image", lambda r: f"{r['accuracy']['image_to_image_top10_overlap']:.2f}"
-         if "accuracy" in r else ""),
+        ("mean cosine to float32: images", _accuracy_cell("image_cosine_mean", ".5f")),
+        ("mean cosine to float32: texts", _accuracy_cell("text_cosine_mean", ".5f")),
+        ("top-10 overlap: text->image", _accuracy_cell("text_to_image_top10_overlap", ".2f")),
+        ("top-10 overlap: image->image", _accuracy_cell("image_to_image_top10_overlap", ".2f")),
     ]
     for label, cell in rows:
         print(f"{label:38}" + "".join(f"{cell(result[name]):>12}" for name in names))

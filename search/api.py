@@ -115,10 +115,10 @@ class Medsearch:
               min_prob: float | None = None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> int:
         """How many images pass the filter and the thresholds."""
         allowed = allowed_ids(self.store, where)
-        if text is None and not like and not unlike:
-            return vectors.live_count(self.store.index()) if allowed is None else len(allowed)
-        query, calibration = self._query(text, like, unlike, min_prob)
-        threshold = self._threshold(min_score, min_prob, calibration)
+        threshold = None
+        if text is not None or like or unlike:
+            query, calibration = self._query(text, like, unlike, min_prob)
+            threshold = self._threshold(min_score, min_prob, calibration)
         if threshold is None:
             return vectors.live_count(self.store.index()) if allowed is None else len(allowed)
         return sum(1 for _hit in iter_ranked(self.store, query, allowed, threshold, first_round=1024))
@@ -205,7 +205,6 @@ class Medsearch:
         store = self.store
         info = store.info()
         with store.sessions() as session:
-            images = session.scalar(select(func.count()).select_from(Image)) or 0
             files = session.scalar(select(func.count(func.distinct(Image.path)))) or 0
             failures = [{"path": p, "reason": r} for p, r in session.execute(
                 select(Failure.path, Failure.reason).order_by(Failure.path))]
@@ -214,7 +213,7 @@ class Medsearch:
         snapshot = json.loads(manifest_path.read_text()).get("generation") if manifest_path.exists() else None
         return {
             "store": str(store.directory),
-            "images": images,
+            "images": store.image_count(),
             "files": files,
             "model": info.model_id if info else None,
             "model_revision": info.model_revision if info else None,

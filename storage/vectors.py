@@ -213,12 +213,9 @@ def _selector(allowed: np.ndarray) -> tuple[Any, Any]:
     """An ID selector for the sorted non-negative ``allowed`` ids, and the array it reads."""
     import faiss
 
-    top = int(allowed[-1]) + 1
-    if allowed[0] < 0 or top > BITMAP_MAX_ID:
+    if not _fits_bitmap(allowed):
         return faiss.IDSelectorBatch(allowed), allowed
-    mask = np.zeros(top, dtype=bool)
-    mask[allowed] = True
-    bitmap = np.packbits(mask, bitorder="little")
+    bitmap = np.packbits(_id_mask(allowed), bitorder="little")
     return faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap)), bitmap  # n: the bitmap's bytes
 
 
@@ -243,14 +240,24 @@ def _exact_subset(index: Any, queries: np.ndarray, k: int, allowed: np.ndarray
 
 def _held_in(held: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Which positions of the id map ``held`` hold one of the sorted ``allowed`` ids (never a tombstone)."""
-    top = int(allowed[-1]) + 1
-    if allowed[0] < 0 or top > BITMAP_MAX_ID:
+    if not _fits_bitmap(allowed):
         return np.isin(held, allowed) & (held != TOMBSTONE)
-    member = np.zeros(top, dtype=bool)
-    member[allowed] = True
-    inside = (held >= 0) & (held < top)
+    member = _id_mask(allowed)
+    inside = (held >= 0) & (held < len(member))
     inside[inside] = member[held[inside]]
     return inside
+
+
+def _fits_bitmap(allowed: np.ndarray) -> bool:
+    """Whether the sorted ``allowed`` ids can be held as a bitmap (non-negative, below BITMAP_MAX_ID)."""
+    return bool(allowed[0] >= 0) and int(allowed[-1]) < BITMAP_MAX_ID
+
+
+def _id_mask(allowed: np.ndarray) -> np.ndarray:
+    """A boolean array over ids 0 .. max(allowed), true at the ``allowed`` ones."""
+    mask = np.zeros(int(allowed[-1]) + 1, dtype=bool)
+    mask[allowed] = True
+    return mask
 
 
 def _empty(rows: int, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,6 @@ before ``index_lock``."""
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -35,7 +34,7 @@ from storage.errors import InvalidQuery, NotFound
 from storage.models import Image
 
 SEARCH_FILTERS = ("where", "min_score", "min_prob", "group_by", "like", "unlike")
-"""Query parameters passed on to ``Medsearch.search`` when (and only when) it accepts them."""
+"""Query parameters passed on to ``Medsearch.search``."""
 
 
 class ServerEngine:
@@ -48,8 +47,7 @@ class ServerEngine:
         self.cohort_lock = threading.Lock()
         self.thumbnails = ThumbnailCache()
         self.batcher = TextBatcher(self._embed_texts, window_s=batch_window_s)
-        accepted = inspect.signature(medsearch.search).parameters
-        self.filters = tuple(name for name in SEARCH_FILTERS if name in accepted)
+        self.filters = SEARCH_FILTERS
 
     def start(self) -> None:
         """Load the model now (not on the first request) and refuse a store built by another model.
