@@ -1,11 +1,11 @@
 """A random-weight SigLIP of exactly MedSigLIP-448's shape, saved to a folder that loads through
 ``indexer.model_loading.load_embedder`` like the real checkpoint.
 
-Shape (shared/reference/medsiglip.md): both towers hidden 1152, MLP 4304, 16 heads, gelu_pytorch_tanh,
-layer-norm eps 1e-6; vision 448 x 448 in 14 x 14 patches (1024 tokens); text vocabulary 32,000, 64
-positions, projection 1152. ``layers`` (27 in the real model) shortens both towers for quick runs: the
-cost per layer is the real one, so a run with N layers times the real model's layers at 1/27 of the
-work each (see :func:`image_gflops`).
+Shape (the public MedSigLIP-448 config, that of SigLIP-So400m/14): both towers hidden 1152, MLP 4304,
+16 heads, gelu_pytorch_tanh, layer-norm eps 1e-6; vision 448 x 448 in 14 x 14 patches (1024 tokens);
+text vocabulary 32,000, 64 positions, projection 1152. ``layers`` (27 in the real model) shortens both
+towers for quick runs: the cost per layer is the real one, so a run with N layers times the real model's
+layers at 1/27 of the work each (see :func:`image_gflops`).
 
 The tokenizer is a small SentencePiece model trained in-process (the gated vocabulary cannot be had
 here): fewer real pieces than 32,000, but the embedding table and every shape are the real ones.

@@ -10,25 +10,25 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+import numpy as np
 
 from indexer.embedder import DEFAULT_MODEL, Embedder
 from indexer.frames import ReadOptions
 from indexer.pipeline import IndexReport, IndexSettings, Progress, index_paths
-from search.compose import compose, parse_part
+from search.compose import Part, compose, parse_part
+from search.labelsets import LabelSet
 from search.query import Result, embed_file, hydrate, stored_vector, vector_of_path
-from search.ranking import allowed_ids, grouped, iter_ranked, take
+from search.ranking import allowed_ids, group_column, grouped, iter_ranked, take
 from search.scoring import cosine_for_probability
 from search.textcache import TextCache
-from storage import vectors
-from storage.errors import InvalidQuery
-from storage.models import Failure, Image, Root
+from search.zeroshot import Classification
+from storage import queries, vectors
+from storage.errors import InvalidQuery, NotFound
 from storage.store import Store
 
 
@@ -99,7 +99,9 @@ class Medsearch:
         """The ``k`` best images for a text and/or composed parts (see ``search.compose``), restricted to
         ``where`` inside the vector search, above ``min_score`` (cosine) and ``min_prob`` (the model's
         pairwise probability, plain text queries only), one per ``group_by`` group if given. Raises
-        InvalidQuery."""
+        InvalidQuery (an empty text, a bad part, an unknown ``group_by`` column, a bad threshold)."""
+        if group_by is not None:
+            self.group_column(group_by)
         query, calibration = self._query(text, like, unlike, min_prob)
         return self.rank(query, k, offset, where, self._threshold(min_score, min_prob, calibration),
                           group_by, calibration)
@@ -107,7 +109,10 @@ class Medsearch:
     def similar(self, target: str | Path | int, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
                 min_score: float | None = None, group_by: str | None = None,
                 read_options: ReadOptions | None = None) -> list[Result]:
-        """Images closest to a stored id, an indexed file (its stored vector) or any image file."""
+        """Images closest to a stored id, an indexed file (its stored vector) or any image file. Raises
+        NotFound, InvalidQuery (an unknown ``group_by`` column), UnreadableFile."""
+        if group_by is not None:
+            self.group_column(group_by)
         query = self.query_vector(target, read_options)
         return self.rank(query, k, offset, where, min_score, group_by, None)
 
@@ -123,16 +128,29 @@ class Medsearch:
             return vectors.live_count(self.store.index()) if allowed is None else len(allowed)
         return sum(1 for _hit in iter_ranked(self.store, query, allowed, threshold, first_round=1024))
 
-    def text_vectors(self, texts: Sequence[str]) -> Any:
+    def parse_parts(self, text: str | None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> list[Part]:
+        """The parts of a query: ``text`` and the ``like`` parts positive, the ``unlike`` parts negative.
+        Raises InvalidQuery for an empty text, no part at all, or a malformed part."""
+        if text is not None and not text.strip():
+            raise InvalidQuery("the search text is empty")
+        parts = ([parse_part(text)] if text is not None else []) + [parse_part(p) for p in like]
+        parts += [parse_part(p, sign=-1.0) for p in unlike]
+        if not parts:
+            raise InvalidQuery("the search text is empty: give a text or like parts")
+        return parts
+
+    def group_column(self, name: str) -> str:
+        """The column a ``group_by`` / ``one_per`` name stands for. Raises InvalidQuery for an unknown
+        name, with a did-you-mean."""
+        return group_column(self.store, name)
+
+    def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) unit vectors of ``texts``, cached in memory and in the store."""
         return self.texts.vectors(list(texts))
 
     def _query(self, text: str | None, like: Sequence[str], unlike: Sequence[str],
-               min_prob: float | None) -> tuple[Any, tuple[float, float] | None]:
-        parts = ([parse_part(text)] if text is not None else []) + [parse_part(p) for p in like]
-        parts += [parse_part(p, sign=-1.0) for p in unlike]
-        if not parts or (text is not None and not text.strip()):
-            raise InvalidQuery("the search text is empty")
+               min_prob: float | None) -> tuple[np.ndarray, tuple[float, float] | None]:
+        parts = self.parse_parts(text, like, unlike)
         self.store.index()
         if any(part.kind != "id" for part in parts):
             self.check_model()
@@ -154,8 +172,9 @@ class Medsearch:
             bounds.append(cosine_for_probability(min_prob, *calibration))
         return max(bounds) if bounds else None
 
-    def rank(self, query: Any, k: int, offset: int = 0, where: Sequence[str] = (), threshold: float | None = None,
-             group_by: str | None = None, calibration: tuple[float, float] | None = None) -> list[Result]:
+    def rank(self, query: np.ndarray, k: int, offset: int = 0, where: Sequence[str] = (),
+             threshold: float | None = None, group_by: str | None = None,
+             calibration: tuple[float, float] | None = None) -> list[Result]:
         """Results for a (dim,) query vector: filtered inside the search, thresholded, paged, grouped.
         When a writer deletes some of the hits before they are read back, the search runs again on the
         caught-up index (up to 3 times), so that a page is not left short."""
@@ -174,7 +193,7 @@ class Medsearch:
             result.group = groups[result.id]
         return results
 
-    def query_vector(self, target: str | Path | int, read_options: ReadOptions | None = None) -> Any:
+    def query_vector(self, target: str | Path | int, read_options: ReadOptions | None = None) -> np.ndarray:
         """The (dim,) vector of an id, an indexed path, or a file embedded now. Raises NotFound,
         UnreadableFile."""
         path = Path(str(target)).expanduser()
@@ -200,21 +219,53 @@ class Medsearch:
             self.store.bind_model(model_record(embedder))
             self._model_checked = True
 
+    def embed_upload(self, data: bytes, filename: str) -> np.ndarray:
+        """The (dim,) vector of an image given as bytes (DICOM or raster), decoded in memory, never
+        written. Raises UnreadableFile, ModelUnavailable."""
+        from indexer.memory_read import read_bytes
+
+        frames = read_bytes(data, ReadOptions(), filename)
+        embedder = self.embedder
+        return embedder.embed_images(embedder.preprocessor(frames[0].pixels)[np.newaxis])[0]
+
+    def classify(self, labels: LabelSet, targets: Sequence[str] = (), *, all_images: bool = False,
+                 where: Sequence[str] = (), exclusive: bool = False,
+                 save_as: str | None = None) -> list[Classification]:
+        """Zero-shot probabilities for files or ids, or stored images (``search.classify``)."""
+        from search.classify import classify
+
+        return classify(self, labels, targets, all_images=all_images, where=where, exclusive=exclusive,
+                        save_as=save_as)
+
+    def classify_ids(self, ids: Sequence[int], labels: LabelSet, exclusive: bool = False) -> list[Classification]:
+        """Zero-shot probabilities of stored images by id (their stored vectors, no file is read), one
+        result per id in the given order. Raises NotFound naming every unknown id."""
+        from search.classify import classify_ids
+
+        return classify_ids(self, labels, ids, exclusive)
+
+    def item(self, image_id: int) -> dict[str, Any]:
+        """One image's id, path and typed metadata (never the identity column). Raises NotFound."""
+        found = queries.images_by_id(self.store, [image_id]).get(image_id)
+        if found is None:
+            raise NotFound(f"No image with id {image_id} in the store.")
+        return {"id": image_id, "path": found[0], "metadata": found[1]}
+
+    def image_path(self, image_id: int) -> str:
+        """The stored path of an image id. Raises NotFound."""
+        path = queries.image_path(self.store, image_id)
+        if path is None:
+            raise NotFound(f"No image with id {image_id} in the store.")
+        return path
+
     def info(self) -> dict[str, Any]:
         """The store's facts: counts, model, dimension, index type, generation, roots and failures."""
         store = self.store
         info = store.info()
-        with store.sessions() as session:
-            files = session.scalar(select(func.count(func.distinct(Image.path)))) or 0
-            failures = [{"path": p, "reason": r} for p, r in session.execute(
-                select(Failure.path, Failure.reason).order_by(Failure.path))]
-            roots = list(session.scalars(select(Root.path).order_by(Root.path)))
-        manifest_path = store.directory / vectors.MANIFEST_FILE
-        snapshot = json.loads(manifest_path.read_text()).get("generation") if manifest_path.exists() else None
         return {
             "store": str(store.directory),
             "images": store.image_count(),
-            "files": files,
+            "files": queries.file_count(store),
             "model": info.model_id if info else None,
             "model_revision": info.model_revision if info else None,
             "dimension": info.dim if info else None,
@@ -222,7 +273,7 @@ class Medsearch:
             "index_type": info.index_type if info else None,
             "precisions": store.precisions(),
             "generation": info.generation if info else 0,
-            "snapshot_generation": snapshot,
-            "roots": roots,
-            "failures": failures,
+            "snapshot_generation": queries.snapshot_generation(store),
+            "roots": queries.roots(store),
+            "failures": queries.failures(store),
         }

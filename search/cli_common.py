@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -12,7 +11,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from storage.errors import MedsearchError, StoreError, StoreLocked
+from search.errors import error_payload
+from storage.errors import MedsearchError
+from storage.failures import store_failure
 
 StoreOption = Annotated[Path, typer.Option("--store", envvar="MEDSEARCH_STORE",
                                            help="Store directory.")]
@@ -27,15 +28,6 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 DEFAULT_STORE = Path("medsearch-store")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def error_payload(error: MedsearchError) -> dict[str, Any]:
-    """The one JSON error shape, shared by the CLI and the HTTP API."""
-    body: dict[str, Any] = {"code": error.code, "message": str(error)}
-    position = getattr(error, "position", None)
-    if position is not None:
-        body["position"] = position
-    return {"error": body}
 
 
 @contextmanager
@@ -57,42 +49,6 @@ def cli_errors(as_json: bool) -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("interrupted: every batch finished before the interrupt is kept", err=True)
         raise typer.Exit(130) from None
-
-
-_DATABASE_MESSAGES = (
-    ("database is locked", "the store's database is locked by another process; wait for it to finish"),
-    ("readonly database", "the store is read-only; nothing was changed"),
-    ("disk is full", "the disk is full; the last complete batch is kept, free space and run again"),
-    ("disk i/o error", "disk I/O error; the last complete batch is kept, run `medsearch check`"),
-    ("not a database", "the store's database is damaged; run `medsearch check`"),
-    ("malformed", "the store's database is damaged; run `medsearch check`"),
-)
-_OS_MESSAGES = {
-    errno.ENOSPC: "the disk is full; the last complete batch is kept, free space and run again",
-    errno.EFBIG: "a file grew past the size limit; the last complete batch is kept",
-    errno.EROFS: "the store is on a read-only file system; nothing was changed",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
-    errno.EIO: "disk I/O error; run `medsearch check`",
-}
-
-
-def store_failure(error: BaseException) -> StoreError | None:
-    """A one-line StoreError for a database or disk failure (locked, read-only, full, I/O error,
-    damaged), or None when ``error`` is not one."""
-    from sqlalchemy.exc import DBAPIError
-
-    if isinstance(error, DBAPIError):
-        detail = str(error.orig)
-        for needle, message in _DATABASE_MESSAGES:
-            if needle in detail.lower():
-                kind = StoreLocked if needle == "database is locked" else StoreError
-                return kind(f"{message} ({detail})")
-        return StoreError(f"database error: {detail}")
-    if isinstance(error, OSError) and error.errno in _OS_MESSAGES:
-        where = f": {error.filename}" if error.filename else ""
-        return StoreError(f"{_OS_MESSAGES[error.errno]}{where}")
-    return None
 
 
 def _fail(error: MedsearchError, code: int, as_json: bool) -> None:

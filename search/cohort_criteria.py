@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
-from search.ranking import GROUP_COLUMNS, allowed_ids, group_values, iter_ranked, take
+from search.ranking import allowed_ids, group_column, iter_ranked, take
 from search.scoring import cosine_for_probability, probability
+from storage import queries
 from storage.errors import InvalidQuery
-from storage.models import METADATA_COLUMNS, Image
 
 _TAIL = re.compile(r"^(?P<body>.*?)\s*(?:(?P<measure>score|prob)?\s*>=\s*(?P<value>\S+)|\s+top\s+(?P<top>\S+))\s*$")
 _KINDS = ("text:", "image:", "id:", "where:")
@@ -108,7 +107,7 @@ def evaluate(ms: Any, includes: Sequence[str], excludes: Sequence[str], where: S
     steps += [("include", parse_criterion(c)) for c in includes] + [("exclude", parse_criterion(c)) for c in excludes]
     if near_duplicates is not None and not -1.0 <= near_duplicates <= 1.0:
         raise InvalidQuery("--near-duplicates takes a cosine between -1 and 1")
-    group_column = check_column(ms, one_per) if one_per else None
+    one_per_column = group_column(ms.store, one_per) if one_per else None
     current = _all_ids(ms)
     outcome = Outcome([], [{"step": "all images", "count": len(current), "removed": 0}])
     primary: dict[int, float] | None = None
@@ -126,8 +125,8 @@ def evaluate(ms: Any, includes: Sequence[str], excludes: Sequence[str], where: S
         current = kept
     calibration = (ms.embedder.logit_scale, ms.embedder.logit_bias) if primary_text else None
     ordered = _order(current, primary, calibration)
-    if one_per and group_column:
-        ordered = _one_per(ms, ordered, group_column)
+    if one_per and one_per_column:
+        ordered = _one_per(ms, ordered, one_per_column)
         _step(outcome, f"one per {one_per}", outcome.funnel[-1]["count"] - len(ordered), len(ordered))
     if near_duplicates is not None:
         ordered, outcome.collapsed = _collapse(ms, ordered, near_duplicates)
@@ -142,8 +141,7 @@ def _step(outcome: Outcome, name: str, removed: int, count: int) -> None:
 
 def _all_ids(ms: Any) -> np.ndarray:
     ms.store.index()  # raises StoreError on an empty store
-    with ms.store.sessions() as session:
-        return np.fromiter(session.scalars(select(Image.id).order_by(Image.id)), dtype=np.int64)
+    return queries.all_ids(ms.store)
 
 
 def _passing(ms: Any, criterion: Criterion, current: np.ndarray) -> tuple[dict[int, float], dict[str, Any]]:
@@ -183,24 +181,10 @@ def _order(ids: np.ndarray, primary: dict[int, float] | None,
     return [(i, s, float(probability(s, *calibration)) if calibration else None) for i, s in ranked]
 
 
-def check_column(ms: Any, column: str) -> str:
-    """The column behind ``column``: a metadata column or sidecar/label field of that name, else the
-    aliases study, series, patient (their DICOM UIDs / patient key). Raises InvalidQuery for an unknown name."""
-    from search.filters import field_names
-
-    with ms.store.sessions() as session:
-        known = set(METADATA_COLUMNS) | {"path"} | field_names(session)
-    column = column if column in known else GROUP_COLUMNS.get(column, column)
-    if column not in known:
-        raise InvalidQuery(f"unknown column {column!r}: use study, series, patient, a metadata column "
-                           f"({', '.join(METADATA_COLUMNS)}) or an imported field")
-    return column
-
-
 def _one_per(ms: Any, ordered: list[tuple[int, float | None, float | None]],
              column: str) -> list[tuple[int, float | None, float | None]]:
     """The first (best) member of each ``column`` value; members without a value are groups alone."""
-    values = group_values(ms.store, [m[0] for m in ordered], column)
+    values = queries.group_values(ms.store, [m[0] for m in ordered], column)
     seen: set[Any] = set()
     kept = []
     for member in ordered:
@@ -215,14 +199,12 @@ def _one_per(ms: Any, ordered: list[tuple[int, float | None, float | None]],
 def _collapse(ms: Any, ordered: list[tuple[int, float | None, float | None]],
               threshold: float) -> tuple[list[tuple[int, float | None, float | None]], list[dict[str, Any]]]:
     """Greedy, best first: a member closer than ``threshold`` (cosine) to a kept one is collapsed into it."""
-    with ms.store.sessions() as session:
-        query = select(Image.id, Image.embedding).where(Image.id.in_([m[0] for m in ordered]))
-        blobs = {i: blob for i, blob in session.execute(query)}
+    found = queries.embeddings(ms.store, [m[0] for m in ordered])
     kept: list[tuple[int, float | None, float | None]] = []
     vectors: list[np.ndarray] = []
     collapsed = []
     for member in ordered:
-        vector = np.frombuffer(blobs[member[0]], dtype=np.float32)
+        vector = found[member[0]][1]
         if vectors:
             sims = np.stack(vectors) @ vector
             best = int(np.argmax(sims))

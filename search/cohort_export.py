@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from search.cohort_criteria import check_column
 from search.cohorts import show
-from search.ranking import group_values
+from search.ranking import group_column
+from storage import queries
 from storage.errors import InvalidQuery
 
 FORMATS = ("csv", "jsonl", "uids", "links")
@@ -49,7 +49,7 @@ def export(ms: Any, name: str, fmt: str, output: str | Path, columns: Sequence[s
 def _rows(ms: Any, members: list[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
     """Members with ``columns`` added (None where an image has no value)."""
     ids = [m["id"] for m in members]
-    values = {column: group_values(ms.store, ids, check_column(ms, column)) for column in columns}
+    values = {column: queries.group_values(ms.store, ids, group_column(ms.store, column)) for column in columns}
     return [{**m, **{c: _plain(values[c].get(m["id"])) for c in columns}} for m in members]
 
 

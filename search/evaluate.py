@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
 from search import metrics
 from search.labelsets import LabelSet
 from search.zeroshot import label_matrix, probabilities
+from storage import queries
 from storage.errors import InvalidQuery
-from storage.models import Image
 
 
 @dataclass
@@ -59,14 +58,12 @@ def read_truth(csv_path: Path, labels: LabelSet) -> tuple[list[str], dict[str, n
 def evaluate(engine: Any, truth_csv: Path, labels: LabelSet, k: int = 10) -> Evaluation:
     """Zero-shot AUCs and retrieval figures of ``labels`` on the images ``truth_csv`` labels."""
     paths, truth = read_truth(truth_csv, labels)
-    with engine.store.sessions() as session:
-        rows = {p: (i, e) for i, p, e in session.execute(select(Image.id, Image.path, Image.embedding)
-                                                          .where(Image.path.in_(paths)))}
+    rows = queries.embeddings_by_path(engine.store, paths)
     keep = [n for n, path in enumerate(paths) if path in rows]
     report = Evaluation(images=len(keep), k=k, missing=[p for p in paths if p not in rows])
     if len(keep) < 2:
         raise InvalidQuery("fewer than two of the truth file's images are in the store; index them first")
-    vectors = np.vstack([np.frombuffer(rows[paths[n]][1], dtype=np.float32) for n in keep])
+    vectors = np.vstack([rows[paths[n]][1] for n in keep])
     truth = {name: column[keep] for name, column in truth.items()}
     chosen = LabelSet(tuple(label for label in labels.labels if label.name in truth))
     matrix = label_matrix(engine.text_vectors, chosen)

@@ -8,15 +8,15 @@ thresholds and grouping read only as far down the ranking as they need.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import String, cast, func, select
 
-from storage import vectors
+from storage import queries, vectors
 from storage.errors import InvalidQuery
-from storage.models import METADATA_COLUMNS, Image, ImageField, StoreInfo
+from storage.models import METADATA_COLUMNS
 from storage.store import Store
 
 GROUP_COLUMNS = {"study": "study_instance_uid", "series": "series_instance_uid", "patient": "patient_key"}
@@ -26,19 +26,21 @@ def allowed_ids(store: Store, where: Sequence[str]) -> np.ndarray | None:
     """The ids of images matching every ``where`` expression (int64, sorted), or None for no filter.
     Remembered per store generation, so a repeated filter (paging, a filtered UI) costs no SQL until the
     next write. Raises InvalidQuery pointing at the mistake."""
-    if not where:
-        return None
-    from search.filters import compile_filter, field_names
+    return queries.ids_where(store, where) if where else None
 
-    with store.sessions() as session, session.begin():
-        key = (tuple(where), session.scalar(select(StoreInfo.generation)))
-        cached = store.filter_cache.get(key)
-        if cached is not None:
-            return cached
-        clause = compile_filter(list(where), field_names(session))
-        ids = np.fromiter(session.scalars(select(Image.id).where(clause).order_by(Image.id)), dtype=np.int64)
-    store.filter_cache.put(key, ids)
-    return ids
+
+def group_column(store: Store, name: str) -> str:
+    """The column behind a group-by / one-per ``name``: a metadata column, ``path`` or a sidecar/label
+    field of that name, else the aliases study, series, patient (their DICOM UIDs / patient key). Raises
+    InvalidQuery for an unknown name, with the closest known names, as an unknown ``--where`` column."""
+    known = set(METADATA_COLUMNS) | {"path"} | queries.field_names(store)
+    column = name if name in known else GROUP_COLUMNS.get(name, name)
+    if column in known:
+        return column
+    names = sorted(known | set(GROUP_COLUMNS))
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(map(repr, close))}?" if close else f"known: {', '.join(names[:40])}"
+    raise InvalidQuery(f"unknown column {name!r} ({hint})")
 
 
 def iter_ranked(store: Store, query: np.ndarray, allowed: np.ndarray | None = None,
@@ -78,26 +80,15 @@ def take(hits: Iterator[tuple[int, float]], k: int, offset: int = 0) -> list[tup
     return out
 
 
-def group_values(store: Store, ids: list[int], column: str) -> dict[int, Any]:
-    """The value of ``column`` (a metadata column or a sidecar/label field) for each id that has one."""
-    with store.sessions() as session:
-        if column in METADATA_COLUMNS or column == "path":
-            rows = session.execute(select(Image.id, getattr(Image, column)).where(Image.id.in_(ids)))
-        else:
-            value = func.coalesce(ImageField.text, cast(ImageField.number, String), cast(ImageField.date, String))
-            rows = session.execute(select(ImageField.image_id, value).where(
-                ImageField.image_id.in_(ids), ImageField.name == column))
-        return {image_id: value for image_id, value in rows if value is not None}
-
-
 def grouped(store: Store, hits: Iterator[tuple[int, float]], group_by: str, k: int,
             offset: int = 0) -> list[tuple[int, float, dict[str, Any]]]:
     """The best image of each group, best groups first: (id, score, {by, key, size, ids}). ``size``
-    counts the group's matching images among those read; images without a value are groups alone."""
-    column = GROUP_COLUMNS.get(group_by, group_by)
+    counts the group's matching images among those read; images without a value are groups alone. Raises
+    InvalidQuery for an unknown ``group_by`` column."""
+    column = group_column(store, group_by)
     groups: dict[Any, list[tuple[int, float]]] = {}
     for chunk in _chunks(hits, 256):
-        values = group_values(store, [image_id for image_id, _score in chunk], column)
+        values = queries.group_values(store, [image_id for image_id, _score in chunk], column)
         for image_id, score in chunk:
             key = values.get(image_id, ("__alone__", image_id))
             groups.setdefault(key, []).append((image_id, score))

@@ -7,11 +7,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.embedder import Embedder
-from storage.models import TextEmbedding
+from storage import scores
 from storage.store import Store
 
 
@@ -57,19 +55,10 @@ class TextCache:
 
     def _load(self, texts: list[str]) -> None:
         assert self.store is not None
-        with self.store.sessions() as session:
-            rows = session.execute(select(TextEmbedding.text, TextEmbedding.embedding).where(
-                TextEmbedding.model_key == self.key, TextEmbedding.text.in_(texts)))
-            for text, blob in rows:
-                self._remember(text, np.frombuffer(blob, dtype=np.float32).copy())
+        for text, vector in scores.text_vectors(self.store, self.key, texts).items():
+            self._remember(text, vector)
 
     def _save(self, texts: list[str], computed: np.ndarray) -> None:
         """Best effort: a read-only store still answers, it only forgets the vectors."""
-        if self.store is None:
-            return
-        try:
-            with self.store.session() as session:
-                for text, vector in zip(texts, computed, strict=True):
-                    session.merge(TextEmbedding(model_key=self.key, text=text, embedding=vector.tobytes()))
-        except SQLAlchemyError:
-            pass
+        if self.store is not None:
+            scores.save_text_vectors(self.store, self.key, texts, computed)

@@ -6,16 +6,13 @@ diagnosis."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, insert, select
 
 from search.labelsets import LabelSet
 from storage.errors import InvalidQuery
-from storage.models import Image, ImageField
 
 DEFAULT_THRESHOLD = 0.5
 NOTE = "Model scores for the given prompts, not a diagnosis; a person must review them."
@@ -68,41 +65,7 @@ def summarize(labels: LabelSet, probs: np.ndarray, image_id: int | None, path: s
     return result
 
 
-def stored_vectors(session: Any, ids: Sequence[int] | None, chunk: int = 4096) -> Iterator[tuple[list[int],
-                                                                                             list[str], np.ndarray]]:
-    """(ids, paths, (n, dim) vectors) of stored images in chunks; all images when ``ids`` is None."""
-    query = select(Image.id, Image.path, Image.embedding).order_by(Image.id)
-    if ids is not None:
-        wanted = list(ids)
-        for start in range(0, len(wanted), chunk):
-            rows = session.execute(query.where(Image.id.in_(wanted[start : start + chunk]))).all()
-            if rows:
-                yield _unpack(rows)
-        return
-    for rows in session.execute(query.execution_options(yield_per=chunk)).partitions():
-        yield _unpack(rows)
-
-
-def _unpack(rows: Any) -> tuple[list[int], list[str], np.ndarray]:
-    return ([r[0] for r in rows], [r[1] for r in rows],
-            np.vstack([np.frombuffer(r[2], dtype=np.float32) for r in rows]))
-
-
-def save_scores(session: Any, name: str, labels: LabelSet, source: str, ids: list[int], probs: np.ndarray) -> None:
-    """Store ``probs`` as number fields ``NAME.LABEL`` (usable in --where); older values of these fields
-    are replaced."""
+def check_save_name(name: str) -> None:
+    """Raises InvalidQuery unless ``name`` (``--save-as``) is letters, digits, '_' and '-'."""
     if not name.replace("_", "").replace("-", "").isalnum():
         raise InvalidQuery(f"--save-as takes letters, digits, '_' and '-', not {name!r}")
-    names = [f"{name}.{label.name}" for label in labels.labels]
-    session.execute(delete(ImageField).where(ImageField.image_id.in_(ids), ImageField.name.in_(names)))
-    rows = [{"image_id": image_id, "name": field_name, "kind": "number", "number": float(p), "text": None,
-             "date": None, "source": source}
-            for image_id, row in zip(ids, probs, strict=True) for field_name, p in zip(names, row, strict=True)]
-    if rows:
-        session.execute(insert(ImageField), rows)
-
-
-def forget_other_runs(session: Any, name: str, source: str) -> None:
-    """Drop ``NAME.*`` scores made by other prompts or another model, so none are mixed."""
-    session.execute(delete(ImageField).where(ImageField.name.like(f"{name}.%"), ImageField.source != source,
-                                             ImageField.source.like("zeroshot:%")))

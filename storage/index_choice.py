@@ -11,7 +11,8 @@ Kinds (all inner product over unit vectors, ids = ``images.id``):
 - ``ivf-sq8``: ``IndexIVFScalarQuantizer`` (8 bits per dimension, ~1.2 KB per vector at d = 1152) with
   its own ids, trained on a sample of the vectors; ``nprobe`` is set from the list count.
 
-The thresholds follow ``shared/reference/storage.md`` and the figures of ``benchmarks/bench_search.py``.
+The thresholds follow FAISS's own guidance (its wiki, "Guidelines to choose an index") and the figures
+of ``benchmarks/bench_search.py``.
 """
 
 from __future__ import annotations

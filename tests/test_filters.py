@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, delete, event, insert, inspect, select
 from sqlalchemy.orm import Session
 
-from search.filters import (
+from storage.errors import InvalidQuery
+from storage.filters import (
     And,
     Compare,
     Expr,
@@ -31,7 +32,6 @@ from search.filters import (
     referenced_names,
     render,
 )
-from storage.errors import InvalidQuery
 from storage.models import METADATA_COLUMNS, Base, Image, ImageField
 
 Row = dict[str, object]

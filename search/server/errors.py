@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from search.cli_common import error_payload
+from search.errors import error_payload
 from search.server.security import Forbidden, PayloadTooLarge, Unauthorized
 from storage.errors import (
     InvalidQuery,

@@ -8,10 +8,9 @@ import hmac
 from pathlib import Path
 
 from fastapi import Request
-from sqlalchemy import select
 
+from storage import queries
 from storage.errors import MedsearchError, NotFound
-from storage.models import Root
 from storage.store import Store
 
 
@@ -51,9 +50,7 @@ def served_path(store: Store, stored: str) -> Path:
         real = Path(stored).resolve(strict=True)
     except (OSError, RuntimeError):
         raise NotFound("The image file is no longer on disk.") from None
-    with store.sessions() as session:
-        roots = list(session.scalars(select(Root.path)))
-    if not any(real.is_relative_to(Path(root).resolve()) for root in roots):
+    if not any(real.is_relative_to(Path(root).resolve()) for root in queries.roots(store)):
         raise Forbidden("This file is outside the indexed folders and is not served.")
     if not real.is_file():
         raise NotFound("The image file is no longer on disk.")

@@ -1,5 +1,5 @@
 """The ``--where`` syntax: a hand-written tokenizer and recursive-descent parser to a small AST of frozen
-dataclasses, and ``render``, its inverse. No database here: ``search.filters`` gives the AST a meaning.
+dataclasses, and ``render``, its inverse. No database here: ``storage.filters`` gives the AST a meaning.
 
 Grammar (keywords are case-insensitive)::
 

@@ -1,5 +1,5 @@
 """The ``--where`` filter language compiled to a SQLAlchemy boolean clause in which every value is a bound
-parameter. The syntax (grammar, AST, ``parse``, ``render``) lives in ``search.filter_syntax``.
+parameter. The syntax (grammar, AST, ``parse``, ``render``) lives in ``storage.filter_syntax``.
 
 Names: the typed ``Image`` columns of ``TYPED_COLUMNS`` (also matched case-insensitively), else an
 ``ImageField`` (sidecar value or saved label score) among ``known_fields``; a typed column wins a clash.
@@ -28,7 +28,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, not_, or_, select, true
 from sqlalchemy.orm import Session
 
-from search.filter_syntax import (
+from storage.errors import InvalidQuery
+from storage.filter_syntax import (
     And,
     Compare,
     Expr,
@@ -46,7 +47,6 @@ from search.filter_syntax import (
     render_value,
     syntax_error,
 )
-from storage.errors import InvalidQuery
 from storage.models import METADATA_COLUMNS, Image, ImageField
 
 __all__ = [

@@ -1,0 +1,170 @@
+"""The read queries the search side needs, as functions of a ``Store`` that return rows, not sessions.
+
+Every query that puts a list of ids or paths into one statement goes through ``chunked``: stock SQLite
+allows 32,766 bound variables per statement, so a list is read ``CHUNK_SIZE`` values at a time (a test
+may set ``CHUNK_SIZE`` low to prove a caller copes with many chunks).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy import String, cast, func, select
+
+from storage import vectors
+from storage.models import METADATA_COLUMNS, Failure, Image, ImageField, Root, StoreInfo
+from storage.store import Store
+
+CHUNK_SIZE = 10_000
+"""Values bound per ``IN (...)`` list; well under SQLite's 32,766 and PostgreSQL's 65,535 limits."""
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def chunked(values: Iterable[T], query: Callable[[list[T]], Iterable[R]]) -> Iterator[R]:
+    """The rows of ``query(chunk)`` for successive chunks of at most ``CHUNK_SIZE`` values, in order."""
+    chunk: list[T] = []
+    for value in values:
+        chunk.append(value)
+        if len(chunk) >= CHUNK_SIZE:
+            yield from query(chunk)
+            chunk = []
+    if chunk:
+        yield from query(chunk)
+
+
+def images_by_id(store: Store, ids: Sequence[int]) -> dict[int, tuple[str, dict[str, Any]]]:
+    """{id: (path, metadata)} for the ids still stored; metadata as ``metadata_of`` gives it."""
+    with store.sessions() as session:
+        rows = chunked(ids, lambda chunk: session.scalars(select(Image).where(Image.id.in_(chunk))))
+        return {row.id: (row.path, metadata_of(row)) for row in rows}
+
+
+def metadata_of(row: Image) -> dict[str, Any]:
+    """The row's non-null metadata columns, JSON-ready (dates as ISO strings)."""
+    data = {}
+    for name in METADATA_COLUMNS:
+        value = getattr(row, name)
+        if value is None:
+            continue
+        data[name] = value.isoformat() if isinstance(value, dt.date) else value
+    return data
+
+
+def paths_by_id(store: Store, ids: Sequence[int]) -> dict[int, str]:
+    """{id: stored path} for the ids still stored."""
+    with store.sessions() as session:
+        rows = chunked(ids, lambda chunk: session.execute(select(Image.id, Image.path).where(Image.id.in_(chunk))))
+        return {image_id: path for image_id, path in rows}
+
+
+def image_path(store: Store, image_id: int) -> str | None:
+    """The stored path of an image id, or None when there is no such image."""
+    with store.sessions() as session:
+        return session.scalar(select(Image.path).where(Image.id == image_id))
+
+
+def vector_of_id(store: Store, image_id: int) -> np.ndarray | None:
+    """The stored (dim,) float32 vector of an image id, or None when there is no such image."""
+    with store.sessions() as session:
+        blob = session.scalar(select(Image.embedding).where(Image.id == image_id))
+    return None if blob is None else np.frombuffer(blob, dtype=np.float32).copy()
+
+
+def vector_of_path(store: Store, path: str) -> np.ndarray | None:
+    """The stored (dim,) vector of an indexed file (its first frame by number), or None when not indexed."""
+    with store.sessions() as session:
+        blob = session.scalar(select(Image.embedding).where(Image.path == path)
+                              .order_by(Image.frame_number).limit(1))
+    return None if blob is None else np.frombuffer(blob, dtype=np.float32).copy()
+
+
+def field_names(store: Store) -> set[str]:
+    """The distinct sidecar/label field names in the store."""
+    with store.sessions() as session:
+        return set(session.scalars(select(ImageField.name).distinct()))
+
+
+def group_values(store: Store, ids: Sequence[int], column: str) -> dict[int, Any]:
+    """The value of ``column`` (a metadata column, ``path``, or a sidecar/label field) for each id that
+    has one."""
+    with store.sessions() as session:
+        if column in METADATA_COLUMNS or column == "path":
+            attribute = getattr(Image, column)
+            rows = chunked(ids, lambda chunk: session.execute(
+                select(Image.id, attribute).where(Image.id.in_(chunk))))
+        else:
+            value = func.coalesce(ImageField.text, cast(ImageField.number, String), cast(ImageField.date, String))
+            rows = chunked(ids, lambda chunk: session.execute(select(ImageField.image_id, value).where(
+                ImageField.image_id.in_(chunk), ImageField.name == column)))
+        return {image_id: found for image_id, found in rows if found is not None}
+
+
+def embeddings_by_path(store: Store, paths: Sequence[str]) -> dict[str, tuple[int, np.ndarray]]:
+    """{path: (id, (dim,) float32 vector)} for the indexed ``paths`` (one frame per path)."""
+    with store.sessions() as session:
+        rows = chunked(paths, lambda chunk: session.execute(
+            select(Image.id, Image.path, Image.embedding).where(Image.path.in_(chunk))))
+        return {path: (i, np.frombuffer(blob, dtype=np.float32)) for i, path, blob in rows}
+
+
+def file_count(store: Store) -> int:
+    """How many distinct files the stored images come from."""
+    with store.sessions() as session:
+        return session.scalar(select(func.count(func.distinct(Image.path)))) or 0
+
+
+def failures(store: Store) -> list[dict[str, str]]:
+    """The files that failed to index, by path: [{"path", "reason"}]."""
+    with store.sessions() as session:
+        rows = session.execute(select(Failure.path, Failure.reason).order_by(Failure.path))
+        return [{"path": path, "reason": reason} for path, reason in rows]
+
+
+def roots(store: Store) -> list[str]:
+    """The indexed root folders, sorted."""
+    with store.sessions() as session:
+        return list(session.scalars(select(Root.path).order_by(Root.path)))
+
+
+def ids_where(store: Store, where: Sequence[str]) -> np.ndarray:
+    """The ids (int64, sorted) of images matching every ``where`` expression (``storage.filters``).
+    Remembered per store generation (read in the same transaction), so a repeated filter costs no SQL
+    until the next write. Raises InvalidQuery pointing at the mistake."""
+    from storage.filters import compile_filter
+
+    with store.sessions() as session, session.begin():
+        key = (tuple(where), session.scalar(select(StoreInfo.generation)))
+        cached = store.filter_cache.get(key)
+        if cached is not None:
+            return cached
+        names = set(session.scalars(select(ImageField.name).distinct()))
+        clause = compile_filter(list(where), names)
+        ids = np.fromiter(session.scalars(select(Image.id).where(clause).order_by(Image.id)), dtype=np.int64)
+    store.filter_cache.put(key, ids)
+    return ids
+
+
+def all_ids(store: Store) -> np.ndarray:
+    """Every stored image id (int64, sorted)."""
+    with store.sessions() as session:
+        return np.fromiter(session.scalars(select(Image.id).order_by(Image.id)), dtype=np.int64)
+
+
+def embeddings(store: Store, ids: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
+    """{id: (path, (dim,) float32 vector)} for the ids still stored."""
+    with store.sessions() as session:
+        rows = chunked(ids, lambda chunk: session.execute(
+            select(Image.id, Image.path, Image.embedding).where(Image.id.in_(chunk))))
+        return {i: (path, np.frombuffer(blob, dtype=np.float32)) for i, path, blob in rows}
+
+
+def snapshot_generation(store: Store) -> int | None:
+    """The generation of the FAISS snapshot on disk (its manifest), or None when there is none."""
+    manifest = store.directory / vectors.MANIFEST_FILE
+    return json.loads(manifest.read_text()).get("generation") if manifest.exists() else None

@@ -1,0 +1,77 @@
+"""Stored vectors read in chunks for scoring, and scores written back as number fields (``NAME.LABEL``,
+usable in ``--where``); the text-vector cache's table. Functions of a ``Store``; each write is one
+transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from storage.models import Image, ImageField, TextEmbedding
+from storage.queries import chunked
+from storage.store import Store
+
+
+def stored_vectors(store: Store, ids: Sequence[int] | None,
+                   chunk: int = 4096) -> Iterator[tuple[list[int], list[str], np.ndarray]]:
+    """(ids, paths, (n, dim) float32 vectors) of stored images in chunks, by id; all images when ``ids``
+    is None."""
+    query = select(Image.id, Image.path, Image.embedding).order_by(Image.id)
+    with store.sessions() as session:
+        if ids is not None:
+            wanted = list(ids)
+            for start in range(0, len(wanted), chunk):
+                rows = session.execute(query.where(Image.id.in_(wanted[start : start + chunk]))).all()
+                if rows:
+                    yield _unpack(rows)
+            return
+        for rows in session.execute(query.execution_options(yield_per=chunk)).partitions():
+            yield _unpack(rows)
+
+
+def _unpack(rows: Any) -> tuple[list[int], list[str], np.ndarray]:
+    return ([r[0] for r in rows], [r[1] for r in rows],
+            np.vstack([np.frombuffer(r[2], dtype=np.float32) for r in rows]))
+
+
+def save_scores(store: Store, prefix: str, names: Sequence[str], source: str,
+                scored: Sequence[tuple[list[int], np.ndarray]]) -> None:
+    """In one transaction: drop ``PREFIX.*`` zero-shot fields made by another ``source`` (other prompts
+    or model), then store each (ids, (n, len(names)) probabilities) chunk of ``scored`` as number fields
+    ``names``, replacing older values of these fields."""
+    with store.sessions.begin() as session:
+        session.execute(delete(ImageField).where(ImageField.name.like(f"{prefix}.%"), ImageField.source != source,
+                                                 ImageField.source.like("zeroshot:%")))
+        for ids, probs in scored:
+            session.execute(delete(ImageField).where(ImageField.image_id.in_(ids),
+                                                     ImageField.name.in_(list(names))))
+            rows = [{"image_id": image_id, "name": name, "kind": "number", "number": float(p), "text": None,
+                     "date": None, "source": source}
+                    for image_id, row in zip(ids, probs, strict=True) for name, p in zip(names, row, strict=True)]
+            if rows:
+                session.execute(insert(ImageField), rows)
+
+
+def text_vectors(store: Store, model_key: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """{text: (dim,) float32 vector} of the ``texts`` cached in the store for ``model_key``."""
+    with store.sessions() as session:
+        rows = chunked(texts, lambda chunk: session.execute(
+            select(TextEmbedding.text, TextEmbedding.embedding).where(
+                TextEmbedding.model_key == model_key, TextEmbedding.text.in_(chunk))))
+        return {text: np.frombuffer(blob, dtype=np.float32).copy() for text, blob in rows}
+
+
+def save_text_vectors(store: Store, model_key: str, texts: Sequence[str], vectors: np.ndarray) -> bool:
+    """Cache (n, dim) ``vectors`` of ``texts`` in the store; best effort: False when the store cannot be
+    written (read-only), nothing raised."""
+    try:
+        with store.sessions.begin() as session:
+            for text, vector in zip(texts, vectors, strict=True):
+                session.merge(TextEmbedding(model_key=model_key, text=text, embedding=vector.tobytes()))
+    except SQLAlchemyError:
+        return False
+    return True
