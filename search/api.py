@@ -20,13 +20,13 @@ import numpy as np
 from indexer.embedder import DEFAULT_MODEL, Embedder
 from indexer.frames import ReadOptions
 from indexer.pipeline import IndexReport, IndexSettings, Progress, index_paths
-from search.compose import Part, compose, parse_part
-from search.labelsets import LabelSet
-from search.query import Result, embed_file, hydrate, stored_vector, vector_of_path
-from search.ranking import allowed_ids, group_column, grouped, iter_ranked, take
-from search.scoring import cosine_for_probability
-from search.textcache import TextCache
-from search.zeroshot import Classification
+from search.labels.labelsets import LabelSet
+from search.labels.zeroshot import Classification
+from search.query.compose import Part, compose, parse_part
+from search.query.ranking import allowed_ids, group_column, grouped, iter_ranked, take
+from search.query.results import Result, embed_file, hydrate, stored_vector, vector_of_path
+from search.query.scoring import cosine_for_probability
+from search.query.textcache import TextCache
 from storage import queries, vectors
 from storage.errors import InvalidQuery, NotFound
 from storage.store import Store
@@ -96,7 +96,7 @@ class Medsearch:
     def search(self, text: str | None = None, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
                min_score: float | None = None, min_prob: float | None = None, group_by: str | None = None,
                like: Sequence[str] = (), unlike: Sequence[str] = ()) -> list[Result]:
-        """The ``k`` best images for a text and/or composed parts (see ``search.compose``), restricted to
+        """The ``k`` best images for a text and/or composed parts (see ``search.query.compose``), restricted to
         ``where`` inside the vector search, above ``min_score`` (cosine) and ``min_prob`` (the model's
         pairwise probability, plain text queries only), one per ``group_by`` group if given. Raises
         InvalidQuery (an empty text, a bad part, an unknown ``group_by`` column, a bad threshold)."""
@@ -231,8 +231,8 @@ class Medsearch:
     def classify(self, labels: LabelSet, targets: Sequence[str] = (), *, all_images: bool = False,
                  where: Sequence[str] = (), exclusive: bool = False,
                  save_as: str | None = None) -> list[Classification]:
-        """Zero-shot probabilities for files or ids, or stored images (``search.classify``)."""
-        from search.classify import classify
+        """Zero-shot probabilities for files or ids, or stored images (``search.labels.classify``)."""
+        from search.labels.classify import classify
 
         return classify(self, labels, targets, all_images=all_images, where=where, exclusive=exclusive,
                         save_as=save_as)
@@ -240,7 +240,7 @@ class Medsearch:
     def classify_ids(self, ids: Sequence[int], labels: LabelSet, exclusive: bool = False) -> list[Classification]:
         """Zero-shot probabilities of stored images by id (their stored vectors, no file is read), one
         result per id in the given order. Raises NotFound naming every unknown id."""
-        from search.classify import classify_ids
+        from search.labels.classify import classify_ids
 
         return classify_ids(self, labels, ids, exclusive)
 

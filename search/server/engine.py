@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from search.api import Medsearch
-from search.labelsets import LabelSet
-from search.query import Result
+from search.labels.labelsets import LabelSet
+from search.labels.zeroshot import Classification
+from search.query.results import Result
 from search.server.batching import TextBatcher
 from search.server.security import served_path
 from search.server.thumbnails import ThumbnailCache
-from search.zeroshot import Classification
 from storage.errors import InvalidQuery
 
 SEARCH_FILTERS = ("where", "min_score", "min_prob", "group_by", "like", "unlike")

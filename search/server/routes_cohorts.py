@@ -19,8 +19,8 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from search import cohorts
-from search.cohort_criteria import parse_criterion
-from search.cohort_export import export
+from search.cohorts.criteria import parse_criterion
+from search.cohorts.export import export
 from search.server.deps import get_engine
 from search.server.engine import ServerEngine
 from search.server.security import check_token

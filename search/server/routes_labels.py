@@ -10,11 +10,11 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from search.labelsets import Label, LabelSet, builtin_label_sets, load_label_set, parse_label_list
+from search.labels.labelsets import Label, LabelSet, builtin_label_sets, load_label_set, parse_label_list
+from search.labels.zeroshot import NOTE
 from search.server.deps import get_engine
 from search.server.engine import ServerEngine
 from search.server.security import check_token
-from search.zeroshot import NOTE
 from storage.errors import InvalidQuery
 
 router = APIRouter(prefix="/api", tags=["labels"], dependencies=[Depends(check_token)])

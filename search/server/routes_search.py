@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from search.query import Result
+from search.query.results import Result
 from search.server.deps import ServerSettings, get_engine, get_settings
 from search.server.engine import ServerEngine
 from search.server.security import check_token

@@ -1,0 +1,5 @@
+"""``python -m search.cli``."""
+
+from search.cli.main import app
+
+app()

@@ -1,0 +1,160 @@
+"""``medsearch cohort ...``: research cohorts with criteria, a funnel, de-duplication, runs and exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from search.cli.common import DEFAULT_STORE, DeviceOption, JsonOption, ModelOption, StoreOption, cli_errors, print_json
+
+cohort_app = typer.Typer(help="Research cohorts: reproducible, saved sets of images with a funnel and exports.",
+                         no_args_is_help=True)
+
+CRITERIA_HELP = ("text:TEXT>=P (model probability), text:TEXT score>=C (cosine), image:PATH>=C or id:N>=C "
+                 "(cosine to an example), SUBJECT top N (the N best still in), where:EXPR (metadata). Repeatable.")
+NameArgument = Annotated[str, typer.Argument(help="The cohort's name.")]
+
+
+@cohort_app.command()
+def create(
+    name: NameArgument,
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", "-i", help="Keep images passing: " + CRITERIA_HELP)] = None,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", "-x", help="Drop images passing: " + CRITERIA_HELP)] = None,
+    where: Annotated[list[str] | None, typer.Option("--where", help="Metadata filter, e.g. \"modality in ('CR','DX')\" "
+                                                    "or 'cxr.pleural_effusion >= 0.5'. Repeatable.")] = None,
+    one_per: Annotated[str | None, typer.Option(
+        help="Keep the best image per study, series, patient or COLUMN.")] = None,
+    near_duplicates: Annotated[float | None, typer.Option(
+        help="Collapse members with cosine above this into the better one (reported).")] = None,
+    store: StoreOption = DEFAULT_STORE,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    as_json: JsonOption = False,
+) -> None:
+    """Create and save a cohort; prints its funnel. Order: all images -> each --where -> each --include ->
+    each --exclude -> --one-per -> --near-duplicates. Scores are cosines to the first semantic include."""
+    from search import cohorts
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store, model, device, writable=True) as ms:
+        made = cohorts.create(ms, name, include or [], exclude or [], where or [], one_per, near_duplicates)
+        _show(made, as_json, members=10)
+
+
+@cohort_app.command()
+def refresh(name: NameArgument, store: StoreOption = DEFAULT_STORE, model: ModelOption = None,
+            device: DeviceOption = "auto", as_json: JsonOption = False) -> None:
+    """Re-run a cohort's saved definition on the store as it is now, and save the new members."""
+    from search import cohorts
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store, model, device, writable=True) as ms:
+        _show(cohorts.refresh(ms, name), as_json, members=10)
+
+
+@cohort_app.command()
+def show(name: NameArgument, run: Annotated[int | None, typer.Option(help="A run number; default the latest.")] = None,
+         store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
+    """Show a cohort's manifest, funnel and members."""
+    from search import cohorts
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store) as ms:
+        _show(cohorts.show(ms, name, run), as_json, members=None)
+
+
+@cohort_app.command("list")
+def list_(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
+    """List the saved cohorts."""
+    from search import cohorts
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store) as ms:
+        found = cohorts.list_cohorts(ms)
+        if as_json:
+            print_json({"cohorts": found})
+            return
+        for item in found:
+            typer.echo(f"{item['name']}: {item['count']} members, {item['runs']} run(s), "
+                       f"generation {item['generation']}, created {item['created_at']}")
+        if not found:
+            typer.echo("no cohorts")
+
+
+@cohort_app.command()
+def delete(name: NameArgument, store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
+    """Delete a cohort with all its runs."""
+    from search import cohorts
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store, writable=True) as ms:
+        cohorts.delete(ms, name)
+        print_json({"deleted": name}) if as_json else typer.echo(f"deleted cohort {name}")
+
+
+@cohort_app.command()
+def diff(name: NameArgument, store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
+    """Who joined and who left between the previous run and the latest (after `cohort refresh`)."""
+    from search import cohorts
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store) as ms:
+        change = cohorts.diff(ms, name)
+        if as_json:
+            print_json(change)
+            return
+        typer.echo(f"{name}: run {change['run']} against run {change['previous_run']}: "
+                   f"{len(change['joined'])} joined, {len(change['left'])} left")
+        for sign, key in (("+", "joined"), ("-", "left")):
+            for member in change[key]:
+                typer.echo(f"  {sign} {member['id']} {member['path']}")
+
+
+@cohort_app.command()
+def export(
+    name: NameArgument,
+    fmt: Annotated[str, typer.Option("--format", help="csv, jsonl, uids (DICOM study/series/SOP) or links.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write; a new folder for links.")],
+    columns: Annotated[str, typer.Option(help="Comma-separated metadata columns or fields for csv/jsonl.")] = "",
+    copy: Annotated[bool, typer.Option("--copy", help="links: copy the files instead of symlinking.")] = False,
+    run: Annotated[int | None, typer.Option(help="A run number; default the latest.")] = None,
+    store: StoreOption = DEFAULT_STORE,
+    as_json: JsonOption = False,
+) -> None:
+    """Export a cohort's members; the manifest is written alongside (PATH.manifest.json, or manifest.json
+    inside the links folder)."""
+    from search.api import Medsearch
+    from search.cohorts.export import export as run_export
+
+    with cli_errors(as_json), Medsearch.open(store) as ms:
+        wanted = [c.strip() for c in columns.split(",") if c.strip()]
+        report = run_export(ms, name, fmt, output, wanted, copy, run)
+        if as_json:
+            print_json(report)
+        else:
+            typer.echo(f"wrote {report['rows']} rows to {report['output']} (manifest {report['manifest']})"
+                       + (f"; {report['skipped']} members without DICOM UIDs" if report["skipped"] else ""))
+
+
+def _show(manifest: dict[str, Any], as_json: bool, members: int | None) -> None:
+    if as_json:
+        print_json(manifest)
+        return
+    model = manifest["model"]
+    typer.echo(f"cohort {manifest['name']} run {manifest['run']} ({manifest['created_at']}): {manifest['count']} "
+               f"members; model {model['id']}@{model['revision']}, generation {manifest['store']['generation']}")
+    for step in manifest["funnel"]:
+        typer.echo(f"  {step['count']:>8}  (-{step['removed']})  {step['step']}")
+    for item in manifest["collapsed"]:
+        typer.echo(f"  collapsed {item['id']} into {item['into']} (cosine {item['cosine']:.4f})")
+    for member in manifest["members"][:members]:
+        score = "" if member["score"] is None else f"{member['score']:.4f}"
+        typer.echo(f"  #{member['rank']} {score} {member['id']} {member['path']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(cohort_app, name="cohort")

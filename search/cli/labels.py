@@ -1,0 +1,127 @@
+"""``medsearch classify`` (zero-shot labels) and ``medsearch evaluate`` (prompts against known labels)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from search.cli.common import (
+    DEFAULT_STORE,
+    DeviceOption,
+    JsonOption,
+    ModelOption,
+    StoreOption,
+    cli_errors,
+    print_json,
+)
+
+LabelsOption = Annotated[str | None, typer.Option("--labels", help="Labels separated by ';', one prompt each.")]
+LabelsFileOption = Annotated[Path | None, typer.Option(
+    "--labels-file", help="TOML: a [table] per label with prompts = [...] (a prompt ensemble).")]
+LabelSetOption = Annotated[str | None, typer.Option(
+    "--labels-set", help="A built-in label set: cxr-findings or skin-lesions.")]
+
+
+def label_set(labels: str | None, labels_file: Path | None, labels_set: str | None) -> Any:
+    """The one label set the options name. Raises InvalidQuery."""
+    from search.labels.labelsets import load_label_set, parse_label_list
+    from storage.errors import InvalidQuery
+
+    given = [option for option in (labels, labels_file, labels_set) if option]
+    if len(given) != 1:
+        raise InvalidQuery("give exactly one of --labels, --labels-file or --labels-set")
+    if labels:
+        return parse_label_list(labels)
+    return load_label_set(labels_file or labels_set)  # type: ignore[arg-type]
+
+
+def classify(
+    targets: Annotated[list[str] | None, typer.Argument(help="Image files or stored image ids.")] = None,
+    labels: LabelsOption = None,
+    labels_file: LabelsFileOption = None,
+    labels_set: LabelSetOption = None,
+    all_images: Annotated[bool, typer.Option("--all", help="Every image in the store.")] = False,
+    where: Annotated[list[str] | None, typer.Option(
+        "--where", help="Classify the stored images matching this.")] = None,
+    exclusive: Annotated[bool, typer.Option(help="Labels exclude each other: softmax over the labels.")] = False,
+    save_as: Annotated[str | None, typer.Option(help="Store the scores as fields NAME.LABEL for --where.")] = None,
+    store: StoreOption = DEFAULT_STORE,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    as_json: JsonOption = False,
+) -> None:
+    """Zero-shot labels: per-label probabilities from the model's sigmoid, and a findings summary."""
+    from search.api import Medsearch
+    from search.labels.classify import classify as run
+    from search.labels.zeroshot import NOTE
+
+    with cli_errors(as_json), Medsearch.open(store, model, device, writable=bool(save_as)) as engine:
+        chosen = label_set(labels, labels_file, labels_set)
+        results = run(engine, chosen, targets or [], all_images=all_images, where=where or (), exclusive=exclusive,
+                      save_as=save_as)
+        if as_json:
+            print_json({"labels": list(chosen.names), "exclusive": exclusive, "note": NOTE,
+                        "results": [asdict(r) for r in results]})
+            return
+        for result in results:
+            scores = "  ".join(f"{name} {p:.3f}" for name, p in result.probabilities.items())
+            flag = "  [needs human review]" if result.needs_review else ""
+            typer.echo(f"{result.path}: present: {', '.join(result.present) or 'none'}{flag}\n    {scores}")
+        typer.echo(NOTE)
+
+
+def evaluate(
+    truth: Annotated[Path, typer.Option(help="CSV: a path column and a 0/1 column per label.")],
+    labels: LabelsOption = None,
+    labels_file: LabelsFileOption = None,
+    labels_set: LabelSetOption = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="k for precision@k and recall@k.")] = 10,
+    plot: Annotated[Path | None, typer.Option(help="Draw the ROC curves to this PNG.")] = None,
+    store: StoreOption = DEFAULT_STORE,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    as_json: JsonOption = False,
+) -> None:
+    """Measure prompts against known labels: ROC AUC per label, retrieval precision/recall@k and mAP."""
+    from search.api import Medsearch
+    from search.labels.evaluate import evaluate as run
+    from search.labels.evaluate import plot_roc
+
+    with cli_errors(as_json), Medsearch.open(store, model, device) as engine:
+        report = run(engine, truth, label_set(labels, labels_file, labels_set), k)
+        if plot:
+            plot_roc(report, plot)
+        data = asdict(report)
+        data.pop("curves")
+        if as_json:
+            print_json(data)
+            return
+        _table(report)
+
+
+def _table(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(value: Any) -> str:
+        return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    table = Table(title=f"zero-shot evaluation on {report.images} images")
+    for column in ("label", "positives", "AUC", f"P@{report.k}", f"R@{report.k}", "AP"):
+        table.add_column(column)
+    for name, f in report.labels.items():
+        table.add_row(name, str(f["positives"]), fmt(f["auc"]), fmt(f["precision_at_k"]), fmt(f["recall_at_k"]),
+                      fmt(f["average_precision"]))
+    Console().print(table)
+    typer.echo(f"mAP {fmt(report.mean_average_precision)}; image-to-image label precision@{report.k} "
+               f"{fmt(report.image_label_precision_at_k)}")
+    if report.missing:
+        typer.echo(f"{len(report.missing)} truth images are not in the store", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(classify)
+    app.command()(evaluate)

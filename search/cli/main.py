@@ -1,0 +1,219 @@
+"""The ``medsearch`` command. A thin shell over ``search.api``: it parses options, calls the library and
+prints a table or JSON. Heavy libraries load only inside the commands that need them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from importlib import import_module
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from search.cli.common import (
+    DEFAULT_STORE,
+    DeviceOption,
+    JsonOption,
+    ModelOption,
+    PrecisionOption,
+    StoreOption,
+    cli_errors,
+    print_json,
+    results_table,
+    show_progress,
+)
+from search.cli.metadata import show_sidecar_report
+
+app = typer.Typer(help="Semantic search over medical images with MedSigLIP.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Folders or files to index (recursively).")],
+    store: StoreOption = DEFAULT_STORE,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    batch_size: Annotated[int, typer.Option(help="Images per model call; 0 picks 16 on a CPU, 64 on a GPU.")] = 0,
+    workers: Annotated[int, typer.Option(help="Decoding processes; -1 picks from the cores, 0 decodes inline.")] = -1,
+    window: Annotated[str | None, typer.Option(
+        help="DICOM window: CENTER,WIDTH or lung, mediastinum, bone, brain, soft-tissue. Default: the file's.")] = None,
+    frames: Annotated[str, typer.Option(help="Multi-frame files: 'middle' frame or 'all' frames.")] = "middle",
+    metadata: Annotated[Path | None, typer.Option(help="Sidecar CSV joined to the images afterwards.")] = None,
+    keep_identity: Annotated[bool, typer.Option(
+        "--keep-identity", help="Store patient names, IDs and birth dates (off: only a keyed pseudonym).")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Index images (PNG, JPEG, TIFF, BMP, DICOM) into the store; only new or changed files are embedded."""
+    from indexer.frames import ReadOptions
+    from indexer.pipeline import IndexSettings
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store, model, device, create=True, writable=True,
+                                             precision=precision) as engine:
+        options = ReadOptions(window=parse_window(window), frames=parse_frames(frames), keep_identity=keep_identity)
+        settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
+        if as_json or not show_progress():
+            report = engine.index(paths, settings)
+        else:
+            report = _index_with_bar(engine, paths, settings)
+        sidecar = _import_sidecar(engine, metadata) if metadata else None
+        if as_json:
+            print_json({**report.as_dict(), **({"metadata": asdict(sidecar)} if sidecar else {})})
+            return
+        if sidecar:
+            show_sidecar_report(sidecar, as_json=False)
+        typer.echo(
+            f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, moved {report.moved}, "
+            f"removed {report.removed}, failed {report.failed} in {report.seconds:.1f} s"
+            + (f" ({report.precision})" if report.precision else "")
+        )
+        for failure in report.failures[:20]:
+            typer.echo(f"  failed: {failure['path']}: {failure['reason']}", err=True)
+        if report.other_precisions:
+            typer.echo(f"note: this store also holds vectors embedded in {', '.join(report.other_precisions)}; "
+                       f"these are {report.precision}. They agree to about 1e-3 in cosine, not exactly: keep one "
+                       "--precision per store where rankings must be reproducible.", err=True)
+
+
+def parse_window(text: str | None) -> tuple[float, float] | None:
+    """``"40,400"`` or a preset name -> (center, width); None for the file's own window. Raises InvalidQuery."""
+    from indexer.windows import parse_window as check
+    from storage.errors import InvalidQuery
+
+    if text is None or not text.strip():
+        return None
+    if "," not in text:
+        return check(text)
+    try:
+        center, width = (float(part) for part in text.split(","))
+    except ValueError:
+        raise InvalidQuery(f"bad window {text!r}: expected CENTER,WIDTH, e.g. -600,1500") from None
+    return check((center, width))
+
+
+def parse_frames(text: str) -> Literal["middle", "all"]:
+    from storage.errors import InvalidQuery
+
+    if text not in ("middle", "all"):
+        raise InvalidQuery(f"--frames takes 'middle' or 'all', not {text!r}")
+    return text  # type: ignore[return-value]
+
+
+def _import_sidecar(engine, csv_file: Path):  # type: ignore[no-untyped-def]
+    from indexer.sidecar import import_sidecar
+
+    return import_sidecar(engine.store, csv_file)
+
+
+def _index_with_bar(engine, paths, settings):  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("embedding", total=None)
+        return engine.index(paths, settings, progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+
+WhereOption = Annotated[list[str] | None, typer.Option(
+    "--where", help="Metadata filter, e.g. \"modality in ('CR','DX') and study_date >= '2019-01-01'\"; repeatable.")]
+MinScoreOption = Annotated[float | None, typer.Option(help="Only results with cosine >= this.")]
+GroupOption = Annotated[str | None, typer.Option(
+    "--group-by", help="Best image per study, series, patient or any metadata column.")]
+KOption = Annotated[int, typer.Option("-k", "--k", help="How many results.")]
+OffsetOption = Annotated[int, typer.Option(help="Skip this many results (paging).")]
+
+
+@app.command()
+def search(
+    text: Annotated[str | None, typer.Argument(help="What to look for, e.g. 'left pleural effusion'.")] = None,
+    k: KOption = 10,
+    offset: OffsetOption = 0,
+    where: WhereOption = None,
+    min_score: MinScoreOption = None,
+    min_prob: Annotated[float | None, typer.Option(help="Only results whose model probability >= this.")] = None,
+    group_by: GroupOption = None,
+    like: Annotated[list[str] | None, typer.Option(
+        "--like", help="Another positive part: TEXT, image:PATH or id:N, optionally @WEIGHT.")] = None,
+    unlike: Annotated[list[str] | None, typer.Option("--unlike", help="A negative part, same form.")] = None,
+    count: Annotated[bool, typer.Option("--count", help="Print only how many images pass.")] = False,
+    store: StoreOption = DEFAULT_STORE,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    as_json: JsonOption = False,
+) -> None:
+    """Find images that match a sentence (text-to-image), with filters, thresholds and composed parts."""
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as engine:
+        query: dict[str, Any] = {"where": where or (), "min_score": min_score, "min_prob": min_prob,
+                                 "like": like or (), "unlike": unlike or ()}
+        if count:
+            total = engine.count(text, **query)
+            print_json({"query": text, "count": total}) if as_json else typer.echo(total)
+            return
+        results = engine.search(text, k=k, offset=offset, group_by=group_by, **query)
+        _show(text or " ".join(like or []), results, as_json, "search")
+
+
+@app.command()
+def similar(
+    target: Annotated[str, typer.Argument(help="An image file (indexed or not) or an image id in the store.")],
+    k: KOption = 10,
+    offset: OffsetOption = 0,
+    where: WhereOption = None,
+    min_score: MinScoreOption = None,
+    group_by: GroupOption = None,
+    store: StoreOption = DEFAULT_STORE,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    as_json: JsonOption = False,
+) -> None:
+    """Find images similar to an image (image-to-image)."""
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as engine:
+        results = engine.similar(target, k=k, offset=offset, where=where or (), min_score=min_score,
+                                 group_by=group_by)
+        _show(target, results, as_json, "similar to")
+
+
+def _show(query: str, results: list, as_json: bool, title: str) -> None:  # type: ignore[type-arg]
+    if as_json:
+        print_json({"query": query, "results": [r.as_dict() for r in results]})
+    else:
+        results_table(f"{title}: {query}", results)
+
+
+@app.command()
+def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
+    """Show the store's facts: counts, model, dimension, index type, generation and failures."""
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store) as engine:
+        facts = engine.info()
+        if as_json:
+            print_json(facts)
+            return
+        for key, value in facts.items():
+            if key == "failures":
+                typer.echo(f"failures: {len(value)}")
+                for failure in value[:50]:
+                    typer.echo(f"  {failure['path']}: {failure['reason']}")
+            elif isinstance(value, list):
+                typer.echo(f"{key}: {', '.join(map(str, value)) or '-'}")
+            else:
+                typer.echo(f"{key}: {value}")
+
+
+# Other command groups live in their own modules, each with ``register(app)``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "search.cli.metadata", "search.cli.labels", "search.cli.serve", "search.cli.reindex", "search.cli.check",
+    "search.cli.cohort",
+)
+for _name in COMMAND_MODULES:
+    import_module(_name).register(app)
+

@@ -1,0 +1,37 @@
+"""``medsearch serve``: the HTTP API and the web page, on loopback unless told otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from search.cli.common import DEFAULT_STORE, DeviceOption, ModelOption, PrecisionOption, StoreOption, cli_errors
+
+
+def serve(
+    store: StoreOption = DEFAULT_STORE,
+    host: Annotated[str, typer.Option(help="Address to listen on; 127.0.0.1 keeps it local.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+) -> None:
+    """Serve the search API and the web page (open http://HOST:PORT/ in a browser; API docs at /docs).
+    MEDSEARCH_API_TOKEN requires a bearer token; MEDSEARCH_CORS_ORIGINS allows other origins."""
+    import uvicorn
+
+    from search.server.app import create_app
+    from storage.store import Store
+
+    with cli_errors(False):
+        Store.open(Path(store)).close()  # a clear error now rather than a failed start-up later
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(f"warning: listening on {host}: other machines can reach this server", err=True)
+    typer.echo(f"medsearch: http://{host}:{port}/  (API docs: /docs)", err=True)
+    uvicorn.run(create_app(store, model, device, precision=precision), host=host, port=port, log_level="info")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)

@@ -1,0 +1,83 @@
+"""Cohort exports: CSV, JSON Lines, DICOM UIDs, or a folder of links (or copies) of the member files, each
+with the run's manifest written alongside (``PATH.manifest.json``; ``manifest.json`` inside a folder)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from search.cohorts import show
+from search.query.ranking import group_column
+from storage import queries
+from storage.errors import InvalidQuery
+
+FORMATS = ("csv", "jsonl", "uids", "links")
+UID_COLUMNS = ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
+BASE_COLUMNS = ("rank", "id", "path", "score", "probability")
+
+
+def export(ms: Any, name: str, fmt: str, output: str | Path, columns: Sequence[str] = (),
+           copy: bool = False, run: int | None = None) -> dict[str, Any]:
+    """Write cohort ``name`` (latest run, or ``run``) to ``output``. ``columns``: metadata columns or
+    sidecar/label fields added to csv/jsonl rows. Returns {format, output, manifest, rows, skipped}.
+    Raises InvalidQuery (format, existing links folder), NotFound."""
+    if fmt not in FORMATS:
+        raise InvalidQuery(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+    cohort = show(ms, name, run)
+    output = Path(output).expanduser()
+    members = cohort["members"]
+    if fmt == "links":
+        rows, skipped = _links(members, output, copy), 0
+        manifest_path = output / "manifest.json"
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        wanted = UID_COLUMNS if fmt == "uids" else tuple(c for c in columns if c not in BASE_COLUMNS)
+        table = _rows(ms, members, wanted)
+        if fmt == "uids":
+            table = [{c: row[c] for c in UID_COLUMNS} for row in table if row["sop_instance_uid"] is not None]
+        _write_table(table, output, fmt, UID_COLUMNS if fmt == "uids" else BASE_COLUMNS + wanted)
+        rows, skipped = len(table), len(members) - len(table)
+        manifest_path = output.with_name(output.name + ".manifest.json")
+    manifest_path.write_text(json.dumps(cohort, indent=2, default=str))
+    return {"format": fmt, "output": str(output), "manifest": str(manifest_path), "rows": rows, "skipped": skipped}
+
+
+def _rows(ms: Any, members: list[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Members with ``columns`` added (None where an image has no value)."""
+    ids = [m["id"] for m in members]
+    values = {column: queries.group_values(ms.store, ids, group_column(ms.store, column)) for column in columns}
+    return [{**m, **{c: _plain(values[c].get(m["id"])) for c in columns}} for m in members]
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _write_table(rows: list[dict[str, Any]], output: Path, fmt: str, header: Sequence[str]) -> None:
+    with output.open("w", newline="") as handle:
+        if fmt == "jsonl":
+            for row in rows:
+                handle.write(json.dumps(row, default=str) + "\n")
+            return
+        writer = csv.DictWriter(handle, fieldnames=list(header), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _links(members: list[dict[str, Any]], folder: Path, copy: bool) -> int:
+    """One symlink (or copy) per member, named ``RANK_ID_FILENAME`` so the order and origin stay visible."""
+    if folder.exists() and any(folder.iterdir()):
+        raise InvalidQuery(f"{folder} exists and is not empty; choose a new folder for the links")
+    folder.mkdir(parents=True, exist_ok=True)
+    for member in members:
+        source = Path(member["path"])
+        target = folder / f"{member['rank']:05d}_{member['id']}_{source.name}"
+        if copy:
+            shutil.copy2(source, target)
+        else:
+            target.symlink_to(source)
+    return len(members)

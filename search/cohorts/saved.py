@@ -1,0 +1,103 @@
+"""Research cohorts through the Python API: create, refresh, show, list, diff and delete.
+
+    from search.api import Medsearch
+    from search import cohorts
+
+    with Medsearch.open("./store", writable=True) as ms:
+        made = cohorts.create(ms, "effusions", include=["text:pleural effusion>=0.6"],
+                              exclude=["text:chest tube>=0.5"], where=["modality in ('CR','DX')"],
+                              one_per="patient")
+        print(made["funnel"], made["members"][:3])
+
+Criteria syntax and evaluation order: ``search.cohorts.criteria``. Each create or refresh stores a run: its
+manifest (definition as given, resolved thresholds, model id and revision, preprocessing version, store
+generation, UTC date, funnel, collapsed near-duplicates) and its members with scores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from search.cohorts.criteria import SCORE_RULE, evaluate
+from storage import cohort_store, queries
+from storage.errors import InvalidQuery, NotFound
+
+if TYPE_CHECKING:
+    from search.api import Medsearch
+
+
+def create(ms: Medsearch, name: str, include: Sequence[str] = (), exclude: Sequence[str] = (),
+           where: Sequence[str] = (), one_per: str | None = None,
+           near_duplicates: float | None = None) -> dict[str, Any]:
+    """Evaluate and save a new cohort; returns its manifest with ``members``. Raises InvalidQuery (bad
+    criteria, name taken), NotFound (an example image), ModelMismatch."""
+    if not name.strip():
+        raise InvalidQuery("a cohort needs a name")
+    if not include and not where:
+        raise InvalidQuery("a cohort needs at least one --include or --where criterion")
+    definition = {"include": list(include), "exclude": list(exclude), "where": list(where),
+                  "one_per": one_per, "near_duplicates": near_duplicates}
+    cohort_store.check_name_free(ms.store, name)
+    return cohort_store.add_run(ms.store, name, _evaluate(ms, name, definition), definition)
+
+
+def refresh(ms: Medsearch, name: str) -> dict[str, Any]:
+    """Re-run a saved definition on the store as it is now; stores and returns a new run."""
+    manifest = _evaluate(ms, name, cohort_store.definition(ms.store, name))
+    return cohort_store.add_run(ms.store, name, manifest)
+
+
+def show(ms: Medsearch, name: str, run: int | None = None) -> dict[str, Any]:
+    """The manifest of the latest run (or run number ``run``) with its members, best first. Raises
+    NotFound."""
+    found = cohort_store.run(ms.store, name, run)
+    if found is None:
+        raise NotFound(f"cohort {name!r} has no run {run}")
+    return found
+
+
+def list_cohorts(ms: Medsearch) -> list[dict[str, Any]]:
+    """Every cohort: name, created date, number of runs, and the latest run's size and generation."""
+    return cohort_store.summaries(ms.store)
+
+
+def delete(ms: Medsearch, name: str) -> None:
+    """Delete a cohort with its runs and members. Raises NotFound."""
+    cohort_store.delete(ms.store, name)
+
+
+def diff(ms: Medsearch, name: str) -> dict[str, Any]:
+    """Who joined and who left between the previous run and the latest: {run, previous_run, joined, left}."""
+    latest = show(ms, name)
+    previous = cohort_store.run(ms.store, name, latest["run"] - 1) if latest["run"] > 1 else None
+    now = {m["id"]: m for m in latest["members"]}
+    before = {m["id"]: m for m in previous["members"]} if previous else {}
+    return {"name": name, "run": latest["run"], "previous_run": previous["run"] if previous else None,
+            "joined": [now[i] for i in now if i not in before],
+            "left": [before[i] for i in before if i not in now]}
+
+
+def _evaluate(ms: Medsearch, name: str, definition: dict[str, Any]) -> dict[str, Any]:
+    outcome = evaluate(ms, definition["include"], definition["exclude"], definition["where"],
+                       definition["one_per"], definition["near_duplicates"])
+    info = ms.store.info()
+    assert info is not None  # evaluate raised StoreError on an empty store
+    paths = queries.paths_by_id(ms.store, [m[0] for m in outcome.members])
+    return {
+        "name": name,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "definition": definition,
+        "criteria": outcome.criteria,
+        "score_rule": SCORE_RULE,
+        "model": {"id": info.model_id, "revision": info.model_revision,
+                  "preprocessing_version": info.preprocessing_version, "dimension": info.dim,
+                  "image_precisions": ms.store.precisions()},
+        "store": {"directory": str(ms.store.directory), "generation": info.generation},
+        "funnel": outcome.funnel,
+        "collapsed": outcome.collapsed,
+        "count": len(outcome.members),
+        "members": [{"rank": rank, "id": i, "path": paths[i], "score": s, "probability": p}
+                    for rank, (i, s, p) in enumerate(outcome.members, start=1)],
+    }

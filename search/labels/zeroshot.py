@@ -1,0 +1,71 @@
+"""Zero-shot labels: each label's prompts are embedded, averaged (a prompt ensemble) and re-normalised;
+an image's probability for a label is the model's own pairwise sigmoid of their cosine, independently
+per label (multi-label). ``exclusive`` takes a softmax over the labels' logits instead, for labels the user
+says exclude each other. The findings summary states what the model scored, nothing more: it is not a
+diagnosis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from search.labels.labelsets import LabelSet
+from storage.errors import InvalidQuery
+
+DEFAULT_THRESHOLD = 0.5
+NOTE = "Model scores for the given prompts, not a diagnosis; a person must review them."
+
+
+@dataclass
+class Classification:
+    """One image's per-label probabilities and its findings summary."""
+
+    id: int | None
+    path: str
+    probabilities: dict[str, float]
+    present: list[str] = field(default_factory=list)
+    uncertain: list[str] = field(default_factory=list)
+    needs_review: bool = False
+
+
+def label_matrix(text_vectors: Any, labels: LabelSet) -> np.ndarray:
+    """(labels, dim) float32: each label's mean prompt vector, re-normalised."""
+    rows = []
+    for label in labels.labels:
+        mean = text_vectors(list(label.prompts)).mean(axis=0)
+        rows.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+    return np.vstack(rows).astype(np.float32)
+
+
+def probabilities(images: np.ndarray, labels: np.ndarray, logit_scale: float, logit_bias: float,
+                  exclusive: bool = False) -> np.ndarray:
+    """(n, dim) x (L, dim) unit vectors -> (n, L) probabilities: sigmoid per label, or a softmax over the
+    labels when ``exclusive``."""
+    logits = np.exp(logit_scale) * (images.astype(np.float64) @ labels.T.astype(np.float64)) + logit_bias
+    if exclusive:
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def summarize(labels: LabelSet, probs: np.ndarray, image_id: int | None, path: str) -> Classification:
+    """Present: p >= the label's threshold (default 0.5). Confidently absent: p <= half of it. Anything
+    between is uncertain; an image with no label present and some label uncertain needs human review."""
+    result = Classification(image_id, path, {})
+    for label, p in zip(labels.labels, probs, strict=True):
+        threshold = label.threshold if label.threshold is not None else DEFAULT_THRESHOLD
+        result.probabilities[label.name] = round(float(p), 6)
+        if p >= threshold:
+            result.present.append(label.name)
+        elif p > threshold / 2:
+            result.uncertain.append(label.name)
+    result.needs_review = not result.present and bool(result.uncertain)
+    return result
+
+
+def check_save_name(name: str) -> None:
+    """Raises InvalidQuery unless ``name`` (``--save-as``) is letters, digits, '_' and '-'."""
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise InvalidQuery(f"--save-as takes letters, digits, '_' and '-', not {name!r}")

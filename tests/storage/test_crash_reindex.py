@@ -1,0 +1,77 @@
+"""SIGKILL during `medsearch reindex` at the two moments that matter: after the new index type is
+committed but before any snapshot is written, and between the replacement of index.faiss and the
+write of index.json. Either way the store opens, serves an index of the new type that equals the
+database (rebuilt from it), answers searches correctly, and the next writer's snapshot is clean."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from indexer.pipeline import IndexSettings
+from search.api import Medsearch
+from storage import vectors
+from storage.check import check_store
+from storage.store import Store
+from tests.conftest import write_png
+
+# Runs `Store.reindex` in a fresh process that kills itself (SIGKILL) at the chosen point.
+KILLER = r"""
+import os, signal, sys
+from storage import vectors
+from storage.store import Store
+
+point, store = sys.argv[1], sys.argv[2]
+real_fsync_write, real_save = vectors._fsync_write, vectors.save_snapshot
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def fsync_write(target, *args, **kwargs):
+    if point == "before-manifest" and target.name == vectors.MANIFEST_FILE:
+        die()
+    return real_fsync_write(target, *args, **kwargs)
+
+def save_snapshot(*args, **kwargs):
+    if point == "before-snapshot":
+        die()
+    return real_save(*args, **kwargs)
+
+vectors._fsync_write, vectors.save_snapshot = fsync_write, save_snapshot
+Store.open(store, writable=True).reindex("hnsw")
+"""
+
+
+@pytest.fixture
+def flat_store(tmp_path: Path, tiny_embedder: Any) -> Path:
+    """A store of 12 PNGs with a flat index and its snapshot."""
+    folder, store = tmp_path / "images", tmp_path / "store"
+    for seed in range(12):
+        write_png(folder / f"img{seed:03d}.png", seed)
+    with Medsearch.open(store, create=True, writable=True, embedder=tiny_embedder) as engine:
+        engine.index([folder], IndexSettings(batch_size=4, workers=0))
+    return store
+
+
+@pytest.mark.parametrize("point", ["before-snapshot", "before-manifest"])
+def test_kill_during_reindex(flat_store: Path, tiny_embedder: Any, point: str) -> None:
+    manifest_before = (flat_store / vectors.MANIFEST_FILE).read_text()
+    done = subprocess.run([sys.executable, "-c", KILLER, point, str(flat_store)], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).parents[2])
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert (flat_store / vectors.MANIFEST_FILE).read_text() == manifest_before, "killed before the manifest"
+    with Medsearch(Store.open(flat_store), embedder=tiny_embedder) as reader:
+        index = reader.store.index()
+        assert vectors.index_type_of(index) == "hnsw" == reader.store.info().index_type
+        assert sorted(vectors.ids(index).tolist()) == list(range(1, 13))
+        assert all(reader.similar(image_id, k=1)[0].id == image_id for image_id in range(1, 13))
+        assert len(reader.search("a chest x-ray", k=20)) == 12
+        assert {p.kind for p in check_store(reader.store).problems} <= {"snapshot", "temporary_file"}
+    with Store.open(flat_store, writable=True) as writer:
+        writer.save_snapshot()
+        assert not check_store(writer).problems
