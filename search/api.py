@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from indexer.frames import ReadOptions
 from indexer.pipeline import IndexReport, IndexSettings, Progress, index_paths
 from search.labels.labelsets import LabelSet
 from search.labels.zeroshot import Classification
+
+if TYPE_CHECKING:
+    from search.labels.evaluate import Evaluation
 from search.query.compose import Part, compose, parse_part
 from search.query.ranking import allowed_ids, group_column, grouped, iter_ranked, take
 from search.query.results import Result, embed_file, hydrate, stored_vector, vector_of_path
@@ -243,6 +246,13 @@ class Medsearch:
         from search.labels.classify import classify_ids
 
         return classify_ids(self, labels, ids, exclusive)
+
+    def evaluate(self, truth_csv: Path, labels: LabelSet, k: int = 10) -> Evaluation:
+        """Zero-shot AUCs and retrieval figures of ``labels`` on the images ``truth_csv`` labels
+        (``search.labels.evaluate``). Raises InvalidQuery."""
+        from search.labels.evaluate import evaluate
+
+        return evaluate(self, truth_csv, labels, k)
 
     def item(self, image_id: int) -> dict[str, Any]:
         """One image's id, path and typed metadata (never the identity column). Raises NotFound."""

@@ -55,13 +55,12 @@ def classify(
 ) -> None:
     """Zero-shot labels: per-label probabilities from the model's sigmoid, and a findings summary."""
     from search.api import Medsearch
-    from search.labels.classify import classify as run
     from search.labels.zeroshot import NOTE
 
-    with cli_errors(as_json), Medsearch.open(store, model, device, writable=bool(save_as)) as engine:
+    with cli_errors(as_json), Medsearch.open(store, model, device, writable=bool(save_as)) as ms:
         chosen = label_set(labels, labels_file, labels_set)
-        results = run(engine, chosen, targets or [], all_images=all_images, where=where or (), exclusive=exclusive,
-                      save_as=save_as)
+        results = ms.classify(chosen, targets or [], all_images=all_images, where=where or (),
+                                  exclusive=exclusive, save_as=save_as)
         if as_json:
             print_json({"labels": list(chosen.names), "exclusive": exclusive, "note": NOTE,
                         "results": [asdict(r) for r in results]})
@@ -87,11 +86,10 @@ def evaluate(
 ) -> None:
     """Measure prompts against known labels: ROC AUC per label, retrieval precision/recall@k and mAP."""
     from search.api import Medsearch
-    from search.labels.evaluate import evaluate as run
     from search.labels.evaluate import plot_roc
 
-    with cli_errors(as_json), Medsearch.open(store, model, device) as engine:
-        report = run(engine, truth, label_set(labels, labels_file, labels_set), k)
+    with cli_errors(as_json), Medsearch.open(store, model, device) as ms:
+        report = ms.evaluate(truth, label_set(labels, labels_file, labels_set), k)
         if plot:
             plot_roc(report, plot)
         data = asdict(report)

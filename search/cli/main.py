@@ -51,14 +51,12 @@ def index(
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, create=True, writable=True,
-                                             precision=precision) as engine:
+                                             precision=precision) as ms:
         options = ReadOptions(window=parse_window(window), frames=parse_frames(frames), keep_identity=keep_identity)
         settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
-        if as_json or not show_progress():
-            report = engine.index(paths, settings)
-        else:
-            report = _index_with_bar(engine, paths, settings)
-        sidecar = _import_sidecar(engine, metadata) if metadata else None
+        quiet = as_json or not show_progress()
+        report = ms.index(paths, settings) if quiet else _index_with_bar(ms, paths, settings)
+        sidecar = _import_sidecar(ms, metadata) if metadata else None
         if as_json:
             print_json({**report.as_dict(), **({"metadata": asdict(sidecar)} if sidecar else {})})
             return
@@ -101,19 +99,19 @@ def parse_frames(text: str) -> Literal["middle", "all"]:
     return text  # type: ignore[return-value]
 
 
-def _import_sidecar(engine, csv_file: Path):  # type: ignore[no-untyped-def]
+def _import_sidecar(ms, csv_file: Path):  # type: ignore[no-untyped-def]
     from indexer.sidecar import import_sidecar
 
-    return import_sidecar(engine.store, csv_file)
+    return import_sidecar(ms.store, csv_file)
 
 
-def _index_with_bar(engine, paths, settings):  # type: ignore[no-untyped-def]
+def _index_with_bar(ms, paths, settings):  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task("embedding", total=None)
-        return engine.index(paths, settings, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        return ms.index(paths, settings, progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
 WhereOption = Annotated[list[str] | None, typer.Option(
@@ -147,14 +145,14 @@ def search(
     """Find images that match a sentence (text-to-image), with filters, thresholds and composed parts."""
     from search.api import Medsearch
 
-    with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as engine:
+    with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
         query: dict[str, Any] = {"where": where or (), "min_score": min_score, "min_prob": min_prob,
                                  "like": like or (), "unlike": unlike or ()}
         if count:
-            total = engine.count(text, **query)
+            total = ms.count(text, **query)
             print_json({"query": text, "count": total}) if as_json else typer.echo(total)
             return
-        results = engine.search(text, k=k, offset=offset, group_by=group_by, **query)
+        results = ms.search(text, k=k, offset=offset, group_by=group_by, **query)
         _show(text or " ".join(like or []), results, as_json, "search")
 
 
@@ -175,8 +173,8 @@ def similar(
     """Find images similar to an image (image-to-image)."""
     from search.api import Medsearch
 
-    with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as engine:
-        results = engine.similar(target, k=k, offset=offset, where=where or (), min_score=min_score,
+    with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
+        results = ms.similar(target, k=k, offset=offset, where=where or (), min_score=min_score,
                                  group_by=group_by)
         _show(target, results, as_json, "similar to")
 
@@ -193,8 +191,8 @@ def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
     """Show the store's facts: counts, model, dimension, index type, generation and failures."""
     from search.api import Medsearch
 
-    with cli_errors(as_json), Medsearch.open(store) as engine:
-        facts = engine.info()
+    with cli_errors(as_json), Medsearch.open(store) as ms:
+        facts = ms.info()
         if as_json:
             print_json(facts)
             return

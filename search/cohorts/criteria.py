@@ -23,7 +23,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from search.query.ranking import allowed_ids, group_column, iter_ranked, take
 from search.query.scoring import cosine_for_probability, probability
 from storage import queries
 from storage.errors import InvalidQuery
+
+if TYPE_CHECKING:
+    from search.api import Medsearch
 
 _TAIL = re.compile(r"^(?P<body>.*?)\s*(?:(?P<measure>score|prob)?\s*>=\s*(?P<value>\S+)|\s+top\s+(?P<top>\S+))\s*$")
 _KINDS = ("text:", "image:", "id:", "where:")
@@ -100,7 +103,7 @@ class Outcome:
     criteria: list[dict[str, Any]] = field(default_factory=list)
 
 
-def evaluate(ms: Any, includes: Sequence[str], excludes: Sequence[str], where: Sequence[str],
+def evaluate(ms: Medsearch, includes: Sequence[str], excludes: Sequence[str], where: Sequence[str],
              one_per: str | None = None, near_duplicates: float | None = None) -> Outcome:
     """Run a definition on ``ms`` (a Medsearch) now. Raises InvalidQuery, NotFound, ModelMismatch."""
     steps = [("where", parse_criterion(f"where:{w}")) for w in where]
@@ -139,12 +142,12 @@ def _step(outcome: Outcome, name: str, removed: int, count: int) -> None:
     outcome.funnel.append({"step": name, "count": count, "removed": removed})
 
 
-def _all_ids(ms: Any) -> np.ndarray:
+def _all_ids(ms: Medsearch) -> np.ndarray:
     ms.store.index()  # raises StoreError on an empty store
     return queries.all_ids(ms.store)
 
 
-def _passing(ms: Any, criterion: Criterion, current: np.ndarray) -> tuple[dict[int, float], dict[str, Any]]:
+def _passing(ms: Medsearch, criterion: Criterion, current: np.ndarray) -> tuple[dict[int, float], dict[str, Any]]:
     """The ids among ``current`` passing ``criterion``, with their cosines, and what was resolved."""
     if criterion.kind == "where":
         matched = allowed_ids(ms.store, [criterion.value])
@@ -163,7 +166,7 @@ def _passing(ms: Any, criterion: Criterion, current: np.ndarray) -> tuple[dict[i
     return dict(iter_ranked(ms.store, query, current, cosine, first_round=1024)), detail
 
 
-def _vector(ms: Any, criterion: Criterion) -> tuple[np.ndarray, dict[str, Any]]:
+def _vector(ms: Medsearch, criterion: Criterion) -> tuple[np.ndarray, dict[str, Any]]:
     if criterion.kind == "text":
         ms.check_model()
         return ms.text_vectors([criterion.value])[0], {}
@@ -181,7 +184,7 @@ def _order(ids: np.ndarray, primary: dict[int, float] | None,
     return [(i, s, float(probability(s, *calibration)) if calibration else None) for i, s in ranked]
 
 
-def _one_per(ms: Any, ordered: list[tuple[int, float | None, float | None]],
+def _one_per(ms: Medsearch, ordered: list[tuple[int, float | None, float | None]],
              column: str) -> list[tuple[int, float | None, float | None]]:
     """The first (best) member of each ``column`` value; members without a value are groups alone."""
     values = queries.group_values(ms.store, [m[0] for m in ordered], column)
@@ -196,7 +199,7 @@ def _one_per(ms: Any, ordered: list[tuple[int, float | None, float | None]],
     return kept
 
 
-def _collapse(ms: Any, ordered: list[tuple[int, float | None, float | None]],
+def _collapse(ms: Medsearch, ordered: list[tuple[int, float | None, float | None]],
               threshold: float) -> tuple[list[tuple[int, float | None, float | None]], list[dict[str, Any]]]:
     """Greedy, best first: a member closer than ``threshold`` (cosine) to a kept one is collapsed into it."""
     found = queries.embeddings(ms.store, [m[0] for m in ordered])

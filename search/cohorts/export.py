@@ -8,19 +8,22 @@ import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search.cohorts import show
 from search.query.ranking import group_column
 from storage import queries
 from storage.errors import InvalidQuery
 
+if TYPE_CHECKING:
+    from search.api import Medsearch
+
 FORMATS = ("csv", "jsonl", "uids", "links")
 UID_COLUMNS = ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
 BASE_COLUMNS = ("rank", "id", "path", "score", "probability")
 
 
-def export(ms: Any, name: str, fmt: str, output: str | Path, columns: Sequence[str] = (),
+def export(ms: Medsearch, name: str, fmt: str, output: str | Path, columns: Sequence[str] = (),
            copy: bool = False, run: int | None = None) -> dict[str, Any]:
     """Write cohort ``name`` (latest run, or ``run``) to ``output``. ``columns``: metadata columns or
     sidecar/label fields added to csv/jsonl rows. Returns {format, output, manifest, rows, skipped}.
@@ -46,7 +49,7 @@ def export(ms: Any, name: str, fmt: str, output: str | Path, columns: Sequence[s
     return {"format": fmt, "output": str(output), "manifest": str(manifest_path), "rows": rows, "skipped": skipped}
 
 
-def _rows(ms: Any, members: list[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
+def _rows(ms: Medsearch, members: list[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
     """Members with ``columns`` added (None where an image has no value)."""
     ids = [m["id"] for m in members]
     values = {column: queries.group_values(ms.store, ids, group_column(ms.store, column)) for column in columns}

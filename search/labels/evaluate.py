@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from search.labels.labelsets import LabelSet
 from search.labels.zeroshot import label_matrix, probabilities
 from storage import queries
 from storage.errors import InvalidQuery
+
+if TYPE_CHECKING:
+    from search.api import Medsearch
 
 
 @dataclass
@@ -55,10 +58,10 @@ def read_truth(csv_path: Path, labels: LabelSet) -> tuple[list[str], dict[str, n
     return paths, truth
 
 
-def evaluate(engine: Any, truth_csv: Path, labels: LabelSet, k: int = 10) -> Evaluation:
+def evaluate(ms: Medsearch, truth_csv: Path, labels: LabelSet, k: int = 10) -> Evaluation:
     """Zero-shot AUCs and retrieval figures of ``labels`` on the images ``truth_csv`` labels."""
     paths, truth = read_truth(truth_csv, labels)
-    rows = queries.embeddings_by_path(engine.store, paths)
+    rows = queries.embeddings_by_path(ms.store, paths)
     keep = [n for n, path in enumerate(paths) if path in rows]
     report = Evaluation(images=len(keep), k=k, missing=[p for p in paths if p not in rows])
     if len(keep) < 2:
@@ -66,8 +69,8 @@ def evaluate(engine: Any, truth_csv: Path, labels: LabelSet, k: int = 10) -> Eva
     vectors = np.vstack([rows[paths[n]][1] for n in keep])
     truth = {name: column[keep] for name, column in truth.items()}
     chosen = LabelSet(tuple(label for label in labels.labels if label.name in truth))
-    matrix = label_matrix(engine.text_vectors, chosen)
-    probs = probabilities(vectors, matrix, engine.embedder.logit_scale, engine.embedder.logit_bias)
+    matrix = label_matrix(ms.text_vectors, chosen)
+    probs = probabilities(vectors, matrix, ms.embedder.logit_scale, ms.embedder.logit_bias)
     aps = []
     for column, label in enumerate(chosen.labels):
         figures, ap = _label_figures(truth[label.name], probs[:, column], k)

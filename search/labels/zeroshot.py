@@ -6,8 +6,8 @@ diagnosis."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -30,7 +30,7 @@ class Classification:
     needs_review: bool = False
 
 
-def label_matrix(text_vectors: Any, labels: LabelSet) -> np.ndarray:
+def label_matrix(text_vectors: Callable[[list[str]], np.ndarray], labels: LabelSet) -> np.ndarray:
     """(labels, dim) float32: each label's mean prompt vector, re-normalised."""
     rows = []
     for label in labels.labels:
