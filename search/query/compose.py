@@ -10,15 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from storage.errors import InvalidQuery
 
+PartKind = Literal["text", "image", "id"]
+PREFIXES: dict[str, PartKind] = {"image:": "image", "id:": "id"}
+
 
 @dataclass(frozen=True)
 class Part:
-    kind: str  # text | image | id
+    """One query part: a text, an image file (``image:PATH``) or a stored id (``id:N``), with its signed
+    weight."""
+
+    kind: PartKind
     value: str
     weight: float
 
@@ -35,10 +42,11 @@ def parse_part(text: str, sign: float = 1.0) -> Part:
             body = text
     if weight <= 0:
         raise InvalidQuery(f"weights must be positive (use --unlike for negative parts): {text!r}")
-    kind, value = "text", body
-    for prefix in ("image:", "id:"):
+    kind: PartKind = "text"
+    value = body
+    for prefix, named in PREFIXES.items():
         if body.startswith(prefix):
-            kind, value = prefix[:-1], body[len(prefix):]
+            kind, value = named, body[len(prefix):]
     if not value.strip():
         raise InvalidQuery(f"empty query part: {text!r}")
     if kind == "id" and not value.isdigit():
