@@ -117,9 +117,10 @@ def _read_open_file(
             if raw is None:
                 raise UnreadableFile(f"pixel data ends before frame {index + 1}")
             with DecodeGuard("cannot convert pixels for display"):
-                image = render(raw, ds, index, window)
+                image, voi = render(raw, ds, index, window, options.voi)
             number = index + 1 if numbered else 0
-            frames.append(Frame(pixels=image, frame_number=number, metadata={**metadata, "frame_number": number}))
+            frames.append(Frame(pixels=image, frame_number=number,
+                                metadata={**metadata, "frame_number": number, "voi": voi}))
     finally:
         decoded.close()  # while the file is still open: a half-read generator closed later raises noise
     return frames
