@@ -14,11 +14,11 @@ from sqlalchemy import case, func, select
 
 from indexer.discover import FileEntry
 from indexer.embedder import Embedder, model_record
-from indexer.frames import ReadOptions, parse_read_key
+from indexer.frames import ReadOptions
 from indexer.pipeline import IndexReport, IndexSettings, Progress, embed_and_write, start_run
 from indexer.plan import Plan, stale_paths
 from indexer.preprocess import PREPROCESSING_VERSION
-from indexer.windows import parse_window
+from indexer.read_back import options_from_key
 from storage.errors import StoreError
 from storage.models import Image
 from storage.store import ModelRecord, Store
@@ -85,14 +85,7 @@ def stale_groups(store: Store) -> dict[tuple[str | None, bool], list[str]]:
 
 def _options_for(base: ReadOptions, key: str | None, keep_identity: bool) -> ReadOptions:
     """The run's options with the VOI options an image was indexed with (``key``; None: the run's own)."""
-    options = replace(base, keep_identity=keep_identity or base.keep_identity)
-    if key is None:
-        return options
-    parts = parse_read_key(key)
-    window = parts.get("window", "file")
-    center_width = None if window == "file" else parse_window(tuple(float(v) for v in window.split(",")))  # type: ignore[arg-type]
-    return replace(options, voi=parts.get("voi", options.voi), window=center_width,  # type: ignore[arg-type]
-                   frames=parts.get("frames", options.frames))  # type: ignore[arg-type]
+    return options_from_key(key, replace(base, keep_identity=keep_identity or base.keep_identity))
 
 
 def _plan_for(paths: list[str], report: UpgradeReport) -> Plan:

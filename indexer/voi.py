@@ -99,3 +99,13 @@ def apply(values: np.ndarray, voi: Voi, ds: Dataset) -> np.ndarray:
     if voi.kind == "minmax" or voi.then_minmax:
         values = px.scale_to_unit(values, float(values.min()), float(values.max()))
     return values
+
+
+def parse_voi(text: str) -> VoiMode:
+    """``"google"`` or ``"robust"`` (any case) -> the mode. Raises InvalidQuery for another name."""
+    from storage.errors import InvalidQuery
+
+    key = text.strip().lower()
+    if key not in VOI_MODES:
+        raise InvalidQuery(f"unknown VOI mode {text!r} (known: {', '.join(VOI_MODES)})")
+    return key  # type: ignore[return-value]

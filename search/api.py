@@ -186,7 +186,9 @@ class Medsearch:
         if not path.exists():
             raise InvalidQuery(f"{target} is neither a file nor an image id in the store")
         self.check_model()
-        return embed_file(self.embedder, path, read_options)
+        from indexer.read_back import store_read_options  # read it the way the store's images were read
+
+        return embed_file(self.embedder, path, read_options or store_read_options(self.store))
 
     def check_model(self) -> None:
         """Load the model and check it matches the store's vectors, once (a store's model record never
