@@ -32,6 +32,7 @@ def upgrade(
     model: ModelOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
+    batch_size: Annotated[int, typer.Option(help="Images per model call (and per commit); 0 picks.")] = 0,
     workers: Annotated[int, typer.Option(help="Decoding processes; -1 picks from the cores, 0 decodes inline.")] = -1,
     window: WindowOption = None,
     voi: VoiOption = None,
@@ -49,8 +50,8 @@ def upgrade(
 
     with cli_errors(as_json), Medsearch.open(store, model, device, writable=True, precision=precision) as engine:
         options = ReadOptions(window=parse_window(window), voi=parse_voi(voi or "google"))
-        report = upgrade_store(engine.store, lambda: engine.embedder, IndexSettings(workers=workers,
-                                                                                    read_options=options))
+        settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
+        report = upgrade_store(engine.store, lambda: engine.embedder, settings)
     if as_json:
         print_json(vars(report))
         return
