@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 
 from indexer.discover import FileEntry
 from indexer.preprocess import PREPROCESSING_VERSION
@@ -73,13 +73,18 @@ def make_plan(store: Store, entries: Iterable[FileEntry], roots: list[str], key:
     return plan
 
 
-def stale_paths(key: str | None = None) -> Select[Any]:
-    """Paths with an image of another preprocessing version (or none recorded), or, when ``key`` is
-    given, read with other VOI options than ``key``."""
+def stale_condition(key: str | None = None) -> ColumnElement[bool]:
+    """Images of another preprocessing version (or none recorded), or, when ``key`` is given, read
+    with other VOI options than ``key``."""
     condition = or_(Image.preprocessing_version.is_(None), Image.preprocessing_version != PREPROCESSING_VERSION)
     if key is not None:
         condition = or_(condition, and_(Image.read_options.is_not(None), Image.read_options != key))
-    return select(Image.path).where(condition).distinct()
+    return condition
+
+
+def stale_paths(key: str | None = None) -> Select[Any]:
+    """The distinct paths of the images ``stale_condition(key)`` selects."""
+    return select(Image.path).where(stale_condition(key)).distinct()
 
 
 def _compare_content(plan: Plan, entry: FileEntry, stored_hash: str) -> None:

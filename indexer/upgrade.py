@@ -16,7 +16,7 @@ from indexer.discover import FileEntry
 from indexer.embedder import Embedder, model_record
 from indexer.frames import ReadOptions
 from indexer.pipeline import IndexReport, IndexSettings, Progress, embed_and_write, start_run
-from indexer.plan import Plan, stale_paths
+from indexer.plan import Plan, stale_condition, stale_paths
 from indexer.preprocess import PREPROCESSING_VERSION
 from indexer.read_back import options_from_key
 from storage.errors import StoreError
@@ -106,3 +106,9 @@ def _offset(progress: Progress | None, done: int, total: int) -> Progress | None
     if progress is None:
         return None
     return lambda files, _chunk: progress(done + files, total)
+
+
+def stale_count(store: Store) -> int:
+    """How many images still wait for ``medsearch upgrade`` (another preprocessing version)."""
+    with store.sessions() as session:
+        return session.scalar(select(func.count()).select_from(Image).where(stale_condition())) or 0

@@ -204,6 +204,8 @@ class Medsearch:
 
     def info(self) -> dict[str, Any]:
         """The store's facts: counts, model, dimension, index type, generation, roots and failures."""
+        from indexer.upgrade import stale_count
+
         store = self.store
         info = store.info()
         with store.sessions() as session:
@@ -221,6 +223,7 @@ class Medsearch:
             "model_revision": info.model_revision if info else None,
             "dimension": info.dim if info else None,
             "preprocessing_version": info.preprocessing_version if info else None,
+            "images_to_upgrade": stale_count(store),  # another preprocessing version: `medsearch upgrade`
             "index_type": info.index_type if info else None,
             "precisions": store.precisions(),
             "generation": info.generation if info else 0,

@@ -89,6 +89,7 @@ def test_an_old_store_upgrades_in_place_through_a_kill(cli: Cli, tmp_path: Path,
     assert sorted(Path(p).name for p, v in versions.items() if v == PREPROCESSING_VERSION) == [
         "f00.dcm", "f01.dcm", "f02.dcm", "f03.dcm"]
     assert cli("check", "--store", store, "--json")["ok"]
+    assert cli("info", "--store", store, "--json")["images_to_upgrade"] == 5
 
     held.unlink()
     held.write_bytes(content)
@@ -97,7 +98,8 @@ def test_an_old_store_upgrades_in_place_through_a_kill(cli: Cli, tmp_path: Path,
     assert (finished["reembedded"], finished["failed"], finished["missing"], finished["left"]) == (5, 0, 0, 0)
     assert set(_versions(db).values()) == {PREPROCESSING_VERSION}
     assert cli("check", "--store", store, "--json")["ok"]
-    assert cli("info", "--store", store, "--json")["preprocessing_version"] == PREPROCESSING_VERSION
+    info = cli("info", "--store", store, "--json")
+    assert (info["preprocessing_version"], info["images_to_upgrade"]) == (PREPROCESSING_VERSION, 0)
     assert cli("index", folder, *base)["unchanged"] == len(FILES) + 1
 
     fresh = tmp_path / "fresh"
