@@ -47,13 +47,14 @@ class Frame:
 
 def read_key(options: ReadOptions, window: tuple[float, float] | None) -> str:
     """The options that decide a greyscale DICOM's pixels, as stored with each image
-    (``voi=google;window=file;frames=middle``); ``window``: ``options.window`` through
-    ``indexer.windows.parse_window``. Indexing again with another key re-embeds the image."""
+    (``voi=google;window=file``); ``window``: ``options.window`` through ``indexer.windows.parse_window``.
+    Indexing again with another key re-embeds the image. (``frames`` is not part of it: which frames a
+    file gave shows in its rows, and another ``--frames`` does not change a frame's pixels.)"""
     asked = "file" if window is None else f"{window[0]:g},{window[1]:g}"
-    return f"voi={options.voi};window={asked};frames={options.frames}"
+    return f"voi={options.voi};window={asked}"
 
 
 def parse_read_key(key: str) -> dict[str, str]:
-    """``read_key``'s text -> ``{"voi": ..., "window": ..., "frames": ...}`` (unknown parts ignored)."""
+    """``read_key``'s text -> ``{"voi": ..., "window": ...}`` (unknown parts ignored)."""
     parts = dict(part.split("=", 1) for part in key.split(";") if "=" in part)
-    return {name: parts[name] for name in ("voi", "window", "frames") if name in parts}
+    return {name: parts[name] for name in ("voi", "window") if name in parts}

@@ -23,9 +23,7 @@ def options_from_key(key: str | None, base: ReadOptions | None = None) -> ReadOp
     parts = parse_read_key(key)
     window = parts.get("window", "file")
     asked = None if window == "file" else parse_window(tuple(float(v) for v in window.split(",")))  # type: ignore[arg-type]
-    voi = parts.get("voi", base.voi)
-    frames = parts.get("frames", base.frames)
-    return replace(base, voi=voi, window=asked, frames=frames)  # type: ignore[arg-type]
+    return replace(base, voi=parts.get("voi", base.voi), window=asked)  # type: ignore[arg-type]
 
 
 def store_read_options(store: Store) -> ReadOptions:

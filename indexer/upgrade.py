@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from sqlalchemy import case, func, select
 
@@ -57,8 +58,8 @@ def upgrade_store(store: Store, get_embedder: Callable[[], Embedder], settings: 
     settings, base, workers = start_run(store, embedder, settings, run)
     groups = stale_groups(store)
     total, done = sum(len(paths) for paths in groups.values()), 0
-    for (key, keep_identity), paths in groups.items():
-        options = _options_for(base, key, keep_identity)
+    for (key, keep_identity, all_frames), paths in groups.items():
+        options = _options_for(base, key, keep_identity, all_frames)
         for start in range(0, len(paths), CHUNK_FILES):
             plan = _plan_for(paths[start : start + CHUNK_FILES], report)
             embed_and_write(store, embedder, plan, settings, options, workers, run,
@@ -70,22 +71,25 @@ def upgrade_store(store: Store, get_embedder: Callable[[], Embedder], settings: 
     return report
 
 
-def stale_groups(store: Store) -> dict[tuple[str | None, bool], list[str]]:
-    """Stale paths (``indexer.plan.stale_paths``) grouped by (their read options, identity kept), sorted."""
+def stale_groups(store: Store) -> dict[tuple[str | None, bool, bool], list[str]]:
+    """Stale paths (``indexer.plan.stale_paths``), sorted, grouped by (their read options, identity kept,
+    all frames: more than one row)."""
     stale = stale_paths().subquery()
     kept = func.max(case((Image.identity.is_not(None), 1), else_=0))
-    query = (select(Image.path, func.max(Image.read_options), kept)
+    query = (select(Image.path, func.max(Image.read_options), kept, func.count())
              .where(Image.path.in_(select(stale.c.path))).group_by(Image.path).order_by(Image.path))
-    groups: dict[tuple[str | None, bool], list[str]] = {}
+    groups: dict[tuple[str | None, bool, bool], list[str]] = {}
     with store.sessions() as session:
-        for path, key, identity in session.execute(query):
-            groups.setdefault((key, bool(identity)), []).append(path)
+        for path, key, identity, rows in session.execute(query):
+            groups.setdefault((key, bool(identity), rows > 1), []).append(path)
     return groups
 
 
-def _options_for(base: ReadOptions, key: str | None, keep_identity: bool) -> ReadOptions:
-    """The run's options with the VOI options an image was indexed with (``key``; None: the run's own)."""
-    return options_from_key(key, replace(base, keep_identity=keep_identity or base.keep_identity))
+def _options_for(base: ReadOptions, key: str | None, keep_identity: bool, all_frames: bool) -> ReadOptions:
+    """The run's options with what an image was indexed with: its VOI options (``key``; None: the run's
+    own), identity kept, every frame or the middle one."""
+    frames: Literal["all", "middle"] = "all" if all_frames else "middle"
+    return options_from_key(key, replace(base, keep_identity=keep_identity or base.keep_identity, frames=frames))
 
 
 def _plan_for(paths: list[str], report: UpgradeReport) -> Plan:
