@@ -43,3 +43,11 @@ def image_source(store: Store, image_id: int) -> tuple[str, int, ReadOptions]:
     if row is None:
         raise NotFound(f"No image with id {image_id} in the store.")
     return row[0], row[1], options_from_key(row[2])
+
+
+def read_option_counts(store: Store) -> dict[str, int]:
+    """How many greyscale DICOM images were read with each set of VOI options (``read_key`` -> count)."""
+    with store.sessions() as session:
+        rows = session.execute(select(Image.read_options, func.count()).where(Image.read_options.is_not(None))
+                               .group_by(Image.read_options).order_by(Image.read_options))
+        return {key: count for key, count in rows}

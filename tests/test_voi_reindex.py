@@ -77,6 +77,7 @@ def test_changing_the_voi_re_embeds_only_greyscale_dicoms(cli: Cli, folder: Path
     lung = cli("index", folder, *base, "--voi", "robust", "--window", "lung")
     assert (lung["updated"], lung["unchanged"]) == (2, 1)
     assert _items(cli, store)["ct.dcm"]["metadata"]["voi"] == "window -600/1500 LINEAR (asked)"
+    assert cli("info", "--store", store, "--json")["voi_options"] == {"voi=robust;window=-600,1500": 2}
     assert cli("check", "--store", store, "--json")["ok"]
 
 
