@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import select
 
 from indexer.discover import FileEntry
 from indexer.preprocess import PREPROCESSING_VERSION
 from storage.models import Failure, Image
+from storage.pixel_records import stale_paths
 from storage.store import Store
 from storage.vectors import file_sha256 as file_hash
 from storage.writes import FileStat
@@ -48,7 +48,7 @@ def make_plan(store: Store, entries: Iterable[FileEntry], roots: list[str], key:
         stored = {p: (s, m, h) for p, s, m, h in session.execute(
             select(Image.path, Image.size, Image.mtime_ns, Image.content_hash).distinct())}
         failed = {p: (s, m) for p, s, m in session.execute(select(Failure.path, Failure.size, Failure.mtime_ns))}
-        stale = set(session.scalars(stale_paths(key))) if key is not None else set()
+        stale = set(session.scalars(stale_paths(PREPROCESSING_VERSION, key))) if key is not None else set()
     seen: set[str] = set()
     new: list[FileEntry] = []
     for entry in entries:
@@ -71,20 +71,6 @@ def make_plan(store: Store, entries: Iterable[FileEntry], roots: list[str], key:
     plan.removed = sorted(gone)
     plan.vanished_failures = [p for p in failed if p not in seen and _under(p, roots)]
     return plan
-
-
-def stale_condition(key: str | None = None) -> ColumnElement[bool]:
-    """Images of another preprocessing version (or none recorded), or, when ``key`` is given, read
-    with other VOI options than ``key``."""
-    condition = or_(Image.preprocessing_version.is_(None), Image.preprocessing_version != PREPROCESSING_VERSION)
-    if key is not None:
-        condition = or_(condition, and_(Image.read_options.is_not(None), Image.read_options != key))
-    return condition
-
-
-def stale_paths(key: str | None = None) -> Select[Any]:
-    """The distinct paths of the images ``stale_condition(key)`` selects."""
-    return select(Image.path).where(stale_condition(key)).distinct()
 
 
 def _compare_content(plan: Plan, entry: FileEntry, stored_hash: str) -> None:

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlalchemy import func, select
-
 from indexer.frames import ReadOptions, parse_read_key
 from indexer.windows import parse_window
+from storage import pixel_records
 from storage.errors import NotFound
-from storage.models import Image
+from storage.pixel_records import most_used_read_key
 from storage.store import Store
 
 
@@ -29,25 +28,12 @@ def options_from_key(key: str | None, base: ReadOptions | None = None) -> ReadOp
 def store_read_options(store: Store) -> ReadOptions:
     """The VOI options most of the store's greyscale DICOM images were read with (``ReadOptions()`` for
     a store without any, or from before they were recorded)."""
-    with store.sessions() as session:
-        key = session.scalar(select(Image.read_options).where(Image.read_options.is_not(None))
-                             .group_by(Image.read_options).order_by(func.count().desc()).limit(1))
-    return options_from_key(key)
+    return options_from_key(most_used_read_key(store))
 
 
 def image_source(store: Store, image_id: int) -> tuple[str, int, ReadOptions]:
     """(path, frame number, the options it was read with) of a stored image. Raises NotFound."""
-    with store.sessions() as session:
-        row = session.execute(select(Image.path, Image.frame_number, Image.read_options)
-                              .where(Image.id == image_id)).first()
-    if row is None:
+    found = pixel_records.image_source(store, image_id)
+    if found is None:
         raise NotFound(f"No image with id {image_id} in the store.")
-    return row[0], row[1], options_from_key(row[2])
-
-
-def read_option_counts(store: Store) -> dict[str, int]:
-    """How many greyscale DICOM images were read with each set of VOI options (``read_key`` -> count)."""
-    with store.sessions() as session:
-        rows = session.execute(select(Image.read_options, func.count()).where(Image.read_options.is_not(None))
-                               .group_by(Image.read_options).order_by(Image.read_options))
-        return {key: count for key, count in rows}
+    return found[0], found[1], options_from_key(found[2])

@@ -11,17 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from sqlalchemy import case, func, select
-
 from indexer.discover import FileEntry
 from indexer.embedder import Embedder, model_record
 from indexer.frames import ReadOptions
 from indexer.pipeline import IndexReport, IndexSettings, Progress, embed_and_write, start_run
-from indexer.plan import Plan, stale_condition, stale_paths
+from indexer.plan import Plan
 from indexer.preprocess import PREPROCESSING_VERSION
 from indexer.read_back import options_from_key
 from storage.errors import StoreError
-from storage.models import Image
+from storage.pixel_records import stale_count, stale_files
 from storage.store import ModelRecord, Store
 
 CHUNK_FILES = 256
@@ -72,16 +70,11 @@ def upgrade_store(store: Store, get_embedder: Callable[[], Embedder], settings: 
 
 
 def stale_groups(store: Store) -> dict[tuple[str | None, bool, bool], list[str]]:
-    """Stale paths (``indexer.plan.stale_paths``), sorted, grouped by (their read options, identity kept,
-    all frames: more than one row)."""
-    stale = stale_paths().subquery()
-    kept = func.max(case((Image.identity.is_not(None), 1), else_=0))
-    query = (select(Image.path, func.max(Image.read_options), kept, func.count())
-             .where(Image.path.in_(select(stale.c.path))).group_by(Image.path).order_by(Image.path))
+    """Files with a stale image, sorted, grouped by (their read options, identity kept, all frames:
+    more than one row)."""
     groups: dict[tuple[str | None, bool, bool], list[str]] = {}
-    with store.sessions() as session:
-        for path, key, identity, rows in session.execute(query):
-            groups.setdefault((key, bool(identity), rows > 1), []).append(path)
+    for path, key, identity, rows in stale_files(store, PREPROCESSING_VERSION):
+        groups.setdefault((key, identity, rows > 1), []).append(path)
     return groups
 
 
@@ -112,7 +105,6 @@ def _offset(progress: Progress | None, done: int, total: int) -> Progress | None
     return lambda files, _chunk: progress(done + files, total)
 
 
-def stale_count(store: Store) -> int:
+def images_to_upgrade(store: Store) -> int:
     """How many images still wait for ``medsearch upgrade`` (another preprocessing version)."""
-    with store.sessions() as session:
-        return session.scalar(select(func.count()).select_from(Image).where(stale_condition())) or 0
+    return stale_count(store, PREPROCESSING_VERSION)

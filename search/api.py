@@ -204,8 +204,8 @@ class Medsearch:
 
     def info(self) -> dict[str, Any]:
         """The store's facts: counts, model, dimension, index type, generation, roots and failures."""
-        from indexer.read_back import read_option_counts
-        from indexer.upgrade import stale_count
+        from indexer.upgrade import images_to_upgrade
+        from storage.pixel_records import read_key_counts
 
         store = self.store
         info = store.info()
@@ -224,8 +224,8 @@ class Medsearch:
             "model_revision": info.model_revision if info else None,
             "dimension": info.dim if info else None,
             "preprocessing_version": info.preprocessing_version if info else None,
-            "images_to_upgrade": stale_count(store),  # another preprocessing version: `medsearch upgrade`
-            "voi_options": read_option_counts(store),  # greyscale DICOMs per VOI options they were read with
+            "images_to_upgrade": images_to_upgrade(store),  # another preprocessing version: `medsearch upgrade`
+            "voi_options": read_key_counts(store),  # greyscale DICOMs per VOI options they were read with
             "index_type": info.index_type if info else None,
             "precisions": store.precisions(),
             "generation": info.generation if info else 0,

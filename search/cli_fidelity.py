@@ -92,16 +92,12 @@ def preview(
 
 def _stored_id(store, target: str) -> int | None:  # type: ignore[no-untyped-def]
     """The id of ``target``: an id, or the first frame of an indexed file; None for another file."""
-    from sqlalchemy import select
-
-    from storage.models import Image
+    from storage.pixel_records import id_of_path
 
     path = Path(target).expanduser()
     if not path.exists() and target.isdigit():
         return int(target)
-    with store.sessions() as session:
-        return session.scalar(select(Image.id).where(Image.path == str(path.resolve()))
-                              .order_by(Image.frame_number).limit(1))
+    return id_of_path(store, path)
 
 
 def _file_options(store, window: str | None, voi: str | None):  # type: ignore[no-untyped-def]
