@@ -384,6 +384,7 @@ def test_metadata_columns_and_cleaning(tmp_path: Path) -> None:
         "patient_age": 45.0,
         "patient_key": None,
         "burned_in_annotation": False,
+        "voi": "window 12/24 LINEAR (file) + minmax",  # a DX: Google's stretch after the window
     }
 
 
