@@ -17,8 +17,10 @@ pylibjpeg-openjpeg, pylibjpeg-rle, pyjpegls; Pillow as a fallback for JPEG and J
 * RLE Lossless (1.2.840.10008.1.2.5)
 
 Not supported (rejected with a reason naming the syntax): JPEG 2000 Part 2 multi-component, MPEG-2,
-MPEG-4, HEVC, JPIP referenced, SMPTE ST 2110. Files without the 128-byte preamble and ``DICM`` prefix
-are read when they end in ``.dcm``. Float and double-float pixel data are rejected.
+MPEG-4, HEVC, JPIP referenced, SMPTE ST 2110, and Deflated Image Frame Compression (1.2.840.10008.1.2.8.1)
+while pydicom cannot decode it (pydicom 3.0 does not know the UID; a pydicom that decodes it is used).
+Files without the 128-byte preamble and ``DICM`` prefix are read when they end in ``.dcm``. Float and
+double-float pixel data are rejected.
 
 Photometric interpretations: MONOCHROME1 (inverted), MONOCHROME2, RGB, YBR_FULL and YBR_FULL_422
 (converted to RGB by pydicom), YBR_ICT and YBR_RCT (JPEG 2000; converted by the codec), PALETTE COLOR
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 import numpy as np
 
 from indexer.dicom_meta import file_metadata, quiet_pydicom
+from indexer.dicom_syntax import reject_unknown_syntax
 from indexer.frames import Frame, ReadOptions
 from indexer.isolation import DecodeGuard, codestream_size
 from indexer.windows import parse_window, render
@@ -99,8 +102,13 @@ def _read_open_file(
     if head.startswith(GZIP_MAGIC):
         raise UnreadableFile("gzip-compressed file; decompress it first")
     handle.seek(0)
-    with DecodeGuard("corrupt or truncated DICOM header"):
-        source = _parse_header(handle, forced_ok=path.suffix.lower() in DICOM_SUFFIXES)
+    try:
+        with DecodeGuard("corrupt or truncated DICOM header"):
+            source = _parse_header(handle, forced_ok=path.suffix.lower() in DICOM_SUFFIXES)
+    except UnreadableFile:
+        handle.seek(0)
+        reject_unknown_syntax(handle.read(4096))
+        raise
     ds = source.ds
     indices = _frame_indices(ds, options)
     _check_pixel_element(source)
@@ -117,9 +125,10 @@ def _read_open_file(
             if raw is None:
                 raise UnreadableFile(f"pixel data ends before frame {index + 1}")
             with DecodeGuard("cannot convert pixels for display"):
-                image = render(raw, ds, index, window)
+                image, voi = render(raw, ds, index, window, options.voi)
             number = index + 1 if numbered else 0
-            frames.append(Frame(pixels=image, frame_number=number, metadata={**metadata, "frame_number": number}))
+            frames.append(Frame(pixels=image, frame_number=number,
+                                metadata={**metadata, "frame_number": number, "voi": voi}))
     finally:
         decoded.close()  # while the file is still open: a half-read generator closed later raises noise
     return frames

@@ -17,6 +17,9 @@ class ReadOptions:
     """How files are turned into pixels and metadata. Picklable: it travels to worker processes."""
 
     window: WindowSpec = None
+    voi: Literal["google", "robust"] = "google"
+    """Greyscale DICOM: ``google`` (the pixels Google's MedSigLIP serving code gives the model) or
+    ``robust`` (a percentile stretch without a window, nothing after a window); see ``indexer.voi``."""
     frames: Literal["middle", "all"] = "middle"
     keep_identity: bool = False
     patient_key_secret: bytes | None = None
@@ -40,3 +43,18 @@ class Frame:
     pixels: np.ndarray
     frame_number: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def read_key(options: ReadOptions, window: tuple[float, float] | None) -> str:
+    """The options that decide a greyscale DICOM's pixels, as stored with each image
+    (``voi=google;window=file``); ``window``: ``options.window`` through ``indexer.windows.parse_window``.
+    Indexing again with another key re-embeds the image. (``frames`` is not part of it: which frames a
+    file gave shows in its rows, and another ``--frames`` does not change a frame's pixels.)"""
+    asked = "file" if window is None else f"{window[0]:g},{window[1]:g}"
+    return f"voi={options.voi};window={asked}"
+
+
+def parse_read_key(key: str) -> dict[str, str]:
+    """``read_key``'s text -> ``{"voi": ..., "window": ...}`` (unknown parts ignored)."""
+    parts = dict(part.split("=", 1) for part in key.split(";") if "=" in part)
+    return {name: parts[name] for name in ("voi", "window") if name in parts}

@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 
 from indexer.discover import FileEntry
-from indexer.frames import ReadOptions
+from indexer.frames import ReadOptions, read_key
 from indexer.plan import file_hash
-from indexer.preprocess import Preprocessor
+from indexer.preprocess import PREPROCESSING_VERSION, Preprocessor
 from indexer.readers import read_file
+from indexer.windows import parse_window
 from storage.errors import UnreadableFile
 
 
@@ -47,7 +48,11 @@ def load_file(entry: FileEntry, options: ReadOptions, preprocessor: Preprocessor
         return loaded
     middle = time.perf_counter()
     loaded.read_seconds = middle - started
+    key = read_key(options, parse_window(options.window))
     for frame in frames:
-        loaded.frames.append((frame.frame_number, preprocessor(frame.pixels), frame.metadata))
+        made = {"preprocessing_version": PREPROCESSING_VERSION}
+        if frame.metadata.get("voi") is not None:  # greyscale DICOM: the VOI options decide its pixels
+            made["read_options"] = key
+        loaded.frames.append((frame.frame_number, preprocessor(frame.pixels), {**frame.metadata, **made}))
     loaded.preprocess_seconds = time.perf_counter() - middle
     return loaded

@@ -13,9 +13,10 @@ import numpy as np
 
 from indexer.discover import FileEntry, discover
 from indexer.embedder import Embedder, model_record
-from indexer.frames import ReadOptions
+from indexer.frames import ReadOptions, read_key
 from indexer.load import Loaded, load_file
 from indexer.plan import Plan, make_plan
+from indexer.windows import parse_window
 from indexer.workers import Limits, ordered_map
 from storage.models import Root
 from storage.store import Store
@@ -86,7 +87,8 @@ def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[
     with _timed(report, "discover"):
         entries = list(discover(roots, skip=store.directory))
     with _timed(report, "plan"):
-        plan = make_plan(store, entries, root_paths)
+        options = settings.read_options
+        plan = make_plan(store, entries, root_paths, read_key(options, parse_window(options.window)))
     _record_roots(store, root_paths)
     if bound:
         _commit_bookkeeping(store, plan, report)
@@ -95,6 +97,20 @@ def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[
         store.save_snapshot()
         return report
     embedder = get_embedder()
+    settings, options, workers = start_run(store, embedder, settings, report)
+    try:
+        embed_and_write(store, embedder, plan, settings, options, workers, report, progress)
+    finally:
+        with _timed(report, "snapshot"):
+            store.save_snapshot()
+        report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def start_run(store: Store, embedder: Embedder, settings: IndexSettings,
+              report: IndexReport) -> tuple[IndexSettings, ReadOptions, int]:
+    """Before embedding: bind the model (raises ModelMismatch), note its precision, load the index; returns
+    the settings with a batch size, the read options for the workers and the number of workers."""
     store.bind_model(model_record(embedder))
     report.precision = embedder.precision
     report.other_precisions = store.record_precision(embedder.precision)
@@ -105,13 +121,7 @@ def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[
     if options.patient_key_secret is None:
         options = replace(options, patient_key_secret=store.patient_key_secret())
     workers = default_workers() if settings.workers < 0 else settings.workers
-    try:
-        _embed_and_write(store, embedder, plan, settings, options, workers, report, progress)
-    finally:
-        with _timed(report, "snapshot"):
-            store.save_snapshot()
-        report.seconds = round(time.perf_counter() - started, 3)
-    return report
+    return settings, options, workers
 
 
 def _record_roots(store: Store, roots: list[str]) -> None:
@@ -132,7 +142,7 @@ def _commit_bookkeeping(store: Store, plan: Plan, report: IndexReport) -> None:
     report.failed = plan.known_failures
 
 
-def _embed_and_write(store: Store, embedder: Embedder, plan: Plan, settings: IndexSettings, options: ReadOptions,
+def embed_and_write(store: Store, embedder: Embedder, plan: Plan, settings: IndexSettings, options: ReadOptions,
                      workers: int, report: IndexReport, progress: Progress | None) -> None:
     """Embed and commit in batches. The first batch is only as many files as there are workers, so the model
     starts once the workers' first files are decoded instead of waiting for a whole batch."""

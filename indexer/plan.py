@@ -1,8 +1,10 @@
 """Compare the files on disk with the store: what is new, changed, unchanged, moved or gone.
 
 Unchanged is decided by size + mtime, then by content hash (a touched file with the same bytes keeps its
-vectors). A new path whose content hash equals that of a stored file that has vanished is a move: the
-stored rows take the new path and keep their vectors.
+vectors), and by how its pixels were made: an image of an older preprocessing version, or a greyscale
+DICOM read with other VOI options (``indexer.frames.read_key``), is read again.
+A new path whose content hash equals that of a stored file that has vanished is a move: the stored rows
+take the new path and keep their vectors.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from indexer.discover import FileEntry
+from indexer.preprocess import PREPROCESSING_VERSION
 from storage.models import Failure, Image
+from storage.pixel_records import stale_paths
 from storage.store import Store
 from storage.vectors import file_sha256 as file_hash
 from storage.writes import FileStat
@@ -36,13 +40,15 @@ def _under(path: str, roots: list[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
 
-def make_plan(store: Store, entries: Iterable[FileEntry], roots: list[str]) -> Plan:
-    """Sort the discovered files into what to read and what to keep, move or remove."""
+def make_plan(store: Store, entries: Iterable[FileEntry], roots: list[str], key: str | None = None) -> Plan:
+    """Sort the discovered files into what to read and what to keep, move or remove. ``key``: this
+    run's ``read_key``; None compares size, time and content only."""
     plan = Plan()
     with store.sessions() as session:
         stored = {p: (s, m, h) for p, s, m, h in session.execute(
             select(Image.path, Image.size, Image.mtime_ns, Image.content_hash).distinct())}
         failed = {p: (s, m) for p, s, m in session.execute(select(Failure.path, Failure.size, Failure.mtime_ns))}
+        stale = set(session.scalars(stale_paths(PREPROCESSING_VERSION, key))) if key is not None else set()
     seen: set[str] = set()
     new: list[FileEntry] = []
     for entry in entries:
@@ -53,6 +59,9 @@ def make_plan(store: Store, entries: Iterable[FileEntry], roots: list[str]) -> P
                 plan.known_failures += 1
             else:
                 new.append(entry)
+        elif entry.path in stale:
+            plan.changed.add(entry.path)
+            plan.to_read.append(entry)
         elif known[:2] == (entry.size, entry.mtime_ns):
             plan.unchanged += 1
         else:

@@ -15,8 +15,9 @@ import numpy as np
 
 from indexer.pixels import pad_to_square
 
-PREPROCESSING_VERSION = "pad-square-bicubic-f32/2"
-"""Bumped whenever the pixels given to the model change for the same file; stored with the vectors."""
+PREPROCESSING_VERSION = "google-voi-pad-square-bicubic-f32/3"
+"""Bumped whenever the pixels given to the model change for the same file; stored with the store's model
+record and with each image. 3: Google's served CR/DX VOI (``indexer.voi``) by default."""
 
 
 @dataclass(frozen=True)

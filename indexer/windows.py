@@ -4,21 +4,22 @@ of interest) transform for a frame, and ``render``, which applies the ``indexer.
 A window is ``(center, width)`` in the units of the modality LUT's output (Hounsfield units for CT).
 The choice, in order: the window asked for in ``ReadOptions.window``; else the file's own Window
 Center / Width (first value when several, per frame for enhanced multi-frame files); else the file's
-VOI LUT Sequence; else the modality's default (CT: center 100 / width 2500 HU; other modalities: a robust
-stretch of the frame's own range).
+VOI LUT Sequence; else the modality's default (CT: center 100 / width 2500 HU; other modalities: a
+stretch of the frame's own range). ``indexer.voi`` says what follows in each VOI mode.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from indexer import pixels as px
 from indexer.frames import WindowSpec
+from indexer.voi import Voi, VoiMode, finish
+from indexer.voi import apply as apply_voi
 from storage.errors import InvalidQuery, UnreadableFile
 
 if TYPE_CHECKING:
@@ -35,20 +36,6 @@ WINDOW_PRESETS: dict[str, tuple[float, float]] = {
 
 CT_DEFAULT_WINDOW = (100.0, 2500.0)
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
-
-
-@dataclass(frozen=True)
-class Voi:
-    """The VOI transform for one frame.
-
-    ``kind``: ``window`` (``center``, ``width``, ``function`` set), ``lut`` (apply the dataset's VOI LUT
-    Sequence) or ``stretch`` (map the frame's own robust range to [0, 1]).
-    """
-
-    kind: Literal["window", "lut", "stretch"]
-    center: float = 0.0
-    width: float = 1.0
-    function: str = "LINEAR"
 
 
 def parse_window(spec: WindowSpec) -> tuple[float, float] | None:
@@ -74,20 +61,22 @@ def parse_window(spec: WindowSpec) -> tuple[float, float] | None:
     return center, width
 
 
-def choose_voi(ds: Dataset, frame_index: int, asked: tuple[float, float] | None) -> Voi:
-    """The VOI transform for frame ``frame_index`` (0-based) of a greyscale dataset (see module doc);
-    ``asked``: the window from the options, already through ``parse_window``."""
+def choose_voi(ds: Dataset, frame_index: int, asked: tuple[float, float] | None,
+               mode: VoiMode = "google") -> Voi:
+    """The VOI transform for frame ``frame_index`` (0-based) of a greyscale dataset (see module doc and
+    ``indexer.voi``); ``asked``: the window from the options, already through ``parse_window``."""
+    return finish(_found_voi(ds, frame_index, asked), ds, mode)
+
+
+def _found_voi(ds: Dataset, frame_index: int, asked: tuple[float, float] | None) -> Voi | None:
+    """The window asked for, else the frame's or file's own window, else its VOI LUT; None when none."""
     if asked is not None:
-        return Voi("window", *asked)
+        return Voi("window", *asked, source="asked")
     for source in frame_sources(ds, frame_index, "FrameVOILUTSequence"):
         own = _file_window(source)
         if own is not None:
             return own
-    if _has_voi_lut(ds):
-        return Voi("lut")
-    if str(ds.get("Modality", "")).upper() == "CT":
-        return Voi("window", *CT_DEFAULT_WINDOW)
-    return Voi("stretch")
+    return Voi("lut") if _has_voi_lut(ds) else None
 
 
 def frame_sources(ds: Dataset, frame_index: int, keyword: str) -> list[Dataset]:
@@ -128,7 +117,7 @@ def _file_window(source: Dataset) -> Voi | None:
         function = "LINEAR"
     if width <= 0 or (function == "LINEAR" and width < 1):
         return None
-    return Voi("window", center, width, function)
+    return Voi("window", center, width, function, source="file")
 
 
 def _first_number(value: Any) -> float | None:
@@ -147,30 +136,27 @@ def _has_voi_lut(ds: Dataset) -> bool:
     return item is not None and "LUTDescriptor" in item and "LUTData" in item
 
 
-def render(raw: np.ndarray, ds: Dataset, frame_index: int, window: tuple[float, float] | None) -> np.ndarray:
-    """One decoded frame -> display pixels, float32 in [0, 1], (H, W) or (H, W, 3).
+def render(raw: np.ndarray, ds: Dataset, frame_index: int, window: tuple[float, float] | None,
+           mode: VoiMode = "google") -> tuple[np.ndarray, str | None]:
+    """One decoded frame -> (display pixels, float32 in [0, 1], (H, W) or (H, W, 3); the VOI used, as
+    ``Voi.describe`` says, None for colour).
 
-    Greyscale: modality LUT / rescale -> VOI (``indexer.windows.choose_voi``) -> MONOCHROME1 inverted.
+    Greyscale: modality LUT / rescale -> VOI (``choose_voi``, ``indexer.voi``) -> MONOCHROME1 inverted.
     Colour: scaled by Bits Stored (RGB) or by the palette's entry size (PALETTE COLOR)."""
     from pydicom.pixels import apply_color_lut
 
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
     if photometric == "PALETTE COLOR":
         rgb = px.to_three_channels(apply_color_lut(raw, ds))
-        return px.scale_by_bits(rgb, _palette_bits(ds, rgb))
+        return px.scale_by_bits(rgb, _palette_bits(ds, rgb)), None
     if raw.ndim == 3:
-        return px.scale_by_bits(px.to_three_channels(raw), int(ds.get("BitsStored") or ds.BitsAllocated))
+        return px.scale_by_bits(px.to_three_channels(raw), int(ds.get("BitsStored") or ds.BitsAllocated)), None
     values = _modality_values(raw, ds, frame_index)
-    voi = choose_voi(ds, frame_index, window)
-    if voi.kind == "window":
-        px.apply_window(values, voi.center, voi.width, voi.function)
-    elif voi.kind == "lut":
-        values = _apply_voi_lut(values, ds)
-    else:
-        px.stretch(values)
+    voi = choose_voi(ds, frame_index, window, mode)
+    values = apply_voi(values, voi, ds)
     if photometric == "MONOCHROME1":
         px.invert(values)
-    return values
+    return values, voi.describe()
 
 
 def _modality_values(raw: np.ndarray, ds: Dataset, frame_index: int) -> np.ndarray:
@@ -191,7 +177,7 @@ def _modality_values(raw: np.ndarray, ds: Dataset, frame_index: int) -> np.ndarr
     return px.rescale(raw)
 
 
-def _apply_voi_lut(values: np.ndarray, ds: Dataset) -> np.ndarray:
+def apply_voi_lut(values: np.ndarray, ds: Dataset) -> np.ndarray:
     """The first VOI LUT Sequence item applied to modality values (float32, consumed), scaled from the
     table's own output range to [0, 1]. Not pydicom's ``apply_voi``: it indexes the table through an
     array of the output's dtype, so an 8-bit table of more than 256 entries wraps around."""

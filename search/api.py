@@ -208,7 +208,9 @@ class Medsearch:
         if not path.exists():
             raise InvalidQuery(f"{target} is neither a file nor an image id in the store")
         self.check_model()
-        return embed_file(self.embedder, path, read_options)
+        from indexer.read_back import store_read_options  # read it the way the store's images were read
+
+        return embed_file(self.embedder, path, read_options or store_read_options(self.store))
 
     def check_model(self) -> None:
         """Load the model and check it matches the store's vectors, once (a store's model record never
@@ -270,6 +272,9 @@ class Medsearch:
 
     def info(self) -> dict[str, Any]:
         """The store's facts: counts, model, dimension, index type, generation, roots and failures."""
+        from indexer.upgrade import images_to_upgrade
+        from storage.pixel_records import read_key_counts
+
         store = self.store
         info = store.info()
         return {
@@ -280,6 +285,8 @@ class Medsearch:
             "model_revision": info.model_revision if info else None,
             "dimension": info.dim if info else None,
             "preprocessing_version": info.preprocessing_version if info else None,
+            "images_to_upgrade": images_to_upgrade(store),  # another preprocessing version: `medsearch upgrade`
+            "voi_options": read_key_counts(store),  # greyscale DICOMs per VOI options they were read with
             "index_type": info.index_type if info else None,
             "precisions": store.precisions(),
             "generation": info.generation if info else 0,

@@ -10,14 +10,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage import cohort_models  # noqa: F401  (registers the cohort tables on Base)
 from storage.models import Base
+from storage.schema import add_missing_columns
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; the schema is created when missing."""
+    """An engine for ``url``; the schema is created when missing, and an older one gains the new
+    tables and columns (``storage.schema``)."""
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     Base.metadata.create_all(engine)
+    add_missing_columns(engine)
     return engine
 
 

@@ -93,6 +93,12 @@ class Image(Base):
     patient_age: Mapped[float | None] = mapped_column(Float)
     patient_key: Mapped[str | None] = mapped_column(String(64), index=True)
     burned_in_annotation: Mapped[bool | None] = mapped_column(Boolean)
+    # How the pixels were made (null in stores older than preprocessing version 3): the VOI actually
+    # used (``indexer.voi.Voi.describe``), the read options asked for (``indexer.read_key``) and the
+    # preprocessing version. An image whose options or version differ from a run's is re-embedded.
+    voi: Mapped[str | None] = mapped_column(String(128))
+    read_options: Mapped[str | None] = mapped_column(String(128))
+    preprocessing_version: Mapped[str | None] = mapped_column(String(64))
     # Only with the explicit opt-in to keep identity: a JSON object of identifying attributes.
     identity: Mapped[str | None] = mapped_column(Text)
 
@@ -117,6 +123,7 @@ METADATA_COLUMNS: tuple[str, ...] = (
     "patient_age",
     "patient_key",
     "burned_in_annotation",
+    "voi",
 )
 """Image columns returned in each result's ``metadata`` and usable in filters."""
 

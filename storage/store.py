@@ -47,8 +47,8 @@ class ModelRecord:
             return f"model {other.model_id} ({other.revision}) is not the store's {self.model_id} ({self.revision})"
         if other.preprocessing_version != self.preprocessing_version:
             return (f"its vectors were made with preprocessing {self.preprocessing_version}, and this medsearch "
-                    f"uses {other.preprocessing_version}. Index the same folders into a new --store to re-embed "
-                    f"them")
+                    f"uses {other.preprocessing_version}. Run `medsearch upgrade --store DIR` to re-embed them in "
+                    f"place (resumable)")
         return None
 
 
@@ -165,6 +165,16 @@ class Store:
                 f"This store was built with {current.model_id}; {problem}. Use the store's model "
                 f"(omit --model), or index into a new --store."
             )
+
+    def adopt_preprocessing(self, version: str) -> str:
+        """Record ``version`` as the store's preprocessing (the start of an in-place upgrade: images keep
+        their own version until re-embedded). Returns the version it had. Raises StoreError when empty."""
+        with self.session() as session:
+            info = session.get(StoreInfo, 1, with_for_update=True)
+            if info is None:
+                raise StoreError(f"The store at {self.directory} is empty; index a folder first.")
+            before, info.preprocessing_version = info.preprocessing_version, version
+        return before
 
     def record_precision(self, name: str) -> list[str]:
         """Note that ``name`` embeds images now; returns the other precisions already in the store."""

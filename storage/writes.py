@@ -12,7 +12,7 @@ from sqlalchemy import delete, insert, select, update
 from storage.models import METADATA_COLUMNS, Deletion, Failure, Image, ImageField, utcnow
 from storage.store import Store
 
-STORED_KEYS = frozenset(METADATA_COLUMNS) | {"identity"}
+STORED_KEYS = frozenset(METADATA_COLUMNS) | {"identity", "read_options", "preprocessing_version"}
 
 
 @dataclass

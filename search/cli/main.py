@@ -40,6 +40,8 @@ def index(
     window: Annotated[str | None, typer.Option(
         help="DICOM window: CENTER,WIDTH or lung, mediastinum, bone, brain, soft-tissue. Default: the file's.")] = None,
     frames: Annotated[str, typer.Option(help="Multi-frame files: 'middle' frame or 'all' frames.")] = "middle",
+    voi: Annotated[str, typer.Option(help="Greyscale DICOM VOI: 'google' (Google's served MedSigLIP pixels) "
+                                     "or 'robust' (percentile stretch without a window).")] = "google",
     metadata: Annotated[Path | None, typer.Option(help="Sidecar CSV joined to the images afterwards.")] = None,
     keep_identity: Annotated[bool, typer.Option(
         "--keep-identity", help="Store patient names, IDs and birth dates (off: only a keyed pseudonym).")] = False,
@@ -48,11 +50,13 @@ def index(
     """Index images (PNG, JPEG, TIFF, BMP, DICOM) into the store; only new or changed files are embedded."""
     from indexer.frames import ReadOptions
     from indexer.pipeline import IndexSettings
+    from indexer.voi import parse_voi
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, create=True, writable=True,
                                              precision=precision) as ms:
-        options = ReadOptions(window=parse_window(window), frames=parse_frames(frames), keep_identity=keep_identity)
+        options = ReadOptions(window=parse_window(window), frames=parse_frames(frames), keep_identity=keep_identity,
+                              voi=parse_voi(voi))
         settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
         quiet = as_json or not show_progress()
         report = ms.index(paths, settings) if quiet else _index_with_bar(ms, paths, settings)
@@ -210,7 +214,7 @@ def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
 # Other command groups live in their own modules, each with ``register(app)``.
 COMMAND_MODULES: tuple[str, ...] = (
     "search.cli.metadata", "search.cli.labels", "search.cli.serve", "search.cli.reindex", "search.cli.check",
-    "search.cli.cohort",
+    "search.cli.cohort", "search.cli.fidelity",
 )
 for _name in COMMAND_MODULES:
     import_module(_name).register(app)

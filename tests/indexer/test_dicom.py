@@ -129,7 +129,8 @@ def test_ct_uses_its_own_window_then_the_default(tmp_path: Path) -> None:
 
 
 def test_file_window_equals_pydicom_pipeline_and_monochrome1_is_inverted() -> None:
-    """A real MONOCHROME1 CR with its own window: ours is 1 - pydicom's modality LUT + VOI, scaled."""
+    """A real MONOCHROME1 CR with its own window, ``robust`` VOI (no stretch after the window): ours is
+    1 - pydicom's modality LUT + VOI, scaled. (The default ``google`` VOI: tests/test_fidelity.py.)"""
     path = sample("6154")
     ds = dcmread(path)
     assert ds.PhotometricInterpretation == "MONOCHROME1" and "WindowCenter" in ds
@@ -137,7 +138,7 @@ def test_file_window_equals_pydicom_pipeline_and_monochrome1_is_inverted() -> No
     voi = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds)
     # pydicom's output range: the rescaled range of the unsigned stored values
     y_min, y_max = 200.0, (2**ds.BitsStored - 1) * 0.684 + 200
-    np.testing.assert_allclose(read_one(path).pixels, 1.0 - (voi - y_min) / (y_max - y_min), atol=1e-5)
+    np.testing.assert_allclose(read_one(path, voi="robust").pixels, 1.0 - (voi - y_min) / (y_max - y_min), atol=1e-5)
 
 
 def test_monochrome1_is_the_inverse_of_monochrome2(tmp_path: Path) -> None:
@@ -176,9 +177,12 @@ def test_voi_lut_longer_than_its_output_range(tmp_path: Path) -> None:
 
 def test_other_modalities_stretch_their_own_range(tmp_path: Path) -> None:
     stored = np.arange(100 * 100, dtype=np.uint16).reshape(100, 100)
-    pixels = read_one(write_dicom(tmp_path / "mr.dcm", stored, bits_stored=14, Modality="MR")).pixels
+    path = write_dicom(tmp_path / "mr.dcm", stored, bits_stored=14, Modality="MR")
+    pixels = read_one(path, voi="robust").pixels
     low, high = np.percentile(stored, [0.5, 99.5])
     np.testing.assert_allclose(pixels, np.clip((stored - low) / (high - low), 0, 1), atol=1e-5)
+    minmax = read_one(path).pixels  # the default (google) VOI: min-max
+    np.testing.assert_allclose(minmax, stored / stored.max(), atol=1e-6)
 
 
 def test_palette_color_equals_pydicom_lut() -> None:
@@ -380,6 +384,7 @@ def test_metadata_columns_and_cleaning(tmp_path: Path) -> None:
         "patient_age": 45.0,
         "patient_key": None,
         "burned_in_annotation": False,
+        "voi": "window 12/24 LINEAR (file) + minmax",  # a DX: Google's stretch after the window
     }
 
 

@@ -180,7 +180,8 @@ def test_choose_voi_precedence() -> None:
     assert (choose_voi(ds, 0, None).center, choose_voi(ds, 0, None).width) == (40, 80)
     assert choose_voi(ds, 0, (-600.0, 1500.0)).center == -600.0  # asked for beats the file
     mr = _ct_dataset(Modality="MR")
-    assert choose_voi(mr, 0, None).kind == "stretch"
+    assert choose_voi(mr, 0, None).kind == "minmax"  # google mode: min-max without a window
+    assert choose_voi(mr, 0, None, "robust").kind == "percentile"
     lut = Dataset()
     lut.LUTDescriptor, lut.LUTData = [4, 0, 8], [0, 50, 100, 255]
     mr.VOILUTSequence = [lut]

@@ -125,6 +125,6 @@ def test_failure_reasons_are_cleaned_for_any_database(tmp_path: Path) -> None:
 
 
 def test_older_preprocessing_says_to_re_embed(tmp_path: Path) -> None:
-    with _store(tmp_path) as store, pytest.raises(ModelMismatch, match="into a new --store to re-embed") as caught:
+    with _store(tmp_path) as store, pytest.raises(ModelMismatch, match="medsearch upgrade") as caught:
         store.bind_model(ModelRecord("test-model", "rev1", 8, "prep/2"))
     assert "omit --model" not in str(caught.value)

@@ -1,0 +1,29 @@
+"""Transfer syntaxes newer than the pydicom medsearch runs on: pydicom 3.0 parses no dataset whose file
+meta declares a UID it does not know ("UID is not a transfer syntax"), so the reason names the syntax
+from the file meta instead."""
+
+from __future__ import annotations
+
+import struct
+
+from storage.errors import UnreadableFile
+
+UNKNOWN_SYNTAX_NAMES = {"1.2.840.10008.1.2.8.1": "Deflated Image Frame Compression"}
+"""Names of transfer syntaxes pydicom may not know."""
+
+
+def reject_unknown_syntax(head: bytes) -> None:
+    """Raise ``UnreadableFile`` naming the transfer syntax when the file meta (``head``: the file's first
+    bytes) declares one this pydicom does not know, such as Deflated Image Frame Compression
+    (1.2.840.10008.1.2.8.1, DICOM 2024); pydicom then fails with "UID is not a transfer syntax"."""
+    from pydicom import __version__
+    from pydicom.uid import UID
+
+    at = head.find(b"\x02\x00\x10\x00UI")  # (0002,0010) Transfer Syntax UID, always explicit VR LE
+    if at < 0 or at + 8 > len(head):
+        return
+    length = struct.unpack_from("<H", head, at + 6)[0]
+    uid = UID(head[at + 8 : at + 8 + length].decode("ascii", "replace").strip("\x00 "))
+    if uid and not uid.is_transfer_syntax:
+        name = UNKNOWN_SYNTAX_NAMES.get(str(uid), "a transfer syntax unknown to pydicom")
+        raise UnreadableFile(f"unsupported transfer syntax: {name} ({uid}); pydicom {__version__} cannot decode it")

@@ -1,0 +1,62 @@
+"""What the model saw: the exact (3, S, S) input of an image, de-normalised and written as a PNG (the
+padded square, after the VOI, at the model's size). Greyscale inputs (three equal channels) are written
+as 16-bit grey, so the PNG equals the de-normalised tensor to 1/65535; colour as 8-bit RGB.
+
+For the web page's detail panel: ``preview_png(store, preprocessor, image_id)`` returns the PNG bytes."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from indexer.frames import ReadOptions
+from indexer.preprocess import Preprocessor
+from indexer.read_back import image_source
+from indexer.readers import read_file
+from storage.errors import NotFound
+from storage.store import Store
+
+
+def model_input(path: Path, options: ReadOptions, preprocessor: Preprocessor, frame_number: int | None = None
+                ) -> np.ndarray:
+    """The (3, S, S) float32 tensor the model is given for ``path`` (its representative frame, or the
+    frame ``frame_number``). Raises UnreadableFile, NotFound (no such frame)."""
+    if frame_number is not None and frame_number > 0:
+        options = replace(options, frames="all")
+    frames = read_file(path, options)
+    if frame_number is not None and frame_number > 0:
+        frames = [frame for frame in frames if frame.frame_number == frame_number]
+        if not frames:
+            raise NotFound(f"{path} has no frame {frame_number}")
+    return preprocessor(frames[0].pixels)
+
+
+def denormalise(tensor: np.ndarray, preprocessor: Preprocessor) -> np.ndarray:
+    """(3, S, S) model input -> (S, S, 3) float32 in [0, 1]: ``x * std + mean`` per channel."""
+    std = np.asarray(preprocessor.std, dtype=np.float32)[:, None, None]
+    mean = np.asarray(preprocessor.mean, dtype=np.float32)[:, None, None]
+    return np.clip(np.moveaxis(tensor * std + mean, 0, -1), 0.0, 1.0)
+
+
+def to_png(tensor: np.ndarray, preprocessor: Preprocessor) -> bytes:
+    """PNG bytes of a model input: 16-bit grey when its channels are equal, else 8-bit RGB."""
+    from PIL import Image
+
+    unit = denormalise(tensor, preprocessor)
+    buffer = io.BytesIO()
+    if np.array_equal(unit[:, :, 0], unit[:, :, 1]) and np.array_equal(unit[:, :, 0], unit[:, :, 2]):
+        grey = np.rint(unit[:, :, 0] * 65535).astype(np.uint16)
+        Image.fromarray(grey).save(buffer, format="PNG")
+    else:
+        Image.fromarray(np.rint(unit * 255).astype(np.uint8), mode="RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def preview_png(store: Store, preprocessor: Preprocessor, image_id: int) -> bytes:
+    """PNG bytes of the model input of a stored image, read as the store read it. Raises NotFound,
+    UnreadableFile (the file changed or is gone)."""
+    path, frame_number, options = image_source(store, image_id)
+    return to_png(model_input(Path(path), options, preprocessor, frame_number), preprocessor)

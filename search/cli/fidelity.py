@@ -1,0 +1,119 @@
+"""``medsearch upgrade`` (re-embed a store made with older preprocessing, in place, resumable) and
+``medsearch preview FILE|ID -o out.png`` (write the exact model input as an image). The logic is in
+``indexer.upgrade`` and ``indexer.preview``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from search.cli.common import (
+    DEFAULT_STORE,
+    DeviceOption,
+    JsonOption,
+    ModelOption,
+    PrecisionOption,
+    StoreOption,
+    cli_errors,
+    print_json,
+)
+
+VoiOption = Annotated[str | None, typer.Option(
+    help="Greyscale DICOM VOI: 'google' (the default: Google's served MedSigLIP pixels) or 'robust' "
+         "(0.5-99.5 percentile stretch without a window).")]
+WindowOption = Annotated[str | None, typer.Option(
+    help="DICOM window: CENTER,WIDTH or lung, mediastinum, bone, brain, soft-tissue. Default: the file's.")]
+
+
+def upgrade(
+    store: StoreOption = DEFAULT_STORE,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    batch_size: Annotated[int, typer.Option(help="Images per model call (and per commit); 0 picks.")] = 0,
+    workers: Annotated[int, typer.Option(help="Decoding processes; -1 picks from the cores, 0 decodes inline.")] = -1,
+    window: WindowOption = None,
+    voi: VoiOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-embed, in place, every image made with an older preprocessing version, each read with the VOI
+    options it was indexed with (--window / --voi: for images indexed before those were recorded).
+    Safe to interrupt: run it again to finish."""
+    from indexer.frames import ReadOptions
+    from indexer.pipeline import IndexSettings
+    from indexer.upgrade import upgrade_store
+    from indexer.voi import parse_voi
+    from search.api import Medsearch
+    from search.cli.main import parse_window
+
+    with cli_errors(as_json), Medsearch.open(store, model, device, writable=True, precision=precision) as engine:
+        options = ReadOptions(window=parse_window(window), voi=parse_voi(voi or "google"))
+        settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
+        report = upgrade_store(engine.store, lambda: engine.embedder, settings)
+    if as_json:
+        print_json(vars(report))
+        return
+    typer.echo(f"upgraded {report.from_version} -> {report.to_version}: re-embedded {report.reembedded} files, "
+               f"failed {report.failed}, missing {report.missing}, left {report.left}")
+
+
+def preview(
+    target: Annotated[str, typer.Argument(help="An image file, or an image id in the store.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The PNG to write.")],
+    store: StoreOption = DEFAULT_STORE,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    window: WindowOption = None,
+    voi: VoiOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write the exact model input (padded square, after the VOI, at the model's size) as a PNG: 16-bit
+    grey, or 8-bit RGB for colour. An id or indexed file is read as the store read it; another file with
+    --window / --voi, else as the store reads most of its images."""
+    from indexer.preview import model_input, preview_png, to_png
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store, model, device) as engine:
+        preprocessor = engine.embedder.preprocessor
+        image_id = _stored_id(engine.store, target)
+        if image_id is not None and window is None and voi is None:
+            data = preview_png(engine.store, preprocessor, image_id)
+        else:
+            options = _file_options(engine.store, window, voi)
+            data = to_png(model_input(Path(target).expanduser(), options, preprocessor), preprocessor)
+        output.write_bytes(data)
+    if as_json:
+        print_json({"output": str(output), "size": preprocessor.size, "bytes": len(data)})
+    else:
+        typer.echo(f"wrote {output} ({preprocessor.size} x {preprocessor.size})")
+
+
+def _stored_id(store, target: str) -> int | None:  # type: ignore[no-untyped-def]
+    """The id of ``target``: an id, or the first frame of an indexed file; None for another file."""
+    from storage.pixel_records import id_of_path
+
+    path = Path(target).expanduser()
+    if not path.exists() and target.isdigit():
+        return int(target)
+    return id_of_path(store, path)
+
+
+def _file_options(store, window: str | None, voi: str | None):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from indexer.read_back import store_read_options
+    from indexer.voi import parse_voi
+    from search.cli.main import parse_window
+
+    options = store_read_options(store)
+    if window is not None:
+        options = replace(options, window=parse_window(window))
+    return replace(options, voi=parse_voi(voi)) if voi is not None else options
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``upgrade`` and ``preview`` to the ``medsearch`` app."""
+    app.command()(upgrade)
+    app.command()(preview)

@@ -1,0 +1,73 @@
+"""Queries on how each image's pixels were made (``Image.voi``, ``read_options``,
+``preprocessing_version``): which images are stale, how a stored image was read, which options the
+store used. ``version`` is the current preprocessing version (``indexer.preprocess``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+
+from storage.models import Image
+from storage.store import Store
+
+
+def stale_condition(version: str, key: str | None = None) -> ColumnElement[bool]:
+    """Images of another preprocessing version than ``version`` (or none recorded), or, when ``key`` is
+    given, greyscale DICOMs read with other VOI options than ``key``."""
+    condition = or_(Image.preprocessing_version.is_(None), Image.preprocessing_version != version)
+    if key is not None:
+        condition = or_(condition, and_(Image.read_options.is_not(None), Image.read_options != key))
+    return condition
+
+
+def stale_paths(version: str, key: str | None = None) -> Select[Any]:
+    """The distinct paths of the images ``stale_condition`` selects."""
+    return select(Image.path).where(stale_condition(version, key)).distinct()
+
+
+def stale_count(store: Store, version: str) -> int:
+    """How many images are of another preprocessing version than ``version``."""
+    with store.sessions() as session:
+        return session.scalar(select(func.count()).select_from(Image).where(stale_condition(version))) or 0
+
+
+def stale_files(store: Store, version: str) -> list[tuple[str, str | None, bool, int]]:
+    """(path, read options, identity kept, rows) of every file with a stale image, sorted by path."""
+    stale = stale_paths(version).subquery()
+    kept = func.max(case((Image.identity.is_not(None), 1), else_=0))
+    query = (select(Image.path, func.max(Image.read_options), kept, func.count())
+             .where(Image.path.in_(select(stale.c.path))).group_by(Image.path).order_by(Image.path))
+    with store.sessions() as session:
+        return [(path, key, bool(identity), rows) for path, key, identity, rows in session.execute(query)]
+
+
+def most_used_read_key(store: Store) -> str | None:
+    """The read options most of the store's greyscale DICOM images were read with (None: none recorded)."""
+    with store.sessions() as session:
+        return session.scalar(select(Image.read_options).where(Image.read_options.is_not(None))
+                              .group_by(Image.read_options).order_by(func.count().desc()).limit(1))
+
+
+def read_key_counts(store: Store) -> dict[str, int]:
+    """How many greyscale DICOM images were read with each set of read options."""
+    with store.sessions() as session:
+        rows = session.execute(select(Image.read_options, func.count()).where(Image.read_options.is_not(None))
+                               .group_by(Image.read_options).order_by(Image.read_options))
+        return {str(key): count for key, count in rows}
+
+
+def image_source(store: Store, image_id: int) -> tuple[str, int, str | None] | None:
+    """(path, frame number, read options) of a stored image; None when there is no such id."""
+    with store.sessions() as session:
+        row = session.execute(select(Image.path, Image.frame_number, Image.read_options)
+                              .where(Image.id == image_id)).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def id_of_path(store: Store, path: Path) -> int | None:
+    """The id of an indexed file's first frame, or None when it is not indexed."""
+    with store.sessions() as session:
+        return session.scalar(select(Image.id).where(Image.path == str(path.resolve()))
+                              .order_by(Image.frame_number).limit(1))

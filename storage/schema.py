@@ -1,0 +1,30 @@
+"""Bring an older store's tables up to the current models in place: ``create_all`` adds missing tables,
+``add_missing_columns`` the nullable columns added to existing tables since (SQLite and PostgreSQL both
+take ``ALTER TABLE ... ADD COLUMN``; existing rows get NULL)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, inspect, text
+
+from storage.models import Base
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Add every nullable model column missing from its table; returns ``table.column`` names added.
+    Raises RuntimeError for a missing column that is not nullable (it would need a value per row)."""
+    inspector = inspect(engine)
+    added: list[str] = []
+    with engine.begin() as connection:
+        for table in Base.metadata.sorted_tables:
+            if not inspector.has_table(table.name):
+                continue
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                if not column.nullable:
+                    raise RuntimeError(f"cannot add the non-null column {table.name}.{column.name} in place")
+                kind = column.type.compile(dialect=engine.dialect)
+                connection.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+                added.append(f"{table.name}.{column.name}")
+    return added
