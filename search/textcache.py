@@ -8,10 +8,11 @@ from collections.abc import Sequence
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from indexer.embedder import Embedder
 from storage.models import TextEmbedding
+from storage.nowait import write_or_skip
 from storage.store import Store
 
 
@@ -64,12 +65,13 @@ class TextCache:
                 self._remember(text, np.frombuffer(blob, dtype=np.float32).copy())
 
     def _save(self, texts: list[str], computed: np.ndarray) -> None:
-        """Best effort: a read-only store still answers, it only forgets the vectors."""
+        """Best effort, never waiting: a read-only store, or one another process is writing to, still
+        answers; it only forgets the vectors (they stay in memory)."""
         if self.store is None:
             return
-        try:
-            with self.store.session() as session:
-                for text, vector in zip(texts, computed, strict=True):
-                    session.merge(TextEmbedding(model_key=self.key, text=text, embedding=vector.tobytes()))
-        except SQLAlchemyError:
-            pass
+
+        def write(session: Session) -> None:
+            for text, vector in zip(texts, computed, strict=True):
+                session.merge(TextEmbedding(model_key=self.key, text=text, embedding=vector.tobytes()))
+
+        write_or_skip(self.store, write)
