@@ -1,20 +1,25 @@
 """Red-team attacks on the store (issue 15): a cached text vector must never wait on another process's
-write (item 7)."""
+write (item 7); a full disk while the snapshot is written (item 8, a real full tmpfs)."""
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from sqlalchemy import select
 
 from search.textcache import TextCache
+from storage.errors import StoreError
 from storage.models import TextEmbedding
 from storage.store import DB_FILE, ModelRecord, Store
+from storage.writes import Batch, NewImage, write_batch
 
 HOLD_WRITE_LOCK = """
 import pathlib, sqlite3, sys, time
@@ -62,4 +67,47 @@ def test_caching_a_text_vector_never_waits_on_a_writer(tmp_path: Path, tiny_embe
     assert _saved(store) == set()
     cache.add(["afterwards"], vector)
     assert _saved(store) == {"afterwards"}
+    store.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MB tmpfs (root only; skipped where mounting is not allowed)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(disk: Path) -> None:
+    """Write until the disk refuses more (ENOSPC)."""
+    with open(disk / "filler", "wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 4096)
+        except OSError as error:
+            assert error.errno == errno.ENOSPC
+
+
+def test_a_full_disk_during_the_snapshot_is_one_line_and_leaves_no_temporary(small_disk: Path,
+                                                                             tiny_embedder: Any) -> None:
+    store = Store.open(small_disk / "store", create=True, writable=True)
+    store.bind_model(ModelRecord(tiny_embedder.model_id, tiny_embedder.revision, tiny_embedder.dim, "p"))
+    vectors = np.eye(64, tiny_embedder.dim, dtype=np.float32)
+    write_batch(store, Batch(images=[NewImage(f"/x/{i}.png", 0, 1, 1, str(i), vectors[i]) for i in range(64)]))
+    store.index()
+    _fill(small_disk)
+    with pytest.raises(StoreError) as raised:
+        store.save_snapshot()
+    message = str(raised.value)
+    assert message.startswith("disk is full") and "\n" not in message
+    assert sorted(p.name for p in (small_disk / "store").iterdir() if ".tmp" in p.name) == []
+    (small_disk / "filler").unlink()
+    store.save_snapshot()  # with room again, the same call works
+    assert (small_disk / "store" / "index.faiss").stat().st_size > 0
     store.close()
