@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from storage.errors import MedsearchError, StoreError, StoreLocked
+from storage.errors import MedsearchError, StoreError, StoreLocked, not_utf8
 
 StoreOption = Annotated[Path, typer.Option("--store", envvar="MEDSEARCH_STORE",
                                            help="Store directory.")]
@@ -45,6 +45,8 @@ def cli_errors(as_json: bool) -> Iterator[None]:
         yield
     except MedsearchError as error:
         _fail(error, error.exit_code, as_json)
+    except UnicodeEncodeError:  # a lone surrogate: bytes that are not UTF-8 in an argument
+        _fail(not_utf8(), 2, as_json)
     except FileNotFoundError as error:
         wrapped = MedsearchError(str(error).strip("'\""))
         wrapped.code = "not_found"
@@ -59,13 +61,15 @@ def cli_errors(as_json: bool) -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+DAMAGED = ("the store's database is damaged, which `medsearch check --repair` cannot mend: restore it from a "
+           "backup, or index the folders into a new --store")
 _DATABASE_MESSAGES = (
     ("database is locked", "the store's database is locked by another process; wait for it to finish"),
     ("readonly database", "the store is read-only; nothing was changed"),
     ("disk is full", "the disk is full; the last complete batch is kept, free space and run again"),
     ("disk i/o error", "disk I/O error; the last complete batch is kept, run `medsearch check`"),
-    ("not a database", "the store's database is damaged; run `medsearch check`"),
-    ("malformed", "the store's database is damaged; run `medsearch check`"),
+    ("not a database", DAMAGED),
+    ("malformed", DAMAGED),
 )
 _OS_MESSAGES = {
     errno.ENOSPC: "the disk is full; the last complete batch is kept, free space and run again",

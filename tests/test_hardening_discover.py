@@ -80,3 +80,29 @@ def test_a_file_symlink_leading_outside_the_root_is_not_followed(cli: Cli, tiny_
     assert "outside the indexed folder" in report["failures"][0]["reason"]
     paths = [r["path"] for r in cli("search", "x", "-k", "10", "--store", store, "--json")["results"]]
     assert not any("secret" in p or "c_outside" in p for p in paths)
+
+
+def test_a_lone_surrogate_in_the_search_text_or_where_is_a_one_line_error(cli: Cli, tiny_model: Path,
+                                                                          tmp_path: Path) -> None:
+    """What a shell passes for bytes that are not UTF-8 (``$'\\xff'``) reaches Python as lone surrogates."""
+    folder, store = tmp_path / "images", tmp_path / "store"
+    write_png(folder / "a.png", 1)
+    _index(cli, folder, store, tiny_model)
+    bad = os.fsdecode(b"chest \xff")
+    for args in (["search", bad], ["search", "chest", "--where", f"modality = '{bad}'"],
+                 ["search", "chest", "--like", bad]):
+        shown = cli(*args, "--store", store, "--json", expect=2)
+        assert shown["error"]["code"] == "invalid_query" and "UTF-8" in shown["error"]["message"]
+        plain = cli(*args, "--store", store, expect=2)
+        assert plain.output.count("\n") == 1 and plain.output.startswith("error: ")
+
+
+def test_check_on_a_damaged_database_does_not_send_you_to_check(cli: Cli, tiny_model: Path, tmp_path: Path) -> None:
+    folder, store = tmp_path / "images", tmp_path / "store"
+    write_png(folder / "a.png", 1)
+    _index(cli, folder, store, tiny_model)
+    (store / "medsearch.db").write_bytes(b"this is not a database at all" * 200)
+    for name in ("medsearch.db-wal", "medsearch.db-shm"):
+        (store / name).unlink(missing_ok=True)
+    message = cli("check", "--store", store, "--json", expect=5)["error"]["message"]
+    assert "damaged" in message and "run `medsearch check`" not in message and "backup" in message
