@@ -18,6 +18,7 @@ from indexer.load import Loaded, load_file
 from indexer.plan import Plan, make_plan
 from indexer.workers import Limits, ordered_map
 from storage.models import Root
+from storage.patient_key import patient_secret
 from storage.store import Store
 from storage.writes import Batch, FileStat, NewImage, forget_failures, record_failures, write_batch
 
@@ -103,8 +104,7 @@ def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[
     if settings.batch_size <= 0:
         settings = replace(settings, batch_size=default_batch_size(embedder))
     options = replace(settings.read_options, draft_size=embedder.preprocessor.size)
-    if options.patient_key_secret is None:
-        options = replace(options, patient_key_secret=store.patient_key_secret())
+    options = replace(options, patient_key_secret=patient_secret(store, options.patient_key_secret))
     workers = default_workers() if settings.workers < 0 else settings.workers
     try:
         _embed_and_write(store, embedder, plan, settings, options, workers, report, progress)
