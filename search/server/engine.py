@@ -19,14 +19,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from indexer.frames import ReadOptions
-from indexer.memory_read import read_bytes
 from search.api import Medsearch
 from search.cohort_criteria import check_column
 from search.compose import parse_part
 from search.labelsets import LabelSet
 from search.query import Result, metadata_of
 from search.server.batching import TextBatcher
+from search.server.decoding import Decoder
 from search.server.security import served_path
 from search.server.thumbnails import ThumbnailCache
 from search.zeroshot import Classification, label_matrix, probabilities, stored_vectors, summarize
@@ -45,7 +44,8 @@ class ServerEngine:
         self.index_lock = threading.Lock()
         self.model_lock = threading.Lock()
         self.cohort_lock = threading.Lock()
-        self.thumbnails = ThumbnailCache()
+        self.decoder = Decoder()
+        self.thumbnails = ThumbnailCache(render=self.decoder.thumbnail)
         self.batcher = TextBatcher(self._embed_texts, window_s=batch_window_s)
         self.filters = SEARCH_FILTERS
 
@@ -145,11 +145,12 @@ class ServerEngine:
         return [summarize(labels, row, i, found[i][0]) for i, row in zip(ids, probs, strict=True)]
 
     def similar_to_bytes(self, data: bytes, filename: str, k: int, offset: int) -> list[Result]:
-        """Images closest to an uploaded image, decoded and embedded in memory. Raises UnreadableFile."""
-        frames = read_bytes(data, ReadOptions(), filename)
+        """Images closest to an uploaded image, decoded in memory by a capped worker (``Decoder``) and
+        embedded. Raises UnreadableFile (also over the decode caps)."""
         embedder = self.medsearch.embedder
+        pixels = self.decoder.upload_pixels(data, filename, embedder.preprocessor)  # capped worker process
         with self.model_lock:
-            vector = embedder.embed_images(embedder.preprocessor(frames[0].pixels)[np.newaxis])[0]
+            vector = embedder.embed_images(pixels[np.newaxis])[0]
         with self.index_lock:
             return self.medsearch.rank(vector, k, offset)
 
