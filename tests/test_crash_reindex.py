@@ -13,12 +13,10 @@ from typing import Any
 
 import pytest
 
-from indexer.pipeline import IndexSettings
 from search.api import Medsearch
 from storage import vectors
 from storage.check import check_store
 from storage.store import Store
-from tests.conftest import write_png
 
 # Runs `Store.reindex` in a fresh process that kills itself (SIGKILL) at the chosen point.
 KILLER = r"""
@@ -45,17 +43,6 @@ def save_snapshot(*args, **kwargs):
 vectors._fsync_write, vectors.save_snapshot = fsync_write, save_snapshot
 Store.open(store, writable=True).reindex("hnsw")
 """
-
-
-@pytest.fixture
-def flat_store(tmp_path: Path, tiny_embedder: Any) -> Path:
-    """A store of 12 PNGs with a flat index and its snapshot."""
-    folder, store = tmp_path / "images", tmp_path / "store"
-    for seed in range(12):
-        write_png(folder / f"img{seed:03d}.png", seed)
-    with Medsearch.open(store, create=True, writable=True, embedder=tiny_embedder) as engine:
-        engine.index([folder], IndexSettings(batch_size=4, workers=0))
-    return store
 
 
 @pytest.mark.parametrize("point", ["before-snapshot", "before-manifest"])

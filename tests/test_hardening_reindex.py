@@ -9,18 +9,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import update
 
-from indexer.pipeline import IndexSettings
-from search.api import Medsearch
 from storage import vectors
 from storage.check import check_store
 from storage.models import StoreInfo
 from storage.store import Store
-from tests.conftest import write_png
 
 # `Store.reindex("hnsw")` in a child that announces the moment (a file) and waits there to be killed.
 PAUSED = r"""
@@ -45,16 +41,6 @@ def save_snapshot(*args, **kwargs):
 vectors.save_snapshot = save_snapshot
 Store.open(store, writable=True).reindex("hnsw")
 """
-
-
-@pytest.fixture
-def flat_store(tmp_path: Path, tiny_embedder: Any) -> Path:
-    folder, store = tmp_path / "images", tmp_path / "store"
-    for seed in range(8):
-        write_png(folder / f"img{seed:03d}.png", seed)
-    with Medsearch.open(store, create=True, writable=True, embedder=tiny_embedder) as engine:
-        engine.index([folder], IndexSettings(batch_size=4, workers=0))
-    return store
 
 
 def _kill_at(point: str, store: Path) -> None:

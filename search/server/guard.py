@@ -5,7 +5,7 @@
   sends its own name as Host and is refused, so it cannot read results even with no token set.
 - POST bodies: only the types a JSON client, a form upload or a raw upload sends. ``text/plain`` and
   ``application/x-www-form-urlencoded`` (which a browser posts cross-site without asking first) and a
-  missing type are refused.
+  body without a type are refused (an empty POST carries nothing, and gets the route's own answer).
 - The API's docs (``/docs``, ``/redoc``, ``/openapi.json``) need the token like every route but health.
 """
 
@@ -37,6 +37,10 @@ def body_type_ok(content_type: str) -> bool:
     return kind in BODY_TYPES or kind.startswith("image/")
 
 
+def _has_body(headers: Headers) -> bool:
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+
+
 class RequestGuard:
     """Wraps the app; answers 400 (bad Host), 415 (POST body type) or 401 (docs without the token) in the
     API's error shape."""
@@ -61,7 +65,7 @@ class RequestGuard:
         if host_name(headers.get("host", "")) not in self.allowed | {str(server[0]).lower()}:
             return 400, "invalid_host", ("This server does not answer to that Host name; add it to "
                                          "MEDSEARCH_ALLOWED_HOSTS to allow it.")
-        if scope["method"] == "POST" and not body_type_ok(headers.get("content-type", "")):
+        if scope["method"] == "POST" and _has_body(headers) and not body_type_ok(headers.get("content-type", "")):
             return 415, "unsupported_media_type", ("Send JSON (application/json), a form (multipart/form-data) "
                                                    "or the image itself (application/octet-stream).")
         if scope["path"].rstrip("/") in DOC_PATHS and not token_ok(headers.get("authorization", ""),
