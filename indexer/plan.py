@@ -67,7 +67,7 @@ def make_plan(store: Store, entries: Iterable[FileEntry], roots: list[str]) -> P
     return plan
 
 
-def _note_problem(plan: Plan, entry: FileEntry, failed_stat: tuple[int, int] | None) -> None:
+def _note_problem(plan: Plan, entry: FileEntry, failed_stat: tuple[int | None, int | None] | None) -> None:
     if failed_stat == (entry.size, entry.mtime_ns):
         plan.known_failures += 1
     else:
