@@ -3,7 +3,10 @@
 Identity (names, ids, birth dates, addresses, institution, referring physician, accession number) never
 enters the metadata, except as the ``identity`` JSON string when ``ReadOptions.keep_identity`` is set.
 Patients can still be grouped through ``patient_key``: an HMAC-SHA256 of the Patient ID under a secret
-that the store does not keep, so the key cannot be reversed or recomputed without it. While reading,
+(see ``storage.patient_key``), so it cannot be reversed or recomputed without the secret. By default the
+secret is a file inside the store, so a copy of the whole store can recompute pseudonyms from guessed IDs;
+kept outside it (``--patient-key FILE`` or MEDSEARCH_PATIENT_KEY), the store holds only a fingerprint of it
+and a copy reveals nothing. While reading,
 ``quiet_pydicom`` keeps pydicom's warnings (which can quote element values) out of warnings and logs.
 """
 

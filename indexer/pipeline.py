@@ -19,8 +19,9 @@ from indexer.plan import Plan, make_plan
 from indexer.windows import parse_window
 from indexer.workers import Limits, ordered_map
 from storage.models import Root
+from storage.patient_key import patient_secret
 from storage.store import Store
-from storage.writes import Batch, FileStat, NewImage, forget_failures, write_batch
+from storage.writes import Batch, FileStat, NewImage, forget_failures, record_failures, write_batch
 
 Progress = Callable[[int, int], None]
 """Called with (files done, files to read)."""
@@ -92,6 +93,7 @@ def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[
     _record_roots(store, root_paths)
     if bound:
         _commit_bookkeeping(store, plan, report)
+    _record_problems(store, plan, report)
     if not plan.to_read:
         report.seconds = round(time.perf_counter() - started, 3)
         store.save_snapshot()
@@ -118,8 +120,7 @@ def start_run(store: Store, embedder: Embedder, settings: IndexSettings,
     if settings.batch_size <= 0:
         settings = replace(settings, batch_size=default_batch_size(embedder))
     options = replace(settings.read_options, draft_size=embedder.preprocessor.size)
-    if options.patient_key_secret is None:
-        options = replace(options, patient_key_secret=store.patient_key_secret())
+    options = replace(options, patient_key_secret=patient_secret(store, options.patient_key_secret))
     workers = default_workers() if settings.workers < 0 else settings.workers
     return settings, options, workers
 
@@ -140,6 +141,14 @@ def _commit_bookkeeping(store: Store, plan: Plan, report: IndexReport) -> None:
         forget_failures(store, plan.vanished_failures)
     report.unchanged, report.moved, report.removed = plan.unchanged, len(plan.moves), len(plan.removed)
     report.failed = plan.known_failures
+
+
+def _record_problems(store: Store, plan: Plan, report: IndexReport) -> None:
+    """Files found but not indexable (see ``indexer.discover``) are failures, recorded without the model."""
+    if plan.problems:
+        record_failures(store, plan.problems)
+    report.failed += len(plan.problems)
+    report.failures += [{"path": stat.path, "reason": reason} for stat, reason in plan.problems]
 
 
 def embed_and_write(store: Store, embedder: Embedder, plan: Plan, settings: IndexSettings, options: ReadOptions,

@@ -31,6 +31,7 @@ class Plan:
     touches: list[FileStat] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     vanished_failures: list[str] = field(default_factory=list)
+    problems: list[tuple[FileStat, str]] = field(default_factory=list)  # found but not indexable: failures
     unchanged: int = 0
     known_failures: int = 0
     hashes: dict[str, str] = field(default_factory=dict)
@@ -54,7 +55,9 @@ def make_plan(store: Store, entries: Iterable[FileEntry], roots: list[str], key:
     for entry in entries:
         seen.add(entry.path)
         known = stored.get(entry.path)
-        if known is None:
+        if entry.problem is not None:
+            _note_problem(plan, entry, failed.get(entry.path))
+        elif known is None:
             if failed.get(entry.path) == (entry.size, entry.mtime_ns):
                 plan.known_failures += 1
             else:
@@ -71,6 +74,13 @@ def make_plan(store: Store, entries: Iterable[FileEntry], roots: list[str], key:
     plan.removed = sorted(gone)
     plan.vanished_failures = [p for p in failed if p not in seen and _under(p, roots)]
     return plan
+
+
+def _note_problem(plan: Plan, entry: FileEntry, failed_stat: tuple[int | None, int | None] | None) -> None:
+    if failed_stat == (entry.size, entry.mtime_ns):
+        plan.known_failures += 1
+    else:
+        plan.problems.append((FileStat(entry.path, entry.size, entry.mtime_ns), entry.problem or ""))
 
 
 def _compare_content(plan: Plan, entry: FileEntry, stored_hash: str) -> None:

@@ -230,8 +230,11 @@ class Medsearch:
         from indexer.memory_read import read_bytes
 
         frames = read_bytes(data, ReadOptions(), filename)
-        embedder = self.embedder
-        return embedder.embed_images(embedder.preprocessor(frames[0].pixels)[np.newaxis])[0]
+        return self.embed_pixels(self.embedder.preprocessor(frames[0].pixels))
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """The (dim,) vector of one preprocessed (3, size, size) float32 model input."""
+        return self.embedder.embed_images(pixels[np.newaxis])[0]
 
     def classify(self, labels: LabelSet, targets: Sequence[str] = (), *, all_images: bool = False,
                  where: Sequence[str] = (), exclusive: bool = False,

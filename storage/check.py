@@ -155,6 +155,12 @@ def _snapshot_problems(store: Store, dim: int, revision: str, report: CheckRepor
         return True
     _index, manifest = loaded
     report.facts["snapshot_generation"] = manifest.generation
+    info = store.info()
+    recorded = info.index_type if info else "flat"
+    if manifest.index_type != recorded and not (recorded == "ivf-sq8" and manifest.count == 0):
+        report.add("index_type", f"the database records a {recorded} index but the snapshot is {manifest.index_type} "
+                   f"(an interrupted reindex); repair rebuilds it as {recorded}", repairable=True)
+        return True
     if manifest.generation > generation:
         report.add("snapshot", f"the snapshot's generation {manifest.generation} is ahead of the database's "
                    f"{generation}", repairable=True)

@@ -54,6 +54,12 @@ class InvalidQuery(MedsearchError):
         self.position = position
 
 
+def not_utf8() -> InvalidQuery:
+    """The error for text holding bytes that are not UTF-8 (lone surrogates, as Python decodes them from
+    a command line); no store, model or SQL takes such text."""
+    return InvalidQuery("the text holds bytes that are not valid UTF-8; type it again or fix its encoding")
+
+
 class UnreadableFile(MedsearchError):
     """One input file cannot be turned into pixels; ``reason`` says why. The indexer records and skips it."""
 

@@ -7,13 +7,15 @@ import errno
 
 from storage.errors import StoreError, StoreLocked
 
+DAMAGED = ("the store's database is damaged, which `medsearch check --repair` cannot mend: restore it from a "
+           "backup, or index the folders into a new --store")
 _DATABASE_MESSAGES = (
     ("database is locked", "the store's database is locked by another process; wait for it to finish"),
     ("readonly database", "the store is read-only; nothing was changed"),
     ("disk is full", "the disk is full; the last complete batch is kept, free space and run again"),
     ("disk i/o error", "disk I/O error; the last complete batch is kept, run `medsearch check`"),
-    ("not a database", "the store's database is damaged; run `medsearch check`"),
-    ("malformed", "the store's database is damaged; run `medsearch check`"),
+    ("not a database", DAMAGED),
+    ("malformed", DAMAGED),
 )
 _OS_MESSAGES = {
     errno.ENOSPC: "the disk is full; the last complete batch is kept, free space and run again",

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from storage.models import Image, ImageField, TextEmbedding
 from storage.queries import chunked
@@ -66,12 +66,12 @@ def text_vectors(store: Store, model_key: str, texts: Sequence[str]) -> dict[str
 
 
 def save_text_vectors(store: Store, model_key: str, texts: Sequence[str], vectors: np.ndarray) -> bool:
-    """Cache (n, dim) ``vectors`` of ``texts`` in the store; best effort: False when the store cannot be
-    written (read-only), nothing raised."""
-    try:
-        with store.sessions.begin() as session:
-            for text, vector in zip(texts, vectors, strict=True):
-                session.merge(TextEmbedding(model_key=model_key, text=text, embedding=vector.tobytes()))
-    except SQLAlchemyError:
-        return False
-    return True
+    """Cache (n, dim) ``vectors`` of ``texts`` in the store; best effort, never waiting: False when the
+    store is read-only or another process is writing to it (``storage.nowait``), nothing raised."""
+    from storage.nowait import write_or_skip
+
+    def write(session: Session) -> None:
+        for text, vector in zip(texts, vectors, strict=True):
+            session.merge(TextEmbedding(model_key=model_key, text=text, embedding=vector.tobytes()))
+
+    return write_or_skip(store, write)

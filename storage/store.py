@@ -216,7 +216,9 @@ class Store:
             raise StoreError(f"The store at {self.directory} is empty; index a folder first.")
         if self._index is None:
             loaded = vectors.load_snapshot(self.directory, record.dim, record.revision)
-            if loaded is not None and loaded[1].index_type == self._index_type():
+            # a reader serves a sound snapshot of another type than recorded (a reindex killed before it
+            # committed): rebuilding it on every open, never saved, would cost far more than it gains
+            if loaded is not None and (loaded[1].index_type == self._index_type() or not self.writable):
                 self._index, manifest = loaded
                 self._index_generation = manifest.generation
             else:
@@ -258,9 +260,10 @@ class Store:
         info = self.info()
         return info.index_type if info else "flat"
 
-    def _rebuild(self, dim: int) -> None:
-        """Build the index again from every vector in the database (ivf-sq8: trained on a random sample)."""
-        index_type = self._index_type()
+    def _rebuild(self, dim: int, index_type: str | None = None) -> None:
+        """Build the index (of the recorded type, or ``index_type``) again from every vector in the database
+        (ivf-sq8: trained on a random sample)."""
+        index_type = index_type or self._index_type()
         with self.sessions() as session, session.begin():
             generation = session.scalar(select(StoreInfo.generation)) or 0
             sample, count = None, session.scalar(select(func.count()).select_from(Image)) or 0
@@ -277,21 +280,21 @@ class Store:
         self._index, self._index_generation = index, generation
 
     def reindex(self, index_type: str) -> None:
-        """Switch the store to ``index_type`` (``flat``, ``hnsw``, ``ivf-sq8``): record it, rebuild the
-        index from the database's vectors and write the snapshot. Raises StoreError when not writable
-        or empty, ValueError for an unknown type."""
+        """Switch the store to ``index_type`` (``flat``, ``hnsw``, ``ivf-sq8``): build the index from the
+        database's vectors, write the snapshot, then record the type (a kill before that leaves the old
+        type). Raises StoreError when not writable or empty, ValueError for an unknown type."""
         index_choice.bytes_per_vector(index_type, 1)
         if not self.writable:
             raise StoreError(f"Open the store at {self.directory} for writing to rebuild its index.")
         record = self.model_record()
         if record is None:
             raise StoreError(f"The store at {self.directory} is empty; index a folder first.")
+        self._rebuild(record.dim, index_type)
+        self.save_snapshot()  # readers keep the old snapshot until the new one is whole (an atomic rename)
         with self.session() as session:
             info = session.get(StoreInfo, 1, with_for_update=True)
             assert info is not None
             info.index_type = index_type
-        self._rebuild(record.dim)
-        self.save_snapshot()
 
     def save_snapshot(self) -> None:
         """Write the FAISS snapshot (atomically) if it is behind the database."""

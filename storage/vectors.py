@@ -8,10 +8,12 @@ Only files this program wrote are loaded (FAISS files are code-like input).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from storage import index_choice
+from storage.errors import StoreError
 
 INDEX_FILE = "index.faiss"
 MANIFEST_FILE = "index.json"
@@ -292,19 +295,39 @@ def file_sha256(path: Path | str) -> str:
 
 
 def save_snapshot(index: Any, directory: Path, generation: int, model_revision: str, index_type: str) -> Manifest:
-    """Write ``index`` and then its manifest atomically into ``directory``."""
+    """Write ``index`` and then its manifest atomically into ``directory``. Raises StoreError (one line,
+    "disk is full ..." when it is) when they cannot be written; no temporary file is left behind."""
     import faiss
 
     tmp = directory / f"{INDEX_FILE}.tmp{os.getpid()}"
-    faiss.write_index(index, str(tmp))
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    manifest = Manifest(generation, int(index.ntotal), int(index.d), model_revision, index_type, file_sha256(tmp))
-    _fsync_write(directory / INDEX_FILE, source=tmp)
-    _fsync_write(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=1).encode())
-    for stale in [*directory.glob(f"{INDEX_FILE}.tmp*"), *directory.glob(f"{MANIFEST_FILE}.tmp*")]:
-        stale.unlink(missing_ok=True)  # left by a writer killed mid-save (only the lock holder saves)
+    try:
+        faiss.write_index(index, str(tmp))
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        manifest = Manifest(generation, int(index.ntotal), int(index.d), model_revision, index_type,
+                            file_sha256(tmp))
+        _fsync_write(directory / INDEX_FILE, source=tmp)
+        _fsync_write(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=1).encode())
+    except (OSError, RuntimeError) as error:
+        raise _write_failed(directory, error, int(index.ntotal) * int(index.d) * 4) from None
+    finally:
+        for stale in [*directory.glob(f"{INDEX_FILE}.tmp*"), *directory.glob(f"{MANIFEST_FILE}.tmp*")]:
+            stale.unlink(missing_ok=True)  # this failed write's, or a killed writer's (only the lock holder saves)
     return manifest
+
+
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _write_failed(directory: Path, error: OSError | RuntimeError, needed: int) -> StoreError:
+    """The one-line error of a failed snapshot write. FAISS reports its own write errors without the
+    errno, so for those the free space says whether the disk is full."""
+    full = error.errno in FULL_ERRNOS if isinstance(error, OSError) else shutil.disk_usage(directory).free < needed
+    if full:
+        return StoreError(f"disk is full: the index snapshot could not be written in {directory}; free some "
+                          f"space and run `medsearch check --repair` (the database is intact)")
+    reason = error.strerror if isinstance(error, OSError) else str(error).splitlines()[0][:200]
+    return StoreError(f"the index snapshot could not be written in {directory}: {reason}")
 
 
 def load_snapshot(directory: Path, dim: int, model_revision: str) -> tuple[Any, Manifest] | None:

@@ -149,6 +149,12 @@ def clean_reason(reason: str, limit: int = 2000) -> str:
     return printable if len(printable) <= limit else printable[: limit - 1] + "…"
 
 
+def record_failures(store: Store, failures: list[tuple[FileStat, str]]) -> None:
+    """Record files that cannot be indexed (replacing older records of the same paths); no generation."""
+    with store.session() as session:
+        _record_failures(session, failures, set())
+
+
 def forget_failures(store: Store, paths: list[str]) -> None:
     """Drop failure records of files that no longer exist."""
     with store.session() as session:

@@ -125,3 +125,17 @@ def postgres_url() -> Any:
     subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                    capture_output=True)
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def flat_store(tmp_path: Path, tiny_embedder: Any) -> Path:
+    """A store of 12 PNGs with a flat index and its snapshot (the reindex crash tests)."""
+    from indexer.pipeline import IndexSettings
+    from search.api import Medsearch
+
+    folder, store = tmp_path / "images", tmp_path / "store"
+    for seed in range(12):
+        write_png(folder / f"img{seed:03d}.png", seed)
+    with Medsearch.open(store, create=True, writable=True, embedder=tiny_embedder) as engine:
+        engine.index([folder], IndexSettings(batch_size=4, workers=0))
+    return store

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from search.errors import error_payload
-from storage.errors import MedsearchError
+from storage.errors import MedsearchError, not_utf8
 from storage.failures import store_failure
 
 StoreOption = Annotated[Path, typer.Option("--store", envvar="MEDSEARCH_STORE",
@@ -37,6 +37,8 @@ def cli_errors(as_json: bool) -> Iterator[None]:
         yield
     except MedsearchError as error:
         _fail(error, error.exit_code, as_json)
+    except UnicodeEncodeError:  # a lone surrogate: bytes that are not UTF-8 in an argument
+        _fail(not_utf8(), 2, as_json)
     except FileNotFoundError as error:
         wrapped = MedsearchError(str(error).strip("'\""))
         wrapped.code = "not_found"

@@ -45,6 +45,9 @@ def index(
     metadata: Annotated[Path | None, typer.Option(help="Sidecar CSV joined to the images afterwards.")] = None,
     keep_identity: Annotated[bool, typer.Option(
         "--keep-identity", help="Store patient names, IDs and birth dates (off: only a keyed pseudonym).")] = False,
+    patient_key: Annotated[Path | None, typer.Option(
+        help="File holding the secret for patient pseudonyms, kept outside the store (also MEDSEARCH_PATIENT_KEY; "
+             "default: a secret inside the store).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Index images (PNG, JPEG, TIFF, BMP, DICOM) into the store; only new or changed files are embedded."""
@@ -52,11 +55,13 @@ def index(
     from indexer.pipeline import IndexSettings
     from indexer.voi import parse_voi
     from search.api import Medsearch
+    from storage.patient_key import read_key_file
 
     with cli_errors(as_json), Medsearch.open(store, model, device, create=True, writable=True,
                                              precision=precision) as ms:
         options = ReadOptions(window=parse_window(window), frames=parse_frames(frames), keep_identity=keep_identity,
-                              voi=parse_voi(voi))
+                              voi=parse_voi(voi),
+                              patient_key_secret=read_key_file(patient_key) if patient_key else None)
         settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
         quiet = as_json or not show_progress()
         report = ms.index(paths, settings) if quiet else _index_with_bar(ms, paths, settings)

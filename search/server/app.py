@@ -20,6 +20,7 @@ from search.server import routes_cohorts, routes_items, routes_labels, routes_me
 from search.server.deps import ServerSettings
 from search.server.engine import ServerEngine
 from search.server.errors import install_error_handlers
+from search.server.guard import RequestGuard
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 SECURITY_HEADERS = {
@@ -85,6 +86,8 @@ def _add_page(app: FastAPI) -> None:
 
 
 def _add_middleware(app: FastAPI, settings: ServerSettings) -> None:
+    app.add_middleware(RequestGuard, allowed_hosts=settings.allowed_hosts, api_token=settings.api_token)
+
     @app.middleware("http")
     async def security_headers(request: Request,
                                call_next: Callable[[Request], Awaitable[Response]]) -> Response:

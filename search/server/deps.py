@@ -17,22 +17,26 @@ DEFAULT_UPLOAD_LIMIT = 50 * 1024 * 1024
 @dataclass(frozen=True)
 class ServerSettings:
     """``api_token``: when set, every route but health and the page needs it as a bearer token.
-    ``cors_origins``: origins allowed cross-site (none: CORS off). ``upload_limit``: bytes per upload."""
+    ``cors_origins``: origins allowed cross-site (none: CORS off). ``upload_limit``: bytes per upload.
+    ``allowed_hosts``: Host names accepted besides loopback and the bind address (``search.server.guard``)."""
 
     api_token: str | None = None
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
+    allowed_hosts: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
     def from_env(cls) -> ServerSettings:
-        """From MEDSEARCH_API_TOKEN, MEDSEARCH_CORS_ORIGINS (comma-separated) and
-        MEDSEARCH_UPLOAD_LIMIT (bytes)."""
+        """From MEDSEARCH_API_TOKEN, MEDSEARCH_CORS_ORIGINS and MEDSEARCH_ALLOWED_HOSTS (comma-separated)
+        and MEDSEARCH_UPLOAD_LIMIT (bytes)."""
         origins = os.environ.get("MEDSEARCH_CORS_ORIGINS", "")
+        hosts = os.environ.get("MEDSEARCH_ALLOWED_HOSTS", "")
         limit = os.environ.get("MEDSEARCH_UPLOAD_LIMIT", "")
         return cls(
             api_token=os.environ.get("MEDSEARCH_API_TOKEN") or None,
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             upload_limit=int(limit) if limit.isdigit() else DEFAULT_UPLOAD_LIMIT,
+            allowed_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
         )
 
 

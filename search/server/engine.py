@@ -23,6 +23,7 @@ from search.labels.labelsets import LabelSet
 from search.labels.zeroshot import Classification
 from search.query.results import Result
 from search.server.batching import TextBatcher
+from search.server.decoding import Decoder
 from search.server.security import served_path
 from search.server.thumbnails import ThumbnailCache
 from storage.errors import InvalidQuery
@@ -41,7 +42,8 @@ class ServerEngine:
         self.index_lock = threading.Lock()
         self.model_lock = threading.Lock()
         self.cohort_lock = threading.Lock()
-        self.thumbnails = ThumbnailCache()
+        self.decoder = Decoder()
+        self.thumbnails = ThumbnailCache(render=self.decoder.thumbnail)
         self.batcher = TextBatcher(self._embed_texts, window_s=batch_window_s)
         self.filters = SEARCH_FILTERS
 
@@ -116,9 +118,11 @@ class ServerEngine:
             return self.medsearch.classify_ids(ids, labels, exclusive)
 
     def similar_to_bytes(self, data: bytes, filename: str, k: int, offset: int) -> list[Result]:
-        """Images closest to an uploaded image, decoded and embedded in memory. Raises UnreadableFile."""
+        """Images closest to an uploaded image, decoded in memory by a capped worker (``Decoder``) and
+        embedded. Raises UnreadableFile (also over the decode caps)."""
+        pixels = self.decoder.upload_pixels(data, filename, self.medsearch.embedder.preprocessor)
         with self.model_lock:
-            vector = self.medsearch.embed_upload(data, filename)
+            vector = self.medsearch.embed_pixels(pixels)
         with self.index_lock:
             return self.medsearch.rank(vector, k, offset)
 

@@ -1,4 +1,5 @@
-"""The API's guards: the optional bearer token and the rule that only files inside the indexed roots are
+"""The API's guards: the optional bearer token, the request guard (Host names and body types, against
+DNS rebinding and cross-site posts), and the rule that only files inside the indexed roots are
 ever read for a client. No route takes a path from the client; ids are looked up in the store and the
 stored path is checked again here (symlinks resolved) before it is opened."""
 
@@ -35,12 +36,19 @@ class PayloadTooLarge(MedsearchError):
 def check_token(request: Request) -> None:
     """FastAPI dependency: when the app has a token, require ``Authorization: Bearer <token>``.
     Raises Unauthorized."""
-    expected: str | None = request.app.state.settings.api_token
+    if not token_ok(request.headers.get("authorization", ""), request.app.state.settings.api_token):
+        raise Unauthorized(TOKEN_NEEDED)
+
+
+TOKEN_NEEDED = "This server needs an API token: send 'Authorization: Bearer <token>'."
+
+
+def token_ok(authorization: str, expected: str | None) -> bool:
+    """Whether an ``Authorization`` header value carries the bearer token (always, without a token)."""
     if not expected:
-        return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
-        raise Unauthorized("This server needs an API token: send 'Authorization: Bearer <token>'.")
+        return True
+    scheme, _, given = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode())
 
 
 def served_path(store: Store, stored: str) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,12 @@ MIN_SIZE = 16
 MAX_SIZE = 1024
 
 
-def render_png(path: Path, size: int) -> bytes:
+def render_png(path: Path, size: int, options: ReadOptions | None = None) -> bytes:
     """PNG bytes of the file's representative frame, fitted inside ``size`` x ``size`` pixels (aspect
     kept). Raises UnreadableFile."""
     from PIL import Image
 
-    pixels = read_file(path, ReadOptions())[0].pixels  # float32 [0, 1], (H, W) or (H, W, 3)
+    pixels = read_file(path, options or ReadOptions())[0].pixels  # float32 [0, 1], (H, W) or (H, W, 3)
     image = Image.fromarray(np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8))
     image.thumbnail((size, size), Image.Resampling.LANCZOS)
     out = io.BytesIO()
@@ -32,10 +33,12 @@ def render_png(path: Path, size: int) -> bytes:
 
 
 class ThumbnailCache:
-    """``get(path, size)`` -> PNG bytes; the ``capacity`` most recently used thumbnails are kept."""
+    """``get(path, size)`` -> PNG bytes made by ``render`` (the server's capped decoder); the ``capacity``
+    most recently used thumbnails are kept."""
 
-    def __init__(self, capacity: int = 512) -> None:
+    def __init__(self, capacity: int = 512, render: Callable[[Path, int], bytes] = render_png) -> None:
         self.capacity = capacity
+        self.render = render
         self.renders = 0
         self._items: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
         self._lock = threading.Lock()
@@ -46,7 +49,7 @@ class ThumbnailCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        png = render_png(path, size)
+        png = self.render(path, size)
         with self._lock:
             self.renders += 1
             self._items[key] = png

@@ -1,6 +1,7 @@
 """Reading an uploaded image into memory with a size limit: the declared Content-Length is checked first,
 then the bytes are counted as they arrive. A multipart form is parsed in memory (Starlette's own form
-parser would spool large files to a temporary file); any other body is taken as the image itself."""
+parser would spool large files to a temporary file), off the event loop and with at most ``MAX_PARTS``
+parts; any other body is taken as the image itself."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
 
 from search.server.security import PayloadTooLarge
 from storage.errors import InvalidQuery
 
 MULTIPART_OVERHEAD = 16 * 1024
 """Room for the form's boundaries and part headers on top of the file size limit."""
+MAX_PARTS = 8
+"""Parts a form may have (the page sends one); parsing stops at the first one past it."""
 
 
 @dataclass
@@ -28,7 +32,7 @@ async def read_upload(request: Request, limit: int) -> Upload:
     body = await _read_body(request, limit + MULTIPART_OVERHEAD)
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type == b"multipart/form-data":
-        upload = _file_part(body, params.get(b"boundary", b""))
+        upload = await run_in_threadpool(_file_part, body, params.get(b"boundary", b""))
     else:
         upload = Upload(body, request.headers.get("x-filename", "upload"))
     if len(upload.data) > limit:
@@ -53,13 +57,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _file_part(body: bytes, boundary: bytes) -> Upload:
-    """The ``file`` part of a multipart body held in memory. Raises InvalidQuery."""
+    """The ``file`` part of a multipart body held in memory. Raises InvalidQuery (also past MAX_PARTS)."""
     if not boundary:
         raise InvalidQuery("The multipart form has no boundary.")
     parts: list[dict[str, bytearray]] = []
     header: dict[str, bytearray] = {}
 
     def on_part_begin() -> None:
+        if len(parts) == MAX_PARTS:
+            raise InvalidQuery(f"The form has more than {MAX_PARTS} parts; send one 'file' field.")
         parts.append({"headers": bytearray(), "data": bytearray()})
 
     def on_header_field(data: bytes, start: int, end: int) -> None:

@@ -19,6 +19,7 @@ from tests.api_fixtures import index_store, make_images
 from tests.conftest import write_png
 
 TOKEN = "s3cret-token"
+RAW = {"content-type": "application/octet-stream"}
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ def test_token_guards_every_route_but_health_and_page(store: Path, tiny_embedder
             assert missing.status_code == wrong.status_code == 401, url
             assert missing.json()["error"]["code"] == "unauthorized"
             assert client.get(url, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200, url
-        assert client.post("/api/similar", content=b"x").status_code == 401
+        assert client.post("/api/similar", content=b"x", headers=RAW).status_code == 401
         assert client.get("/api/info", headers={"Authorization": TOKEN}).status_code == 401
 
 
@@ -119,8 +120,8 @@ def test_upload_limit(store: Path, tiny_embedder: Any) -> None:
     big = b"\x89PNG\r\n\x1a\n" + b"0" * 5000
     with _client(store, tiny_embedder, upload_limit=1000) as client:
         form = client.post("/api/similar", files={"file": ("big.png", big)})
-        raw = client.post("/api/similar", content=big)
-        chunked = client.post("/api/similar", content=iter([big[:2500], big[2500:]]))
+        raw = client.post("/api/similar", content=big, headers=RAW)
+        chunked = client.post("/api/similar", content=iter([big[:2500], big[2500:]]), headers=RAW)
         assert client.post("/api/similar", files={"file": ("x.png", b"0" * 500)}).status_code == 415
     for response in (form, raw, chunked):
         assert response.status_code == 413

@@ -1,0 +1,73 @@
+"""Decoding for the server under the caps indexing has (``indexer.workers``): each upload or thumbnail is
+decoded in a worker process with a capped address space and a time limit, at most ``concurrent`` at a
+time (more wait their turn), and pictures over ``max_pixels`` are refused from their header before any
+pixel is decoded. A decompression bomb costs a worker, never the server's memory."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.frames import ReadOptions
+from indexer.preprocess import Preprocessor
+from indexer.workers import Limits, ordered_map
+from storage.errors import UnreadableFile
+
+SERVER_MAX_PIXELS = 64_000_000
+"""Pixels an upload or a thumbnail may have (a 8000 x 8000 picture); larger ones are refused unread."""
+
+
+@dataclass(frozen=True)
+class Failed:
+    reason: str
+
+
+class Decoder:
+    """``upload_pixels(data, filename, preprocessor)`` and ``thumbnail(path, size)`` in capped workers.
+    Raise UnreadableFile (bad file, too many pixels, over the memory or time cap)."""
+
+    def __init__(self, limits: Limits | None = None, concurrent: int = 2,
+                 max_pixels: int = SERVER_MAX_PIXELS) -> None:
+        self.limits = limits or Limits()
+        self.slots = threading.BoundedSemaphore(concurrent)
+        self.options = ReadOptions(max_pixels=max_pixels)
+
+    def upload_pixels(self, data: bytes, filename: str, preprocessor: Preprocessor) -> np.ndarray:
+        """(3, S, S) float32: the first frame of an uploaded image, preprocessed for the model."""
+        result: np.ndarray = self._run(_upload_task, (data, filename, self.options, preprocessor))
+        return result
+
+    def thumbnail(self, path: Path, size: int) -> bytes:
+        """PNG bytes of the file's thumbnail (``thumbnails.render_png``)."""
+        result: bytes = self._run(_thumbnail_task, (path, size, self.options))
+        return result
+
+    def _run(self, task: Callable[[Any], Any], item: tuple[Any, ...]) -> Any:
+        with self.slots:
+            [(_item, result)] = list(ordered_map(task, [item], 1, _failed, limits=self.limits))
+        if isinstance(result, Failed):
+            raise UnreadableFile(result.reason)
+        return result
+
+
+def _failed(_item: Any, reason: str) -> Failed:
+    return Failed(reason)
+
+
+def _upload_task(item: tuple[bytes, str, ReadOptions, Preprocessor]) -> np.ndarray:
+    from indexer.memory_read import read_bytes
+
+    data, filename, options, preprocessor = item
+    return preprocessor(read_bytes(data, options, filename)[0].pixels)
+
+
+def _thumbnail_task(item: tuple[Path, int, ReadOptions]) -> bytes:
+    from search.server.thumbnails import render_png
+
+    path, size, options = item
+    return render_png(path, size, options)
