@@ -71,8 +71,8 @@ def test_create_funnel_show_and_exports(cli: Callable[..., Any], labelled: dict[
     assert shown["members"] == members and shown["funnel"] == funnel
     assert cli("cohort", "list", "--store", store, "--json")["cohorts"][0]["count"] == len(members)
 
-    cli("cohort", "export", "reds", "--format", "csv", "--output", tmp_path / "out.csv", "--columns", "site,patient,age",
-        "--store", store)
+    cli("cohort", "export", "reds", "--format", "csv", "--output", tmp_path / "out.csv",
+        "--columns", "site,patient,age", "--store", store)
     with (tmp_path / "out.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["id"]) for r in rows] == [m["id"] for m in members]
