@@ -14,16 +14,19 @@ from indexer.frames import ReadOptions
 from indexer.plan import file_hash
 from indexer.preprocess import Preprocessor
 from indexer.readers import read_file
+from indexer.thumbnail import render_png
 from storage.errors import UnreadableFile
 
 
 @dataclass
 class Loaded:
-    """A file ready to embed: (frame_number, (3, S, S) float32 pixels, metadata) per frame; or ``error``."""
+    """A file ready to embed: (frame_number, (3, S, S) float32 pixels, metadata) per frame, and a PNG
+    thumbnail per frame; or ``error``."""
 
     entry: FileEntry
     content_hash: str = ""
     frames: list[tuple[int, np.ndarray, dict[str, Any]]] = field(default_factory=list)
+    thumbnails: list[bytes] = field(default_factory=list)
     error: str | None = None
     read_seconds: float = 0.0
     preprocess_seconds: float = 0.0
@@ -49,5 +52,6 @@ def load_file(entry: FileEntry, options: ReadOptions, preprocessor: Preprocessor
     loaded.read_seconds = middle - started
     for frame in frames:
         loaded.frames.append((frame.frame_number, preprocessor(frame.pixels), frame.metadata))
+        loaded.thumbnails.append(render_png(frame.pixels))
     loaded.preprocess_seconds = time.perf_counter() - middle
     return loaded

@@ -22,7 +22,15 @@ from search.cli_common import (
     results_table,
     show_progress,
 )
-from search.cli_metadata import show_sidecar_report
+from search.cli_metadata import (
+    ClashPrefixOption,
+    KeyOption,
+    RenameOption,
+    RootOption,
+    SkipOption,
+    show_sidecar_report,
+    sidecar_options,
+)
 
 app = typer.Typer(help="Semantic search over medical images with MedSigLIP.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -41,6 +49,8 @@ def index(
         help="DICOM window: CENTER,WIDTH or lung, mediastinum, bone, brain, soft-tissue. Default: the file's.")] = None,
     frames: Annotated[str, typer.Option(help="Multi-frame files: 'middle' frame or 'all' frames.")] = "middle",
     metadata: Annotated[Path | None, typer.Option(help="Sidecar CSV joined to the images afterwards.")] = None,
+    key: KeyOption = None, rename: RenameOption = None, clash_prefix: ClashPrefixOption = None,
+    skip: SkipOption = None, root: RootOption = None,
     keep_identity: Annotated[bool, typer.Option(
         "--keep-identity", help="Store patient names, IDs and birth dates (off: only a keyed pseudonym).")] = False,
     as_json: JsonOption = False,
@@ -53,12 +63,13 @@ def index(
     with cli_errors(as_json), Medsearch.open(store, model, device, create=True, writable=True,
                                              precision=precision) as engine:
         options = ReadOptions(window=parse_window(window), frames=parse_frames(frames), keep_identity=keep_identity)
+        sidecar_args = sidecar_options(key, rename, clash_prefix, skip, root)
         settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
         if as_json or not show_progress():
             report = engine.index(paths, settings)
         else:
             report = _index_with_bar(engine, paths, settings)
-        sidecar = _import_sidecar(engine, metadata) if metadata else None
+        sidecar = _import_sidecar(engine, metadata, sidecar_args) if metadata else None
         if as_json:
             print_json({**report.as_dict(), **({"metadata": asdict(sidecar)} if sidecar else {})})
             return
@@ -101,10 +112,10 @@ def parse_frames(text: str) -> Literal["middle", "all"]:
     return text  # type: ignore[return-value]
 
 
-def _import_sidecar(engine, csv_file: Path):  # type: ignore[no-untyped-def]
+def _import_sidecar(engine, csv_file: Path, options):  # type: ignore[no-untyped-def]
     from indexer.sidecar import import_sidecar
 
-    return import_sidecar(engine.store, csv_file)
+    return import_sidecar(engine.store, csv_file, **options)
 
 
 def _index_with_bar(engine, paths, settings):  # type: ignore[no-untyped-def]

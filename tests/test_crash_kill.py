@@ -109,7 +109,7 @@ def _args(folder: Path, store: Path, model: Path, rng: random.Random) -> list[st
 def _kill_once(runs: Runs, args: list[str], db: Path, rng: random.Random) -> str:
     """Start the indexer, SIGKILL it at a moment chosen by condition (start-up, after a few more batches,
     or while a snapshot is being written), and say in which stage it died."""
-    before = len(_rows(db))
+    before, stale = len(_rows(db)), _temporaries(db.parent)  # left by earlier kills
     out = db.parent.parent / "run.out"
     out.with_name("run.out.rc").unlink(missing_ok=True)
     pid = runs.start(args, out)
@@ -118,25 +118,27 @@ def _kill_once(runs: Runs, args: list[str], db: Path, rng: random.Random) -> str
     if moment < 0.15:
         time.sleep(rng.uniform(0.0, 0.3))  # start-up: model loading, discovery, plan
     elif moment < 0.35:
-        while not _saving(db.parent) and _alive(pid) and time.monotonic() < deadline:
+        while not _temporaries(db.parent) - stale and _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.001)
     else:
         wanted = before + rng.randint(1, 4)
         while len(_rows(db)) < wanted and _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.003)
-    tmp_seen = _saving(db.parent)
+    tmp_seen = bool(_temporaries(db.parent) - stale)
     os.kill(pid, signal.SIGKILL)
     _wait_gone(pid)
     if out.with_name("run.out.rc").exists():
         return "finished"
-    if tmp_seen or _saving(db.parent):
+    if tmp_seen or _temporaries(db.parent) - stale:
         return "faiss-write"
     return "startup" if len(_rows(db)) == before else "batches"
 
 
-def _saving(store_dir: Path) -> bool:
-    """Whether a snapshot write is under way (its temporary files exist)."""
-    return any(store_dir.glob(f"{vectors.INDEX_FILE}.tmp*")) or any(store_dir.glob(f"{vectors.MANIFEST_FILE}.tmp*"))
+def _temporaries(store_dir: Path) -> set[str]:
+    """The snapshot's temporary files: one that was not there before a run starts means a snapshot write of
+    that run is under way."""
+    names = (vectors.INDEX_FILE, vectors.MANIFEST_FILE)
+    return {path.name for name in names for path in store_dir.glob(f"{name}.tmp*")}
 
 
 def _assert_consistent(store_dir: Path, committed_before: dict[str, int],

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from indexer.frames import ReadOptions
 from indexer.memory_read import read_bytes
+from indexer.thumbnail import THUMBNAIL_SIZE
 from search.api import Medsearch
 from search.cohort_criteria import check_column
 from search.compose import parse_part
@@ -32,6 +33,7 @@ from search.server.thumbnails import ThumbnailCache
 from search.zeroshot import Classification, label_matrix, probabilities, stored_vectors, summarize
 from storage.errors import InvalidQuery, NotFound
 from storage.models import Image
+from storage.thumbnails import stored_thumbnail
 
 SEARCH_FILTERS = ("where", "min_score", "min_prob", "group_by", "like", "unlike")
 """Query parameters passed on to ``Medsearch.search``."""
@@ -165,9 +167,13 @@ class ServerEngine:
         """PNG bytes of an image's thumbnail. Raises NotFound, Forbidden (outside the roots)."""
         with self.medsearch.store.sessions() as session:
             stored = session.scalar(select(Image.path).where(Image.id == image_id))
+            made = stored_thumbnail(session, image_id) if size == THUMBNAIL_SIZE else None
         if stored is None:
             raise NotFound(f"No image with id {image_id} in the store.")
-        return self.thumbnails.get(served_path(self.medsearch.store, stored), size)
+        path = served_path(self.medsearch.store, stored)
+        if made is not None and path.stat().st_mtime_ns == made[1]:  # made at index time from this file
+            return made[0]
+        return self.thumbnails.get(path, size)
 
     def info(self) -> dict[str, Any]:
         facts = self.medsearch.info()
