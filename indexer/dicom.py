@@ -39,10 +39,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import numpy as np
 
+from indexer.dicom_codestream import codestream_size
 from indexer.dicom_meta import file_metadata, quiet_pydicom
 from indexer.dicom_syntax import reject_unknown_syntax
 from indexer.frames import Frame, ReadOptions
-from indexer.isolation import DecodeGuard, codestream_size
+from indexer.isolation import DecodeGuard
 from indexer.windows import parse_window, render
 from storage.errors import UnreadableFile
 

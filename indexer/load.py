@@ -14,17 +14,20 @@ from indexer.frames import ReadOptions, read_key
 from indexer.plan import file_hash
 from indexer.preprocess import PREPROCESSING_VERSION, Preprocessor
 from indexer.readers import read_file
+from indexer.thumbnail import render_png
 from indexer.windows import parse_window
 from storage.errors import UnreadableFile
 
 
 @dataclass
 class Loaded:
-    """A file ready to embed: (frame_number, (3, S, S) float32 pixels, metadata) per frame; or ``error``."""
+    """A file ready to embed: (frame_number, (3, S, S) float32 pixels, metadata) per frame, and a PNG
+    thumbnail per frame; or ``error``."""
 
     entry: FileEntry
     content_hash: str = ""
     frames: list[tuple[int, np.ndarray, dict[str, Any]]] = field(default_factory=list)
+    thumbnails: list[bytes] = field(default_factory=list)
     error: str | None = None
     read_seconds: float = 0.0
     preprocess_seconds: float = 0.0
@@ -54,5 +57,6 @@ def load_file(entry: FileEntry, options: ReadOptions, preprocessor: Preprocessor
         if frame.metadata.get("voi") is not None:  # greyscale DICOM: the VOI options decide its pixels
             made["read_options"] = key
         loaded.frames.append((frame.frame_number, preprocessor(frame.pixels), {**frame.metadata, **made}))
+        loaded.thumbnails.append(render_png(frame.pixels))
     loaded.preprocess_seconds = time.perf_counter() - middle
     return loaded

@@ -209,10 +209,10 @@ def _flush(store: Store, embedder: Embedder, files: list[Loaded], plan: Plan, ba
     batch = Batch(replace_paths={loaded.entry.path for loaded in files if loaded.entry.path in plan.changed})
     row = 0
     for loaded in good:
-        for frame_number, _pixels, metadata in loaded.frames:
+        for (frame_number, _pixels, metadata), thumbnail in zip(loaded.frames, loaded.thumbnails, strict=True):
             entry = loaded.entry
             batch.images.append(NewImage(entry.path, frame_number, entry.size, entry.mtime_ns, loaded.content_hash,
-                                         matrix[row], metadata))
+                                         matrix[row], metadata, thumbnail))
             row += 1
         if loaded.entry.path in plan.changed:
             report.updated += 1

@@ -1,5 +1,7 @@
-"""Sidecar metadata: a CSV whose rows are joined to images by path, file name or SOP instance UID, and
-whose other columns become typed, filterable fields (``storage.models.ImageField``).
+"""Sidecar metadata: a CSV whose rows are joined to images by path, file name or SOP instance UID
+(``indexer.sidecar_join``), and whose other columns become typed, filterable fields
+(``storage.models.ImageField``). The key column is found by name (``JOIN_COLUMNS``) or named by the
+user; columns that clash with built-in metadata can be renamed, prefixed or skipped.
 
 Column types are inferred from all of a column's non-empty values: numbers (0/1 label columns stay
 numbers), booleans (true/false, yes/no), dates (YYYY-MM-DD or YYYYMMDD), else text. Re-importing a file
@@ -10,14 +12,16 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert
 
+from indexer.sidecar_join import Joiner
 from storage.errors import InvalidQuery
-from storage.models import METADATA_COLUMNS, Image, ImageField
+from storage.models import METADATA_COLUMNS, ImageField
 from storage.store import Store
 
 JOIN_COLUMNS = ("path", "file", "filename", "file_name", "sop_instance_uid")
@@ -26,45 +30,84 @@ RESERVED = set(METADATA_COLUMNS) | {"id", "path", "indexed_at", "score", "probab
 
 @dataclass
 class SidecarReport:
-    """What an import did: rows matched to images, the keys of rows that matched none, field types."""
+    """What an import did: rows matched to images, the keys of rows that matched none, the keys that name
+    same-named files in several folders (with those files), the fields written and their types, the
+    columns that had no value for any matched image (not imported), and a hint when nothing matched."""
 
     rows: int = 0
     matched_rows: int = 0
     images_updated: int = 0
     unmatched: list[str] = field(default_factory=list)
+    ambiguous: dict[str, list[str]] = field(default_factory=dict)
     fields: dict[str, str] = field(default_factory=dict)
+    empty: list[str] = field(default_factory=list)
+    hint: str | None = None
 
 
-def import_sidecar(store: Store, csv_path: Path) -> SidecarReport:
-    """Join ``csv_path`` to the store's images and write its columns as typed fields. Raises
-    InvalidQuery for a file without a join column or with a column named like a built-in one."""
-    rows, join, columns = _read(csv_path)
-    kinds = {name: infer_kind([row[name] for row in rows]) for name in columns}
-    report = SidecarReport(rows=len(rows), fields=kinds)
+@dataclass(frozen=True)
+class Columns:
+    """How the CSV's columns are read: the ``key`` column (None: the first of ``JOIN_COLUMNS`` present),
+    ``rename`` (CSV name -> field name), ``clash_prefix`` (put before any other name that clashes with
+    built-in metadata), ``skip`` (columns not imported)."""
+
+    key: str | None = None
+    rename: Mapping[str, str] = field(default_factory=dict)
+    clash_prefix: str | None = None
+    skip: Sequence[str] = ()
+
+
+def import_sidecar(store: Store, csv_path: Path, *, key: str | None = None, rename: Mapping[str, str] | None = None,
+                   clash_prefix: str | None = None, skip: Sequence[str] = (),
+                   root: Path | None = None) -> SidecarReport:
+    """Join ``csv_path`` to the store's images and write its columns as typed fields (see ``Columns`` for
+    ``key``, ``rename``, ``clash_prefix``, ``skip``; ``root``: file names and relative paths are looked up
+    under this indexed folder). Raises InvalidQuery for a file without a key column, or with a column
+    that still clashes with a built-in one."""
+    rows, join, names = _read(csv_path, Columns(key, rename or {}, clash_prefix, skip))
+    kinds = {field_name: infer_kind([row[column] for row in rows]) for column, field_name in names.items()}
+    report = SidecarReport(rows=len(rows))
     source = f"sidecar:{csv_path.name}"
     with store.session() as session:
-        lookup = _lookup(session, join, csv_path.parent)
+        joiner = Joiner(session, join, csv_path.parent, root)
         session.execute(delete(ImageField).where(ImageField.source == source))
         values: list[dict[str, Any]] = []
         touched: set[int] = set()
         for row in rows:
-            ids = lookup(row[join].strip())
-            if not ids:
+            value = row[join].strip()
+            found = joiner.find(value)
+            if found.candidates:
+                report.ambiguous[value] = found.candidates
+            elif not found.ids:
                 report.unmatched.append(row[join])
-                continue
-            report.matched_rows += 1
-            for image_id in ids:
-                touched.add(image_id)
-                values.extend(_field_rows(image_id, row, kinds, source))
+            else:
+                report.matched_rows += 1
+                touched.update(found.ids)
+                fields = {names[column]: text for column, text in row.items() if column in names}
+                values.extend(entry for image_id in found.ids for entry in _field_rows(image_id, fields, kinds, source))
         if values:
             session.execute(delete(ImageField).where(ImageField.image_id.in_(touched),
                                                      ImageField.name.in_(list(kinds))))
             session.execute(insert(ImageField), values)
+    written = {entry["name"] for entry in values}
+    report.fields = {name: kind for name, kind in kinds.items() if name in written}
+    report.empty = [name for name in kinds if name not in written]
     report.images_updated = len(touched)
+    report.hint = _hint(report, join, csv_path) if rows and not report.matched_rows else None
     return report
 
 
-def _read(csv_path: Path) -> tuple[list[dict[str, str]], str, list[str]]:
+def _hint(report: SidecarReport, join: str, csv_path: Path) -> str:
+    """Why no row matched, and what to do."""
+    if report.ambiguous:
+        return ("the file names name files in several indexed folders: give paths relative to the CSV's folder, "
+                "or the indexed folder to look in (root)")
+    return (f"no value of the key column {join!r} names an indexed image: paths are read relative to the CSV's "
+            f"folder ({csv_path.parent.resolve()}) or to the given root, file names are matched to indexed files' "
+            "names; check that the folder is indexed, or name the key column (key)")
+
+
+def _read(csv_path: Path, columns: Columns) -> tuple[list[dict[str, str]], str, dict[str, str]]:
+    """(rows, key column, CSV column -> field name of the columns imported)."""
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -72,35 +115,35 @@ def _read(csv_path: Path) -> tuple[list[dict[str, str]], str, list[str]]:
             header = [name.strip() for name in reader.fieldnames or []]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InvalidQuery(f"cannot read metadata file {csv_path}: {exc}") from exc
-    join = next((name for name in JOIN_COLUMNS if name in header), None)
+    join = columns.key or next((name for name in JOIN_COLUMNS if name in header), None)
     if join is None:
-        raise InvalidQuery(f"{csv_path} needs one of the columns {', '.join(JOIN_COLUMNS)} to match images")
-    clashing = sorted(set(header) & RESERVED - {join})
-    if clashing:
-        raise InvalidQuery(f"{csv_path}: columns {clashing} clash with built-in metadata; rename them")
+        raise InvalidQuery(f"{csv_path} needs one of the columns {', '.join(JOIN_COLUMNS)} to match images, "
+                           f"or the name of its key column (key); its columns: {', '.join(header)}")
+    if join not in header:
+        raise InvalidQuery(f"{csv_path} has no column {join!r}; its columns: {', '.join(header)}")
     rows = [{key.strip(): (value or "") for key, value in row.items() if key} for row in rows]
-    return rows, join, [name for name in header if name != join and name]
+    return rows, join, _field_names(csv_path, header, join, columns)
 
 
-def _lookup(session: Any, join: str, base: Path) -> Any:
-    """A function from a join value to the matching image ids."""
-    pairs = session.execute(select(Image.id, Image.path, Image.sop_instance_uid)).all()
-    index: dict[str, list[int]] = {}
-    for image_id, path, uid in pairs:
-        if join == "path":
-            key = path
-        elif join == "sop_instance_uid":
-            key = uid or ""
-        else:
-            key = Path(path).name
-        index.setdefault(key, []).append(image_id)
-
-    def find(value: str) -> list[int]:
-        if join == "path" and value not in index:
-            value = str((base / value).resolve())
-        return index.get(value, [])
-
-    return find
+def _field_names(csv_path: Path, header: list[str], join: str, columns: Columns) -> dict[str, str]:
+    """CSV column -> field name, for every column but the key and the skipped ones."""
+    unknown = sorted((set(columns.skip) | set(columns.rename)) - set(header))
+    if unknown:
+        raise InvalidQuery(f"{csv_path} has no column {', '.join(map(repr, unknown))}; its columns: "
+                           f"{', '.join(header)}")
+    names = {}
+    for column in header:
+        if column and column != join and column not in columns.skip:
+            name = columns.rename.get(column, column)
+            names[column] = f"{columns.clash_prefix}{name}" if columns.clash_prefix and name in RESERVED else name
+    clashing = sorted(column for column, name in names.items() if name in RESERVED)
+    if clashing:
+        raise InvalidQuery(f"{csv_path}: columns {clashing} clash with built-in metadata; rename them "
+                           "(--rename OLD=NEW), prefix them (--clash-prefix PREFIX) or skip them (--skip NAME)")
+    doubled = sorted({name for name in names.values() if list(names.values()).count(name) > 1})
+    if doubled:
+        raise InvalidQuery(f"{csv_path}: two columns would both be named {', '.join(doubled)}")
+    return names
 
 
 def infer_kind(values: list[str]) -> str:
@@ -133,6 +176,7 @@ def parse_value(value: str, kind: str) -> Any:
 
 
 def _field_rows(image_id: int, row: dict[str, str], kinds: dict[str, str], source: str) -> list[dict[str, Any]]:
+    """The field rows of one image: ``row`` holds field name -> text."""
     out = []
     for name, kind in kinds.items():
         value = parse_value(row.get(name, ""), kind)

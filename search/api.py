@@ -273,6 +273,12 @@ class Medsearch:
             raise NotFound(f"No image with id {image_id} in the store.")
         return path
 
+    def stored_thumbnail(self, image_id: int) -> tuple[bytes, int] | None:
+        """(PNG bytes, the file's mtime_ns when it was made) of the thumbnail made at index time, or None."""
+        from storage.thumbnails import stored_thumbnail
+
+        return stored_thumbnail(self.store, image_id)
+
     def info(self) -> dict[str, Any]:
         """The store's facts: counts, model, dimension, index type, generation, roots and failures."""
         from indexer.upgrade import images_to_upgrade

@@ -50,6 +50,11 @@ class CheckReport:
     def ok(self) -> bool:
         return all(problem.repaired for problem in self.problems)
 
+    @property
+    def repairable(self) -> bool:
+        """Whether ``repair=True`` would fix a problem that is left."""
+        return any(problem.repairable and not problem.repaired for problem in self.problems)
+
     def add(self, kind: str, message: str, repairable: bool = False) -> Problem:
         problem = Problem(kind, message, repairable)
         self.problems.append(problem)
@@ -84,7 +89,7 @@ def check_store(store: Store, repair: bool = False) -> CheckReport:
         return report
     damaged = _damaged_vectors(store, record.dim, report)
     stale = _stale_temporaries(store.directory, report)
-    rebuild = _snapshot_problems(store, record.dim, record.revision, report)
+    rebuild = _snapshot_problems(store, record.dim, record.revision, report, images)
     if not damaged:
         rebuild = _index_problems(store, record.dim, record.revision, report) or rebuild
     if repair:
@@ -140,12 +145,15 @@ def _stale_temporaries(directory: Path, report: CheckReport) -> list[Path]:
     return stale
 
 
-def _snapshot_problems(store: Store, dim: int, revision: str, report: CheckReport) -> bool:
-    """Whether the FAISS snapshot needs rewriting; adds a problem saying why."""
+def _snapshot_problems(store: Store, dim: int, revision: str, report: CheckReport, images: int) -> bool:
+    """Whether the FAISS snapshot needs rewriting; adds a problem saying why. No snapshot of no images (an
+    index run stopped before its first batch) is no problem."""
     directory, generation = store.directory, store.generation()
     manifest_path = directory / vectors.MANIFEST_FILE
     if not manifest_path.exists() and not (directory / vectors.INDEX_FILE).exists():
         report.facts["snapshot_generation"] = None
+        if images == 0:
+            return False
         report.add("snapshot", "no FAISS snapshot (it is rebuilt from the database on open)", repairable=True)
         return True
     loaded = vectors.load_snapshot(directory, dim, revision)

@@ -11,13 +11,14 @@ from sqlalchemy import delete, insert, select, update
 
 from storage.models import METADATA_COLUMNS, Deletion, Failure, Image, ImageField, utcnow
 from storage.store import Store
+from storage.thumbnails import save_thumbnails
 
 STORED_KEYS = frozenset(METADATA_COLUMNS) | {"identity", "read_options", "preprocessing_version"}
 
 
 @dataclass
 class NewImage:
-    """One embedded frame of a file. ``embedding``: (dim,) float32 unit vector."""
+    """One embedded frame of a file. ``embedding``: (dim,) float32 unit vector; ``thumbnail``: PNG bytes."""
 
     path: str
     frame_number: int
@@ -26,6 +27,7 @@ class NewImage:
     content_hash: str
     embedding: np.ndarray
     metadata: dict[str, Any] = field(default_factory=dict)
+    thumbnail: bytes | None = None
 
 
 @dataclass
@@ -68,6 +70,7 @@ def write_batch(store: Store, batch: Batch) -> int:
                 size=stat.size, mtime_ns=stat.mtime_ns))
         ids = _insert_images(session, batch.images, generation)
         _carry_fields(session, carried, batch.images, ids)
+        save_thumbnails(session, ids.tolist(), [image.thumbnail for image in batch.images])
         done = {image.path for image in batch.images} | {stat.path for _old, stat in batch.moves}
         _record_failures(session, batch.failures, done)
     vectors = np.vstack([image.embedding for image in batch.images]) if batch.images else np.empty((0, 0))

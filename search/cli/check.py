@@ -33,7 +33,7 @@ def check(
         for problem in report.problems:
             state = "repaired" if problem.repaired else "repairable" if problem.repairable else "manual"
             typer.echo(f"problem [{problem.kind}, {state}]: {problem.message}")
-        typer.echo("ok" if report.ok else "problems remain" + ("" if repair else "; try --repair"))
+        typer.echo("ok" if report.ok else "problems remain" + ("; try --repair" if report.repairable else ""))
     if not report.ok:
         raise typer.Exit(PROBLEMS_EXIT_CODE)
 

@@ -67,7 +67,7 @@ def classify(
             return
         for result in results:
             scores = "  ".join(f"{name} {p:.3f}" for name, p in result.probabilities.items())
-            flag = "  [needs human review]" if result.needs_review else ""
+            flag = f"  [needs human review: {result.review_reason}]" if result.needs_review else ""
             typer.echo(f"{result.path}: present: {', '.join(result.present) or 'none'}{flag}\n    {scores}")
         typer.echo(NOTE)
 

@@ -22,7 +22,15 @@ from search.cli.common import (
     results_table,
     show_progress,
 )
-from search.cli.metadata import show_sidecar_report
+from search.cli.metadata import (
+    ClashPrefixOption,
+    KeyOption,
+    RenameOption,
+    RootOption,
+    SkipOption,
+    show_sidecar_report,
+    sidecar_options,
+)
 
 app = typer.Typer(help="Semantic search over medical images with MedSigLIP.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -43,6 +51,8 @@ def index(
     voi: Annotated[str, typer.Option(help="Greyscale DICOM VOI: 'google' (Google's served MedSigLIP pixels) "
                                      "or 'robust' (percentile stretch without a window).")] = "google",
     metadata: Annotated[Path | None, typer.Option(help="Sidecar CSV joined to the images afterwards.")] = None,
+    key: KeyOption = None, rename: RenameOption = None, clash_prefix: ClashPrefixOption = None,
+    skip: SkipOption = None, root: RootOption = None,
     keep_identity: Annotated[bool, typer.Option(
         "--keep-identity", help="Store patient names, IDs and birth dates (off: only a keyed pseudonym).")] = False,
     patient_key: Annotated[Path | None, typer.Option(
@@ -62,10 +72,11 @@ def index(
         options = ReadOptions(window=parse_window(window), frames=parse_frames(frames), keep_identity=keep_identity,
                               voi=parse_voi(voi),
                               patient_key_secret=read_key_file(patient_key) if patient_key else None)
+        sidecar_args = sidecar_options(key, rename, clash_prefix, skip, root)
         settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
         quiet = as_json or not show_progress()
         report = ms.index(paths, settings) if quiet else _index_with_bar(ms, paths, settings)
-        sidecar = _import_sidecar(ms, metadata) if metadata else None
+        sidecar = _import_sidecar(ms, metadata, sidecar_args) if metadata else None
         if as_json:
             print_json({**report.as_dict(), **({"metadata": asdict(sidecar)} if sidecar else {})})
             return
@@ -108,10 +119,10 @@ def parse_frames(text: str) -> Literal["middle", "all"]:
     return text  # type: ignore[return-value]
 
 
-def _import_sidecar(ms, csv_file: Path):  # type: ignore[no-untyped-def]
+def _import_sidecar(ms, csv_file: Path, options):  # type: ignore[no-untyped-def]
     from indexer.sidecar import import_sidecar
 
-    return import_sidecar(ms.store, csv_file)
+    return import_sidecar(ms.store, csv_file, **options)
 
 
 def _index_with_bar(ms, paths, settings):  # type: ignore[no-untyped-def]

@@ -57,6 +57,9 @@ def _rows(ms: Medsearch, members: list[dict[str, Any]], columns: Sequence[str]) 
 
 
 def _plain(value: Any) -> Any:
+    """Dates as ISO text; whole numbers (stored as floats) as integers, so 3 is written 3, not 3.0."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 

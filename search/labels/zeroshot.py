@@ -28,6 +28,7 @@ class Classification:
     present: list[str] = field(default_factory=list)
     uncertain: list[str] = field(default_factory=list)
     needs_review: bool = False
+    review_reason: str | None = None
 
 
 def label_matrix(text_vectors: Callable[[list[str]], np.ndarray], labels: LabelSet) -> np.ndarray:
@@ -52,7 +53,9 @@ def probabilities(images: np.ndarray, labels: np.ndarray, logit_scale: float, lo
 
 def summarize(labels: LabelSet, probs: np.ndarray, image_id: int | None, path: str) -> Classification:
     """Present: p >= the label's threshold (default 0.5). Confidently absent: p <= half of it. Anything
-    between is uncertain; an image with no label present and some label uncertain needs human review."""
+    between is uncertain. An image with no label present needs human review: some label is uncertain, or
+    nothing was found at all (every label, a "normal" one included, scored below its threshold);
+    ``review_reason`` says which."""
     result = Classification(image_id, path, {})
     for label, p in zip(labels.labels, probs, strict=True):
         threshold = label.threshold if label.threshold is not None else DEFAULT_THRESHOLD
@@ -61,7 +64,11 @@ def summarize(labels: LabelSet, probs: np.ndarray, image_id: int | None, path: s
             result.present.append(label.name)
         elif p > threshold / 2:
             result.uncertain.append(label.name)
-    result.needs_review = not result.present and bool(result.uncertain)
+    result.needs_review = not result.present
+    if result.uncertain and not result.present:
+        result.review_reason = "uncertain: " + ", ".join(result.uncertain)
+    elif not result.present:
+        result.review_reason = "nothing found: every label scored below its threshold"
     return result
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.thumbnail import THUMBNAIL_SIZE
 from search.api import Medsearch
 from search.labels.labelsets import LabelSet
 from search.labels.zeroshot import Classification
@@ -133,7 +134,11 @@ class ServerEngine:
     def thumbnail(self, image_id: int, size: int) -> bytes:
         """PNG bytes of an image's thumbnail. Raises NotFound, Forbidden (outside the roots)."""
         stored = self.medsearch.image_path(image_id)
-        return self.thumbnails.get(served_path(self.medsearch.store, stored), size)
+        made = self.medsearch.stored_thumbnail(image_id) if size == THUMBNAIL_SIZE else None
+        path = served_path(self.medsearch.store, stored)
+        if made is not None and path.stat().st_mtime_ns == made[1]:  # made at index time from this file
+            return made[0]
+        return self.thumbnails.get(path, size)
 
     def info(self) -> dict[str, Any]:
         facts = self.medsearch.info()

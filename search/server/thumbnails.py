@@ -1,17 +1,15 @@
-"""Thumbnails: the file read by the medical pixel pipeline (modality LUT, window, MONOCHROME1 inverted,
-scaled to [0, 1]) and written as a PNG, kept in a small in-memory LRU cache keyed by path, mtime and
-size. Nothing is written to disk."""
+"""Thumbnails rendered on demand (those not made at index time, or of another size): the file read by the
+medical pixel pipeline (modality LUT, window, MONOCHROME1 inverted, scaled to [0, 1]) and written as a
+PNG, kept in a small in-memory LRU cache keyed by path, mtime and size. Nothing is written to disk."""
 
 from __future__ import annotations
 
-import io
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
+from indexer import thumbnail
 from indexer.frames import ReadOptions
 from indexer.readers import read_file
 
@@ -22,14 +20,7 @@ MAX_SIZE = 1024
 def render_png(path: Path, size: int, options: ReadOptions | None = None) -> bytes:
     """PNG bytes of the file's representative frame, fitted inside ``size`` x ``size`` pixels (aspect
     kept). Raises UnreadableFile."""
-    from PIL import Image
-
-    pixels = read_file(path, options or ReadOptions())[0].pixels  # float32 [0, 1], (H, W) or (H, W, 3)
-    image = Image.fromarray(np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8))
-    image.thumbnail((size, size), Image.Resampling.LANCZOS)
-    out = io.BytesIO()
-    image.save(out, format="PNG", optimize=False)
-    return out.getvalue()
+    return thumbnail.render_png(read_file(path, options or ReadOptions())[0].pixels, size)
 
 
 class ThumbnailCache:

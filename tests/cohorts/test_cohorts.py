@@ -29,8 +29,8 @@ def labelled_store(trained_model: Path, tmp_path_factory: pytest.TempPathFactory
     images = make_caption_images(root / "images", per_class=6, seed=4321)
     store = root / "store"
     sidecar = root / "sidecar.csv"
-    lines = ["file,site,patient"] + [f"{img.path.name},{'north' if i % 2 else 'south'},p{i // 4}"
-                                     for i, img in enumerate(images)]
+    lines = ["file,site,patient,age"] + [f"{img.path.name},{'north' if i % 2 else 'south'},p{i // 4},{40 + i}"
+                                         for i, img in enumerate(images)]
     sidecar.write_text("\n".join(lines) + "\n")
     runner = CliRunner()
     for args in (["index", root / "images", "--store", store, "--model", trained_model, "--workers", "0"],
@@ -71,16 +71,19 @@ def test_create_funnel_show_and_exports(cli: Callable[..., Any], labelled: dict[
     assert shown["members"] == members and shown["funnel"] == funnel
     assert cli("cohort", "list", "--store", store, "--json")["cohorts"][0]["count"] == len(members)
 
-    cli("cohort", "export", "reds", "--format", "csv", "--output", tmp_path / "out.csv", "--columns", "site,patient",
-        "--store", store)
+    cli("cohort", "export", "reds", "--format", "csv", "--output", tmp_path / "out.csv",
+        "--columns", "site,patient,age", "--store", store)
     with (tmp_path / "out.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["id"]) for r in rows] == [m["id"] for m in members]
     assert {r["site"] for r in rows} == {"north"} and len({r["patient"] for r in rows}) == len(rows)
+    assert all(r["age"].isdigit() for r in rows), rows  # whole numbers as written, not "41.0"
     assert json.loads((tmp_path / "out.csv.manifest.json").read_text())["members"] == members
-    cli("cohort", "export", "reds", "--format", "jsonl", "--output", tmp_path / "out.jsonl", "--store", store)
+    cli("cohort", "export", "reds", "--format", "jsonl", "--output", tmp_path / "out.jsonl", "--columns", "age",
+        "--store", store)
     lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [line["id"] for line in lines] == [m["id"] for m in members]
+    assert all(type(line["age"]) is int for line in lines), lines
     cli("cohort", "export", "reds", "--format", "links", "--output", tmp_path / "links", "--store", store)
     linked = sorted(p for p in (tmp_path / "links").iterdir() if p.name != "manifest.json")
     assert [str(p.resolve()) for p in linked] == [m["path"] for m in members]

@@ -24,6 +24,7 @@ from tests.conftest import write_png
 
 KILLS_PER_STORE = 11
 STORES = 2
+MIN_LEFT = 10  # files left to index before each kill, so that no run can finish before it is killed
 
 # Each indexer run is a real process, forked from a server that has imported (and only imported) torch,
 # transformers and medsearch, so that a run starts in a fraction of a second instead of ~8 s.
@@ -106,32 +107,38 @@ def _args(folder: Path, store: Path, model: Path, rng: random.Random) -> list[st
 
 
 def _kill_once(runs: Runs, args: list[str], db: Path, rng: random.Random) -> str:
-    """Start the indexer, SIGKILL it at a random moment, and say roughly in which stage it died."""
-    before = len(_rows(db))
+    """Start the indexer, SIGKILL it at a moment chosen by condition (start-up, after a few more batches,
+    or while a snapshot is being written), and say in which stage it died."""
+    before, stale = len(_rows(db)), _temporaries(db.parent)  # left by earlier kills
     out = db.parent.parent / "run.out"
     out.with_name("run.out.rc").unlink(missing_ok=True)
     pid = runs.start(args, out)
-    deadline = time.monotonic() + 60
-    if rng.random() < 0.15:
+    deadline = time.monotonic() + 120
+    moment = rng.random()
+    if moment < 0.15:
         time.sleep(rng.uniform(0.0, 0.3))  # start-up: model loading, discovery, plan
+    elif moment < 0.35:
+        while not _temporaries(db.parent) - stale and _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.001)
     else:
         wanted = before + rng.randint(1, 4)
         while len(_rows(db)) < wanted and _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.003)
-        time.sleep(rng.uniform(0, 0.02))
-    tmp_seen = _saving(db.parent)
+    tmp_seen = bool(_temporaries(db.parent) - stale)
     os.kill(pid, signal.SIGKILL)
     _wait_gone(pid)
     if out.with_name("run.out.rc").exists():
         return "finished"
-    if tmp_seen or _saving(db.parent):
+    if tmp_seen or _temporaries(db.parent) - stale:
         return "faiss-write"
     return "startup" if len(_rows(db)) == before else "batches"
 
 
-def _saving(store_dir: Path) -> bool:
-    """Whether a snapshot write is under way (its temporary files exist)."""
-    return any(store_dir.glob(f"{vectors.INDEX_FILE}.tmp*")) or any(store_dir.glob(f"{vectors.MANIFEST_FILE}.tmp*"))
+def _temporaries(store_dir: Path) -> set[str]:
+    """The snapshot's temporary files: one that was not there before a run starts means a snapshot write of
+    that run is under way."""
+    names = (vectors.INDEX_FILE, vectors.MANIFEST_FILE)
+    return {path.name for name in names for path in store_dir.glob(f"{name}.tmp*")}
 
 
 def _assert_consistent(store_dir: Path, committed_before: dict[str, int],
@@ -146,7 +153,9 @@ def _assert_consistent(store_dir: Path, committed_before: dict[str, int],
         assert connection.execute("pragma integrity_check").fetchone()[0] == "ok"
     with Store.open(store_dir) as store:
         report = check_store(store)
-        kinds = {p.kind for p in report.problems}
+        missing = [p.message.split(" is indexed")[0] for p in report.problems if p.kind == "missing_file"]
+        assert not (finished and missing) and not any(Path(path).exists() for path in missing), missing
+        kinds = {p.kind for p in report.problems if p.kind != "missing_file"}  # deleted before the run removed it
         assert kinds <= (set() if finished else {"temporary_file", "snapshot"}), report.as_dict()
         if store.model_record() is not None:
             index = store.index()
@@ -189,6 +198,9 @@ def _kill_store(runs: Runs, folder: Path, store: Path, model: Path, rng: random.
             _grow(folder, rng, files, 6)
             files += 6
             (folder / f"img{rng.randrange(files):04d}.png").unlink(missing_ok=True)
+        if len({str(path) for path in folder.glob("*.png")} - set(committed)) < MIN_LEFT:
+            _grow(folder, rng, files, MIN_LEFT)  # a kill must find work left, however fast the run went
+            files += MIN_LEFT
         stage = _kill_once(runs, _args(folder, store, model, rng), store / "medsearch.db", rng)
         committed, unusable = _assert_consistent(store, committed, finished=False)
         stage = "faiss-write" if unusable and stage == "batches" else stage

@@ -34,12 +34,15 @@ from pydicom.uid import (
 )
 
 from indexer.dicom import DicomReader
+from indexer.dicom_codestream import codestream_size
 from indexer.dicom_meta import STRING_COLUMNS, parse_age, parse_date, patient_key
 from indexer.frames import Frame, ReadOptions
-from indexer.isolation import DecodeGuard, codestream_size, read_isolated
+from indexer.isolation import DecodeGuard
 from indexer.readers import read_file
+from indexer.workers import CRASHED, Limits
 from storage.errors import InvalidQuery, UnreadableFile
 from storage.models import METADATA_COLUMNS, Image
+from tests.indexer.worker_read import TEST_LIMITS, read_in_worker
 
 READER = DicomReader()
 IDENTITY = {
@@ -573,7 +576,7 @@ def test_jp2_wrapper_that_would_hang_pydicom_is_rejected(tmp_path: Path) -> None
     frame[12:16] = bytes(4)
     ds.PixelData = encapsulate([bytes(frame)])
     ds.save_as(tmp_path / "jp2.dcm")
-    reason = _isolated_reason(tmp_path / "jp2.dcm", ReadOptions(), 30, 1 << 30)
+    reason = _worker_reason(tmp_path / "jp2.dcm")
     assert reason == "frame 1: malformed JP2 wrapper: a zero-length box before the codestream"
 
 
@@ -655,33 +658,28 @@ def guarded_greedy_reader(path: Path, options: ReadOptions) -> list[Frame]:
         return greedy_reader(path, options)
 
 
-def test_read_isolated_returns_the_same_frames() -> None:
+def test_a_worker_read_returns_the_same_frames() -> None:
     path = sample("CT_small.dcm")
-    frames = read_isolated(path, ReadOptions(), timeout_s=60, memory_bytes=1 << 30)
+    frames = read_in_worker(path)
     np.testing.assert_array_equal(frames[0].pixels, read_one(path).pixels)
     assert frames[0].metadata == read_one(path).metadata
 
 
-def test_read_isolated_reports_reasons_crashes_timeouts_and_memory(tmp_path: Path) -> None:
-    options = ReadOptions()
-    reason = _isolated_reason(rle_panic_file(tmp_path), options, 60, 1 << 30)
+def test_a_worker_read_reports_reasons_crashes_timeouts_and_memory(tmp_path: Path) -> None:
+    """Through the decoding workers an index run uses (``indexer.workers``)."""
+    reason = _worker_reason(rle_panic_file(tmp_path))
     assert reason.startswith("cannot decode pixel data: PanicException")
-    assert (
-        _isolated_reason(tmp_path, options, 60, 1 << 30, abort_reader)
-        == "decoder crashed (signal 6: SIGABRT)"
-    )
+    assert _worker_reason(tmp_path, abort_reader) == CRASHED
     started = time.monotonic()
-    assert _isolated_reason(tmp_path, options, 1.0, 1 << 30, sleepy_reader) == "decoding took longer than 1 s"
-    assert time.monotonic() - started < 15
-    for reader in (greedy_reader, guarded_greedy_reader):
-        assert (
-            _isolated_reason(tmp_path, options, 60, 256 << 20, reader) == "decoding needed more than 256 MB"
-        )
+    assert _worker_reason(tmp_path, sleepy_reader, Limits(1.0, 1 << 30)) == "decoding took longer than 1 s"
+    assert time.monotonic() - started < 30
+    assert _worker_reason(tmp_path, greedy_reader, Limits(60, 1 << 30)) == (
+        "decoding needed more than 1024 MB of memory")
+    assert _worker_reason(tmp_path, guarded_greedy_reader, Limits(60, 1 << 30)) == (
+        "cannot decode pixel data: out of memory")
 
 
-def _isolated_reason(
-    path: Path, options: ReadOptions, timeout_s: float, memory: int, reader: Any = None
-) -> str:
+def _worker_reason(path: Path, reader: Any = read_file, limits: Limits = TEST_LIMITS) -> str:
     with pytest.raises(UnreadableFile) as caught:
-        read_isolated(path, options, timeout_s, memory, reader=reader)
+        read_in_worker(path, ReadOptions(), limits, reader)
     return caught.value.reason

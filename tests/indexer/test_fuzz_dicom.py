@@ -36,9 +36,10 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from indexer.frames import Frame, ReadOptions
-from indexer.isolation import read_isolated
 from indexer.readers import read_file
+from indexer.workers import CRASHED, Limits
 from storage.errors import UnreadableFile
+from tests.indexer.worker_read import read_in_worker
 
 CORPUS = Path(__file__).parents[1] / "data" / "fuzz" / "dicom"
 SEEDS = [
@@ -61,14 +62,8 @@ CASE_TIMEOUT_S = 10
 HANG_EXIT_S = 60  # a native decoder that ignores SIGALRM: dump tracebacks and exit instead of hanging CI
 MAX_RSS_GROWTH_KB = 1024 * 1024  # 1 GiB of new peak resident memory in one case is unbounded
 CORPUS_TIMEOUT_S = 30
-CORPUS_MEMORY_BYTES = 1 << 30
-ISOLATION_REASONS = (
-    "decoding took longer",
-    "decoding needed more than",
-    "decoder crashed",
-    "decoder process exited",
-    "reader failed",
-)
+CORPUS_MEMORY_BYTES = 2 << 30
+ISOLATION_REASONS = ("decoding took longer", "decoding needed more than", CRASHED)
 
 _US = lambda v: ("US", v)  # noqa: E731 - short table entries below
 _IS = lambda v: ("IS", v)  # noqa: E731
@@ -384,11 +379,12 @@ def test_corpus_files_are_described() -> None:
     assert all((CORPUS / name).stat().st_size < 50_000 for name in EXPECTED)
 
 
-def read_isolated_outcome(path: Path) -> list[Frame] | UnreadableFile:
-    """``read_file`` in a child process with a 1 GiB address-space limit and a 30 s timeout, so that
-    a corpus case that crashes, hangs or allocates without bound fails one test, not the run."""
+def worker_outcome(path: Path) -> list[Frame] | UnreadableFile:
+    """``read_file`` in a decoding worker, as an index run reads, with a 2 GiB address-space limit and a
+    30 s timeout, so that a corpus case that crashes, hangs or allocates without bound fails one test,
+    not the run."""
     try:
-        return read_isolated(path, ReadOptions(), CORPUS_TIMEOUT_S, CORPUS_MEMORY_BYTES)
+        return read_in_worker(path, ReadOptions(), Limits(CORPUS_TIMEOUT_S, CORPUS_MEMORY_BYTES))
     except UnreadableFile as exc:
         return exc
 
@@ -399,7 +395,7 @@ def test_corpus_case(name: str) -> None:
     never a reason from the isolation itself (crash, timeout, memory limit, broken contract)."""
     expected = EXPECTED[name]["outcome"]
     path = CORPUS / name
-    outcome = read_isolated_outcome(path)
+    outcome = worker_outcome(path)
     if expected == "frames":
         assert not isinstance(outcome, UnreadableFile), outcome
         check_frames(path, outcome)

@@ -85,3 +85,61 @@ def test_bad_sidecars_are_clear_errors(cli: Callable[..., Any], image_folder: Pa
 ])
 def test_kind_inference(values: list[str], kind: str) -> None:
     assert infer_kind(values) == kind
+
+
+def test_a_csv_as_it_comes(cli: Callable[..., Any], image_folder: Path, tiny_model: Path, tmp_path: Path) -> None:
+    """The dataset's own CSV: a key column of another name, a column named like a built-in one, an empty
+    column, and a file name found in two indexed folders."""
+    write_png(image_folder / "other" / "case000.png", seed=77)  # same name as png/case000.png
+    store = tmp_path / "store"
+    cli("index", image_folder, "--store", store, "--model", tiny_model, "--json", "--workers", "0")
+    sheet = image_folder / "metadata.csv"
+    sheet.write_text("imagename,modality,finding,notes\ncase000.png,XR,a,\ncase001.png,XR,b,\n")
+    refused = cli("import-metadata", sheet, "--key", "imagename", "--store", store, "--json", expect=2)
+    assert "clash" in refused["error"]["message"] and "--clash-prefix" in refused["error"]["message"]
+
+    report = cli("import-metadata", sheet, "--key", "imagename", "--clash-prefix", "csv_", "--store", store, "--json")
+    assert report["fields"] == {"csv_modality": "text", "finding": "text"} and report["empty"] == ["notes"]
+    assert (report["matched_rows"], report["images_updated"]) == (1, 1)
+    assert sorted(Path(p).parent.name for p in report["ambiguous"]["case000.png"]) == ["other", "png"]
+    fields = _fields(store)
+    assert fields[("case001.png", "csv_modality")] == ("text", "XR") and ("case000.png", "finding") not in fields
+    assert all(any(name == field for _path, name in fields) for field in report["fields"])  # each can be filtered
+
+    rooted = cli("import-metadata", sheet, "--key", "imagename", "--rename", "modality=source_modality", "--root",
+                 image_folder / "png", "--store", store, "--json")
+    assert rooted["ambiguous"] == {} and rooted["matched_rows"] == 2
+    assert _fields(store)[("case000.png", "source_modality")] == ("text", "XR")
+    sheet.write_text("imagename,modality,finding\nother/case000.png,MR,c\n")  # a path relative to the CSV
+    by_path = cli("import-metadata", sheet, "--key", "imagename", "--skip", "modality", "--store", store, "--json")
+    assert by_path["matched_rows"] == 1 and by_path["fields"] == {"finding": "text"}
+    other = next(p for p in _paths(store) if Path(p).parent.name == "other")
+    assert _field_of(store, other, "finding") == "c"
+
+
+def test_rows_that_match_nothing_say_why(cli: Callable[..., Any], image_folder: Path, tiny_model: Path,
+                                         tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    cli("index", image_folder, "--store", store, "--model", tiny_model, "--json", "--workers", "0")
+    elsewhere = tmp_path / "elsewhere" / "labels.csv"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("path,effusion\npng/case000.png,1\n")  # relative to the wrong folder
+    report = cli("import-metadata", elsewhere, "--store", store, "--json")
+    assert report["matched_rows"] == 0 and "relative to the CSV's folder" in report["hint"]
+    text = cli("import-metadata", elsewhere, "--store", store)
+    assert "relative to the CSV's folder" in text.stderr and str(elsewhere.parent) in text.stderr
+    fixed = cli("import-metadata", elsewhere, "--root", image_folder, "--store", store, "--json")
+    assert fixed["matched_rows"] == 1 and fixed["hint"] is None
+    assert "--rename takes OLD=NEW" in cli("import-metadata", elsewhere, "--rename", "effusion", "--store", store,
+                                           "--json", expect=2)["error"]["message"]
+
+
+def _paths(store: Path) -> list[str]:
+    with sqlite3.connect(store / "medsearch.db") as db:
+        return [row[0] for row in db.execute("select path from images")]
+
+
+def _field_of(store: Path, path: str, name: str) -> Any:
+    with sqlite3.connect(store / "medsearch.db") as db:
+        return db.execute("select f.text from image_fields f join images i on i.id = f.image_id "
+                          "where i.path = ? and f.name = ?", (path, name)).fetchone()[0]

@@ -146,3 +146,21 @@ def test_digest_is_stable_and_moves_with_the_content(tmp_path: Path) -> None:
     # the same labels written in a file give the same digest as the built-in
     text = "".join(f"[{x.name}]\nprompts = {list(x.prompts)!r}\n".replace("'", '"') for x in base.labels)
     assert load_label_set(write(tmp_path, text)).digest() == base.digest()
+
+
+def test_summary_flags_nothing_found_and_names_the_uncertain_label() -> None:
+    import numpy as np
+
+    from search.labels.zeroshot import summarize
+
+    labels = load_label_set("cxr-findings")
+    nothing = summarize(labels, np.zeros(len(CXR)), 1, "/x.png")  # ~0 on every label, normal included
+    assert nothing.present == [] and nothing.needs_review
+    assert nothing.review_reason == "nothing found: every label scored below its threshold"
+    probs = np.zeros(len(CXR))
+    probs[CXR.index("pneumonia")] = 0.3
+    unsure = summarize(labels, probs, 1, "/x.png")
+    assert unsure.needs_review and unsure.review_reason == "uncertain: pneumonia"
+    probs[CXR.index("normal")] = 0.9
+    found = summarize(labels, probs, 1, "/x.png")
+    assert found.present == ["normal"] and not found.needs_review and found.review_reason is None

@@ -140,6 +140,11 @@ def test_cli_classify_save_and_filter(cli: Callable[..., Any], shapes: Any, tmp_
     reds = {r["path"] for r in out["results"] if r["probabilities"]["red_circle"] > 0.5}
     found = cli("search", "anything", "--where", "shapes.red_circle > 0.5", "-k", "100", "--store", store, "--json")
     assert {r["path"] for r in found["results"]} == reds and reds
+    strict = tmp_path / "strict.toml"  # thresholds no sigmoid reaches: nothing is ever present
+    strict.write_text("".join(f'[{name}]\nprompts = ["{captions[0]}"]\nthreshold = 1.0\n'
+                              for name, captions in CLASS_CAPTIONS.items()))
+    text = cli("classify", next(iter(classes)), "--labels-file", strict, "--store", store).output
+    assert "present: none  [needs human review: " in text
 
 
 def test_cli_evaluate_matches_sklearn(cli: Callable[..., Any], shapes: Any, tmp_path: Path) -> None:

@@ -125,3 +125,27 @@ def test_damaged_database_is_reported(indexed: tuple[Path, Path], cli: Callable[
 def test_check_of_missing_store_is_one_line(tmp_path: Path, cli: Callable[..., Any]) -> None:
     result = cli("check", "--store", tmp_path / "nothing", expect=5)
     assert "No medsearch store" in result.output
+
+
+def test_store_of_a_run_stopped_before_its_first_batch_passes(tmp_path: Path, tiny_model: Path,
+                                                              cli: Callable[..., Any]) -> None:
+    """The model record is bound, no image was written, no snapshot was saved: nothing is wrong."""
+    from indexer.embedder import model_record
+    from indexer.model_loading import load_embedder
+
+    store = tmp_path / "store"
+    with Store.open(store, create=True, writable=True) as opened:
+        opened.bind_model(model_record(load_embedder(str(tiny_model), device="cpu")))
+    assert not (store / vectors.INDEX_FILE).exists() and not (store / vectors.MANIFEST_FILE).exists()
+    report = cli("check", "--store", store, "--json")
+    assert report["ok"] and report["problems"] == [] and report["facts"]["images"] == 0
+    assert cli("check", "--store", store).output.strip().endswith("ok")
+
+
+def test_repair_is_suggested_only_for_what_it_can_fix(indexed: tuple[Path, Path], cli: Callable[..., Any]) -> None:
+    store, folder = indexed
+    (folder / "img3.png").unlink()
+    manual = cli("check", "--store", store, expect=5).output
+    assert "problems remain" in manual and "--repair" not in manual.splitlines()[-1]
+    (store / vectors.MANIFEST_FILE).unlink()
+    assert cli("check", "--store", store, expect=5).output.splitlines()[-1] == "problems remain; try --repair"

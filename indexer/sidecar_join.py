@@ -1,0 +1,63 @@
+"""Which indexed images a sidecar row names.
+
+The key column holds a SOP instance UID (a column named ``sop_instance_uid``), a path, or a file name.
+A value with a ``/`` (or any value of a ``path`` column) is a path: absolute, or relative to the CSV's
+folder, or to ``root`` when one is given. A bare file name matches the indexed files of that name; when
+files in several folders share it, the row is ambiguous and matches nothing (``root`` narrows the search
+to one indexed folder, or the row can give a path instead)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from storage.models import Image
+
+UID_COLUMN = "sop_instance_uid"
+
+
+@dataclass
+class Found:
+    """The images one key names: ``ids``; or none, with the ``candidates`` (paths) that made it ambiguous."""
+
+    ids: list[int] = field(default_factory=list)
+    candidates: list[str] = field(default_factory=list)
+
+
+class Joiner:
+    """Looks up key values of column ``column`` among the store's images."""
+
+    def __init__(self, session: Any, column: str, base: Path, root: Path | None = None) -> None:
+        self.column, self.base = column, base
+        self.root = root.expanduser().resolve() if root is not None else None
+        self.by_path: dict[str, list[int]] = {}
+        self.by_name: dict[str, dict[str, list[int]]] = {}
+        self.by_uid: dict[str, list[int]] = {}
+        for image_id, path, uid in session.execute(select(Image.id, Image.path, Image.sop_instance_uid)):
+            self.by_path.setdefault(path, []).append(image_id)
+            if self.root is None or Path(path).is_relative_to(self.root):
+                self.by_name.setdefault(Path(path).name, {}).setdefault(path, []).append(image_id)
+            if uid:
+                self.by_uid.setdefault(uid, []).append(image_id)
+
+    def find(self, value: str) -> Found:
+        """The images ``value`` names (see the module's rules)."""
+        if self.column == UID_COLUMN:
+            return Found(self.by_uid.get(value, []))
+        if self.column == "path" or "/" in value:
+            return Found(self._by_path(value))
+        paths = self.by_name.get(value, {})
+        if len(paths) > 1:
+            return Found(candidates=sorted(paths))
+        return Found(next(iter(paths.values()), []))
+
+    def _by_path(self, value: str) -> list[int]:
+        if value in self.by_path:
+            return self.by_path[value]
+        for folder in (self.root, self.base):
+            if folder is not None and (ids := self.by_path.get(str((folder / value).resolve()))):
+                return ids
+        return []
