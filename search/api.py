@@ -22,6 +22,7 @@ from indexer.embedder import DEFAULT_MODEL, Embedder
 from indexer.frames import ReadOptions
 from indexer.pipeline import IndexReport, IndexSettings, Progress, index_paths
 from search.compose import compose, parse_part
+from search.language import Translation, Translator
 from search.query import Result, embed_file, hydrate, stored_vector, vector_of_path
 from search.ranking import allowed_ids, grouped, iter_ranked, take
 from search.scoring import cosine_for_probability
@@ -46,8 +47,10 @@ class Medsearch:
     """A store plus the model that reads it; the model is loaded on first need only."""
 
     def __init__(self, store: Store, model: str | None = None, device: str = "auto",
-                 embedder: Embedder | None = None, precision: str = "auto") -> None:
+                 embedder: Embedder | None = None, precision: str = "auto",
+                 translator: Translator | None = None) -> None:
         self.store = store
+        self.translator = translator or Translator.from_settings()
         self.model_ref = model
         self.device = device
         self.precision = precision
@@ -58,11 +61,14 @@ class Medsearch:
     @classmethod
     def open(cls, store: str | Path | None = None, model: str | None = None, device: str = "auto",
              create: bool = False, writable: bool = False, embedder: Embedder | None = None,
-             precision: str = "auto") -> Medsearch:
+             precision: str = "auto", translator: Translator | None = None) -> Medsearch:
         """Open the store at ``store`` (default ``MEDSEARCH_STORE`` or ``./medsearch-store``); ``precision``
-        is passed to ``load_embedder`` when the model is first needed. Raises StoreError, StoreLocked."""
+        is passed to ``load_embedder`` when the model is first needed; ``translator`` defaults to the
+        settings' (``Translator.from_settings``). Raises StoreError, StoreLocked, InvalidQuery."""
         directory = Path(store or os.environ.get("MEDSEARCH_STORE") or "medsearch-store")
-        return cls(Store.open(directory, create=create, writable=writable), model, device, embedder, precision)
+        translator = translator or Translator.from_settings()
+        return cls(Store.open(directory, create=create, writable=writable), model, device, embedder, precision,
+                   translator)
 
     def __enter__(self) -> Medsearch:
         return self
@@ -85,8 +91,16 @@ class Medsearch:
     @property
     def texts(self) -> TextCache:
         if self._texts is None:
-            self._texts = TextCache(self.store, self.embedder)
+            self._texts = TextCache(self.store, self.embedder, translate=self.english)
         return self._texts
+
+    def searched_as(self, text: str) -> Translation:
+        """What ``text`` is embedded as (every text passes here: queries, label prompts, criteria), and the
+        words not understood. Raises InvalidQuery (policy refuse, or no word understood)."""
+        return self.translator.translate(text, getattr(self._embedder, "tokenizer", None))
+
+    def english(self, text: str) -> str:
+        return self.searched_as(text).english
 
     def index(self, paths: Sequence[str | Path], settings: IndexSettings | None = None,
               progress: Progress | None = None) -> IndexReport:

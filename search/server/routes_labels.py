@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from search.labelsets import Label, LabelSet, builtin_label_sets, load_label_set, parse_label_list
+from search.language.present import prompts_searched
 from search.server.deps import get_engine
 from search.server.engine import ServerEngine
 from search.server.security import check_token
@@ -67,5 +68,6 @@ async def classify(request: ClassifyRequest, engine: ServerEngine = Depends(get_
     404 for an unknown id, 400 for bad labels. Model scores, not a diagnosis."""
     labels = label_set_of(request)
     results = await run_in_threadpool(engine.classify, request.ids, labels, request.exclusive)
-    return {"labels": list(labels.names), "exclusive": request.exclusive, "note": NOTE,
+    return {"labels": list(labels.names), "searched_as": prompts_searched(engine.medsearch.english, labels),
+            "exclusive": request.exclusive, "note": NOTE,
             "results": [asdict(result) for result in results]}

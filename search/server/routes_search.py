@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from search.language.present import fields
 from search.query import Result
 from search.server.deps import ServerSettings, get_engine, get_settings
 from search.server.engine import ServerEngine
@@ -54,9 +55,10 @@ def search(
     ``/api/info`` lists them in ``server.filters`` (400 otherwise). ``count=true``: just the number."""
     filters = _given(where=where, min_score=min_score, min_prob=min_prob, group_by=group_by, like=like,
                      unlike=unlike)
+    searched = fields(engine.medsearch.searched_as(q)) if q else {}
     if count:
-        return {"count": engine.count(q, filters)}
-    return _page(q or "", k, offset, engine.search(q, k, offset, filters))
+        return {"count": engine.count(q, filters), **searched}
+    return {**_page(q or "", k, offset, engine.search(q, k, offset, filters)), **searched}
 
 
 @router.get("/similar/{image_id}")
