@@ -57,7 +57,8 @@ def label_sets() -> dict[str, Any]:
     """The built-in label sets: name, description and each label's prompts and threshold."""
     sets = [load_label_set(name) for name in builtin_label_sets()]
     return {"label_sets": [{"name": s.name, "description": s.description, "labels": [
-        {"name": label.name, "prompts": list(label.prompts), "threshold": label.threshold} for label in s.labels]}
+        {"name": label.name, "korean": label.korean, "prompts": list(label.prompts), "threshold": label.threshold}
+        for label in s.labels]}
         for s in sets]}
 
 
