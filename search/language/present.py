@@ -33,3 +33,12 @@ def labels_line(labels: LabelSet, searched: dict[str, list[str]]) -> str | None:
     changed = [f"{label.name} = {' / '.join(searched[label.name])}" for label in labels.labels
                if searched[label.name] != list(label.prompts)]
     return f"searched as: {'; '.join(changed)}" if changed else None
+
+
+def criteria_searched(english: Callable[[str], str], criteria: list[str]) -> dict[str, str]:
+    """The text criteria's texts that were translated, as embedded: ``{"폐렴": "pneumonia"}``. Raises
+    InvalidQuery for a malformed criterion."""
+    from search.cohort_criteria import parse_criterion
+
+    texts = [c.value for c in map(parse_criterion, criteria) if c.kind == "text"]
+    return {text: english(text) for text in texts if english(text) != text}

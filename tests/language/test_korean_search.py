@@ -125,6 +125,7 @@ def test_cohort_criteria_in_korean(cli: Cli, store: Path, shapes: dict[str, Any]
     english = cli("cohort", "create", "reds-en", "--include", "text:red circle top 6", "--store", store, "--json")
     assert [m["id"] for m in korean["members"]] == [m["id"] for m in english["members"]]
     assert {shapes["classes"][m["path"]] for m in korean["members"]} == {"red_circle"}
+    assert korean["searched_as"] == {"빨간 원": "red circle"} and english["searched_as"] == {}
 
 
 @pytest.fixture
