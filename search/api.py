@@ -94,13 +94,18 @@ class Medsearch:
             self._texts = TextCache(self.store, self.embedder, translate=self.english)
         return self._texts
 
-    def searched_as(self, text: str) -> Translation:
-        """What ``text`` is embedded as (every text passes here: queries, label prompts, criteria), and the
-        words not understood. Raises InvalidQuery (policy refuse, or no word understood)."""
-        return self.translator.translate(text, getattr(self._embedder, "tokenizer", None))
+    def searched_as(self, query: str) -> Translation:
+        """What a search's text part (``"폐렴@0.5"``: its text, without the weight) is embedded as, and the
+        words not understood; image and id parts are kept as given. Raises InvalidQuery."""
+        part = parse_part(query)
+        if part.kind != "text":
+            return Translation(query, query)
+        return self.translator.translate(part.value, getattr(self._embedder, "tokenizer", None))
 
     def english(self, text: str) -> str:
-        return self.searched_as(text).english
+        """The English ``text`` is embedded as: every embedded text (queries, label prompts, criteria)
+        passes here, through the text cache. Raises InvalidQuery (policy refuse, or no word understood)."""
+        return self.translator.translate(text, getattr(self._embedder, "tokenizer", None)).english
 
     def index(self, paths: Sequence[str | Path], settings: IndexSettings | None = None,
               progress: Progress | None = None) -> IndexReport:

@@ -122,3 +122,12 @@ def test_korean_display_names_of_built_in_sets_translate_to_their_label(translat
             found = translator.translate(label.korean)
             assert found.unknown == ()
             assert found.english.replace(" ", "_").endswith(label.name), (label.korean, found.english)
+
+
+def test_searched_as_reads_the_text_part_of_a_query(tmp_path: Path) -> None:
+    from search.api import Medsearch
+
+    with Medsearch.open(tmp_path / "store", create=True, translator=Translator(builtin_glossary())) as ms:
+        assert ms.searched_as("기흉@0.5").as_dict() == {"searched_as": "pneumothorax", "not_understood": []}
+        assert ms.searched_as("id:3").english == "id:3"
+        assert ms.english("좌측 기흉") == "left pneumothorax"
