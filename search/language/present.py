@@ -17,9 +17,12 @@ def header(title: str, translation: Translation) -> str:
     return f"{title} (searched as: {translation.english})"
 
 
-def fields(translation: Translation | None) -> dict[str, Any]:
-    """The JSON fields for a search: ``searched_as`` and ``not_understood``; none without a text."""
-    return translation.as_dict() if translation is not None else {}
+def fields(translation: Translation | None, only_changed: bool = False) -> dict[str, Any]:
+    """The JSON fields for a search: ``searched_as`` and ``not_understood``; none without a text, nor,
+    with ``only_changed``, for a text embedded as typed."""
+    if translation is None or (only_changed and translation.english == translation.text and not translation.unknown):
+        return {}
+    return translation.as_dict()
 
 
 def prompts_searched(english: Callable[[str], str], labels: LabelSet) -> dict[str, list[str]]:
