@@ -66,7 +66,7 @@ class Medsearch:
         is passed to ``load_embedder`` when the model is first needed; ``translator`` defaults to the
         settings' (``Translator.from_settings``). Raises StoreError, StoreLocked, InvalidQuery."""
         directory = Path(store or os.environ.get("MEDSEARCH_STORE") or "medsearch-store")
-        translator = translator or Translator.from_settings()
+        translator = translator or Translator.from_settings()  # first: a bad glossary leaves no store open
         return cls(Store.open(directory, create=create, writable=writable), model, device, embedder, precision,
                    translator)
 
@@ -100,12 +100,16 @@ class Medsearch:
         part = parse_part(query)
         if part.kind != "text":
             return Translation(query, query)
-        return self.translator.translate(part.value, getattr(self._embedder, "tokenizer", None))
+        return self.translator.translate(part.value, self._tokenizer())
 
     def english(self, text: str) -> str:
         """The English ``text`` is embedded as: every embedded text (queries, label prompts, criteria)
         passes here, through the text cache. Raises InvalidQuery (policy refuse, or no word understood)."""
-        return self.translator.translate(text, getattr(self._embedder, "tokenizer", None)).english
+        return self.translator.translate(text, self._tokenizer()).english
+
+    def _tokenizer(self) -> Any:
+        """The loaded model's tokenizer (for out-of-vocabulary checks), or None before it is loaded."""
+        return getattr(self._embedder, "tokenizer", None)
 
     def index(self, paths: Sequence[str | Path], settings: IndexSettings | None = None,
               progress: Progress | None = None) -> IndexReport:
