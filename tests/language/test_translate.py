@@ -42,6 +42,10 @@ GUIDE_PROMPTS = {
     "기흉 없음": "no pneumothorax",
     "폐렴과 기흉": "pneumonia and pneumothorax",
     "흑색종 의심 병변이 있는 피부": "skin with lesion suspicious for melanoma",
+    "이상 소견": "abnormal findings",
+    "특이 소견 없음": "no significant abnormality",
+    "공기가슴증": "pneumothorax",
+    "가슴막삼출": "pleural effusion",
 }
 
 
