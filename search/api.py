@@ -25,6 +25,7 @@ from search.labels.zeroshot import Classification
 
 if TYPE_CHECKING:
     from search.labels.evaluate import Evaluation
+from search.language import Translation, Translator
 from search.query.compose import Part, compose, parse_part
 from search.query.ranking import allowed_ids, group_column, grouped, iter_ranked, take
 from search.query.results import Result, embed_file, hydrate, stored_vector, vector_of_path
@@ -49,8 +50,10 @@ class Medsearch:
     """A store plus the model that reads it; the model is loaded on first need only."""
 
     def __init__(self, store: Store, model: str | None = None, device: str = "auto",
-                 embedder: Embedder | None = None, precision: str = "auto") -> None:
+                 embedder: Embedder | None = None, precision: str = "auto",
+                 translator: Translator | None = None) -> None:
         self.store = store
+        self.translator = translator or Translator.from_settings()
         self.model_ref = model
         self.device = device
         self.precision = precision
@@ -61,11 +64,14 @@ class Medsearch:
     @classmethod
     def open(cls, store: str | Path | None = None, model: str | None = None, device: str = "auto",
              create: bool = False, writable: bool = False, embedder: Embedder | None = None,
-             precision: str = "auto") -> Medsearch:
+             precision: str = "auto", translator: Translator | None = None) -> Medsearch:
         """Open the store at ``store`` (default ``MEDSEARCH_STORE`` or ``./medsearch-store``); ``precision``
-        is passed to ``load_embedder`` when the model is first needed. Raises StoreError, StoreLocked."""
+        is passed to ``load_embedder`` when the model is first needed; ``translator`` defaults to the
+        settings' (``Translator.from_settings``). Raises StoreError, StoreLocked, InvalidQuery."""
         directory = Path(store or os.environ.get("MEDSEARCH_STORE") or "medsearch-store")
-        return cls(Store.open(directory, create=create, writable=writable), model, device, embedder, precision)
+        translator = translator or Translator.from_settings()  # first: a bad glossary leaves no store open
+        return cls(Store.open(directory, create=create, writable=writable), model, device, embedder, precision,
+                   translator)
 
     def __enter__(self) -> Medsearch:
         return self
@@ -88,8 +94,27 @@ class Medsearch:
     @property
     def texts(self) -> TextCache:
         if self._texts is None:
-            self._texts = TextCache(self.store, self.embedder)
+            self._texts = TextCache(self.store, self.embedder, translate=self.english)
         return self._texts
+
+    def searched_as(self, query: str) -> Translation:
+        """What a search's text part (``"폐렴@0.5"``: its text, without the weight) is embedded as, and the
+        words not understood; image and id parts are kept as given. Raises InvalidQuery."""
+        if not query.strip():
+            raise InvalidQuery("the search text is empty")
+        part = parse_part(query)
+        if part.kind != "text":
+            return Translation(query, query)
+        return self.translator.translate(part.value, self._tokenizer())
+
+    def english(self, text: str) -> str:
+        """The English ``text`` is embedded as: every embedded text (queries, label prompts, criteria)
+        passes here, through the text cache. Raises InvalidQuery (policy refuse, or no word understood)."""
+        return self.translator.translate(text, self._tokenizer()).english
+
+    def _tokenizer(self) -> Any:
+        """The loaded model's tokenizer (for out-of-vocabulary checks), or None before it is loaded."""
+        return getattr(self._embedder, "tokenizer", None)
 
     def index(self, paths: Sequence[str | Path], settings: IndexSettings | None = None,
               progress: Progress | None = None) -> IndexReport:

@@ -39,10 +39,12 @@ def create(
     each --exclude -> --one-per -> --near-duplicates. Scores are cosines to the first semantic include."""
     from search import cohorts
     from search.api import Medsearch
+    from search.language.present import criteria_searched
 
     with cli_errors(as_json), Medsearch.open(store, model, device, writable=True) as ms:
         made = cohorts.create(ms, name, include or [], exclude or [], where or [], one_per, near_duplicates)
-        _show(made, as_json, members=10)
+        _show({**made, "searched_as": criteria_searched(ms.english, [*(include or []), *(exclude or [])])},
+              as_json, members=10)
 
 
 @cohort_app.command()
@@ -147,6 +149,8 @@ def _show(manifest: dict[str, Any], as_json: bool, members: int | None) -> None:
     model = manifest["model"]
     typer.echo(f"cohort {manifest['name']} run {manifest['run']} ({manifest['created_at']}): {manifest['count']} "
                f"members; model {model['id']}@{model['revision']}, generation {manifest['store']['generation']}")
+    for text, english in manifest.get("searched_as", {}).items():
+        typer.echo(f"  searched as: {text} = {english}")
     for step in manifest["funnel"]:
         typer.echo(f"  {step['count']:>8}  (-{step['removed']})  {step['step']}")
     for item in manifest["collapsed"]:

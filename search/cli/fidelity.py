@@ -48,10 +48,10 @@ def upgrade(
     from search.api import Medsearch
     from search.cli.main import parse_window
 
-    with cli_errors(as_json), Medsearch.open(store, model, device, writable=True, precision=precision) as engine:
+    with cli_errors(as_json), Medsearch.open(store, model, device, writable=True, precision=precision) as ms:
         options = ReadOptions(window=parse_window(window), voi=parse_voi(voi or "google"))
         settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
-        report = upgrade_store(engine.store, lambda: engine.embedder, settings)
+        report = upgrade_store(ms.store, lambda: ms.embedder, settings)
     if as_json:
         print_json(vars(report))
         return
@@ -75,13 +75,13 @@ def preview(
     from indexer.preview import model_input, preview_png, to_png
     from search.api import Medsearch
 
-    with cli_errors(as_json), Medsearch.open(store, model, device) as engine:
-        preprocessor = engine.embedder.preprocessor
-        image_id = _stored_id(engine.store, target)
+    with cli_errors(as_json), Medsearch.open(store, model, device) as ms:
+        preprocessor = ms.embedder.preprocessor
+        image_id = _stored_id(ms.store, target)
         if image_id is not None and window is None and voi is None:
-            data = preview_png(engine.store, preprocessor, image_id)
+            data = preview_png(ms.store, preprocessor, image_id)
         else:
-            options = _file_options(engine.store, window, voi)
+            options = _file_options(ms.store, window, voi)
             data = to_png(model_input(Path(target).expanduser(), options, preprocessor), preprocessor)
         output.write_bytes(data)
     if as_json:

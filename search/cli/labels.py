@@ -56,15 +56,19 @@ def classify(
     """Zero-shot labels: per-label probabilities from the model's sigmoid, and a findings summary."""
     from search.api import Medsearch
     from search.labels.zeroshot import NOTE
+    from search.language.present import labels_line, prompts_searched
 
     with cli_errors(as_json), Medsearch.open(store, model, device, writable=bool(save_as)) as ms:
         chosen = label_set(labels, labels_file, labels_set)
         results = ms.classify(chosen, targets or [], all_images=all_images, where=where or (),
                                   exclusive=exclusive, save_as=save_as)
+        searched = prompts_searched(ms.english, chosen)
         if as_json:
-            print_json({"labels": list(chosen.names), "exclusive": exclusive, "note": NOTE,
+            print_json({"labels": list(chosen.names), "searched_as": searched, "exclusive": exclusive, "note": NOTE,
                         "results": [asdict(r) for r in results]})
             return
+        if labels_line(chosen, searched):
+            typer.echo(labels_line(chosen, searched))
         for result in results:
             scores = "  ".join(f"{name} {p:.3f}" for name, p in result.probabilities.items())
             flag = f"  [needs human review: {result.review_reason}]" if result.needs_review else ""

@@ -31,9 +31,24 @@ from search.cli.metadata import (
     show_sidecar_report,
     sidecar_options,
 )
+from search.language.present import fields, header
+from search.language.translator import Translation
 
 app = typer.Typer(help="Semantic search over medical images with MedSigLIP.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
+
+
+@app.callback()
+def language(
+    glossary: Annotated[list[Path] | None, typer.Option(
+        "--glossary", help="Korean -> English glossary TOML over the built-in one (or MEDSEARCH_GLOSSARY).")] = None,
+    unknown_words: Annotated[str | None, typer.Option(
+        "--unknown-words", help="Words no glossary knows: warn (default), refuse, or off (embed as typed).")] = None,
+) -> None:
+    """Options for every command: how non-English queries, labels and criteria are read."""
+    from search.language.settings import apply_options
+
+    apply_options(glossary, unknown_words)
 
 
 @app.command()
@@ -168,12 +183,13 @@ def search(
     with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
         query: dict[str, Any] = {"where": where or (), "min_score": min_score, "min_prob": min_prob,
                                  "like": like or (), "unlike": unlike or ()}
+        translation = ms.searched_as(text) if text else None
         if count:
             total = ms.count(text, **query)
-            print_json({"query": text, "count": total}) if as_json else typer.echo(total)
+            print_json({"query": text, **fields(translation), "count": total}) if as_json else typer.echo(total)
             return
         results = ms.search(text, k=k, offset=offset, group_by=group_by, **query)
-        _show(text or " ".join(like or []), results, as_json, "search")
+        _show(text or " ".join(like or []), results, as_json, "search", translation)
 
 
 @app.command()
@@ -199,11 +215,14 @@ def similar(
         _show(target, results, as_json, "similar to")
 
 
-def _show(query: str, results: list, as_json: bool, title: str) -> None:  # type: ignore[type-arg]
+def _show(query: str, results: list, as_json: bool, title: str,  # type: ignore[type-arg]
+          translation: Translation | None = None) -> None:
     if as_json:
-        print_json({"query": query, "results": [r.as_dict() for r in results]})
-    else:
-        results_table(f"{title}: {query}", results)
+        print_json({"query": query, **fields(translation), "results": [r.as_dict() for r in results]})
+        return
+    results_table(header(f"{title}: {query}", translation) if translation else f"{title}: {query}", results)
+    if translation and translation.warning():
+        typer.echo(translation.warning(), err=True)
 
 
 @app.command()

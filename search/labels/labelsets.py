@@ -9,6 +9,7 @@ metadata (``description = "..."``)::
     [pleural_effusion]
     prompts = ["pleural effusion", "blunting of the costophrenic angle"]
     threshold = 0.5      # optional, a probability in [0, 1]
+    korean = "흉막삼출"   # optional, the label's Korean display name
 
 Built-in sets live in ``search/labels/builtin/*.toml`` (commented examples of the format) and are named by
 their file stem (``cxr-findings``, ``skin-lesions``). ``parse_label_list("normal;pneumonia")`` makes a set
@@ -41,12 +42,13 @@ def _canonical(labels: tuple[Label, ...]) -> bytes:
 class Label:
     """One label: ``name`` (reported, and the field name its saved scores get), ``prompts`` (averaged as an
     ensemble; their order counts for the digest), ``threshold`` (probability, or None to report only the
-    probability). Raises ``InvalidQuery`` for an empty name, no prompts, a blank or repeated prompt, or a
-    threshold outside [0, 1]."""
+    probability), ``korean`` (an optional display name, not in the digest). Raises ``InvalidQuery`` for an
+    empty name, no prompts, a blank or repeated prompt, or a threshold outside [0, 1]."""
 
     name: str
     prompts: tuple[str, ...]
     threshold: float | None = None
+    korean: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -98,11 +100,14 @@ class LabelSet:
 
 
 def _label(name: str, table: dict[str, Any], source: str) -> Label:
-    unknown = sorted(set(table) - {"prompts", "threshold"})
+    unknown = sorted(set(table) - {"prompts", "threshold", "korean"})
     if unknown:
         raise InvalidQuery(
-            f"{source}: label {name!r} has unknown key(s) {unknown}; allowed: prompts, threshold"
+            f"{source}: label {name!r} has unknown key(s) {unknown}; allowed: prompts, threshold, korean"
         )
+    korean = table.get("korean")
+    if korean is not None and not isinstance(korean, str):
+        raise InvalidQuery(f"{source}: label {name!r}: korean must be a text")
     prompts = table.get("prompts")
     if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
         raise InvalidQuery(f'{source}: label {name!r} needs prompts = ["...", ...], a list of texts')
@@ -110,7 +115,8 @@ def _label(name: str, table: dict[str, Any], source: str) -> Label:
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)):
         raise InvalidQuery(f"{source}: label {name!r}: threshold must be a number, got {threshold!r}")
     try:
-        return Label(name, tuple(p.strip() for p in prompts), None if threshold is None else float(threshold))
+        return Label(name, tuple(p.strip() for p in prompts), None if threshold is None else float(threshold),
+                     korean)
     except InvalidQuery as error:
         raise InvalidQuery(f"{source}: {error}") from None
 

@@ -4,7 +4,7 @@ no model call."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -14,9 +14,12 @@ from storage.store import Store
 
 
 class TextCache:
-    """``vectors(texts)`` -> (n, dim) float32 unit rows, from memory, the store, or the model."""
+    """``vectors(texts)`` -> (n, dim) float32 unit rows, from memory, the store, or the model. Every text
+    is first put through ``translate`` (e.g. Korean -> English), and cached under what it became."""
 
-    def __init__(self, store: Store | None, embedder: Embedder, capacity: int = 4096) -> None:
+    def __init__(self, store: Store | None, embedder: Embedder, capacity: int = 4096,
+                 translate: Callable[[str], str] = str) -> None:
+        self.translate = translate
         self.store = store
         self.embedder = embedder
         self.key = f"{embedder.model_id}@{embedder.revision}"
@@ -25,6 +28,7 @@ class TextCache:
         self.model_calls = 0
 
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        texts = [self.translate(text) for text in texts]
         missing = self.missing(texts)
         if missing:
             self.add(missing, self.embedder.embed_texts(missing))
@@ -35,8 +39,8 @@ class TextCache:
 
     def missing(self, texts: Sequence[str]) -> list[str]:
         """The distinct ``texts`` whose vectors are neither in memory nor in the store; those found in the
-        store are loaded into memory."""
-        missing = [text for text in dict.fromkeys(texts) if text not in self.memory]
+        store are loaded into memory. The texts returned are the translated ones."""
+        missing = [text for text in dict.fromkeys(map(self.translate, texts)) if text not in self.memory]
         if missing and self.store is not None:
             self._load(missing)
             missing = [text for text in missing if text not in self.memory]

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from search.labels.labelsets import Label, LabelSet, builtin_label_sets, load_label_set, parse_label_list
 from search.labels.zeroshot import NOTE
+from search.language.present import prompts_searched
 from search.server.deps import get_engine
 from search.server.engine import ServerEngine
 from search.server.security import check_token
@@ -56,7 +57,8 @@ def label_sets() -> dict[str, Any]:
     """The built-in label sets: name, description and each label's prompts and threshold."""
     sets = [load_label_set(name) for name in builtin_label_sets()]
     return {"label_sets": [{"name": s.name, "description": s.description, "labels": [
-        {"name": label.name, "prompts": list(label.prompts), "threshold": label.threshold} for label in s.labels]}
+        {"name": label.name, "korean": label.korean, "prompts": list(label.prompts), "threshold": label.threshold}
+        for label in s.labels]}
         for s in sets]}
 
 
@@ -67,5 +69,6 @@ async def classify(request: ClassifyRequest, engine: ServerEngine = Depends(get_
     404 for an unknown id, 400 for bad labels. Model scores, not a diagnosis."""
     labels = label_set_of(request)
     results = await run_in_threadpool(engine.classify, request.ids, labels, request.exclusive)
-    return {"labels": list(labels.names), "exclusive": request.exclusive, "note": NOTE,
+    return {"labels": list(labels.names), "searched_as": prompts_searched(engine.medsearch.english, labels),
+            "exclusive": request.exclusive, "note": NOTE,
             "results": [asdict(result) for result in results]}

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from search.language.present import fields
 from search.query.results import Result
 from search.server.deps import ServerSettings, get_engine, get_settings
 from search.server.engine import ServerEngine
@@ -51,12 +52,14 @@ def search(
 ) -> dict[str, Any]:
     """Images that match the text (and the ``like`` parts, away from the ``unlike`` ones), best first, with
     cosine ``score`` and, for a plain text, the model's ``probability``. The filters are accepted when
-    ``/api/info`` lists them in ``server.filters`` (400 otherwise). ``count=true``: just the number."""
+    ``/api/info`` lists them in ``server.filters`` (400 otherwise). ``count=true``: just the number
+    (and ``searched_as`` when the text was translated)."""
     filters = _given(where=where, min_score=min_score, min_prob=min_prob, group_by=group_by, like=like,
                      unlike=unlike)
+    translation = engine.medsearch.searched_as(q) if q else None
     if count:
-        return {"count": engine.count(q, filters)}
-    return _page(q or "", k, offset, engine.search(q, k, offset, filters))
+        return {"count": engine.count(q, filters), **fields(translation, only_changed=True)}
+    return {**_page(q or "", k, offset, engine.search(q, k, offset, filters)), **fields(translation)}
 
 
 @router.get("/similar/{image_id}")

@@ -2,7 +2,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { results: [], selected: -1, basket: new Map(), filters: [], seq: 0, labelSeq: 0 };
+const state = { results: [], selected: -1, basket: new Map(), filters: [], seq: 0, labelSeq: 0, korean: {},
+  images: null };
 
 function token() { return sessionStorage.getItem("medsearch-token") || ""; }
 
@@ -81,15 +82,27 @@ function showResults(results, label) {
   const grid = $("grid");
   grid.replaceChildren(...results.map((r, i) => card(r, () => { select(i); openDetail(); })));
   highlight();
-  status(results.length ? `${results.length} results for ${label}` : `No results for ${label}`);
+  status(results.length ? t("results", results.length, label) : t("noResults", label));
+}
+
+function showSearchedAs(body) {
+  const box = $("searched-as");
+  const translated = body.searched_as !== undefined && body.searched_as !== body.query;
+  const unknown = body.not_understood || [];
+  box.hidden = !translated && !unknown.length;
+  box.textContent = [translated ? `${t("searchedAs")}: ${body.searched_as}` : "",
+    unknown.length ? `${t("notUnderstood")}: ${unknown.join(", ")}` : ""].filter(Boolean).join(" · ");
 }
 
 async function run(label, request) {
   const seq = ++state.seq;
-  status(`Searching ${label}…`, "busy");
+  status(t("searching", label), "busy");
+  $("searched-as").hidden = true;
   try {
     const body = await (await request()).json();
-    if (seq === state.seq) showResults(body.results, label);
+    if (seq !== state.seq) return;
+    showResults(body.results, label);
+    showSearchedAs(body);
   } catch (error) {
     if (seq === state.seq) status(error.message, "error");
   }
@@ -157,6 +170,7 @@ async function loadLabelSets() {
       option.value = set.name;
       option.textContent = set.name;
       option.title = set.description;
+      set.labels.forEach((label) => { if (label.korean) state.korean[label.name] = label.korean; });
       return option;
     }));
   } catch (error) {
@@ -171,7 +185,7 @@ async function showLabels() {
   const request = own ? { ids: [id], labels: own } : { ids: [id], labels_set: $("label-set").value };
   if (!own && !request.labels_set) return;
   $("label-probs").replaceChildren();
-  $("label-note").textContent = "Scoring labels…";
+  $("label-note").textContent = t("scoring");
   try {
     const response = await api("/api/classify", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(request) });
@@ -180,8 +194,7 @@ async function showLabels() {
     const result = body.results[0];
     const rows = Object.entries(result.probabilities).sort((a, b) => b[1] - a[1]);
     $("label-probs").replaceChildren(...rows.map(([name, p]) => labelRow(name, p, result)));
-    const review = result.needs_review ? "Needs human review. " : "";
-    $("label-note").textContent = review + body.note;
+    $("label-note").textContent = (result.needs_review ? t("review") : "") + t("note");
   } catch (error) {
     if (seq === state.labelSeq) $("label-note").textContent = error.message;
   }
@@ -195,7 +208,7 @@ function labelRow(name, p, result) {
   meter.max = 1;
   meter.value = p;
   const cells = [document.createElement("td"), document.createElement("td"), document.createElement("td")];
-  cells[0].textContent = name.replace(/_/g, " ");
+  cells[0].textContent = (LANG === "ko" && state.korean[name]) || name.replace(/_/g, " ");
   cells[1].append(meter);
   cells[2].textContent = p.toFixed(3);
   tr.append(...cells);
@@ -274,12 +287,19 @@ async function start() {
   $("label-set").addEventListener("change", () => { $("label-text").value = ""; showLabels(); });
   $("label-text").addEventListener("change", showLabels);
   document.addEventListener("keydown", onKey);
+  $("lang").addEventListener("change", () => applyLanguage($("lang").value));
+  document.addEventListener("languagechange", () => {
+    if (state.images !== null && !state.results.length) status(t("indexed", state.images));
+    if (!$("detail").hidden) showLabels();
+  });
+  applyLanguage(LANG);
   wireDrop();
   try {
     const info = await (await api("/api/info")).json();
     state.filters = info.server.filters;
     $("filters").hidden = !state.filters.includes("where");
-    status(`${info.images} images indexed. Type a description and press Enter.`);
+    state.images = info.images;
+    status(t("indexed", info.images));
     loadLabelSets();
   } catch (error) {
     status(error.message, "error");
