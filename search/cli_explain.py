@@ -13,9 +13,11 @@ from search.cli_common import (
     DEFAULT_STORE,
     DeviceOption,
     JsonOption,
+    LikeOption,
     ModelOption,
     PrecisionOption,
     StoreOption,
+    UnlikeOption,
     cli_errors,
     print_json,
 )
@@ -28,9 +30,8 @@ def explain(
     output: Annotated[Path | None, typer.Option(
         "-o", "--output", help="Write the overlay PNG here (default: explain-<target>.png).")] = None,
     method: Annotated[str, typer.Option(help=f"One of {', '.join(METHODS)}.")] = DEFAULT_METHOD,
-    like: Annotated[list[str] | None, typer.Option(
-        "--like", help="Another positive part: TEXT, image:PATH or id:N, optionally @WEIGHT.")] = None,
-    unlike: Annotated[list[str] | None, typer.Option("--unlike", help="A negative part, same form.")] = None,
+    like: LikeOption = None,
+    unlike: UnlikeOption = None,
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
