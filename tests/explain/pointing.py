@@ -84,8 +84,8 @@ def peak_in_box(grid: np.ndarray, box: tuple[int, int, int, int], side: int) -> 
 def mass_in_box(grid: np.ndarray, box: tuple[int, int, int, int], side: int) -> float:
     """Share of the grid's positive mass inside ``box``, the grid spread over the ``side``-pixel square
     (each cell to its pixels). 0 when nothing is positive."""
-    cells = np.clip(grid, 0, None)
-    pixels = np.asarray(Image.fromarray(cells.astype(np.float32), mode="F").resize((side, side), Image.NEAREST))
+    cells = Image.fromarray(np.clip(grid, 0, None).astype(np.float32), mode="F")
+    pixels = np.asarray(cells.resize((side, side), Image.Resampling.NEAREST))
     total = float(pixels.sum())
     return float(pixels[box[1]:box[3], box[0]:box[2]].sum()) / total if total > 0 else 0.0
 

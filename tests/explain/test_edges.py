@@ -94,7 +94,7 @@ def _stored(store: Path, image_id: int) -> np.ndarray:
 
 
 def test_route_needs_the_token_and_answers_png(store: Path, base: str) -> None:
-    params = {"id": 1, "text": "a red circle"}
+    params: dict[str, str | int] = {"id": 1, "text": "a red circle"}
     refused = httpx.get(f"{base}/api/explain", params=params, timeout=60)
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
     png = httpx.get(f"{base}/api/explain", params=params, headers=AUTH, timeout=60)
