@@ -172,6 +172,28 @@ class Medsearch:
         name, with a did-you-mean."""
         return group_column(self.store, name)
 
+    def composed(self, text: str | None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> Any:
+        """The unit (dim,) query vector of a text and/or composed parts, as ``search`` ranks by."""
+        return self._query(text, like, unlike, None)[0]
+
+    def explain(self, target: str | Path | int, text: str | None, method: str = "legrad", *,
+                like: Sequence[str] = (), unlike: Sequence[str] = (), read_options: ReadOptions | None = None) -> Any:
+        """A heuristic heatmap of where the query lands in an image (a stored id or any file), on the
+        padded square the model saw: ``search.explain.service.Explanation``. Raises InvalidQuery,
+        NotFound, UnreadableFile."""
+        from search.explain.service import explain_frame, frame_of_file, frame_of_id
+
+        query = self.composed(text, like, unlike)
+        path = Path(str(target)).expanduser()
+        if isinstance(target, int) or (not path.exists() and str(target).isdigit()):
+            pixels = frame_of_id(self.store, int(str(target)), options=read_options)
+        elif path.is_file():
+            pixels = frame_of_file(path, read_options)
+        else:
+            raise InvalidQuery(f"{target} is neither a file nor an image id in the store")
+        self.check_model()
+        return explain_frame(self.embedder, pixels, query, method, self.text_vectors)
+
     def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) unit vectors of ``texts``, cached in memory and in the store."""
         return self.texts.vectors(list(texts))

@@ -149,8 +149,9 @@ def save_processor(out_dir: Path) -> Any:
     return processor
 
 
-def tiny_siglip_config(vocab_size: int, pad_token_id: int, eos_token_id: int) -> Any:
-    """A SiglipConfig with 32-wide, 2-layer, 4-head towers; images 32 x 32 in 8 x 8 patches."""
+def tiny_siglip_config(vocab_size: int, pad_token_id: int, eos_token_id: int, patch_size: int = PATCH_SIZE) -> Any:
+    """A SiglipConfig with 32-wide, 2-layer, 4-head towers; images 32 x 32 in ``patch_size`` patches (8: a
+    4 x 4 grid; 4: the 8 x 8 grid of the explain tests)."""
     from transformers import SiglipConfig
 
     text_config = {
@@ -170,12 +171,12 @@ def tiny_siglip_config(vocab_size: int, pad_token_id: int, eos_token_id: int) ->
         "num_hidden_layers": 2,
         "num_attention_heads": 4,
         "image_size": IMAGE_SIZE,
-        "patch_size": PATCH_SIZE,
+        "patch_size": patch_size,
     }
     return SiglipConfig(text_config=text_config, vision_config=vision_config)
 
 
-def random_tiny_siglip(tokenizer: Any, seed: int) -> SiglipModel:
+def random_tiny_siglip(tokenizer: Any, seed: int, patch_size: int = PATCH_SIZE) -> SiglipModel:
     """A random-weight SiglipModel for ``tokenizer``'s vocabulary, from ``torch.manual_seed(seed)``.
 
     ``logit_scale`` / ``logit_bias`` start at log(10) / -10, the SigLIP paper's initialisation.
@@ -183,7 +184,7 @@ def random_tiny_siglip(tokenizer: Any, seed: int) -> SiglipModel:
     import torch
     from transformers import SiglipModel
 
-    config = tiny_siglip_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
+    config = tiny_siglip_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, patch_size)
     torch.manual_seed(seed)
     model = SiglipModel(config)
     with torch.no_grad():
@@ -192,7 +193,7 @@ def random_tiny_siglip(tokenizer: Any, seed: int) -> SiglipModel:
     return model.eval()
 
 
-def build_tiny_siglip(out_dir: Path, seed: int = 0) -> Path:
+def build_tiny_siglip(out_dir: Path, seed: int = 0, patch_size: int = PATCH_SIZE) -> Path:
     """Save a random-weight tiny SiglipModel and its processor to ``out_dir``; return ``out_dir``.
 
     The same ``seed`` gives identical weights. Embeddings are ``EMBED_DIM`` (32) wide for both towers.
@@ -200,7 +201,7 @@ def build_tiny_siglip(out_dir: Path, seed: int = 0) -> Path:
     """
     out_dir = Path(out_dir)
     processor = save_processor(out_dir)
-    model = random_tiny_siglip(processor.tokenizer, seed)
+    model = random_tiny_siglip(processor.tokenizer, seed, patch_size)
     model.save_pretrained(out_dir, safe_serialization=True)
     return out_dir
 
@@ -366,7 +367,7 @@ def fit(model: SiglipModel, processor: Any, steps: int, seed: int) -> list[float
     return losses
 
 
-def train_tiny_siglip(out_dir: Path, seed: int = 0, *, steps: int = TRAIN_STEPS) -> Path:
+def train_tiny_siglip(out_dir: Path, seed: int = 0, *, steps: int = TRAIN_STEPS, patch_size: int = PATCH_SIZE) -> Path:
     """Build the tiny model in ``out_dir`` (as :func:`build_tiny_siglip`), train it, save it over; return it.
 
     Training: ``steps`` AdamW steps of the pairwise sigmoid loss on images drawn in memory from ``seed``
@@ -377,9 +378,9 @@ def train_tiny_siglip(out_dir: Path, seed: int = 0, *, steps: int = TRAIN_STEPS)
     import torch
     from transformers import AutoProcessor
 
-    out_dir = build_tiny_siglip(out_dir, seed)
+    out_dir = build_tiny_siglip(out_dir, seed, patch_size)
     processor = AutoProcessor.from_pretrained(out_dir)
-    model = random_tiny_siglip(processor.tokenizer, seed)
+    model = random_tiny_siglip(processor.tokenizer, seed, patch_size)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -24,6 +24,9 @@ DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda."
 PrecisionOption = Annotated[str, typer.Option(
     "--precision", help="auto (float32 on a CPU, bf16/fp16 on a GPU), fast (CPU: bfloat16 where the CPU has it, "
     "else int8; cosine ~0.9997-0.9999 to float32), float32, bfloat16, float16 or int8.")]
+LikeOption = Annotated[list[str] | None, typer.Option(
+    "--like", help="Another positive part: TEXT, image:PATH or id:N, optionally @WEIGHT.")]
+UnlikeOption = Annotated[list[str] | None, typer.Option("--unlike", help="A negative part, same form.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 DEFAULT_STORE = Path("medsearch-store")
 

@@ -14,9 +14,11 @@ from search.cli.common import (
     DEFAULT_STORE,
     DeviceOption,
     JsonOption,
+    LikeOption,
     ModelOption,
     PrecisionOption,
     StoreOption,
+    UnlikeOption,
     cli_errors,
     print_json,
     results_table,
@@ -167,9 +169,8 @@ def search(
     min_score: MinScoreOption = None,
     min_prob: Annotated[float | None, typer.Option(help="Only results whose model probability >= this.")] = None,
     group_by: GroupOption = None,
-    like: Annotated[list[str] | None, typer.Option(
-        "--like", help="Another positive part: TEXT, image:PATH or id:N, optionally @WEIGHT.")] = None,
-    unlike: Annotated[list[str] | None, typer.Option("--unlike", help="A negative part, same form.")] = None,
+    like: LikeOption = None,
+    unlike: UnlikeOption = None,
     count: Annotated[bool, typer.Option("--count", help="Print only how many images pass.")] = False,
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
@@ -249,7 +250,7 @@ def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
 # Other command groups live in their own modules, each with ``register(app)``.
 COMMAND_MODULES: tuple[str, ...] = (
     "search.cli.metadata", "search.cli.labels", "search.cli.serve", "search.cli.reindex", "search.cli.check",
-    "search.cli.cohort", "search.cli.fidelity",
+    "search.cli.cohort", "search.cli.fidelity", "search.cli.explain",
 )
 for _name in COMMAND_MODULES:
     import_module(_name).register(app)

@@ -67,7 +67,7 @@ class ServerEngine:
         """``Medsearch.search`` with ``filters`` (only names from ``self.filters``; ``where`` one
         expression); ``like``/``unlike`` parts are texts or ``id:N``, never files. Raises InvalidQuery,
         StoreError, ModelUnavailable."""
-        filters = self._prepare(text, filters)
+        filters = self.prepare(text, filters)
         with self.index_lock:
             return self.medsearch.search(text, k=k, offset=offset, **filters)
 
@@ -75,11 +75,11 @@ class ServerEngine:
         """``Medsearch.count`` with ``filters`` as for ``search``, less ``group_by``. Raises InvalidQuery."""
         if "group_by" in filters:
             raise InvalidQuery("count=true does not group: leave out group_by")
-        filters = self._prepare(text, filters)
+        filters = self.prepare(text, filters)
         with self.index_lock:
             return self.medsearch.count(text, **filters)
 
-    def _prepare(self, text: str | None, filters: dict[str, Any]) -> dict[str, Any]:
+    def prepare(self, text: str | None, filters: dict[str, Any]) -> dict[str, Any]:
         """Refuse parameters this server lacks and parts naming files, embed the query's texts (outside
         the index lock) and return the filters as ``Medsearch.search`` takes them."""
         unknown = sorted(set(filters) - set(self.filters))

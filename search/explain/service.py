@@ -1,0 +1,65 @@
+"""What the CLI and the HTTP API share: the frame behind an id or a file, and one explanation of it for
+a text or a composed query (the composed vector, ``search.query.compose``), with the overlay or the grid."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.frames import ReadOptions
+from indexer.readers import read_file
+from search.explain.explain import NEUTRAL_PROMPT, Heatmap, check_method, explain_pixels
+from storage.image_lookup import image_source
+
+
+@dataclass
+class Explanation:
+    """A heatmap and the frame it was computed on ((H, W) or (H, W, 3) float32 in [0, 1])."""
+
+    heatmap: Heatmap
+    pixels: np.ndarray
+
+    def png(self) -> bytes:
+        """The overlay with its colour bar (``search.explain.render``)."""
+        from search.explain.render import overlay_png
+
+        return overlay_png(self.pixels, self.heatmap)
+
+    def as_dict(self, **extra: Any) -> dict[str, Any]:
+        return {**extra, **self.heatmap.as_dict()}
+
+
+def frame_of_id(store: Any, image_id: int, guard: Callable[[str], Path] | None = None,
+                options: ReadOptions | None = None) -> np.ndarray:
+    """The pixels of a stored image's frame, read again from its file (through ``guard``, which may
+    refuse a path, when given). Raises NotFound, UnreadableFile and what ``guard`` raises."""
+    stored, frame_number = image_source(store, image_id)
+    path = guard(stored) if guard else Path(stored)
+    if not path.is_file():
+        from storage.errors import NotFound
+
+        raise NotFound(f"The file of image {image_id} is no longer on disk: {stored}")
+    return frame_of_file(path, options, frame_number)
+
+
+def frame_of_file(path: Path, options: ReadOptions | None = None, frame_number: int = 0) -> np.ndarray:
+    """The representative frame of ``path`` (or its frame ``frame_number`` when > 0). Raises UnreadableFile."""
+    options = options or ReadOptions()
+    if frame_number > 0:
+        options = ReadOptions(**{**options.__dict__, "frames": "all"})
+    frames = read_file(path, options)
+    return next((f.pixels for f in frames if f.frame_number == frame_number), frames[0].pixels)
+
+
+def explain_frame(embedder: Any, pixels: np.ndarray, query: np.ndarray, method: str,
+                  neutral: Callable[[Sequence[str]], np.ndarray]) -> Explanation:
+    """The ``method`` map of ``pixels`` for a unit ``query`` vector; ``neutral`` embeds texts (LeGrad's
+    neutral prompt). Raises InvalidQuery."""
+    check_method(method)
+    neutral_vector = neutral([NEUTRAL_PROMPT])[0] if method == "legrad" else None
+    return Explanation(explain_pixels(embedder, pixels, query, method, neutral_vector), pixels)
+

@@ -1,0 +1,53 @@
+"""``GET /api/explain``: where a text (or composed) query lands in a stored image, as a PNG overlay on
+the padded square the model saw or as the patch grid in JSON. A heuristic explanation of the score, not
+a finding. Only ids come from the client; the file is read through ``served_path``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import JSONResponse
+
+from search.explain import DEFAULT_METHOD, METHODS, NOTE
+from search.server.deps import get_engine
+from search.server.engine import ServerEngine
+from search.server.routes_search import Parts
+from search.server.security import check_token, served_path
+
+router = APIRouter(prefix="/api", tags=["explain"], dependencies=[Depends(check_token)])
+
+
+@router.get("/explain", response_class=Response,
+            responses={200: {"content": {"image/png": {}, "application/json": {}}}})
+def explain(
+    id: Annotated[int, Query(ge=1, le=2**63 - 1, description="An image id from the store.")],
+    text: Annotated[str | None, Query(max_length=2000, description="The query text.")] = None,
+    like: Parts = None,
+    unlike: Parts = None,
+    method: Annotated[str, Query(max_length=20, description=f"One of {', '.join(METHODS)}.")] = DEFAULT_METHOD,
+    format: Annotated[Literal["png", "json"], Query(description="png: the overlay; json: the grid.")] = "png",
+    engine: ServerEngine = Depends(get_engine),
+) -> Response:
+    """The heatmap of ``text`` (and the ``like`` / ``unlike`` parts: the composed vector) over image ``id``.
+    PNG: the padded image, the map, a colour bar; JSON: the grid (rows top to bottom) and its geometry.
+    Both carry the label that this is a heuristic explanation, not a finding (``X-Explanation-Note``)."""
+    from search.explain.explain import NEUTRAL_PROMPT, check_method
+    from search.explain.service import explain_frame, frame_of_id
+
+    check_method(method)
+    engine.prepare(text, {"like": like or [], "unlike": unlike or []})
+    medsearch = engine.medsearch
+    if method == "legrad":
+        engine.prepare_texts([NEUTRAL_PROMPT])
+    with engine.index_lock:
+        query = medsearch.composed(text, like or (), unlike or ())
+        neutral = medsearch.text_vectors([NEUTRAL_PROMPT]) if method == "legrad" else np.zeros((1, 1))
+    pixels = frame_of_id(medsearch.store, id, guard=lambda stored: served_path(medsearch.store, stored))
+    with engine.model_lock:
+        result = explain_frame(medsearch.embedder, pixels, query, method, lambda _texts: neutral)
+    headers = {"X-Explanation-Note": NOTE, "Cache-Control": "private, no-store"}
+    if format == "json":
+        return JSONResponse(result.as_dict(id=id, query=text), headers=headers)
+    return Response(result.png(), media_type="image/png", headers=headers)
