@@ -213,6 +213,7 @@ def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
 COMMAND_MODULES: tuple[str, ...] = (
     "search.cli_metadata", "search.cli_labels", "search.cli_serve", "search.cli_perf", "search.cli_check",
     "search.cli_cohort",
+    "search.cli_learn",
 )
 for _name in COMMAND_MODULES:
     import_module(_name).register(app)

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import cohort_models  # noqa: F401  (registers the cohort tables on Base)
+from storage import learn_models  # noqa: F401  (registers the probe and split tables on Base)
 from storage.models import Base
 
 
