@@ -8,8 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import cohort_models  # noqa: F401  (registers the cohort tables on Base)
-from storage import learn_models  # noqa: F401  (registers the probe and split tables on Base)
+from storage import cohort_models, learn_models  # noqa: F401  (register the cohort, probe and split tables)
 from storage.models import Base
 
 
