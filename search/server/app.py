@@ -16,7 +16,15 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from indexer.embedder import Embedder
-from search.server import routes_cohorts, routes_explain, routes_items, routes_labels, routes_meta, routes_search
+from search.server import (
+    routes_cohorts,
+    routes_explain,
+    routes_items,
+    routes_labels,
+    routes_learn,
+    routes_meta,
+    routes_search,
+)
 from search.server.deps import ServerSettings
 from search.server.engine import ServerEngine
 from search.server.errors import install_error_handlers
@@ -71,6 +79,7 @@ def create_app(store_dir: str | Path, model: str | None = None, device: str = "a
     app.include_router(routes_labels.router)
     app.include_router(routes_cohorts.router)
     app.include_router(routes_explain.router)
+    app.include_router(routes_learn.router)
     _add_page(app)
     _add_middleware(app, app.state.settings)
     return app

@@ -1,0 +1,165 @@
+"""The leakage audit: near-duplicate images, the same patient and identical files across the splits of
+a split field, over the whole store or a selection (a cohort).
+
+Near-duplicates: each image's ``k`` nearest neighbours in the FAISS index (restricted to the audited
+ids; never an all-pairs scan), kept when their cosine is at least the threshold and their splits differ.
+The threshold is calibrated on the store itself (``search.learn.copies``) unless one is given. Same
+patient: a group of ``patient`` (the keyed patient hash, or any column) seen in two splits. Exact
+duplicates: equal content hashes in two splits.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from search.learn.copies import Calibration, calibrate
+from search.learn.selection import all_ids, group_keys, paths_of, select_ids, vectors_of
+from storage import vectors as faiss_vectors
+from storage.errors import InvalidQuery
+from storage.learn import content_hashes
+from storage.queries import group_values
+
+if TYPE_CHECKING:
+    from search.api import Medsearch
+
+PAIR_COLUMNS = ("kind", "cosine", "id_a", "split_a", "path_a", "id_b", "split_b", "path_b")
+
+
+@dataclass
+class Audit:
+    """What the audit found. ``pairs``: dicts with PAIR_COLUMNS; ``same_patient``: {patient, splits}."""
+
+    split_field: str
+    images: int
+    splits: dict[str, int]
+    threshold: float
+    calibration: Calibration | None
+    pairs: list[dict[str, Any]] = field(default_factory=list)
+    same_patient: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, int]:
+        kinds = [pair["kind"] for pair in self.pairs]
+        return {"near_duplicates": kinds.count("near-duplicate"), "exact_duplicates": kinds.count("exact"),
+                "same_patient": len(self.same_patient)}
+
+
+def audit(ms: Medsearch, split_field: str, scope: tuple[str, ...] = (), patient: str = "patient", k: int = 10,
+          threshold: float | None = None, seed: int = 0, samples: int = 64) -> Audit:
+    """Audit the split field ``split_field`` over ``scope`` (a selection; all images by default). Raises
+    InvalidQuery (unknown field, no image with a split), ModelMismatch, ModelUnavailable."""
+    ms.check_model()
+    ids = select_ids(ms, scope) if scope else all_ids(ms)
+    values = group_values(ms.store, ids.tolist(), ms.group_column(split_field))
+    ids = np.array([i for i in ids.tolist() if i in values], dtype=np.int64)
+    if len(ids) < 2:
+        raise InvalidQuery(f"fewer than two of the audited images have a {split_field!r} value")
+    splits = np.array([str(values[int(i)]) for i in ids], dtype=object)
+    patients = group_keys(ms, ids, patient)
+    matrix = vectors_of(ms, ids)
+    calibration = None if threshold is not None else calibrate(ms, ids, patients, matrix, seed, samples)
+    cut = threshold if threshold is not None else calibration.threshold  # type: ignore[union-attr]
+    found = Audit(split_field, len(ids), {s: int((splits == s).sum()) for s in sorted(set(splits))}, cut, calibration)
+    exact = _exact_pairs(ms, ids, splits)
+    near = _near_pairs(ms, ids, splits, matrix, cut, k)
+    found.pairs = _described(ms, ids, splits, exact, "exact") + _described(
+        ms, ids, splits, {p: c for p, c in near.items() if p not in exact}, "near-duplicate")
+    found.same_patient = _same_patient(patients, splits)
+    return found
+
+
+def _near_pairs(ms: Medsearch, ids: np.ndarray, splits: np.ndarray, matrix: np.ndarray, cut: float,
+                k: int) -> dict[tuple[int, int], float]:
+    """{(row a, row b): cosine} with a < b, neighbours of each other, cosine >= cut, splits differ."""
+    index, row_of = ms.store.index(), {int(i): n for n, i in enumerate(ids)}
+    out: dict[tuple[int, int], float] = {}
+    for start in range(0, len(ids), 1024):
+        scores, hits = faiss_vectors.search(index, matrix[start : start + 1024], k + 1, ids)
+        for offset, (row_scores, row_hits) in enumerate(zip(scores, hits, strict=True)):
+            a = start + offset
+            for score, hit in zip(row_scores, row_hits, strict=True):
+                b = row_of.get(int(hit))
+                if b is not None and b != a and score >= cut and splits[a] != splits[b]:
+                    out[(min(a, b), max(a, b))] = float(score)
+    return out
+
+
+def _exact_pairs(ms: Medsearch, ids: np.ndarray, splits: np.ndarray) -> dict[tuple[int, int], float]:
+    """Pairs of rows with one content hash and different splits (the first row of each split per hash)."""
+    with ms.store.sessions() as session:
+        hashes = content_hashes(session, ids.tolist())
+    rows: dict[str, dict[str, int]] = {}
+    for n, image_id in enumerate(ids.tolist()):
+        rows.setdefault(hashes[image_id], {}).setdefault(str(splits[n]), n)
+    out = {}
+    for per_split in rows.values():
+        firsts = sorted(per_split.values())
+        out.update({(a, b): 1.0 for n, a in enumerate(firsts) for b in firsts[n + 1:]})
+    return out
+
+
+def _described(ms: Medsearch, ids: np.ndarray, splits: np.ndarray, pairs: dict[tuple[int, int], float],
+               kind: str) -> list[dict[str, Any]]:
+    paths = paths_of(ms, [int(ids[n]) for pair in pairs for n in pair])
+    rows = [{"kind": kind, "cosine": round(cosine, 6), "id_a": int(ids[a]), "split_a": str(splits[a]),
+             "path_a": paths[int(ids[a])], "id_b": int(ids[b]), "split_b": str(splits[b]),
+             "path_b": paths[int(ids[b])]} for (a, b), cosine in pairs.items()]
+    return sorted(rows, key=lambda row: (-row["cosine"], row["id_a"], row["id_b"]))
+
+
+def _same_patient(patients: np.ndarray, splits: np.ndarray) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, int]] = {}
+    for key, split_name in zip(patients.tolist(), splits.tolist(), strict=True):
+        if not key.startswith("alone="):
+            counts = seen.setdefault(key.partition("=")[2], {})
+            counts[split_name] = counts.get(split_name, 0) + 1
+    return [{"patient": key, "splits": counts} for key, counts in sorted(seen.items()) if len(counts) > 1]
+
+
+def as_dict(found: Audit) -> dict[str, Any]:
+    """The audit as JSON-ready data (the calibration's score lists left out, their summary kept)."""
+    data = asdict(found)
+    if found.calibration is not None:
+        data["calibration"] = {key: value for key, value in data["calibration"].items()
+                               if key not in ("copies", "different_patients")}
+        data["calibration"].update(copies=len(found.calibration.copies),
+                                   different_patient_pairs=len(found.calibration.different_patients))
+    return {**data, "summary": found.summary()}
+
+
+def histogram(values: list[float], bins: np.ndarray) -> list[int]:
+    """Counts of ``values`` in ``bins`` (edges)."""
+    return np.histogram(np.asarray(values, dtype=np.float64), bins=bins)[0].astype(int).tolist()
+
+
+def write_pairs_csv(found: Audit, path: Path) -> None:
+    """Every pair (near-duplicate and exact) as CSV rows with PAIR_COLUMNS, for review."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=PAIR_COLUMNS)
+        writer.writeheader()
+        writer.writerows(found.pairs)
+
+
+def plot_scores(found: Audit, path: Path) -> None:
+    """Histograms of the calibration cosines (copies, different patients) and of the cross-split pairs,
+    with the threshold, to a PNG. Raises InvalidQuery when the threshold was given (nothing calibrated)."""
+    if found.calibration is None:
+        raise InvalidQuery("--plot shows the calibration; leave out --threshold to calibrate")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    bins = np.linspace(min(found.calibration.different_patients + found.calibration.copies), 1.0, 60).tolist()
+    axes.hist(found.calibration.different_patients, bins=bins, alpha=0.6, label="different patients", density=True)
+    axes.hist(found.calibration.copies, bins=bins, alpha=0.6, label="synthetic copies", density=True)
+    axes.axvline(found.threshold, color="black", linestyle="--", label=f"threshold {found.threshold:.4f}")
+    axes.set(xlabel="cosine", ylabel="density", title=f"near-duplicate calibration ({found.split_field})")
+    axes.legend(loc="upper left")
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,0 +1,105 @@
+"""Synthetic near-duplicates of the store's own images, and the cosine threshold they calibrate.
+
+A copy is what a leaked test image usually is: the same picture re-encoded (JPEG), cropped by 5-10 %
+or re-windowed (contrast and brightness moved). Each variant is a pure function of (H, W) or (H, W, 3)
+float32 pixels in [0, 1] (``indexer.frames.Frame.pixels``) returning the same kind of array. The
+threshold is Youden's J (tpr - fpr, maximised) between copy-to-original cosines and the cosines of
+random pairs of images of different patients: per model and per store, as arXiv 2312.07273 does.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image as PILImage
+
+from indexer.frames import ReadOptions
+from indexer.readers import read_file
+from search.labels import metrics
+from search.learn.selection import paths_of
+from storage.errors import InvalidQuery, UnreadableFile
+
+if TYPE_CHECKING:
+    from search.api import Medsearch
+
+
+def reencode(pixels: np.ndarray, quality: int = 70) -> np.ndarray:
+    """The pixels after a JPEG round trip at ``quality`` (8-bit), float32 in [0, 1], same shape."""
+    image = PILImage.fromarray(np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return np.asarray(PILImage.open(io.BytesIO(buffer.getvalue())), dtype=np.float32) / 255.0
+
+
+def crop(pixels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Cut ``fraction`` (0.05-0.10 in use) of the height and of the width, split at random between the
+    two edges. Returns a view, float32, (H', W'[, 3])."""
+    height, width = pixels.shape[:2]
+    cut_h, cut_w = round(height * fraction), round(width * fraction)
+    top, left = int(rng.integers(0, cut_h + 1)), int(rng.integers(0, cut_w + 1))
+    return pixels[top : height - (cut_h - top), left : width - (cut_w - left)]
+
+
+def window_shift(pixels: np.ndarray, shift: float, gain: float) -> np.ndarray:
+    """Re-windowed pixels: ``clip((p - 0.5) * gain + 0.5 + shift, 0, 1)``, float32, same shape."""
+    return np.clip((pixels - 0.5) * gain + 0.5 + shift, 0.0, 1.0).astype(np.float32)
+
+
+def variants(pixels: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """One re-encoded, one cropped (5-10 %) and one re-windowed copy of ``pixels``."""
+    return [reencode(pixels, int(rng.integers(60, 90))), crop(pixels, float(rng.uniform(0.05, 0.10)), rng),
+            window_shift(pixels, float(rng.uniform(-0.08, 0.08)), float(rng.uniform(0.85, 1.15)))]
+
+
+@dataclass
+class Calibration:
+    """The threshold and what it was chosen from: copy cosines (positives), different-patient pair
+    cosines (negatives), and the true/false positive rates at the threshold."""
+
+    threshold: float
+    youden_j: float
+    true_positive_rate: float
+    false_positive_rate: float
+    copies: list[float] = field(default_factory=list)
+    different_patients: list[float] = field(default_factory=list)
+    unreadable: int = 0
+
+
+def youden_threshold(copies: np.ndarray, others: np.ndarray) -> tuple[float, float, float, float]:
+    """(threshold, J, tpr, fpr) maximising J = tpr - fpr for "cosine >= threshold means a copy"; the
+    threshold is halfway between the optimal cut's score and the next lower score. Raises InvalidQuery
+    when either side is empty."""
+    if not len(copies) or not len(others):
+        raise InvalidQuery("calibration needs copies of readable images and pairs of different patients")
+    truth = np.r_[np.ones(len(copies), np.int64), np.zeros(len(others), np.int64)]
+    fpr, tpr, cuts = metrics.roc_curve(truth, np.r_[copies, others])
+    best = int(np.argmax(tpr - fpr))
+    threshold = (cuts[best] + cuts[best + 1]) / 2 if best + 1 < len(cuts) else cuts[best]
+    return float(threshold), float(tpr[best] - fpr[best]), float(tpr[best]), float(fpr[best])
+
+
+def calibrate(ms: Medsearch, ids: np.ndarray, groups: np.ndarray, vectors: np.ndarray, seed: int = 0,
+              samples: int = 64, pairs: int = 4000) -> Calibration:
+    """Calibrate on ``samples`` images drawn from ``ids`` (their files re-read, copied and embedded) and
+    ``pairs`` random pairs of ids whose ``groups`` (patients) differ. ``vectors``: (len(ids), dim) stored
+    vectors in ``ids`` order. Raises InvalidQuery when nothing can be calibrated."""
+    rng = np.random.default_rng(seed)
+    paths = paths_of(ms, ids.tolist())
+    copies, unreadable = [], 0
+    for row in rng.choice(len(ids), size=min(samples, len(ids)), replace=False):
+        try:
+            pixels = read_file(Path(paths[int(ids[row])]), ReadOptions())[0].pixels
+        except (UnreadableFile, OSError):
+            unreadable += 1
+            continue
+        batch = np.stack([ms.embedder.preprocessor(copy) for copy in variants(pixels, rng)])
+        copies += (ms.embedder.embed_images(batch) @ vectors[row]).tolist()
+    left, right = rng.integers(0, len(ids), pairs), rng.integers(0, len(ids), pairs)
+    keep = groups[left] != groups[right]
+    others = np.einsum("nd,nd->n", vectors[left[keep]], vectors[right[keep]])
+    threshold, j, tpr, fpr = youden_threshold(np.asarray(copies), others)
+    return Calibration(threshold, j, tpr, fpr, [float(c) for c in copies], others.astype(float).tolist(), unreadable)

@@ -1,0 +1,88 @@
+"""Which images a learning command works on, and which group (patient, study...) each belongs to.
+
+A selection is one or more specs, joined as a union:
+
+    ids:1,2,3          stored image ids (the page's basket)
+    cohort:NAME        the members of a saved cohort's latest run
+    field:NAME         images whose field NAME is 1 / true (a sidecar label column)
+    where:EXPR / EXPR  a ``--where`` filter
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from search.query.ranking import allowed_ids
+from storage import queries, scores
+from storage.errors import InvalidQuery, NotFound
+
+if TYPE_CHECKING:
+    from search.api import Medsearch
+
+
+def select_ids(ms: Medsearch, specs: Sequence[str]) -> np.ndarray:
+    """Sorted unique int64 ids of the union of ``specs``. Raises InvalidQuery (bad spec or filter),
+    NotFound (a cohort or an id not in the store)."""
+    chosen: list[np.ndarray] = [_one_spec(ms, spec.strip()) for spec in specs if spec.strip()]
+    if not chosen:
+        raise InvalidQuery("no images chosen: give ids:1,2,3, cohort:NAME, field:NAME or a where filter")
+    return np.unique(np.concatenate(chosen)).astype(np.int64)
+
+
+def _one_spec(ms: Medsearch, spec: str) -> np.ndarray:
+    kind, _, rest = spec.partition(":")
+    if kind == "ids":
+        return _stored_ids(ms, rest)
+    if kind == "cohort":
+        from search import cohorts
+
+        return np.array([m["id"] for m in cohorts.show(ms, rest.strip())["members"]], dtype=np.int64)
+    where = f"{rest.strip()} = 1" if kind == "field" else rest if kind == "where" else spec
+    found = allowed_ids(ms.store, [where])
+    assert found is not None
+    return found
+
+
+def _stored_ids(ms: Medsearch, text: str) -> np.ndarray:
+    try:
+        ids = np.array([int(part) for part in text.split(",") if part.strip()], dtype=np.int64)
+    except ValueError:
+        raise InvalidQuery(f"ids: takes comma-separated image ids, not {text!r}") from None
+    known = allowed_ids(ms.store, [f"id in ({', '.join(map(str, ids.tolist()))})"]) if len(ids) else ids
+    assert known is not None
+    missing = sorted(set(ids.tolist()) - set(known.tolist()))
+    if missing:
+        raise NotFound(f"no stored image with id {', '.join(map(str, missing[:10]))}")
+    return ids
+
+
+def group_keys(ms: Medsearch, ids: np.ndarray, by: str) -> np.ndarray:
+    """One group key per id (object array, in ``ids`` order): the value of ``by`` (study, series, patient
+    or any column/field, as ``--group-by`` takes); an image without a value is a group of its own.
+    Raises InvalidQuery for an unknown column."""
+    column = ms.group_column(by)
+    values = queries.group_values(ms.store, [int(i) for i in ids], column)
+    return np.array([f"{column}={values[int(i)]}" if int(i) in values else f"alone={int(i)}" for i in ids],
+                    dtype=object)
+
+
+def all_ids(ms: Medsearch) -> np.ndarray:
+    """Every stored image id, sorted int64. Raises StoreError on an empty store."""
+    ms.store.index()
+    return np.sort(queries.all_ids(ms.store)).astype(np.int64)
+
+
+def vectors_of(ms: Medsearch, ids: np.ndarray) -> np.ndarray:
+    """(len(ids), dim) float32 stored vectors, in ``ids`` order."""
+    found: dict[int, np.ndarray] = {}
+    for chunk_ids, _paths, matrix in scores.stored_vectors(ms.store, ids.tolist()):
+        found.update(zip(chunk_ids, matrix, strict=True))
+    return np.vstack([found[int(i)] for i in ids]).astype(np.float32)
+
+
+def paths_of(ms: Medsearch, ids: Sequence[int]) -> dict[int, str]:
+    """{id: path} of the stored images among ``ids``."""
+    return queries.paths_by_id(ms.store, [int(i) for i in ids])

@@ -1,0 +1,110 @@
+"""Train/validation/test splits that never put one group (patient, study, series or any column) in two
+splits, stratified by a label, seeded, saved as a text field (usable in ``--where`` and exports).
+
+Assignment (``assign_splits``), per stratum: the groups are shuffled with the seed, then taken largest
+first, each into the split furthest below its target share of the stratum's images. So each split's
+size is within one group's images of its target, and the same seed gives the same split.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from search.learn.selection import all_ids, group_keys, select_ids
+from storage.errors import InvalidQuery
+from storage.learn import check_field_name, field_counts, load_split, replace_field, save_split
+from storage.queries import group_values
+
+if TYPE_CHECKING:
+    from search.api import Medsearch
+
+DEFAULT_NAMES = {2: ("train", "test"), 3: ("train", "validation", "test")}
+
+
+def parse_ratios(text: str) -> tuple[float, ...]:
+    """``"70/15/15"`` -> (0.7, 0.15, 0.15): positive numbers, normalised to sum 1. Raises InvalidQuery."""
+    try:
+        parts = tuple(float(part) for part in text.split("/"))
+    except ValueError:
+        raise InvalidQuery(f"--ratios takes numbers separated by '/', such as 70/15/15, not {text!r}") from None
+    if len(parts) < 2 or min(parts) <= 0:
+        raise InvalidQuery(f"--ratios needs two or more positive numbers, not {text!r}")
+    return tuple(part / sum(parts) for part in parts)
+
+
+def assign_splits(groups: np.ndarray, strata: np.ndarray, ratios: Sequence[float], seed: int) -> np.ndarray:
+    """(n,) split number (0..len(ratios)-1) per sample, whole groups at a time. ``groups``, ``strata``:
+    (n,) keys; a group belongs to the stratum most of its samples have."""
+    rng = np.random.default_rng(seed)
+    shares = np.asarray(ratios, dtype=np.float64) / float(np.sum(ratios))
+    members: dict[Any, list[int]] = {}
+    for row, key in enumerate(groups.tolist()):
+        members.setdefault(key, []).append(row)
+    by_stratum: dict[Any, list[Any]] = {}
+    for key, rows in members.items():
+        stratum = Counter(strata[rows].tolist()).most_common(1)[0][0]
+        by_stratum.setdefault(stratum, []).append(key)
+    out = np.empty(len(groups), dtype=np.int64)
+    for stratum in sorted(by_stratum, key=str):
+        keys = [by_stratum[stratum][n] for n in rng.permutation(len(by_stratum[stratum]))]
+        keys.sort(key=lambda key: -len(members[key]))
+        targets = shares * sum(len(members[key]) for key in keys)
+        assigned = np.zeros(len(shares))
+        for key in keys:
+            chosen = int(np.argmax(targets - assigned))
+            out[members[key]] = chosen
+            assigned[chosen] += len(members[key])
+    return out
+
+
+def split(ms: Medsearch, name: str, by: str = "patient", ratios: Sequence[float] = (0.7, 0.15, 0.15),
+          names: Sequence[str] | None = None, stratify: str | None = None, seed: int = 0,
+          scope: Sequence[str] = ()) -> dict[str, Any]:
+    """Split the images of ``scope`` (a selection, see ``search.learn.selection``; all by default) by
+    ``by`` and save the split names as text field ``name``, replacing its older values. Returns counts
+    of images and groups per split (and per stratum). Raises InvalidQuery, NotFound."""
+    check_field_name(name)
+    names = tuple(names or DEFAULT_NAMES.get(len(ratios)) or [f"split{n + 1}" for n in range(len(ratios))])
+    if len(names) != len(ratios) or len(set(names)) != len(names):
+        raise InvalidQuery(f"give one distinct name per ratio ({len(ratios)}), not {', '.join(names)}")
+    ids = select_ids(ms, scope) if scope else all_ids(ms)
+    groups = group_keys(ms, ids, by)
+    strata = _strata(ms, ids, stratify)
+    chosen = assign_splits(groups, strata, ratios, seed)
+    values = {int(i): names[s] for i, s in zip(ids, chosen, strict=True)}
+    tally = _counts(names, chosen, groups, strata if stratify else None)
+    definition = {"by": by, "ratios": list(ratios), "names": list(names), "stratify": stratify, "seed": seed,
+                  "scope": list(scope)}
+    with ms.store.session() as session:
+        replace_field(session, name, f"split:{name}", "text", values)
+        save_split(session, name, definition, tally)
+    return {"name": name, **definition, **tally}
+
+
+def counts(ms: Medsearch, name: str) -> dict[str, Any]:
+    """Images per value of split field ``name`` now, with how it was made when ``split`` made it.
+    Raises NotFound."""
+    with ms.store.sessions() as session:
+        return {"name": name, "images": field_counts(session, name), "record": load_split(session, name)}
+
+
+def _strata(ms: Medsearch, ids: np.ndarray, stratify: str | None) -> np.ndarray:
+    if stratify is None:
+        return np.zeros(len(ids), dtype=object)
+    values = group_values(ms.store, ids.tolist(), ms.group_column(stratify))
+    return np.array([str(values.get(int(i))) for i in ids], dtype=object)
+
+
+def _counts(names: Sequence[str], chosen: np.ndarray, groups: np.ndarray,
+            strata: np.ndarray | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "images": {n: int((chosen == s).sum()) for s, n in enumerate(names)},
+        "groups": {n: len(set(groups[chosen == s].tolist())) for s, n in enumerate(names)},
+    }
+    if strata is not None:
+        out["strata"] = {n: dict(Counter(strata[chosen == s].tolist())) for s, n in enumerate(names)}
+    return out
