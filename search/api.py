@@ -93,6 +93,16 @@ class Medsearch:
         """Index files and folders incrementally. Raises ModelMismatch, FileNotFoundError."""
         return index_paths(self.store, lambda: self.embedder, [Path(p) for p in paths], settings, progress)
 
+    def index_source(self, url: str, filters: dict[str, str] | None = None, since_last: bool = False,
+                     settings: IndexSettings | None = None, source_settings: Any = None,
+                     progress: Progress | None = None) -> IndexReport:
+        """Sync a DICOMweb source (``dicomweb+https://host/dicom-web``), filtered by QIDO attributes, or
+        only what changed since its last sync. Raises SourceError, InvalidQuery, ModelMismatch."""
+        from indexer.dicomweb.run import index_source
+
+        return index_source(self.store, lambda: self.embedder, url, filters or {}, since_last, settings,
+                            source_settings, progress)
+
     def search(self, text: str | None = None, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
                min_score: float | None = None, min_prob: float | None = None, group_by: str | None = None,
                like: Sequence[str] = (), unlike: Sequence[str] = ()) -> list[Result]:

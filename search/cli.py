@@ -22,6 +22,7 @@ from search.cli_common import (
     results_table,
     show_progress,
 )
+from search.cli_dicomweb import BodyPartOption, ModalityOption, QidoOption, SinceLastOption, StudyDateOption
 from search.cli_metadata import show_sidecar_report
 
 app = typer.Typer(help="Semantic search over medical images with MedSigLIP.", no_args_is_help=True,
@@ -30,7 +31,8 @@ app = typer.Typer(help="Semantic search over medical images with MedSigLIP.", no
 
 @app.command()
 def index(
-    paths: Annotated[list[Path], typer.Argument(help="Folders or files to index (recursively).")],
+    paths: Annotated[list[str], typer.Argument(
+        help="Folders or files to index (recursively), or a DICOMweb source dicomweb+https://HOST/PATH.")],
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -43,18 +45,33 @@ def index(
     metadata: Annotated[Path | None, typer.Option(help="Sidecar CSV joined to the images afterwards.")] = None,
     keep_identity: Annotated[bool, typer.Option(
         "--keep-identity", help="Store patient names, IDs and birth dates (off: only a keyed pseudonym).")] = False,
+    modality: ModalityOption = None,
+    study_date: StudyDateOption = None,
+    body_part: BodyPartOption = None,
+    qido: QidoOption = None,
+    since_last: SinceLastOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Index images (PNG, JPEG, TIFF, BMP, DICOM) into the store; only new or changed files are embedded."""
+    """Index images (PNG, JPEG, TIFF, BMP, DICOM) into the store; only new or changed files are embedded.
+    A DICOMweb source is searched (QIDO-RS) and fetched (WADO-RS); credentials come from the environment."""
+    from indexer.dicomweb.source import is_source
     from indexer.frames import ReadOptions
     from indexer.pipeline import IndexSettings
     from search.api import Medsearch
+    from search.cli_dicomweb import index_sources, source_filters
+    from storage.errors import InvalidQuery
 
     with cli_errors(as_json), Medsearch.open(store, model, device, create=True, writable=True,
                                              precision=precision) as engine:
         options = ReadOptions(window=parse_window(window), frames=parse_frames(frames), keep_identity=keep_identity)
         settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
-        if as_json or not show_progress():
+        filters = source_filters(modality, study_date, body_part, qido)
+        if any(is_source(path) for path in paths):
+            report = index_sources(engine, paths, filters, since_last, settings)
+        elif filters or since_last:
+            raise InvalidQuery("--modality, --study-date, --body-part, --qido and --since-last apply to a "
+                               "DICOMweb source (dicomweb+https://...)")
+        elif as_json or not show_progress():
             report = engine.index(paths, settings)
         else:
             report = _index_with_bar(engine, paths, settings)

@@ -8,7 +8,10 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import cohort_models  # noqa: F401  (registers the cohort tables on Base)
+from storage import (
+    cohort_models,  # noqa: F401  (registers the cohort tables on Base)
+    source_models,  # noqa: F401  (registers the remote sources table on Base)
+)
 from storage.models import Base
 
 
