@@ -51,14 +51,14 @@ def save_cursor(store: Store, cursor: Cursor) -> None:
 
 
 def stored_under(store: Store, prefix: str, study_uid: str | None = None) -> dict[str, str | None]:
-    """Paths (frame 0 rows) of the images whose path starts with ``prefix`` -> their StudyInstanceUID;
-    only one study's when ``study_uid`` is given."""
-    query = select(Image.path, Image.study_instance_uid).where(
-        Image.path.startswith(prefix, autoescape=True), Image.frame_number == 0)
+    """Paths of the images whose path starts with ``prefix`` -> their StudyInstanceUID (one entry per
+    path, whatever its frames); only one study's when ``study_uid`` is given."""
+    query = select(Image.path, Image.study_instance_uid).distinct().where(
+        Image.path.startswith(prefix, autoescape=True))
     if study_uid is not None:
         query = query.where(Image.study_instance_uid == study_uid)
     with store.sessions() as session:
-        return dict(session.execute(query).tuples().all())
+        return {path: study for path, study in session.execute(query)}
 
 
 def failed_under(store: Store, prefix: str) -> set[str]:
