@@ -98,6 +98,9 @@ class Medsearch:
                      progress: Progress | None = None) -> IndexReport:
         """Sync a DICOMweb source (``dicomweb+https://host/dicom-web``), filtered by QIDO attributes, or
         only what changed since its last sync. Raises SourceError, InvalidQuery, ModelMismatch."""
+        from indexer.dicomweb.source import require_client
+
+        require_client()
         from indexer.dicomweb.run import index_source
 
         return index_source(self.store, lambda: self.embedder, url, filters or {}, since_last, settings,

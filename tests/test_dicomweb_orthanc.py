@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from indexer.dicomweb.run import SourceSettings
 from indexer.dicomweb.client import ClientSettings
+from indexer.dicomweb.run import SourceSettings
 from indexer.dicomweb.source import SourceError
 from indexer.pipeline import IndexSettings
 from search.api import Medsearch
@@ -171,7 +171,8 @@ def test_basic_auth_required_and_refused_without(tiny_embedder: Any, tmp_path: P
         _upload(server, FILES[:2])
         base = ["--store", tmp_path / "store", "--model", tiny_model, "--workers", "0"]
         refused = cli("index", server.url, *base, expect=8)
-        assert refused.output.count("\n") == 1 and "HTTP 401" in refused.output and "requires credentials" in refused.output
+        assert refused.output.count("\n") == 1 and "HTTP 401" in refused.output
+        assert "requires credentials" in refused.output
         monkeypatch.setenv("MEDSEARCH_DICOMWEB_USER", "alice")
         monkeypatch.setenv("MEDSEARCH_DICOMWEB_PASSWORD", "wrong")
         wrong = cli("index", server.url, *base, expect=8)
@@ -194,10 +195,10 @@ def test_server_killed_mid_sync_then_resume(orthanc: Orthanc, tiny_embedder: Any
         if done == 1:
             orthanc.stop(kill=True)
 
-    with Medsearch.open(store, embedder=tiny_embedder, create=True, writable=True) as engine:
-        with pytest.raises(SourceError, match="cannot reach the DICOMweb server"):
-            engine.index_source(orthanc.url, {}, settings=IndexSettings(workers=0, batch_size=1),
-                                source_settings=one_by_one, progress=kill_after_first)
+    with (Medsearch.open(store, embedder=tiny_embedder, create=True, writable=True) as engine,
+          pytest.raises(SourceError, match="cannot reach the DICOMweb server")):
+        engine.index_source(orthanc.url, {}, settings=IndexSettings(workers=0, batch_size=1),
+                            source_settings=one_by_one, progress=kill_after_first)
     kept = _sops(store)
     assert 1 <= len(kept) < len(FILES)
     orthanc.start()

@@ -66,6 +66,14 @@ class SourceUrl:
         return self.base + path[len(self.url):]
 
 
+def require_client() -> None:
+    """Raise SourceError when the HTTP client of the ``pacs`` extra is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("httpx") is None:
+        raise SourceError("DICOMweb sources need the pacs extra: pip install 'medsearch[pacs]'")
+
+
 def is_source(text: str) -> bool:
     return text.startswith(SCHEME_PREFIX)
 
