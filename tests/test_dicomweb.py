@@ -177,3 +177,13 @@ def test_paging_follows_servers_that_cap_pages(server: Any) -> None:
         found = list_instances(client, {})
     assert [path.rsplit("/", 1)[1] for path in found] == ["a", "b", "c"]
     assert [path.split("offset=")[1] for path, _headers in capped.requests] == ["0", "2", "3"]
+
+
+def test_viewer_url_template() -> None:
+    from search.server.wado import viewer_url
+
+    metadata = {"study_instance_uid": "1.2.3", "series_instance_uid": None, "sop_instance_uid": "1.2.3.4"}
+    assert viewer_url(metadata, "https://v.example/?StudyInstanceUIDs={study_instance_uid}") == \
+        "https://v.example/?StudyInstanceUIDs=1.2.3"
+    assert viewer_url(metadata, "https://v.example/{series_instance_uid}") is None
+    assert viewer_url(metadata, "") is None

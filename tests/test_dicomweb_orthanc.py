@@ -6,6 +6,7 @@ Orthanc listens on every interface, so these tests run only inside a private net
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import sqlite3
@@ -113,6 +114,13 @@ def test_filtered_index_then_since_last_adds_and_removes_exactly(orthanc: Orthan
     refused = cli("index", orthanc.url, "--since-last", "--modality", "US", *base, expect=2)
     assert "keeps the filters" in refused["error"]["message"]
 
+    store_option = ["--store", store, "--model", tiny_model]
+    cli("cohort", "create", "mr-ct", "--include", "text:a scan top 10", "--where", "modality in ('CT', 'MR')",
+        *store_option)
+    cli("cohort", "export", "mr-ct", "--format", "uids", "--output", tmp_path / "uids.csv", "--store", store)
+    exported = (tmp_path / "uids.csv").read_text()
+    assert all(uid in exported for uid in expected)
+
 
 def _copy_as_new_study(source: Path, target: Path) -> None:
     import pydicom
@@ -207,3 +215,32 @@ def test_server_killed_mid_sync_then_resume(orthanc: Orthanc, tiny_embedder: Any
     assert (report.added, report.unchanged) == (len(FILES) - len(kept), len(kept))
     with sqlite3.connect(store / "medsearch.db") as db:
         assert db.execute("select count(*), count(distinct sop_instance_uid) from images").fetchone() == (6, 6)
+
+
+def test_thumbnails_through_wado_and_viewer_link(orthanc: Orthanc, tiny_embedder: Any, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from search.server.app import create_app
+    from search.server.deps import ServerSettings
+
+    _upload(orthanc, ("CT_small.dcm", "rtplan.dcm"))
+    store = tmp_path / "store"
+    with Medsearch.open(store, embedder=tiny_embedder, create=True, writable=True) as engine:
+        report = engine.index_source(orthanc.url, {}, settings=IndexSettings(workers=0), source_settings=FAST)
+    assert (report.added, report.failed) == (1, 1) and "pixel" in report.failures[0]["reason"]
+    monkeypatch.setenv("MEDSEARCH_VIEWER_URL", "https://viewer.example/viewer?StudyInstanceUIDs={study_instance_uid}")
+    with TestClient(create_app(store, embedder=tiny_embedder, settings=ServerSettings())) as client:
+        (hit,) = client.get("/api/search", params={"q": "x", "k": 5}).json()["results"]
+        item = client.get(f"/api/items/{hit['id']}").json()
+        study = _uid("CT_small.dcm", "StudyInstanceUID")
+        assert item["viewer_url"] == f"https://viewer.example/viewer?StudyInstanceUIDs={study}"
+        png = client.get(f"/api/items/{hit['id']}/thumbnail", params={"size": 64})
+        assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+        assert max(Image.open(io.BytesIO(png.content)).size) == 64
+        orthanc.stop()
+        cached = client.get(f"/api/items/{hit['id']}/thumbnail", params={"size": 64})
+        assert cached.content == png.content
+        gone = client.get(f"/api/items/{hit['id']}/thumbnail", params={"size": 128})
+        assert gone.status_code == 502 and "cannot reach the DICOMweb server" in gone.json()["error"]["message"]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from indexer.dicomweb.source import is_source
 from indexer.frames import ReadOptions
 from indexer.memory_read import read_bytes
 from search.api import Medsearch
@@ -29,6 +30,7 @@ from search.query import Result, metadata_of
 from search.server.batching import TextBatcher
 from search.server.security import served_path
 from search.server.thumbnails import ThumbnailCache
+from search.server.wado import RemoteImages, viewer_url
 from search.zeroshot import Classification, label_matrix, probabilities, stored_vectors, summarize
 from storage.errors import InvalidQuery, NotFound
 from storage.models import Image
@@ -46,6 +48,7 @@ class ServerEngine:
         self.model_lock = threading.Lock()
         self.cohort_lock = threading.Lock()
         self.thumbnails = ThumbnailCache()
+        self.remote_images = RemoteImages()
         self.batcher = TextBatcher(self._embed_texts, window_s=batch_window_s)
         self.filters = SEARCH_FILTERS
 
@@ -58,6 +61,7 @@ class ServerEngine:
 
     def close(self) -> None:
         self.batcher.close()
+        self.remote_images.close()
         self.medsearch.close()
 
     def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -159,7 +163,8 @@ class ServerEngine:
             row = session.scalar(select(Image).where(Image.id == image_id))
             if row is None:
                 raise NotFound(f"No image with id {image_id} in the store.")
-            return {"id": row.id, "path": row.path, "metadata": metadata_of(row)}
+            metadata = metadata_of(row)
+            return {"id": row.id, "path": row.path, "metadata": metadata, "viewer_url": viewer_url(metadata)}
 
     def thumbnail(self, image_id: int, size: int) -> bytes:
         """PNG bytes of an image's thumbnail. Raises NotFound, Forbidden (outside the roots)."""
@@ -167,6 +172,8 @@ class ServerEngine:
             stored = session.scalar(select(Image.path).where(Image.id == image_id))
         if stored is None:
             raise NotFound(f"No image with id {image_id} in the store.")
+        if is_source(stored):
+            return self.thumbnails.cached((stored, 0, size), lambda: self.remote_images.png(stored, size))
         return self.thumbnails.get(served_path(self.medsearch.store, stored), size)
 
     def info(self) -> dict[str, Any]:

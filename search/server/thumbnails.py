@@ -1,12 +1,13 @@
 """Thumbnails: the file read by the medical pixel pipeline (modality LUT, window, MONOCHROME1 inverted,
 scaled to [0, 1]) and written as a PNG, kept in a small in-memory LRU cache keyed by path, mtime and
-size. Nothing is written to disk."""
+size (DICOMweb images: see ``search.server.wado``). Nothing is written to disk."""
 
 from __future__ import annotations
 
 import io
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,13 @@ MAX_SIZE = 1024
 def render_png(path: Path, size: int) -> bytes:
     """PNG bytes of the file's representative frame, fitted inside ``size`` x ``size`` pixels (aspect
     kept). Raises UnreadableFile."""
+    return png_of(read_file(path, ReadOptions())[0].pixels, size)
+
+
+def png_of(pixels: np.ndarray, size: int) -> bytes:
+    """PNG bytes of float32 [0, 1] pixels, (H, W) or (H, W, 3), fitted inside ``size`` x ``size``."""
     from PIL import Image
 
-    pixels = read_file(path, ReadOptions())[0].pixels  # float32 [0, 1], (H, W) or (H, W, 3)
     image = Image.fromarray(np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8))
     image.thumbnail((size, size), Image.Resampling.LANCZOS)
     out = io.BytesIO()
@@ -41,12 +46,15 @@ class ThumbnailCache:
         self._lock = threading.Lock()
 
     def get(self, path: Path, size: int) -> bytes:
-        key = (str(path), path.stat().st_mtime_ns, size)
+        return self.cached((str(path), path.stat().st_mtime_ns, size), lambda: render_png(path, size))
+
+    def cached(self, key: tuple[str, int, int], render: Callable[[], bytes]) -> bytes:
+        """The PNG cached under ``key`` (path, version, size), rendered by ``render`` when missing."""
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        png = render_png(path, size)
+        png = render()
         with self._lock:
             self.renders += 1
             self._items[key] = png
