@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
@@ -30,6 +30,9 @@ from storage import vectors
 from storage.errors import InvalidQuery
 from storage.models import Failure, Image, Root
 from storage.store import Store
+
+if TYPE_CHECKING:
+    from indexer.dicomweb.run import SourceSettings
 
 
 def resolve_model(explicit: str | None, store: Store | None) -> str:
@@ -94,7 +97,7 @@ class Medsearch:
         return index_paths(self.store, lambda: self.embedder, [Path(p) for p in paths], settings, progress)
 
     def index_source(self, url: str, filters: dict[str, str] | None = None, since_last: bool = False,
-                     settings: IndexSettings | None = None, source_settings: Any = None,
+                     settings: IndexSettings | None = None, source_settings: SourceSettings | None = None,
                      progress: Progress | None = None) -> IndexReport:
         """Sync a DICOMweb source (``dicomweb+https://host/dicom-web``), filtered by QIDO attributes, or
         only what changed since its last sync. Raises SourceError, InvalidQuery, ModelMismatch."""

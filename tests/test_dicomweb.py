@@ -187,3 +187,24 @@ def test_viewer_url_template() -> None:
         "https://v.example/?StudyInstanceUIDs=1.2.3"
     assert viewer_url(metadata, "https://v.example/{series_instance_uid}") is None
     assert viewer_url(metadata, "") is None
+
+
+def _multipart(data: bytes) -> tuple[int, str, bytes]:
+    body = b"--xyz\r\nContent-Type: application/dicom\r\n\r\n" + data + b"\r\n--xyz--\r\n"
+    return 200, 'multipart/related; type="application/dicom"; boundary=xyz', body
+
+
+def test_retrieve_asks_again_as_explicit_little_endian_when_stored_syntax_is_undecodable(server: Any) -> None:
+    import struct
+
+    uid = b"1.2.840.10008.1.2.4.100"  # MPEG-2: medsearch cannot decode it
+    mpeg = b"\0" * 128 + b"DICM" + struct.pack("<HH", 2, 0x10) + b"UI" + struct.pack("<H", len(uid) + 1) + uid + b"\0"
+    real = pydicom_file("CT_small.dcm").read_bytes()
+    answers = server([_multipart(mpeg), _multipart(real)])
+    source = parse_source(answers.url)
+    with DicomWebClient(source, Credentials()) as client:
+        assert client.retrieve(source.instance_path("1", "1.1", "1.1.1")) == real
+    accepts = [headers["Accept"] for _path, headers in answers.requests]
+    assert accepts == ['multipart/related; type="application/dicom"; transfer-syntax=*',
+                       'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1']
+    assert answers.requests[0][0] == "/dicom-web/studies/1/series/1.1/instances/1.1.1"

@@ -88,6 +88,13 @@ def test_same_vectors_as_from_disk_and_search_works(orthanc: Orthanc, tiny_embed
     for sop, vector in on_disk.items():
         np.testing.assert_array_equal(fetched[sop], vector)
 
+    with Medsearch.open(tmp_path / "disk", embedder=tiny_embedder, writable=True) as both:
+        assert both.index_source(orthanc.url, {}, settings=settings, source_settings=FAST).added == len(FILES)
+    with sqlite3.connect(tmp_path / "disk" / "medsearch.db") as db:
+        keys = db.execute("select sop_instance_uid, count(*), count(distinct patient_key), max(identity) "
+                          "from images group by sop_instance_uid").fetchall()
+    assert len(keys) == len(FILES) and all(row[1:] == (2, 1, None) for row in keys)  # one pseudonym, no identity
+
 
 def test_filtered_index_then_since_last_adds_and_removes_exactly(orthanc: Orthanc, tiny_model: Path, cli: Cli,
                                                                   tmp_path: Path) -> None:
