@@ -29,6 +29,7 @@ from search.textcache import TextCache
 from storage import vectors
 from storage.errors import InvalidQuery
 from storage.models import Failure, Image, Root
+from storage.sources import source_urls
 from storage.store import Store
 
 if TYPE_CHECKING:
@@ -217,7 +218,8 @@ class Medsearch:
             self._model_checked = True
 
     def info(self) -> dict[str, Any]:
-        """The store's facts: counts, model, dimension, index type, generation, roots and failures."""
+        """The store's facts: counts, model, dimension, index type, generation, roots, DICOMweb sources and
+        failures."""
         store = self.store
         info = store.info()
         with store.sessions() as session:
@@ -240,5 +242,6 @@ class Medsearch:
             "generation": info.generation if info else 0,
             "snapshot_generation": snapshot,
             "roots": roots,
+            "sources": source_urls(store),
             "failures": failures,
         }

@@ -118,6 +118,7 @@ def test_filtered_index_then_since_last_adds_and_removes_exactly(orthanc: Orthan
     expected = {_uid(name, "SOPInstanceUID") for name in ("CT_small.dcm", "MR_small.dcm")} | {_new_uid(new_ct)}
     assert _sops(store) == expected
 
+    assert cli("info", "--store", store, "--json")["sources"] == [orthanc.url]
     refused = cli("index", orthanc.url, "--since-last", "--modality", "US", *base, expect=2)
     assert "keeps the filters" in refused["error"]["message"]
 
