@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from indexer.discover import FileEntry
-from indexer.frames import ReadOptions, read_key
+from indexer.frames import Frame, ReadOptions, read_key
+from indexer.memory_read import read_bytes
 from indexer.plan import file_hash
 from indexer.preprocess import PREPROCESSING_VERSION, Preprocessor
 from indexer.readers import read_file
@@ -49,6 +50,29 @@ def load_file(entry: FileEntry, options: ReadOptions, preprocessor: Preprocessor
     except MemoryError:
         loaded.error = "not enough memory to decode this file"
         return loaded
+    return _preprocessed(loaded, frames, options, preprocessor, started)
+
+
+def load_bytes(entry: FileEntry, data: bytes, options: ReadOptions, preprocessor: Preprocessor) -> Loaded:
+    """Read and preprocess an image held in memory (an instance fetched from a server), as ``load_file``
+    does for a file; ``content_hash`` is the SHA-256 of ``data``. Never raises for bad bytes."""
+    import hashlib
+
+    loaded = Loaded(entry, content_hash=hashlib.sha256(data).hexdigest())
+    started = time.perf_counter()
+    try:
+        frames = read_bytes(data, options, "instance.dcm")
+    except UnreadableFile as exc:
+        loaded.error = exc.reason
+        return loaded
+    except MemoryError:
+        loaded.error = "not enough memory to decode this file"
+        return loaded
+    return _preprocessed(loaded, frames, options, preprocessor, started)
+
+
+def _preprocessed(loaded: Loaded, frames: list[Frame], options: ReadOptions, preprocessor: Preprocessor,
+                 started: float) -> Loaded:
     middle = time.perf_counter()
     loaded.read_seconds = middle - started
     key = read_key(options, parse_window(options.window))

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -98,15 +99,41 @@ def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[
         report.seconds = round(time.perf_counter() - started, 3)
         store.save_snapshot()
         return report
-    embedder = get_embedder()
-    settings, options, workers = start_run(store, embedder, settings, report)
     try:
-        embed_and_write(store, embedder, plan, settings, options, workers, report, progress)
+        embed_tasks(store, get_embedder, plan_work(plan), settings, report, progress)
     finally:
         with _timed(report, "snapshot"):
             store.save_snapshot()
         report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+@dataclass
+class Work:
+    """What ``embed_tasks`` reads: ``tasks`` (picklable), how many, the worker-side ``load(task, options,
+    preprocessor) -> Loaded``, ``failed(task, reason) -> Loaded`` for a task whose worker died, and the paths
+    whose old rows the new ones replace."""
+
+    tasks: Iterable[Any]
+    total: int
+    load: Callable[..., Loaded]
+    failed: Callable[[Any, str], Loaded]
+    changed: set[str] = field(default_factory=set)
+
+
+def embed_tasks(store: Store, get_embedder: Callable[[], Embedder], work: Work, settings: IndexSettings,
+                report: IndexReport, progress: Progress | None = None) -> None:
+    """Bind the model to the store, then read + preprocess ``work`` in worker processes, embed and commit in
+    batches (files and fetched instances alike). Raises ModelMismatch."""
+    embedder = get_embedder()
+    settings, options, workers = start_run(store, embedder, settings, report)
+    embed_and_write(store, embedder, work, settings, options, workers, report, progress)
+
+
+def plan_work(plan: Plan) -> Work:
+    """The files a plan reads, as ``Work`` for ``embed_and_write``."""
+    tasks = ((entry, plan.hashes.get(entry.path)) for entry in plan.to_read)
+    return Work(tasks, len(plan.to_read), _load_task, _failed, plan.changed)
 
 
 def start_run(store: Store, embedder: Embedder, settings: IndexSettings,
@@ -151,7 +178,7 @@ def _record_problems(store: Store, plan: Plan, report: IndexReport) -> None:
     report.failures += [{"path": stat.path, "reason": reason} for stat, reason in plan.problems]
 
 
-def embed_and_write(store: Store, embedder: Embedder, plan: Plan, settings: IndexSettings, options: ReadOptions,
+def embed_and_write(store: Store, embedder: Embedder, work: Work, settings: IndexSettings, options: ReadOptions,
                      workers: int, report: IndexReport, progress: Progress | None) -> None:
     """Embed and commit in batches. The first batch is only as many files as there are workers, so the model
     starts once the workers' first files are decoded instead of waiting for a whole batch."""
@@ -159,30 +186,29 @@ def embed_and_write(store: Store, embedder: Embedder, plan: Plan, settings: Inde
     frames = 0
     goal = min(settings.batch_size, workers) if workers > 0 else settings.batch_size
     last_snapshot = time.monotonic()
-    for done, loaded in enumerate(_load_all(plan, embedder, options, workers, settings), start=1):
+    for done, loaded in enumerate(_load_all(work, embedder, options, workers, settings), start=1):
         report.stages["read"] = report.stages.get("read", 0.0) + loaded.read_seconds
         report.stages["preprocess"] = report.stages.get("preprocess", 0.0) + loaded.preprocess_seconds
         pending.append(loaded)
         frames += len(loaded.frames)
         if frames >= goal:
-            _flush(store, embedder, pending, plan, settings.batch_size, report)
+            _flush(store, embedder, pending, work.changed, settings.batch_size, report)
             pending, frames, goal = [], 0, settings.batch_size
             if time.monotonic() - last_snapshot > settings.snapshot_every_s:
                 store.save_snapshot()
                 last_snapshot = time.monotonic()
         if progress:
-            progress(done, len(plan.to_read))
+            progress(done, work.total)
     if pending:
-        _flush(store, embedder, pending, plan, settings.batch_size, report)
+        _flush(store, embedder, pending, work.changed, settings.batch_size, report)
 
 
-def _load_all(plan: Plan, embedder: Embedder, options: ReadOptions, workers: int,
+def _load_all(work: Work, embedder: Embedder, options: ReadOptions, workers: int,
               settings: IndexSettings) -> Iterator[Loaded]:
-    """Files in plan order, read and preprocessed by ``workers`` processes. A whole next batch is kept in
+    """Tasks in order, read and preprocessed by ``workers`` processes. A whole next batch is kept in
     flight, so that it is decoded while the model embeds the current one."""
-    workers = min(workers, len(plan.to_read))
-    tasks = ((entry, plan.hashes.get(entry.path)) for entry in plan.to_read)
-    loads = ordered_map(_load_task, tasks, workers, _failed, options, embedder.preprocessor,
+    workers = min(workers, work.total)
+    loads = ordered_map(work.load, work.tasks, workers, work.failed, options, embedder.preprocessor,
                         limits=settings.limits, in_flight=settings.batch_size + workers)
     for _task, loaded in loads:
         yield loaded
@@ -197,7 +223,7 @@ def _failed(task: tuple[FileEntry, str | None], reason: str) -> Loaded:
     return Loaded(task[0], error=reason)
 
 
-def _flush(store: Store, embedder: Embedder, files: list[Loaded], plan: Plan, batch_size: int,
+def _flush(store: Store, embedder: Embedder, files: list[Loaded], changed: set[str], batch_size: int,
            report: IndexReport) -> None:
     """Embed the frames of ``files`` and commit them, with their failures, as one batch."""
     good = [loaded for loaded in files if loaded.error is None and loaded.frames]
@@ -206,7 +232,7 @@ def _flush(store: Store, embedder: Embedder, files: list[Loaded], plan: Plan, ba
         vectors = [embedder.embed_images(np.stack(pixels[start : start + batch_size]))
                    for start in range(0, len(pixels), batch_size)]
     matrix = np.vstack(vectors) if vectors else np.empty((0, embedder.dim), dtype=np.float32)
-    batch = Batch(replace_paths={loaded.entry.path for loaded in files if loaded.entry.path in plan.changed})
+    batch = Batch(replace_paths={loaded.entry.path for loaded in files if loaded.entry.path in changed})
     row = 0
     for loaded in good:
         for (frame_number, _pixels, metadata), thumbnail in zip(loaded.frames, loaded.thumbnails, strict=True):
@@ -214,7 +240,7 @@ def _flush(store: Store, embedder: Embedder, files: list[Loaded], plan: Plan, ba
             batch.images.append(NewImage(entry.path, frame_number, entry.size, entry.mtime_ns, loaded.content_hash,
                                          matrix[row], metadata, thumbnail))
             row += 1
-        if loaded.entry.path in plan.changed:
+        if loaded.entry.path in changed:
             report.updated += 1
         else:
             report.added += 1

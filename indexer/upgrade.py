@@ -14,7 +14,7 @@ from typing import Literal
 from indexer.discover import FileEntry
 from indexer.embedder import Embedder, model_record
 from indexer.frames import ReadOptions
-from indexer.pipeline import IndexReport, IndexSettings, Progress, embed_and_write, start_run
+from indexer.pipeline import IndexReport, IndexSettings, Progress, embed_and_write, plan_work, start_run
 from indexer.plan import Plan
 from indexer.preprocess import PREPROCESSING_VERSION
 from indexer.read_back import options_from_key
@@ -60,7 +60,7 @@ def upgrade_store(store: Store, get_embedder: Callable[[], Embedder], settings: 
         options = _options_for(base, key, keep_identity, all_frames)
         for start in range(0, len(paths), CHUNK_FILES):
             plan = _plan_for(paths[start : start + CHUNK_FILES], report)
-            embed_and_write(store, embedder, plan, settings, options, workers, run,
+            embed_and_write(store, embedder, plan_work(plan), settings, options, workers, run,
                             _offset(progress, done, total))
             done += len(plan.to_read)
     store.save_snapshot()

@@ -33,7 +33,11 @@ from search.query.scoring import cosine_for_probability
 from search.query.textcache import TextCache
 from storage import queries, vectors
 from storage.errors import InvalidQuery, NotFound
+from storage.sources import source_urls
 from storage.store import Store
+
+if TYPE_CHECKING:
+    from indexer.dicomweb.run import SourceSettings
 
 
 def resolve_model(explicit: str | None, store: Store | None) -> str:
@@ -120,6 +124,19 @@ class Medsearch:
               progress: Progress | None = None) -> IndexReport:
         """Index files and folders incrementally. Raises ModelMismatch, FileNotFoundError."""
         return index_paths(self.store, lambda: self.embedder, [Path(p) for p in paths], settings, progress)
+
+    def index_source(self, url: str, filters: dict[str, str] | None = None, since_last: bool = False,
+                     settings: IndexSettings | None = None, source_settings: SourceSettings | None = None,
+                     progress: Progress | None = None) -> IndexReport:
+        """Sync a DICOMweb source (``dicomweb+https://host/dicom-web``), filtered by QIDO attributes, or
+        only what changed since its last sync. Raises SourceError, InvalidQuery, ModelMismatch."""
+        from indexer.dicomweb.source import require_client
+
+        require_client()
+        from indexer.dicomweb.run import index_source
+
+        return index_source(self.store, lambda: self.embedder, url, filters or {}, since_last, settings,
+                            source_settings, progress)
 
     def search(self, text: str | None = None, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
                min_score: float | None = None, min_prob: float | None = None, group_by: str | None = None,
@@ -348,5 +365,6 @@ class Medsearch:
             "generation": info.generation if info else 0,
             "snapshot_generation": queries.snapshot_generation(store),
             "roots": queries.roots(store),
+            "sources": source_urls(store),
             "failures": queries.failures(store),
         }

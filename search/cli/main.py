@@ -24,6 +24,7 @@ from search.cli.common import (
     results_table,
     show_progress,
 )
+from search.cli.dicomweb import BodyPartOption, ModalityOption, QidoOption, SinceLastOption, StudyDateOption
 from search.cli.metadata import (
     ClashPrefixOption,
     KeyOption,
@@ -55,7 +56,8 @@ def language(
 
 @app.command()
 def index(
-    paths: Annotated[list[Path], typer.Argument(help="Folders or files to index (recursively).")],
+    paths: Annotated[list[str], typer.Argument(
+        help="Folders or files to index (recursively), or a DICOMweb source dicomweb+https://HOST/PATH.")],
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -75,13 +77,22 @@ def index(
     patient_key: Annotated[Path | None, typer.Option(
         help="File holding the secret for patient pseudonyms, kept outside the store (also MEDSEARCH_PATIENT_KEY; "
              "default: a secret inside the store).")] = None,
+    modality: ModalityOption = None,
+    study_date: StudyDateOption = None,
+    body_part: BodyPartOption = None,
+    qido: QidoOption = None,
+    since_last: SinceLastOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Index images (PNG, JPEG, TIFF, BMP, DICOM) into the store; only new or changed files are embedded."""
+    """Index images (PNG, JPEG, TIFF, BMP, DICOM) into the store; only new or changed files are embedded.
+    A DICOMweb source is searched (QIDO-RS) and fetched (WADO-RS); credentials come from the environment."""
+    from indexer.dicomweb.source import is_source
     from indexer.frames import ReadOptions
     from indexer.pipeline import IndexSettings
     from indexer.voi import parse_voi
     from search.api import Medsearch
+    from search.cli.dicomweb import index_sources, source_filters
+    from storage.errors import InvalidQuery
     from storage.patient_key import read_key_file
 
     with cli_errors(as_json), Medsearch.open(store, model, device, create=True, writable=True,
@@ -91,8 +102,16 @@ def index(
                               patient_key_secret=read_key_file(patient_key) if patient_key else None)
         sidecar_args = sidecar_options(key, rename, clash_prefix, skip, root)
         settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
-        quiet = as_json or not show_progress()
-        report = ms.index(paths, settings) if quiet else _index_with_bar(ms, paths, settings)
+        filters = source_filters(modality, study_date, body_part, qido)
+        if any(is_source(path) for path in paths):
+            report = index_sources(ms, paths, filters, since_last, settings)
+        elif filters or since_last:
+            raise InvalidQuery("--modality, --study-date, --body-part, --qido and --since-last apply to a "
+                               "DICOMweb source (dicomweb+https://...)")
+        elif as_json or not show_progress():
+            report = ms.index(paths, settings)
+        else:
+            report = _index_with_bar(ms, paths, settings)
         sidecar = _import_sidecar(ms, metadata, sidecar_args) if metadata else None
         if as_json:
             print_json({**report.as_dict(), **({"metadata": asdict(sidecar)} if sidecar else {})})

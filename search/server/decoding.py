@@ -28,7 +28,8 @@ class Failed:
 
 
 class Decoder:
-    """``upload_pixels(data, filename, preprocessor)`` and ``thumbnail(path, size)`` in capped workers.
+    """``upload_pixels(data, filename, preprocessor)``, ``thumbnail(path, size)`` and ``bytes_thumbnail(data,
+    filename, size)`` in capped workers.
     Raise UnreadableFile (bad file, too many pixels, over the memory or time cap)."""
 
     def __init__(self, limits: Limits | None = None, concurrent: int = 2,
@@ -45,6 +46,11 @@ class Decoder:
     def thumbnail(self, path: Path, size: int) -> bytes:
         """PNG bytes of the file's thumbnail (``thumbnails.render_png``)."""
         result: bytes = self._run(_thumbnail_task, (path, size, self.options))
+        return result
+
+    def bytes_thumbnail(self, data: bytes, filename: str, size: int) -> bytes:
+        """PNG bytes of the thumbnail of an image given as bytes (a DICOMweb instance)."""
+        result: bytes = self._run(_bytes_thumbnail_task, (data, filename, size, self.options))
         return result
 
     def _run(self, task: Callable[[Any], Any], item: tuple[Any, ...]) -> Any:
@@ -71,3 +77,11 @@ def _thumbnail_task(item: tuple[Path, int, ReadOptions]) -> bytes:
 
     path, size, options = item
     return render_png(path, size, options)
+
+
+def _bytes_thumbnail_task(item: tuple[bytes, str, int, ReadOptions]) -> bytes:
+    from indexer.memory_read import read_bytes
+    from indexer.thumbnail import render_png
+
+    data, filename, size, options = item
+    return render_png(read_bytes(data, options, filename)[0].pixels, size)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.dicomweb.source import is_source
 from indexer.thumbnail import THUMBNAIL_SIZE
 from search.api import Medsearch
 from search.labels.labelsets import LabelSet
@@ -27,6 +28,7 @@ from search.server.batching import TextBatcher
 from search.server.decoding import Decoder
 from search.server.security import served_path
 from search.server.thumbnails import ThumbnailCache
+from search.server.wado import RemoteImages, viewer_url
 from storage.errors import InvalidQuery
 
 SEARCH_FILTERS = ("where", "min_score", "min_prob", "group_by", "like", "unlike")
@@ -45,6 +47,7 @@ class ServerEngine:
         self.cohort_lock = threading.Lock()
         self.decoder = Decoder()
         self.thumbnails = ThumbnailCache(render=self.decoder.thumbnail)
+        self.remote_images = RemoteImages(render=self.decoder.bytes_thumbnail)
         self.batcher = TextBatcher(self._embed_texts, window_s=batch_window_s)
         self.filters = SEARCH_FILTERS
 
@@ -57,6 +60,7 @@ class ServerEngine:
 
     def close(self) -> None:
         self.batcher.close()
+        self.remote_images.close()
         self.medsearch.close()
 
     def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -128,12 +132,15 @@ class ServerEngine:
             return self.medsearch.rank(vector, k, offset)
 
     def item(self, image_id: int) -> dict[str, Any]:
-        """``Medsearch.item``. Raises NotFound."""
-        return self.medsearch.item(image_id)
+        """``Medsearch.item`` with the "open in viewer" link (``MEDSEARCH_VIEWER_URL``). Raises NotFound."""
+        item = self.medsearch.item(image_id)
+        return {**item, "viewer_url": viewer_url(item["metadata"])}
 
     def thumbnail(self, image_id: int, size: int) -> bytes:
-        """PNG bytes of an image's thumbnail. Raises NotFound, Forbidden (outside the roots)."""
+        """PNG bytes of an image's thumbnail. Raises NotFound, Forbidden (outside the roots), SourceError."""
         stored = self.medsearch.image_path(image_id)
+        if is_source(stored):
+            return self.thumbnails.cached((stored, 0, size), lambda: self.remote_images.png(stored, size))
         made = self.medsearch.stored_thumbnail(image_id) if size == THUMBNAIL_SIZE else None
         path = served_path(self.medsearch.store, stored)
         if made is not None and path.stat().st_mtime_ns == made[1]:  # made at index time from this file

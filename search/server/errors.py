@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from indexer.dicomweb.source import SourceError
 from search.errors import error_payload
 from search.server.security import Forbidden, PayloadTooLarge, Unauthorized
 from storage.errors import (
@@ -37,6 +38,7 @@ STATUS: tuple[tuple[type[MedsearchError], int], ...] = (
     (ModelUnavailable, 503),
     (StoreLocked, 503),
     (StoreError, 503),
+    (SourceError, 502),  # a DICOMweb server behind a thumbnail failed
 )
 """First match wins (subclasses before their bases); any other MedsearchError is a 500."""
 

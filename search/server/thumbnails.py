@@ -1,6 +1,7 @@
 """Thumbnails rendered on demand (those not made at index time, or of another size): the file read by the
 medical pixel pipeline (modality LUT, window, MONOCHROME1 inverted, scaled to [0, 1]) and written as a
-PNG, kept in a small in-memory LRU cache keyed by path, mtime and size. Nothing is written to disk."""
+PNG, kept in a small in-memory LRU cache keyed by path, mtime and size (DICOMweb images: see
+``search.server.wado``). Nothing is written to disk."""
 
 from __future__ import annotations
 
@@ -35,12 +36,15 @@ class ThumbnailCache:
         self._lock = threading.Lock()
 
     def get(self, path: Path, size: int) -> bytes:
-        key = (str(path), path.stat().st_mtime_ns, size)
+        return self.cached((str(path), path.stat().st_mtime_ns, size), lambda: self.render(path, size))
+
+    def cached(self, key: tuple[str, int, int], render: Callable[[], bytes]) -> bytes:
+        """The PNG cached under ``key`` (path, version, size), made by ``render`` when missing."""
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        png = self.render(path, size)
+        png = render()
         with self._lock:
             self.renders += 1
             self._items[key] = png

@@ -137,6 +137,19 @@ function highlight() {
   if (current) current.scrollIntoView({ block: "nearest" });
 }
 
+async function showViewerLink(id) {
+  $("viewer").hidden = true;
+  try {
+    const item = await (await api(`/api/items/${id}`)).json();
+    if (item.viewer_url && $("detail").dataset.id === String(id)) {
+      $("viewer").href = item.viewer_url;
+      $("viewer").hidden = false;
+    }
+  } catch (error) {
+    $("viewer").hidden = true;
+  }
+}
+
 async function openDetail() {
   const result = state.results[state.selected];
   if (!result) return;
@@ -153,6 +166,7 @@ async function openDetail() {
   }));
   $("similar").replaceChildren();
   showLabels();
+  showViewerLink(result.id);
   try {
     const body = await (await api(`/api/similar/${result.id}?k=7`)).json();
     const others = body.results.filter((r) => r.id !== result.id).slice(0, 6);

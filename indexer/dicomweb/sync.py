@@ -1,0 +1,142 @@
+"""What a sync of a DICOMweb source must fetch and remove, and the cursor it leaves once done.
+
+A full sync mirrors the source as filtered: every matching instance not yet stored is fetched, and stored
+instances of this source that no longer match (deleted, or outside the new filters) are removed.
+``--since-last`` asks only for what changed since the cursor: Orthanc's change feed where the server has
+one (the studies that received instances are searched again), else a study-date window from the last sync
+date minus an overlap. Deletions (Orthanc drops a deleted resource's changes from its feed, so the feed
+cannot say): every ``--since-last`` compares the source's studies (one paged study-level search) with the
+stored ones; stored studies gone are removed, and a study holding fewer instances than stored is searched
+again. An instance is identified by its SOP Instance UID within its
+source (its path), so nothing is embedded twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from indexer.dicomweb.client import DicomWebClient
+from indexer.dicomweb.query import STUDY_INSTANCES, STUDY_UID, RemoteInstance, each_search, first_value, identity, since
+from storage.errors import InvalidQuery
+from storage.sources import Cursor, load_cursor, stored_under
+from storage.store import Store
+
+ORTHANC_FEED, DATE_FEED = "orthanc-changes", "study-date"
+STUDY_FILTERS = ("StudyDate", "StudyInstanceUID", "AccessionNumber")
+"""Filters that apply at study level too (used when comparing the source's studies with the stored ones)."""
+
+
+@dataclass
+class SyncPlan:
+    to_fetch: list[RemoteInstance] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    cursor: Cursor | None = None
+    mode: str = "full"  # full | changes | window
+
+
+def plan_sync(store: Store, client: DicomWebClient, filters: dict[str, str], since_last: bool,
+              overlap_days: int = 1, today: dt.date | None = None) -> SyncPlan:
+    """The plan of one sync. Raises SourceError (server), InvalidQuery (``since_last`` with other filters)."""
+    url = client.source.url
+    cursor = load_cursor(store, url) if since_last else None
+    if cursor is not None and filters and filters != cursor.filters:
+        raise InvalidQuery(f"--since-last keeps the filters of the last full sync ({cursor.filters or 'none'}); "
+                           "run without --since-last to change them")
+    today = today or dt.datetime.now(dt.UTC).date()
+    last_change = client.orthanc_last_change()  # before searching: what arrives meanwhile comes next time
+    feed = ORTHANC_FEED if last_change is not None else DATE_FEED
+    if cursor is None:
+        plan = _full(store, client, filters)
+    elif cursor.feed == ORTHANC_FEED and cursor.change_seq is not None and last_change is not None:
+        plan = _changes(store, client, cursor, last_change)
+    else:
+        plan = _window(store, client, cursor, overlap_days)
+    plan.removed = sorted(set(plan.removed))
+    if plan.mode != "full":
+        plan.unchanged = len(stored_under(store, url + "/")) - len(plan.removed)
+    kept = cursor.filters if cursor is not None else filters
+    plan.cursor = Cursor(url, feed, kept, last_change, today)
+    return plan
+
+
+def list_instances(client: DicomWebClient, filters: dict[str, str]) -> dict[str, str]:
+    """Stored path -> StudyInstanceUID of every instance matching ``filters``. Raises SourceError."""
+    found: dict[str, str] = {}
+    for search in each_search(filters):
+        for item in client.search("instances", search):
+            study, series, sop = identity(item)
+            found[client.source.instance_path(study, series, sop)] = study
+    return found
+
+
+def _diff(plan: SyncPlan, listed: dict[str, str], stored: dict[str, str | None]) -> None:
+    plan.to_fetch.extend(RemoteInstance(path, study) for path, study in listed.items() if path not in stored)
+    plan.removed.extend(path for path in stored if path not in listed)
+    plan.unchanged += sum(1 for path in listed if path in stored)
+
+
+def _full(store: Store, client: DicomWebClient, filters: dict[str, str]) -> SyncPlan:
+    plan = SyncPlan(mode="full")
+    _diff(plan, list_instances(client, filters), stored_under(store, client.source.url + "/"))
+    return plan
+
+
+def _changes(store: Store, client: DicomWebClient, cursor: Cursor, last_change: int) -> SyncPlan:
+    """Search again the studies that Orthanc's feed says received instances; then compare the studies."""
+    plan = SyncPlan(mode="changes")
+    studies: set[str] = set()
+    looked_up: set[str] = set()
+    for change in client.orthanc_changes(cursor.change_seq or 0):
+        if int(change.get("Seq", 0)) > last_change:
+            break
+        kind, resource, resource_id = change.get("ChangeType"), change.get("ResourceType"), change.get("ID")
+        if kind in ("NewInstance", "StableStudy") and isinstance(resource_id, str) and resource_id not in looked_up:
+            looked_up.add(resource_id)
+            uid = client.orthanc_study_uid(str(resource), resource_id)
+            if uid is not None:
+                studies.add(uid)
+    prefix = client.source.url + "/"
+    for uid in sorted(studies):
+        _diff(plan, list_instances(client, {**cursor.filters, "StudyInstanceUID": uid}),
+              stored_under(store, prefix, uid))
+    _compare_studies(store, client, cursor.filters, plan, skip=studies)
+    return plan
+
+
+def _window(store: Store, client: DicomWebClient, cursor: Cursor, overlap_days: int) -> SyncPlan:
+    """Search the study dates from the last sync (minus the overlap) on; compare studies for deletions."""
+    plan = SyncPlan(mode="window")
+    start = (cursor.window_date or dt.date.min) - dt.timedelta(days=overlap_days)
+    narrowed = since(cursor.filters, start) if cursor.window_date else cursor.filters
+    if narrowed is not None:
+        listed = list_instances(client, narrowed)
+        stored = stored_under(store, client.source.url + "/")
+        plan.to_fetch.extend(RemoteInstance(path, study) for path, study in listed.items() if path not in stored)
+    _compare_studies(store, client, cursor.filters, plan, skip=set())
+    return plan
+
+
+def _compare_studies(store: Store, client: DicomWebClient, filters: dict[str, str], plan: SyncPlan,
+                     skip: set[str]) -> None:
+    """Remove the stored studies the source no longer has, and the missing instances of any study that now
+    holds fewer instances than are stored of it. ``skip``: studies already searched in this plan."""
+    wanted = {key: value for key, value in filters.items() if key in STUDY_FILTERS}
+    remote: dict[str, int] = {}
+    for item in client.search("studies", {**wanted, "includefield": STUDY_INSTANCES}):
+        uid, count = first_value(item, STUDY_UID), first_value(item, STUDY_INSTANCES)
+        if isinstance(uid, str):
+            remote[uid] = int(count) if isinstance(count, int | str) and str(count).isdigit() else -1
+    by_study: dict[str | None, list[str]] = defaultdict(list)
+    for path, study in stored_under(store, client.source.url + "/").items():
+        by_study[study].append(path)
+    for study, paths in by_study.items():
+        if study in skip:
+            continue
+        if study not in remote:
+            plan.removed.extend(paths)
+        elif 0 <= remote[study] < len(paths):
+            listed = list_instances(client, {**filters, "StudyInstanceUID": study})
+            plan.removed.extend(path for path in paths if path not in listed)
