@@ -25,10 +25,35 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_siglip(tmp_path_factory.mktemp("tiny-model"), seed=0)
 
 
+def reuse_trained(name: str, out_dir: Path, train: Callable[[Path], Path]) -> Path:
+    """``train(out_dir)``, or, when ``MEDSEARCH_TEST_MODEL_CACHE`` names a folder (developers' repeated
+    runs; CI leaves it unset and trains), a copy of the model that the same training code made there
+    before (keyed by the hash of ``tests/tiny_siglip.py``)."""
+    import hashlib
+    import os
+
+    cache = os.environ.get("MEDSEARCH_TEST_MODEL_CACHE")
+    if not cache:
+        return train(out_dir)
+    code = hashlib.sha256((Path(__file__).parent / "tiny_siglip.py").read_bytes()).hexdigest()[:16]
+    kept = Path(cache) / f"{name}-{code}"
+    if not (kept / "config.json").exists():
+        partial = Path(cache) / f".{name}-{code}-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        train(partial)
+        try:
+            partial.rename(kept)
+        except OSError:  # another run stored it first
+            shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(kept, out_dir, dirs_exist_ok=True)
+    return out_dir
+
+
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny SigLIP trained for a few seconds on drawn shapes with captions."""
-    return train_tiny_siglip(tmp_path_factory.mktemp("trained-model"), seed=0)
+    return reuse_trained("trained", tmp_path_factory.mktemp("trained-model"),
+                         lambda out: train_tiny_siglip(out, seed=0))
 
 
 @pytest.fixture(scope="session")

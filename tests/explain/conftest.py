@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import reuse_trained
 from tests.tiny_siglip import train_tiny_siglip
 
 
 @pytest.fixture(scope="session")
 def explain_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_tiny_siglip(tmp_path_factory.mktemp("explain-model"), seed=0, patch_size=4)
+    return reuse_trained("explain", tmp_path_factory.mktemp("explain-model"),
+                         lambda out: train_tiny_siglip(out, seed=0, patch_size=4))
 
 
 @pytest.fixture(scope="session")
