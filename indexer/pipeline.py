@@ -43,6 +43,7 @@ class IndexReport:
     stages: dict[str, float] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
     precision: str | None = None  # of this run's vectors (None: nothing was embedded)
+    sharded: int = 0  # files written to shards (``indexer.distributed``), loaded later by ``load``
     other_precisions: list[str] = field(default_factory=list)  # already in the store
 
     def as_dict(self) -> dict[str, object]:
@@ -75,10 +76,13 @@ def default_workers() -> int:
 
 
 def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[Path],
-                settings: IndexSettings | None = None, progress: Progress | None = None) -> IndexReport:
+                settings: IndexSettings | None = None, progress: Progress | None = None,
+                embed: EmbedStep | None = None) -> IndexReport:
     """Index ``roots`` (folders or files) into ``store``: incremental, resumable, one transaction per
-    batch. The model is loaded (``get_embedder``) only when there is something to embed. Raises
-    ModelMismatch when the store holds another model's vectors, FileNotFoundError for a missing root."""
+    batch. The model is loaded (``get_embedder``) only when there is something to embed. ``embed``: the
+    executor of the reading and embedding (default ``embed_tasks``, in this process; see
+    ``indexer.distributed``). Raises ModelMismatch when the store holds another model's vectors,
+    FileNotFoundError for a missing root."""
     settings = settings or IndexSettings()
     report = IndexReport()
     started = time.perf_counter()
@@ -100,7 +104,7 @@ def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[
         store.save_snapshot()
         return report
     try:
-        embed_tasks(store, get_embedder, plan_work(plan), settings, report, progress)
+        (embed or embed_tasks)(store, get_embedder, plan_work(plan), settings, report, progress)
     finally:
         with _timed(report, "snapshot"):
             store.save_snapshot()
@@ -119,6 +123,10 @@ class Work:
     load: Callable[..., Loaded]
     failed: Callable[[Any, str], Loaded]
     changed: set[str] = field(default_factory=set)
+
+
+EmbedStep = Callable[[Store, Callable[[], Embedder], Work, IndexSettings, "IndexReport", Progress | None], None]
+"""An executor: reads, embeds and writes ``Work`` (``embed_tasks``, or ``indexer.distributed``'s Ray one)."""
 
 
 def embed_tasks(store: Store, get_embedder: Callable[[], Embedder], work: Work, settings: IndexSettings,
@@ -226,15 +234,31 @@ def _failed(task: tuple[FileEntry, str | None], reason: str) -> Loaded:
 def _flush(store: Store, embedder: Embedder, files: list[Loaded], changed: set[str], batch_size: int,
            report: IndexReport) -> None:
     """Embed the frames of ``files`` and commit them, with their failures, as one batch."""
-    good = [loaded for loaded in files if loaded.error is None and loaded.frames]
-    pixels = [frame[1] for loaded in good for frame in loaded.frames]
+    pixels = [frame[1] for loaded in embeddable(files) for frame in loaded.frames]
     with _timed(report, "embed"):
         vectors = [embedder.embed_images(np.stack(pixels[start : start + batch_size]))
                    for start in range(0, len(pixels), batch_size)]
     matrix = np.vstack(vectors) if vectors else np.empty((0, embedder.dim), dtype=np.float32)
+    write_loaded(store, files, matrix, changed, report)
+
+
+def embeddable(files: list[Loaded]) -> list[Loaded]:
+    """The files of a batch that have frames to embed, in order."""
+    return [loaded for loaded in files if has_frames(loaded)]
+
+
+def has_frames(loaded: Loaded) -> bool:
+    """Whether ``loaded`` was read without error and has frames to embed."""
+    return loaded.error is None and bool(loaded.frames)
+
+
+def write_loaded(store: Store, files: list[Loaded], matrix: np.ndarray, changed: set[str],
+                 report: IndexReport) -> None:
+    """The one writer: commit ``files`` as one batch. ``matrix``: (frames, dim) float32, one row per frame
+    of ``embeddable(files)`` in order; files with an error (or no frames) are recorded as failures."""
     batch = Batch(replace_paths={loaded.entry.path for loaded in files if loaded.entry.path in changed})
     row = 0
-    for loaded in good:
+    for loaded in embeddable(files):
         for (frame_number, _pixels, metadata), thumbnail in zip(loaded.frames, loaded.thumbnails, strict=True):
             entry = loaded.entry
             batch.images.append(NewImage(entry.path, frame_number, entry.size, entry.mtime_ns, loaded.content_hash,
@@ -246,7 +270,7 @@ def _flush(store: Store, embedder: Embedder, files: list[Loaded], changed: set[s
             report.added += 1
         report.frames_added += len(loaded.frames)
     for loaded in files:
-        if loaded.error is not None or not loaded.frames:
+        if not has_frames(loaded):
             reason = loaded.error or "no frames"
             batch.failures.append((FileStat(loaded.entry.path, loaded.entry.size, loaded.entry.mtime_ns), reason))
             report.failed += 1
