@@ -193,22 +193,38 @@ def embed_and_write(store: Store, embedder: Embedder, work: Work, settings: Inde
     pending: list[Loaded] = []
     frames = 0
     goal = min(settings.batch_size, workers) if workers > 0 else settings.batch_size
-    last_snapshot = time.monotonic()
+    snapshots = Snapshots(store, settings.snapshot_every_s)
     for done, loaded in enumerate(_load_all(work, embedder, options, workers, settings), start=1):
-        report.stages["read"] = report.stages.get("read", 0.0) + loaded.read_seconds
-        report.stages["preprocess"] = report.stages.get("preprocess", 0.0) + loaded.preprocess_seconds
+        add_read_times(report, loaded)
         pending.append(loaded)
         frames += len(loaded.frames)
         if frames >= goal:
             _flush(store, embedder, pending, work.changed, settings.batch_size, report)
             pending, frames, goal = [], 0, settings.batch_size
-            if time.monotonic() - last_snapshot > settings.snapshot_every_s:
-                store.save_snapshot()
-                last_snapshot = time.monotonic()
+            snapshots.after_commit()
         if progress:
             progress(done, work.total)
     if pending:
         _flush(store, embedder, pending, work.changed, settings.batch_size, report)
+
+
+def add_read_times(report: IndexReport, loaded: Loaded) -> None:
+    """Add a file's read and preprocess seconds (spent in a worker) to the report's stages."""
+    report.stages["read"] = report.stages.get("read", 0.0) + loaded.read_seconds
+    report.stages["preprocess"] = report.stages.get("preprocess", 0.0) + loaded.preprocess_seconds
+
+
+class Snapshots:
+    """Saves the store's FAISS snapshot after a commit once ``every_s`` seconds have passed since the last,
+    so that a long run reopens quickly after a crash."""
+
+    def __init__(self, store: Store, every_s: float) -> None:
+        self.store, self.every_s, self.last = store, every_s, time.monotonic()
+
+    def after_commit(self) -> None:
+        if time.monotonic() - self.last > self.every_s:
+            self.store.save_snapshot()
+            self.last = time.monotonic()
 
 
 def _load_all(work: Work, embedder: Embedder, options: ReadOptions, workers: int,

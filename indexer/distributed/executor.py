@@ -13,9 +13,8 @@ import math
 import os
 import pickle
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,9 +23,21 @@ from indexer.distributed.actors import EmbedFiles, ModelSpec, read_rows, unpack
 from indexer.embedder import Embedder, model_record
 from indexer.frames import ReadOptions
 from indexer.load import Loaded
-from indexer.pipeline import IndexReport, IndexSettings, Progress, Work, start_run, write_loaded
+from indexer.pipeline import (
+    IndexReport,
+    IndexSettings,
+    Progress,
+    Snapshots,
+    Work,
+    add_read_times,
+    start_run,
+    write_loaded,
+)
 from storage.errors import ModelUnavailable
 from storage.store import Store
+
+GPU_BATCH = 64
+"""Images per model call on GPU actors (``pipeline.default_batch_size`` picks from the driver's device)."""
 
 
 @dataclass(frozen=True)
@@ -93,9 +104,11 @@ class RayExecutor:
                  report: IndexReport, progress: Progress | None = None) -> None:
         require_ray()
         embedder = get_embedder()
-        settings, options, _workers = start_run(store, embedder, settings, report)
         started = time.perf_counter()
         pool = size_pool(connect(self.settings.local_cpus), self.settings)
+        if settings.batch_size <= 0 and pool.gpus:
+            settings = replace(settings, batch_size=GPU_BATCH)  # the driver may have no GPU of its own
+        settings, options, _workers = start_run(store, embedder, settings, report)
         spec = ModelSpec(embedder.model_id, self.device, embedder.precision, embedder.revision, max(1, int(pool.cpus)))
         dataset = embedded(work, embedder, options, settings.batch_size, spec, pool, self.settings.read_cpus)
         if self.settings.shards:
@@ -130,19 +143,16 @@ def stream_to_store(store: Store, dataset: Any, dim: int, work: Work, settings: 
     """Write the dataset's files as they arrive, ``settings.batch_size`` frames per transaction."""
     pending: list[Loaded] = []
     vectors: list[np.ndarray] = []
-    last_snapshot = time.monotonic()
+    snapshots = Snapshots(store, settings.snapshot_every_s)
     for done, row in enumerate(dataset.iter_rows(), start=1):
         loaded, rows = unpack(row, dim)
-        report.stages["read"] = report.stages.get("read", 0.0) + loaded.read_seconds
-        report.stages["preprocess"] = report.stages.get("preprocess", 0.0) + loaded.preprocess_seconds
+        add_read_times(report, loaded)
         pending.append(loaded)
         vectors.append(rows)
         if sum(len(block) for block in vectors) >= settings.batch_size:
             write_loaded(store, pending, np.vstack(vectors), work.changed, report)
             pending, vectors = [], []
-            if time.monotonic() - last_snapshot > settings.snapshot_every_s:
-                store.save_snapshot()
-                last_snapshot = time.monotonic()
+            snapshots.after_commit()
         if progress:
             progress(done, work.total)
     if pending:
@@ -158,7 +168,3 @@ def _count(dataset: Any, total: int, progress: Progress | None) -> int:
             progress(done, total)
     return done
 
-
-def job_id() -> str:
-    """A name for one run's shards: the UTC time and a random suffix."""
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]

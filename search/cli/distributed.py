@@ -26,7 +26,7 @@ class Executor(StrEnum):
 
 ExecutorOption = Annotated[Executor, typer.Option(
     help="local: decode and embed in this process (default); ray: Ray Data tasks and actors, on the cluster at "
-         "RAY_ADDRESS or a local Ray (pip install 'medsearch[ray]').")]
+         "RAY_ADDRESS or a local Ray (pip install 'medsearch\\[ray]').")]
 ShardsOption = Annotated[str | None, typer.Option(
     help="With --executor ray: write the vectors as Parquet shards to this folder or URI (s3://...) instead "
          "of the store; load them afterwards with `medsearch load`.")]
