@@ -73,8 +73,15 @@ def require_ray() -> None:
 def connect(local_cpus: int | None = None) -> dict[str, float]:
     """Join the cluster at ``RAY_ADDRESS`` when set, else start a local Ray (no dashboard). Returns the
     cluster's resources (``{"CPU": 2.0, ...}``)."""
-    import ray
+    import logging
 
+    import ray
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # medsearch shows its own bar (files/s)
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     if not ray.is_initialized():
         if os.environ.get("RAY_ADDRESS"):
             ray.init(log_to_driver=False)
