@@ -11,6 +11,7 @@ import numpy as np
 
 from indexer.load import Loaded
 from indexer.pipeline import embeddable, has_frames
+from indexer.workers import Limits, ordered_map
 
 Rows = dict[str, np.ndarray]
 
@@ -28,18 +29,14 @@ class ModelSpec:
     threads: int = 1
 
 
-def read_rows(rows: Rows, load: Any, failed: Any, options: Any, preprocessor: Any) -> Rows:
-    """Read task: ``rows["task"]`` (pickled tasks) -> ``rows["loaded"]`` (pickled ``Loaded``). A file that
-    cannot be read becomes a ``Loaded`` with its error (``failed``); nothing raises for a bad file."""
-    out = []
-    for blob in rows["task"]:
-        task = pickle.loads(blob)
-        try:
-            loaded = load(task, options, preprocessor)
-        except Exception as exc:  # a reader bug must cost one file, not the job
-            loaded = failed(task, f"reader failed: {type(exc).__name__}: {exc}")
-        out.append(pickle.dumps(loaded))
-    return {"loaded": np.array(out, dtype=object)}
+def read_rows(rows: Rows, load: Any, failed: Any, options: Any, preprocessor: Any, limits: Limits) -> Rows:
+    """Read task: ``rows["task"]`` (pickled tasks) -> ``rows["loaded"]`` (pickled ``Loaded``). The files are
+    decoded in a child process under ``limits``, as the in-process pipeline does (``indexer.workers``): a
+    file that crashes the decoder, overruns its time or cannot be read becomes a ``Loaded`` with its error
+    and costs nothing else (a crash in the task itself would make Ray retry it without end)."""
+    tasks = [pickle.loads(blob) for blob in rows["task"]]
+    loads = ordered_map(load, tasks, 1, failed, options, preprocessor, limits=limits, in_flight=2)
+    return {"loaded": np.array([pickle.dumps(loaded) for _task, loaded in loads], dtype=object)}
 
 
 class EmbedFiles:

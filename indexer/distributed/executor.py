@@ -117,7 +117,7 @@ class RayExecutor:
             settings = replace(settings, batch_size=GPU_BATCH)  # the driver may have no GPU of its own
         settings, options, _workers = start_run(store, embedder, settings, report)
         spec = ModelSpec(embedder.model_id, self.device, embedder.precision, embedder.revision, max(1, int(pool.cpus)))
-        dataset = embedded(work, embedder, options, settings.batch_size, spec, pool, self.settings.read_cpus)
+        dataset = embedded(work, embedder, options, settings, spec, pool, self.settings.read_cpus)
         if self.settings.shards:
             from indexer.distributed.shards import shard_stage
 
@@ -128,18 +128,19 @@ class RayExecutor:
         report.stages["ray"] = round(time.perf_counter() - started, 4)
 
 
-def embedded(work: Work, embedder: Embedder, options: ReadOptions, batch_size: int, spec: ModelSpec, pool: Pool,
-             read_cpus: float) -> Any:
+def embedded(work: Work, embedder: Embedder, options: ReadOptions, settings: IndexSettings, spec: ModelSpec,
+             pool: Pool, read_cpus: float) -> Any:
     """The lazy Ray dataset of embedded files: read tasks, then the actor pool. Blocks hold about a batch."""
     import ray.data
 
+    batch_size = settings.batch_size
     items = [{"task": pickle.dumps(task)} for task in work.tasks]
     blocks = max(1, math.ceil(len(items) / batch_size))
     read: Any = read_rows  # Ray's stubs know only one-argument functions; the rest come from fn_kwargs
     reads = ray.data.from_items(items, override_num_blocks=min(len(items), blocks)).map_batches(
         read, batch_size=None, num_cpus=read_cpus,
         fn_kwargs={"load": work.load, "failed": work.failed, "options": options,
-                   "preprocessor": embedder.preprocessor})
+                   "preprocessor": embedder.preprocessor, "limits": settings.limits})
     return reads.map_batches(
         EmbedFiles, fn_constructor_kwargs={"spec": spec, "batch_size": batch_size}, batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(size=pool.actors), num_cpus=pool.cpus, num_gpus=pool.gpus)

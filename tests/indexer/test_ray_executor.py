@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from indexer.distributed.executor import RaySettings
+from indexer.load import load_file
 from indexer.pipeline import IndexSettings
 from search.api import Medsearch
 from storage import queries
@@ -140,3 +141,34 @@ def test_a_rerun_skips_unchanged_reembeds_changed_removes_missing(image_folder: 
         assert again.unchanged == first.added - 2
         with _in_process(image_folder, tmp_path / "local", tiny_model) as local:
             _same_vectors(local, on_ray)
+
+
+def crash_on_bomb(task: Any, options: Any, preprocessor: Any) -> Any:
+    """The pipeline's load, except that a file named ``bomb.png`` kills its process as a native decoder
+    crash would."""
+    if Path(task[0].path).name == "bomb.png":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    entry, digest = task
+    return load_file(entry, options, preprocessor, digest)
+
+
+def test_a_decoder_crash_costs_one_file(tmp_path: Path, tiny_model: Path) -> None:
+    from dataclasses import replace
+
+    from indexer.discover import discover
+    from indexer.distributed.executor import RayExecutor
+    from indexer.pipeline import IndexReport, plan_work
+    from indexer.plan import Plan
+    from indexer.workers import CRASHED
+
+    folder = tmp_path / "crashing"
+    for seed in range(4):
+        write_png(folder / f"case{seed}.png", seed)
+    write_png(folder / "bomb.png", 9)
+    work = replace(plan_work(Plan(to_read=list(discover([folder])))), load=crash_on_bomb)
+    report = IndexReport()
+    with _open(tmp_path / "ray", tiny_model) as on_ray:
+        RayExecutor("cpu")(on_ray.store, lambda: on_ray.embedder, work, SMALL, report)
+        assert (report.added, report.failed) == (4, 1)
+        assert report.failures == [{"path": str(folder / "bomb.png"), "reason": CRASHED}]
+        assert on_ray.store.image_count() == 4
