@@ -43,6 +43,7 @@ class IndexReport:
     stages: dict[str, float] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
     precision: str | None = None  # of this run's vectors (None: nothing was embedded)
+    sharded: int = 0  # files written to shards (``indexer.distributed``), loaded later by ``load``
     other_precisions: list[str] = field(default_factory=list)  # already in the store
 
     def as_dict(self) -> dict[str, object]:
@@ -75,10 +76,13 @@ def default_workers() -> int:
 
 
 def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[Path],
-                settings: IndexSettings | None = None, progress: Progress | None = None) -> IndexReport:
+                settings: IndexSettings | None = None, progress: Progress | None = None,
+                embed: EmbedStep | None = None) -> IndexReport:
     """Index ``roots`` (folders or files) into ``store``: incremental, resumable, one transaction per
-    batch. The model is loaded (``get_embedder``) only when there is something to embed. Raises
-    ModelMismatch when the store holds another model's vectors, FileNotFoundError for a missing root."""
+    batch. The model is loaded (``get_embedder``) only when there is something to embed. ``embed``: the
+    executor of the reading and embedding (default ``embed_tasks``, in this process; see
+    ``indexer.distributed``). Raises ModelMismatch when the store holds another model's vectors,
+    FileNotFoundError for a missing root."""
     settings = settings or IndexSettings()
     report = IndexReport()
     started = time.perf_counter()
@@ -100,7 +104,7 @@ def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[
         store.save_snapshot()
         return report
     try:
-        embed_tasks(store, get_embedder, plan_work(plan), settings, report, progress)
+        (embed or embed_tasks)(store, get_embedder, plan_work(plan), settings, report, progress)
     finally:
         with _timed(report, "snapshot"):
             store.save_snapshot()
@@ -119,6 +123,10 @@ class Work:
     load: Callable[..., Loaded]
     failed: Callable[[Any, str], Loaded]
     changed: set[str] = field(default_factory=set)
+
+
+EmbedStep = Callable[[Store, Callable[[], Embedder], Work, IndexSettings, "IndexReport", Progress | None], None]
+"""An executor: reads, embeds and writes ``Work`` (``embed_tasks``, or ``indexer.distributed``'s Ray one)."""
 
 
 def embed_tasks(store: Store, get_embedder: Callable[[], Embedder], work: Work, settings: IndexSettings,
@@ -185,22 +193,38 @@ def embed_and_write(store: Store, embedder: Embedder, work: Work, settings: Inde
     pending: list[Loaded] = []
     frames = 0
     goal = min(settings.batch_size, workers) if workers > 0 else settings.batch_size
-    last_snapshot = time.monotonic()
+    snapshots = Snapshots(store, settings.snapshot_every_s)
     for done, loaded in enumerate(_load_all(work, embedder, options, workers, settings), start=1):
-        report.stages["read"] = report.stages.get("read", 0.0) + loaded.read_seconds
-        report.stages["preprocess"] = report.stages.get("preprocess", 0.0) + loaded.preprocess_seconds
+        add_read_times(report, loaded)
         pending.append(loaded)
         frames += len(loaded.frames)
         if frames >= goal:
             _flush(store, embedder, pending, work.changed, settings.batch_size, report)
             pending, frames, goal = [], 0, settings.batch_size
-            if time.monotonic() - last_snapshot > settings.snapshot_every_s:
-                store.save_snapshot()
-                last_snapshot = time.monotonic()
+            snapshots.after_commit()
         if progress:
             progress(done, work.total)
     if pending:
         _flush(store, embedder, pending, work.changed, settings.batch_size, report)
+
+
+def add_read_times(report: IndexReport, loaded: Loaded) -> None:
+    """Add a file's read and preprocess seconds (spent in a worker) to the report's stages."""
+    report.stages["read"] = report.stages.get("read", 0.0) + loaded.read_seconds
+    report.stages["preprocess"] = report.stages.get("preprocess", 0.0) + loaded.preprocess_seconds
+
+
+class Snapshots:
+    """Saves the store's FAISS snapshot after a commit once ``every_s`` seconds have passed since the last,
+    so that a long run reopens quickly after a crash."""
+
+    def __init__(self, store: Store, every_s: float) -> None:
+        self.store, self.every_s, self.last = store, every_s, time.monotonic()
+
+    def after_commit(self) -> None:
+        if time.monotonic() - self.last > self.every_s:
+            self.store.save_snapshot()
+            self.last = time.monotonic()
 
 
 def _load_all(work: Work, embedder: Embedder, options: ReadOptions, workers: int,
@@ -226,15 +250,31 @@ def _failed(task: tuple[FileEntry, str | None], reason: str) -> Loaded:
 def _flush(store: Store, embedder: Embedder, files: list[Loaded], changed: set[str], batch_size: int,
            report: IndexReport) -> None:
     """Embed the frames of ``files`` and commit them, with their failures, as one batch."""
-    good = [loaded for loaded in files if loaded.error is None and loaded.frames]
-    pixels = [frame[1] for loaded in good for frame in loaded.frames]
+    pixels = [frame[1] for loaded in embeddable(files) for frame in loaded.frames]
     with _timed(report, "embed"):
         vectors = [embedder.embed_images(np.stack(pixels[start : start + batch_size]))
                    for start in range(0, len(pixels), batch_size)]
     matrix = np.vstack(vectors) if vectors else np.empty((0, embedder.dim), dtype=np.float32)
+    write_loaded(store, files, matrix, changed, report)
+
+
+def embeddable(files: list[Loaded]) -> list[Loaded]:
+    """The files of a batch that have frames to embed, in order."""
+    return [loaded for loaded in files if has_frames(loaded)]
+
+
+def has_frames(loaded: Loaded) -> bool:
+    """Whether ``loaded`` was read without error and has frames to embed."""
+    return loaded.error is None and bool(loaded.frames)
+
+
+def write_loaded(store: Store, files: list[Loaded], matrix: np.ndarray, changed: set[str],
+                 report: IndexReport) -> None:
+    """The one writer: commit ``files`` as one batch. ``matrix``: (frames, dim) float32, one row per frame
+    of ``embeddable(files)`` in order; files with an error (or no frames) are recorded as failures."""
     batch = Batch(replace_paths={loaded.entry.path for loaded in files if loaded.entry.path in changed})
     row = 0
-    for loaded in good:
+    for loaded in embeddable(files):
         for (frame_number, _pixels, metadata), thumbnail in zip(loaded.frames, loaded.thumbnails, strict=True):
             entry = loaded.entry
             batch.images.append(NewImage(entry.path, frame_number, entry.size, entry.mtime_ns, loaded.content_hash,
@@ -246,7 +286,7 @@ def _flush(store: Store, embedder: Embedder, files: list[Loaded], changed: set[s
             report.added += 1
         report.frames_added += len(loaded.frames)
     for loaded in files:
-        if loaded.error is not None or not loaded.frames:
+        if not has_frames(loaded):
             reason = loaded.error or "no frames"
             batch.failures.append((FileStat(loaded.entry.path, loaded.entry.size, loaded.entry.mtime_ns), reason))
             report.failed += 1

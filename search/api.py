@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ from storage.store import Store
 
 if TYPE_CHECKING:
     from indexer.dicomweb.run import SourceSettings
+    from indexer.distributed.executor import RaySettings
 
 
 def resolve_model(explicit: str | None, store: Store | None) -> str:
@@ -124,6 +126,35 @@ class Medsearch:
               progress: Progress | None = None) -> IndexReport:
         """Index files and folders incrementally. Raises ModelMismatch, FileNotFoundError."""
         return index_paths(self.store, lambda: self.embedder, [Path(p) for p in paths], settings, progress)
+
+    def index_on_ray(self, paths: Sequence[str | Path], settings: IndexSettings | None = None,
+                     ray_settings: RaySettings | None = None, progress: Progress | None = None) -> IndexReport:
+        """Index as ``index`` does, with Ray Data reading and embedding (``indexer.distributed``; joins
+        ``RAY_ADDRESS`` or starts a local Ray). With ``ray_settings.shards`` the vectors go to Parquet shards
+        there instead, for ``load_shards``. Raises ModelUnavailable (Ray not installed), ModelMismatch,
+        FileNotFoundError."""
+        from indexer.distributed.executor import RayExecutor, require_ray
+
+        require_ray()
+        executor = RayExecutor(self.device, ray_settings)
+        return index_paths(self.store, lambda: self.embedder, [Path(p) for p in paths], settings, progress, executor)
+
+    def load_shards(self, source: str, progress: Progress | None = None) -> IndexReport:
+        """Load the Parquet shards under ``source`` (a folder or an object-store URI) written by
+        ``index_on_ray``; files already stored with the same content are skipped. Raises InvalidQuery (no
+        shards there, Ray Data's pyarrow missing), ModelMismatch (shards of another model)."""
+        from indexer.distributed.executor import require_ray
+
+        if not source or not source.strip():
+            raise InvalidQuery("give the folder or URI of the shards to load")
+        require_ray()
+        from indexer.distributed.shards import load_shards
+
+        report = IndexReport()
+        started = time.perf_counter()
+        load_shards(self.store, source.strip(), report, progress)
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
 
     def index_source(self, url: str, filters: dict[str, str] | None = None, since_last: bool = False,
                      settings: IndexSettings | None = None, source_settings: SourceSettings | None = None,

@@ -25,6 +25,7 @@ from search.cli.common import (
     show_progress,
 )
 from search.cli.dicomweb import BodyPartOption, ModalityOption, QidoOption, SinceLastOption, StudyDateOption
+from search.cli.distributed import Executor, ExecutorOption, ShardsOption, index_on_ray
 from search.cli.metadata import (
     ClashPrefixOption,
     KeyOption,
@@ -82,6 +83,8 @@ def index(
     body_part: BodyPartOption = None,
     qido: QidoOption = None,
     since_last: SinceLastOption = False,
+    executor: ExecutorOption = Executor.local,
+    shards: ShardsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Index images (PNG, JPEG, TIFF, BMP, DICOM) into the store; only new or changed files are embedded.
@@ -108,6 +111,8 @@ def index(
         elif filters or since_last:
             raise InvalidQuery("--modality, --study-date, --body-part, --qido and --since-last apply to a "
                                "DICOMweb source (dicomweb+https://...)")
+        elif executor == Executor.ray or shards:
+            report = index_on_ray(ms, paths, settings, shards, as_json, executor)
         elif as_json or not show_progress():
             report = ms.index(paths, settings)
         else:
@@ -121,6 +126,8 @@ def index(
         typer.echo(
             f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, moved {report.moved}, "
             f"removed {report.removed}, failed {report.failed} in {report.seconds:.1f} s"
+            + (f"; {report.sharded} files written to shards in {shards} (load them with `medsearch load`)"
+               if shards else "")
             + (f" ({report.precision})" if report.precision else "")
         )
         for failure in report.failures[:20]:
@@ -270,7 +277,7 @@ def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
 COMMAND_MODULES: tuple[str, ...] = (
     "search.cli.metadata", "search.cli.labels", "search.cli.serve", "search.cli.reindex", "search.cli.check",
     "search.cli.cohort", "search.cli.fidelity", "search.cli.explain",
-    "search.cli.learn",
+    "search.cli.learn", "search.cli.distributed",
 )
 for _name in COMMAND_MODULES:
     import_module(_name).register(app)
