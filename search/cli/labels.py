@@ -16,6 +16,7 @@ from search.cli.common import (
     StoreOption,
     cli_errors,
     print_json,
+    require_extra,
 )
 
 LabelsOption = Annotated[str | None, typer.Option("--labels", help="Labels separated by ';', one prompt each.")]
@@ -93,6 +94,8 @@ def evaluate(
     from search.labels.evaluate import plot_roc
 
     with cli_errors(as_json), Medsearch.open(store, model, device) as ms:
+        if plot:
+            require_extra("matplotlib")  # before the evaluation, whose figures would be lost
         report = ms.evaluate(truth, label_set(labels, labels_file, labels_set), k)
         if plot:
             plot_roc(report, plot)
