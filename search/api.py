@@ -153,13 +153,28 @@ class Medsearch:
 
     def similar(self, target: str | Path | int, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
                 min_score: float | None = None, group_by: str | None = None,
-                read_options: ReadOptions | None = None) -> list[Result]:
-        """Images closest to a stored id, an indexed file (its stored vector) or any image file. Raises
+                read_options: ReadOptions | None = None, include_self: bool = True) -> list[Result]:
+        """Images closest to a stored id, an indexed file (its stored vector) or any image file; without
+        ``include_self`` the query image (the id, or every frame of the indexed file) is left out. Raises
         NotFound, InvalidQuery (an unknown ``group_by`` column), UnreadableFile."""
         if group_by is not None:
             self.group_column(group_by)
         query = self.query_vector(target, read_options)
-        return self.rank(query, k, offset, where, min_score, group_by, None)
+        own = set() if include_self else self._own_ids(target)
+        if not own:
+            return self.rank(query, k, offset, where, min_score, group_by, None)
+        ranked = self.rank(query, offset + k + len(own), 0, where, min_score, group_by, None)
+        kept = [result for result in ranked if result.id not in own][offset : offset + k]
+        for rank, result in enumerate(kept, start=offset + 1):
+            result.rank = rank
+        return kept
+
+    def _own_ids(self, target: str | Path | int) -> set[int]:
+        """The stored ids of a query target: the id itself, or the frames of an indexed file."""
+        path = Path(str(target)).expanduser()
+        if isinstance(target, int) or (not path.exists() and str(target).isdigit()):
+            return {int(str(target))}
+        return set(queries.ids_of_path(self.store, str(path.resolve()))) if path.exists() else set()
 
     def count(self, text: str | None = None, *, where: Sequence[str] = (), min_score: float | None = None,
               min_prob: float | None = None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> int:
@@ -238,6 +253,11 @@ class Medsearch:
                 raise InvalidQuery("--min-prob must be strictly between 0 and 1")
             bounds.append(cosine_for_probability(min_prob, *calibration))
         return max(bounds) if bounds else None
+
+    def allowed(self, where: Sequence[str]) -> np.ndarray | None:
+        """The sorted int64 ids passing every ``where`` expression, or None for no filter (remembered per
+        store generation). Raises InvalidQuery pointing at the mistake."""
+        return allowed_ids(self.store, where)
 
     def rank(self, query: np.ndarray, k: int, offset: int = 0, where: Sequence[str] = (),
              threshold: float | None = None, group_by: str | None = None,
@@ -324,11 +344,13 @@ class Medsearch:
         return evaluate(self, truth_csv, labels, k)
 
     def item(self, image_id: int) -> dict[str, Any]:
-        """One image's id, path and typed metadata (never the identity column). Raises NotFound."""
+        """One image's id, path, typed metadata (never the identity column) and its sidecar/label
+        ``fields`` (typed as imported). Raises NotFound."""
         found = queries.images_by_id(self.store, [image_id]).get(image_id)
         if found is None:
             raise NotFound(f"No image with id {image_id} in the store.")
-        return {"id": image_id, "path": found[0], "metadata": found[1]}
+        fields = queries.fields_by_id(self.store, [image_id]).get(image_id, {})
+        return {"id": image_id, "path": found[0], "metadata": found[1], "fields": fields}
 
     def image_path(self, image_id: int) -> str:
         """The stored path of an image id. Raises NotFound."""

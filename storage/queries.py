@@ -112,6 +112,12 @@ def typed_value(row: ImageField) -> Any:
     return row.text
 
 
+def ids_of_path(store: Store, path: str) -> list[int]:
+    """The ids of an indexed file's images (one per frame), in frame order; empty when not indexed."""
+    with store.sessions() as session:
+        return list(session.scalars(select(Image.id).where(Image.path == path).order_by(Image.frame_number)))
+
+
 def field_names(store: Store) -> set[str]:
     """The distinct sidecar/label field names in the store."""
     with store.sessions() as session:

@@ -103,26 +103,5 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
-SHOWN_METADATA = ("modality", "body_part", "study_date", "frame_number")
-
-
-def results_table(title: str, results: list[Any]) -> None:
-    """A readable table of results (rank, score, probability, id, path, a few metadata fields)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, show_lines=False)
-    for column in ("rank", "score", "prob", "id", "path", "metadata"):
-        table.add_column(column, overflow="fold")
-    for result in results:
-        shown = {k: v for k, v in result.metadata.items() if k in SHOWN_METADATA and v not in (None, 0)}
-        prob = "" if result.probability is None else f"{result.probability:.3f}"
-        table.add_row(str(result.rank), f"{result.score:.4f}", prob, str(result.id), result.path,
-                      " ".join(f"{k}={v}" for k, v in shown.items()))
-    Console().print(table)
-    if not results:
-        typer.echo("no results")
-
-
 def show_progress() -> bool:
     return sys.stderr.isatty()

@@ -21,7 +21,6 @@ from search.cli.common import (
     UnlikeOption,
     cli_errors,
     print_json,
-    results_table,
     show_progress,
 )
 from search.cli.dicomweb import BodyPartOption, ModalityOption, QidoOption, SinceLastOption, StudyDateOption
@@ -34,8 +33,8 @@ from search.cli.metadata import (
     show_sidecar_report,
     sidecar_options,
 )
-from search.language.present import fields, header
-from search.language.translator import Translation
+from search.cli.results import PathsOption, ShowFieldsOption, show_results
+from search.language.present import fields
 
 app = typer.Typer(help="Semantic search over medical images with MedSigLIP.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -191,6 +190,8 @@ def search(
     like: LikeOption = None,
     unlike: UnlikeOption = None,
     count: Annotated[bool, typer.Option("--count", help="Print only how many images pass.")] = False,
+    show_fields: ShowFieldsOption = None,
+    paths: PathsOption = False,
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -209,7 +210,7 @@ def search(
             print_json({"query": text, **fields(translation), "count": total}) if as_json else typer.echo(total)
             return
         results = ms.search(text, k=k, offset=offset, group_by=group_by, **query)
-        _show(text or " ".join(like or []), results, as_json, "search", translation)
+        show_results(text or " ".join(like or []), results, as_json, "search", translation, show_fields, paths)
 
 
 @app.command()
@@ -220,29 +221,43 @@ def similar(
     where: WhereOption = None,
     min_score: MinScoreOption = None,
     group_by: GroupOption = None,
+    include_self: Annotated[bool, typer.Option(
+        "--include-self", help="Keep the query image itself (an indexed file or id) among the results.")] = False,
+    show_fields: ShowFieldsOption = None,
+    paths: PathsOption = False,
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
-    """Find images similar to an image (image-to-image)."""
+    """Find images similar to an image (image-to-image); the query image itself is left out."""
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
         results = ms.similar(target, k=k, offset=offset, where=where or (), min_score=min_score,
-                                 group_by=group_by)
-        _show(target, results, as_json, "similar to")
+                             group_by=group_by, include_self=include_self)
+        show_results(target, results, as_json, "similar to", show_fields=show_fields, paths_only=paths)
 
 
-def _show(query: str, results: list, as_json: bool, title: str,  # type: ignore[type-arg]
-          translation: Translation | None = None) -> None:
-    if as_json:
-        print_json({"query": query, **fields(translation), "results": [r.as_dict() for r in results]})
-        return
-    results_table(header(f"{title}: {query}", translation) if translation else f"{title}: {query}", results)
-    if translation and translation.warning():
-        typer.echo(translation.warning(), err=True)
+@app.command()
+def show(
+    image_id: Annotated[int, typer.Argument(help="An image id in the store (the id column of search).")],
+    store: StoreOption = DEFAULT_STORE,
+    as_json: JsonOption = False,
+) -> None:
+    """Print one image: its id, path, metadata and every sidecar/label field."""
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store) as ms:
+        item = ms.item(image_id)
+        if as_json:
+            print_json(item)
+            return
+        typer.echo(f"id: {item['id']}\npath: {item['path']}")
+        for section in ("metadata", "fields"):
+            for name, value in item[section].items():
+                typer.echo(f"{name}: {value}")
 
 
 @app.command()
