@@ -24,6 +24,7 @@ from search.cli.common import (
     show_progress,
 )
 from search.cli.dicomweb import BodyPartOption, ModalityOption, QidoOption, SinceLastOption, StudyDateOption
+from search.cli.help import CONTEXT, plain_types, show_version
 from search.cli.metadata import (
     ClashPrefixOption,
     KeyOption,
@@ -36,7 +37,9 @@ from search.cli.metadata import (
 from search.cli.results import PathsOption, ShowFieldsOption, show_results
 from search.language.present import fields
 
+plain_types()
 app = typer.Typer(help="Semantic search over medical images with MedSigLIP.", no_args_is_help=True,
+                  rich_markup_mode=None, context_settings=CONTEXT,
                   pretty_exceptions_enable=False)
 
 
@@ -46,6 +49,8 @@ def language(
         "--glossary", help="Korean -> English glossary TOML over the built-in one (or MEDSEARCH_GLOSSARY).")] = None,
     unknown_words: Annotated[str | None, typer.Option(
         "--unknown-words", help="Words no glossary knows: warn (default), refuse, or off (embed as typed).")] = None,
+    _version: Annotated[bool, typer.Option(
+        "--version", callback=show_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """Options for every command: how non-English queries, labels and criteria are read."""
     from search.language.settings import apply_options
