@@ -95,3 +95,13 @@ def test_items_and_results_carry_the_fields(served: dict[str, Any]) -> None:
     assert item["fields"] == {"site": "north", "age": 43}
     found = httpx.get(f"{served['url']}/api/search", params={"q": "a scan", "where": "age >= 44"}).json()
     assert sorted(r["fields"]["age"] for r in found["results"]) == [44, 45]
+
+
+def test_favicon_is_served_without_a_token(served: dict[str, Any]) -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    response = httpx.get(f"{served['url']}/favicon.ico")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/x-icon"
+    assert Image.open(BytesIO(response.content)).format == "ICO"
