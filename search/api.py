@@ -32,7 +32,7 @@ from search.query.results import Result, embed_file, hydrate, stored_vector, vec
 from search.query.scoring import cosine_for_probability
 from search.query.textcache import TextCache
 from storage import queries, vectors
-from storage.errors import InvalidQuery, NotFound
+from storage.errors import InvalidQuery, NotFound, not_utf8
 from storage.sources import source_urls
 from storage.store import Store
 
@@ -48,6 +48,15 @@ def resolve_model(explicit: str | None, store: Store | None) -> str:
     if record is not None:
         return record.model_id
     return os.environ.get("MEDSEARCH_MODEL") or DEFAULT_MODEL
+
+
+def _check_utf8(text: str) -> None:
+    """Raise InvalidQuery for text holding lone surrogates (bytes that were not UTF-8 on a command line),
+    before a tokenizer or the store sees it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise not_utf8() from None
 
 
 class Medsearch:
@@ -106,6 +115,7 @@ class Medsearch:
         words not understood; image and id parts are kept as given. Raises InvalidQuery."""
         if not query.strip():
             raise InvalidQuery("the search text is empty")
+        _check_utf8(query)
         part = parse_part(query)
         if part.kind != "text":
             return Translation(query, query)
@@ -193,6 +203,8 @@ class Medsearch:
         Raises InvalidQuery for an empty text, no part at all, or a malformed part."""
         if text is not None and not text.strip():
             raise InvalidQuery("the search text is empty")
+        for given in (text or "", *like, *unlike):
+            _check_utf8(given)
         parts = ([parse_part(text)] if text is not None else []) + [parse_part(p) for p in like]
         parts += [parse_part(p, sign=-1.0) for p in unlike]
         if not parts:

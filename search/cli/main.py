@@ -128,7 +128,8 @@ def index(
             + (f" ({report.precision})" if report.precision else "")
         )
         for failure in report.failures[:20]:
-            typer.echo(f"  failed: {failure['path']}: {failure['reason']}", err=True)
+            again = " (failed before, unchanged: not read again)" if failure.get("known") else ""
+            typer.echo(f"  failed: {failure['path']}: {failure['reason']}{again}", err=True)
         if report.other_precisions:
             typer.echo(f"note: this store also holds vectors embedded in {', '.join(report.other_precisions)}; "
                        f"these are {report.precision}. They agree to about 1e-3 in cosine, not exactly: keep one "
