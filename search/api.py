@@ -32,7 +32,7 @@ from search.query.results import Result, embed_file, hydrate, stored_vector, vec
 from search.query.scoring import cosine_for_probability
 from search.query.textcache import TextCache
 from storage import queries, vectors
-from storage.errors import InvalidQuery, NotFound, not_utf8
+from storage.errors import InvalidQuery, ModelUnavailable, NotFound, not_utf8
 from storage.sources import source_urls
 from storage.store import Store
 
@@ -101,8 +101,20 @@ class Medsearch:
         if self._embedder is None:
             from indexer.model_loading import load_embedder
 
-            self._embedder = load_embedder(resolve_model(self.model_ref, self.store), self.device, self.precision)
+            model = resolve_model(self.model_ref, self.store)
+            try:
+                self._embedder = load_embedder(model, self.device, self.precision)
+            except ModelUnavailable as error:
+                raise self._store_model_hint(error, model) from None
         return self._embedder
+
+    def _store_model_hint(self, error: ModelUnavailable, model: str) -> ModelUnavailable:
+        """``error``, naming the store's own model when another one was asked for (and failed to load)."""
+        record = self.store.model_record()
+        if record is None or record.model_id == model:
+            return error
+        return ModelUnavailable(f"This store was built with model {record.model_id!r}, not {model!r}: leave out "
+                                f"--model to use the store's model (or index into a new store). {error}")
 
     @property
     def texts(self) -> TextCache:

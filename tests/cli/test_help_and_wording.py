@@ -67,3 +67,12 @@ def test_export_unknown_column_has_a_did_you_mean(cli: Any, small_store: Path, t
                  "--store", small_store, expect=2)
     assert "unknown column 'modalty'" in failed.output and "did you mean 'modality'" in failed.output
     assert "group" not in failed.output
+
+
+def test_another_model_names_the_stores_model(cli: Any, small_store: Path, tiny_model: Path,
+                                              trained_model: Path, tmp_path: Path) -> None:
+    missing = cli("search", "x", "--model", tmp_path / "no-such-model", "--store", small_store, "--json", expect=3)
+    message = missing["error"]["message"]
+    assert f"built with model {str(tiny_model.resolve())!r}" in message and "leave out --model" in message
+    other = cli("search", "x", "--model", trained_model, "--store", small_store, "--json", expect=4)
+    assert str(tiny_model.resolve()) in other["error"]["message"]
