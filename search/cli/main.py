@@ -34,6 +34,7 @@ from search.cli.metadata import (
     show_sidecar_report,
     sidecar_options,
 )
+from search.cli.remote import ServerOption
 from search.cli.results import PathsOption, ShowFieldsOption, show_results
 from search.language.present import fields
 
@@ -198,6 +199,7 @@ def search(
     count: Annotated[bool, typer.Option("--count", help="Print only how many images pass.")] = False,
     show_fields: ShowFieldsOption = None,
     paths: PathsOption = False,
+    server: ServerOption = None,
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -205,11 +207,17 @@ def search(
     as_json: JsonOption = False,
 ) -> None:
     """Find images that match a sentence (text-to-image), with filters, thresholds and composed parts."""
+    query: dict[str, Any] = {"where": where or (), "min_score": min_score, "min_prob": min_prob,
+                             "like": like or (), "unlike": unlike or ()}
+    if server:
+        from search.cli import remote
+
+        with cli_errors(as_json):
+            remote.show_search(server, text, k, offset, query, group_by, count, as_json, show_fields, paths)
+        return
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
-        query: dict[str, Any] = {"where": where or (), "min_score": min_score, "min_prob": min_prob,
-                                 "like": like or (), "unlike": unlike or ()}
         translation = ms.searched_as(text) if text else None
         if count:
             total = ms.count(text, **query)
@@ -231,6 +239,7 @@ def similar(
         "--include-self", help="Keep the query image itself (an indexed file or id) among the results.")] = False,
     show_fields: ShowFieldsOption = None,
     paths: PathsOption = False,
+    server: ServerOption = None,
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -238,6 +247,13 @@ def similar(
     as_json: JsonOption = False,
 ) -> None:
     """Find images similar to an image (image-to-image); the query image itself is left out."""
+    if server:
+        from search.cli import remote
+
+        with cli_errors(as_json):
+            found = remote.similar(server, target, k, offset, where or (), min_score, group_by, include_self)
+            show_results(target, found, as_json, "similar to", show_fields=show_fields, paths_only=paths)
+        return
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:

@@ -111,8 +111,8 @@ class ServerEngine:
             cache.add(missing, vectors)
 
     def similar_to_id(self, image_id: int, k: int, offset: int, filters: dict[str, Any] | None = None) -> list[Result]:
-        """``Medsearch.similar`` of a stored id; ``filters``: where (one expression), min_score, group_by.
-        Raises NotFound, InvalidQuery."""
+        """``Medsearch.similar`` of a stored id; ``filters``: where (one expression), min_score, group_by,
+        include_self. Raises NotFound, InvalidQuery."""
         with self.index_lock:
             return self.medsearch.similar(image_id, k=k, offset=offset, **_one_where(filters or {}))
 

@@ -66,10 +66,11 @@ def search(
 @router.get("/similar/{image_id}")
 def similar_to_id(image_id: ImageId, k: K = 20, offset: Offset = 0, where: Where = None,
                   min_score: MinScore = None, group_by: GroupBy = None,
+                  include_self: Annotated[bool, Query(description="Keep the image itself (first).")] = True,
                   engine: ServerEngine = Depends(get_engine)) -> dict[str, Any]:
-    """Images closest to a stored image (the image itself comes first), optionally filtered, thresholded
-    and grouped like ``/api/search``."""
-    filters = _given(where=where, min_score=min_score, group_by=group_by)
+    """Images closest to a stored image (the image itself comes first unless ``include_self=false``),
+    optionally filtered, thresholded and grouped like ``/api/search``."""
+    filters = _given(where=where, min_score=min_score, group_by=group_by, include_self=include_self)
     return _page(str(image_id), k, offset, engine.similar_to_id(image_id, k, offset, filters))
 
 
