@@ -360,12 +360,14 @@ class Medsearch:
 
         return classify_ids(self, labels, ids, exclusive)
 
-    def evaluate(self, truth_csv: Path, labels: LabelSet, k: int = 10) -> Evaluation:
-        """Zero-shot AUCs and retrieval figures of ``labels`` on the images ``truth_csv`` labels
-        (``search.labels.evaluate``). Raises InvalidQuery."""
-        from search.labels.evaluate import evaluate
+    def evaluate(self, truth_csv: Path | None, labels: LabelSet, k: int = 10, *, key: str | None = None,
+                 root: Path | None = None, truth_fields: Sequence[str] = ()) -> Evaluation:
+        """Zero-shot AUCs and retrieval figures of ``labels`` on the images ``truth_csv`` labels (joined by
+        ``key`` and ``root`` as ``import-metadata`` joins), or imported ``truth_fields`` (``FIELD`` or
+        ``FIELD=LABEL``) label (``search.labels.evaluate``). Raises InvalidQuery."""
+        from search.labels.evaluate import Truth, evaluate
 
-        return evaluate(self, truth_csv, labels, k)
+        return evaluate(self, Truth(truth_csv, key, root, tuple(truth_fields)), labels, k)
 
     def item(self, image_id: int) -> dict[str, Any]:
         """One image's id, path, typed metadata (never the identity column) and its sidecar/label

@@ -18,6 +18,7 @@ from search.cli.common import (
     print_json,
     require_extra,
 )
+from search.cli.metadata import KeyOption, RootOption
 
 LabelsOption = Annotated[str | None, typer.Option("--labels", help="Labels separated by ';', one prompt each.")]
 LabelsFileOption = Annotated[Path | None, typer.Option(
@@ -78,7 +79,12 @@ def classify(
 
 
 def evaluate(
-    truth: Annotated[Path, typer.Option(help="CSV: a path column and a 0/1 column per label.")],
+    truth: Annotated[Path | None, typer.Option(help="CSV: a key column (as import-metadata: path, file, filename, "
+                                               "sop_instance_uid, or --key) and a 0/1 column per label.")] = None,
+    key: KeyOption = None,
+    root: RootOption = None,
+    truth_fields: Annotated[str | None, typer.Option(
+        help="Instead of --truth: imported 0/1 fields, FIELD or FIELD=LABEL, comma-separated.")] = None,
     labels: LabelsOption = None,
     labels_file: LabelsFileOption = None,
     labels_set: LabelSetOption = None,
@@ -96,7 +102,9 @@ def evaluate(
     with cli_errors(as_json), Medsearch.open(store, model, device) as ms:
         if plot:
             require_extra("matplotlib")  # before the evaluation, whose figures would be lost
-        report = ms.evaluate(truth, label_set(labels, labels_file, labels_set), k)
+        fields = [name.strip() for name in (truth_fields or "").split(",") if name.strip()]
+        report = ms.evaluate(truth, label_set(labels, labels_file, labels_set), k, key=key, root=root,
+                             truth_fields=fields)
         if plot:
             plot_roc(report, plot)
         data = asdict(report)
