@@ -38,6 +38,7 @@ from storage.store import Store
 
 if TYPE_CHECKING:
     from indexer.dicomweb.run import SourceSettings
+    from storage.roots import RootRemoval
 
 
 def resolve_model(explicit: str | None, store: Store | None) -> str:
@@ -390,6 +391,23 @@ class Medsearch:
         from storage.thumbnails import stored_thumbnail
 
         return stored_thumbnail(self.store, image_id)
+
+    def remove_root(self, folder: str | Path) -> RootRemoval:
+        """Remove an indexed folder from the store: its images (rows and vectors, in step), failure records
+        and root, and those of indexed folders inside it. Needs a writable store. Raises InvalidQuery
+        for a folder that is not an indexed root, or that lies inside another one."""
+        from storage.roots import remove_root
+
+        given = Path(folder).expanduser()
+        roots = queries.roots(self.store)
+        wanted = next((root for root in roots if root in (str(given), str(given.resolve()))), None)
+        if wanted is None:
+            raise InvalidQuery(f"{folder} is not an indexed folder; indexed: {', '.join(roots) or 'none'}")
+        outer = [root for root in roots if root != wanted and Path(wanted).is_relative_to(root)]
+        if outer:
+            raise InvalidQuery(f"{wanted} lies inside the indexed folder {outer[0]}, whose next index would add "
+                               f"its images again; remove {outer[0]} instead")
+        return remove_root(self.store, wanted)
 
     def info(self) -> dict[str, Any]:
         """The store's facts: counts, model, dimension, index type, generation, roots and failures."""

@@ -307,7 +307,7 @@ def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
 COMMAND_MODULES: tuple[str, ...] = (
     "search.cli.metadata", "search.cli.labels", "search.cli.serve", "search.cli.reindex", "search.cli.check",
     "search.cli.cohort", "search.cli.fidelity", "search.cli.explain",
-    "search.cli.learn",
+    "search.cli.learn", "search.cli.roots",
 )
 for _name in COMMAND_MODULES:
     import_module(_name).register(app)
