@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.api_fixtures import free_port, index_store, make_images, running_server
+from tests.api_fixtures import free_port, running_server, store_with_sites
 
 TOKEN = "s3cret-token"
 
@@ -17,19 +17,12 @@ TOKEN = "s3cret-token"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[dict[str, Any]]:
     from indexer.model_loading import load_embedder
-    from indexer.sidecar import import_sidecar
     from search.server.app import create_app
     from search.server.deps import ServerSettings
-    from storage.store import Store
 
     embedder = load_embedder(str(tiny_model), device="cpu")  # the model the store records: the CLI loads it too
     base = tmp_path_factory.mktemp("server-cli")
-    images = make_images(base / "images", range(6))
-    index_store(base / "store", images, embedder)
-    (images / "meta.csv").write_text("file,site\n" + "".join(
-        f"case{seed:03d}.png,{'north' if seed % 2 else 'south'}\n" for seed in range(6)))
-    with Store.open(base / "store", writable=True) as store:
-        import_sidecar(store, images / "meta.csv")
+    images = store_with_sites(base, embedder)
     app = create_app(base / "store", embedder=embedder, settings=ServerSettings(api_token=TOKEN))
     with running_server(app) as url:
         yield {"url": url, "store": base / "store", "images": images}

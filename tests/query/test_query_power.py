@@ -3,9 +3,8 @@ subset gives; zero-shot classification and evaluation through the CLI."""
 
 from __future__ import annotations
 
-import shutil
-
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

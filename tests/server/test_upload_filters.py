@@ -11,25 +11,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api_fixtures import index_store, make_images, running_server
+from tests.api_fixtures import running_server, store_with_sites
 
 LIMIT = 200_000
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, tiny_embedder: Any) -> Iterator[dict[str, Any]]:
-    from indexer.sidecar import import_sidecar
     from search.server.app import create_app
     from search.server.deps import ServerSettings
-    from storage.store import Store
 
     base = tmp_path_factory.mktemp("upload-filters")
-    images = make_images(base / "images", range(6))
-    index_store(base / "store", images, tiny_embedder)
-    (images / "meta.csv").write_text("file,site,age\n" + "".join(
-        f"case{seed:03d}.png,{'north' if seed % 2 else 'south'},{40 + seed}\n" for seed in range(6)))
-    with Store.open(base / "store", writable=True) as store:
-        import_sidecar(store, images / "meta.csv")
+    images = store_with_sites(base, tiny_embedder)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MEDSEARCH_UPLOAD_LIMIT", str(LIMIT))
         settings = ServerSettings.from_env()
