@@ -19,6 +19,7 @@ from indexer.load import Loaded, load_file
 from indexer.plan import Plan, make_plan
 from indexer.windows import parse_window
 from indexer.workers import Limits, ordered_map
+from storage import queries
 from storage.models import Root
 from storage.patient_key import patient_secret
 from storage.store import Store
@@ -176,6 +177,9 @@ def _commit_bookkeeping(store: Store, plan: Plan, report: IndexReport) -> None:
         forget_failures(store, plan.vanished_failures)
     report.unchanged, report.moved, report.removed = plan.unchanged, len(plan.moves), len(plan.removed)
     report.failed = plan.known_failures
+    if plan.known_failed:  # unchanged files that failed before: listed with their stored reason, not read again
+        known = set(plan.known_failed)
+        report.failures += [{**row, "known": "yes"} for row in queries.failures(store) if row["path"] in known]
 
 
 def _record_problems(store: Store, plan: Plan, report: IndexReport) -> None:

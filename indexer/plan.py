@@ -34,6 +34,7 @@ class Plan:
     problems: list[tuple[FileStat, str]] = field(default_factory=list)  # found but not indexable: failures
     unchanged: int = 0
     known_failures: int = 0
+    known_failed: list[str] = field(default_factory=list)  # the paths of known_failures: failed before, unchanged
     hashes: dict[str, str] = field(default_factory=dict)
 
 
@@ -60,6 +61,7 @@ def make_plan(store: Store, entries: Iterable[FileEntry], roots: list[str], key:
         elif known is None:
             if failed.get(entry.path) == (entry.size, entry.mtime_ns):
                 plan.known_failures += 1
+                plan.known_failed.append(entry.path)
             else:
                 new.append(entry)
         elif entry.path in stale:
@@ -79,6 +81,7 @@ def make_plan(store: Store, entries: Iterable[FileEntry], roots: list[str], key:
 def _note_problem(plan: Plan, entry: FileEntry, failed_stat: tuple[int | None, int | None] | None) -> None:
     if failed_stat == (entry.size, entry.mtime_ns):
         plan.known_failures += 1
+        plan.known_failed.append(entry.path)
     else:
         plan.problems.append((FileStat(entry.path, entry.size, entry.mtime_ns), entry.problem or ""))
 

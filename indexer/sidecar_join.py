@@ -61,3 +61,11 @@ class Joiner:
             if folder is not None and (ids := self.by_path.get(str((folder / value).resolve()))):
                 return ids
         return []
+
+
+def join_keys(store: Any, column: str, values: list[str], base: Path, root: Path | None = None) -> list[Found]:
+    """What each key value of ``column`` names in ``store`` (a ``Store``), by the rules above: the same
+    join ``import-metadata`` uses, for readers of other CSVs (``evaluate --truth``)."""
+    with store.sessions() as session:
+        joiner = Joiner(session, column, base, root)
+        return [joiner.find(value.strip()) for value in values]

@@ -33,13 +33,14 @@ from search.query.results import Result, embed_file, hydrate, stored_vector, vec
 from search.query.scoring import cosine_for_probability
 from search.query.textcache import TextCache
 from storage import queries, vectors
-from storage.errors import InvalidQuery, NotFound
+from storage.errors import InvalidQuery, ModelUnavailable, NotFound, not_utf8
 from storage.sources import source_urls
 from storage.store import Store
 
 if TYPE_CHECKING:
     from indexer.dicomweb.run import SourceSettings
     from indexer.distributed.executor import RaySettings
+    from storage.roots import RootRemoval
 
 
 def resolve_model(explicit: str | None, store: Store | None) -> str:
@@ -50,6 +51,15 @@ def resolve_model(explicit: str | None, store: Store | None) -> str:
     if record is not None:
         return record.model_id
     return os.environ.get("MEDSEARCH_MODEL") or DEFAULT_MODEL
+
+
+def _check_utf8(text: str) -> None:
+    """Raise InvalidQuery for text holding lone surrogates (bytes that were not UTF-8 on a command line),
+    before a tokenizer or the store sees it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise not_utf8() from None
 
 
 class Medsearch:
@@ -94,8 +104,20 @@ class Medsearch:
         if self._embedder is None:
             from indexer.model_loading import load_embedder
 
-            self._embedder = load_embedder(resolve_model(self.model_ref, self.store), self.device, self.precision)
+            model = resolve_model(self.model_ref, self.store)
+            try:
+                self._embedder = load_embedder(model, self.device, self.precision)
+            except ModelUnavailable as error:
+                raise self._store_model_hint(error, model) from None
         return self._embedder
+
+    def _store_model_hint(self, error: ModelUnavailable, model: str) -> ModelUnavailable:
+        """``error``, naming the store's own model when another one was asked for (and failed to load)."""
+        record = self.store.model_record()
+        if record is None or record.model_id == model:
+            return error
+        return ModelUnavailable(f"This store was built with model {record.model_id!r}, not {model!r}: leave out "
+                                f"--model to use the store's model (or index into a new store). {error}")
 
     @property
     def texts(self) -> TextCache:
@@ -108,6 +130,7 @@ class Medsearch:
         words not understood; image and id parts are kept as given. Raises InvalidQuery."""
         if not query.strip():
             raise InvalidQuery("the search text is empty")
+        _check_utf8(query)
         part = parse_part(query)
         if part.kind != "text":
             return Translation(query, query)
@@ -184,13 +207,28 @@ class Medsearch:
 
     def similar(self, target: str | Path | int, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
                 min_score: float | None = None, group_by: str | None = None,
-                read_options: ReadOptions | None = None) -> list[Result]:
-        """Images closest to a stored id, an indexed file (its stored vector) or any image file. Raises
+                read_options: ReadOptions | None = None, include_self: bool = True) -> list[Result]:
+        """Images closest to a stored id, an indexed file (its stored vector) or any image file; without
+        ``include_self`` the query image (the id, or every frame of the indexed file) is left out. Raises
         NotFound, InvalidQuery (an unknown ``group_by`` column), UnreadableFile."""
         if group_by is not None:
             self.group_column(group_by)
         query = self.query_vector(target, read_options)
-        return self.rank(query, k, offset, where, min_score, group_by, None)
+        own = set() if include_self else self._own_ids(target)
+        if not own:
+            return self.rank(query, k, offset, where, min_score, group_by, None)
+        ranked = self.rank(query, offset + k + len(own), 0, where, min_score, group_by, None)
+        kept = [result for result in ranked if result.id not in own][offset : offset + k]
+        for rank, result in enumerate(kept, start=offset + 1):
+            result.rank = rank
+        return kept
+
+    def _own_ids(self, target: str | Path | int) -> set[int]:
+        """The stored ids of a query target: the id itself, or the frames of an indexed file."""
+        path = Path(str(target)).expanduser()
+        if isinstance(target, int) or (not path.exists() and str(target).isdigit()):
+            return {int(str(target))}
+        return set(queries.ids_of_path(self.store, str(path.resolve()))) if path.exists() else set()
 
     def count(self, text: str | None = None, *, where: Sequence[str] = (), min_score: float | None = None,
               min_prob: float | None = None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> int:
@@ -209,6 +247,8 @@ class Medsearch:
         Raises InvalidQuery for an empty text, no part at all, or a malformed part."""
         if text is not None and not text.strip():
             raise InvalidQuery("the search text is empty")
+        for given in (text or "", *like, *unlike):
+            _check_utf8(given)
         parts = ([parse_part(text)] if text is not None else []) + [parse_part(p) for p in like]
         parts += [parse_part(p, sign=-1.0) for p in unlike]
         if not parts:
@@ -269,6 +309,11 @@ class Medsearch:
                 raise InvalidQuery("--min-prob must be strictly between 0 and 1")
             bounds.append(cosine_for_probability(min_prob, *calibration))
         return max(bounds) if bounds else None
+
+    def allowed(self, where: Sequence[str]) -> np.ndarray | None:
+        """The sorted int64 ids passing every ``where`` expression, or None for no filter (remembered per
+        store generation). Raises InvalidQuery pointing at the mistake."""
+        return allowed_ids(self.store, where)
 
     def rank(self, query: np.ndarray, k: int, offset: int = 0, where: Sequence[str] = (),
              threshold: float | None = None, group_by: str | None = None,
@@ -347,19 +392,23 @@ class Medsearch:
 
         return classify_ids(self, labels, ids, exclusive)
 
-    def evaluate(self, truth_csv: Path, labels: LabelSet, k: int = 10) -> Evaluation:
-        """Zero-shot AUCs and retrieval figures of ``labels`` on the images ``truth_csv`` labels
-        (``search.labels.evaluate``). Raises InvalidQuery."""
-        from search.labels.evaluate import evaluate
+    def evaluate(self, truth_csv: Path | None, labels: LabelSet, k: int = 10, *, key: str | None = None,
+                 root: Path | None = None, truth_fields: Sequence[str] = ()) -> Evaluation:
+        """Zero-shot AUCs and retrieval figures of ``labels`` on the images ``truth_csv`` labels (joined by
+        ``key`` and ``root`` as ``import-metadata`` joins), or imported ``truth_fields`` (``FIELD`` or
+        ``FIELD=LABEL``) label (``search.labels.evaluate``). Raises InvalidQuery."""
+        from search.labels.evaluate import Truth, evaluate
 
-        return evaluate(self, truth_csv, labels, k)
+        return evaluate(self, Truth(truth_csv, key, root, tuple(truth_fields)), labels, k)
 
     def item(self, image_id: int) -> dict[str, Any]:
-        """One image's id, path and typed metadata (never the identity column). Raises NotFound."""
+        """One image's id, path, typed metadata (never the identity column) and its sidecar/label
+        ``fields`` (typed as imported). Raises NotFound."""
         found = queries.images_by_id(self.store, [image_id]).get(image_id)
         if found is None:
             raise NotFound(f"No image with id {image_id} in the store.")
-        return {"id": image_id, "path": found[0], "metadata": found[1]}
+        fields = queries.fields_by_id(self.store, [image_id]).get(image_id, {})
+        return {"id": image_id, "path": found[0], "metadata": found[1], "fields": fields}
 
     def image_path(self, image_id: int) -> str:
         """The stored path of an image id. Raises NotFound."""
@@ -373,6 +422,23 @@ class Medsearch:
         from storage.thumbnails import stored_thumbnail
 
         return stored_thumbnail(self.store, image_id)
+
+    def remove_root(self, folder: str | Path) -> RootRemoval:
+        """Remove an indexed folder from the store: its images (rows and vectors, in step), failure records
+        and root, and those of indexed folders inside it. Needs a writable store. Raises InvalidQuery
+        for a folder that is not an indexed root, or that lies inside another one."""
+        from storage.roots import remove_root
+
+        given = Path(folder).expanduser()
+        roots = queries.roots(self.store)
+        wanted = next((root for root in roots if root in (str(given), str(given.resolve()))), None)
+        if wanted is None:
+            raise InvalidQuery(f"{folder} is not an indexed folder; indexed: {', '.join(roots) or 'none'}")
+        outer = [root for root in roots if root != wanted and Path(wanted).is_relative_to(root)]
+        if outer:
+            raise InvalidQuery(f"{wanted} lies inside the indexed folder {outer[0]}, whose next index would add "
+                               f"its images again; remove {outer[0]} instead")
+        return remove_root(self.store, wanted)
 
     def info(self) -> dict[str, Any]:
         """The store's facts: counts, model, dimension, index type, generation, roots and failures."""

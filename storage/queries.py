@@ -84,6 +84,40 @@ def vector_of_path(store: Store, path: str) -> np.ndarray | None:
     return None if blob is None else np.frombuffer(blob, dtype=np.float32).copy()
 
 
+def fields_by_id(store: Store, ids: Sequence[int], names: Sequence[str] | None = None) -> dict[int, dict[str, Any]]:
+    """{id: {field: value}} of the sidecar/label fields of ``ids`` (only ``names`` if given), typed as
+    imported: whole numbers as int, other numbers as float, bools as bool, dates as ISO text, text as str.
+    Ids with no field are left out."""
+    with store.sessions() as session:
+        def query(chunk: list[int]) -> Iterable[ImageField]:
+            statement = select(ImageField).where(ImageField.image_id.in_(chunk))
+            if names is not None:
+                statement = statement.where(ImageField.name.in_(list(names)))
+            return session.scalars(statement.order_by(ImageField.image_id, ImageField.name))
+
+        found: dict[int, dict[str, Any]] = {}
+        for row in chunked(ids, query):
+            found.setdefault(row.image_id, {})[row.name] = typed_value(row)
+        return found
+
+
+def typed_value(row: ImageField) -> Any:
+    """The one value an ``ImageField`` row holds, as its ``kind`` says (JSON-ready)."""
+    if row.kind == "bool":
+        return None if row.number is None else bool(row.number)
+    if row.kind == "number" and row.number is not None:
+        return int(row.number) if float(row.number).is_integer() else row.number
+    if row.kind == "date" and row.date is not None:
+        return row.date.isoformat()
+    return row.text
+
+
+def ids_of_path(store: Store, path: str) -> list[int]:
+    """The ids of an indexed file's images (one per frame), in frame order; empty when not indexed."""
+    with store.sessions() as session:
+        return list(session.scalars(select(Image.id).where(Image.path == path).order_by(Image.frame_number)))
+
+
 def field_names(store: Store) -> set[str]:
     """The distinct sidecar/label field names in the store."""
     with store.sessions() as session:

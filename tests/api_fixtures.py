@@ -37,6 +37,21 @@ def index_store(store: Path, folder: Path, embedder: Any) -> None:
         engine.index([folder], IndexSettings(workers=0))
 
 
+def store_with_sites(base: Path, embedder: Any) -> Path:
+    """``base/store``: six PNGs and three DICOMs of ``base/images`` (returned) indexed with ``embedder``, the
+    PNGs with sidecar fields ``site`` (case001, 003, 005 north, the others south) and ``age`` (40 + seed)."""
+    from indexer.sidecar import import_sidecar
+    from storage.store import Store
+
+    images = make_images(base / "images", range(6))
+    index_store(base / "store", images, embedder)
+    (images / "meta.csv").write_text("file,site,age\n" + "".join(
+        f"case{seed:03d}.png,{'north' if seed % 2 else 'south'},{40 + seed}\n" for seed in range(6)))
+    with Store.open(base / "store", writable=True) as store:
+        import_sidecar(store, images / "meta.csv")
+    return images
+
+
 def store_and_client(name: str) -> tuple[Any, Any]:
     """Module-scoped ``store`` (six PNGs and three DICOMs indexed with the tiny model) and ``client`` (a
     TestClient of the app on it) fixtures; each test module that assigns them gets its own store."""

@@ -81,7 +81,7 @@ def list_(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> No
             print_json({"cohorts": found})
             return
         for item in found:
-            typer.echo(f"{item['name']}: {item['count']} members, {item['runs']} run(s), "
+            typer.echo(f"{item['name']}: {plural(item['count'], 'member')}, {plural(item['runs'], 'run')}, "
                        f"generation {item['generation']}, created {item['created_at']}")
         if not found:
             typer.echo("no cohorts")
@@ -147,8 +147,9 @@ def _show(manifest: dict[str, Any], as_json: bool, members: int | None) -> None:
         print_json(manifest)
         return
     model = manifest["model"]
-    typer.echo(f"cohort {manifest['name']} run {manifest['run']} ({manifest['created_at']}): {manifest['count']} "
-               f"members; model {model['id']}@{model['revision']}, generation {manifest['store']['generation']}")
+    typer.echo(f"cohort {manifest['name']} run {manifest['run']} ({manifest['created_at']}): "
+               f"{plural(manifest['count'], 'member')}; model {model['id']}@{model['revision']}, "
+               f"generation {manifest['store']['generation']}")
     for text, english in manifest.get("searched_as", {}).items():
         typer.echo(f"  searched as: {text} = {english}")
     for step in manifest["funnel"]:
@@ -158,6 +159,11 @@ def _show(manifest: dict[str, Any], as_json: bool, members: int | None) -> None:
     for member in manifest["members"][:members]:
         score = "" if member["score"] is None else f"{member['score']:.4f}"
         typer.echo(f"  #{member['rank']} {score} {member['id']} {member['path']}")
+
+
+def plural(count: int, noun: str) -> str:
+    """``"1 member"``, ``"3 members"``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from importlib import import_module
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -40,6 +41,11 @@ def cli_errors(as_json: bool) -> Iterator[None]:
         yield
     except MedsearchError as error:
         _fail(error, error.exit_code, as_json)
+    except ModuleNotFoundError as error:
+        missing = missing_extra(error)
+        if missing is None:
+            raise
+        _fail(missing, missing.exit_code, as_json)
     except UnicodeEncodeError:  # a lone surrogate: bytes that are not UTF-8 in an argument
         _fail(not_utf8(), 2, as_json)
     except FileNotFoundError as error:
@@ -56,6 +62,35 @@ def cli_errors(as_json: bool) -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+EXTRAS = {"matplotlib": "eval", "sklearn": "eval", "uvicorn": "server", "fastapi": "server",
+          "multipart": "server", "python_multipart": "server", "httpx": "pacs", "psycopg": "postgres"}
+"""The optional extra (pyproject.toml) that installs each optional top-level module."""
+
+
+def missing_extra(error: ModuleNotFoundError, extra: str | None = None) -> MedsearchError | None:
+    """The one-line error naming the extra that installs ``error``'s module, or None for a module that
+    no extra provides (a real bug, left to surface)."""
+    module = (error.name or "").split(".")[0]
+    extra = extra or EXTRAS.get(module)
+    if extra is None:
+        return None
+    missing = MedsearchError(f"this needs {module}, from the {extra} extra: pip install \"medsearch[{extra}]\"")
+    missing.code = "missing_extra"
+    return missing
+
+
+def require_extra(module: str, extra: str | None = None) -> None:
+    """Import ``module`` now (before any work whose result would be lost), or raise the error naming its
+    extra. Raises MedsearchError (code ``missing_extra``)."""
+    try:
+        import_module(module)
+    except ModuleNotFoundError as error:
+        missing = missing_extra(error, extra)
+        if missing is None:
+            raise
+        raise missing from None
+
+
 def _fail(error: MedsearchError, code: int, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(error_payload(error)))
@@ -66,27 +101,6 @@ def _fail(error: MedsearchError, code: int, as_json: bool) -> None:
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
-
-
-SHOWN_METADATA = ("modality", "body_part", "study_date", "frame_number")
-
-
-def results_table(title: str, results: list[Any]) -> None:
-    """A readable table of results (rank, score, probability, id, path, a few metadata fields)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, show_lines=False)
-    for column in ("rank", "score", "prob", "id", "path", "metadata"):
-        table.add_column(column, overflow="fold")
-    for result in results:
-        shown = {k: v for k, v in result.metadata.items() if k in SHOWN_METADATA and v not in (None, 0)}
-        prob = "" if result.probability is None else f"{result.probability:.3f}"
-        table.add_row(str(result.rank), f"{result.score:.4f}", prob, str(result.id), result.path,
-                      " ".join(f"{k}={v}" for k, v in shown.items()))
-    Console().print(table)
-    if not results:
-        typer.echo("no results")
 
 
 def show_progress() -> bool:

@@ -16,7 +16,9 @@ from search.cli.common import (
     StoreOption,
     cli_errors,
     print_json,
+    require_extra,
 )
+from search.cli.metadata import KeyOption, RootOption
 
 LabelsOption = Annotated[str | None, typer.Option("--labels", help="Labels separated by ';', one prompt each.")]
 LabelsFileOption = Annotated[Path | None, typer.Option(
@@ -77,7 +79,12 @@ def classify(
 
 
 def evaluate(
-    truth: Annotated[Path, typer.Option(help="CSV: a path column and a 0/1 column per label.")],
+    truth: Annotated[Path | None, typer.Option(help="CSV: a key column (as import-metadata: path, file, filename, "
+                                               "sop_instance_uid, or --key) and a 0/1 column per label.")] = None,
+    key: KeyOption = None,
+    root: RootOption = None,
+    truth_fields: Annotated[str | None, typer.Option(
+        help="Instead of --truth: imported 0/1 fields, FIELD or FIELD=LABEL, comma-separated.")] = None,
     labels: LabelsOption = None,
     labels_file: LabelsFileOption = None,
     labels_set: LabelSetOption = None,
@@ -93,7 +100,11 @@ def evaluate(
     from search.labels.evaluate import plot_roc
 
     with cli_errors(as_json), Medsearch.open(store, model, device) as ms:
-        report = ms.evaluate(truth, label_set(labels, labels_file, labels_set), k)
+        if plot:
+            require_extra("matplotlib")  # before the evaluation, whose figures would be lost
+        fields = [name.strip() for name in (truth_fields or "").split(",") if name.strip()]
+        report = ms.evaluate(truth, label_set(labels, labels_file, labels_set), k, key=key, root=root,
+                             truth_fields=fields)
         if plot:
             plot_roc(report, plot)
         data = asdict(report)

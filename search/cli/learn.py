@@ -8,7 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
-from search.cli.common import DEFAULT_STORE, DeviceOption, JsonOption, ModelOption, StoreOption, cli_errors, print_json
+from search.cli.common import (
+    DEFAULT_STORE,
+    DeviceOption,
+    JsonOption,
+    ModelOption,
+    StoreOption,
+    cli_errors,
+    print_json,
+    require_extra,
+)
 
 probe_app = typer.Typer(help="Few-shot probes: logistic regression on the stored vectors of labelled images.",
                         no_args_is_help=True)
@@ -37,6 +46,7 @@ def probe_train(
     from search.learn import probe
 
     with cli_errors(as_json), Medsearch.open(store, model, device, writable=True) as engine:
+        require_extra("sklearn")
         report = probe.train(engine, name, positives, negatives or (), prompt=prompt, group_by=group_by,
                              folds=folds, seed=seed)
         if as_json:
@@ -141,6 +151,8 @@ def audit(
     from search.learn import audit as auditing
 
     with cli_errors(as_json), Medsearch.open(store, model, device) as engine:
+        if plot:
+            require_extra("matplotlib")  # before the audit, whose findings would be lost
         found = auditing.audit(engine, split_field, (f"cohort:{cohort}",) if cohort else (), patient, k, threshold,
                                seed, samples)
         if csv_path:

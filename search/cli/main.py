@@ -21,11 +21,11 @@ from search.cli.common import (
     UnlikeOption,
     cli_errors,
     print_json,
-    results_table,
     show_progress,
 )
 from search.cli.dicomweb import BodyPartOption, ModalityOption, QidoOption, SinceLastOption, StudyDateOption
 from search.cli.distributed import Executor, ExecutorOption, ShardsOption, index_on_ray
+from search.cli.help import CONTEXT, plain_types, show_version
 from search.cli.metadata import (
     ClashPrefixOption,
     KeyOption,
@@ -35,10 +35,13 @@ from search.cli.metadata import (
     show_sidecar_report,
     sidecar_options,
 )
-from search.language.present import fields, header
-from search.language.translator import Translation
+from search.cli.remote import ServerOption
+from search.cli.results import PathsOption, ShowFieldsOption, show_results
+from search.language.present import fields
 
+plain_types()
 app = typer.Typer(help="Semantic search over medical images with MedSigLIP.", no_args_is_help=True,
+                  rich_markup_mode=None, context_settings=CONTEXT,
                   pretty_exceptions_enable=False)
 
 
@@ -48,6 +51,8 @@ def language(
         "--glossary", help="Korean -> English glossary TOML over the built-in one (or MEDSEARCH_GLOSSARY).")] = None,
     unknown_words: Annotated[str | None, typer.Option(
         "--unknown-words", help="Words no glossary knows: warn (default), refuse, or off (embed as typed).")] = None,
+    _version: Annotated[bool, typer.Option(
+        "--version", callback=show_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """Options for every command: how non-English queries, labels and criteria are read."""
     from search.language.settings import apply_options
@@ -131,7 +136,8 @@ def index(
             + (f" ({report.precision})" if report.precision else "")
         )
         for failure in report.failures[:20]:
-            typer.echo(f"  failed: {failure['path']}: {failure['reason']}", err=True)
+            again = " (failed before, unchanged: not read again)" if failure.get("known") else ""
+            typer.echo(f"  failed: {failure['path']}: {failure['reason']}{again}", err=True)
         if report.other_precisions:
             typer.echo(f"note: this store also holds vectors embedded in {', '.join(report.other_precisions)}; "
                        f"these are {report.precision}. They agree to about 1e-3 in cosine, not exactly: keep one "
@@ -198,6 +204,9 @@ def search(
     like: LikeOption = None,
     unlike: UnlikeOption = None,
     count: Annotated[bool, typer.Option("--count", help="Print only how many images pass.")] = False,
+    show_fields: ShowFieldsOption = None,
+    paths: PathsOption = False,
+    server: ServerOption = None,
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -205,18 +214,24 @@ def search(
     as_json: JsonOption = False,
 ) -> None:
     """Find images that match a sentence (text-to-image), with filters, thresholds and composed parts."""
+    query: dict[str, Any] = {"where": where or (), "min_score": min_score, "min_prob": min_prob,
+                             "like": like or (), "unlike": unlike or ()}
+    if server:
+        from search.cli import remote
+
+        with cli_errors(as_json):
+            remote.show_search(server, text, k, offset, query, group_by, count, as_json, show_fields, paths)
+        return
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
-        query: dict[str, Any] = {"where": where or (), "min_score": min_score, "min_prob": min_prob,
-                                 "like": like or (), "unlike": unlike or ()}
         translation = ms.searched_as(text) if text else None
         if count:
             total = ms.count(text, **query)
             print_json({"query": text, **fields(translation), "count": total}) if as_json else typer.echo(total)
             return
         results = ms.search(text, k=k, offset=offset, group_by=group_by, **query)
-        _show(text or " ".join(like or []), results, as_json, "search", translation)
+        show_results(text or " ".join(like or []), results, as_json, "search", translation, show_fields, paths)
 
 
 @app.command()
@@ -227,29 +242,51 @@ def similar(
     where: WhereOption = None,
     min_score: MinScoreOption = None,
     group_by: GroupOption = None,
+    include_self: Annotated[bool, typer.Option(
+        "--include-self", help="Keep the query image itself (an indexed file or id) among the results.")] = False,
+    show_fields: ShowFieldsOption = None,
+    paths: PathsOption = False,
+    server: ServerOption = None,
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
-    """Find images similar to an image (image-to-image)."""
+    """Find images similar to an image (image-to-image); the query image itself is left out."""
+    if server:
+        from search.cli import remote
+
+        with cli_errors(as_json):
+            found = remote.similar(server, target, k, offset, where or (), min_score, group_by, include_self)
+            show_results(target, found, as_json, "similar to", show_fields=show_fields, paths_only=paths)
+        return
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
         results = ms.similar(target, k=k, offset=offset, where=where or (), min_score=min_score,
-                                 group_by=group_by)
-        _show(target, results, as_json, "similar to")
+                             group_by=group_by, include_self=include_self)
+        show_results(target, results, as_json, "similar to", show_fields=show_fields, paths_only=paths)
 
 
-def _show(query: str, results: list, as_json: bool, title: str,  # type: ignore[type-arg]
-          translation: Translation | None = None) -> None:
-    if as_json:
-        print_json({"query": query, **fields(translation), "results": [r.as_dict() for r in results]})
-        return
-    results_table(header(f"{title}: {query}", translation) if translation else f"{title}: {query}", results)
-    if translation and translation.warning():
-        typer.echo(translation.warning(), err=True)
+@app.command()
+def show(
+    image_id: Annotated[int, typer.Argument(help="An image id in the store (the id column of search).")],
+    store: StoreOption = DEFAULT_STORE,
+    as_json: JsonOption = False,
+) -> None:
+    """Print one image: its id, path, metadata and every sidecar/label field."""
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store) as ms:
+        item = ms.item(image_id)
+        if as_json:
+            print_json(item)
+            return
+        typer.echo(f"id: {item['id']}\npath: {item['path']}")
+        for section in ("metadata", "fields"):
+            for name, value in item[section].items():
+                typer.echo(f"{name}: {value}")
 
 
 @app.command()
@@ -277,7 +314,7 @@ def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
 COMMAND_MODULES: tuple[str, ...] = (
     "search.cli.metadata", "search.cli.labels", "search.cli.serve", "search.cli.reindex", "search.cli.check",
     "search.cli.cohort", "search.cli.fidelity", "search.cli.explain",
-    "search.cli.learn", "search.cli.distributed",
+    "search.cli.learn", "search.cli.distributed", "search.cli.roots",
 )
 for _name in COMMAND_MODULES:
     import_module(_name).register(app)

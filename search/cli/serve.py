@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from search.cli.common import DEFAULT_STORE, DeviceOption, ModelOption, PrecisionOption, StoreOption, cli_errors
+from search.cli.common import (
+    DEFAULT_STORE,
+    DeviceOption,
+    ModelOption,
+    PrecisionOption,
+    StoreOption,
+    cli_errors,
+    require_extra,
+)
 
 
 def serve(
@@ -20,16 +28,20 @@ def serve(
 ) -> None:
     """Serve the search API and the web page (open http://HOST:PORT/ in a browser; API docs at /docs).
     MEDSEARCH_API_TOKEN requires a bearer token; MEDSEARCH_CORS_ORIGINS allows other origins."""
-    import uvicorn
-
-    from search.server.app import create_app
     from storage.store import Store
 
     with cli_errors(False):
+        require_extra("uvicorn")
+        require_extra("fastapi")
+        require_extra("multipart", "server")
         Store.open(Path(store)).close()  # a clear error now rather than a failed start-up later
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: listening on {host}: other machines can reach this server", err=True)
     typer.echo(f"medsearch: http://{host}:{port}/  (API docs: /docs)", err=True)
+    import uvicorn
+
+    from search.server.app import create_app
+
     uvicorn.run(create_app(store, model, device, precision=precision), host=host, port=port, log_level="info")
 
 

@@ -124,7 +124,9 @@ def evaluate(ms: Medsearch, includes: Sequence[str], excludes: Sequence[str], wh
             kept = current[np.isin(current, list(passing))]
             if primary is None and criterion.kind != "where":
                 primary, primary_text = passing, criterion.kind == "text"
-        _step(outcome, f"{role} {criterion.given}", len(current) - len(kept), len(kept))
+        given = criterion.given.removeprefix("where:").strip() if role == "where" else criterion.given
+        _step(outcome, f"{role}: {given}" if role == "where" else f"{role} {given}", len(current) - len(kept),
+              len(kept))
         current = kept
     calibration = (ms.embedder.logit_scale, ms.embedder.logit_bias) if primary_text else None
     ordered = _order(current, primary, calibration)

@@ -14,6 +14,7 @@ from search.cohorts import show
 from search.query.ranking import group_column
 from storage import queries
 from storage.errors import InvalidQuery
+from storage.models import METADATA_COLUMNS
 
 if TYPE_CHECKING:
     from search.api import Medsearch
@@ -50,16 +51,24 @@ def export(ms: Medsearch, name: str, fmt: str, output: str | Path, columns: Sequ
 
 
 def _rows(ms: Medsearch, members: list[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
-    """Members with ``columns`` added (None where an image has no value)."""
+    """Members with ``columns`` added (None where an image has no value): metadata columns as stored,
+    sidecar/label fields typed as imported (numbers stay numbers in both CSV and JSON Lines)."""
     ids = [m["id"] for m in members]
-    values = {column: queries.group_values(ms.store, ids, group_column(ms.store, column)) for column in columns}
-    return [{**m, **{c: _plain(values[c].get(m["id"])) for c in columns}} for m in members]
+    resolved = {column: group_column(ms.store, column) for column in columns}
+    stored = {column: name for column, name in resolved.items() if name in METADATA_COLUMNS or name == "path"}
+    typed = queries.fields_by_id(ms.store, ids, [name for name in resolved.values() if name not in stored.values()])
+    values = {column: queries.group_values(ms.store, ids, name) for column, name in stored.items()}
+
+    def value(member_id: int, column: str) -> Any:
+        if column in values:
+            return _iso(values[column].get(member_id))
+        return typed.get(member_id, {}).get(resolved[column])
+
+    return [{**m, **{c: value(m["id"], c) for c in columns}} for m in members]
 
 
-def _plain(value: Any) -> Any:
-    """Dates as ISO text; whole numbers (stored as floats) as integers, so 3 is written 3, not 3.0."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+def _iso(value: Any) -> Any:
+    """Dates as ISO text; other values as they are."""
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 

@@ -1,8 +1,9 @@
 """``evaluate``: how good are the prompts, measured against known labels.
 
-The truth CSV has a ``path`` column (absolute, or relative to the CSV's folder) and a 0/1 column named
-after each label. Per label: ROC AUC of the zero-shot probabilities against the truth column (the form
-published MedSigLIP results take); retrieval: the label's prompt-ensemble vector ranks the labelled
+The truth is a CSV joined to the images as ``import-metadata`` joins a sidecar (a path, file name or SOP
+instance UID key column, ``--key``, ``--root``) with a 0/1 column named after each label, or fields
+imported before (``--truth-fields``). Per label: ROC AUC of the zero-shot probabilities against the truth
+column (the form published MedSigLIP results take); retrieval: the label's prompt-ensemble vector ranks the labelled
 images, giving precision@k, recall@k and average precision (mAP over labels); and image-to-image label
 precision@k: among each positive image's k nearest labelled neighbours, the share with a positive label
 in common.
@@ -38,35 +39,95 @@ class Evaluation:
     curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
 
 
-def read_truth(csv_path: Path, labels: LabelSet) -> tuple[list[str], dict[str, np.ndarray]]:
-    """(resolved paths, {label: 0/1 array}) for the labels that have a truth column. Raises InvalidQuery."""
+@dataclass(frozen=True)
+class Truth:
+    """Where the known labels come from: a CSV joined to the images as ``import-metadata`` joins one
+    (``key`` column, default the first of path, file, filename, file_name, sop_instance_uid present;
+    ``root``), or already-imported ``fields`` (``FIELD`` or ``FIELD=LABEL``; 0/1 or true/false values)."""
+
+    csv_path: Path | None = None
+    key: str | None = None
+    root: Path | None = None
+    fields: tuple[str, ...] = ()
+
+
+def read_truth(ms: Medsearch, truth: Truth, labels: LabelSet) -> tuple[list[int], dict[str, np.ndarray], list[str]]:
+    """(image ids, {label: 0/1 array over those ids}, keys that named no image) for the labels that have
+    truth. Raises InvalidQuery."""
+    if (truth.csv_path is None) == (not truth.fields):
+        raise InvalidQuery("give the truth as --truth CSV or as --truth-fields FIELD[=LABEL],...")
+    if truth.fields:
+        return _truth_of_fields(ms, truth.fields, labels)
+    return _truth_of_csv(ms, truth, labels)
+
+
+def _truth_of_csv(ms: Medsearch, truth: Truth, labels: LabelSet) -> tuple[list[int], dict[str, np.ndarray], list[str]]:
+    from indexer.sidecar import JOIN_COLUMNS
+    from indexer.sidecar_join import join_keys
+
+    csv_path = Path(truth.csv_path or "")
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.DictReader(handle))
-    except OSError as exc:
-        raise InvalidQuery(f"cannot read {csv_path}: {exc.strerror}") from exc
-    if not rows or "path" not in rows[0]:
-        raise InvalidQuery(f"{csv_path} needs a 'path' column and a 0/1 column per label")
-    names = [name for name in labels.names if name in rows[0]]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InvalidQuery(f"cannot read {csv_path}: {exc}") from exc
+    header = list(rows[0]) if rows else []
+    key = truth.key or next((name for name in JOIN_COLUMNS if name in header), None)
+    if key is None or key not in header:
+        raise InvalidQuery(f"{csv_path} needs a key column ({', '.join(JOIN_COLUMNS)}, or name it with --key) "
+                           f"and a 0/1 column per label; its columns: {', '.join(header) or 'none'}")
+    names = [name for name in labels.names if name in header]
     if not names:
         raise InvalidQuery(f"{csv_path} has no column named after a label ({', '.join(labels.names)})")
-    paths = [str((csv_path.parent / row["path"]).resolve()) for row in rows]
-    try:
-        truth = {name: np.array([int(float(row[name])) for row in rows]) for name in names}
-    except ValueError as exc:
-        raise InvalidQuery(f"{csv_path}: truth columns must hold 0 or 1 ({exc})") from exc
-    return paths, truth
+    found = join_keys(ms.store, key, [row[key] for row in rows], csv_path.parent, truth.root)
+    ids, values, missing = [], {name: [] for name in names}, []  # type: ignore[var-annotated]
+    for row, match in zip(rows, found, strict=True):
+        if not match.ids:
+            missing.append(row[key])
+        for image_id in match.ids:
+            ids.append(image_id)
+            for name in names:
+                values[name].append(_zero_one(row[name], f"{csv_path}: column {name!r}"))
+    return ids, {name: np.array(column, dtype=int) for name, column in values.items()}, missing
 
 
-def evaluate(ms: Medsearch, truth_csv: Path, labels: LabelSet, k: int = 10) -> Evaluation:
-    """Zero-shot AUCs and retrieval figures of ``labels`` on the images ``truth_csv`` labels."""
-    paths, truth = read_truth(truth_csv, labels)
-    rows = queries.embeddings_by_path(ms.store, paths)
-    keep = [n for n, path in enumerate(paths) if path in rows]
-    report = Evaluation(images=len(keep), k=k, missing=[p for p in paths if p not in rows])
+def _truth_of_fields(ms: Medsearch, given: tuple[str, ...], labels: LabelSet) -> tuple[list[int], dict[str, np.ndarray],
+                                                                                       list[str]]:
+    pairs = {field_name.strip(): (label.strip() or field_name.strip())
+             for field_name, _eq, label in (item.partition("=") for item in given)}
+    unknown = sorted(set(pairs) - queries.field_names(ms.store))
+    if unknown:
+        raise InvalidQuery(f"no imported field {', '.join(map(repr, unknown))} (import the truth with "
+                           "`medsearch import-metadata`, or classify --save-as)")
+    strange = sorted(set(pairs.values()) - set(labels.names))
+    if strange:
+        raise InvalidQuery(f"{', '.join(map(repr, strange))} is not a label ({', '.join(labels.names)}); "
+                           "map a field to a label with FIELD=LABEL")
+    values = queries.fields_by_id(ms.store, [int(i) for i in queries.all_ids(ms.store)], list(pairs))
+    ids = sorted(i for i, found in values.items() if set(pairs) <= set(found))
+    truth = {label: np.array([_zero_one(values[i][name], f"field {name!r}") for i in ids], dtype=int)
+             for name, label in pairs.items()}
+    return ids, truth, []
+
+
+def _zero_one(value: Any, where: str) -> int:
+    text = str(value).strip().lower()
+    if text in ("1", "1.0", "true", "yes"):
+        return 1
+    if text in ("0", "0.0", "false", "no"):
+        return 0
+    raise InvalidQuery(f"{where} must hold 0 or 1 (or true/false), not {value!r}")
+
+
+def evaluate(ms: Medsearch, truth_source: Truth, labels: LabelSet, k: int = 10) -> Evaluation:
+    """Zero-shot AUCs and retrieval figures of ``labels`` on the images the truth labels."""
+    ids, truth, missing = read_truth(ms, truth_source, labels)
+    rows = queries.embeddings(ms.store, ids)
+    keep = [n for n, image_id in enumerate(ids) if image_id in rows]
+    report = Evaluation(images=len(keep), k=k, missing=missing)
     if len(keep) < 2:
-        raise InvalidQuery("fewer than two of the truth file's images are in the store; index them first")
-    vectors = np.vstack([rows[paths[n]][1] for n in keep])
+        raise InvalidQuery("fewer than two of the truth's images are in the store; index them first")
+    vectors = np.vstack([rows[ids[n]][1] for n in keep])
     truth = {name: column[keep] for name, column in truth.items()}
     chosen = LabelSet(tuple(label for label in labels.labels if label.name in truth))
     matrix = label_matrix(ms.text_vectors, chosen)
@@ -80,7 +141,8 @@ def evaluate(ms: Medsearch, truth_csv: Path, labels: LabelSet, k: int = 10) -> E
             fpr, tpr, _ = metrics.roc_curve(truth[label.name], probs[:, column])
             report.curves[label.name] = (fpr.tolist(), tpr.tolist())
     report.mean_average_precision = float(np.mean(aps)) if aps else None
-    report.image_label_precision_at_k = _image_precision(vectors, np.column_stack(list(truth.values())), k)
+    report.image_label_precision_at_k = _image_precision(vectors, np.column_stack([truth[label.name] for label in
+                                                                                   chosen.labels]), k)
     return report
 
 

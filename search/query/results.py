@@ -20,7 +20,8 @@ from storage.store import Store
 
 @dataclass
 class Result:
-    """One hit. ``score`` is the cosine; ``probability`` the model's pairwise sigmoid (text queries)."""
+    """One hit. ``score`` is the cosine; ``probability`` the model's pairwise sigmoid (text queries);
+    ``fields`` the image's sidecar and saved-label fields, typed as imported."""
 
     rank: int
     id: int
@@ -29,6 +30,7 @@ class Result:
     metadata: dict[str, Any] = field(default_factory=dict)
     probability: float | None = None
     group: dict[str, Any] | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -40,15 +42,18 @@ class Result:
 
 def hydrate(store: Store, hits: list[tuple[int, float]], offset: int = 0,
             calibration: tuple[float, float] | None = None) -> list[Result]:
-    """Results with paths and metadata for ``hits``; rows deleted meanwhile are dropped."""
-    rows = queries.images_by_id(store, [image_id for image_id, _score in hits])
+    """Results with paths, metadata and fields for ``hits``; rows deleted meanwhile are dropped."""
+    ids = [image_id for image_id, _score in hits]
+    rows = queries.images_by_id(store, ids)
+    extra = queries.fields_by_id(store, ids)
     results: list[Result] = []
     for image_id, score in hits:
         if image_id not in rows:
             continue
         path, metadata = rows[image_id]
         prob = float(probability(score, *calibration)) if calibration else None
-        results.append(Result(offset + len(results) + 1, image_id, path, score, metadata, prob))
+        results.append(Result(offset + len(results) + 1, image_id, path, score, metadata, prob,
+                              fields=extra.get(image_id, {})))
     return results
 
 

@@ -74,6 +74,7 @@ def create_app(store_dir: str | Path, model: str | None = None, device: str = "a
     install_error_handlers(app)
     app.include_router(routes_meta.public)
     app.include_router(routes_meta.guarded)
+    app.include_router(routes_meta.icon)
     app.include_router(routes_search.router)
     app.include_router(routes_items.router)
     app.include_router(routes_labels.router)

@@ -111,8 +111,8 @@ class ServerEngine:
             cache.add(missing, vectors)
 
     def similar_to_id(self, image_id: int, k: int, offset: int, filters: dict[str, Any] | None = None) -> list[Result]:
-        """``Medsearch.similar`` of a stored id; ``filters``: where (one expression), min_score, group_by.
-        Raises NotFound, InvalidQuery."""
+        """``Medsearch.similar`` of a stored id; ``filters``: where (one expression), min_score, group_by,
+        include_self. Raises NotFound, InvalidQuery."""
         with self.index_lock:
             return self.medsearch.similar(image_id, k=k, offset=offset, **_one_where(filters or {}))
 
@@ -122,14 +122,22 @@ class ServerEngine:
         with self.index_lock:
             return self.medsearch.classify_ids(ids, labels, exclusive)
 
-    def similar_to_bytes(self, data: bytes, filename: str, k: int, offset: int) -> list[Result]:
+    def similar_to_bytes(self, data: bytes, filename: str, k: int, offset: int,
+                         filters: dict[str, Any] | None = None) -> list[Result]:
         """Images closest to an uploaded image, decoded in memory by a capped worker (``Decoder``) and
-        embedded. Raises UnreadableFile (also over the decode caps)."""
+        embedded; ``filters``: where (one expression), min_score, group_by. Raises UnreadableFile (also
+        over the decode caps), InvalidQuery (checked before the image is decoded)."""
+        filters = _one_where(filters or {})
+        if filters.get("group_by") is not None:
+            self.medsearch.group_column(filters["group_by"])
+        with self.index_lock:
+            self.medsearch.allowed(filters.get("where", ()))  # a bad filter fails before any decoding
         pixels = self.decoder.upload_pixels(data, filename, self.medsearch.embedder.preprocessor)
         with self.model_lock:
             vector = self.medsearch.embed_pixels(pixels)
         with self.index_lock:
-            return self.medsearch.rank(vector, k, offset)
+            return self.medsearch.rank(vector, k, offset, filters.get("where", ()), filters.get("min_score"),
+                                       filters.get("group_by"))
 
     def item(self, image_id: int) -> dict[str, Any]:
         """``Medsearch.item`` with the "open in viewer" link (``MEDSEARCH_VIEWER_URL``). Raises NotFound."""

@@ -14,6 +14,7 @@ from search.server.deps import ServerSettings, get_engine, get_settings
 from search.server.engine import ServerEngine
 from search.server.security import check_token
 from search.server.upload import read_upload
+from storage.errors import InvalidQuery
 
 router = APIRouter(prefix="/api", tags=["search"], dependencies=[Depends(check_token)])
 
@@ -65,22 +66,64 @@ def search(
 @router.get("/similar/{image_id}")
 def similar_to_id(image_id: ImageId, k: K = 20, offset: Offset = 0, where: Where = None,
                   min_score: MinScore = None, group_by: GroupBy = None,
+                  include_self: Annotated[bool, Query(description="Keep the image itself (first).")] = True,
                   engine: ServerEngine = Depends(get_engine)) -> dict[str, Any]:
-    """Images closest to a stored image (the image itself comes first), optionally filtered, thresholded
-    and grouped like ``/api/search``."""
-    filters = _given(where=where, min_score=min_score, group_by=group_by)
+    """Images closest to a stored image (the image itself comes first unless ``include_self=false``),
+    optionally filtered, thresholded and grouped like ``/api/search``."""
+    filters = _given(where=where, min_score=min_score, group_by=group_by, include_self=include_self)
     return _page(str(image_id), k, offset, engine.similar_to_id(image_id, k, offset, filters))
+
+
+UPLOAD_FIELDS = {"where": "the filter expression", "min_score": "the lowest cosine kept",
+                 "group_by": "one result per group", "k": "how many results", "offset": "results skipped"}
+"""Multipart form fields ``POST /api/similar`` takes beside ``file`` (the same as the query parameters)."""
 
 
 @router.post("/similar", openapi_extra={"requestBody": {"content": {
     "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "file": {"type": "string", "format": "binary"}}}},
+        "file": {"type": "string", "format": "binary"},
+        **{name: {"type": "string", "description": text} for name, text in UPLOAD_FIELDS.items()}}}},
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
-async def similar_to_upload(request: Request, k: K = 20, offset: Offset = 0,
+async def similar_to_upload(request: Request, k: K = 20, offset: Offset = 0, where: Where = None,
+                            min_score: MinScore = None, group_by: GroupBy = None,
                             engine: ServerEngine = Depends(get_engine),
                             settings: ServerSettings = Depends(get_settings)) -> dict[str, Any]:
     """Images closest to an uploaded image: a form with a ``file`` field, or the image as the body.
-    DICOM, PNG, JPEG, TIFF or BMP; decoded in memory, never stored. 413 past the upload limit."""
+    DICOM, PNG, JPEG, TIFF or BMP; decoded in memory, never stored. 413 past the upload limit. ``where``,
+    ``min_score``, ``group_by``, ``k`` and ``offset`` as for the other searches, as query parameters or
+    as form fields (a form field wins)."""
     upload = await read_upload(request, settings.upload_limit)
-    results = await run_in_threadpool(engine.similar_to_bytes, upload.data, upload.filename, k, offset)
+    form = upload_form(upload.fields, {"k": k, "offset": offset, "where": where, "min_score": min_score,
+                                       "group_by": group_by})
+    k, offset = form.pop("k"), form.pop("offset")
+    results = await run_in_threadpool(engine.similar_to_bytes, upload.data, upload.filename, k, offset,
+                                      _given(**form))
     return _page(upload.filename, k, offset, results)
+
+
+def upload_form(fields: dict[str, list[str]], given: dict[str, Any]) -> dict[str, Any]:
+    """The search fields of an upload form over the query's ``given`` ones, checked as the query
+    parameters are. Raises InvalidQuery for an unknown field or a bad value."""
+    unknown = sorted(set(fields) - set(UPLOAD_FIELDS))
+    if unknown:
+        raise InvalidQuery(f"Unknown form field(s): {', '.join(unknown)}; known: file, {', '.join(UPLOAD_FIELDS)}.")
+    values = dict(given)
+    for name, texts in fields.items():
+        if len(texts) != 1:
+            raise InvalidQuery(f"The form field {name!r} is given {len(texts)} times; give it once.")
+        values[name] = _form_value(name, texts[0])
+    return values
+
+
+def _form_value(name: str, text: str) -> Any:
+    limits = {"k": (1, 1000), "offset": (0, 100_000), "min_score": (-1.0, 1.0)}
+    if name not in limits:
+        return text or None
+    try:
+        value = float(text) if name == "min_score" else int(text)
+    except ValueError:
+        raise InvalidQuery(f"The form field {name!r} must be a number, not {text!r}.") from None
+    low, high = limits[name]
+    if not low <= value <= high:
+        raise InvalidQuery(f"The form field {name!r} must be between {low} and {high}, not {text}.")
+    return value

@@ -5,7 +5,7 @@ parts; any other body is taken as the image itself."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -16,20 +16,25 @@ from storage.errors import InvalidQuery
 
 MULTIPART_OVERHEAD = 16 * 1024
 """Room for the form's boundaries and part headers on top of the file size limit."""
-MAX_PARTS = 8
-"""Parts a form may have (the page sends one); parsing stops at the first one past it."""
+MAX_PARTS = 16
+"""Parts a form may have (the file and a few search fields); parsing stops at the first one past it."""
+MAX_FIELD = 4000
+"""Bytes a form field other than the file may hold (a ``where`` expression)."""
 
 
 @dataclass
 class Upload:
+    """The uploaded image, and the form's other fields by name (each name's values in order)."""
+
     data: bytes
     filename: str
+    fields: dict[str, list[str]] = field(default_factory=dict)
 
 
 async def read_upload(request: Request, limit: int) -> Upload:
     """The uploaded file: the part named ``file`` of a multipart form, else the raw body. Raises
     PayloadTooLarge past ``limit`` bytes of file (413), InvalidQuery when no file was sent."""
-    body = await _read_body(request, limit + MULTIPART_OVERHEAD)
+    body = await _read_body(request, limit)
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type == b"multipart/form-data":
         upload = await run_in_threadpool(_file_part, body, params.get(b"boundary", b""))
@@ -43,14 +48,16 @@ async def read_upload(request: Request, limit: int) -> Upload:
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused past ``limit`` bytes of file plus the form's ``MULTIPART_OVERHEAD``; the message
+    states ``limit``, the configured one."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
         raise PayloadTooLarge(f"The upload is larger than the limit of {limit} bytes.")
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.stream():
         total += len(chunk)
-        if total > limit:
+        if total > limit + MULTIPART_OVERHEAD:
             raise PayloadTooLarge(f"The upload is larger than the limit of {limit} bytes.")
         chunks.append(chunk)
     return b"".join(chunks)
@@ -83,8 +90,18 @@ def _file_part(body: bytes, boundary: bytes) -> Upload:
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     parser.write(body)
     parser.finalize()
+    upload: Upload | None = None
+    fields: dict[str, list[str]] = {}
     for part in parts:
         _kind, options = parse_options_header(bytes(part["headers"]))
-        if options.get(b"name") == b"file":
-            return Upload(bytes(part["data"]), options.get(b"filename", b"upload").decode("utf-8", "replace"))
-    raise InvalidQuery("The form has no 'file' field.")
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        if name == "file":
+            upload = Upload(bytes(part["data"]), options.get(b"filename", b"upload").decode("utf-8", "replace"))
+        elif len(part["data"]) > MAX_FIELD:
+            raise InvalidQuery(f"The form field {name!r} is longer than {MAX_FIELD} bytes.")
+        else:
+            fields.setdefault(name, []).append(bytes(part["data"]).decode("utf-8", "replace"))
+    if upload is None:
+        raise InvalidQuery("The form has no 'file' field.")
+    upload.fields = fields
+    return upload

@@ -36,11 +36,11 @@ def test_index_search_similar_info(cli: Cli, image_folder: Path, tiny_model: Pat
     assert all(0.0 < r["probability"] < 1.0 for r in found["results"])
 
     target = image_folder / "dicom" / "CT_small.dcm"
-    similar = cli("similar", target, "-k", "3", "--store", store, "--json")
+    similar = cli("similar", target, "-k", "3", "--include-self", "--store", store, "--json")
     assert similar["results"][0]["path"] == str(target.resolve())
     assert abs(similar["results"][0]["score"] - 1.0) < 1e-4
     assert similar["results"][0]["metadata"]["modality"] == "CT"
-    by_id = cli("similar", str(similar["results"][0]["id"]), "-k", "1", "--store", store, "--json")
+    by_id = cli("similar", str(similar["results"][0]["id"]), "-k", "1", "--include-self", "--store", store, "--json")
     assert by_id["results"][0]["id"] == similar["results"][0]["id"]
 
     info = cli("info", "--store", store, "--json")
@@ -66,6 +66,7 @@ def test_rerun_is_incremental(cli: Cli, image_folder: Path, tiny_model: Path, tm
     again = _index(cli, image_folder, store)
     assert (again["added"], again["updated"], again["removed"], again["unchanged"]) == (0, 0, 0, first["added"])
     assert again["failed"] == 1  # the RT plan is still known to fail, and is not read again
+    assert again["failures"] == [{**first["failures"][0], "known": "yes"}]  # the count and the list agree
     ids_before = _ids(store)
 
     (image_folder / "png" / "case000.png").unlink()  # removed
@@ -78,6 +79,7 @@ def test_rerun_is_incremental(cli: Cli, image_folder: Path, tiny_model: Path, tm
     third = _index(cli, image_folder, store)
     assert (third["added"], third["updated"], third["removed"], third["moved"]) == (1, 1, 1, 1)
     assert third["failed"] == 2 and third["unchanged"] == first["added"] - 3
+    assert len(third["failures"]) == 2 and sum("known" in f for f in third["failures"]) == 1
     ids_after = _ids(store)
     renamed = str((image_folder / "renamed.tiff").resolve())
     assert ids_after[renamed] == ids_before[str((image_folder / "scan.tiff").resolve())]  # kept its vector

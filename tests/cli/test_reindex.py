@@ -26,7 +26,7 @@ def indexed_store(cli: Cli, image_folder: Path, tiny_model: Path, tmp_path: Path
 
 
 def _ranked(cli: Cli, store: Path, target: Path) -> list[int]:
-    found = cli("similar", target, "-k", "9", "--store", store, "--json")
+    found = cli("similar", target, "-k", "9", "--include-self", "--store", store, "--json")
     return [r["id"] for r in found["results"]]
 
 
@@ -66,7 +66,7 @@ def test_incremental_index_after_reindex(cli: Cli, indexed_store: Path, image_fo
     report = cli("index", image_folder, "--store", indexed_store, "--model", tiny_model, "--json",
                  "--workers", "0")
     assert (report["added"], report["removed"]) == (1, 1)
-    found = cli("similar", added, "-k", "9", "--store", indexed_store, "--json")
+    found = cli("similar", added, "-k", "9", "--include-self", "--store", indexed_store, "--json")
     assert found["results"][0]["path"] == str(added.resolve()) and len(found["results"]) == 9
     assert cli("info", "--store", indexed_store, "--json")["index_type"] == "hnsw"
     assert cli("search", "--count", "--store", indexed_store, "--json")["count"] == 9

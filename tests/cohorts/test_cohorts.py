@@ -56,7 +56,8 @@ def test_create_funnel_show_and_exports(cli: Callable[..., Any], labelled: dict[
                "--one-per", "patient", "--store", store, "--json")
     funnel = made["funnel"]
     assert funnel[0] == {"step": "all images", "count": 36, "removed": 0}
-    assert [s["step"].split(" ")[0] for s in funnel[1:]] == ["where", "include", "include", "exclude", "one"]
+    steps = [s["step"].split(" ")[0].rstrip(":") for s in funnel[1:]]
+    assert steps == ["where", "include", "include", "exclude", "one"]
     for before, step in itertools.pairwise(funnel):
         assert step["count"] == before["count"] - step["removed"]
     assert funnel[1]["count"] == 18 and funnel[-1]["count"] == made["count"] == len(made["members"])

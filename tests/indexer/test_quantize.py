@@ -55,7 +55,7 @@ def test_cli_indexes_and_searches_in_a_faster_precision(cli: Callable[..., Any],
     found = cli("search", "a red circle", "-k", "3", "--store", store, "--precision", precision, "--json")
     assert len(found["results"]) == 3
     target = image_folder / "dicom" / "CT_small.dcm"
-    similar = cli("similar", target, "-k", "1", "--store", store, "--precision", precision, "--json")
+    similar = cli("similar", target, "-k", "1", "--include-self", "--store", store, "--precision", precision, "--json")
     assert similar["results"][0]["path"] == str(target.resolve())
     assert abs(similar["results"][0]["score"] - 1.0) < 1e-3
     refused = cli("search", "x", "--store", store, "--precision", "half", "--json", expect=3)

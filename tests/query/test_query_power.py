@@ -4,6 +4,7 @@ subset gives; zero-shot classification and evaluation through the CLI."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,37 @@ def test_cli_evaluate_matches_sklearn(cli: Callable[..., Any], shapes: Any, tmp_
         assert report["labels"][name]["auc"] > 0.8
     assert report["images"] == len(classes) and report["mean_average_precision"] > 0.7
     assert plot.stat().st_size > 1000
+
+
+def test_cli_evaluate_joins_the_truth_as_import_metadata_does(cli: Callable[..., Any], shapes: Any,
+                                                              tmp_path: Path) -> None:
+    """The truth by file name, by a named key column, or from imported fields: the same figures."""
+    store, classes, folder = shapes
+    names = list(CLASS_CAPTIONS)
+    labels = tmp_path / "shapes.toml"
+    labels.write_text("".join(f'[{n}]\nprompts = ["{CLASS_CAPTIONS[n][0]}"]\n' for n in names))
+    by_path, by_name, by_key = (tmp_path / name for name in ("path.csv", "name.csv", "key.csv"))
+    for target, column, key in ((by_path, "path", str), (by_name, "file", lambda p: Path(p).name),
+                                (by_key, "imagename", lambda p: Path(p).name)):
+        target.write_text(f"{column}," + ",".join(names) + "\n" + "".join(
+            f"{key(path)}," + ",".join(str(int(c == n)) for n in names) + "\n" for path, c in classes.items()))
+    shutil.copy(by_name, folder / "truth_by_name.csv")  # file names are looked up among the indexed files
+
+    def aucs(*args: Any) -> dict[str, float]:
+        report = cli("evaluate", *args, "--labels-file", labels, "-k", "5", "--store", store, "--json")
+        assert report["images"] == len(classes) and report["missing"] == []
+        return {name: report["labels"][name]["auc"] for name in names}
+
+    expected = aucs("--truth", by_path)
+    assert aucs("--truth", folder / "truth_by_name.csv") == expected
+    assert aucs("--truth", by_key, "--key", "imagename", "--root", folder) == expected
+    renames = [arg for n in names for arg in ("--rename", f"{n}=truth_{n}")]
+    cli("import-metadata", by_key, "--key", "imagename", "--root", folder, *renames, "--store", store)
+    assert aucs("--truth-fields", ",".join(f"truth_{n}={n}" for n in names)) == expected
+    refused = cli("evaluate", "--truth-fields", "nope", "--labels-file", labels, "--store", store, "--json", expect=2)
+    assert "no imported field 'nope'" in refused["error"]["message"]
+    both = cli("evaluate", "--labels-file", labels, "--store", store, "--json", expect=2)
+    assert "--truth-fields" in both["error"]["message"]
 
 
 def test_filter_results_are_reused_until_the_next_write(tmp_path: Path) -> None:

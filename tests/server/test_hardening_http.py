@@ -13,6 +13,7 @@ import pytest
 
 from search.server.app import create_app
 from search.server.deps import ServerSettings
+from search.server.upload import MAX_PARTS
 from tests.api_fixtures import index_store, make_images, running_server
 
 TOKEN = "s3cret-token"
@@ -79,5 +80,5 @@ def test_a_form_of_many_parts_is_refused_and_the_server_stays_up(base: str) -> N
     response = httpx.post(f"{base}/api/similar", content=body, timeout=120,
                           headers={"content-type": f"multipart/form-data; boundary={boundary}"})
     assert response.status_code == 400
-    assert "more than 8 parts" in response.json()["error"]["message"]
+    assert f"more than {MAX_PARTS} parts" in response.json()["error"]["message"]
     assert httpx.get(f"{base}/api/health").status_code == 200

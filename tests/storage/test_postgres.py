@@ -29,7 +29,7 @@ def test_everything_runs_on_postgresql(cli: Callable[..., Any], image_folder: Pa
     assert {"CT", "MR"} <= {r["metadata"]["modality"] for r in found}
     assert all(r["metadata"]["modality"] in ("CT", "MR") for r in found)
     target = image_folder / "dicom" / "CT_small.dcm"
-    similar = cli("similar", target, "-k", "1", "--store", store, "--json")["results"]
+    similar = cli("similar", target, "-k", "1", "--include-self", "--store", store, "--json")["results"]
     assert similar[0]["path"] == str(target.resolve()) and similar[0]["score"] > 0.9999
 
     labels = tmp_path / "labels.csv"

@@ -1,0 +1,94 @@
+"""How ``search`` and ``similar`` print their results: a table (with the group and chosen fields), the
+paths alone (one per line, for piping), or one JSON object."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from search.cli.common import print_json
+from search.language.present import fields, header
+from search.language.translator import Translation
+
+SHOWN_METADATA = ("modality", "body_part", "study_date", "frame_number")
+FIELDS_SHOWN = 4
+"""Sidecar/label fields shown in the table when no ``--show-fields`` are chosen (then ``+N more``)."""
+
+ShowFieldsOption = Annotated[str | None, typer.Option(
+    "--show-fields", help="Sidecar/label fields as table columns, comma-separated (e.g. site,age); "
+    "'all' for every field. Default: the first few, compactly.")]
+PathsOption = Annotated[bool, typer.Option("--paths", help="Print only the paths, one per line (for piping).")]
+
+
+def show_results(query: str, results: list[Any], as_json: bool, title: str, translation: Translation | None = None,
+                 show_fields: str | None = None, paths_only: bool = False) -> None:
+    """Print ``results`` (``Result`` objects or their ``as_dict`` form) as JSON, paths or a table."""
+    rows = [r if isinstance(r, dict) else r.as_dict() for r in results]
+    if as_json:
+        print_json({"query": query, **fields(translation), "results": rows})
+    elif paths_only:
+        for row in rows:
+            typer.echo(row["path"])
+    else:
+        results_table(header(f"{title}: {query}", translation) if translation else f"{title}: {query}", rows,
+                      field_columns(show_fields))
+    if translation and translation.warning() and not as_json:
+        typer.echo(translation.warning(), err=True)
+
+
+def field_columns(show_fields: str | None) -> list[str] | None:
+    """The chosen field columns, ``["*"]`` for all, or None for the compact default."""
+    if show_fields is None:
+        return None
+    names = [name.strip() for name in show_fields.split(",") if name.strip()]
+    return ["*"] if names == ["all"] else names
+
+
+def results_table(title: str, rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
+    """A readable table: rank, score, probability, id, path, the group (key and size) when grouped, a few
+    metadata fields, and the sidecar/label fields (``columns``, or the first few compactly)."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    chosen = sorted({n for row in rows for n in row.get("fields", {})}) if columns == ["*"] else columns
+    grouped = any(row.get("group") for row in rows)
+    table = Table(title=escape(title), show_lines=False)
+    headers = ["rank", "score", "prob", "id", "path", *(["group", "size"] if grouped else []), "metadata",
+               *(chosen or ["fields"])]
+    for column in headers:
+        table.add_column(escape(column), overflow="fold")
+    for row in rows:
+        cells = [str(row["rank"]), f"{row['score']:.4f}", _prob(row), str(row["id"]), row["path"]]
+        if grouped:
+            group = row.get("group") or {}
+            cells += [str(group.get("key")), str(group.get("size", ""))]
+        cells.append(_pairs({k: v for k, v in row["metadata"].items() if k in SHOWN_METADATA and v not in (None, 0)}))
+        values = row.get("fields", {})
+        cells += [_text(values.get(name)) for name in chosen] if chosen else [_compact(values)]
+        table.add_row(*map(escape, cells))
+    Console().print(table)
+    if not rows:
+        typer.echo("no results")
+
+
+def _prob(row: dict[str, Any]) -> str:
+    return "" if row.get("probability") is None else f"{row['probability']:.3f}"
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _pairs(values: dict[str, Any]) -> str:
+    return " ".join(f"{k}={_text(v)}" for k, v in values.items())
+
+
+def _compact(values: dict[str, Any]) -> str:
+    """The first ``FIELDS_SHOWN`` fields as ``name=value``, then ``+N more``."""
+    names = sorted(values)
+    shown = _pairs({name: values[name] for name in names[:FIELDS_SHOWN]})
+    return shown + (f" +{len(names) - FIELDS_SHOWN} more" if len(names) > FIELDS_SHOWN else "")
