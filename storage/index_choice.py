@@ -61,7 +61,7 @@ def ivf_lists(count: int) -> int:
     ``IVF_TRAIN_PER_LIST`` training vectors per list (1 for tiny sets)."""
     if count < 2 * IVF_TRAIN_PER_LIST:
         return 1
-    lists = 2 ** round(math.log2(2 * math.sqrt(count)))
+    lists = int(2 ** round(math.log2(2 * math.sqrt(count))))
     return max(1, min(lists, count // IVF_TRAIN_PER_LIST))
 
 

@@ -145,7 +145,8 @@ def ids(index: Any) -> np.ndarray:
                   for i in range(index.nlist) if lists.list_size(i)]
         return np.concatenate(chunks).astype(np.int64) if chunks else np.empty(0, np.int64)
     held = faiss.vector_to_array(index.id_map).astype(np.int64)
-    return held[held != TOMBSTONE]
+    live: np.ndarray = held[held != TOMBSTONE]
+    return live
 
 
 def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
@@ -161,7 +162,7 @@ def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | No
     if allowed_ids is None and index_type_of(index) == "hnsw":
         return _search_live(index, queries, k)
     if allowed_ids is None:
-        return index.search(queries, k)
+        return _faiss_search(index, queries, k)
     allowed = np.unique(np.asarray(allowed_ids, dtype=np.int64))
     wanted = min(k, len(allowed))
     if wanted == 0:
@@ -169,10 +170,16 @@ def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | No
     if len(allowed) <= SUBSET_EXACT_MAX and index_type_of(index) != "flat":  # flat + selector is exact already
         return _exact_subset(index, queries, k, allowed)
     params, _keep = _filtered_params(index, allowed, len(allowed) / max(1, index.ntotal))
-    scores, ids = index.search(queries, k, params=params)
+    scores, ids = _faiss_search(index, queries, k, params)
     if (ids[:, wanted - 1] < 0).any():
         return _exact_subset(index, queries, k, allowed)
     return scores, ids
+
+
+def _faiss_search(index: Any, queries: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS's own search, typed: (scores (q, k) float32, ids (q, k) int64)."""
+    scores, ids = index.search(queries, k, params=params) if params is not None else index.search(queries, k)
+    return np.asarray(scores, dtype=np.float32), np.asarray(ids, dtype=np.int64)
 
 
 def _search_live(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +190,7 @@ def _search_live(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, n
     graph: Any = faiss.downcast_index(index.index)
     params.efSearch = graph.hnsw.efSearch
     params.sel = faiss.IDSelectorRange(0, np.iinfo(np.int64).max)
-    return index.search(queries, k, params=params)
+    return _faiss_search(index, queries, k, params)
 
 
 def _filtered_params(index: Any, allowed: np.ndarray, fraction: float, exhaustive: bool = False
@@ -230,7 +237,7 @@ def _exact_subset(index: Any, queries: np.ndarray, k: int, allowed: np.ndarray
 
     if isinstance(index, faiss.IndexIVF):
         params, _keep = _filtered_params(index, allowed, 1.0, exhaustive=True)
-        return index.search(queries, k, params=params)
+        return _faiss_search(index, queries, k, params)
     held = faiss.vector_to_array(index.id_map)
     bitmap = np.packbits(_held_in(held, allowed), bitorder="little")
     params = faiss.SearchParameters()
@@ -244,7 +251,8 @@ def _exact_subset(index: Any, queries: np.ndarray, k: int, allowed: np.ndarray
 def _held_in(held: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Which positions of the id map ``held`` hold one of the sorted ``allowed`` ids (never a tombstone)."""
     if not _fits_bitmap(allowed):
-        return np.isin(held, allowed) & (held != TOMBSTONE)
+        found: np.ndarray = np.isin(held, allowed) & (held != TOMBSTONE)
+        return found
     member = _id_mask(allowed)
     inside = (held >= 0) & (held < len(member))
     inside[inside] = member[held[inside]]
