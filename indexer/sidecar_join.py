@@ -8,13 +8,9 @@ to one indexed folder, or the row can give a path instead)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import select
-
-from storage.models import Image
 
 UID_COLUMN = "sop_instance_uid"
 
@@ -30,13 +26,15 @@ class Found:
 class Joiner:
     """Looks up key values of column ``column`` among the store's images."""
 
-    def __init__(self, session: Any, column: str, base: Path, root: Path | None = None) -> None:
+    def __init__(self, images: Iterable[tuple[int, str, str | None]], column: str, base: Path,
+                 root: Path | None = None) -> None:
+        """``images``: (id, path, SOP instance UID) rows (``storage.file_records.image_keys``)."""
         self.column, self.base = column, base
         self.root = root.expanduser().resolve() if root is not None else None
         self.by_path: dict[str, list[int]] = {}
         self.by_name: dict[str, dict[str, list[int]]] = {}
         self.by_uid: dict[str, list[int]] = {}
-        for image_id, path, uid in session.execute(select(Image.id, Image.path, Image.sop_instance_uid)):
+        for image_id, path, uid in images:
             self.by_path.setdefault(path, []).append(image_id)
             if self.root is None or Path(path).is_relative_to(self.root):
                 self.by_name.setdefault(Path(path).name, {}).setdefault(path, []).append(image_id)
