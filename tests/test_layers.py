@@ -1,6 +1,6 @@
 """The package layers, read from the source (every import, lazy ones inside functions included): SQL
-stays behind storage/ (search/ and indexer/ import no sqlalchemy), the HTTP server imports nothing from the CLI, and the CLI reaches the server only
-to start it (``medsearch serve``)."""
+stays behind storage/ (search/ and indexer/ import no sqlalchemy), the HTTP server imports nothing from
+the CLI, and the CLI reaches the server only to start it (``medsearch serve``)."""
 
 from __future__ import annotations
 
