@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from storage import vectors
+from storage import snapshot, vectors
 
 DIM = 1152
 RESULTS = Path(__file__).parent / "results"
@@ -75,8 +75,8 @@ def measure(kind: str, data: np.ndarray, queries: np.ndarray, k: int, label: str
         index.add_with_ids(data[start : start + 100_000], ids[start : start + 100_000])
     build = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as folder:
-        vectors.save_snapshot(index, Path(folder), 0, "bench", kind)
-        disk = os.path.getsize(Path(folder) / vectors.INDEX_FILE)
+        snapshot.save_snapshot(index, Path(folder), 0, "bench", kind)
+        disk = os.path.getsize(snapshot.snapshot_file(Path(folder)) or folder)
     rows = []
     for keep in (1.0, 0.1, 0.01):
         allowed = None if keep == 1.0 else np.sort(np.random.default_rng(1).choice(

@@ -12,14 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
 from indexer.discover import FileEntry
 from indexer.preprocess import PREPROCESSING_VERSION
-from storage.models import Failure, Image
-from storage.pixel_records import stale_paths
+from storage.file_records import known_files
+from storage.snapshot import file_sha256 as file_hash
 from storage.store import Store
-from storage.vectors import file_sha256 as file_hash
 from storage.writes import FileStat
 
 
@@ -46,11 +43,8 @@ def make_plan(store: Store, entries: Iterable[FileEntry], roots: list[str], key:
     """Sort the discovered files into what to read and what to keep, move or remove. ``key``: this
     run's ``read_key``; None compares size, time and content only."""
     plan = Plan()
-    with store.sessions() as session:
-        stored = {p: (s, m, h) for p, s, m, h in session.execute(
-            select(Image.path, Image.size, Image.mtime_ns, Image.content_hash).distinct())}
-        failed = {p: (s, m) for p, s, m in session.execute(select(Failure.path, Failure.size, Failure.mtime_ns))}
-        stale = set(session.scalars(stale_paths(PREPROCESSING_VERSION, key))) if key is not None else set()
+    known_rows = known_files(store, PREPROCESSING_VERSION, key)
+    stored, failed, stale = known_rows.stored, known_rows.failed, known_rows.stale
     seen: set[str] = set()
     new: list[FileEntry] = []
     for entry in entries:

@@ -1,7 +1,8 @@
 """Frame pixels -> the model's input tensor, the same way for indexing and for image queries.
 
-Order (see shared/reference/medsiglip.md): [0, 1] pixels -> zero-pad to a centred square -> resize to the
-model's size with bicubic resampling -> normalise with the processor's mean and std -> (3, S, S).
+Order (as in Google's MedSigLIP serving code, Google-Health/medsiglip ``python/serving/``): [0, 1] pixels
+-> zero-pad to a centred square -> resize to the model's size with bicubic resampling -> normalise with the
+processor's mean and std -> (3, S, S).
 Resizing is done on float32 planes with Pillow (mode "F"), so 16-bit precision is kept; the Hugging Face
 processor goes through 8-bit PIL images, which costs precision and time. Greyscale is resized once and
 then repeated to three channels.

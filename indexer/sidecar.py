@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert
-
 from indexer.sidecar_join import Joiner
 from storage.errors import InvalidQuery
-from storage.models import METADATA_COLUMNS, ImageField
+from storage.file_records import image_keys, replace_fields
+from storage.models import METADATA_COLUMNS
 from storage.store import Store
 
 JOIN_COLUMNS = ("path", "file", "filename", "file_name", "sop_instance_uid")
@@ -67,27 +66,22 @@ def import_sidecar(store: Store, csv_path: Path, *, key: str | None = None, rena
     kinds = {field_name: infer_kind([row[column] for row in rows]) for column, field_name in names.items()}
     report = SidecarReport(rows=len(rows))
     source = f"sidecar:{csv_path.name}"
-    with store.session() as session:
-        joiner = Joiner(session, join, csv_path.parent, root)
-        session.execute(delete(ImageField).where(ImageField.source == source))
-        values: list[dict[str, Any]] = []
-        touched: set[int] = set()
-        for row in rows:
-            value = row[join].strip()
-            found = joiner.find(value)
-            if found.candidates:
-                report.ambiguous[value] = found.candidates
-            elif not found.ids:
-                report.unmatched.append(row[join])
-            else:
-                report.matched_rows += 1
-                touched.update(found.ids)
-                fields = {names[column]: text for column, text in row.items() if column in names}
-                values.extend(entry for image_id in found.ids for entry in _field_rows(image_id, fields, kinds, source))
-        if values:
-            session.execute(delete(ImageField).where(ImageField.image_id.in_(touched),
-                                                     ImageField.name.in_(list(kinds))))
-            session.execute(insert(ImageField), values)
+    joiner = Joiner(image_keys(store), join, csv_path.parent, root)
+    values: list[dict[str, Any]] = []
+    touched: set[int] = set()
+    for row in rows:
+        value = row[join].strip()
+        found = joiner.find(value)
+        if found.candidates:
+            report.ambiguous[value] = found.candidates
+        elif not found.ids:
+            report.unmatched.append(row[join])
+        else:
+            report.matched_rows += 1
+            touched.update(found.ids)
+            fields = {names[column]: text for column, text in row.items() if column in names}
+            values.extend(entry for image_id in found.ids for entry in _field_rows(image_id, fields, kinds, source))
+    replace_fields(store, source, sorted(touched), list(kinds), values)
     written = {entry["name"] for entry in values}
     report.fields = {name: kind for name, kind in kinds.items() if name in written}
     report.empty = [name for name in kinds if name not in written]

@@ -8,13 +8,13 @@ to one indexed folder, or the row can give a path instead)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
-from storage.models import Image
+if TYPE_CHECKING:
+    from storage.store import Store
 
 UID_COLUMN = "sop_instance_uid"
 
@@ -30,13 +30,15 @@ class Found:
 class Joiner:
     """Looks up key values of column ``column`` among the store's images."""
 
-    def __init__(self, session: Any, column: str, base: Path, root: Path | None = None) -> None:
+    def __init__(self, images: Iterable[tuple[int, str, str | None]], column: str, base: Path,
+                 root: Path | None = None) -> None:
+        """``images``: (id, path, SOP instance UID) rows (``storage.file_records.image_keys``)."""
         self.column, self.base = column, base
         self.root = root.expanduser().resolve() if root is not None else None
         self.by_path: dict[str, list[int]] = {}
         self.by_name: dict[str, dict[str, list[int]]] = {}
         self.by_uid: dict[str, list[int]] = {}
-        for image_id, path, uid in session.execute(select(Image.id, Image.path, Image.sop_instance_uid)):
+        for image_id, path, uid in images:
             self.by_path.setdefault(path, []).append(image_id)
             if self.root is None or Path(path).is_relative_to(self.root):
                 self.by_name.setdefault(Path(path).name, {}).setdefault(path, []).append(image_id)
@@ -63,9 +65,10 @@ class Joiner:
         return []
 
 
-def join_keys(store: Any, column: str, values: list[str], base: Path, root: Path | None = None) -> list[Found]:
-    """What each key value of ``column`` names in ``store`` (a ``Store``), by the rules above: the same
-    join ``import-metadata`` uses, for readers of other CSVs (``evaluate --truth``)."""
-    with store.sessions() as session:
-        joiner = Joiner(session, column, base, root)
-        return [joiner.find(value.strip()) for value in values]
+def join_keys(store: Store, column: str, values: list[str], base: Path, root: Path | None = None) -> list[Found]:
+    """What each key value of ``column`` names in ``store``, by the rules above: the same join
+    ``import-metadata`` uses, for readers of other CSVs (``evaluate --truth``)."""
+    from storage.file_records import image_keys
+
+    joiner = Joiner(image_keys(store), column, base, root)
+    return [joiner.find(value.strip()) for value in values]

@@ -21,26 +21,24 @@ import numpy as np
 from indexer.embedder import DEFAULT_MODEL, Embedder
 from indexer.frames import ReadOptions
 from indexer.pipeline import IndexReport, IndexSettings, Progress, index_paths
+from search.facade.cohorts import Cohorts
+from search.facade.items import ItemsMixin
 from search.labels.labelsets import LabelSet
 from search.labels.zeroshot import Classification
-
-if TYPE_CHECKING:
-    from search.labels.evaluate import Evaluation
 from search.language import Translation, Translator
 from search.query.compose import Part, compose, parse_part
-from search.query.ranking import allowed_ids, group_column, grouped, iter_ranked, take
-from search.query.results import Result, embed_file, hydrate, stored_vector, vector_of_path
-from search.query.scoring import cosine_for_probability
+from search.query.ranking import allowed_ids, group_column, iter_ranked, ranked_results
+from search.query.results import Result, embed_file, stored_vector, vector_of_path
+from search.query.scoring import threshold as threshold_of
 from search.query.textcache import TextCache
 from storage import queries, vectors
-from storage.errors import InvalidQuery, ModelUnavailable, NotFound, not_utf8
-from storage.sources import source_urls
+from storage.errors import InvalidQuery, ModelUnavailable, not_utf8
 from storage.store import Store
 
 if TYPE_CHECKING:
     from indexer.dicomweb.run import SourceSettings
     from indexer.distributed.executor import RaySettings
-    from storage.roots import RootRemoval
+    from search.labels.evaluate import Evaluation
 
 
 def resolve_model(explicit: str | None, store: Store | None) -> str:
@@ -62,8 +60,18 @@ def _check_utf8(text: str) -> None:
         raise not_utf8() from None
 
 
-class Medsearch:
-    """A store plus the model that reads it; the model is loaded on first need only."""
+def _id_or_path(target: str | Path | int) -> tuple[int | None, Path]:
+    """(the image id ``target`` stands for, or None; ``target`` as a path): an int, or digits that name no
+    file, is an id."""
+    path = Path(str(target)).expanduser()
+    if isinstance(target, int) or (not path.exists() and str(target).isdigit()):
+        return int(str(target)), path
+    return None, path
+
+
+class Medsearch(ItemsMixin):
+    """A store plus the model that reads it; the model is loaded on first need only. Look-ups by id and
+    ``info`` come from ``search.facade.items``; ``ms.cohorts`` is ``search.facade.cohorts.Cohorts``."""
 
     def __init__(self, store: Store, model: str | None = None, device: str = "auto",
                  embedder: Embedder | None = None, precision: str = "auto",
@@ -76,6 +84,7 @@ class Medsearch:
         self._embedder = embedder
         self._texts: TextCache | None = None
         self._model_checked = False
+        self.cohorts = Cohorts(self)
 
     @classmethod
     def open(cls, store: str | Path | None = None, model: str | None = None, device: str = "auto",
@@ -202,7 +211,7 @@ class Medsearch:
         if group_by is not None:
             self.group_column(group_by)
         query, calibration = self._query(text, like, unlike, min_prob)
-        return self.rank(query, k, offset, where, self._threshold(min_score, min_prob, calibration),
+        return self.rank(query, k, offset, where, threshold_of(min_score, min_prob, calibration),
                           group_by, calibration)
 
     def similar(self, target: str | Path | int, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
@@ -225,9 +234,9 @@ class Medsearch:
 
     def _own_ids(self, target: str | Path | int) -> set[int]:
         """The stored ids of a query target: the id itself, or the frames of an indexed file."""
-        path = Path(str(target)).expanduser()
-        if isinstance(target, int) or (not path.exists() and str(target).isdigit()):
-            return {int(str(target))}
+        image_id, path = _id_or_path(target)
+        if image_id is not None:
+            return {image_id}
         return set(queries.ids_of_path(self.store, str(path.resolve()))) if path.exists() else set()
 
     def count(self, text: str | None = None, *, where: Sequence[str] = (), min_score: float | None = None,
@@ -237,7 +246,7 @@ class Medsearch:
         threshold = None
         if text is not None or like or unlike:
             query, calibration = self._query(text, like, unlike, min_prob)
-            threshold = self._threshold(min_score, min_prob, calibration)
+            threshold = threshold_of(min_score, min_prob, calibration)
         if threshold is None:
             return vectors.live_count(self.store.index()) if allowed is None else len(allowed)
         return sum(1 for _hit in iter_ranked(self.store, query, allowed, threshold, first_round=1024))
@@ -272,9 +281,9 @@ class Medsearch:
         from search.explain.service import explain_frame, frame_of_file, frame_of_id
 
         query = self.composed(text, like, unlike)
-        path = Path(str(target)).expanduser()
-        if isinstance(target, int) or (not path.exists() and str(target).isdigit()):
-            pixels = frame_of_id(self.store, int(str(target)), options=read_options)
+        image_id, path = _id_or_path(target)
+        if image_id is not None:
+            pixels = frame_of_id(self.store, image_id, options=read_options)
         elif path.is_file():
             pixels = frame_of_file(path, read_options)
         else:
@@ -300,16 +309,6 @@ class Medsearch:
         calibration = (self.embedder.logit_scale, self.embedder.logit_bias) if plain_text else None
         return query, calibration
 
-    @staticmethod
-    def _threshold(min_score: float | None, min_prob: float | None,
-                   calibration: tuple[float, float] | None) -> float | None:
-        bounds = [min_score] if min_score is not None else []
-        if min_prob is not None and calibration is not None:
-            if not 0.0 < min_prob < 1.0:
-                raise InvalidQuery("--min-prob must be strictly between 0 and 1")
-            bounds.append(cosine_for_probability(min_prob, *calibration))
-        return max(bounds) if bounds else None
-
     def allowed(self, where: Sequence[str]) -> np.ndarray | None:
         """The sorted int64 ids passing every ``where`` expression, or None for no filter (remembered per
         store generation). Raises InvalidQuery pointing at the mistake."""
@@ -318,30 +317,15 @@ class Medsearch:
     def rank(self, query: np.ndarray, k: int, offset: int = 0, where: Sequence[str] = (),
              threshold: float | None = None, group_by: str | None = None,
              calibration: tuple[float, float] | None = None) -> list[Result]:
-        """Results for a (dim,) query vector: filtered inside the search, thresholded, paged, grouped.
-        When a writer deletes some of the hits before they are read back, the search runs again on the
-        caught-up index (up to 3 times), so that a page is not left short."""
-        if group_by is None:
-            for _attempt in range(3):
-                hits = take(iter_ranked(self.store, query, allowed_ids(self.store, where), threshold), k, offset)
-                results = hydrate(self.store, hits, offset, calibration)
-                if len(results) == len(hits):
-                    break
-            return results
-        ranked = iter_ranked(self.store, query, allowed_ids(self.store, where), threshold)
-        best = grouped(self.store, ranked, group_by, k, offset)
-        results = hydrate(self.store, [(i, s) for i, s, _g in best], offset, calibration)
-        groups = {i: g for i, _s, g in best}
-        for result in results:
-            result.group = groups[result.id]
-        return results
+        """Results for a (dim,) query vector (``search.query.ranking.ranked_results``)."""
+        return ranked_results(self.store, query, k, offset, where, threshold, group_by, calibration)
 
     def query_vector(self, target: str | Path | int, read_options: ReadOptions | None = None) -> np.ndarray:
         """The (dim,) vector of an id, an indexed path, or a file embedded now. Raises NotFound,
         UnreadableFile."""
-        path = Path(str(target)).expanduser()
-        if isinstance(target, int) or (not path.exists() and str(target).isdigit()):
-            return stored_vector(self.store, int(str(target)))
+        image_id, path = _id_or_path(target)
+        if image_id is not None:
+            return stored_vector(self.store, image_id)
         stored = vector_of_path(self.store, path) if path.exists() else None
         if stored is not None:
             return stored
@@ -400,68 +384,3 @@ class Medsearch:
         from search.labels.evaluate import Truth, evaluate
 
         return evaluate(self, Truth(truth_csv, key, root, tuple(truth_fields)), labels, k)
-
-    def item(self, image_id: int) -> dict[str, Any]:
-        """One image's id, path, typed metadata (never the identity column) and its sidecar/label
-        ``fields`` (typed as imported). Raises NotFound."""
-        found = queries.images_by_id(self.store, [image_id]).get(image_id)
-        if found is None:
-            raise NotFound(f"No image with id {image_id} in the store.")
-        fields = queries.fields_by_id(self.store, [image_id]).get(image_id, {})
-        return {"id": image_id, "path": found[0], "metadata": found[1], "fields": fields}
-
-    def image_path(self, image_id: int) -> str:
-        """The stored path of an image id. Raises NotFound."""
-        path = queries.image_path(self.store, image_id)
-        if path is None:
-            raise NotFound(f"No image with id {image_id} in the store.")
-        return path
-
-    def stored_thumbnail(self, image_id: int) -> tuple[bytes, int] | None:
-        """(PNG bytes, the file's mtime_ns when it was made) of the thumbnail made at index time, or None."""
-        from storage.thumbnails import stored_thumbnail
-
-        return stored_thumbnail(self.store, image_id)
-
-    def remove_root(self, folder: str | Path) -> RootRemoval:
-        """Remove an indexed folder from the store: its images (rows and vectors, in step), failure records
-        and root, and those of indexed folders inside it. Needs a writable store. Raises InvalidQuery
-        for a folder that is not an indexed root, or that lies inside another one."""
-        from storage.roots import remove_root
-
-        given = Path(folder).expanduser()
-        roots = queries.roots(self.store)
-        wanted = next((root for root in roots if root in (str(given), str(given.resolve()))), None)
-        if wanted is None:
-            raise InvalidQuery(f"{folder} is not an indexed folder; indexed: {', '.join(roots) or 'none'}")
-        outer = [root for root in roots if root != wanted and Path(wanted).is_relative_to(root)]
-        if outer:
-            raise InvalidQuery(f"{wanted} lies inside the indexed folder {outer[0]}, whose next index would add "
-                               f"its images again; remove {outer[0]} instead")
-        return remove_root(self.store, wanted)
-
-    def info(self) -> dict[str, Any]:
-        """The store's facts: counts, model, dimension, index type, generation, roots and failures."""
-        from indexer.upgrade import images_to_upgrade
-        from storage.pixel_records import read_key_counts
-
-        store = self.store
-        info = store.info()
-        return {
-            "store": str(store.directory),
-            "images": store.image_count(),
-            "files": queries.file_count(store),
-            "model": info.model_id if info else None,
-            "model_revision": info.model_revision if info else None,
-            "dimension": info.dim if info else None,
-            "preprocessing_version": info.preprocessing_version if info else None,
-            "images_to_upgrade": images_to_upgrade(store),  # another preprocessing version: `medsearch upgrade`
-            "voi_options": read_key_counts(store),  # greyscale DICOMs per VOI options they were read with
-            "index_type": info.index_type if info else None,
-            "precisions": store.precisions(),
-            "generation": info.generation if info else 0,
-            "snapshot_generation": queries.snapshot_generation(store),
-            "roots": queries.roots(store),
-            "sources": source_urls(store),
-            "failures": queries.failures(store),
-        }

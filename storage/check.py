@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select, text
 
-from storage import vectors
+from storage import snapshot, vectors
+from storage.index_choice import IndexType
 from storage.models import Deletion, Failure, Image
 from storage.store import SCHEMA_VERSION, Store
 from storage.writes import Batch, write_batch
@@ -138,10 +139,15 @@ def _vector_problem(blob: bytes | None, dim: int) -> str | None:
 
 
 def _stale_temporaries(directory: Path, report: CheckReport) -> list[Path]:
-    stale = [path for name in (vectors.INDEX_FILE, vectors.MANIFEST_FILE)
+    stale = [path for name in (snapshot.INDEX_FILE, snapshot.MANIFEST_FILE)
              for path in sorted(directory.glob(f"{name}.tmp*"))]
     for path in stale:
         report.add("temporary_file", f"{path.name} left by an interrupted snapshot write", repairable=True)
+    if snapshot.read_manifest(directory) is not None:  # without one, every index file may be the only copy
+        for path in snapshot.unnamed_index_files(directory):
+            report.add("temporary_file", f"{path.name} is named by no manifest (an interrupted snapshot write)",
+                       repairable=True)
+            stale.append(path)
     return stale
 
 
@@ -149,14 +155,14 @@ def _snapshot_problems(store: Store, dim: int, revision: str, report: CheckRepor
     """Whether the FAISS snapshot needs rewriting; adds a problem saying why. No snapshot of no images (an
     index run stopped before its first batch) is no problem."""
     directory, generation = store.directory, store.generation()
-    manifest_path = directory / vectors.MANIFEST_FILE
-    if not manifest_path.exists() and not (directory / vectors.INDEX_FILE).exists():
+    manifest_path = directory / snapshot.MANIFEST_FILE
+    if not manifest_path.exists() and not list(directory.glob("index*.faiss")):
         report.facts["snapshot_generation"] = None
         if images == 0:
             return False
         report.add("snapshot", "no FAISS snapshot (it is rebuilt from the database on open)", repairable=True)
         return True
-    loaded = vectors.load_snapshot(directory, dim, revision)
+    loaded = snapshot.load_snapshot(directory, dim, revision)
     if loaded is None:
         report.add("snapshot", "the FAISS snapshot is missing, damaged, or its checksum or manifest does not "
                    "match", repairable=True)
@@ -164,8 +170,8 @@ def _snapshot_problems(store: Store, dim: int, revision: str, report: CheckRepor
     _index, manifest = loaded
     report.facts["snapshot_generation"] = manifest.generation
     info = store.info()
-    recorded = info.index_type if info else "flat"
-    if manifest.index_type != recorded and not (recorded == "ivf-sq8" and manifest.count == 0):
+    recorded = IndexType.parse(info.index_type) if info else IndexType.FLAT
+    if manifest.index_type != recorded and not (recorded is IndexType.IVF_SQ8 and manifest.count == 0):
         report.add("index_type", f"the database records a {recorded} index but the snapshot is {manifest.index_type} "
                    f"(an interrupted reindex); repair rebuilds it as {recorded}", repairable=True)
         return True
@@ -181,7 +187,7 @@ def _index_problems(store: Store, dim: int, revision: str, report: CheckReport) 
     other ids than the database; adds a problem saying which."""
     with store.sessions() as session, session.begin():
         stored = set(session.scalars(select(Image.id)))
-        loaded = vectors.load_snapshot(store.directory, dim, revision)
+        loaded = snapshot.load_snapshot(store.directory, dim, revision)
         replayed = None
         if loaded is not None:
             generation = loaded[1].generation

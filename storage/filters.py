@@ -138,7 +138,8 @@ class _Compiler:
     def column(self, name: str, expr: Predicate) -> ColumnElement[bool]:
         column, kind = getattr(Image, name), _column_kind(name)
         if isinstance(expr, IsNull):
-            return column.is_not(None) if expr.negated else column.is_(None)
+            null_test: ColumnElement[bool] = column.is_not(None) if expr.negated else column.is_(None)
+            return null_test
         if isinstance(expr, Like):
             if kind != "text":
                 raise self.error(f"'like' needs a text column; {name} is a {kind} column", expr.pos)
@@ -190,7 +191,7 @@ class _Compiler:
 
 def _field_compare(op: str, value: Value) -> ColumnElement[bool]:
     """``value op literal`` on the value column(s) the literal's type can meet."""
-    compare = _OPS[op]
+    compare: Callable[[Any, Any], ColumnElement[bool]] = _OPS[op]
     if isinstance(value, bool):
         return compare(ImageField.number, 1.0 if value else 0.0)
     if isinstance(value, int | float):

@@ -18,8 +18,26 @@ of ``benchmarks/bench_search.py``.
 from __future__ import annotations
 
 import math
+from enum import StrEnum
 
-INDEX_TYPES: tuple[str, ...] = ("flat", "hnsw", "ivf-sq8")
+
+class IndexType(StrEnum):
+    """A kind of FAISS index (the values are what the store records and the CLI takes)."""
+
+    FLAT = "flat"
+    HNSW = "hnsw"
+    IVF_SQ8 = "ivf-sq8"
+
+    @classmethod
+    def parse(cls, name: str) -> IndexType:
+        """The kind called ``name``. Raises ValueError naming the known kinds."""
+        try:
+            return cls(name)
+        except ValueError:
+            raise ValueError(f"unknown index type {name!r}; choose one of {', '.join(INDEX_TYPES)}") from None
+
+
+INDEX_TYPES: tuple[IndexType, ...] = tuple(IndexType)
 FLAT_MAX = 50_000
 HNSW_MAX = 500_000
 HNSW_M = 32
@@ -29,31 +47,30 @@ IVF_TRAIN_PER_LIST = 40
 ID_OVERHEAD = 16  # bytes per vector for the ids (IndexIDMap2 id map and reverse map; IVF list ids)
 
 
-def bytes_per_vector(index_type: str, dim: int) -> int:
+def bytes_per_vector(index_type: IndexType | str, dim: int) -> int:
     """Estimated memory per vector (bytes) of an index kind at dimension ``dim``. Raises ValueError."""
-    if index_type == "flat":
+    kind = IndexType.parse(index_type)
+    if kind is IndexType.FLAT:
         return 4 * dim + ID_OVERHEAD
-    if index_type == "hnsw":
+    if kind is IndexType.HNSW:
         return 4 * dim + HNSW_M * 2 * 4 * 5 // 4 + ID_OVERHEAD
-    if index_type == "ivf-sq8":
-        return dim + 8 + ID_OVERHEAD
-    raise ValueError(f"unknown index type {index_type!r}; choose one of {', '.join(INDEX_TYPES)}")
+    return dim + 8 + ID_OVERHEAD
 
 
-def choose_index_type(count: int, memory_budget: int | None = None, dim: int = 1152) -> str:
+def choose_index_type(count: int, memory_budget: int | None = None, dim: int = 1152) -> IndexType:
     """The index kind for ``count`` vectors within ``memory_budget`` bytes (None: no limit).
 
     Exact search up to ``FLAT_MAX`` vectors, HNSW up to ``HNSW_MAX``, IVF-SQ8 beyond (or whenever the
     float vectors do not fit the budget).
     """
-    def fits(kind: str) -> bool:
+    def fits(kind: IndexType) -> bool:
         return memory_budget is None or count * bytes_per_vector(kind, dim) <= memory_budget
 
-    if count <= FLAT_MAX and fits("flat"):
-        return "flat"
-    if count <= HNSW_MAX and fits("hnsw"):
-        return "hnsw"
-    return "ivf-sq8"
+    if count <= FLAT_MAX and fits(IndexType.FLAT):
+        return IndexType.FLAT
+    if count <= HNSW_MAX and fits(IndexType.HNSW):
+        return IndexType.HNSW
+    return IndexType.IVF_SQ8
 
 
 def ivf_lists(count: int) -> int:
@@ -61,7 +78,7 @@ def ivf_lists(count: int) -> int:
     ``IVF_TRAIN_PER_LIST`` training vectors per list (1 for tiny sets)."""
     if count < 2 * IVF_TRAIN_PER_LIST:
         return 1
-    lists = 2 ** round(math.log2(2 * math.sqrt(count)))
+    lists = int(2 ** round(math.log2(2 * math.sqrt(count))))
     return max(1, min(lists, count // IVF_TRAIN_PER_LIST))
 
 

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from storage.errors import InvalidQuery, ModelMismatch, NotFound
 from storage.learn_models import Probe, SplitRecord
 from storage.models import Image, ImageField
-from storage.store import ModelRecord
+from storage.queries import chunked
+from storage.store import ModelRecord, Store
 
 FIELD_NAME_CHARACTERS = "_-."
 
@@ -30,9 +31,15 @@ def check_field_name(name: str) -> str:
     return name
 
 
-def replace_field(session: Session, name: str, source: str, kind: str, values: dict[int, Any]) -> None:
+def replace_field(store: Store, name: str, source: str, kind: str, values: dict[int, Any]) -> None:
     """Make field ``name`` hold exactly ``values`` ({image id: value}); ``kind`` is ``number`` or ``text``.
-    Every older value of the field, from any source, is dropped first."""
+    Every older value of the field, from any source, is dropped first (one write transaction)."""
+    with store.session() as session:
+        _replace_field(session, name, source, kind, values)
+    store.filter_cache.clear()  # fields changed, the generation did not
+
+
+def _replace_field(session: Session, name: str, source: str, kind: str, values: dict[int, Any]) -> None:
     column = {"number": "number", "text": "text"}[kind]
     session.execute(delete(ImageField).where(ImageField.name == name))
     rows = [{"image_id": image_id, "name": name, "kind": kind, "number": None, "text": None, "date": None,
@@ -41,66 +48,76 @@ def replace_field(session: Session, name: str, source: str, kind: str, values: d
         session.execute(insert(ImageField), rows)
 
 
-def field_counts(session: Session, name: str) -> dict[str, int]:
+def field_counts(store: Store, name: str) -> dict[str, int]:
     """{value: images} of a text field (a split). Raises NotFound when no image has it."""
-    rows = session.execute(select(ImageField.text, func.count()).where(ImageField.name == name)
-                           .group_by(ImageField.text).order_by(ImageField.text)).all()
+    with store.sessions() as session:
+        rows = session.execute(select(ImageField.text, func.count()).where(ImageField.name == name)
+                               .group_by(ImageField.text).order_by(ImageField.text)).all()
     if not rows:
         raise NotFound(f"no image has a field named {name!r}")
     return {str(value): int(count) for value, count in rows}
 
 
-def content_hashes(session: Session, ids: Sequence[int]) -> dict[int, str]:
-    """{image id: content hash} of ``ids``."""
-    wanted = list(ids)
-    out: dict[int, str] = {}
-    for start in range(0, len(wanted), 4096):
-        query = select(Image.id, Image.content_hash).where(Image.id.in_(wanted[start : start + 4096]))
-        out.update({int(i): h for i, h in session.execute(query)})
-    return out
+def content_hashes(store: Store, ids: Sequence[int]) -> dict[int, str]:
+    """{image id: content hash} of the ``ids`` still stored (bound ``queries.CHUNK_SIZE`` at a time)."""
+    with store.sessions() as session:
+        rows = chunked(ids, lambda chunk: session.execute(
+            select(Image.id, Image.content_hash).where(Image.id.in_(chunk))))
+        return {int(i): h for i, h in rows}
 
 
-def save_probe(session: Session, name: str, record: ModelRecord, weights: np.ndarray, bias: float,
+def save_probe(store: Store, name: str, record: ModelRecord, weights: np.ndarray, bias: float,
                report: dict[str, Any]) -> None:
-    """Save (or replace) probe ``name``: (dim,) float32 ``weights``, ``bias`` and its JSON ``report``."""
-    session.execute(delete(Probe).where(Probe.name == name))
-    session.add(Probe(name=name, model_id=record.model_id, model_revision=record.revision, dim=record.dim,
-                      preprocessing_version=record.preprocessing_version,
-                      weights=np.ascontiguousarray(weights, dtype=np.float32).tobytes(), bias=float(bias),
-                      report=json.dumps(report)))
+    """Save (or replace) probe ``name`` of model ``record``: (dim,) float32 ``weights``, ``bias`` and its
+    JSON ``report``."""
+    with store.session() as session:
+        session.execute(delete(Probe).where(Probe.name == name))
+        session.add(Probe(name=name, model_id=record.model_id, model_revision=record.revision, dim=record.dim,
+                          preprocessing_version=record.preprocessing_version,
+                          weights=np.ascontiguousarray(weights, dtype=np.float32).tobytes(), bias=float(bias),
+                          report=json.dumps(report)))
 
 
-def load_probe(session: Session, name: str, record: ModelRecord | None) -> tuple[np.ndarray, float, dict[str, Any]]:
+def load_probe(store: Store, name: str) -> tuple[np.ndarray, float, dict[str, Any]]:
     """(weights (dim,) float32, bias, report) of probe ``name``. Raises NotFound, and ModelMismatch when
-    ``record`` (the store's model) is not the one it was trained on."""
-    probe = session.scalar(select(Probe).where(Probe.name == name))
-    if probe is None:
-        raise NotFound(f"no probe named {name!r}; `medsearch probe list` shows them")
-    trained = ModelRecord(probe.model_id, probe.model_revision, probe.dim, probe.preprocessing_version)
-    problem = record.mismatch(trained) if record is not None else "the store has no model"
-    if problem:
-        raise ModelMismatch(f"probe {name!r} was trained on {probe.model_id} ({probe.model_revision}); "
-                            f"{problem}. Train it again on this store")
-    return np.frombuffer(probe.weights, dtype=np.float32), probe.bias, json.loads(probe.report)
+    the store's model is not the one it was trained on."""
+    record = store.model_record()
+    with store.sessions() as session:
+        probe = session.scalar(select(Probe).where(Probe.name == name))
+        if probe is None:
+            raise NotFound(f"no probe named {name!r}; `medsearch probe list` shows them")
+        trained = ModelRecord(probe.model_id, probe.model_revision, probe.dim, probe.preprocessing_version)
+        problem = record.mismatch(trained) if record is not None else "the store has no model"
+        if problem:
+            raise ModelMismatch(f"probe {name!r} was trained on {probe.model_id} ({probe.model_revision}); "
+                                f"{problem}. Train it again on this store")
+        return np.frombuffer(probe.weights, dtype=np.float32), probe.bias, json.loads(probe.report)
 
 
-def list_probes(session: Session) -> list[dict[str, Any]]:
+def list_probes(store: Store) -> list[dict[str, Any]]:
     """Every probe: name, model, date and its report."""
-    return [{"name": p.name, "model": p.model_id, "model_revision": p.model_revision,
-             "created_at": p.created_at.isoformat(timespec="seconds") + "Z", **json.loads(p.report)}
-            for p in session.scalars(select(Probe).order_by(Probe.name))]
+    with store.sessions() as session:
+        return [{"name": p.name, "model": p.model_id, "model_revision": p.model_revision,
+                 "created_at": p.created_at.isoformat(timespec="seconds") + "Z", **json.loads(p.report)}
+                for p in session.scalars(select(Probe).order_by(Probe.name))]
 
 
-def save_split(session: Session, name: str, definition: dict[str, Any], counts: dict[str, Any]) -> None:
-    """Record how split field ``name`` was made (replacing an older record)."""
-    session.execute(delete(SplitRecord).where(SplitRecord.name == name))
-    session.add(SplitRecord(name=name, definition=json.dumps(definition), counts=json.dumps(counts)))
+def save_split(store: Store, name: str, values: dict[int, str], definition: dict[str, Any],
+               counts: dict[str, Any]) -> None:
+    """In one write transaction: make text field ``name`` hold exactly ``values`` ({image id: split name})
+    and record how it was made (replacing an older record)."""
+    with store.session() as session:
+        _replace_field(session, name, f"split:{name}", "text", values)
+        session.execute(delete(SplitRecord).where(SplitRecord.name == name))
+        session.add(SplitRecord(name=name, definition=json.dumps(definition), counts=json.dumps(counts)))
+    store.filter_cache.clear()
 
 
-def load_split(session: Session, name: str) -> dict[str, Any] | None:
+def load_split(store: Store, name: str) -> dict[str, Any] | None:
     """{definition, counts, created_at} of split ``name``, or None when it was not made by ``split``."""
-    found = session.get(SplitRecord, name)
-    if found is None:
-        return None
-    return {"definition": json.loads(found.definition), "counts": json.loads(found.counts),
-            "created_at": found.created_at.isoformat(timespec="seconds") + "Z"}
+    with store.sessions() as session:
+        found = session.get(SplitRecord, name)
+        if found is None:
+            return None
+        return {"definition": json.loads(found.definition), "counts": json.loads(found.counts),
+                "created_at": found.created_at.isoformat(timespec="seconds") + "Z"}

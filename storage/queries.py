@@ -8,14 +8,13 @@ may set ``CHUNK_SIZE`` low to prove a caller copes with many chunks).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import String, cast, func, select
 
-from storage import vectors
+from storage import snapshot
 from storage.models import METADATA_COLUMNS, Failure, Image, ImageField, Root, StoreInfo
 from storage.store import Store
 
@@ -28,14 +27,20 @@ R = TypeVar("R")
 
 def chunked(values: Iterable[T], query: Callable[[list[T]], Iterable[R]]) -> Iterator[R]:
     """The rows of ``query(chunk)`` for successive chunks of at most ``CHUNK_SIZE`` values, in order."""
+    for chunk in chunks(values):
+        yield from query(chunk)
+
+
+def chunks(values: Iterable[T]) -> Iterator[list[T]]:
+    """``values`` in successive lists of at most ``CHUNK_SIZE`` (read when called, so a test can lower it)."""
     chunk: list[T] = []
     for value in values:
         chunk.append(value)
         if len(chunk) >= CHUNK_SIZE:
-            yield from query(chunk)
+            yield chunk
             chunk = []
     if chunk:
-        yield from query(chunk)
+        yield chunk
 
 
 def images_by_id(store: Store, ids: Sequence[int]) -> dict[int, tuple[str, dict[str, Any]]]:
@@ -200,5 +205,5 @@ def embeddings(store: Store, ids: Sequence[int]) -> dict[int, tuple[str, np.ndar
 
 def snapshot_generation(store: Store) -> int | None:
     """The generation of the FAISS snapshot on disk (its manifest), or None when there is none."""
-    manifest = store.directory / vectors.MANIFEST_FILE
-    return json.loads(manifest.read_text()).get("generation") if manifest.exists() else None
+    manifest = snapshot.read_manifest(store.directory)
+    return None if manifest is None else manifest.generation

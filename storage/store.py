@@ -19,9 +19,10 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from storage import index_choice, vectors
+from storage import index_choice, snapshot, vectors
 from storage.database import make_engine, make_sessions
 from storage.errors import ModelMismatch, StoreError, StoreLocked
+from storage.index_choice import IndexType
 from storage.models import Deletion, Image, Precision, StoreInfo, utcnow
 
 SCHEMA_VERSION = 1
@@ -146,7 +147,7 @@ class Store:
             return None
         return ModelRecord(info.model_id, info.model_revision, info.dim, info.preprocessing_version)
 
-    def bind_model(self, record: ModelRecord, index_type: str = "flat") -> None:
+    def bind_model(self, record: ModelRecord, index_type: IndexType = IndexType.FLAT) -> None:
         """Record the model on first use; afterwards refuse any other. Raises ModelMismatch."""
         current = self.model_record()
         if current is None:
@@ -215,7 +216,7 @@ class Store:
         if record is None:
             raise StoreError(f"The store at {self.directory} is empty; index a folder first.")
         if self._index is None:
-            loaded = vectors.load_snapshot(self.directory, record.dim, record.revision)
+            loaded = snapshot.load_snapshot(self.directory, record.dim, record.revision)
             # a reader serves a sound snapshot of another type than recorded (a reindex killed before it
             # committed): rebuilding it on every open, never saved, would cost far more than it gains
             if loaded is not None and (loaded[1].index_type == self._index_type() or not self.writable):
@@ -256,20 +257,20 @@ class Store:
         with self.sessions() as session:
             return session.scalar(select(func.count()).select_from(Image)) or 0
 
-    def _index_type(self) -> str:
+    def _index_type(self) -> IndexType:
         info = self.info()
-        return info.index_type if info else "flat"
+        return IndexType.parse(info.index_type) if info else IndexType.FLAT
 
-    def _rebuild(self, dim: int, index_type: str | None = None) -> None:
+    def _rebuild(self, dim: int, index_type: IndexType | None = None) -> None:
         """Build the index (of the recorded type, or ``index_type``) again from every vector in the database
         (ivf-sq8: trained on a random sample)."""
         index_type = index_type or self._index_type()
         with self.sessions() as session, session.begin():
             generation = session.scalar(select(StoreInfo.generation)) or 0
             sample, count = None, session.scalar(select(func.count()).select_from(Image)) or 0
-            if index_type == "ivf-sq8" and count == 0:
-                index_type = "flat"  # nothing to train on; the next rebuild (on open) trains the ivf index
-            if index_type == "ivf-sq8":
+            if index_type is IndexType.IVF_SQ8 and count == 0:
+                index_type = IndexType.FLAT  # nothing to train on; the next rebuild (on open) trains the ivf index
+            if index_type is IndexType.IVF_SQ8:
                 rows = session.execute(select(Image.id, Image.embedding).order_by(func.random())
                                        .limit(max(1, index_choice.train_size(count)))).all()
                 sample = _stack(rows)[1]
@@ -279,11 +280,11 @@ class Store:
                 vectors.add(index, *_stack(chunk))
         self._index, self._index_generation = index, generation
 
-    def reindex(self, index_type: str) -> None:
+    def reindex(self, index_type: IndexType | str) -> None:
         """Switch the store to ``index_type`` (``flat``, ``hnsw``, ``ivf-sq8``): build the index from the
         database's vectors, write the snapshot, then record the type (a kill before that leaves the old
         type). Raises StoreError when not writable or empty, ValueError for an unknown type."""
-        index_choice.bytes_per_vector(index_type, 1)
+        index_type = IndexType.parse(index_type)
         if not self.writable:
             raise StoreError(f"Open the store at {self.directory} for writing to rebuild its index.")
         record = self.model_record()
@@ -302,7 +303,7 @@ class Store:
         if record is None or not self.writable:
             return
         index = self.index()
-        vectors.save_snapshot(index, self.directory, self._index_generation, record.revision,
+        snapshot.save_snapshot(index, self.directory, self._index_generation, record.revision,
                               vectors.index_type_of(index))
 
     def apply_to_index(self, generation: int, added: tuple[np.ndarray, np.ndarray], removed: np.ndarray) -> None:
@@ -340,6 +341,10 @@ class IdSetCache:
         self.entries[key] = ids
         while sum(len(v) for v in self.entries.values()) > self.max_ids and len(self.entries) > 1:
             self.entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every id set: fields changed without a new generation (sidecar, scores, probes, splits)."""
+        self.entries.clear()
 
 
 def _stack(rows: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -1,30 +1,18 @@
 """The FAISS index: inner product over unit vectors (= cosine), ids equal to ``images.id``.
 
-The index is a snapshot of the database. It is written atomically (temporary file, fsync, rename) with
-a manifest (generation, count, dimension, model, checksum) written the same way after it; on open the
-manifest and checksum are checked and the rows newer than the snapshot's generation are replayed.
-Only files this program wrote are loaded (FAISS files are code-like input).
+The index is a snapshot of the database, saved and loaded by ``storage.snapshot``.
 """
 
 from __future__ import annotations
 
-import errno
-import hashlib
-import json
 import math
-import os
-import shutil
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from storage import index_choice
-from storage.errors import StoreError
+from storage.index_choice import IndexType
 
-INDEX_FILE = "index.faiss"
-MANIFEST_FILE = "index.json"
 SUBSET_EXACT_MAX = 16_384
 """Allowed sets up to this size are scored exactly instead of through the approximate structure."""
 TOMBSTONE = -1
@@ -33,18 +21,7 @@ COMPACT_FRACTION = 0.25
 """An HNSW graph is rebuilt from its live vectors when more than this share of its nodes are tombstones."""
 
 
-@dataclass(frozen=True)
-class Manifest:
-    generation: int
-    count: int
-    dim: int
-    model_revision: str
-    index_type: str
-    sha256: str
-    format: int = 1
-
-
-def new_index(dim: int, index_type: str = "flat", sample: np.ndarray | None = None,
+def new_index(dim: int, index_type: IndexType | str = IndexType.FLAT, sample: np.ndarray | None = None,
               count: int | None = None) -> Any:
     """An empty FAISS index of ``index_type`` (see ``storage.index_choice``) for ``dim``-d unit vectors.
 
@@ -53,36 +30,34 @@ def new_index(dim: int, index_type: str = "flat", sample: np.ndarray | None = No
     """
     import faiss
 
-    if index_type == "flat":
+    kind = IndexType.parse(index_type)
+    if kind is IndexType.FLAT:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-    if index_type == "hnsw":
+    if kind is IndexType.HNSW:
         graph = faiss.IndexHNSWFlat(dim, index_choice.HNSW_M, faiss.METRIC_INNER_PRODUCT)
         graph.hnsw.efConstruction = index_choice.HNSW_EF_CONSTRUCTION
         graph.hnsw.efSearch = index_choice.HNSW_EF_SEARCH
         return faiss.IndexIDMap2(graph)
-    if index_type == "ivf-sq8":
-        if sample is None or len(sample) == 0:
-            raise ValueError("an ivf-sq8 index is trained on a sample of the vectors; none was given")
-        lists = index_choice.ivf_lists(max(count or 0, len(sample)))
-        lists = min(lists, max(1, len(sample) // index_choice.IVF_TRAIN_PER_LIST))
-        ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, lists, faiss.ScalarQuantizer.QT_8bit,
-                                            faiss.METRIC_INNER_PRODUCT)
-        ivf.cp.min_points_per_centroid = 1
-        ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
-        ivf.nprobe = index_choice.ivf_probes(lists)
-        return ivf
-    index_choice.bytes_per_vector(index_type, dim)  # raises ValueError naming the known types
-    raise AssertionError(index_type)
+    if sample is None or len(sample) == 0:
+        raise ValueError("an ivf-sq8 index is trained on a sample of the vectors; none was given")
+    lists = index_choice.ivf_lists(max(count or 0, len(sample)))
+    lists = min(lists, max(1, len(sample) // index_choice.IVF_TRAIN_PER_LIST))
+    ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, lists, faiss.ScalarQuantizer.QT_8bit,
+                                        faiss.METRIC_INNER_PRODUCT)
+    ivf.cp.min_points_per_centroid = 1
+    ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
+    ivf.nprobe = index_choice.ivf_probes(lists)
+    return ivf
 
 
-def index_type_of(index: Any) -> str:
-    """The kind (``flat``, ``hnsw`` or ``ivf-sq8``) of an index made by ``new_index``."""
+def index_type_of(index: Any) -> IndexType:
+    """The kind of an index made by ``new_index``."""
     import faiss
 
     if isinstance(index, faiss.IndexIVF):
-        return "ivf-sq8"
+        return IndexType.IVF_SQ8
     inner = faiss.downcast_index(index.index)
-    return "hnsw" if isinstance(inner, faiss.IndexHNSW) else "flat"
+    return IndexType.HNSW if isinstance(inner, faiss.IndexHNSW) else IndexType.FLAT
 
 
 def add(index: Any, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -106,7 +81,7 @@ def remove(index: Any, ids: np.ndarray) -> int:
     if len(ids) == 0 or index.ntotal == 0:
         return 0
     ids = np.ascontiguousarray(ids, dtype=np.int64)
-    if index_type_of(index) != "hnsw":
+    if index_type_of(index) is not IndexType.HNSW:
         return int(index.remove_ids(faiss.IDSelectorBatch(ids)))
     held = faiss.vector_to_array(index.id_map)
     gone = np.isin(held, ids) & (held != TOMBSTONE)
@@ -132,7 +107,7 @@ def _compact(index: Any, held: np.ndarray) -> None:
 
 def live_count(index: Any) -> int:
     """How many vectors a search can return: ``ntotal`` less the HNSW tombstones."""
-    return len(ids(index)) if index_type_of(index) == "hnsw" else int(index.ntotal)
+    return len(ids(index)) if index_type_of(index) is IndexType.HNSW else int(index.ntotal)
 
 
 def ids(index: Any) -> np.ndarray:
@@ -145,7 +120,8 @@ def ids(index: Any) -> np.ndarray:
                   for i in range(index.nlist) if lists.list_size(i)]
         return np.concatenate(chunks).astype(np.int64) if chunks else np.empty(0, np.int64)
     held = faiss.vector_to_array(index.id_map).astype(np.int64)
-    return held[held != TOMBSTONE]
+    live: np.ndarray = held[held != TOMBSTONE]
+    return live
 
 
 def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
@@ -158,21 +134,27 @@ def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | No
     hits than it should falls back to the exact route.
     """
     queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-    if allowed_ids is None and index_type_of(index) == "hnsw":
+    if allowed_ids is None and index_type_of(index) is IndexType.HNSW:
         return _search_live(index, queries, k)
     if allowed_ids is None:
-        return index.search(queries, k)
+        return _faiss_search(index, queries, k)
     allowed = np.unique(np.asarray(allowed_ids, dtype=np.int64))
     wanted = min(k, len(allowed))
     if wanted == 0:
         return _empty(len(queries), k)
-    if len(allowed) <= SUBSET_EXACT_MAX and index_type_of(index) != "flat":  # flat + selector is exact already
+    if len(allowed) <= SUBSET_EXACT_MAX and index_type_of(index) is not IndexType.FLAT:  # flat + selector: exact
         return _exact_subset(index, queries, k, allowed)
     params, _keep = _filtered_params(index, allowed, len(allowed) / max(1, index.ntotal))
-    scores, ids = index.search(queries, k, params=params)
+    scores, ids = _faiss_search(index, queries, k, params)
     if (ids[:, wanted - 1] < 0).any():
         return _exact_subset(index, queries, k, allowed)
     return scores, ids
+
+
+def _faiss_search(index: Any, queries: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS's own search, typed: (scores (q, k) float32, ids (q, k) int64)."""
+    scores, ids = index.search(queries, k, params=params) if params is not None else index.search(queries, k)
+    return np.asarray(scores, dtype=np.float32), np.asarray(ids, dtype=np.int64)
 
 
 def _search_live(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +165,7 @@ def _search_live(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, n
     graph: Any = faiss.downcast_index(index.index)
     params.efSearch = graph.hnsw.efSearch
     params.sel = faiss.IDSelectorRange(0, np.iinfo(np.int64).max)
-    return index.search(queries, k, params=params)
+    return _faiss_search(index, queries, k, params)
 
 
 def _filtered_params(index: Any, allowed: np.ndarray, fraction: float, exhaustive: bool = False
@@ -197,7 +179,7 @@ def _filtered_params(index: Any, allowed: np.ndarray, fraction: float, exhaustiv
     if isinstance(index, faiss.IndexIVF):
         params = faiss.SearchParametersIVF()
         params.nprobe = index.nlist if exhaustive else min(index.nlist, math.ceil(index.nprobe * widen))
-    elif index_type_of(index) == "hnsw":
+    elif index_type_of(index) is IndexType.HNSW:
         params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # missing from faiss's stubs
         graph: Any = faiss.downcast_index(index.index)
         params.efSearch = math.ceil(graph.hnsw.efSearch * widen)
@@ -230,7 +212,7 @@ def _exact_subset(index: Any, queries: np.ndarray, k: int, allowed: np.ndarray
 
     if isinstance(index, faiss.IndexIVF):
         params, _keep = _filtered_params(index, allowed, 1.0, exhaustive=True)
-        return index.search(queries, k, params=params)
+        return _faiss_search(index, queries, k, params)
     held = faiss.vector_to_array(index.id_map)
     bitmap = np.packbits(_held_in(held, allowed), bitorder="little")
     params = faiss.SearchParameters()
@@ -244,7 +226,8 @@ def _exact_subset(index: Any, queries: np.ndarray, k: int, allowed: np.ndarray
 def _held_in(held: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Which positions of the id map ``held`` hold one of the sorted ``allowed`` ids (never a tombstone)."""
     if not _fits_bitmap(allowed):
-        return np.isin(held, allowed) & (held != TOMBSTONE)
+        found: np.ndarray = np.isin(held, allowed) & (held != TOMBSTONE)
+        return found
     member = _id_mask(allowed)
     inside = (held >= 0) & (held < len(member))
     inside[inside] = member[held[inside]]
@@ -265,88 +248,3 @@ def _id_mask(allowed: np.ndarray) -> np.ndarray:
 
 def _empty(rows: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full((rows, k), -np.inf, dtype=np.float32), np.full((rows, k), -1, dtype=np.int64)
-
-
-def _fsync_write(path: Path, data: bytes | None = None, source: Path | None = None) -> None:
-    """Write ``data`` (or rename ``source``) to ``path`` atomically and durably."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    if data is not None:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    else:
-        assert source is not None
-        tmp = source
-    os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
-def file_sha256(path: Path | str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def save_snapshot(index: Any, directory: Path, generation: int, model_revision: str, index_type: str) -> Manifest:
-    """Write ``index`` and then its manifest atomically into ``directory``. Raises StoreError (one line,
-    "disk is full ..." when it is) when they cannot be written; no temporary file is left behind."""
-    import faiss
-
-    tmp = directory / f"{INDEX_FILE}.tmp{os.getpid()}"
-    try:
-        faiss.write_index(index, str(tmp))
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        manifest = Manifest(generation, int(index.ntotal), int(index.d), model_revision, index_type,
-                            file_sha256(tmp))
-        _fsync_write(directory / INDEX_FILE, source=tmp)
-        _fsync_write(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=1).encode())
-    except (OSError, RuntimeError) as error:
-        raise _write_failed(directory, error, int(index.ntotal) * int(index.d) * 4) from None
-    finally:
-        for stale in [*directory.glob(f"{INDEX_FILE}.tmp*"), *directory.glob(f"{MANIFEST_FILE}.tmp*")]:
-            stale.unlink(missing_ok=True)  # this failed write's, or a killed writer's (only the lock holder saves)
-    return manifest
-
-
-FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-
-def _write_failed(directory: Path, error: OSError | RuntimeError, needed: int) -> StoreError:
-    """The one-line error of a failed snapshot write. FAISS reports its own write errors without the
-    errno, so for those the free space says whether the disk is full."""
-    full = error.errno in FULL_ERRNOS if isinstance(error, OSError) else shutil.disk_usage(directory).free < needed
-    if full:
-        return StoreError(f"disk is full: the index snapshot could not be written in {directory}; free some "
-                          f"space and run `medsearch check --repair` (the database is intact)")
-    reason = error.strerror if isinstance(error, OSError) else str(error).splitlines()[0][:200]
-    return StoreError(f"the index snapshot could not be written in {directory}: {reason}")
-
-
-def load_snapshot(directory: Path, dim: int, model_revision: str) -> tuple[Any, Manifest] | None:
-    """The saved index and its manifest, or None when missing, foreign or damaged (then rebuild)."""
-    import faiss
-
-    try:
-        manifest = Manifest(**json.loads((directory / MANIFEST_FILE).read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
-    path = directory / INDEX_FILE
-    if manifest.dim != dim or manifest.model_revision != model_revision or not path.is_file():
-        return None
-    if file_sha256(path) != manifest.sha256:
-        return None
-    try:
-        index = faiss.read_index(str(path))
-    except RuntimeError:
-        return None
-    if index.ntotal != manifest.count or index.d != dim:
-        return None
-    return index, manifest

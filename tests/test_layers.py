@@ -1,6 +1,6 @@
 """The package layers, read from the source (every import, lazy ones inside functions included): SQL
-stays behind storage/, the HTTP server imports nothing from the CLI, and the CLI reaches the server only
-to start it (``medsearch serve``)."""
+stays behind storage/ (search/ and indexer/ import no sqlalchemy), the HTTP server imports nothing from
+the CLI, and the CLI reaches the server only to start it (``medsearch serve``)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ def test_the_source_is_found() -> None:
 
 
 def test_no_sql_above_storage() -> None:
+    assert len(_modules("indexer")) > 20
     assert _offenders("search", "sqlalchemy") == []
+    assert _offenders("indexer", "sqlalchemy") == []
 
 
 def test_the_server_does_not_import_the_cli() -> None:

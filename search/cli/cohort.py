@@ -37,12 +37,11 @@ def create(
 ) -> None:
     """Create and save a cohort; prints its funnel. Order: all images -> each --where -> each --include ->
     each --exclude -> --one-per -> --near-duplicates. Scores are cosines to the first semantic include."""
-    from search import cohorts
     from search.api import Medsearch
     from search.language.present import criteria_searched
 
     with cli_errors(as_json), Medsearch.open(store, model, device, writable=True) as ms:
-        made = cohorts.create(ms, name, include or [], exclude or [], where or [], one_per, near_duplicates)
+        made = ms.cohorts.create(name, include or [], exclude or [], where or [], one_per, near_duplicates)
         _show({**made, "searched_as": criteria_searched(ms.english, [*(include or []), *(exclude or [])])},
               as_json, members=10)
 
@@ -51,32 +50,29 @@ def create(
 def refresh(name: NameArgument, store: StoreOption = DEFAULT_STORE, model: ModelOption = None,
             device: DeviceOption = "auto", as_json: JsonOption = False) -> None:
     """Re-run a cohort's saved definition on the store as it is now, and save the new members."""
-    from search import cohorts
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, writable=True) as ms:
-        _show(cohorts.refresh(ms, name), as_json, members=10)
+        _show(ms.cohorts.refresh(name), as_json, members=10)
 
 
 @cohort_app.command()
 def show(name: NameArgument, run: Annotated[int | None, typer.Option(help="A run number; default the latest.")] = None,
          store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
     """Show a cohort's manifest, funnel and members."""
-    from search import cohorts
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store) as ms:
-        _show(cohorts.show(ms, name, run), as_json, members=None)
+        _show(ms.cohorts.show(name, run), as_json, members=None)
 
 
 @cohort_app.command("list")
 def list_(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
     """List the saved cohorts."""
-    from search import cohorts
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store) as ms:
-        found = cohorts.list_cohorts(ms)
+        found = ms.cohorts.list()
         if as_json:
             print_json({"cohorts": found})
             return
@@ -90,22 +86,20 @@ def list_(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> No
 @cohort_app.command()
 def delete(name: NameArgument, store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
     """Delete a cohort with all its runs."""
-    from search import cohorts
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, writable=True) as ms:
-        cohorts.delete(ms, name)
+        ms.cohorts.delete(name)
         print_json({"deleted": name}) if as_json else typer.echo(f"deleted cohort {name}")
 
 
 @cohort_app.command()
 def diff(name: NameArgument, store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
     """Who joined and who left between the previous run and the latest (after `cohort refresh`)."""
-    from search import cohorts
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store) as ms:
-        change = cohorts.diff(ms, name)
+        change = ms.cohorts.diff(name)
         if as_json:
             print_json(change)
             return
@@ -130,11 +124,10 @@ def export(
     """Export a cohort's members; the manifest is written alongside (PATH.manifest.json, or manifest.json
     inside the links folder)."""
     from search.api import Medsearch
-    from search.cohorts.export import export as run_export
 
     with cli_errors(as_json), Medsearch.open(store) as ms:
         wanted = [c.strip() for c in columns.split(",") if c.strip()]
-        report = run_export(ms, name, fmt, output, wanted, copy, run)
+        report = ms.cohorts.export(name, fmt, output, wanted, copy, run)
         if as_json:
             print_json(report)
         else:

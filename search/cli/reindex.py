@@ -12,6 +12,8 @@ from search.cli.common import DEFAULT_STORE, JsonOption, StoreOption, cli_errors
 
 
 class IndexKind(StrEnum):
+    """``--index-type``: a ``storage.index_choice.IndexType`` value, or auto."""
+
     auto = "auto"
     flat = "flat"
     hnsw = "hnsw"
@@ -26,17 +28,18 @@ def reindex(
     as_json: JsonOption = False,
 ) -> None:
     """Rebuild the vector index from the stored vectors as another index type, and save it."""
-    from storage.index_choice import choose_index_type
+    from storage.index_choice import IndexType, choose_index_type
     from storage.store import Store
 
     with cli_errors(as_json), Store.open(store, writable=True) as opened:
         started = time.perf_counter()
         info = opened.info()
         count = opened.image_count()
-        kind = index_type.value
-        if kind == "auto":
+        if index_type is IndexKind.auto:
             budget = None if memory_budget_gb is None else int(memory_budget_gb * 2**30)
             kind = choose_index_type(count, budget, info.dim if info else 1152)
+        else:
+            kind = IndexType.parse(index_type.value)
         opened.reindex(kind)
         facts = {"index_type": kind, "count": count, "seconds": round(time.perf_counter() - started, 3)}
         if as_json:

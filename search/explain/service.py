@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 
 from indexer.frames import ReadOptions
+from indexer.read_back import image_source
 from indexer.readers import read_file
 from search.explain.explain import NEUTRAL_PROMPT, Heatmap, check_method, explain_pixels
-from storage.image_lookup import image_source
+from storage.store import Store
 
 
 @dataclass
@@ -33,17 +34,18 @@ class Explanation:
         return {**extra, **self.heatmap.as_dict()}
 
 
-def frame_of_id(store: Any, image_id: int, guard: Callable[[str], Path] | None = None,
+def frame_of_id(store: Store, image_id: int, guard: Callable[[str], Path] | None = None,
                 options: ReadOptions | None = None) -> np.ndarray:
-    """The pixels of a stored image's frame, read again from its file (through ``guard``, which may
-    refuse a path, when given). Raises NotFound, UnreadableFile and what ``guard`` raises."""
-    stored, frame_number = image_source(store, image_id)
+    """The pixels of a stored image's frame, read again from its file the way it was indexed (its recorded
+    VOI options; ``options`` instead when given), through ``guard``, which may refuse a path, when given.
+    Raises NotFound, UnreadableFile and what ``guard`` raises."""
+    stored, frame_number, recorded = image_source(store, image_id)
     path = guard(stored) if guard else Path(stored)
     if not path.is_file():
         from storage.errors import NotFound
 
         raise NotFound(f"The file of image {image_id} is no longer on disk: {stored}")
-    return frame_of_file(path, options, frame_number)
+    return frame_of_file(path, options or recorded, frame_number)
 
 
 def frame_of_file(path: Path, options: ReadOptions | None = None, frame_number: int = 0) -> np.ndarray:

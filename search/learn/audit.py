@@ -90,8 +90,7 @@ def _near_pairs(ms: Medsearch, ids: np.ndarray, splits: np.ndarray, matrix: np.n
 
 def _exact_pairs(ms: Medsearch, ids: np.ndarray, splits: np.ndarray) -> dict[tuple[int, int], float]:
     """Pairs of rows with one content hash and different splits (the first row of each split per hash)."""
-    with ms.store.sessions() as session:
-        hashes = content_hashes(session, ids.tolist())
+    hashes = content_hashes(ms.store, ids.tolist())
     rows: dict[str, dict[str, int]] = {}
     for n, image_id in enumerate(ids.tolist()):
         rows.setdefault(hashes[image_id], {}).setdefault(str(splits[n]), n)

@@ -63,8 +63,7 @@ def train(ms: Medsearch, name: str, positives: Sequence[str], negatives: Sequenc
     record = ms.store.model_record()
     if record is None:
         raise StoreError("the store has no images yet: index some before training a probe")
-    with ms.store.session() as session:
-        save_probe(session, name, record, weights, bias, report)
+    save_probe(ms.store, name, record, weights, bias, report)
     return {**report, "fold_ids": [ids[fold == f].tolist() for f in range(int(fold.max()) + 1)]}
 
 
@@ -76,8 +75,7 @@ def apply(ms: Medsearch, name: str, where: Sequence[str] = (), save_as: str | No
     weights, bias, _report = _probe(ms, name)
     ids = select_ids(ms, where) if where else all_ids(ms)
     scores = probe_probabilities(vectors_of(ms, ids), weights, bias)
-    with ms.store.session() as session:
-        replace_field(session, field, f"probe:{name}", "number", dict(zip(ids.tolist(), scores.tolist(), strict=True)))
+    replace_field(ms.store, field, f"probe:{name}", "number", dict(zip(ids.tolist(), scores.tolist(), strict=True)))
     return {"probe": name, "field": field, "images": len(ids), "at_least_0.5": int((scores >= 0.5).sum())}
 
 
@@ -93,10 +91,8 @@ def rank(ms: Medsearch, name: str, k: int = 20, exclude: Sequence[int] = ()) -> 
 
 def probes(ms: Medsearch) -> list[dict[str, Any]]:
     """Every saved probe with its report."""
-    with ms.store.sessions() as session:
-        return list_probes(session)
+    return list_probes(ms.store)
 
 
 def _probe(ms: Medsearch, name: str) -> tuple[np.ndarray, float, dict[str, Any]]:
-    with ms.store.sessions() as session:
-        return load_probe(session, name, ms.store.model_record())
+    return load_probe(ms.store, name)

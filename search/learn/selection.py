@@ -37,9 +37,7 @@ def _one_spec(ms: Medsearch, spec: str) -> np.ndarray:
     if kind == "ids":
         return _stored_ids(ms, rest)
     if kind == "cohort":
-        from search import cohorts
-
-        return np.array([m["id"] for m in cohorts.show(ms, rest.strip())["members"]], dtype=np.int64)
+        return np.array([m["id"] for m in ms.cohorts.show(rest.strip())["members"]], dtype=np.int64)
     where = f"{rest.strip()} = 1" if kind == "field" else rest if kind == "where" else spec
     found = allowed_ids(ms.store, [where])
     assert found is not None

@@ -16,7 +16,7 @@ import numpy as np
 
 from search.learn.selection import all_ids, group_keys, select_ids
 from storage.errors import InvalidQuery
-from storage.learn import check_field_name, field_counts, load_split, replace_field, save_split
+from storage.learn import check_field_name, field_counts, load_split, save_split
 from storage.queries import group_values
 
 if TYPE_CHECKING:
@@ -79,17 +79,14 @@ def split(ms: Medsearch, name: str, by: str = "patient", ratios: Sequence[float]
     tally = _counts(names, chosen, groups, strata if stratify else None)
     definition = {"by": by, "ratios": list(ratios), "names": list(names), "stratify": stratify, "seed": seed,
                   "scope": list(scope)}
-    with ms.store.session() as session:
-        replace_field(session, name, f"split:{name}", "text", values)
-        save_split(session, name, definition, tally)
+    save_split(ms.store, name, values, definition, tally)
     return {"name": name, **definition, **tally}
 
 
 def counts(ms: Medsearch, name: str) -> dict[str, Any]:
     """Images per value of split field ``name`` now, with how it was made when ``split`` made it.
     Raises NotFound."""
-    with ms.store.sessions() as session:
-        return {"name": name, "images": field_counts(session, name), "record": load_split(session, name)}
+    return {"name": name, "images": field_counts(ms.store, name), "record": load_split(ms.store, name)}
 
 
 def _strata(ms: Medsearch, ids: np.ndarray, stratify: str | None) -> np.ndarray:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from search.query.results import Result, hydrate
 from storage import queries, vectors
 from storage.errors import InvalidQuery
 from storage.models import METADATA_COLUMNS
@@ -107,3 +108,24 @@ def _chunks(hits: Iterator[tuple[int, float]], size: int) -> Iterator[list[tuple
             chunk = []
     if chunk:
         yield chunk
+
+
+def ranked_results(store: Store, query: np.ndarray, k: int, offset: int = 0, where: Sequence[str] = (),
+                   threshold: float | None = None, group_by: str | None = None,
+                   calibration: tuple[float, float] | None = None) -> list[Result]:
+    """Results for a (dim,) float32 query vector: filtered inside the search, thresholded, paged, grouped.
+    When a writer deletes some of the hits before they are read back, the search runs again on the
+    caught-up index (up to 3 times), so that a page is not left short. Raises InvalidQuery (``where``)."""
+    if group_by is None:
+        for _attempt in range(3):
+            hits = take(iter_ranked(store, query, allowed_ids(store, where), threshold), k, offset)
+            results = hydrate(store, hits, offset, calibration)
+            if len(results) == len(hits):
+                break
+        return results
+    best = grouped(store, iter_ranked(store, query, allowed_ids(store, where), threshold), group_by, k, offset)
+    results = hydrate(store, [(i, s) for i, s, _g in best], offset, calibration)
+    groups = {i: g for i, _s, g in best}
+    for result in results:
+        result.group = groups[result.id]
+    return results

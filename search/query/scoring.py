@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from storage.errors import InvalidQuery
+
 
 def probability(cosine: np.ndarray | float, logit_scale: float, logit_bias: float) -> np.ndarray:
     """``sigmoid(exp(logit_scale) * cosine + logit_bias)``, elementwise, float64 in (0, 1).
@@ -18,3 +20,16 @@ def cosine_for_probability(p: float, logit_scale: float, logit_bias: float) -> f
     if not 0.0 < p < 1.0:
         raise ValueError("probability must be strictly between 0 and 1")
     return float((np.log(p / (1.0 - p)) - logit_bias) / np.exp(logit_scale))
+
+
+def threshold(min_score: float | None, min_prob: float | None,
+              calibration: tuple[float, float] | None) -> float | None:
+    """The cosine a hit must reach: the higher of ``min_score`` and the cosine of ``min_prob`` under the
+    model's (logit_scale, logit_bias) ``calibration`` (ignored without one); None when neither is given.
+    Raises InvalidQuery for a ``min_prob`` outside (0, 1)."""
+    bounds = [min_score] if min_score is not None else []
+    if min_prob is not None and calibration is not None:
+        if not 0.0 < min_prob < 1.0:
+            raise InvalidQuery("--min-prob must be strictly between 0 and 1")
+        bounds.append(cosine_for_probability(min_prob, *calibration))
+    return max(bounds) if bounds else None

@@ -18,9 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from search import cohorts
 from search.cohorts.criteria import parse_criterion
-from search.cohorts.export import export
 from search.server.deps import get_engine
 from search.server.engine import ServerEngine
 from search.server.security import check_token
@@ -55,8 +53,8 @@ def _texts(request: CohortRequest) -> list[str]:
 def _create(engine: ServerEngine, request: CohortRequest) -> dict[str, Any]:
     engine.prepare_texts(_texts(request))
     with engine.cohort_lock, engine.index_lock:
-        return cohorts.create(engine.medsearch, request.name, request.include, request.exclude, request.where,
-                              request.one_per, request.near_duplicates)
+        return engine.medsearch.cohorts.create(request.name, request.include, request.exclude, request.where,
+                                               request.one_per, request.near_duplicates)
 
 
 @router.post("", status_code=201)
@@ -68,14 +66,14 @@ async def create(request: CohortRequest, engine: ServerEngine = Depends(get_engi
 @router.get("")
 def list_all(engine: ServerEngine = Depends(get_engine)) -> dict[str, Any]:
     """Every cohort: name, created date, runs, and the latest run's size and generation."""
-    return {"cohorts": cohorts.list_cohorts(engine.medsearch)}
+    return {"cohorts": engine.medsearch.cohorts.list()}
 
 
 @router.get("/{name}")
 def show(name: str, run: Annotated[int | None, Query(ge=1)] = None,
          engine: ServerEngine = Depends(get_engine)) -> dict[str, Any]:
     """A cohort's manifest and members, best first (the latest run, or ``run``)."""
-    return cohorts.show(engine.medsearch, name, run)
+    return engine.medsearch.cohorts.show(name, run)
 
 
 @router.get("/{name}/export", response_class=FileResponse,
@@ -93,7 +91,7 @@ def export_members(name: str,
     try:
         wanted = [c.strip() for c in columns.split(",") if c.strip()]
         output = folder / "members"
-        export(engine.medsearch, name, format, output, wanted, False, run)
+        engine.medsearch.cohorts.export(name, format, output, wanted, False, run)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -106,5 +104,5 @@ def export_members(name: str,
 def delete(name: str, engine: ServerEngine = Depends(get_engine)) -> dict[str, str]:
     """Delete a cohort with all its runs."""
     with engine.cohort_lock:
-        cohorts.delete(engine.medsearch, name)
+        engine.medsearch.cohorts.delete(name)
     return {"deleted": name}

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from search.query.results import stored_vector
-from storage import vectors
+from storage import snapshot, vectors
 from storage.store import Store
 
 Cli = Callable[..., Any]
@@ -38,7 +38,7 @@ def test_reindex_switches_kind_and_keeps_answers(cli: Cli, indexed_store: Path, 
     report = cli("reindex", "--index-type", kind, "--store", indexed_store, "--json")
     assert report["index_type"] == kind and report["count"] == 9
     assert cli("info", "--store", indexed_store, "--json")["index_type"] == kind
-    assert json.loads((indexed_store / vectors.MANIFEST_FILE).read_text())["index_type"] == kind
+    assert json.loads((indexed_store / snapshot.MANIFEST_FILE).read_text())["index_type"] == kind
     assert _ranked(cli, indexed_store, target)[:3] == exact[:3]
     checked = cli("check", "--store", indexed_store, "--json")
     assert checked["ok"] and checked["facts"]["index_count"] == 9

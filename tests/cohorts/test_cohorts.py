@@ -159,3 +159,27 @@ def test_cli_errors_exit_2(cli: Callable[..., Any], labelled: dict[str, Any]) ->
     cli("cohort", "create", "x", "--where", "site = 'north'", "--one-per", "nosuch", "--store", store, expect=2)
     cli("cohort", "create", "x", "--where", "site = 'north'", "--store", store)
     cli("cohort", "create", "x", "--where", "site = 'north'", "--store", store, expect=2)  # name taken
+
+
+def test_python_door_gives_the_cli_answers(cli: Callable[..., Any], labelled: dict[str, Any], tmp_path: Path) -> None:
+    """``ms.cohorts`` is the door the CLI uses: the same members, list, diff, export, and the same refusal."""
+    from search.api import Medsearch
+
+    store = labelled["store"]
+    by_cli = cli("cohort", "create", "cli", "--include", "text:a red circle top 5", "--store", store, "--json")
+    with Medsearch.open(store, writable=True) as ms:
+        made = ms.cohorts.create("py", include=["text:a red circle top 5"])
+        assert [m["id"] for m in made["members"]] == [m["id"] for m in by_cli["members"]]
+        assert ms.cohorts.show("py")["members"] == made["members"]
+        assert sorted(c["name"] for c in ms.cohorts.list()) == ["cli", "py"]
+        assert ms.cohorts.refresh("py")["run"] == 2
+        assert ms.cohorts.diff("py")["joined"] == []
+        report = ms.cohorts.export("py", "jsonl", tmp_path / "py.jsonl")
+        assert report["rows"] == len(made["members"])
+        with pytest.raises(InvalidQuery) as refused:
+            ms.cohorts.create("bad", include=["text:a red circle top 5"], one_per="patiant")
+        ms.cohorts.delete("py")
+        assert [c["name"] for c in ms.cohorts.list()] == ["cli"]
+    by_cli_error = cli("cohort", "create", "bad", "--include", "text:a red circle top 5", "--one-per", "patiant",
+                       "--store", store, "--json", expect=2)
+    assert by_cli_error["error"]["message"] == str(refused.value)

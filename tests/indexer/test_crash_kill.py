@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from storage import vectors
+from storage import snapshot, vectors
 from storage.check import check_store
 from storage.store import Store
 from tests.conftest import write_png
@@ -137,7 +137,7 @@ def _kill_once(runs: Runs, args: list[str], db: Path, rng: random.Random) -> str
 def _temporaries(store_dir: Path) -> set[str]:
     """The snapshot's temporary files: one that was not there before a run starts means a snapshot write of
     that run is under way."""
-    names = (vectors.INDEX_FILE, vectors.MANIFEST_FILE)
+    names = (snapshot.INDEX_FILE, snapshot.MANIFEST_FILE)
     return {path.name for name in names for path in store_dir.glob(f"{name}.tmp*")}
 
 

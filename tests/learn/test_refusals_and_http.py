@@ -23,11 +23,11 @@ def test_everything_refuses_another_model(cli: Callable[..., Any], shapes: dict[
     from storage.learn import save_probe
     from storage.store import ModelRecord
 
-    with Medsearch.open(store, writable=True) as ms, ms.store.session() as session:
+    with Medsearch.open(store, writable=True) as ms:
         record = ms.store.model_record()
         assert record is not None
         other = ModelRecord("other/model", "abc123", record.dim, record.preprocessing_version)
-        save_probe(session, "carried", other, np.zeros(record.dim, np.float32), 0.0, {})
+        save_probe(ms.store, "carried", other, np.zeros(record.dim, np.float32), 0.0, {})
     refused = cli("probe", "apply", "carried", "--store", store, "--json", expect=4)
     assert "other/model" in refused["error"]["message"] and "Train it again" in refused["error"]["message"]
     from storage.models import ImageField

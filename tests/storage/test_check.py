@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from storage import vectors
+from storage import snapshot, vectors
 from storage.store import Store
 from tests.conftest import write_png
 
@@ -40,7 +40,8 @@ def test_clean_store_passes(indexed: tuple[Path, Path], cli: Callable[..., Any])
 def test_damaged_snapshot_is_found_and_rebuilt(indexed: tuple[Path, Path], cli: Callable[..., Any],
                                                damage: str) -> None:
     store = indexed[0]
-    index_file = store / vectors.INDEX_FILE
+    index_file = snapshot.snapshot_file(store)
+    assert index_file is not None
     if damage == "flip":
         data = bytearray(index_file.read_bytes())
         data[len(data) // 2] ^= 0xFF
@@ -48,12 +49,12 @@ def test_damaged_snapshot_is_found_and_rebuilt(indexed: tuple[Path, Path], cli: 
     elif damage == "truncate":
         index_file.write_bytes(index_file.read_bytes()[:100])
     else:
-        (store / (vectors.INDEX_FILE if damage == "delete_index" else vectors.MANIFEST_FILE)).unlink()
+        (index_file if damage == "delete_index" else store / snapshot.MANIFEST_FILE).unlink()
     assert kinds(cli("check", "--store", store, "--json", expect=5)) == {"snapshot"}
     repaired = cli("check", "--store", store, "--repair", "--json")
     assert repaired["ok"] and {p["kind"] for p in repaired["problems"]} == {"snapshot"}
     assert cli("check", "--store", store, "--json")["problems"] == []
-    assert vectors.load_snapshot(store, 32, repaired["facts"]["revision"]) is not None
+    assert snapshot.load_snapshot(store, 32, repaired["facts"]["revision"]) is not None
 
 
 def test_snapshot_with_wrong_ids_is_found(indexed: tuple[Path, Path], cli: Callable[..., Any]) -> None:
@@ -64,7 +65,7 @@ def test_snapshot_with_wrong_ids_is_found(indexed: tuple[Path, Path], cli: Calla
         vectors.add(index, np.array([999], dtype=np.int64), np.eye(1, 32, dtype=np.float32))
         record = opened.model_record()
         assert record is not None
-        vectors.save_snapshot(index, store, opened.generation(), record.revision, "flat")
+        snapshot.save_snapshot(index, store, opened.generation(), record.revision, "flat")
     report = cli("check", "--store", store, "--json", expect=5)
     assert "snapshot" in kinds(report)
     assert "1 ids only in the snapshot" in report["problems"][0]["message"]
@@ -99,7 +100,7 @@ def test_corrupt_vector_is_dropped_and_reindexed(indexed: tuple[Path, Path], cli
 
 def test_stale_temporary_file_is_removed(indexed: tuple[Path, Path], cli: Callable[..., Any]) -> None:
     store = indexed[0]
-    (store / f"{vectors.INDEX_FILE}.tmp12345").write_bytes(b"partial")
+    (store / f"{snapshot.INDEX_FILE}.tmp12345").write_bytes(b"partial")
     assert kinds(cli("check", "--store", store, "--json", expect=5)) == {"temporary_file"}
     assert cli("check", "--store", store, "--repair", "--json")["ok"]
     assert not list(store.glob("*.tmp*"))
@@ -136,7 +137,7 @@ def test_store_of_a_run_stopped_before_its_first_batch_passes(tmp_path: Path, ti
     store = tmp_path / "store"
     with Store.open(store, create=True, writable=True) as opened:
         opened.bind_model(model_record(load_embedder(str(tiny_model), device="cpu")))
-    assert not (store / vectors.INDEX_FILE).exists() and not (store / vectors.MANIFEST_FILE).exists()
+    assert not list(store.glob("index*"))
     report = cli("check", "--store", store, "--json")
     assert report["ok"] and report["problems"] == [] and report["facts"]["images"] == 0
     assert cli("check", "--store", store).output.strip().endswith("ok")
@@ -147,5 +148,5 @@ def test_repair_is_suggested_only_for_what_it_can_fix(indexed: tuple[Path, Path]
     (folder / "img3.png").unlink()
     manual = cli("check", "--store", store, expect=5).output
     assert "problems remain" in manual and "--repair" not in manual.splitlines()[-1]
-    (store / vectors.MANIFEST_FILE).unlink()
+    (store / snapshot.MANIFEST_FILE).unlink()
     assert cli("check", "--store", store, expect=5).output.splitlines()[-1] == "problems remain; try --repair"

@@ -81,3 +81,19 @@ def test_cohorts_beyond_the_limit(ms: Medsearch) -> None:
     one_per = cohorts.create(ms, "per-path", include=["where:file_format = 'png'"], one_per="path")
     assert one_per["count"] == IMAGES
     assert cohorts.show(ms, "per-path")["count"] == IMAGES
+
+
+def test_import_metadata_matches_more_rows_than_the_limit(ms: Medsearch, store: Path, tmp_path: Path) -> None:
+    """A sidecar matching every image (6 chunks of 5, each image id bound once) imports, and imports again
+    (the second time deleting the first import's values of those ids, chunk by chunk); the filter cache of
+    this process forgets the first import's answers (fields change without a new generation)."""
+    from indexer.sidecar import import_sidecar
+
+    sidecar = tmp_path / "labels.csv"
+    paths = [r.path for r in ms.search("x", k=IMAGES)]
+    for grade, other in ((3, 4), (4, 3)):
+        sidecar.write_text("path,grade\n" + "".join(f"{path},{grade}\n" for path in paths))
+        report = import_sidecar(ms.store, sidecar)
+        assert (report.matched_rows, report.images_updated) == (IMAGES, IMAGES)
+        assert ms.count(where=[f"grade = {grade}"]) == IMAGES
+        assert ms.count(where=[f"grade = {other}"]) == 0

@@ -14,24 +14,24 @@ from typing import Any
 import pytest
 
 from search.api import Medsearch
-from storage import vectors
+from storage import snapshot, vectors
 from storage.check import check_store
 from storage.store import Store
 
 # Runs `Store.reindex` in a fresh process that kills itself (SIGKILL) at the chosen point.
 KILLER = r"""
 import os, signal, sys
-from storage import vectors
+from storage import snapshot
 from storage.store import Store
 
 point, store = sys.argv[1], sys.argv[2]
-real_fsync_write, real_save = vectors._fsync_write, vectors.save_snapshot
+real_fsync_write, real_save = snapshot._fsync_write, snapshot.save_snapshot
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
 def fsync_write(target, *args, **kwargs):
-    if point == "before-manifest" and target.name == vectors.MANIFEST_FILE:
+    if point == "before-manifest" and target.name == snapshot.MANIFEST_FILE:
         die()
     return real_fsync_write(target, *args, **kwargs)
 
@@ -40,18 +40,18 @@ def save_snapshot(*args, **kwargs):
         die()
     return real_save(*args, **kwargs)
 
-vectors._fsync_write, vectors.save_snapshot = fsync_write, save_snapshot
+snapshot._fsync_write, snapshot.save_snapshot = fsync_write, save_snapshot
 Store.open(store, writable=True).reindex("hnsw")
 """
 
 
 @pytest.mark.parametrize("point", ["before-snapshot", "before-manifest"])
 def test_kill_during_reindex(flat_store: Path, tiny_embedder: Any, point: str) -> None:
-    manifest_before = (flat_store / vectors.MANIFEST_FILE).read_text()
+    manifest_before = (flat_store / snapshot.MANIFEST_FILE).read_text()
     done = subprocess.run([sys.executable, "-c", KILLER, point, str(flat_store)], capture_output=True, text=True,
                           timeout=60, cwd=Path(__file__).parents[2])
     assert done.returncode == -signal.SIGKILL, done.stderr
-    assert (flat_store / vectors.MANIFEST_FILE).read_text() == manifest_before, "killed before the manifest"
+    assert (flat_store / snapshot.MANIFEST_FILE).read_text() == manifest_before, "killed before the manifest"
     with Medsearch(Store.open(flat_store), embedder=tiny_embedder) as reader:
         index = reader.store.index()
         assert vectors.index_type_of(index) == "flat" == reader.store.info().index_type

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from storage import vectors
+from storage import snapshot, vectors
 from storage.check import check_store
 from storage.models import StoreInfo
 from storage.store import Store
@@ -21,11 +21,11 @@ from storage.store import Store
 # `Store.reindex("hnsw")` in a child that announces the moment (a file) and waits there to be killed.
 PAUSED = r"""
 import pathlib, sys, time
-from storage import vectors
+from storage import snapshot
 from storage.store import Store
 
 point, store, reached = sys.argv[1:4]
-real_save = vectors.save_snapshot
+real_save = snapshot.save_snapshot
 
 def wait_to_be_killed():
     pathlib.Path(reached).touch()
@@ -38,7 +38,7 @@ def save_snapshot(*args, **kwargs):
     manifest = real_save(*args, **kwargs)
     wait_to_be_killed()  # "after-snapshot": the new snapshot is whole, its type not yet recorded
 
-vectors.save_snapshot = save_snapshot
+snapshot.save_snapshot = save_snapshot
 Store.open(store, writable=True).reindex("hnsw")
 """
 
@@ -83,6 +83,6 @@ def test_check_notices_a_database_and_snapshot_of_different_types(flat_store: Pa
         assert check_store(writer, repair=True).ok
         record = writer.model_record()
         assert record is not None
-        loaded = vectors.load_snapshot(flat_store, record.dim, record.revision)
+        loaded = snapshot.load_snapshot(flat_store, record.dim, record.revision)
         assert loaded is not None and loaded[1].index_type == "hnsw"
         assert not check_store(writer).problems

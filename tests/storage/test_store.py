@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from storage import vectors
+from storage import snapshot
 from storage.errors import ModelMismatch, StoreError, StoreLocked
 from storage.store import ModelRecord, Store
 from storage.writes import Batch, NewImage, write_batch
@@ -44,7 +44,7 @@ def test_snapshot_round_trip_and_replay(tmp_path: Path) -> None:
         _fill(store, 5, start=10)  # committed after the snapshot
         write_batch(store, Batch(remove_paths=["/x/0.png"]))
         expected = _search_ids(store, 3)
-    manifest = json.loads((tmp_path / vectors.MANIFEST_FILE).read_text())
+    manifest = json.loads((tmp_path / snapshot.MANIFEST_FILE).read_text())
     assert manifest["generation"] == 1 and manifest["count"] == 10
     with Store.open(tmp_path) as reader:
         index = reader.index()
@@ -63,10 +63,12 @@ def test_damaged_snapshot_is_rebuilt_from_the_database(tmp_path: Path) -> None:
     with _store(tmp_path) as store:
         _fill(store, 6)
         store.save_snapshot()
-    data = bytearray((tmp_path / vectors.INDEX_FILE).read_bytes())
+    snapshot_path = snapshot.snapshot_file(tmp_path)
+    assert snapshot_path is not None
+    data = bytearray(snapshot_path.read_bytes())
     data[-20:] = b"\x00" * 20
-    (tmp_path / vectors.INDEX_FILE).write_bytes(bytes(data))
-    assert vectors.load_snapshot(tmp_path, 8, "rev1") is None
+    snapshot_path.write_bytes(bytes(data))
+    assert snapshot.load_snapshot(tmp_path, 8, "rev1") is None
     with Store.open(tmp_path) as reader:
         assert reader.index().ntotal == 6
 

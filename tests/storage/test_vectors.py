@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from storage import index_choice, vectors
+from storage import index_choice, snapshot, vectors
 
 DIM = 64
 COUNT = 4000
@@ -108,8 +108,8 @@ def test_hnsw_removal_leaves_tombstones_that_are_never_returned(data: tuple, tmp
     truth = exact(rows[keep], ids[keep], queries, 10)
     allowed_many = ids[:3000]  # the filtered search route: includes removed ids
     allowed_few = ids[:40]  # the exact-subset route
-    vectors.save_snapshot(index, tmp_path, generation=1, model_revision="r", index_type="hnsw")
-    loaded = vectors.load_snapshot(tmp_path, DIM, "r")
+    snapshot.save_snapshot(index, tmp_path, generation=1, model_revision="r", index_type="hnsw")
+    loaded = snapshot.load_snapshot(tmp_path, DIM, "r")
     assert loaded is not None
     for candidate in (index, loaded[0]):
         _scores, found = vectors.search(candidate, queries, 10)
@@ -140,8 +140,8 @@ def test_snapshot_round_trip(kind: str, data: tuple, tmp_path: Path) -> None:
     ids, rows, queries = data
     index = build(kind, ids, rows)
     before = vectors.search(index, queries, 10)
-    vectors.save_snapshot(index, tmp_path, generation=4, model_revision="r", index_type=kind)
-    loaded = vectors.load_snapshot(tmp_path, DIM, "r")
+    snapshot.save_snapshot(index, tmp_path, generation=4, model_revision="r", index_type=kind)
+    loaded = snapshot.load_snapshot(tmp_path, DIM, "r")
     assert loaded is not None
     again, manifest = loaded
     assert manifest.index_type == kind and manifest.generation == 4

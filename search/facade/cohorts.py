@@ -1,0 +1,58 @@
+"""``ms.cohorts``: saved research cohorts, the one door the CLI, the HTTP API and Python use.
+
+    with Medsearch.open("./medsearch-store") as ms:
+        made = ms.cohorts.create("effusions", include=["text:pleural effusion>=0.6"])
+        ms.cohorts.export("effusions", "csv", "effusions.csv")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from search.cohorts import saved
+from search.cohorts.export import export
+
+if TYPE_CHECKING:
+    from search.api import Medsearch
+
+
+class Cohorts:
+    """The cohort operations of one ``Medsearch`` (``search.cohorts`` does the work)."""
+
+    def __init__(self, ms: Medsearch) -> None:
+        self.ms = ms
+
+    def create(self, name: str, include: Sequence[str] = (), exclude: Sequence[str] = (),
+               where: Sequence[str] = (), one_per: str | None = None,
+               near_duplicates: float | None = None) -> dict[str, Any]:
+        """Evaluate and save a new cohort; its manifest with ``members``. Raises InvalidQuery (bad criteria,
+        name taken, an unknown ``one_per`` column), NotFound (an example image), ModelMismatch."""
+        return saved.create(self.ms, name, include, exclude, where, one_per, near_duplicates)
+
+    def refresh(self, name: str) -> dict[str, Any]:
+        """Re-run a saved definition on the store as it is now; stores and returns a new run. Raises NotFound."""
+        return saved.refresh(self.ms, name)
+
+    def show(self, name: str, run: int | None = None) -> dict[str, Any]:
+        """The manifest of the latest run (or run number ``run``) with its members, best first. Raises NotFound."""
+        return saved.show(self.ms, name, run)
+
+    def diff(self, name: str) -> dict[str, Any]:
+        """Who joined and who left between the previous run and the latest. Raises NotFound."""
+        return saved.diff(self.ms, name)
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every cohort: name, created date, number of runs, and the latest run's size and generation."""
+        return saved.list_cohorts(self.ms)
+
+    def delete(self, name: str) -> None:
+        """Delete a cohort with its runs and members. Raises NotFound."""
+        saved.delete(self.ms, name)
+
+    def export(self, name: str, fmt: str, output: str | Path, columns: Sequence[str] = (), copy: bool = False,
+               run: int | None = None) -> dict[str, Any]:
+        """Write a cohort as csv, jsonl, uids or a links folder (``search.cohorts.export``). Raises
+        InvalidQuery, NotFound."""
+        return export(self.ms, name, fmt, output, columns, copy, run)
