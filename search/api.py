@@ -31,6 +31,7 @@ from search.query.ranking import allowed_ids, group_column, grouped, iter_ranked
 from search.query.results import Result, embed_file, hydrate, stored_vector, vector_of_path
 from search.query.scoring import cosine_for_probability
 from search.query.textcache import TextCache
+from search.query.units import UnitResult
 from storage import queries, vectors
 from storage.errors import InvalidQuery, NotFound
 from storage.sources import source_urls
@@ -172,6 +173,96 @@ class Medsearch:
         if threshold is None:
             return vectors.live_count(self.store.index()) if allowed is None else len(allowed)
         return sum(1 for _hit in iter_ranked(self.store, query, allowed, threshold, first_round=1024))
+
+    # -- series and studies (issue 17) ---------------------------------------------------------
+
+    def search_units(self, text: str | None = None, unit: str = "series", k: int = 10, offset: int = 0, *,
+                     where: Sequence[str] = (), min_score: float | None = None, min_prob: float | None = None,
+                     like: Sequence[str] = (), unlike: Sequence[str] = (), method: str | None = None,
+                     sort: str = "score") -> list[UnitResult]:
+        """The ``k`` best series or studies (``unit``) for a text and/or composed parts, one row each, scored
+        by ``method`` (``search.query.units``: ``max`` by default, ``mean``, ``top3``), restricted to units
+        with a ``where`` image, above ``min_score`` / ``min_prob`` (on the unit's score); ``sort="date"``
+        orders the thresholded units newest first. Raises InvalidQuery."""
+        from search.query import units as ranking
+
+        method = ranking.check_unit(unit, method, ranking.TEXT_METHODS)
+        query, calibration = self._query(text, like, unlike, min_prob)
+        threshold = self._threshold(min_score, min_prob, calibration)
+        return self._ranked_units(query, None, unit, method, k, offset, where, threshold, sort, None, calibration)
+
+    def similar_units(self, target: str | Path | int, unit: str = "series", k: int = 10, offset: int = 0, *,
+                      where: Sequence[str] = (), min_score: float | None = None, method: str | None = None,
+                      sort: str = "score", read_options: ReadOptions | None = None) -> list[UnitResult]:
+        """Series or studies closest to a target: an image id or indexed file stands for its own unit (its
+        slices are the query and the unit itself is left out), a series or study UID for that unit, any
+        other file for its one vector. ``method``: ``late`` (default), ``mean``, ``max``, ``top3``.
+        Raises NotFound, InvalidQuery, UnreadableFile."""
+        from search.query import units as ranking
+        from storage import units as stored
+
+        method = ranking.check_unit(unit, method, ranking.SIMILAR_METHODS)
+        row = stored.unit_by_uid(self.store, unit, str(target))
+        if row is None and str(target).isdigit():
+            row = stored.unit_of_image(self.store, unit, int(str(target)))
+        if row is None:
+            if isinstance(target, str) and not Path(target).expanduser().exists() and not target.isdigit():
+                raise NotFound(f"No {unit} {target!r}, image id or file in the store.")
+            query = self.query_vector(target, read_options)
+            slices, exclude = query[np.newaxis], None
+        else:
+            slices = np.vstack([v for _i, v in stored.members(self.store, unit, [row.uid])[row.uid]])
+            query, exclude = stored.mean_vector([v.tobytes() for v in slices]), row.uid
+        return self._ranked_units(query, slices, unit, method, k, offset, where, min_score, sort, exclude, None)
+
+    def _ranked_units(self, query: np.ndarray, slices: np.ndarray | None, unit: str, method: str, k: int,
+                      offset: int, where: Sequence[str], threshold: float | None, sort: str, exclude: str | None,
+                      calibration: tuple[float, float] | None) -> list[UnitResult]:
+        from search.query import units as ranking
+
+        if sort not in ranking.SORTS:
+            raise InvalidQuery(f"unknown sort {sort!r}; expected one of {', '.join(ranking.SORTS)}")
+        if sort == "date" and threshold is None:
+            raise InvalidQuery("sorting by date needs a threshold (--min-score or --min-prob)")
+        wanted, first = (ranking.SORT_LIMIT, 0) if sort == "date" else (k, offset)
+        allowed = allowed_ids(self.store, where)
+        if method == "late" and slices is not None:
+            ranked = ranking.late_interaction(self.store, slices, unit, wanted, first, allowed, threshold, exclude)
+        else:
+            ranked = ranking.rank_units(self.store, query, unit, method, wanted, first, allowed, threshold, exclude)
+        results = ranking.unit_results(self.store, unit, ranked, query, first, calibration)
+        return ranking.by_date(results, offset, k) if sort == "date" else results
+
+    def count_units(self, unit: str, text: str | None = None, *, where: Sequence[str] = (),
+                    min_score: float | None = None, min_prob: float | None = None, like: Sequence[str] = (),
+                    unlike: Sequence[str] = ()) -> int:
+        """How many series or studies have an image passing the filter and the thresholds (a unit counts
+        when its best image passes: the ``max`` score). Raises InvalidQuery."""
+        from search.query import units as ranking
+        from storage import units as stored
+
+        ranking.check_unit(unit, None, ranking.TEXT_METHODS)
+        allowed = allowed_ids(self.store, where)
+        threshold = None
+        if text is not None or like or unlike:
+            query, calibration = self._query(text, like, unlike, min_prob)
+            threshold = self._threshold(min_score, min_prob, calibration)
+        if threshold is None:
+            ids = allowed if allowed is not None else queries.all_ids(self.store)
+        else:
+            ids = np.fromiter((i for i, _s in iter_ranked(self.store, query, allowed, threshold, first_round=1024)),
+                              dtype=np.int64)
+        return len({uid for uid, _size in stored.units_of_images(self.store, unit, [int(i) for i in ids]).values()})
+
+    def timeline(self, target: str | int, text: str | None = None, like: Sequence[str] = (),
+                 unlike: Sequence[str] = ()) -> Any:
+        """The studies of the patient of an image id, series or study UID, oldest first, each with its best
+        image for the query (default: the target's own vector): ``search.query.timeline.Timeline``. Only
+        that patient's studies, found by the keyed patient hash. Raises NotFound, InvalidQuery."""
+        from search.query.timeline import timeline
+
+        query = self.composed(text, like, unlike) if text is not None or like or unlike else None
+        return timeline(self.store, target, query)
 
     def parse_parts(self, text: str | None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> list[Part]:
         """The parts of a query: ``text`` and the ``like`` parts positive, the ``unlike`` parts negative.
