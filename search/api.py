@@ -141,26 +141,29 @@ class Medsearch:
 
     def search(self, text: str | None = None, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
                min_score: float | None = None, min_prob: float | None = None, group_by: str | None = None,
-               like: Sequence[str] = (), unlike: Sequence[str] = ()) -> list[Result]:
+               like: Sequence[str] = (), unlike: Sequence[str] = (), sort: str = "score") -> list[Result]:
         """The ``k`` best images for a text and/or composed parts (see ``search.query.compose``), restricted to
         ``where`` inside the vector search, above ``min_score`` (cosine) and ``min_prob`` (the model's
-        pairwise probability, plain text queries only), one per ``group_by`` group if given. Raises
-        InvalidQuery (an empty text, a bad part, an unknown ``group_by`` column, a bad threshold)."""
+        pairwise probability, plain text queries only), one per ``group_by`` group if given; ``sort="date"``
+        orders the thresholded results newest study first. Raises InvalidQuery (an empty text, a bad part,
+        an unknown ``group_by`` column, a bad threshold, ``date`` without a threshold)."""
         if group_by is not None:
             self.group_column(group_by)
         query, calibration = self._query(text, like, unlike, min_prob)
-        return self.rank(query, k, offset, where, self._threshold(min_score, min_prob, calibration),
-                          group_by, calibration)
+        threshold = self._threshold(min_score, min_prob, calibration)
+        return self._sorted(lambda first, n: self.rank(query, n, first, where, threshold, group_by, calibration),
+                            sort, threshold, k, offset)
 
     def similar(self, target: str | Path | int, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
                 min_score: float | None = None, group_by: str | None = None,
-                read_options: ReadOptions | None = None) -> list[Result]:
-        """Images closest to a stored id, an indexed file (its stored vector) or any image file. Raises
-        NotFound, InvalidQuery (an unknown ``group_by`` column), UnreadableFile."""
+                read_options: ReadOptions | None = None, sort: str = "score") -> list[Result]:
+        """Images closest to a stored id, an indexed file (its stored vector) or any image file; ``sort``
+        as for ``search``. Raises NotFound, InvalidQuery (an unknown ``group_by`` column), UnreadableFile."""
         if group_by is not None:
             self.group_column(group_by)
         query = self.query_vector(target, read_options)
-        return self.rank(query, k, offset, where, min_score, group_by, None)
+        return self._sorted(lambda first, n: self.rank(query, n, first, where, min_score, group_by, None),
+                            sort, min_score, k, offset)
 
     def count(self, text: str | None = None, *, where: Sequence[str] = (), min_score: float | None = None,
               min_prob: float | None = None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> int:
@@ -220,18 +223,30 @@ class Medsearch:
                       calibration: tuple[float, float] | None) -> list[UnitResult]:
         from search.query import units as ranking
 
+        allowed = allowed_ids(self.store, where)
+
+        def ranked(first: int, wanted: int) -> list[UnitResult]:
+            if method == "late" and slices is not None:
+                found = ranking.late_interaction(self.store, slices, unit, wanted, first, allowed, threshold, exclude)
+            else:
+                found = ranking.rank_units(self.store, query, unit, method, wanted, first, allowed, threshold, exclude)
+            return ranking.unit_results(self.store, unit, found, query, first, calibration)
+
+        return self._sorted(ranked, sort, threshold, k, offset)
+
+    @staticmethod
+    def _sorted(ranked: Any, sort: str, threshold: float | None, k: int, offset: int) -> list[Any]:
+        """``ranked(offset, k)`` by score, or with ``sort="date"`` every thresholded result (up to
+        ``SORT_LIMIT``) newest first, then paged. Raises InvalidQuery."""
+        from search.query import units as ranking
+
         if sort not in ranking.SORTS:
             raise InvalidQuery(f"unknown sort {sort!r}; expected one of {', '.join(ranking.SORTS)}")
-        if sort == "date" and threshold is None:
+        if sort == "score":
+            return list(ranked(offset, k))
+        if threshold is None:
             raise InvalidQuery("sorting by date needs a threshold (--min-score or --min-prob)")
-        wanted, first = (ranking.SORT_LIMIT, 0) if sort == "date" else (k, offset)
-        allowed = allowed_ids(self.store, where)
-        if method == "late" and slices is not None:
-            ranked = ranking.late_interaction(self.store, slices, unit, wanted, first, allowed, threshold, exclude)
-        else:
-            ranked = ranking.rank_units(self.store, query, unit, method, wanted, first, allowed, threshold, exclude)
-        results = ranking.unit_results(self.store, unit, ranked, query, first, calibration)
-        return ranking.by_date(results, offset, k) if sort == "date" else results
+        return ranking.by_date(list(ranked(0, ranking.SORT_LIMIT)), offset, k)
 
     def count_units(self, unit: str, text: str | None = None, *, where: Sequence[str] = (),
                     min_score: float | None = None, min_prob: float | None = None, like: Sequence[str] = (),

@@ -34,6 +34,7 @@ from search.cli.metadata import (
     show_sidecar_report,
     sidecar_options,
 )
+from search.cli.units import SortOption, UnitMethodOption, UnitOption, show_units
 from search.language.present import fields, header
 from search.language.translator import Translation
 
@@ -191,6 +192,9 @@ def search(
     like: LikeOption = None,
     unlike: UnlikeOption = None,
     count: Annotated[bool, typer.Option("--count", help="Print only how many images pass.")] = False,
+    unit: UnitOption = "image",
+    unit_method: UnitMethodOption = None,
+    sort: SortOption = "score",
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -205,10 +209,14 @@ def search(
                                  "like": like or (), "unlike": unlike or ()}
         translation = ms.searched_as(text) if text else None
         if count:
-            total = ms.count(text, **query)
+            total = ms.count(text, **query) if unit == "image" else ms.count_units(unit, text, **query)
             print_json({"query": text, **fields(translation), "count": total}) if as_json else typer.echo(total)
             return
-        results = ms.search(text, k=k, offset=offset, group_by=group_by, **query)
+        if unit != "image":
+            units = ms.search_units(text, unit, k, offset, method=unit_method, sort=sort, **query)
+            show_units(f"search: {text or ' '.join(like or [])}", units, as_json, fields(translation))
+            return
+        results = ms.search(text, k=k, offset=offset, group_by=group_by, sort=sort, **query)
         _show(text or " ".join(like or []), results, as_json, "search", translation)
 
 
@@ -220,18 +228,26 @@ def similar(
     where: WhereOption = None,
     min_score: MinScoreOption = None,
     group_by: GroupOption = None,
+    unit: UnitOption = "image",
+    unit_method: UnitMethodOption = None,
+    sort: SortOption = "score",
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
-    """Find images similar to an image (image-to-image)."""
+    """Find images similar to an image (image-to-image), or series/studies similar to its series/study."""
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
+        if unit != "image":
+            units = ms.similar_units(target, unit, k, offset, where=where or (), min_score=min_score,
+                                     method=unit_method, sort=sort)
+            show_units(f"similar to: {target}", units, as_json)
+            return
         results = ms.similar(target, k=k, offset=offset, where=where or (), min_score=min_score,
-                                 group_by=group_by)
+                                 group_by=group_by, sort=sort)
         _show(target, results, as_json, "similar to")
 
 
@@ -270,7 +286,7 @@ def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
 COMMAND_MODULES: tuple[str, ...] = (
     "search.cli.metadata", "search.cli.labels", "search.cli.serve", "search.cli.reindex", "search.cli.check",
     "search.cli.cohort", "search.cli.fidelity", "search.cli.explain",
-    "search.cli.learn",
+    "search.cli.learn", "search.cli.units",
 )
 for _name in COMMAND_MODULES:
     import_module(_name).register(app)

@@ -163,13 +163,16 @@ def _chunks(hits: Iterator[tuple[int, float]], size: int, limit: int) -> Iterato
 
 def late_interaction(store: Store, slices: np.ndarray, kind: str, k: int, offset: int = 0,
                      allowed: np.ndarray | None = None, threshold: float | None = None,
-                     exclude: str | None = None, candidates: int = 64) -> list[tuple[str, float]]:
-    """Units ranked by late interaction with the (n, dim) query ``slices``: candidates are the best
-    ``max(candidates, 4 (k + offset))`` by mean vector and by best slice, re-ranked exactly."""
+                     exclude: str | None = None, candidates: int = 64, per_slice: int = 8) -> list[tuple[str, float]]:
+    """Units ranked by late interaction with the (n, dim) query ``slices``, re-ranked exactly from their
+    stored vectors. Candidates: the best ``max(candidates, 4 (k + offset))`` by mean vector, plus the
+    units of each query slice's ``per_slice`` nearest images (one batched image-index search)."""
     mean = units.mean_vector([np.ascontiguousarray(s, dtype=np.float32).tobytes() for s in slices])
     pool = max(candidates, 4 * (k + offset))
     uids = {uid for uid, _s in _by_mean(store, mean, kind, pool, allowed)}
-    uids |= {uid for uid, _s in _by_slices(store, mean, kind, pool, allowed, 1)}
+    _scores, near = vectors.search(store.index(), slices, per_slice, allowed)
+    uids |= {uid for uid, _size in units.units_of_images(store, kind, sorted({int(i) for i in near.ravel() if i >= 0}))
+             .values()}
     uids.discard(exclude or "")
     scored = [(uid, float(np.mean(np.max(slices @ np.vstack([v for _i, v in rows]).T, axis=1))))
               for uid, rows in units.members(store, kind, sorted(uids)).items() if rows]

@@ -4,28 +4,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from indexer.pipeline import IndexSettings
 from search.api import Medsearch
 from storage.errors import InvalidQuery, NotFound
 from tests.tiny_siglip import CLASS_CAPTIONS, CLASS_NAMES
-from tests.volumes import SeriesSpec, write_volume_set
-
-
-@pytest.fixture(scope="module")
-def volumes(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from indexer.model_loading import load_embedder
-
-    root = tmp_path_factory.mktemp("volumes")
-    specs = write_volume_set(root / "dicom")
-    embedder = load_embedder(str(trained_model), device="cpu")
-    with Medsearch.open(root / "store", create=True, writable=True, embedder=embedder) as ms:
-        ms.index([root / "dicom"], IndexSettings(batch_size=16, workers=0))
-    return {"store": root / "store", "specs": specs, "embedder": embedder, "root": root}
+from tests.volumes import SeriesSpec
 
 
 @pytest.fixture

@@ -69,7 +69,8 @@ def test_adding_and_removing_slices_updates_the_series_vector(small: dict[str, A
         assert not np.allclose(before, after, atol=1e-4)
         assert np.allclose(after, expected_mean(reader, spec.series_uid), atol=1e-6)
         study = unit_row(reader, "study", spec.study_uid)
-        assert study is not None and study.size == 8 + sum(6 for s in small["specs"][1:] if s.study_uid == spec.study_uid)
+        others = sum(6 for s in small["specs"][1:] if s.study_uid == spec.study_uid)
+        assert study is not None and study.size == 8 + others
         index = units.unit_index(reader, "series")  # caught up by replay
         assert index is held and vectors.live_count(index) == len(small["specs"])
         scores, ids = vectors.search(index, after, 1)
