@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -168,14 +168,22 @@ class Medsearch:
     def count(self, text: str | None = None, *, where: Sequence[str] = (), min_score: float | None = None,
               min_prob: float | None = None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> int:
         """How many images pass the filter and the thresholds."""
+        allowed, passing = self._passing(text, where, min_score, min_prob, like, unlike)
+        if passing is None:
+            return vectors.live_count(self.store.index()) if allowed is None else len(allowed)
+        return sum(1 for _id in passing)
+
+    def _passing(self, text: str | None, where: Sequence[str], min_score: float | None, min_prob: float | None,
+                 like: Sequence[str], unlike: Sequence[str]) -> tuple[np.ndarray | None, Iterator[int] | None]:
+        """(the ids ``where`` allows or None, the allowed ids above the thresholds or None without one)."""
         allowed = allowed_ids(self.store, where)
         threshold = None
         if text is not None or like or unlike:
             query, calibration = self._query(text, like, unlike, min_prob)
             threshold = self._threshold(min_score, min_prob, calibration)
         if threshold is None:
-            return vectors.live_count(self.store.index()) if allowed is None else len(allowed)
-        return sum(1 for _hit in iter_ranked(self.store, query, allowed, threshold, first_round=1024))
+            return allowed, None
+        return allowed, (i for i, _s in iter_ranked(self.store, query, allowed, threshold, first_round=1024))
 
     # -- series and studies (issue 17) ---------------------------------------------------------
 
@@ -257,16 +265,11 @@ class Medsearch:
         from storage import units as stored
 
         ranking.check_unit(unit, None, ranking.TEXT_METHODS)
-        allowed = allowed_ids(self.store, where)
-        threshold = None
-        if text is not None or like or unlike:
-            query, calibration = self._query(text, like, unlike, min_prob)
-            threshold = self._threshold(min_score, min_prob, calibration)
-        if threshold is None:
+        allowed, passing = self._passing(text, where, min_score, min_prob, like, unlike)
+        if passing is None:
             ids = allowed if allowed is not None else queries.all_ids(self.store)
         else:
-            ids = np.fromiter((i for i, _s in iter_ranked(self.store, query, allowed, threshold, first_round=1024)),
-                              dtype=np.int64)
+            ids = np.fromiter(passing, dtype=np.int64)
         return len({uid for uid, _size in stored.units_of_images(self.store, unit, [int(i) for i in ids]).values()})
 
     def timeline(self, target: str | int, text: str | None = None, like: Sequence[str] = (),

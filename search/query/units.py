@@ -16,13 +16,13 @@ exactly from their stored vectors.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
 
-from search.query.ranking import iter_ranked
+from search.query.ranking import chunks, iter_ranked
 from storage import queries, units, vectors
 from storage.errors import InvalidQuery
 from storage.store import Store
@@ -34,6 +34,8 @@ DEFAULT_TEXT_METHOD = "max"
 DEFAULT_SIMILAR_METHOD = "late"
 MAX_IMAGES = 50_000
 """The most image hits one unit ranking reads from the image index."""
+PROBE_SLICES = 16
+"""The most query slices whose nearest images add late-interaction candidates."""
 
 
 @dataclass
@@ -112,7 +114,7 @@ def _by_slices(store: Store, query: np.ndarray, kind: str, wanted: int, allowed:
     seen: dict[str, list[float]] = {}
     need: dict[str, int] = {}
     last = 1.0
-    for chunk in _chunks(iter_ranked(store, query, allowed, first_round=256), 256, MAX_IMAGES):
+    for chunk in chunks(islice(iter_ranked(store, query, allowed, first_round=256), MAX_IMAGES), 256):
         mapping = units.units_of_images(store, kind, [i for i, _s in chunk])
         for image_id, score in chunk:
             if image_id in mapping:
@@ -148,29 +150,18 @@ def _complete_exactly(store: Store, query: np.ndarray, kind: str, seen: dict[str
         need[uid] = len(seen[uid])
 
 
-def _chunks(hits: Iterator[tuple[int, float]], size: int, limit: int) -> Iterator[list[tuple[int, float]]]:
-    chunk: list[tuple[int, float]] = []
-    for position, hit in enumerate(hits):
-        if position >= limit:
-            break
-        chunk.append(hit)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def late_interaction(store: Store, slices: np.ndarray, kind: str, k: int, offset: int = 0,
                      allowed: np.ndarray | None = None, threshold: float | None = None,
                      exclude: str | None = None, candidates: int = 64, per_slice: int = 8) -> list[tuple[str, float]]:
     """Units ranked by late interaction with the (n, dim) query ``slices``, re-ranked exactly from their
     stored vectors. Candidates: the best ``max(candidates, 4 (k + offset))`` by mean vector, plus the
-    units of each query slice's ``per_slice`` nearest images (one batched image-index search)."""
+    units of the ``per_slice`` nearest images of up to ``PROBE_SLICES`` evenly spaced query slices (one
+    batched image-index search)."""
     mean = units.mean_vector([np.ascontiguousarray(s, dtype=np.float32).tobytes() for s in slices])
     pool = max(candidates, 4 * (k + offset))
     uids = {uid for uid, _s in _by_mean(store, mean, kind, pool, allowed)}
-    _scores, near = vectors.search(store.index(), slices, per_slice, allowed)
+    probes = slices[np.linspace(0, len(slices) - 1, min(len(slices), PROBE_SLICES)).astype(int)]
+    _scores, near = vectors.search(store.index(), probes, per_slice, allowed)
     uids |= {uid for uid, _size in units.units_of_images(store, kind, sorted({int(i) for i in near.ravel() if i >= 0}))
              .values()}
     uids.discard(exclude or "")
