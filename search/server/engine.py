@@ -31,7 +31,7 @@ from search.server.thumbnails import ThumbnailCache
 from search.server.wado import RemoteImages, viewer_url
 from storage.errors import InvalidQuery
 
-SEARCH_FILTERS = ("where", "min_score", "min_prob", "group_by", "like", "unlike", "sort")
+SEARCH_FILTERS = ("where", "min_score", "min_prob", "group_by", "like", "unlike")
 """Query parameters passed on to ``Medsearch.search``."""
 
 
@@ -71,9 +71,10 @@ class ServerEngine:
         """``Medsearch.search`` with ``filters`` (only names from ``self.filters``; ``where`` one
         expression); ``like``/``unlike`` parts are texts or ``id:N``, never files. Raises InvalidQuery,
         StoreError, ModelUnavailable."""
+        sort = filters.pop("sort", "score")  # score | date
         filters = self.prepare(text, filters)
         with self.index_lock:
-            return self.medsearch.search(text, k=k, offset=offset, **filters)
+            return self.medsearch.search(text, k=k, offset=offset, sort=sort, **filters)
 
     def count(self, text: str | None, filters: dict[str, Any], unit: str = "image") -> int:
         """``Medsearch.count`` (or ``count_units`` of ``unit``) with ``filters`` as for ``search``, less
