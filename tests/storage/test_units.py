@@ -150,3 +150,21 @@ def test_a_sigkill_while_indexing_leaves_the_unit_vectors_consistent(tmp_path: P
         assert units.stale_units(store) == [] and check_store(store).ok
         assert vectors.live_count(units.unit_index(store, "series")) == len(specs)
     shutil.rmtree(store_dir)
+
+
+def test_a_multi_frame_file_indexed_with_all_frames_is_a_series(tmp_path: Path, tiny_embedder: Any) -> None:
+    from indexer.frames import ReadOptions
+    from tests.conftest import pydicom_file
+
+    source = pydicom_file("examples_ybr_color.dcm")  # US, 30 frames (JPEG baseline, YBR)
+    (tmp_path / "mr").mkdir()
+    shutil.copy(source, tmp_path / "mr" / "us.dcm")
+    settings = IndexSettings(batch_size=4, workers=0, read_options=ReadOptions(frames="all"))
+    with Medsearch.open(tmp_path / "store", create=True, writable=True, embedder=tiny_embedder) as ms:
+        ms.index([tmp_path / "mr"], settings)
+        uid = ms.item(1)["metadata"]["series_instance_uid"]
+        row = unit_row(ms.store, "series", uid)
+        assert row is not None and row.size == 30
+        assert np.allclose(np.frombuffer(row.embedding, dtype=np.float32), expected_mean(ms.store, uid))
+        found = ms.search_units("a red circle", unit="series", k=5)
+        assert [r.key for r in found] == [uid] and len(found[0].ids) == 30
