@@ -205,9 +205,9 @@ class Medsearch:
     def similar_units(self, target: str | Path | int, unit: str = "series", k: int = 10, offset: int = 0, *,
                       where: Sequence[str] = (), min_score: float | None = None, method: str | None = None,
                       sort: str = "score", read_options: ReadOptions | None = None) -> list[UnitResult]:
-        """Series or studies closest to a target: an image id or indexed file stands for its own unit (its
-        slices are the query and the unit itself is left out), a series or study UID for that unit, any
-        other file for its one vector. ``method``: ``late`` (default), ``mean``, ``max``, ``top3``.
+        """Series or studies closest to a target: an image id or a series/study UID stands for its unit (its
+        slices are the query and the unit itself is left out); a file, or an image outside any unit, for
+        its one vector. ``method``: ``late`` (default), ``mean``, ``max``, ``top3``.
         Raises NotFound, InvalidQuery, UnreadableFile."""
         from search.query import units as ranking
         from storage import units as stored
