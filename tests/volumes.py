@@ -29,7 +29,7 @@ def uid(*parts: object) -> str:
     """A deterministic DICOM UID for ``parts``."""
     from pydicom.uid import generate_uid
 
-    return generate_uid(entropy_srcs=[str(p) for p in parts])
+    return str(generate_uid(entropy_srcs=[str(p) for p in parts]))
 
 
 def background(rng: np.random.Generator, size: tuple[int, int] = (64, 64)) -> Image.Image:
@@ -45,7 +45,9 @@ def write_slice(path: Path, image: Image.Image, spec: SeriesSpec, number: int) -
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
 
     pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    sop = uid(spec.series_uid, number)
+    from pydicom.uid import UID
+
+    sop = UID(uid(spec.series_uid, number))
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = SecondaryCaptureImageStorage, sop
     meta.TransferSyntaxUID = ExplicitVRLittleEndian

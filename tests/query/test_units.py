@@ -54,7 +54,7 @@ def test_every_text_method_ranks_units_and_top3_is_the_mean_of_the_three_best_sl
 
 def test_a_study_query_returns_one_row_per_study(ms: Any, volumes: dict) -> None:
     results = ms.search_units("a blue square", unit="study", k=5)
-    studies = {spec.study_uid: [] for spec in volumes["specs"]}
+    studies: dict[str, list[str | None]] = {spec.study_uid: [] for spec in volumes["specs"]}
     for spec in volumes["specs"]:
         studies[spec.study_uid].append(spec.label)
     assert len({r.key for r in results}) == 5 and all(r.size == 12 * len(studies[r.key]) for r in results)
@@ -102,7 +102,7 @@ def test_the_timeline_gives_one_patients_studies_in_date_order_and_nobody_elses(
     spec = specs[0]
     mine = {s.study_uid: s.study_date for s in specs if s.patient_id == spec.patient_id}
     line = ms.timeline(spec.series_uid, "a white cross")
-    assert [s.study_instance_uid for s in line.studies] == sorted(mine, key=mine.get)
+    assert [s.study_instance_uid for s in line.studies] == sorted(mine, key=lambda study: mine[study])
     dates = [s.study_date.replace("-", "") for s in line.studies]
     assert dates == sorted(mine.values())
     assert sum(s.current for s in line.studies) == 1

@@ -37,6 +37,11 @@ def unit_row(store: Store, kind: str, uid: str) -> Unit | None:
         return session.scalar(select(Unit).where(Unit.kind == kind, Unit.uid == uid))
 
 
+def vector_of(row: Unit | None) -> np.ndarray:
+    assert row is not None and row.embedding is not None
+    return vector_of(row)
+
+
 def expected_mean(store: Store, uid: str) -> np.ndarray:
     rows = units.members(store, "series", [uid])[uid]
     return units.mean_vector([v.tobytes() for _i, v in rows])
@@ -54,7 +59,7 @@ def test_adding_and_removing_slices_updates_the_series_vector(small: dict[str, A
     spec = small["specs"][0]
     with Store.open(small["store"]) as reader:  # a reader holding the unit index from before the change
         held = units.unit_index(reader, "series")
-        before = np.frombuffer(unit_row(reader, "series", spec.series_uid).embedding, dtype=np.float32).copy()
+        before = vector_of(unit_row(reader, "series", spec.series_uid)).copy()
         rng = np.random.default_rng(5)
         from tests.tiny_siglip import draw_class_image
 
@@ -65,7 +70,7 @@ def test_adding_and_removing_slices_updates_the_series_vector(small: dict[str, A
             ms.index([small["folder"]], SETTINGS)
         grown = unit_row(reader, "series", spec.series_uid)
         assert grown is not None and grown.size == 8
-        after = np.frombuffer(grown.embedding, dtype=np.float32)
+        after = vector_of(grown)
         assert not np.allclose(before, after, atol=1e-4)
         assert np.allclose(after, expected_mean(reader, spec.series_uid), atol=1e-6)
         study = unit_row(reader, "study", spec.study_uid)
@@ -82,7 +87,7 @@ def test_adding_and_removing_slices_updates_the_series_vector(small: dict[str, A
             ms.index([small["folder"]], SETTINGS)
         shrunk = unit_row(reader, "series", spec.series_uid)
         assert shrunk is not None and shrunk.size == 1
-        assert np.allclose(np.frombuffer(shrunk.embedding, dtype=np.float32), expected_mean(reader, spec.series_uid))
+        assert np.allclose(vector_of(shrunk), expected_mean(reader, spec.series_uid))
 
         spec.paths[7].unlink()
         with Medsearch.open(small["store"], writable=True, embedder=small["embedder"]) as ms:
@@ -165,6 +170,6 @@ def test_a_multi_frame_file_indexed_with_all_frames_is_a_series(tmp_path: Path, 
         uid = ms.item(1)["metadata"]["series_instance_uid"]
         row = unit_row(ms.store, "series", uid)
         assert row is not None and row.size == 30
-        assert np.allclose(np.frombuffer(row.embedding, dtype=np.float32), expected_mean(ms.store, uid))
+        assert np.allclose(vector_of(row), expected_mean(ms.store, uid))
         found = ms.search_units("a red circle", unit="series", k=5)
         assert [r.key for r in found] == [uid] and len(found[0].ids) == 30
