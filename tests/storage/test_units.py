@@ -39,7 +39,7 @@ def unit_row(store: Store, kind: str, uid: str) -> Unit | None:
 
 def vector_of(row: Unit | None) -> np.ndarray:
     assert row is not None and row.embedding is not None
-    return vector_of(row)
+    return np.frombuffer(row.embedding, dtype=np.float32)
 
 
 def expected_mean(store: Store, uid: str) -> np.ndarray:
