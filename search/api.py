@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +31,9 @@ from search.query.ranking import allowed_ids, group_column, iter_ranked, ranked_
 from search.query.results import Result, embed_file, stored_vector, vector_of_path
 from search.query.scoring import threshold as threshold_of
 from search.query.textcache import TextCache
+from search.query.units import UnitResult
 from storage import queries, vectors
-from storage.errors import InvalidQuery, ModelUnavailable, not_utf8
+from storage.errors import InvalidQuery, ModelUnavailable, NotFound, not_utf8
 from storage.store import Store
 
 if TYPE_CHECKING:
@@ -203,34 +204,41 @@ class Medsearch(ItemsMixin):
 
     def search(self, text: str | None = None, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
                min_score: float | None = None, min_prob: float | None = None, group_by: str | None = None,
-               like: Sequence[str] = (), unlike: Sequence[str] = ()) -> list[Result]:
+               like: Sequence[str] = (), unlike: Sequence[str] = (), sort: str = "score") -> list[Result]:
         """The ``k`` best images for a text and/or composed parts (see ``search.query.compose``), restricted to
         ``where`` inside the vector search, above ``min_score`` (cosine) and ``min_prob`` (the model's
-        pairwise probability, plain text queries only), one per ``group_by`` group if given. Raises
-        InvalidQuery (an empty text, a bad part, an unknown ``group_by`` column, a bad threshold)."""
+        pairwise probability, plain text queries only), one per ``group_by`` group if given; ``sort="date"``
+        orders the thresholded results newest study first. Raises InvalidQuery (an empty text, a bad part,
+        an unknown ``group_by`` column, a bad threshold, ``date`` without a threshold)."""
         if group_by is not None:
             self.group_column(group_by)
         query, calibration = self._query(text, like, unlike, min_prob)
-        return self.rank(query, k, offset, where, threshold_of(min_score, min_prob, calibration),
-                          group_by, calibration)
+        threshold = threshold_of(min_score, min_prob, calibration)
+        return self._sorted(lambda first, n: self.rank(query, n, first, where, threshold, group_by, calibration),
+                            sort, threshold, k, offset)
 
     def similar(self, target: str | Path | int, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
                 min_score: float | None = None, group_by: str | None = None,
-                read_options: ReadOptions | None = None, include_self: bool = True) -> list[Result]:
+                read_options: ReadOptions | None = None, include_self: bool = True,
+                sort: str = "score") -> list[Result]:
         """Images closest to a stored id, an indexed file (its stored vector) or any image file; without
-        ``include_self`` the query image (the id, or every frame of the indexed file) is left out. Raises
-        NotFound, InvalidQuery (an unknown ``group_by`` column), UnreadableFile."""
+        ``include_self`` the query image (the id, or every frame of the indexed file) is left out; ``sort``
+        as for ``search``. Raises NotFound, InvalidQuery (an unknown ``group_by`` column), UnreadableFile."""
         if group_by is not None:
             self.group_column(group_by)
         query = self.query_vector(target, read_options)
         own = set() if include_self else self._own_ids(target)
-        if not own:
-            return self.rank(query, k, offset, where, min_score, group_by, None)
-        ranked = self.rank(query, offset + k + len(own), 0, where, min_score, group_by, None)
-        kept = [result for result in ranked if result.id not in own][offset : offset + k]
-        for rank, result in enumerate(kept, start=offset + 1):
-            result.rank = rank
-        return kept
+
+        def page(first: int, n: int) -> list[Result]:
+            if not own:
+                return self.rank(query, n, first, where, min_score, group_by, None)
+            ranked = self.rank(query, first + n + len(own), 0, where, min_score, group_by, None)
+            kept = [result for result in ranked if result.id not in own][first : first + n]
+            for rank, result in enumerate(kept, start=first + 1):
+                result.rank = rank
+            return kept
+
+        return self._sorted(page, sort, min_score, k, offset)
 
     def _own_ids(self, target: str | Path | int) -> set[int]:
         """The stored ids of a query target: the id itself, or the frames of an indexed file."""
@@ -242,14 +250,119 @@ class Medsearch(ItemsMixin):
     def count(self, text: str | None = None, *, where: Sequence[str] = (), min_score: float | None = None,
               min_prob: float | None = None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> int:
         """How many images pass the filter and the thresholds."""
+        allowed, passing = self._passing(text, where, min_score, min_prob, like, unlike)
+        if passing is None:
+            return vectors.live_count(self.store.index()) if allowed is None else len(allowed)
+        return sum(1 for _id in passing)
+
+    def _passing(self, text: str | None, where: Sequence[str], min_score: float | None, min_prob: float | None,
+                 like: Sequence[str], unlike: Sequence[str]) -> tuple[np.ndarray | None, Iterator[int] | None]:
+        """(the ids ``where`` allows or None, the allowed ids above the thresholds or None without one)."""
         allowed = allowed_ids(self.store, where)
         threshold = None
         if text is not None or like or unlike:
             query, calibration = self._query(text, like, unlike, min_prob)
             threshold = threshold_of(min_score, min_prob, calibration)
         if threshold is None:
-            return vectors.live_count(self.store.index()) if allowed is None else len(allowed)
-        return sum(1 for _hit in iter_ranked(self.store, query, allowed, threshold, first_round=1024))
+            return allowed, None
+        return allowed, (i for i, _s in iter_ranked(self.store, query, allowed, threshold, first_round=1024))
+
+    # -- series and studies (issue 17) ---------------------------------------------------------
+
+    def search_units(self, text: str | None = None, unit: str = "series", k: int = 10, offset: int = 0, *,
+                     where: Sequence[str] = (), min_score: float | None = None, min_prob: float | None = None,
+                     like: Sequence[str] = (), unlike: Sequence[str] = (), method: str | None = None,
+                     sort: str = "score") -> list[UnitResult]:
+        """The ``k`` best series or studies (``unit``) for a text and/or composed parts, one row each, scored
+        by ``method`` (``search.query.units``: ``max`` by default, ``mean``, ``top3``), restricted to units
+        with a ``where`` image, above ``min_score`` / ``min_prob`` (on the unit's score); ``sort="date"``
+        orders the thresholded units newest first. Raises InvalidQuery."""
+        from search.query import units as ranking
+
+        method = ranking.check_unit(unit, method, ranking.TEXT_METHODS)
+        query, calibration = self._query(text, like, unlike, min_prob)
+        threshold = threshold_of(min_score, min_prob, calibration)
+        return self._ranked_units(query, None, unit, method, k, offset, where, threshold, sort, None, calibration)
+
+    def similar_units(self, target: str | Path | int, unit: str = "series", k: int = 10, offset: int = 0, *,
+                      where: Sequence[str] = (), min_score: float | None = None, method: str | None = None,
+                      sort: str = "score", read_options: ReadOptions | None = None) -> list[UnitResult]:
+        """Series or studies closest to a target: an image id or a series/study UID stands for its unit (its
+        slices are the query and the unit itself is left out); a file, or an image outside any unit, for
+        its one vector. ``method``: ``late`` (default), ``mean``, ``max``, ``top3``.
+        Raises NotFound, InvalidQuery, UnreadableFile."""
+        from search.query import units as ranking
+        from storage import units as stored
+
+        method = ranking.check_unit(unit, method, ranking.SIMILAR_METHODS)
+        row = stored.unit_by_uid(self.store, unit, str(target))
+        if row is None and str(target).isdigit():
+            row = stored.unit_of_image(self.store, unit, int(str(target)))
+        if row is None:
+            if isinstance(target, str) and not Path(target).expanduser().exists() and not target.isdigit():
+                raise NotFound(f"No {unit} {target!r}, image id or file in the store.")
+            query = self.query_vector(target, read_options)
+            slices, exclude = query[np.newaxis], None
+        else:
+            slices = np.vstack([v for _i, v in stored.members(self.store, unit, [row.uid])[row.uid]])
+            query, exclude = stored.mean_vector([v.tobytes() for v in slices]), row.uid
+        return self._ranked_units(query, slices, unit, method, k, offset, where, min_score, sort, exclude, None)
+
+    def _ranked_units(self, query: np.ndarray, slices: np.ndarray | None, unit: str, method: str, k: int,
+                      offset: int, where: Sequence[str], threshold: float | None, sort: str, exclude: str | None,
+                      calibration: tuple[float, float] | None) -> list[UnitResult]:
+        from search.query import units as ranking
+
+        allowed = allowed_ids(self.store, where)
+
+        def ranked(first: int, wanted: int) -> list[UnitResult]:
+            if method == "late" and slices is not None:
+                found = ranking.late_interaction(self.store, slices, unit, wanted, first, allowed, threshold, exclude)
+            else:
+                found = ranking.rank_units(self.store, query, unit, method, wanted, first, allowed, threshold, exclude)
+            return ranking.unit_results(self.store, unit, found, query, first, calibration)
+
+        return self._sorted(ranked, sort, threshold, k, offset)
+
+    @staticmethod
+    def _sorted(ranked: Any, sort: str, threshold: float | None, k: int, offset: int) -> list[Any]:
+        """``ranked(offset, k)`` by score, or with ``sort="date"`` every thresholded result (up to
+        ``SORT_LIMIT``) newest first, then paged. Raises InvalidQuery."""
+        from search.query import units as ranking
+
+        if sort not in ranking.SORTS:
+            raise InvalidQuery(f"unknown sort {sort!r}; expected one of {', '.join(ranking.SORTS)}")
+        if sort == "score":
+            return list(ranked(offset, k))
+        if threshold is None:
+            raise InvalidQuery("sorting by date needs a threshold (--min-score or --min-prob)")
+        return ranking.by_date(list(ranked(0, ranking.SORT_LIMIT)), offset, k)
+
+    def count_units(self, unit: str, text: str | None = None, *, where: Sequence[str] = (),
+                    min_score: float | None = None, min_prob: float | None = None, like: Sequence[str] = (),
+                    unlike: Sequence[str] = ()) -> int:
+        """How many series or studies have an image passing the filter and the thresholds (a unit counts
+        when its best image passes: the ``max`` score). Raises InvalidQuery."""
+        from search.query import units as ranking
+        from storage import units as stored
+
+        ranking.check_unit(unit, None, ranking.TEXT_METHODS)
+        allowed, passing = self._passing(text, where, min_score, min_prob, like, unlike)
+        if passing is None:
+            ids = allowed if allowed is not None else queries.all_ids(self.store)
+        else:
+            ids = np.fromiter(passing, dtype=np.int64)
+        return len({uid for uid, _size in stored.units_of_images(self.store, unit, [int(i) for i in ids]).values()})
+
+    def timeline(self, target: str | int, text: str | None = None, like: Sequence[str] = (),
+                 unlike: Sequence[str] = ()) -> Any:
+        """The studies of the patient of an image id, series or study UID, oldest first, each with its best
+        image for the query (default: the target's own vector): ``search.query.timeline.Timeline``. Only
+        that patient's studies, found by the keyed patient hash. Raises NotFound, InvalidQuery."""
+        from search.query.timeline import timeline
+
+        query = self.composed(text, like, unlike) if text is not None or like or unlike else None
+        return timeline(self.store, target, query)
 
     def parse_parts(self, text: str | None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> list[Part]:
         """The parts of a query: ``text`` and the ``like`` parts positive, the ``unlike`` parts negative.

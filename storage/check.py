@@ -24,6 +24,7 @@ from storage import snapshot, vectors
 from storage.index_choice import IndexType
 from storage.models import Deletion, Failure, Image
 from storage.store import SCHEMA_VERSION, Store
+from storage.units import rebuild_units, stale_units
 from storage.writes import Batch, write_batch
 
 NORM_TOLERANCE = 1e-3
@@ -93,7 +94,12 @@ def check_store(store: Store, repair: bool = False) -> CheckReport:
     rebuild = _snapshot_problems(store, record.dim, record.revision, report, images)
     if not damaged:
         rebuild = _index_problems(store, record.dim, record.revision, report) or rebuild
+    units = stale_units(store)
+    if units:
+        report.add("units", f"{len(units)} series/study vectors out of step with their images (e.g. "
+                   f"{units[0][0]} {units[0][1]})", repairable=True)
     if repair:
+        rebuild_units(store, units)
         _repair(store, report, damaged, stale, rebuild or bool(damaged))
         _index_problems(store, record.dim, record.revision, report)
     _missing_files(store, report)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import cohort_models, learn_models, source_models, thumbnails  # noqa: F401  (register their tables on Base)
+from storage import cohort_models, learn_models, source_models, thumbnails, unit_models  # noqa: F401  (register their tables on Base)
 from storage.models import Base
 from storage.schema import add_missing_columns
 

@@ -71,6 +71,7 @@ class Store:
         self._index: Any = None
         self._index_generation = -1
         self.filter_cache = IdSetCache()
+        self.unit_indexes: dict[str, Any] = {}  # storage.units: the series and study indexes, by kind
 
     @classmethod
     def open(cls, directory: Path | str, *, create: bool = False, writable: bool = False,

@@ -12,6 +12,7 @@ from sqlalchemy import delete, insert, select, update
 from storage.models import METADATA_COLUMNS, Deletion, Failure, Image, ImageField, utcnow
 from storage.store import Store
 from storage.thumbnails import save_thumbnails
+from storage.units import keys_of_metadata, keys_of_paths, refresh
 
 STORED_KEYS = frozenset(METADATA_COLUMNS) | {"identity", "read_options", "preprocessing_version"}
 
@@ -61,6 +62,7 @@ def write_batch(store: Store, batch: Batch) -> int:
         generation = store.bump_generation(session)
         carried = _sidecar_fields(session, list(batch.replace_paths))
         gone_paths = list(batch.replace_paths) + list(batch.remove_paths)
+        touched = keys_of_paths(session, gone_paths)
         removed = _delete_paths(session, gone_paths, generation)
         for old_path, stat in batch.moves:
             session.execute(update(Image).where(Image.path == old_path).values(
@@ -70,6 +72,7 @@ def write_batch(store: Store, batch: Batch) -> int:
                 size=stat.size, mtime_ns=stat.mtime_ns))
         ids = _insert_images(session, batch.images, generation)
         _carry_fields(session, carried, batch.images, ids)
+        refresh(session, touched | keys_of_metadata(image.metadata for image in batch.images), generation)
         save_thumbnails(session, ids.tolist(), [image.thumbnail for image in batch.images])
         done = {image.path for image in batch.images} | {stat.path for _old, stat in batch.moves}
         _record_failures(session, batch.failures, done)

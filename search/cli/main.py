@@ -37,6 +37,7 @@ from search.cli.metadata import (
 )
 from search.cli.remote import ServerOption
 from search.cli.results import PathsOption, ShowFieldsOption, show_results
+from search.cli.units import SortOption, UnitMethodOption, UnitOption, show_units
 from search.language.present import fields
 
 plain_types()
@@ -207,6 +208,9 @@ def search(
     show_fields: ShowFieldsOption = None,
     paths: PathsOption = False,
     server: ServerOption = None,
+    unit: UnitOption = "image",
+    unit_method: UnitMethodOption = None,
+    sort: SortOption = "score",
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -217,6 +221,7 @@ def search(
     query: dict[str, Any] = {"where": where or (), "min_score": min_score, "min_prob": min_prob,
                              "like": like or (), "unlike": unlike or ()}
     if server:
+        _remote_takes(unit, sort, as_json)
         from search.cli import remote
 
         with cli_errors(as_json):
@@ -227,11 +232,24 @@ def search(
     with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
         translation = ms.searched_as(text) if text else None
         if count:
-            total = ms.count(text, **query)
+            total = ms.count(text, **query) if unit == "image" else ms.count_units(unit, text, **query)
             print_json({"query": text, **fields(translation), "count": total}) if as_json else typer.echo(total)
             return
-        results = ms.search(text, k=k, offset=offset, group_by=group_by, **query)
+        if unit != "image":
+            units = ms.search_units(text, unit, k, offset, method=unit_method, sort=sort, **query)
+            show_units(f"search: {text or ' '.join(like or [])}", units, as_json, fields(translation))
+            return
+        results = ms.search(text, k=k, offset=offset, group_by=group_by, sort=sort, **query)
         show_results(text or " ".join(like or []), results, as_json, "search", translation, show_fields, paths)
+
+
+def _remote_takes(unit: str, sort: str, as_json: bool) -> None:
+    """--server answers image searches sorted by score; refuse the options it does not pass on yet."""
+    from storage.errors import InvalidQuery
+
+    with cli_errors(as_json):
+        if unit != "image" or sort != "score":
+            raise InvalidQuery("--server does not take --unit or --sort yet: leave out --server for those")
 
 
 @app.command()
@@ -247,14 +265,19 @@ def similar(
     show_fields: ShowFieldsOption = None,
     paths: PathsOption = False,
     server: ServerOption = None,
+    unit: UnitOption = "image",
+    unit_method: UnitMethodOption = None,
+    sort: SortOption = "score",
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
-    """Find images similar to an image (image-to-image); the query image itself is left out."""
+    """Find images similar to an image (image-to-image; the query image itself is left out), or
+    series/studies similar to its series/study."""
     if server:
+        _remote_takes(unit, sort, as_json)
         from search.cli import remote
 
         with cli_errors(as_json):
@@ -264,8 +287,13 @@ def similar(
     from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
+        if unit != "image":
+            units = ms.similar_units(target, unit, k, offset, where=where or (), min_score=min_score,
+                                     method=unit_method, sort=sort)
+            show_units(f"similar to: {target}", units, as_json)
+            return
         results = ms.similar(target, k=k, offset=offset, where=where or (), min_score=min_score,
-                             group_by=group_by, include_self=include_self)
+                             group_by=group_by, include_self=include_self, sort=sort)
         show_results(target, results, as_json, "similar to", show_fields=show_fields, paths_only=paths)
 
 
@@ -314,7 +342,7 @@ def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
 COMMAND_MODULES: tuple[str, ...] = (
     "search.cli.metadata", "search.cli.labels", "search.cli.serve", "search.cli.reindex", "search.cli.check",
     "search.cli.cohort", "search.cli.fidelity", "search.cli.explain",
-    "search.cli.learn", "search.cli.distributed", "search.cli.roots",
+    "search.cli.learn", "search.cli.distributed", "search.cli.roots", "search.cli.units",
 )
 for _name in COMMAND_MODULES:
     import_module(_name).register(app)

@@ -88,7 +88,7 @@ def grouped(store: Store, hits: Iterator[tuple[int, float]], group_by: str, k: i
     InvalidQuery for an unknown ``group_by`` column."""
     column = group_column(store, group_by)
     groups: dict[Any, list[tuple[int, float]]] = {}
-    for chunk in _chunks(hits, 256):
+    for chunk in chunks(hits, 256):
         values = queries.group_values(store, [image_id for image_id, _score in chunk], column)
         for image_id, score in chunk:
             key = values.get(image_id, ("__alone__", image_id))
@@ -99,7 +99,7 @@ def grouped(store: Store, hits: Iterator[tuple[int, float]], group_by: str, k: i
             for key, members in ordered]
 
 
-def _chunks(hits: Iterator[tuple[int, float]], size: int) -> Iterator[list[tuple[int, float]]]:
+def chunks(hits: Iterator[tuple[int, float]], size: int) -> Iterator[list[tuple[int, float]]]:
     chunk: list[tuple[int, float]] = []
     for hit in hits:
         chunk.append(hit)

@@ -24,6 +24,7 @@ from search.server import (
     routes_learn,
     routes_meta,
     routes_search,
+    routes_units,
 )
 from search.server.deps import ServerSettings
 from search.server.engine import ServerEngine
@@ -81,6 +82,7 @@ def create_app(store_dir: str | Path, model: str | None = None, device: str = "a
     app.include_router(routes_cohorts.router)
     app.include_router(routes_explain.router)
     app.include_router(routes_learn.router)
+    app.include_router(routes_units.router)
     _add_page(app)
     _add_middleware(app, app.state.settings)
     return app

@@ -71,16 +71,20 @@ class ServerEngine:
         """``Medsearch.search`` with ``filters`` (only names from ``self.filters``; ``where`` one
         expression); ``like``/``unlike`` parts are texts or ``id:N``, never files. Raises InvalidQuery,
         StoreError, ModelUnavailable."""
+        sort = filters.pop("sort", "score")  # score | date
         filters = self.prepare(text, filters)
         with self.index_lock:
-            return self.medsearch.search(text, k=k, offset=offset, **filters)
+            return self.medsearch.search(text, k=k, offset=offset, sort=sort, **filters)
 
-    def count(self, text: str | None, filters: dict[str, Any]) -> int:
-        """``Medsearch.count`` with ``filters`` as for ``search``, less ``group_by``. Raises InvalidQuery."""
+    def count(self, text: str | None, filters: dict[str, Any], unit: str = "image") -> int:
+        """``Medsearch.count`` (or ``count_units`` of ``unit``) with ``filters`` as for ``search``, less
+        ``group_by``. Raises InvalidQuery."""
         if "group_by" in filters:
             raise InvalidQuery("count=true does not group: leave out group_by")
         filters = self.prepare(text, filters)
         with self.index_lock:
+            if unit != "image":
+                return self.medsearch.count_units(unit, text, **filters)
             return self.medsearch.count(text, **filters)
 
     def prepare(self, text: str | None, filters: dict[str, Any]) -> dict[str, Any]:
@@ -115,6 +119,33 @@ class ServerEngine:
         include_self. Raises NotFound, InvalidQuery."""
         with self.index_lock:
             return self.medsearch.similar(image_id, k=k, offset=offset, **_one_where(filters or {}))
+
+    # series, studies and the timeline (issue 17; search.server.routes_units, unit= on routes_search)
+
+    def search_units(self, text: str | None, unit: str, k: int, offset: int, filters: dict[str, Any]) -> list[Any]:
+        """``Medsearch.search_units`` with ``filters`` as for ``search`` (and ``unit_method``, ``sort``)."""
+        method, sort = filters.pop("unit_method", None), filters.pop("sort", "score")
+        if "group_by" in filters:
+            raise InvalidQuery("unit= gives one row per series or study already: leave out group_by")
+        filters = self.prepare(text, filters)
+        with self.index_lock:
+            return self.medsearch.search_units(text, unit, k, offset, method=method, sort=sort, **filters)
+
+    def similar_units(self, image_id: int, unit: str, k: int, offset: int, filters: dict[str, Any]) -> list[Any]:
+        """``Medsearch.similar_units`` of a stored image's series or study. Raises NotFound, InvalidQuery."""
+        method, sort = filters.pop("unit_method", None), filters.pop("sort", "score")
+        if "group_by" in filters:
+            raise InvalidQuery("unit= gives one row per series or study already: leave out group_by")
+        with self.index_lock:
+            return self.medsearch.similar_units(image_id, unit, k, offset, method=method, sort=sort,
+                                                **_one_where(filters))
+
+    def timeline(self, target: str, text: str | None) -> Any:
+        """``Medsearch.timeline``, the query text embedded first. Raises NotFound, InvalidQuery."""
+        if text is not None:
+            self.prepare(text, {})
+        with self.index_lock:
+            return self.medsearch.timeline(target, text)
 
     def classify(self, ids: Sequence[int], labels: LabelSet, exclusive: bool) -> list[Classification]:
         """``Medsearch.classify_ids``, the prompts embedded first. Raises NotFound for an unknown id."""

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from search.language.present import fields
-from search.query.results import Result
 from search.server.deps import ServerSettings, get_engine, get_settings
 from search.server.engine import ServerEngine
 from search.server.security import check_token
@@ -27,9 +26,12 @@ GroupBy = Annotated[str | None, Query(max_length=200, description=(
     "One result per group: study, series, patient or a metadata column / field; results carry `group`."))]
 Parts = Annotated[list[str] | None, Query(max_length=20, description=(
     "Composed query parts (repeatable): a text or id:N, optionally @WEIGHT."))]
+Unit = Annotated[str, Query(max_length=16, description="image, or one result per series or study.")]
+UnitMethod = Annotated[str | None, Query(max_length=16, description="max, top3, mean (text); late (similar).")]
+Sort = Annotated[str, Query(max_length=16, description="score, or date (newest first; needs a threshold).")]
 
 
-def _page(query: str, k: int, offset: int, results: list[Result]) -> dict[str, Any]:
+def _page(query: str, k: int, offset: int, results: list[Any]) -> dict[str, Any]:
     return {"query": query, "k": k, "offset": offset, "results": [r.as_dict() for r in results]}
 
 
@@ -49,6 +51,9 @@ def search(
     like: Parts = None,
     unlike: Parts = None,
     count: Annotated[bool, Query(description="Answer only {\"count\": N}: how many images pass.")] = False,
+    unit: Unit = "image",
+    unit_method: UnitMethod = None,
+    sort: Sort = "score",
     engine: ServerEngine = Depends(get_engine),
 ) -> dict[str, Any]:
     """Images that match the text (and the ``like`` parts, away from the ``unlike`` ones), best first, with
@@ -58,8 +63,14 @@ def search(
     filters = _given(where=where, min_score=min_score, min_prob=min_prob, group_by=group_by, like=like,
                      unlike=unlike)
     translation = engine.medsearch.searched_as(q) if q else None
+    if count and unit != "image":
+        return {"count": engine.count(q, filters, unit), **fields(translation, only_changed=True)}
     if count:
         return {"count": engine.count(q, filters), **fields(translation, only_changed=True)}
+    if unit != "image" or sort != "score":
+        found = engine.search_units(q, unit, k, offset, {**filters, **_given(unit_method=unit_method), "sort": sort}) \
+            if unit != "image" else engine.search(q, k, offset, {**filters, "sort": sort})
+        return {**_page(q or "", k, offset, found), "unit": unit, **fields(translation)}
     return {**_page(q or "", k, offset, engine.search(q, k, offset, filters)), **fields(translation)}
 
 
@@ -67,10 +78,19 @@ def search(
 def similar_to_id(image_id: ImageId, k: K = 20, offset: Offset = 0, where: Where = None,
                   min_score: MinScore = None, group_by: GroupBy = None,
                   include_self: Annotated[bool, Query(description="Keep the image itself (first).")] = True,
+                  unit: Unit = "image", unit_method: UnitMethod = None, sort: Sort = "score",
                   engine: ServerEngine = Depends(get_engine)) -> dict[str, Any]:
     """Images closest to a stored image (the image itself comes first unless ``include_self=false``),
-    optionally filtered, thresholded and grouped like ``/api/search``."""
-    filters = _given(where=where, min_score=min_score, group_by=group_by, include_self=include_self)
+    optionally filtered, thresholded and grouped like ``/api/search``; ``unit=series|study``: the units
+    closest to the image's own (left out)."""
+    filters = _given(where=where, min_score=min_score, group_by=group_by)
+    if unit != "image":
+        found = engine.similar_units(image_id, unit, k, offset, {**filters, **_given(unit_method=unit_method),
+                                                                   "sort": sort})
+        return {**_page(str(image_id), k, offset, found), "unit": unit}
+    filters.update(_given(include_self=include_self))
+    if sort != "score":
+        filters["sort"] = sort
     return _page(str(image_id), k, offset, engine.similar_to_id(image_id, k, offset, filters))
 
 

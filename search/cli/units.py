@@ -1,0 +1,71 @@
+"""Series and study results on the CLI: the ``--unit``, ``--unit-method`` and ``--sort`` options of
+``search`` / ``similar`` (``search.cli.main``), their table, and ``medsearch timeline ID``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from search.cli.common import DEFAULT_STORE, JsonOption, LikeOption, StoreOption, UnlikeOption, cli_errors, print_json
+
+UnitOption = Annotated[str, typer.Option(
+    "--unit", help="Rank images, or one row per series or study: image, series, study.")]
+UnitMethodOption = Annotated[str | None, typer.Option(
+    "--unit-method", help="How a series/study is scored: max (best slice; text default), top3, mean, "
+                          "late (late interaction; similar default).")]
+SortOption = Annotated[str, typer.Option(
+    "--sort", help="score, or date (newest study first; needs --min-score or --min-prob).")]
+
+
+def show_units(title: str, results: list[Any], as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    """Print unit results as a table, or as ``{"query": ..., "results": [...]}``."""
+    if as_json:
+        print_json({"query": title.split(": ", 1)[-1], **(extra or {}), "results": [r.as_dict() for r in results]})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("rank", "score", "unit", "size", "modality", "date", "description", "best image", "path"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        table.add_row(str(r.rank), f"{r.score:.4f}", f"{r.unit} {r.key}", str(r.size), r.modality or "",
+                      r.study_date or "", r.description or "", str(r.image_id), r.path)
+    Console().print(table)
+    if not results:
+        typer.echo("no results")
+
+
+def timeline(
+    target: Annotated[str, typer.Argument(help="An image id, or a series or study UID.")],
+    text: Annotated[str | None, typer.Option("--query", help="Pick each study's best image for this text.")] = None,
+    like: LikeOption = None,
+    unlike: UnlikeOption = None,
+    store: StoreOption = DEFAULT_STORE,
+    as_json: JsonOption = False,
+) -> None:
+    """The patient's studies (of an image, series or study) in date order, each with its best-matching
+    image; found through the keyed patient hash, never the identity."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from search.api import Medsearch
+
+    with cli_errors(as_json), Medsearch.open(store) as ms:
+        line = ms.timeline(target, text, like or (), unlike or ())
+    if as_json:
+        print_json(line.as_dict())
+        return
+    table = Table(title=f"timeline of {target} (patient key {line.patient_key[:12]}...)")
+    for column in ("date", "study", "modality", "series", "images", "best image", "score", "path"):
+        table.add_column(column, overflow="fold")
+    for s in line.studies:
+        table.add_row(("* " if s.current else "") + (s.study_date or "undated"), s.study_instance_uid,
+                      s.modality or "", str(s.series), str(s.images), str(s.image_id), f"{s.score:.4f}", s.path)
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``timeline`` to the ``medsearch`` app."""
+    app.command()(timeline)

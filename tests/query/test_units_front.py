@@ -1,0 +1,66 @@
+"""``--unit``, ``--sort date`` and ``medsearch timeline`` on the CLI, and ``unit=`` / ``/api/timeline`` over
+real HTTP (uvicorn on loopback), on the synthetic volume store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api_fixtures import running_server
+
+
+def test_cli_search_and_similar_at_unit_series_give_one_row_per_series(cli: Callable[..., Any], volumes: dict) -> None:
+    store, truth = volumes["store"], {s.series_uid: s.label for s in volumes["specs"]}
+    model = ["--model", str(volumes["model"])]
+    found = cli("search", "a red circle", "--unit", "series", "-k", "3", "--store", store, *model, "--json")
+    keys = [r["key"] for r in found["results"]]
+    assert len(set(keys)) == 3 and sum(truth[k] == "red_circle" for k in keys) >= 2
+    assert all(r["unit"] == "series" and r["size"] == 12 and len(r["ids"]) == 12 for r in found["results"])
+    similar = cli("similar", keys[0], "--unit", "series", "-k", "2", "--store", store, *model, "--json")
+    assert keys[0] not in [r["key"] for r in similar["results"]]
+    count = cli("search", "a red circle", "--unit", "study", "--count", "--store", store, *model, "--json")
+    assert count["count"] == len({s.study_uid for s in volumes["specs"]})
+    dated = cli("search", "a red circle", "--min-score", "-1", "--sort", "date", "-k", "5", "--store", store,
+                *model, "--json")
+    dates = [r["metadata"]["study_date"] for r in dated["results"]]
+    assert len(dates) == 5 and dates == sorted(dates, reverse=True)
+    bad = cli("search", "a red circle", "--unit", "patient", "--store", store, *model, "--json", expect=2)
+    assert "unknown unit" in bad["error"]["message"]
+
+
+def test_cli_timeline(cli: Callable[..., Any], volumes: dict) -> None:
+    spec = volumes["specs"][0]
+    line = cli("timeline", spec.series_uid, "--store", volumes["store"], "--json")
+    assert [s["study_date"] for s in line["studies"]] == sorted(s["study_date"] for s in line["studies"])
+    assert spec.patient_id not in str(line)
+    table = cli("timeline", spec.series_uid, "--store", volumes["store"])
+    assert "timeline of" in table.output and "Traceback" not in table.output
+
+
+@pytest.fixture(scope="module")
+def base(volumes: dict) -> Iterator[str]:
+    from search.server.app import create_app
+    from search.server.deps import ServerSettings
+
+    with running_server(create_app(volumes["store"], embedder=volumes["embedder"], settings=ServerSettings())) as url:
+        yield url
+
+
+def test_http_unit_search_similar_and_timeline(base: str, volumes: dict) -> None:
+    found = httpx.get(f"{base}/api/search", params={"q": "a blue square", "unit": "series", "k": 3}, timeout=60).json()
+    assert found["unit"] == "series" and len({r["key"] for r in found["results"]}) == 3
+    image_id = found["results"][0]["image_id"]
+    similar = httpx.get(f"{base}/api/similar/{image_id}", params={"unit": "series", "k": 2}, timeout=60).json()
+    assert len(similar["results"]) == 2 and found["results"][0]["key"] not in [r["key"] for r in similar["results"]]
+    line = httpx.get(f"{base}/api/timeline", params={"id": image_id, "q": "a blue square"}, timeout=60).json()
+    assert sum(s["current"] for s in line["studies"]) == 1
+    assert image_id in {i for s in line["studies"] for i in s["ids"]}
+    counted = httpx.get(f"{base}/api/search", params={"q": "a blue square", "unit": "series", "count": "true"},
+                        timeout=60).json()
+    assert counted["count"] == len(volumes["specs"])
+    missing = httpx.get(f"{base}/api/timeline", params={"id": "1.2.3"}, timeout=60)
+    bad = httpx.get(f"{base}/api/search", params={"q": "x", "unit": "organ"}, timeout=60)
+    assert missing.status_code == 404 and bad.status_code == 400 and "error" in bad.json()
