@@ -343,6 +343,21 @@ class Medsearch:
 
         return stored_thumbnail(self.store, image_id)
 
+    def facets(self, where: Sequence[str] = ()) -> dict[str, Any]:
+        """The values (with counts) of the columns and fields with few values, over the images matching
+        ``where``, and the split names (``storage.facets``). Raises InvalidQuery."""
+        from storage.facets import facets
+
+        return facets(self.store, where)
+
+    def model_input_png(self, image_id: int) -> bytes:
+        """PNG bytes of what the model saw for a stored image (``indexer.preview``). Raises NotFound,
+        UnreadableFile (the file changed or is gone)."""
+        from indexer.preview import preview_png
+
+        self.image_path(image_id)  # NotFound before any file is read
+        return preview_png(self.store, self.embedder.preprocessor, image_id)
+
     def info(self) -> dict[str, Any]:
         """The store's facts: counts, model, dimension, index type, generation, roots and failures."""
         from indexer.upgrade import images_to_upgrade
