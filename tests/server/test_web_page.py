@@ -166,9 +166,11 @@ def test_detail_shows_every_field_the_model_input_and_the_explanation(browser: A
     assert browser.is_visible("#viewer")
 
     browser.check("#explain")
-    until(browser, lambda: browser.get_attribute("#model-img", "data-kind") == "explain" and loaded(browser, "#model-img"),
-          "the explanation")
+    explained = lambda: browser.get_attribute("#model-img", "data-kind") == "explain" and loaded(browser, "#model-img")  # noqa: E731
+    until(browser, explained, "the explanation")
     assert "not a finding" in browser.inner_text("#second-caption")
+    if os.environ.get("MEDSEARCH_SCREENSHOT_DIR"):  # to look at the page after a run
+        browser.screenshot(path=str(Path(os.environ["MEDSEARCH_SCREENSHOT_DIR"]) / "page-detail.png"))
     browser.select_option("#lang", "ko")
     until(browser, lambda: "소견이 아닙니다" in browser.inner_text("#second-caption"), "the Korean note")
 
