@@ -29,10 +29,10 @@ export function exportCsv() {
   link.remove();
 }
 
-/** Train the probe "basket" on the basket's ids; resolves to {results, report} for the grid. */
+/** Train the probe "page-basket" on the basket's ids; resolves to {results, report} for the grid. */
 export async function moreLikeThese(query) {
   const positives = [...basket.keys()];
-  const report = await postJson("/api/probes", { name: "basket", positives, prompt: query || "an image", k: 40 });
+  const report = await postJson("/api/probes", { name: "page-basket", positives, prompt: query || "an image", k: 40 });
   const results = report.more_like_these.map((r, i) => Object.assign({ rank: i + 1 }, r));
   return { results, report };
 }
