@@ -82,6 +82,15 @@ function onSubmit(event) {
 function fromUrl() {
   const q = fromParams(new URLSearchParams(location.search));
   if (q) searchText(q);
+  else if (state.results.length) { showOthers([], ""); status(t("indexed", state.images)); }
+}
+
+/** Results that are not pages of the last search (similar cases, "more like these"): no "more". */
+function showOthers(results, label) {
+  ++state.seq;
+  state.request = null;
+  $("more").hidden = true;
+  showResults(results, label);
 }
 
 function uploadSimilar(file) {
@@ -114,7 +123,7 @@ function highlight() {
 
 function open() {
   const result = state.results[state.selected];
-  if (result) openDetail(result, state.query, (results, id) => showResults(results, t("similarTo", id)));
+  if (result) openDetail(result, state.query, (results, id) => showOthers(results, t("similarTo", id)));
 }
 
 function addToBasket() {
@@ -132,7 +141,7 @@ async function showMoreLikeThese() {
   try {
     const { results, report } = await moreLikeThese(state.query);
     if (seq !== state.seq) return;
-    showResults(results, t("likeBasket"));
+    showOthers(results, t("likeBasket"));
     status(probeSummary(report));
   } catch (error) {
     if (seq === state.seq) status(error.message, "error");

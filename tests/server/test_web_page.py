@@ -120,6 +120,13 @@ def test_url_keeps_query_and_filters_paging_and_back(browser: Any, server: tuple
     browser.go_forward()
     until(browser, lambda: card_ids(browser) == rounds, "the filtered search after Forward")
     assert browser.input_value("#facets select[data-column='finding']") == "round"
+    browser.go_back()
+    browser.go_back()  # the page as first opened: no query, no results
+    until(browser, lambda: browser.locator("#grid .card").count() == 0, "no results before the first search")
+    assert browser.input_value("#q") == ""
+    browser.go_forward()
+    browser.go_forward()
+    until(browser, lambda: card_ids(browser) == rounds, "the filtered search after Forward twice")
 
     bookmarked = browser.url
     browser.goto("about:blank")
@@ -173,6 +180,12 @@ def test_detail_shows_every_field_the_model_input_and_the_explanation(browser: A
         browser.screenshot(path=str(Path(os.environ["MEDSEARCH_SCREENSHOT_DIR"]) / "page-detail.png"))
     browser.select_option("#lang", "ko")
     until(browser, lambda: "소견이 아닙니다" in browser.inner_text("#second-caption"), "the Korean note")
+
+    assert browser.is_visible("#more")
+    browser.wait_for_selector("#similar .card")
+    browser.click("#similar .card")  # similar cases are not a page of the search: no "more"
+    until(browser, lambda: browser.locator("#grid .card").count() == 7, "the similar cases")
+    assert browser.is_hidden("#more")
 
 
 def test_upload_is_shown_beside_results_and_uses_the_filters(browser: Any, server: tuple[str, Path]) -> None:
