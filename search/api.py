@@ -351,8 +351,9 @@ class Medsearch:
         return facets(self.store, where)
 
     def model_input_png(self, image_id: int) -> bytes:
-        """PNG bytes of what the model saw for a stored image (``indexer.preview``). Raises NotFound,
-        UnreadableFile (the file changed or is gone)."""
+        """PNG bytes of what the model saw for a stored image (``indexer.preview``), decoded in this
+        process (the server decodes it in a capped worker). Raises NotFound, UnreadableFile (the file
+        changed or is gone)."""
         from indexer.preview import preview_png
 
         self.image_path(image_id)  # NotFound before any file is read

@@ -1,6 +1,6 @@
 """What the web page needs beyond search: the filter lists with counts (``/api/facets``) and the model's
 input of a stored image (``/api/items/{id}/model-input``). Only ids and filter text come from the client;
-a file is read only through ``served_path``."""
+a file is read only through ``served_path``, by a capped decoding worker."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response
 from starlette.concurrency import run_in_threadpool
 
-from indexer.dicomweb.source import is_source
 from search.server.deps import get_engine
 from search.server.engine import ServerEngine
 from search.server.routes_search import ImageId, Where
-from search.server.security import check_token, served_path
-from storage.errors import NotFound
+from search.server.security import check_token
 
 router = APIRouter(prefix="/api", tags=["page"], dependencies=[Depends(check_token)])
 
@@ -33,14 +31,5 @@ async def model_input(image_id: ImageId, engine: ServerEngine = Depends(get_engi
     """A PNG of exactly what the model was given for the image: the padded square after the VOI, at the
     model's size (16-bit grey, or 8-bit RGB for colour). 403 outside the indexed folders; 404 for a
     DICOMweb item (its file is not kept)."""
-    return Response(await run_in_threadpool(_model_input, engine, image_id), media_type="image/png",
+    return Response(await run_in_threadpool(engine.model_input, image_id), media_type="image/png",
                     headers={"Cache-Control": "private, max-age=3600"})
-
-
-def _model_input(engine: ServerEngine, image_id: int) -> bytes:
-    medsearch = engine.medsearch
-    stored = medsearch.image_path(image_id)
-    if is_source(stored):
-        raise NotFound("The model input of a DICOMweb item is not kept; its thumbnail shows the image.")
-    served_path(medsearch.store, stored)
-    return medsearch.model_input_png(image_id)

@@ -58,7 +58,13 @@ def test_model_input_is_the_padded_square_at_the_models_size(client: Any, tiny_e
     picture = np.asarray(Image.open(io.BytesIO(response.content)))
     side = tiny_embedder.preprocessor.size
     assert picture.shape[:2] == (side, side)
+    assert response.content == client.app.state.engine.medsearch.model_input_png(first["id"])  # the worker's
     assert client.get("/api/items/999999/model-input").status_code == 404
+    dicoms = client.get("/api/search", params={"q": "x", "k": 10, "where": "modality is not null"}).json()["results"]
+    assert len(dicoms) == 3
+    for dicom in dicoms:  # windowed, padded DICOMs: the worker's picture is the library's
+        shown = client.get(f"/api/items/{dicom['id']}/model-input").content
+        assert shown == client.app.state.engine.medsearch.model_input_png(dicom["id"])
 
 
 def test_model_input_refuses_a_file_outside_the_roots(client: Any, tmp_path: Path) -> None:
