@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session, aliased
 
 from storage.filters import compile_filter, field_names
@@ -31,7 +31,7 @@ def facets(store: Store, where: Sequence[str] = ()) -> dict[str, Any]:
         clause = compile_filter(list(where), field_names(session))
         images = session.scalar(select(func.count()).select_from(Image).where(clause)) or 0
         columns = {name: facet for name in FACET_COLUMNS if (facet := _column_facet(session, name, clause))}
-        columns.update(_field_facets(session, clause))
+        columns.update(_field_facets(session, clause if where else None))
         splits = sorted(session.scalars(select(SplitRecord.name)))
     return {"images": images, "columns": columns, "splits": splits}
 
@@ -43,11 +43,12 @@ def _column_facet(session: Session, name: str, clause: ColumnElement[bool]) -> d
     return _facet("text", rows)
 
 
-def _field_facets(session: Session, clause: ColumnElement[bool]) -> dict[str, dict[str, Any]]:
-    """Fields with at most ``MAX_VALUES`` distinct values among the matching images. The fields are read
-    through an alias: the filter's own field tests are subqueries on ``ImageField``."""
+def _field_facets(session: Session, clause: ColumnElement[bool] | None) -> dict[str, dict[str, Any]]:
+    """Fields with at most ``MAX_VALUES`` distinct values among the images matching ``clause`` (None:
+    all). The fields are read through an alias: the filter's own field tests are subqueries on
+    ``ImageField``."""
     field = aliased(ImageField)
-    matching = field.image_id.in_(select(Image.id).where(clause))
+    matching = true() if clause is None else field.image_id.in_(select(Image.id).where(clause))
     distinct = func.count(func.distinct(func.coalesce(field.text, field.number, field.date)))
     small = (select(field.name).where(matching).group_by(field.name).having(distinct <= MAX_VALUES)
              .order_by(field.name))

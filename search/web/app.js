@@ -213,12 +213,16 @@ async function start() {
     state.images = info.images;
     status(t("indexed", info.images));
     loadLabelSets();
-    const facets = await loadFacets();
-    showSplits(facets.splits);
-    fromUrl();
   } catch (error) {
     status(error.message, "error");
+    return;
   }
+  try {
+    showSplits((await loadFacets()).splits);
+  } catch (error) {
+    status(error.message, "error"); // the lists are missing; typed filters still work
+  }
+  fromUrl();
 }
 
 start();

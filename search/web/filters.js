@@ -8,6 +8,14 @@ let facetColumns = {};
 
 function quote(value) { return "'" + String(value).replace(/'/g, "''") + "'"; }
 
+const KEYWORDS = new Set(["and", "or", "not", "in", "is", "null", "like", "true", "false"]);
+
+/** A column name as the filter language reads it: bare, or in double quotes (spaces, '-', Korean...). */
+function nameOf(column) {
+  const bare = /^[A-Za-z_][A-Za-z0-9_.]*$/.test(column) && !KEYWORDS.has(column.toLowerCase());
+  return bare ? column : '"' + column.replace(/"/g, '""') + '"';
+}
+
 function literal(value, kind) { return kind === "number" || kind === "bool" ? String(value) : quote(value); }
 
 function facetSelect(name, facet) {
@@ -45,14 +53,14 @@ export function relabel() {
 
 function exampleFilter() {
   const [name, facet] = Object.entries(facetColumns).reverse()[0] || ["study_date", null];
-  const example = facet ? `${name} = ${literal(facet.values[0].value, facet.kind)}` : "study_date >= '2020-01-01'";
+  const example = facet ? `${nameOf(name)} = ${literal(facet.values[0].value, facet.kind)}` : "study_date >= '2020-01-01'";
   $("f-where").placeholder = `${t("moreFilters")} ${example}`;
 }
 
 /** The chosen lists, dates and typed text as one expression ("" when nothing is chosen). */
 export function whereClause() {
   const parts = [...$("facets").querySelectorAll("select")].filter((s) => s.value)
-    .map((s) => `${s.dataset.column} = ${literal(s.value, s.dataset.kind)}`);
+    .map((s) => `${nameOf(s.dataset.column)} = ${literal(s.value, s.dataset.kind)}`);
   if ($("f-from").value) parts.push(`study_date >= ${quote($("f-from").value)}`);
   if ($("f-to").value) parts.push(`study_date <= ${quote($("f-to").value)}`);
   if ($("f-where").value.trim()) parts.push(`(${$("f-where").value.trim()})`);

@@ -1,5 +1,6 @@
 """A store for the page's tests: 45 PNGs and three real DICOMs (more than one page of 40 results), a
-sidecar CSV (``finding`` text, ``grade`` number) and a split field made by ``medsearch split``."""
+sidecar CSV (``finding`` text, ``grade`` number, ``body-site``: a name the filter language must quote)
+and a split field made by ``medsearch split``."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ def labelled_store(root: Path, embedder: Any) -> Path:
     sheet = images / "labels.csv"
     with open(sheet, "w", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(["file", "finding", "grade"])
+        writer.writerow(["file", "finding", "grade", "body-site"])
         for seed in range(45):
-            writer.writerow([f"case{seed:03d}.png", "round" if seed % 3 == 0 else "square", seed % 2 + 1])
+            writer.writerow([f"case{seed:03d}.png", "round" if seed % 3 == 0 else "square", seed % 2 + 1,
+                             "left" if seed % 4 == 0 else "right"])
     index_store(root / "store", images, embedder)
     with Medsearch.open(root / "store", writable=True, embedder=embedder) as ms:
         import_sidecar(ms.store, sheet)

@@ -92,6 +92,9 @@ def test_lists_with_counts_and_an_example_of_a_real_column(browser: Any, server:
     assert browser.locator("#facets select").count() == len(facets["columns"])
     example = browser.get_attribute("#f-where", "placeholder").split("e.g.")[1].split()[0]
     assert example in facets["columns"]
+    browser.select_option("#facets select[data-column='body-site']", "left")  # a name that needs quotes
+    expected = api(server[0], "/api/search", q="a round shape", k=40, where='"body-site" = \'left\'')["results"]
+    assert len(expected) == 12 and search(browser, "a round shape", 12) == [r["id"] for r in expected]
     for width in (1280, 760):  # the filter row wraps; nothing runs off the page
         browser.set_viewport_size({"width": width, "height": 860})
         assert browser.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
