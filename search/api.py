@@ -497,3 +497,12 @@ class Medsearch(ItemsMixin):
         from search.labels.evaluate import Truth, evaluate
 
         return evaluate(self, Truth(truth_csv, key, root, tuple(truth_fields)), labels, k)
+
+    def model_input_png(self, image_id: int) -> bytes:
+        """PNG bytes of what the model saw for a stored image (``indexer.preview``), decoded in this
+        process (the server decodes it in a capped worker). Raises NotFound, UnreadableFile (the file
+        changed or is gone)."""
+        from indexer.preview import preview_png
+
+        self.image_path(image_id)  # NotFound before any file is read
+        return preview_png(self.store, self.embedder.preprocessor, image_id)

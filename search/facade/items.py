@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,13 @@ class ItemsMixin:
             raise InvalidQuery(f"{wanted} lies inside the indexed folder {outer[0]}, whose next index would add "
                                f"its images again; remove {outer[0]} instead")
         return remove_root(self.store, wanted)
+
+    def facets(self, where: Sequence[str] = ()) -> dict[str, Any]:
+        """The values (with counts) of the columns and fields with few values, over the images matching
+        ``where``, and the split names (``storage.facets``). Raises InvalidQuery."""
+        from storage.facets import facets
+
+        return facets(self.store, where)
 
     def info(self) -> dict[str, Any]:
         """The store's facts: counts, model, dimension, index type, generation, roots and failures."""

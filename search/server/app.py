@@ -23,6 +23,7 @@ from search.server import (
     routes_labels,
     routes_learn,
     routes_meta,
+    routes_page,
     routes_search,
     routes_units,
 )
@@ -83,6 +84,7 @@ def create_app(store_dir: str | Path, model: str | None = None, device: str = "a
     app.include_router(routes_explain.router)
     app.include_router(routes_learn.router)
     app.include_router(routes_units.router)
+    app.include_router(routes_page.router)
     _add_page(app)
     _add_middleware(app, app.state.settings)
     return app

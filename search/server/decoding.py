@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,14 @@ class Decoder:
         result: bytes = self._run(_bytes_thumbnail_task, (data, filename, size, self.options))
         return result
 
+    def model_input_png(self, path: Path, options: ReadOptions, preprocessor: Preprocessor,
+                        frame_number: int) -> bytes:
+        """PNG bytes of the model input of a file read with ``options`` (``indexer.preview``), the pixel
+        cap lowered to the server's."""
+        capped = replace(options, max_pixels=min(options.max_pixels, self.options.max_pixels))
+        result: bytes = self._run(_model_input_task, (path, capped, preprocessor, frame_number))
+        return result
+
     def _run(self, task: Callable[[Any], Any], item: tuple[Any, ...]) -> Any:
         with self.slots:
             [(_item, result)] = list(ordered_map(task, [item], 1, _failed, limits=self.limits))
@@ -85,3 +93,10 @@ def _bytes_thumbnail_task(item: tuple[bytes, str, int, ReadOptions]) -> bytes:
 
     data, filename, size, options = item
     return render_png(read_bytes(data, options, filename)[0].pixels, size)
+
+
+def _model_input_task(item: tuple[Path, ReadOptions, Preprocessor, int]) -> bytes:
+    from indexer.preview import model_input, to_png
+
+    path, options, preprocessor, frame_number = item
+    return to_png(model_input(path, options, preprocessor, frame_number), preprocessor)

@@ -29,7 +29,7 @@ from search.server.decoding import Decoder
 from search.server.security import served_path
 from search.server.thumbnails import ThumbnailCache
 from search.server.wado import RemoteImages, viewer_url
-from storage.errors import InvalidQuery
+from storage.errors import InvalidQuery, NotFound
 
 SEARCH_FILTERS = ("where", "min_score", "min_prob", "group_by", "like", "unlike")
 """Query parameters passed on to ``Medsearch.search``."""
@@ -185,6 +185,18 @@ class ServerEngine:
         if made is not None and path.stat().st_mtime_ns == made[1]:  # made at index time from this file
             return made[0]
         return self.thumbnails.get(path, size)
+
+    def model_input(self, image_id: int) -> bytes:
+        """PNG bytes of what the model was given for a stored image (``Medsearch.model_input_png``'s
+        picture), decoded by a capped worker. Raises NotFound (also for a DICOMweb item, whose file is
+        not kept), Forbidden (outside the roots), UnreadableFile."""
+        from indexer.read_back import image_source
+
+        stored, frame_number, options = image_source(self.medsearch.store, image_id)
+        if is_source(stored):
+            raise NotFound("The model input of a DICOMweb item is not kept; its thumbnail shows the image.")
+        path = served_path(self.medsearch.store, stored)
+        return self.decoder.model_input_png(path, options, self.medsearch.embedder.preprocessor, frame_number)
 
     def info(self) -> dict[str, Any]:
         facts = self.medsearch.info()

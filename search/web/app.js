@@ -1,88 +1,30 @@
-// medsearch web page: plain JavaScript, no build step. Talks to the JSON API of the same server.
-"use strict";
+// medsearch web page: plain ES modules, no build step, talking to the JSON API of the same server. This
+// module runs searches (text, or an uploaded image), pages through them, keeps them in the URL and
+// handles the keys; filters.js, cards.js, detail.js and basket.js do the rest.
 
-const $ = (id) => document.getElementById(id);
-const state = { results: [], selected: -1, basket: new Map(), filters: [], seq: 0, labelSeq: 0, korean: {},
-  images: null };
+import { $, api, json } from "./api.js";
+import { basket, exportCsv, moreLikeThese, probeSummary, renderBasket, showSplits } from "./basket.js";
+import { card } from "./cards.js";
+import { closeDetail, loadLabelSets, openDetail, showLabels, showSecondImage } from "./detail.js";
+import { fromParams, loadFacets, relabel, toParams, whereClause } from "./filters.js";
 
-function token() { return sessionStorage.getItem("medsearch-token") || ""; }
-
-async function askToken() {
-  const dialog = $("token-dialog");
-  dialog.showModal();
-  await new Promise((resolve) => dialog.addEventListener("close", resolve, { once: true }));
-  sessionStorage.setItem("medsearch-token", $("token").value.trim());
-}
-
-async function api(path, options = {}, retry = true) {
-  const headers = Object.assign({}, options.headers || {});
-  if (token()) headers.Authorization = "Bearer " + token();
-  const response = await fetch(path, Object.assign({}, options, { headers }));
-  if (response.status === 401 && retry) {
-    await askToken();
-    return api(path, options, false);
-  }
-  if (!response.ok) {
-    let message = response.statusText;
-    try { message = (await response.json()).error.message; } catch (_) { /* not JSON */ }
-    throw new Error(message);
-  }
-  return response;
-}
+const PAGE = 40;
+const state = { results: [], selected: -1, seq: 0, images: null, filters: [], query: "", request: null };
 
 function status(text, kind = "") {
   $("status").textContent = text;
   $("status").className = kind;
 }
 
-async function thumbnail(img, id, size = 256) {
-  try {
-    const blob = await (await api(`/api/items/${id}/thumbnail?size=${size}`)).blob();
-    img.src = URL.createObjectURL(blob);
-  } catch (_) {
-    img.alt = "no preview";
-  }
-}
-
-function whereClause() {
-  const quote = (v) => "'" + v.replace(/'/g, "''") + "'";
-  const parts = [];
-  if ($("f-modality").value.trim()) parts.push(`modality = ${quote($("f-modality").value.trim().toUpperCase())}`);
-  if ($("f-body").value.trim()) parts.push(`body_part like ${quote("%" + $("f-body").value.trim() + "%")}`);
-  if ($("f-from").value) parts.push(`study_date >= ${quote($("f-from").value)}`);
-  if ($("f-to").value) parts.push(`study_date <= ${quote($("f-to").value)}`);
-  if ($("f-where").value.trim()) parts.push(`(${$("f-where").value.trim()})`);
-  return parts.join(" and ");
-}
-
-function card(result, onOpen) {
-  const element = document.createElement("div");
-  element.className = "card" + (state.basket.has(result.id) ? " in-basket" : "");
-  element.dataset.id = result.id;
-  const img = document.createElement("img");
-  img.alt = `image ${result.id}`;
-  thumbnail(img, result.id);
-  const score = document.createElement("div");
-  score.className = "score";
-  const prob = result.probability === undefined ? "" : `  p=${result.probability.toFixed(3)}`;
-  score.textContent = `#${result.rank}  ${result.score.toFixed(3)}${prob}`;
-  const meta = document.createElement("div");
-  meta.className = "meta";
-  const m = result.metadata || {};
-  meta.textContent = [m.modality, m.body_part, m.study_date, result.path.split("/").pop()].filter(Boolean).join(" · ");
-  meta.title = result.path;
-  element.append(img, score, meta);
-  element.addEventListener("click", onOpen);
-  return element;
-}
-
-function showResults(results, label) {
-  state.results = results;
-  state.selected = results.length ? 0 : -1;
-  const grid = $("grid");
-  grid.replaceChildren(...results.map((r, i) => card(r, () => { select(i); openDetail(); })));
+function showResults(results, label, append = false) {
+  state.results = append ? state.results.concat(results) : results;
+  if (!append) state.selected = results.length ? 0 : -1;
+  const start = append ? state.results.length - results.length : 0;
+  const cards = results.map((r, i) => card(r, () => { select(start + i); open(); }, basket.has(r.id)));
+  if (append) $("grid").append(...cards); else $("grid").replaceChildren(...cards);
   highlight();
-  status(results.length ? t("results", results.length, label) : t("noResults", label));
+  const n = state.results.length;
+  status(n ? t("results", n, label) : t("noResults", label));
 }
 
 function showSearchedAs(body) {
@@ -94,35 +36,77 @@ function showSearchedAs(body) {
     unknown.length ? `${t("notUnderstood")}: ${unknown.join(", ")}` : ""].filter(Boolean).join(" · ");
 }
 
-async function run(label, request) {
+/** Run ``request(offset)`` (a promise of a response); ``offset`` > 0 appends the next page. */
+async function run(label, request, offset = 0) {
   const seq = ++state.seq;
+  state.request = { label, request };
   status(t("searching", label), "busy");
-  $("searched-as").hidden = true;
+  $("more").hidden = true;
+  if (!offset) $("searched-as").hidden = true;
   try {
-    const body = await (await request()).json();
+    const body = await (await request(offset)).json();
     if (seq !== state.seq) return;
-    showResults(body.results, label);
-    showSearchedAs(body);
+    showResults(body.results, label, offset > 0);
+    if (!offset) showSearchedAs(body);
+    $("more").hidden = body.results.length < PAGE;
   } catch (error) {
     if (seq === state.seq) status(error.message, "error");
   }
 }
 
-function search(event) {
+function filterParams() {
+  const params = {};
+  const where = state.filters.includes("where") ? whereClause() : "";
+  if (where) params.where = where;
+  if ($("group-by").value) params.group_by = $("group-by").value;
+  return params;
+}
+
+function searchText(q) {
+  state.query = q;
+  $("upload").hidden = true;
+  const params = Object.assign({ q, k: String(PAGE) }, filterParams());
+  run(`“${q}”`, (offset) => api(`/api/search?${new URLSearchParams({ ...params, offset })}`));
+}
+
+function onSubmit(event) {
   event.preventDefault();
   const q = $("q").value.trim();
   if (!q) return;
   $("q").blur(); // the arrow keys now move through the results
-  const params = new URLSearchParams({ q, k: "40" });
-  const where = state.filters.includes("where") ? whereClause() : "";
-  if (where) params.set("where", where);
-  run(`“${q}”`, () => api(`/api/search?${params}`));
+  const params = toParams(q);
+  if (location.search !== "?" + params) history.pushState(null, "", "?" + params);
+  searchText(q);
+}
+
+function fromUrl() {
+  const q = fromParams(new URLSearchParams(location.search));
+  if (q) searchText(q);
+  else if (state.results.length) { showOthers([], ""); status(t("indexed", state.images)); }
+}
+
+/** Results that are not pages of the last search (similar cases, "more like these"): no "more". */
+function showOthers(results, label) {
+  ++state.seq;
+  state.request = null;
+  $("more").hidden = true;
+  showResults(results, label);
 }
 
 function uploadSimilar(file) {
-  const form = new FormData();
-  form.append("file", file, file.name);
-  run(`images like ${file.name}`, () => api("/api/similar?k=40", { method: "POST", body: form }));
+  state.query = "";
+  const preview = $("upload-img");
+  if (preview.src.startsWith("blob:")) URL.revokeObjectURL(preview.src);
+  preview.src = URL.createObjectURL(file);
+  $("upload-name").textContent = file.name;
+  $("upload").hidden = false;
+  const fields = filterParams();
+  run(t("imagesLike", file.name), (offset) => {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    Object.entries(fields).forEach(([name, value]) => form.append(name, value));
+    return api(`/api/similar?k=${PAGE}&offset=${offset}`, { method: "POST", body: form });
+  });
 }
 
 function select(index) {
@@ -137,134 +121,35 @@ function highlight() {
   if (current) current.scrollIntoView({ block: "nearest" });
 }
 
-async function showViewerLink(id) {
-  $("viewer").hidden = true;
-  try {
-    const item = await (await api(`/api/items/${id}`)).json();
-    if (item.viewer_url && $("detail").dataset.id === String(id)) {
-      $("viewer").href = item.viewer_url;
-      $("viewer").hidden = false;
-    }
-  } catch (error) {
-    $("viewer").hidden = true;
-  }
-}
-
-async function openDetail() {
+function open() {
   const result = state.results[state.selected];
-  if (!result) return;
-  $("detail").hidden = false;
-  $("detail").dataset.id = result.id;
-  thumbnail($("detail-img"), result.id, 512);
-  const rows = Object.entries(Object.assign({ id: result.id, path: result.path }, result.metadata));
-  $("detail-meta").replaceChildren(...rows.map(([key, value]) => {
-    const tr = document.createElement("tr");
-    tr.innerHTML = "<td></td><td></td>";
-    tr.children[0].textContent = key;
-    tr.children[1].textContent = String(value);
-    return tr;
-  }));
-  $("similar").replaceChildren();
-  showLabels();
-  showViewerLink(result.id);
-  try {
-    const body = await (await api(`/api/similar/${result.id}?k=7`)).json();
-    const others = body.results.filter((r) => r.id !== result.id).slice(0, 6);
-    $("similar").replaceChildren(...others.map((r) => card(r, () => showResults(body.results, `similar to #${result.id}`))));
-  } catch (error) {
-    $("similar").textContent = error.message;
-  }
+  if (result) openDetail(result, state.query, (results, id) => showOthers(results, t("similarTo", id)));
 }
-
-async function loadLabelSets() {
-  try {
-    const body = await (await api("/api/label-sets")).json();
-    $("label-set").replaceChildren(...body.label_sets.map((set) => {
-      const option = document.createElement("option");
-      option.value = set.name;
-      option.textContent = set.name;
-      option.title = set.description;
-      set.labels.forEach((label) => { if (label.korean) state.korean[label.name] = label.korean; });
-      return option;
-    }));
-  } catch (error) {
-    $("label-note").textContent = error.message;
-  }
-}
-
-async function showLabels() {
-  const id = Number($("detail").dataset.id);
-  const seq = ++state.labelSeq;
-  const own = $("label-text").value.trim();
-  const request = own ? { ids: [id], labels: own } : { ids: [id], labels_set: $("label-set").value };
-  if (!own && !request.labels_set) return;
-  $("label-probs").replaceChildren();
-  $("label-note").textContent = t("scoring");
-  try {
-    const response = await api("/api/classify", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(request) });
-    const body = await response.json();
-    if (seq !== state.labelSeq) return;
-    const result = body.results[0];
-    const rows = Object.entries(result.probabilities).sort((a, b) => b[1] - a[1]);
-    $("label-probs").replaceChildren(...rows.map(([name, p]) => labelRow(name, p, result)));
-    $("label-note").textContent = (result.needs_review ? t("review") : "") + t("note");
-  } catch (error) {
-    if (seq === state.labelSeq) $("label-note").textContent = error.message;
-  }
-}
-
-function labelRow(name, p, result) {
-  const tr = document.createElement("tr");
-  tr.className = result.present.includes(name) ? "present" : result.uncertain.includes(name) ? "uncertain" : "";
-  const meter = document.createElement("meter");
-  meter.min = 0;
-  meter.max = 1;
-  meter.value = p;
-  const cells = [document.createElement("td"), document.createElement("td"), document.createElement("td")];
-  cells[0].textContent = (LANG === "ko" && state.korean[name]) || name.replace(/_/g, " ");
-  cells[1].append(meter);
-  cells[2].textContent = p.toFixed(3);
-  tr.append(...cells);
-  return tr;
-}
-
-function closeDetail() { $("detail").hidden = true; }
 
 function addToBasket() {
   const shown = $("detail").hidden ? null : $("detail").dataset.id;
   const result = state.results.find((r) => String(r.id) === shown) || state.results[state.selected];
   if (!result) return;
-  state.basket.set(result.id, result);
+  basket.set(result.id, result);
   renderBasket();
 }
 
-function renderBasket() {
-  $("basket-count").textContent = state.basket.size;
-  $("basket-items").textContent = [...state.basket.values()].map((r) => "#" + r.id).join(" ");
-  $("export").disabled = $("clear").disabled = state.basket.size === 0;
-  [...$("grid").children].forEach((el) => el.classList.toggle("in-basket", state.basket.has(Number(el.dataset.id))));
-}
-
-function exportCsv() {
-  const columns = ["id", "path", "score", "modality", "body_part", "study_date", "series_description"];
-  const cell = (v) => (v === undefined || v === null ? "" : `"${String(v).replace(/"/g, '""')}"`);
-  const lines = [columns.join(",")];
-  for (const r of state.basket.values()) {
-    const m = r.metadata || {};
-    lines.push([r.id, r.path, r.score, m.modality, m.body_part, m.study_date, m.series_description].map(cell).join(","));
+async function showMoreLikeThese() {
+  const seq = ++state.seq;
+  status(t("training"), "busy");
+  $("more").hidden = true;
+  try {
+    const { results, report } = await moreLikeThese(state.query);
+    if (seq !== state.seq) return;
+    showOthers(results, t("likeBasket"));
+    status(probeSummary(report));
+  } catch (error) {
+    if (seq === state.seq) status(error.message, "error");
   }
-  const link = document.createElement("a");
-  link.href = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
-  link.download = "medsearch-cohort.csv";
-  document.body.append(link);
-  link.click();
-  link.remove();
 }
 
 function columns() {
-  const grid = $("grid");
-  return Math.max(1, getComputedStyle(grid).gridTemplateColumns.split(" ").length);
+  return Math.max(1, getComputedStyle($("grid")).gridTemplateColumns.split(" ").length);
 }
 
 function onKey(event) {
@@ -274,7 +159,7 @@ function onKey(event) {
   }
   const moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns(), ArrowUp: -columns() };
   if (event.key in moves) { select(state.selected + moves[event.key]); event.preventDefault(); }
-  else if (event.key === "Enter") openDetail();
+  else if (event.key === "Enter") open();
   else if (event.key === "Escape") closeDetail();
   else if (event.key === "b") addToBasket();
   else if (event.key === "/") { $("q").focus(); event.preventDefault(); }
@@ -292,24 +177,37 @@ function wireDrop() {
   $("file").addEventListener("change", () => { if ($("file").files.length) uploadSimilar($("file").files[0]); });
 }
 
-async function start() {
-  $("search-form").addEventListener("submit", search);
+function wire() {
+  $("search-form").addEventListener("submit", onSubmit);
+  $("more").addEventListener("click", () => state.request && run(state.request.label, state.request.request,
+    state.results.length));
+  $("caption").addEventListener("change", () => showResults(state.results, state.request?.label || ""));
   $("close").addEventListener("click", closeDetail);
   $("add").addEventListener("click", addToBasket);
   $("export").addEventListener("click", exportCsv);
-  $("clear").addEventListener("click", () => { state.basket.clear(); renderBasket(); });
+  $("clear").addEventListener("click", () => { basket.clear(); renderBasket(); });
+  $("more-like").addEventListener("click", showMoreLikeThese);
+  $("explain").addEventListener("change", showSecondImage);
   $("label-set").addEventListener("change", () => { $("label-text").value = ""; showLabels(); });
   $("label-text").addEventListener("change", showLabels);
+  $("upload-img").addEventListener("error", () => { $("upload-img").hidden = true; });
+  $("upload-img").addEventListener("load", () => { $("upload-img").hidden = false; });
   document.addEventListener("keydown", onKey);
+  window.addEventListener("popstate", fromUrl);
   $("lang").addEventListener("change", () => applyLanguage($("lang").value));
   document.addEventListener("languagechange", () => {
     if (state.images !== null && !state.results.length) status(t("indexed", state.images));
-    if (!$("detail").hidden) showLabels();
+    relabel();
+    if (!$("detail").hidden) { showLabels(); showSecondImage(); }
   });
-  applyLanguage(LANG);
   wireDrop();
+}
+
+async function start() {
+  wire();
+  applyLanguage(LANG);
   try {
-    const info = await (await api("/api/info")).json();
+    const info = await json("/api/info");
     state.filters = info.server.filters;
     $("filters").hidden = !state.filters.includes("where");
     state.images = info.images;
@@ -317,7 +215,14 @@ async function start() {
     loadLabelSets();
   } catch (error) {
     status(error.message, "error");
+    return;
   }
+  try {
+    showSplits((await loadFacets()).splits);
+  } catch (error) {
+    status(error.message, "error"); // the lists are missing; typed filters still work
+  }
+  fromUrl();
 }
 
 start();
