@@ -202,8 +202,7 @@ def test_upload_is_shown_beside_results_and_uses_the_filters(browser: Any, serve
     with open(images / "case003.png", "rb") as upload:
         direct = httpx.post(base + "/api/similar?k=40", files={"file": upload},
                             data={"where": "finding = 'round'"}, timeout=60).json()["results"]
-    if not {r["id"] for r in direct} <= rounds:
-        pytest.xfail("POST /api/similar ignores the where field until the cliapi helper's change is merged")
+    assert {r["id"] for r in direct} <= rounds
     assert set(card_ids(browser)) == rounds
 
 
