@@ -94,7 +94,7 @@ def cost(scratch: Path, series: int, per_series: int, dim: int = 1152) -> dict[s
     rng = np.random.default_rng(1)
     keys = {(kind, f"1.{2 if kind == 'series' else 3}.{s if kind == 'series' else s // 4}")
             for kind in units.KINDS for s in range(series)}
-    with store.session() as session:
+    with store.write_session() as session:
         t0 = time.perf_counter()
         units.refresh(session, keys, store.generation())
         refresh_s = time.perf_counter() - t0  # the same values again: every unit recomputed once

@@ -162,7 +162,7 @@ def start_run(store: Store, embedder: Embedder, settings: IndexSettings,
 
 
 def _record_roots(store: Store, roots: list[str]) -> None:
-    with store.session() as session:
+    with store.write_session() as session:
         for root in roots:
             if session.get(Root, root) is None:
                 session.add(Root(path=root))

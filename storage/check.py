@@ -74,7 +74,7 @@ def check_store(store: Store, repair: bool = False) -> CheckReport:
     if not _database_ok(store, report):
         return report
     record = store.model_record()
-    with store.sessions() as session:
+    with store.read_session() as session:
         images = session.scalar(select(func.count()).select_from(Image)) or 0
         rows = session.execute(select(Failure.path, Failure.reason))
         report.failures = [{"path": path, "reason": reason} for path, reason in rows]
@@ -120,7 +120,7 @@ def _database_ok(store: Store, report: CheckReport) -> bool:
 def _damaged_vectors(store: Store, dim: int, report: CheckReport) -> list[tuple[int, str]]:
     """(id, path) of every image whose vector has the wrong size, is not finite or not unit length."""
     damaged: list[tuple[int, str]] = []
-    with store.sessions() as session:
+    with store.read_session() as session:
         query = select(Image.id, Image.path, Image.embedding).execution_options(yield_per=5000)
         result = session.execute(query)
         for chunk in result.partitions():
@@ -191,7 +191,7 @@ def _snapshot_problems(store: Store, dim: int, revision: str, report: CheckRepor
 def _index_problems(store: Store, dim: int, revision: str, report: CheckReport) -> bool:
     """Whether the snapshot replayed to the database's generation, or the index the store serves, holds
     other ids than the database; adds a problem saying which."""
-    with store.sessions() as session, session.begin():
+    with store.read_session() as session, session.begin():
         stored = set(session.scalars(select(Image.id)))
         loaded = snapshot.load_snapshot(store.directory, dim, revision)
         replayed = None
@@ -212,7 +212,7 @@ def _index_problems(store: Store, dim: int, revision: str, report: CheckReport) 
 
 
 def _missing_files(store: Store, report: CheckReport) -> None:
-    with store.sessions() as session:
+    with store.read_session() as session:
         paths = list(session.scalars(select(Image.path).distinct()))
     missing = [path for path in paths if not os.path.exists(path)]
     report.facts["files"] = len(paths)

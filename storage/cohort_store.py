@@ -17,13 +17,13 @@ from storage.store import Store
 
 def check_name_free(store: Store, name: str) -> None:
     """Raises InvalidQuery when a cohort named ``name`` exists."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         _check_free(session, name)
 
 
 def definition(store: Store, name: str) -> dict[str, Any]:
     """The cohort's definition as given. Raises NotFound."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         return dict(json.loads(_cohort(session, name).definition))
 
 
@@ -32,7 +32,7 @@ def add_run(store: Store, name: str, manifest: dict[str, Any], definition: dict[
     """Save ``manifest`` (with its ``members``) as the cohort's next run, creating the cohort with
     ``definition`` when that is given; returns the manifest with its ``run`` number. Raises NotFound (an
     existing cohort asked for and gone), InvalidQuery (a new cohort whose name is taken)."""
-    with store.sessions.begin() as session:
+    with store.write_session() as session:
         if definition is not None:
             _check_free(session, name)
             cohort = Cohort(name=name, definition=json.dumps(definition))
@@ -49,7 +49,7 @@ def add_run(store: Store, name: str, manifest: dict[str, Any], definition: dict[
 def run(store: Store, name: str, number: int | None = None) -> dict[str, Any] | None:
     """The manifest of the latest run (or run ``number``) with its ``members``, best first; None when
     there is no such run. Raises NotFound for an unknown cohort."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         found = _run(session, _cohort(session, name), number)
         if found is None:
             return None
@@ -59,7 +59,7 @@ def run(store: Store, name: str, number: int | None = None) -> dict[str, Any] | 
 def summaries(store: Store) -> list[dict[str, Any]]:
     """Every cohort: name, created date, number of runs, and the latest run's size and generation."""
     out = []
-    with store.sessions() as session:
+    with store.read_session() as session:
         for cohort in session.scalars(select(Cohort).order_by(Cohort.name)):
             latest = _run(session, cohort, None)
             manifest = json.loads(latest.manifest) if latest else {}
@@ -71,7 +71,7 @@ def summaries(store: Store) -> list[dict[str, Any]]:
 
 def delete(store: Store, name: str) -> None:
     """Delete a cohort with its runs and members. Raises NotFound."""
-    with store.sessions.begin() as session:
+    with store.write_session() as session:
         session.delete(_cohort(session, name))
 
 

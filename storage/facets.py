@@ -27,7 +27,7 @@ def facets(store: Store, where: Sequence[str] = ()) -> dict[str, Any]:
     """``{"images": N, "columns": {name: {"kind", "values": [{"value", "count"}]}}, "splits": [names]}``
     over the images matching every ``where`` expression; values by count, most first; ``kind`` is
     ``text``, ``number``, ``date`` or ``bool`` (how the page quotes a value). Raises InvalidQuery."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         clause = compile_filter(list(where), field_names(session))
         images = session.scalar(select(func.count()).select_from(Image).where(clause)) or 0
         columns = {name: facet for name in FACET_COLUMNS if (facet := _column_facet(session, name, clause))}

@@ -13,7 +13,7 @@ from storage.store import Store
 
 def content_hashes(store: Store, paths: Sequence[str]) -> dict[str, str]:
     """{path: stored content hash (SHA-256 hex)} for those of ``paths`` that have images in the store."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         rows = chunked(paths, lambda chunk: session.execute(
             select(Image.path, Image.content_hash).where(Image.path.in_(chunk)).distinct()))
         return {path: digest for path, digest in rows}

@@ -28,7 +28,7 @@ class KnownFiles:
 def known_files(store: Store, version: str, key: str | None) -> KnownFiles:
     """The indexed and failed files, in one read transaction; ``stale``: the paths of another preprocessing
     ``version`` or, with a ``key``, read with other VOI options (``storage.pixel_records``); none without."""
-    with store.sessions() as session, session.begin():
+    with store.read_session() as session, session.begin():
         stored = {p: (s, m, h) for p, s, m, h in session.execute(
             select(Image.path, Image.size, Image.mtime_ns, Image.content_hash).distinct())}
         failed = {p: (s, m) for p, s, m in session.execute(select(Failure.path, Failure.size, Failure.mtime_ns))}
@@ -38,7 +38,7 @@ def known_files(store: Store, version: str, key: str | None) -> KnownFiles:
 
 def image_keys(store: Store) -> list[tuple[int, str, str | None]]:
     """(id, path, SOP instance UID or None) of every image: what a sidecar row can be joined on."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         return [(i, p, u) for i, p, u in session.execute(select(Image.id, Image.path, Image.sop_instance_uid))]
 
 
@@ -47,7 +47,7 @@ def replace_fields(store: Store, source: str, image_ids: Collection[int], names:
     """In one write transaction: drop the fields ``source`` set before, drop fields ``names`` of
     ``image_ids`` (any source), and insert ``values`` (``ImageField`` rows as dicts). The id list is bound
     ``queries.CHUNK_SIZE`` at a time, so any number of images can be updated."""
-    with store.session() as session:
+    with store.write_session() as session:
         session.execute(delete(ImageField).where(ImageField.source == source))
         if values:
             for chunk in chunks(image_ids):

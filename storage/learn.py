@@ -34,7 +34,7 @@ def check_field_name(name: str) -> str:
 def replace_field(store: Store, name: str, source: str, kind: str, values: dict[int, Any]) -> None:
     """Make field ``name`` hold exactly ``values`` ({image id: value}); ``kind`` is ``number`` or ``text``.
     Every older value of the field, from any source, is dropped first (one write transaction)."""
-    with store.session() as session:
+    with store.write_session() as session:
         _replace_field(session, name, source, kind, values)
     store.filter_cache.clear()  # fields changed, the generation did not
 
@@ -50,7 +50,7 @@ def _replace_field(session: Session, name: str, source: str, kind: str, values: 
 
 def field_counts(store: Store, name: str) -> dict[str, int]:
     """{value: images} of a text field (a split). Raises NotFound when no image has it."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         rows = session.execute(select(ImageField.text, func.count()).where(ImageField.name == name)
                                .group_by(ImageField.text).order_by(ImageField.text)).all()
     if not rows:
@@ -60,7 +60,7 @@ def field_counts(store: Store, name: str) -> dict[str, int]:
 
 def content_hashes(store: Store, ids: Sequence[int]) -> dict[int, str]:
     """{image id: content hash} of the ``ids`` still stored (bound ``queries.CHUNK_SIZE`` at a time)."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         rows = chunked(ids, lambda chunk: session.execute(
             select(Image.id, Image.content_hash).where(Image.id.in_(chunk))))
         return {int(i): h for i, h in rows}
@@ -70,7 +70,7 @@ def save_probe(store: Store, name: str, record: ModelRecord, weights: np.ndarray
                report: dict[str, Any]) -> None:
     """Save (or replace) probe ``name`` of model ``record``: (dim,) float32 ``weights``, ``bias`` and its
     JSON ``report``."""
-    with store.session() as session:
+    with store.write_session() as session:
         session.execute(delete(Probe).where(Probe.name == name))
         session.add(Probe(name=name, model_id=record.model_id, model_revision=record.revision, dim=record.dim,
                           preprocessing_version=record.preprocessing_version,
@@ -82,7 +82,7 @@ def load_probe(store: Store, name: str) -> tuple[np.ndarray, float, dict[str, An
     """(weights (dim,) float32, bias, report) of probe ``name``. Raises NotFound, and ModelMismatch when
     the store's model is not the one it was trained on."""
     record = store.model_record()
-    with store.sessions() as session:
+    with store.read_session() as session:
         probe = session.scalar(select(Probe).where(Probe.name == name))
         if probe is None:
             raise NotFound(f"no probe named {name!r}; `medsearch probe list` shows them")
@@ -96,7 +96,7 @@ def load_probe(store: Store, name: str) -> tuple[np.ndarray, float, dict[str, An
 
 def list_probes(store: Store) -> list[dict[str, Any]]:
     """Every probe: name, model, date and its report."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         return [{"name": p.name, "model": p.model_id, "model_revision": p.model_revision,
                  "created_at": p.created_at.isoformat(timespec="seconds") + "Z", **json.loads(p.report)}
                 for p in session.scalars(select(Probe).order_by(Probe.name))]
@@ -106,7 +106,7 @@ def save_split(store: Store, name: str, values: dict[int, str], definition: dict
                counts: dict[str, Any]) -> None:
     """In one write transaction: make text field ``name`` hold exactly ``values`` ({image id: split name})
     and record how it was made (replacing an older record)."""
-    with store.session() as session:
+    with store.write_session() as session:
         _replace_field(session, name, f"split:{name}", "text", values)
         session.execute(delete(SplitRecord).where(SplitRecord.name == name))
         session.add(SplitRecord(name=name, definition=json.dumps(definition), counts=json.dumps(counts)))
@@ -115,7 +115,7 @@ def save_split(store: Store, name: str, values: dict[int, str], definition: dict
 
 def load_split(store: Store, name: str) -> dict[str, Any] | None:
     """{definition, counts, created_at} of split ``name``, or None when it was not made by ``split``."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         found = session.get(SplitRecord, name)
         if found is None:
             return None

@@ -29,7 +29,7 @@ def stale_paths(version: str, key: str | None = None) -> Select[Any]:
 
 def stale_count(store: Store, version: str) -> int:
     """How many images are of another preprocessing version than ``version``."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         return session.scalar(select(func.count()).select_from(Image).where(stale_condition(version))) or 0
 
 
@@ -39,20 +39,20 @@ def stale_files(store: Store, version: str) -> list[tuple[str, str | None, bool,
     kept = func.max(case((Image.identity.is_not(None), 1), else_=0))
     query = (select(Image.path, func.max(Image.read_options), kept, func.count())
              .where(Image.path.in_(select(stale.c.path))).group_by(Image.path).order_by(Image.path))
-    with store.sessions() as session:
+    with store.read_session() as session:
         return [(path, key, bool(identity), rows) for path, key, identity, rows in session.execute(query)]
 
 
 def most_used_read_key(store: Store) -> str | None:
     """The read options most of the store's greyscale DICOM images were read with (None: none recorded)."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         return session.scalar(select(Image.read_options).where(Image.read_options.is_not(None))
                               .group_by(Image.read_options).order_by(func.count().desc()).limit(1))
 
 
 def read_key_counts(store: Store) -> dict[str, int]:
     """How many greyscale DICOM images were read with each set of read options."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         rows = session.execute(select(Image.read_options, func.count()).where(Image.read_options.is_not(None))
                                .group_by(Image.read_options).order_by(Image.read_options))
         return {str(key): count for key, count in rows}
@@ -60,7 +60,7 @@ def read_key_counts(store: Store) -> dict[str, int]:
 
 def image_source(store: Store, image_id: int) -> tuple[str, int, str | None] | None:
     """(path, frame number, read options) of a stored image; None when there is no such id."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         row = session.execute(select(Image.path, Image.frame_number, Image.read_options)
                               .where(Image.id == image_id)).first()
     return None if row is None else (row[0], row[1], row[2])
@@ -68,6 +68,6 @@ def image_source(store: Store, image_id: int) -> tuple[str, int, str | None] | N
 
 def id_of_path(store: Store, path: Path) -> int | None:
     """The id of an indexed file's first frame, or None when it is not indexed."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         return session.scalar(select(Image.id).where(Image.path == str(path.resolve()))
                               .order_by(Image.frame_number).limit(1))

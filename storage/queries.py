@@ -45,7 +45,7 @@ def chunks(values: Iterable[T]) -> Iterator[list[T]]:
 
 def images_by_id(store: Store, ids: Sequence[int]) -> dict[int, tuple[str, dict[str, Any]]]:
     """{id: (path, metadata)} for the ids still stored; metadata as ``metadata_of`` gives it."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         rows = chunked(ids, lambda chunk: session.scalars(select(Image).where(Image.id.in_(chunk))))
         return {row.id: (row.path, metadata_of(row)) for row in rows}
 
@@ -63,27 +63,27 @@ def metadata_of(row: Image) -> dict[str, Any]:
 
 def paths_by_id(store: Store, ids: Sequence[int]) -> dict[int, str]:
     """{id: stored path} for the ids still stored."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         rows = chunked(ids, lambda chunk: session.execute(select(Image.id, Image.path).where(Image.id.in_(chunk))))
         return {image_id: path for image_id, path in rows}
 
 
 def image_path(store: Store, image_id: int) -> str | None:
     """The stored path of an image id, or None when there is no such image."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         return session.scalar(select(Image.path).where(Image.id == image_id))
 
 
 def vector_of_id(store: Store, image_id: int) -> np.ndarray | None:
     """The stored (dim,) float32 vector of an image id, or None when there is no such image."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         blob = session.scalar(select(Image.embedding).where(Image.id == image_id))
     return None if blob is None else np.frombuffer(blob, dtype=np.float32).copy()
 
 
 def vector_of_path(store: Store, path: str) -> np.ndarray | None:
     """The stored (dim,) vector of an indexed file (its first frame by number), or None when not indexed."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         blob = session.scalar(select(Image.embedding).where(Image.path == path)
                               .order_by(Image.frame_number).limit(1))
     return None if blob is None else np.frombuffer(blob, dtype=np.float32).copy()
@@ -93,7 +93,7 @@ def fields_by_id(store: Store, ids: Sequence[int], names: Sequence[str] | None =
     """{id: {field: value}} of the sidecar/label fields of ``ids`` (only ``names`` if given), typed as
     imported: whole numbers as int, other numbers as float, bools as bool, dates as ISO text, text as str.
     Ids with no field are left out."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         def query(chunk: list[int]) -> Iterable[ImageField]:
             statement = select(ImageField).where(ImageField.image_id.in_(chunk))
             if names is not None:
@@ -119,20 +119,20 @@ def typed_value(row: ImageField) -> Any:
 
 def ids_of_path(store: Store, path: str) -> list[int]:
     """The ids of an indexed file's images (one per frame), in frame order; empty when not indexed."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         return list(session.scalars(select(Image.id).where(Image.path == path).order_by(Image.frame_number)))
 
 
 def field_names(store: Store) -> set[str]:
     """The distinct sidecar/label field names in the store."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         return set(session.scalars(select(ImageField.name).distinct()))
 
 
 def group_values(store: Store, ids: Sequence[int], column: str) -> dict[int, Any]:
     """The value of ``column`` (a metadata column, ``path``, or a sidecar/label field) for each id that
     has one."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         if column in METADATA_COLUMNS or column == "path":
             attribute = getattr(Image, column)
             rows = chunked(ids, lambda chunk: session.execute(
@@ -146,7 +146,7 @@ def group_values(store: Store, ids: Sequence[int], column: str) -> dict[int, Any
 
 def embeddings_by_path(store: Store, paths: Sequence[str]) -> dict[str, tuple[int, np.ndarray]]:
     """{path: (id, (dim,) float32 vector)} for the indexed ``paths`` (one frame per path)."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         rows = chunked(paths, lambda chunk: session.execute(
             select(Image.id, Image.path, Image.embedding).where(Image.path.in_(chunk))))
         return {path: (i, np.frombuffer(blob, dtype=np.float32)) for i, path, blob in rows}
@@ -154,20 +154,20 @@ def embeddings_by_path(store: Store, paths: Sequence[str]) -> dict[str, tuple[in
 
 def file_count(store: Store) -> int:
     """How many distinct files the stored images come from."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         return session.scalar(select(func.count(func.distinct(Image.path)))) or 0
 
 
 def failures(store: Store) -> list[dict[str, str]]:
     """The files that failed to index, by path: [{"path", "reason"}]."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         rows = session.execute(select(Failure.path, Failure.reason).order_by(Failure.path))
         return [{"path": path, "reason": reason} for path, reason in rows]
 
 
 def roots(store: Store) -> list[str]:
     """The indexed root folders, sorted."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         return list(session.scalars(select(Root.path).order_by(Root.path)))
 
 
@@ -177,7 +177,7 @@ def ids_where(store: Store, where: Sequence[str]) -> np.ndarray:
     until the next write. Raises InvalidQuery pointing at the mistake."""
     from storage.filters import compile_filter
 
-    with store.sessions() as session, session.begin():
+    with store.read_session() as session, session.begin():
         key = (tuple(where), session.scalar(select(StoreInfo.generation)))
         cached = store.filter_cache.get(key)
         if cached is not None:
@@ -191,13 +191,13 @@ def ids_where(store: Store, where: Sequence[str]) -> np.ndarray:
 
 def all_ids(store: Store) -> np.ndarray:
     """Every stored image id (int64, sorted)."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         return np.fromiter(session.scalars(select(Image.id).order_by(Image.id)), dtype=np.int64)
 
 
 def embeddings(store: Store, ids: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
     """{id: (path, (dim,) float32 vector)} for the ids still stored."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         rows = chunked(ids, lambda chunk: session.execute(
             select(Image.id, Image.path, Image.embedding).where(Image.id.in_(chunk))))
         return {i: (path, np.frombuffer(blob, dtype=np.float32)) for i, path, blob in rows}

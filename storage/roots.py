@@ -34,12 +34,12 @@ def _under(column: InstrumentedAttribute[str], folder: str) -> ColumnElement[boo
 def remove_root(store: Store, folder: str) -> RootRemoval:
     """Remove every image, failure record and root at or under ``folder`` (an indexed root, resolved).
     The caller checks that ``folder`` is a root and not inside another one."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         paths = list(session.scalars(select(Image.path).where(_under(Image.path, folder)).distinct()))
         images = len(list(session.scalars(select(Image.id).where(_under(Image.path, folder)))))
     if paths:
         write_batch(store, Batch(remove_paths=paths))
-    with store.session() as session:
+    with store.write_session() as session:
         roots = list(session.scalars(select(Root.path).where(_under(Root.path, folder))))
         failures = len(list(session.scalars(select(Failure.path).where(_under(Failure.path, folder)))))
         session.execute(delete(Failure).where(_under(Failure.path, folder)))

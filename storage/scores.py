@@ -21,7 +21,7 @@ def stored_vectors(store: Store, ids: Sequence[int] | None,
     """(ids, paths, (n, dim) float32 vectors) of stored images in chunks, by id; all images when ``ids``
     is None."""
     query = select(Image.id, Image.path, Image.embedding).order_by(Image.id)
-    with store.sessions() as session:
+    with store.read_session() as session:
         if ids is not None:
             wanted = list(ids)
             for start in range(0, len(wanted), chunk):
@@ -43,7 +43,7 @@ def save_scores(store: Store, prefix: str, names: Sequence[str], source: str,
     """In one transaction: drop ``PREFIX.*`` zero-shot fields made by another ``source`` (other prompts
     or model), then store each (ids, (n, len(names)) probabilities) chunk of ``scored`` as number fields
     ``names``, replacing older values of these fields."""
-    with store.sessions.begin() as session:
+    with store.write_session() as session:
         session.execute(delete(ImageField).where(ImageField.name.like(f"{prefix}.%"), ImageField.source != source,
                                                  ImageField.source.like("zeroshot:%")))
         for ids, probs in scored:
@@ -59,7 +59,7 @@ def save_scores(store: Store, prefix: str, names: Sequence[str], source: str,
 
 def text_vectors(store: Store, model_key: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
     """{text: (dim,) float32 vector} of the ``texts`` cached in the store for ``model_key``."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         rows = chunked(texts, lambda chunk: session.execute(
             select(TextEmbedding.text, TextEmbedding.embedding).where(
                 TextEmbedding.model_key == model_key, TextEmbedding.text.in_(chunk))))

@@ -34,7 +34,7 @@ class Cursor:
 
 def load_cursor(store: Store, url: str) -> Cursor | None:
     """The cursor of ``url``, or None when it was never synced completely."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         row = session.get(Source, url)
         if row is None:
             return None
@@ -43,7 +43,7 @@ def load_cursor(store: Store, url: str) -> Cursor | None:
 
 def save_cursor(store: Store, cursor: Cursor) -> None:
     """Record a completed sync (one transaction)."""
-    with store.session() as session:
+    with store.write_session() as session:
         row = session.get(Source, cursor.url) or Source(url=cursor.url)
         row.feed, row.filters = cursor.feed, json.dumps(cursor.filters, sort_keys=True)
         row.change_seq, row.window_date, row.synced_at = cursor.change_seq, cursor.window_date, utcnow()
@@ -57,18 +57,18 @@ def stored_under(store: Store, prefix: str, study_uid: str | None = None) -> dic
         Image.path.startswith(prefix, autoescape=True))
     if study_uid is not None:
         query = query.where(Image.study_instance_uid == study_uid)
-    with store.sessions() as session:
+    with store.read_session() as session:
         return {path: study for path, study in session.execute(query)}
 
 
 def failed_under(store: Store, prefix: str) -> set[str]:
     """Paths under ``prefix`` recorded as failures."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         return set(session.scalars(select(Failure.path).where(Failure.path.startswith(prefix, autoescape=True))))
 
 
 def source_urls(store: Store) -> list[str]:
-    with store.sessions() as session:
+    with store.read_session() as session:
         return list(session.scalars(select(Source.url).order_by(Source.url)))
 
 

@@ -67,7 +67,7 @@ class Store:
         except BaseException:
             self._release_lock()
             raise
-        self.sessions = make_sessions(self.engine)
+        self._sessions = make_sessions(self.engine)
         self._index: Any = None
         self._index_generation = -1
         self.filter_cache = IdSetCache()
@@ -131,15 +131,20 @@ class Store:
             self._lock_handle = None
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session in one transaction, committed on success."""
-        with self.sessions.begin() as session:
+    def write_session(self) -> Iterator[Session]:
+        """A session in one transaction, committed on success (rolled back on an error)."""
+        with self._sessions.begin() as session:
             yield session
+
+    def read_session(self) -> Session:
+        """A session for reading (``with store.read_session() as session:``); it commits nothing unless
+        the caller begins a transaction on it."""
+        return self._sessions()
 
     # -- what produced the vectors -------------------------------------------------------------
 
     def info(self) -> StoreInfo | None:
-        with self.sessions() as session:
+        with self.read_session() as session:
             return session.get(StoreInfo, 1)
 
     def model_record(self) -> ModelRecord | None:
@@ -152,7 +157,7 @@ class Store:
         """Record the model on first use; afterwards refuse any other. Raises ModelMismatch."""
         current = self.model_record()
         if current is None:
-            with self.session() as session:
+            with self.write_session() as session:
                 session.add(StoreInfo(
                     id=1, schema_version=SCHEMA_VERSION, model_id=record.model_id, model_revision=record.revision,
                     dim=record.dim, preprocessing_version=record.preprocessing_version, index_type=index_type,
@@ -171,7 +176,7 @@ class Store:
     def adopt_preprocessing(self, version: str) -> str:
         """Record ``version`` as the store's preprocessing (the start of an in-place upgrade: images keep
         their own version until re-embedded). Returns the version it had. Raises StoreError when empty."""
-        with self.session() as session:
+        with self.write_session() as session:
             info = session.get(StoreInfo, 1, with_for_update=True)
             if info is None:
                 raise StoreError(f"The store at {self.directory} is empty; index a folder first.")
@@ -180,7 +185,7 @@ class Store:
 
     def record_precision(self, name: str) -> list[str]:
         """Note that ``name`` embeds images now; returns the other precisions already in the store."""
-        with self.session() as session:
+        with self.write_session() as session:
             others = [p for p in session.scalars(select(Precision.name).order_by(Precision.name)) if p != name]
             row = session.get(Precision, name)
             if row is None:
@@ -191,7 +196,7 @@ class Store:
 
     def precisions(self) -> list[str]:
         """The precisions that embedded this store's images (empty for stores made before they were kept)."""
-        with self.sessions() as session:
+        with self.read_session() as session:
             return list(session.scalars(select(Precision.name).order_by(Precision.name)))
 
     def patient_key_secret(self) -> bytes:
@@ -230,7 +235,7 @@ class Store:
 
     def catch_up(self) -> None:
         """Replay the rows and deletions committed after the in-memory index's generation."""
-        with self.sessions() as session, session.begin():
+        with self.read_session() as session, session.begin():
             generation = session.scalar(select(StoreInfo.generation).where(StoreInfo.id == 1)) or 0
             if generation == self._index_generation:
                 return
@@ -255,7 +260,7 @@ class Store:
 
     def image_count(self) -> int:
         """How many vectors the database holds."""
-        with self.sessions() as session:
+        with self.read_session() as session:
             return session.scalar(select(func.count()).select_from(Image)) or 0
 
     def _index_type(self) -> IndexType:
@@ -266,7 +271,7 @@ class Store:
         """Build the index (of the recorded type, or ``index_type``) again from every vector in the database
         (ivf-sq8: trained on a random sample)."""
         index_type = index_type or self._index_type()
-        with self.sessions() as session, session.begin():
+        with self.read_session() as session, session.begin():
             generation = session.scalar(select(StoreInfo.generation)) or 0
             sample, count = None, session.scalar(select(func.count()).select_from(Image)) or 0
             if index_type is IndexType.IVF_SQ8 and count == 0:
@@ -293,7 +298,7 @@ class Store:
             raise StoreError(f"The store at {self.directory} is empty; index a folder first.")
         self._rebuild(record.dim, index_type)
         self.save_snapshot()  # readers keep the old snapshot until the new one is whole (an atomic rename)
-        with self.session() as session:
+        with self.write_session() as session:
             info = session.get(StoreInfo, 1, with_for_update=True)
             assert info is not None
             info.index_type = index_type

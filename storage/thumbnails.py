@@ -33,7 +33,7 @@ def save_thumbnails(session: Any, ids: Sequence[int], pngs: Sequence[bytes | Non
 
 def stored_thumbnail(store: Store, image_id: int) -> tuple[bytes, int] | None:
     """(PNG bytes, the file's mtime_ns when it was made) of an image's stored thumbnail, or None."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         row = session.execute(select(Thumbnail.png, Image.mtime_ns).join(Image, Image.id == Thumbnail.image_id)
                               .where(Thumbnail.image_id == image_id)).first()
     return (row[0], row[1]) if row else None

@@ -94,7 +94,7 @@ def unit_index(store: Store, kind: str) -> Any:
     if record is None:
         raise StoreError(f"The store at {store.directory} is empty; index a folder first.")
     held = store.unit_indexes.get(kind)
-    with store.sessions() as session, session.begin():
+    with store.read_session() as session, session.begin():
         generation = session.scalar(select(StoreInfo.generation).where(StoreInfo.id == 1)) or 0
         if held is not None and held.generation == generation:
             return held.index
@@ -130,7 +130,7 @@ def missing_units(session: Any) -> set[UnitKey]:
 def stale_units(store: Store) -> list[UnitKey]:
     """Units whose stored size or vector differs from their images' (or that are missing): what
     ``medsearch check`` reports. Empty for a consistent store."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         problems = missing_units(session)
         for row in session.scalars(select(Unit)):
             blobs = list(session.scalars(select(Image.embedding).where(getattr(Image, KINDS[row.kind]) == row.uid)))
@@ -149,7 +149,7 @@ def rebuild_units(store: Store, keys: Iterable[UnitKey]) -> int:
     keys = set(keys)
     if not keys:
         return 0
-    with store.session() as session:
+    with store.write_session() as session:
         refresh(session, keys, store.bump_generation(session))
     return len(keys)
 
@@ -158,7 +158,7 @@ def members(store: Store, kind: str, uids: list[str]) -> dict[str, list[tuple[in
     """Each unit's images as (image id, (dim,) float32 vector), by id."""
     column = getattr(Image, KINDS[kind])
     found: dict[str, list[tuple[int, np.ndarray]]] = {uid: [] for uid in uids}
-    with store.sessions() as session:
+    with store.read_session() as session:
         for start in range(0, len(uids), 200):
             chunk = uids[start : start + 200]
             ordered = select(column, Image.id, Image.embedding).order_by(Image.id)
@@ -169,20 +169,20 @@ def members(store: Store, kind: str, uids: list[str]) -> dict[str, list[tuple[in
 
 
 def units_by_id(store: Store, ids: list[int]) -> dict[int, Unit]:
-    with store.sessions() as session:
+    with store.read_session() as session:
         return {row.id: row for row in session.scalars(select(Unit).where(Unit.id.in_(ids)))}
 
 
 def unit_of_image(store: Store, kind: str, image_id: int) -> Unit | None:
     """The unit of ``kind`` that image ``image_id`` belongs to, or None (no such image, or no UID)."""
     column = getattr(Image, KINDS[kind])
-    with store.sessions() as session:
+    with store.read_session() as session:
         uid = session.scalar(select(column).where(Image.id == image_id))
         return None if uid is None else session.scalar(select(Unit).where(Unit.kind == kind, Unit.uid == uid))
 
 
 def unit_by_uid(store: Store, kind: str, uid: str) -> Unit | None:
-    with store.sessions() as session:
+    with store.read_session() as session:
         return session.scalar(select(Unit).where(Unit.kind == kind, Unit.uid == uid, Unit.size > 0))
 
 
@@ -190,7 +190,7 @@ def units_of_images(store: Store, kind: str, ids: list[int]) -> dict[int, tuple[
     """image id -> (its unit uid of ``kind``, the unit's size), for the images that have one."""
     column = getattr(Image, KINDS[kind])
     found: dict[int, tuple[str, int]] = {}
-    with store.sessions() as session:
+    with store.read_session() as session:
         for start in range(0, len(ids), 500):
             joined = select(Image.id, column, Unit.size).join(Unit, (Unit.uid == column) & (Unit.kind == kind))
             rows = session.execute(joined.where(Image.id.in_(ids[start : start + 500])))
@@ -202,7 +202,7 @@ def member_ids(store: Store, kind: str, uids: list[str]) -> dict[str, list[int]]
     """Each unit's image ids, ascending."""
     column = getattr(Image, KINDS[kind])
     found: dict[str, list[int]] = {uid: [] for uid in uids}
-    with store.sessions() as session:
+    with store.read_session() as session:
         for start in range(0, len(uids), 200):
             for uid, image_id in session.execute(select(column, Image.id).where(column.in_(uids[start : start + 200]))
                                                  .order_by(Image.id)):
@@ -214,7 +214,7 @@ def unit_ids_of_uids(store: Store, kind: str, uids: set[str]) -> np.ndarray:
     """Sorted int64 unit ids of ``uids``."""
     out: list[int] = []
     ordered = sorted(uids)
-    with store.sessions() as session:
+    with store.read_session() as session:
         for start in range(0, len(ordered), 500):
             out += session.scalars(select(Unit.id).where(Unit.kind == kind, Unit.uid.in_(ordered[start : start + 500]),
                                                          Unit.size > 0))
@@ -223,7 +223,7 @@ def unit_ids_of_uids(store: Store, kind: str, uids: set[str]) -> np.ndarray:
 
 def studies_of_patient(store: Store, patient_key: str) -> list[tuple[Unit, int]]:
     """(study, its series count) of one patient key, oldest first (undated last)."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         studies = list(session.scalars(select(Unit).where(Unit.kind == "study", Unit.patient_key == patient_key,
                                                           Unit.size > 0)))
         counted = select(Unit.study_instance_uid, func.count()).where(
@@ -235,6 +235,6 @@ def studies_of_patient(store: Store, patient_key: str) -> list[tuple[Unit, int]]
 
 def patient_of_image(store: Store, image_id: int) -> tuple[bool, str | None]:
     """(whether the image exists, its patient key)."""
-    with store.sessions() as session:
+    with store.read_session() as session:
         row = session.execute(select(Image.id, Image.patient_key).where(Image.id == image_id)).first()
     return (row is not None, row[1] if row else None)

@@ -58,7 +58,7 @@ class Batch:
 def write_batch(store: Store, batch: Batch) -> int:
     """Commit ``batch`` in one transaction and apply it to the store's in-memory index.
     Returns the new generation."""
-    with store.session() as session:
+    with store.write_session() as session:
         generation = store.bump_generation(session)
         carried = _sidecar_fields(session, list(batch.replace_paths))
         gone_paths = list(batch.replace_paths) + list(batch.remove_paths)
@@ -157,12 +157,12 @@ def clean_reason(reason: str, limit: int = 2000) -> str:
 
 def record_failures(store: Store, failures: list[tuple[FileStat, str]]) -> None:
     """Record files that cannot be indexed (replacing older records of the same paths); no generation."""
-    with store.session() as session:
+    with store.write_session() as session:
         _record_failures(session, failures, set())
 
 
 def forget_failures(store: Store, paths: list[str]) -> None:
     """Drop failure records of files that no longer exist."""
-    with store.session() as session:
+    with store.write_session() as session:
         for start in range(0, len(paths), 500):
             session.execute(delete(Failure).where(Failure.path.in_(paths[start : start + 500])))

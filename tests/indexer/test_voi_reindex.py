@@ -49,7 +49,7 @@ def _vectors(store: Path) -> dict[str, np.ndarray]:
 
     from storage.models import Image as Row
 
-    with Store.open(store) as opened, opened.sessions() as session:
+    with Store.open(store) as opened, opened.read_session() as session:
         rows = session.execute(select(Row.path, Row.embedding)).all()
     return {Path(p).name: np.frombuffer(blob, dtype=np.float32) for p, blob in rows}
 

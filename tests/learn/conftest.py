@@ -66,7 +66,7 @@ def ids_by_file(cli: Callable[..., Any]) -> Callable[[Path], dict[str, int]]:
         from storage.models import Image
         from storage.store import Store
 
-        with Store.open(store) as opened, opened.sessions() as session:
+        with Store.open(store) as opened, opened.read_session() as session:
             return {Path(p).name: i for i, p in session.execute(select(Image.id, Image.path))}
 
     return read

@@ -32,7 +32,7 @@ def test_everything_refuses_another_model(cli: Callable[..., Any], shapes: dict[
     assert "other/model" in refused["error"]["message"] and "Train it again" in refused["error"]["message"]
     from storage.models import ImageField
 
-    with Medsearch.open(store) as ms, ms.store.sessions() as session:
+    with Medsearch.open(store) as ms, ms.store.read_session() as session:
         assert session.query(ImageField).filter(ImageField.name == "carried").count() == 0
 
 

@@ -49,7 +49,7 @@ def _field(store: Path, name: str) -> dict[str, str]:
     from storage.models import Image, ImageField
     from storage.store import Store
 
-    with Store.open(store) as opened, opened.sessions() as session:
+    with Store.open(store) as opened, opened.read_session() as session:
         rows = session.execute(select(Image.path, ImageField.text).join(ImageField, ImageField.image_id == Image.id)
                                .where(ImageField.name == name))
         return {Path(p).name: v for p, v in rows}

@@ -39,12 +39,12 @@ def client(store: Path, tiny_embedder: Any) -> Iterator[TestClient]:
 
 
 def _row_id(store: Path, name: str) -> int:
-    with Store.open(store) as opened, opened.sessions() as session:
+    with Store.open(store) as opened, opened.read_session() as session:
         return int(session.scalar(select(Image.id).where(Image.path.endswith(name))))
 
 
 def _set_row(store: Path, image_id: int, **values: Any) -> None:
-    with Store.open(store) as opened, opened.session() as session:
+    with Store.open(store) as opened, opened.write_session() as session:
         session.execute(update(Image).where(Image.id == image_id).values(**values))
 
 

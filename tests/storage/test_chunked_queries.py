@@ -57,7 +57,7 @@ def ms(store: Path, tiny_embedder: Any, small_limits: None) -> Iterator[Medsearc
 
 
 def test_the_limit_is_real(ms: Medsearch) -> None:
-    with ms.store.sessions() as session, pytest.raises(Exception, match="too many SQL variables"):
+    with ms.store.read_session() as session, pytest.raises(Exception, match="too many SQL variables"):
         session.connection().exec_driver_sql(
             f"select id from images where id in ({','.join('?' * (LIMIT + 1))})", tuple(range(LIMIT + 1)))
 

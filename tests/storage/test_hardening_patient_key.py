@@ -32,7 +32,7 @@ def _folder(tmp_path: Path) -> tuple[Path, str]:
 
 
 def _stored_key(store: Path) -> str:
-    with Store.open(store) as opened, opened.sessions() as session:
+    with Store.open(store) as opened, opened.read_session() as session:
         return str(session.scalar(select(Image.patient_key)))
 
 

@@ -74,7 +74,7 @@ def test_a_killed_reindex_keeps_the_old_type_and_readers_never_rebuild(flat_stor
 
 def test_check_notices_a_database_and_snapshot_of_different_types(flat_store: Path) -> None:
     """What a reindex killed under the old order left: the database says hnsw, the snapshot is flat."""
-    with Store.open(flat_store, writable=True) as store, store.session() as session:
+    with Store.open(flat_store, writable=True) as store, store.write_session() as session:
         session.execute(update(StoreInfo).values(index_type="hnsw"))
     with Store.open(flat_store) as reader:
         problems = [p for p in check_store(reader).problems if p.kind == "index_type"]

@@ -42,7 +42,7 @@ def _wait_for(path: Path, process: subprocess.Popen[bytes]) -> None:
 
 
 def _saved(store: Store) -> set[str]:
-    with store.sessions() as session:
+    with store.read_session() as session:
         return set(session.scalars(select(TextEmbedding.text)))
 
 

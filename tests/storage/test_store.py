@@ -120,7 +120,7 @@ def test_failure_reasons_are_cleaned_for_any_database(tmp_path: Path) -> None:
     assert len(clean_reason("x" * 5000)) == 2000
     with _store(tmp_path) as store:
         write_batch(store, Batch(failures=[(FileStat("/x/bad.dcm", 1, 1), "no pixel data (1.2\x00\x08)")]))
-        with store.sessions() as session:
+        with store.read_session() as session:
             from storage.models import Failure
 
             assert session.get(Failure, "/x/bad.dcm").reason == "no pixel data (1.2??)"

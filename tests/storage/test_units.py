@@ -33,7 +33,7 @@ SETTINGS = IndexSettings(batch_size=4, workers=0)
 def unit_row(store: Store, kind: str, uid: str) -> Unit | None:
     from sqlalchemy import select
 
-    with store.sessions() as session:
+    with store.read_session() as session:
         return session.scalar(select(Unit).where(Unit.kind == kind, Unit.uid == uid))
 
 
@@ -101,7 +101,7 @@ def test_adding_and_removing_slices_updates_the_series_vector(small: dict[str, A
 
 def test_a_store_without_unit_vectors_is_found_by_check_and_built_by_repair(small: dict[str, Any]) -> None:
     with Store.open(small["store"], writable=True) as store:
-        with store.session() as session:
+        with store.write_session() as session:
             session.execute(delete(Unit))
         with pytest.raises(StoreError, match="check --repair"):
             units.unit_index(store, "series")
@@ -143,7 +143,7 @@ def test_a_sigkill_while_indexing_leaves_the_unit_vectors_consistent(tmp_path: P
         check_store(store, repair=True)
         assert check_store(store).ok
         index = units.unit_index(store, "series")
-        with store.sessions() as session:
+        with store.read_session() as session:
             from sqlalchemy import func, select
 
             live = session.scalar(select(func.count()).select_from(Unit).where(Unit.kind == "series", Unit.size > 0))
