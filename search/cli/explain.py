@@ -41,8 +41,8 @@ def explain(
     """Show where a query lands in one image (a heuristic explanation of the score, not a finding)."""
     from search.api import Medsearch
 
-    with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as engine:
-        result = engine.explain(target, text, method, like=like or (), unlike=unlike or ())
+    with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
+        result = ms.explain(target, text, method, like=like or (), unlike=unlike or ())
         if as_json:
             print_json(result.as_dict(target=target, query=text))
             return

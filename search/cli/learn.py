@@ -45,9 +45,9 @@ def probe_train(
     from search.api import Medsearch
     from search.learn import probe
 
-    with cli_errors(as_json), Medsearch.open(store, model, device, writable=True) as engine:
+    with cli_errors(as_json), Medsearch.open(store, model, device, writable=True) as ms:
         require_extra("sklearn")
-        report = probe.train(engine, name, positives, negatives or (), prompt=prompt, group_by=group_by,
+        report = probe.train(ms, name, positives, negatives or (), prompt=prompt, group_by=group_by,
                              folds=folds, seed=seed)
         if as_json:
             print_json(report)
@@ -75,8 +75,8 @@ def probe_apply(
     from search.api import Medsearch
     from search.learn import probe
 
-    with cli_errors(as_json), Medsearch.open(store, writable=True) as engine:
-        done = probe.apply(engine, name, [f"where:{w}" for w in where or ()], save_as)
+    with cli_errors(as_json), Medsearch.open(store, writable=True) as ms:
+        done = probe.apply(ms, name, [f"where:{w}" for w in where or ()], save_as)
         if as_json:
             print_json(done)
             return
@@ -90,8 +90,8 @@ def probe_list(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) 
     from search.api import Medsearch
     from search.learn import probe
 
-    with cli_errors(as_json), Medsearch.open(store) as engine:
-        found = probe.probes(engine)
+    with cli_errors(as_json), Medsearch.open(store) as ms:
+        found = probe.probes(ms)
         if as_json:
             print_json({"probes": found})
             return
@@ -119,8 +119,8 @@ def split(
     from search.learn.split import parse_ratios
     from search.learn.split import split as run
 
-    with cli_errors(as_json), Medsearch.open(store, writable=True) as engine:
-        made = run(engine, name, by, parse_ratios(ratios), names.split(",") if names else None, stratify, seed,
+    with cli_errors(as_json), Medsearch.open(store, writable=True) as ms:
+        made = run(ms, name, by, parse_ratios(ratios), names.split(",") if names else None, stratify, seed,
                    (f"cohort:{cohort}",) if cohort else ())
         if as_json:
             print_json(made)
@@ -150,10 +150,10 @@ def audit(
     from search.api import Medsearch
     from search.learn import audit as auditing
 
-    with cli_errors(as_json), Medsearch.open(store, model, device) as engine:
+    with cli_errors(as_json), Medsearch.open(store, model, device) as ms:
         if plot:
             require_extra("matplotlib")  # before the audit, whose findings would be lost
-        found = auditing.audit(engine, split_field, (f"cohort:{cohort}",) if cohort else (), patient, k, threshold,
+        found = auditing.audit(ms, split_field, (f"cohort:{cohort}",) if cohort else (), patient, k, threshold,
                                seed, samples)
         if csv_path:
             auditing.write_pairs_csv(found, csv_path)

@@ -124,6 +124,8 @@ def _kill_once(runs: Runs, args: list[str], db: Path, rng: random.Random) -> str
         wanted = before + rng.randint(1, 4)
         while len(_rows(db)) < wanted and _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.003)
+        while _temporaries(db.parent) - stale and _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.001)  # between batches, not inside a snapshot write (that is the mode above)
     tmp_seen = bool(_temporaries(db.parent) - stale)
     os.kill(pid, signal.SIGKILL)
     _wait_gone(pid)
