@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select, text
 
-from storage import snapshot, vectors
+from storage import snapshot, vector_codec, vectors
 from storage.index_choice import IndexType
 from storage.models import Deletion, Failure, Image
 from storage.store import SCHEMA_VERSION, Store
@@ -133,9 +133,9 @@ def _damaged_vectors(store: Store, dim: int, report: CheckReport) -> list[tuple[
 
 
 def _vector_problem(blob: bytes | None, dim: int) -> str | None:
-    if blob is None or len(blob) != dim * 4:
-        return f"vector of {0 if blob is None else len(blob)} bytes, expected {dim * 4}"
-    vector = np.frombuffer(blob, dtype=np.float32)
+    if blob is None or vector_codec.stored_dim(blob) != dim:
+        return f"vector of {0 if blob is None else len(blob)} bytes, expected {dim} components"
+    vector = vector_codec.decode(blob)
     if not np.isfinite(vector).all():
         return "vector holds NaN or infinity"
     norm = float(np.linalg.norm(vector.astype(np.float64)))

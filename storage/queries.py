@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 from sqlalchemy import String, cast, func, select
 
-from storage import snapshot
+from storage import snapshot, vector_codec
 from storage.models import METADATA_COLUMNS, Failure, Image, ImageField, Root, StoreInfo
 from storage.store import Store
 
@@ -78,7 +78,7 @@ def vector_of_id(store: Store, image_id: int) -> np.ndarray | None:
     """The stored (dim,) float32 vector of an image id, or None when there is no such image."""
     with store.read_session() as session:
         blob = session.scalar(select(Image.embedding).where(Image.id == image_id))
-    return None if blob is None else np.frombuffer(blob, dtype=np.float32).copy()
+    return None if blob is None else vector_codec.decode(blob)
 
 
 def vector_of_path(store: Store, path: str) -> np.ndarray | None:
@@ -86,7 +86,7 @@ def vector_of_path(store: Store, path: str) -> np.ndarray | None:
     with store.read_session() as session:
         blob = session.scalar(select(Image.embedding).where(Image.path == path)
                               .order_by(Image.frame_number).limit(1))
-    return None if blob is None else np.frombuffer(blob, dtype=np.float32).copy()
+    return None if blob is None else vector_codec.decode(blob)
 
 
 def fields_by_id(store: Store, ids: Sequence[int], names: Sequence[str] | None = None) -> dict[int, dict[str, Any]]:
@@ -149,7 +149,7 @@ def embeddings_by_path(store: Store, paths: Sequence[str]) -> dict[str, tuple[in
     with store.read_session() as session:
         rows = chunked(paths, lambda chunk: session.execute(
             select(Image.id, Image.path, Image.embedding).where(Image.path.in_(chunk))))
-        return {path: (i, np.frombuffer(blob, dtype=np.float32)) for i, path, blob in rows}
+        return {path: (i, vector_codec.decode(blob)) for i, path, blob in rows}
 
 
 def file_count(store: Store) -> int:
@@ -200,7 +200,7 @@ def embeddings(store: Store, ids: Sequence[int]) -> dict[int, tuple[str, np.ndar
     with store.read_session() as session:
         rows = chunked(ids, lambda chunk: session.execute(
             select(Image.id, Image.path, Image.embedding).where(Image.id.in_(chunk))))
-        return {i: (path, np.frombuffer(blob, dtype=np.float32)) for i, path, blob in rows}
+        return {i: (path, vector_codec.decode(blob)) for i, path, blob in rows}
 
 
 def snapshot_generation(store: Store) -> int | None:

@@ -11,6 +11,7 @@ import numpy as np
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from storage import vector_codec
 from storage.models import Image, ImageField, TextEmbedding
 from storage.queries import chunked
 from storage.store import Store
@@ -35,7 +36,7 @@ def stored_vectors(store: Store, ids: Sequence[int] | None,
 
 def _unpack(rows: Any) -> tuple[list[int], list[str], np.ndarray]:
     return ([r[0] for r in rows], [r[1] for r in rows],
-            np.vstack([np.frombuffer(r[2], dtype=np.float32) for r in rows]))
+            vector_codec.decode_many(r[2] for r in rows))
 
 
 def save_scores(store: Store, prefix: str, names: Sequence[str], source: str,

@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from storage import index_choice, snapshot, vectors
+from storage import index_choice, snapshot, vector_codec, vectors
 from storage.database import make_engine, make_sessions
 from storage.errors import ModelMismatch, StoreError, StoreLocked
 from storage.index_choice import IndexType
@@ -355,5 +355,5 @@ class IdSetCache:
 
 def _stack(rows: Any) -> tuple[np.ndarray, np.ndarray]:
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64)
-    matrix = np.vstack([np.frombuffer(row[1], dtype=np.float32) for row in rows])
+    matrix = vector_codec.decode_many(row[1] for row in rows)
     return ids, matrix

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import func, select
 
-from storage import vectors
+from storage import vector_codec, vectors
 from storage.errors import StoreError
 from storage.models import Image, StoreInfo
 from storage.unit_models import Unit
@@ -73,8 +73,8 @@ def _summarise(row: Unit, rows: list[Any]) -> None:
 
 
 def mean_vector(blobs: list[bytes]) -> np.ndarray:
-    """The unit-length (dim,) float32 mean of float32 vector blobs."""
-    total = np.sum([np.frombuffer(blob, dtype=np.float32) for blob in blobs], axis=0, dtype=np.float64)
+    """The unit-length (dim,) float32 mean of stored vector blobs (float16 or float32)."""
+    total = np.sum([vector_codec.decode(blob) for blob in blobs], axis=0, dtype=np.float64)
     norm = float(np.linalg.norm(total))
     return np.asarray(total / norm if norm > 0 else total, dtype=np.float32)
 
@@ -109,7 +109,7 @@ def unit_index(store: Store, kind: str) -> Any:
     kept = [(i, blob) for i, blob in rows if blob is not None]
     if kept:
         vectors.add(index, np.asarray([i for i, _b in kept], dtype=np.int64),
-                    np.vstack([np.frombuffer(b, dtype=np.float32) for _i, b in kept]))
+                    vector_codec.decode_many(b for _i, b in kept))
     if vectors.live_count(index) != live:  # out of step: build it whole from the table
         store.unit_indexes.pop(kind, None)
         return unit_index(store, kind)
@@ -137,7 +137,7 @@ def stale_units(store: Store) -> list[UnitKey]:
             if len(blobs) != row.size:
                 problems.add((row.kind, row.uid))
             elif blobs and row.embedding is not None:
-                stored = np.frombuffer(row.embedding, dtype=np.float32)
+                stored = vector_codec.decode(row.embedding)
                 if not np.allclose(stored, mean_vector(blobs), atol=1e-5):
                     problems.add((row.kind, row.uid))
     return sorted(problems)
@@ -164,7 +164,7 @@ def members(store: Store, kind: str, uids: list[str]) -> dict[str, list[tuple[in
             ordered = select(column, Image.id, Image.embedding).order_by(Image.id)
             rows = session.execute(ordered.where(column.in_(chunk)))
             for uid, image_id, blob in rows:
-                found[uid].append((image_id, np.frombuffer(blob, dtype=np.float32)))
+                found[uid].append((image_id, vector_codec.decode(blob)))
     return found
 
 

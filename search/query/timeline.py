@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from storage import queries, units
+from storage import queries, units, vector_codec
 from storage.errors import InvalidQuery, NotFound
 from storage.store import Store
 
@@ -58,7 +58,7 @@ def resolve_target(store: Store, target: str | int) -> tuple[str, str, np.ndarra
         if row is not None and row.embedding is not None:
             if row.patient_key is None:
                 raise InvalidQuery(f"{kind} {text} has no patient (its files carry no PatientID)")
-            return row.patient_key, row.study_instance_uid or text, np.frombuffer(row.embedding, dtype=np.float32)
+            return row.patient_key, row.study_instance_uid or text, vector_codec.decode(row.embedding)
     raise NotFound(f"No image id, series or study {text!r} in the store.")
 
 

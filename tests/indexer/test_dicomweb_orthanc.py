@@ -22,6 +22,7 @@ from indexer.dicomweb.run import SourceSettings
 from indexer.dicomweb.source import SourceError
 from indexer.pipeline import IndexSettings
 from search.api import Medsearch
+from storage import vector_codec
 from tests.conftest import pydicom_file
 from tests.indexer.orthanc import Orthanc, orthanc_installed
 
@@ -50,7 +51,7 @@ def _upload(server: Orthanc, names: tuple[str, ...] = FILES) -> None:
 def _vectors(store: Path) -> dict[str, np.ndarray]:
     with sqlite3.connect(store / "medsearch.db") as db:
         rows = db.execute("select sop_instance_uid, embedding from images").fetchall()
-    return {sop: np.frombuffer(blob, dtype=np.float32) for sop, blob in rows}
+    return {sop: vector_codec.decode(blob) for sop, blob in rows}
 
 
 def _sops(store: Path) -> set[str]:

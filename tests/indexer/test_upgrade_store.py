@@ -21,6 +21,7 @@ import numpy as np
 from pydicom.data import get_testdata_files
 
 from indexer.preprocess import PREPROCESSING_VERSION
+from storage import vector_codec
 from tests.conftest import write_png
 
 Cli = Callable[..., Any]
@@ -54,7 +55,7 @@ def _versions(db: Path) -> dict[str, str | None]:
 
 def _vectors(db: Path) -> dict[str, np.ndarray]:
     with sqlite3.connect(db, timeout=10) as connection:
-        return {Path(p).name: np.frombuffer(blob, dtype=np.float32)
+        return {Path(p).name: vector_codec.decode(blob)
                 for p, blob in connection.execute("select path, embedding from images")}
 
 

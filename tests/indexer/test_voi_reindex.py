@@ -18,6 +18,7 @@ from pydicom.data import get_testdata_files
 from indexer.frames import ReadOptions
 from indexer.model_loading import load_embedder
 from indexer.preview import denormalise, model_input, preview_png
+from storage import vector_codec
 from storage.store import Store
 from tests.conftest import write_png
 
@@ -51,7 +52,7 @@ def _vectors(store: Path) -> dict[str, np.ndarray]:
 
     with Store.open(store) as opened, opened.read_session() as session:
         rows = session.execute(select(Row.path, Row.embedding)).all()
-    return {Path(p).name: np.frombuffer(blob, dtype=np.float32) for p, blob in rows}
+    return {Path(p).name: vector_codec.decode(blob) for p, blob in rows}
 
 
 def test_changing_the_voi_re_embeds_only_greyscale_dicoms(cli: Cli, folder: Path, tiny_model: Path,

@@ -20,7 +20,7 @@ from sqlalchemy import delete
 
 from indexer.pipeline import IndexSettings
 from search.api import Medsearch
-from storage import units, vectors
+from storage import units, vector_codec, vectors
 from storage.check import check_store
 from storage.errors import StoreError
 from storage.store import Store
@@ -39,7 +39,7 @@ def unit_row(store: Store, kind: str, uid: str) -> Unit | None:
 
 def vector_of(row: Unit | None) -> np.ndarray:
     assert row is not None and row.embedding is not None
-    return np.frombuffer(row.embedding, dtype=np.float32)
+    return vector_codec.decode(row.embedding)
 
 
 def expected_mean(store: Store, uid: str) -> np.ndarray:
