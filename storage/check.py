@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy import func, select, text
 
 from storage import snapshot, vector_codec, vectors
-from storage.index_choice import IndexType
+from storage.index_choice import RETRAIN_FRACTION, IndexType, is_trained_kind
 from storage.models import Deletion, Failure, Image
 from storage.store import SCHEMA_VERSION, Store
 from storage.units import rebuild_units, stale_units
@@ -47,6 +47,7 @@ class CheckReport:
     problems: list[Problem] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # advice that is no problem (the store is sound)
 
     @property
     def ok(self) -> bool:
@@ -64,7 +65,7 @@ class CheckReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "problems": [asdict(p) for p in self.problems], "facts": self.facts,
-                "failures": self.failures}
+                "failures": self.failures, "notes": self.notes}
 
 
 def check_store(store: Store, repair: bool = False) -> CheckReport:
@@ -94,13 +95,15 @@ def check_store(store: Store, repair: bool = False) -> CheckReport:
     rebuild = _snapshot_problems(store, record.dim, record.revision, report, images)
     if not damaged:
         rebuild = _index_problems(store, record.dim, record.revision, report) or rebuild
+    retrain = _training_problem(store, report)
+    _vector_format(store, record.dim, report)
     units = stale_units(store)
     if units:
         report.add("units", f"{len(units)} series/study vectors out of step with their images (e.g. "
                    f"{units[0][0]} {units[0][1]})", repairable=True)
     if repair:
         rebuild_units(store, units)
-        _repair(store, report, damaged, stale, rebuild or bool(damaged))
+        _repair(store, report, damaged, stale, rebuild or bool(damaged), retrain)
         _index_problems(store, record.dim, record.revision, report)
     _missing_files(store, report)
     return report
@@ -177,7 +180,7 @@ def _snapshot_problems(store: Store, dim: int, revision: str, report: CheckRepor
     report.facts["snapshot_generation"] = manifest.generation
     info = store.info()
     recorded = IndexType.parse(info.index_type) if info else IndexType.FLAT
-    if manifest.index_type != recorded and not (recorded is IndexType.IVF_SQ8 and manifest.count == 0):
+    if manifest.index_type != recorded and not (is_trained_kind(recorded) and manifest.count == 0):
         report.add("index_type", f"the database records a {recorded} index but the snapshot is {manifest.index_type} "
                    f"(an interrupted reindex); repair rebuilds it as {recorded}", repairable=True)
         return True
@@ -211,6 +214,34 @@ def _index_problems(store: Store, dim: int, revision: str, report: CheckReport) 
     return found
 
 
+def _training_problem(store: Store, report: CheckReport) -> bool:
+    """Whether a trained (IVF) index holds more vectors added since its training than
+    ``RETRAIN_FRACTION`` allows; adds the problem saying so."""
+    added, total = store.added_after_training()
+    kind = vectors.index_type_of(store.index())
+    if not is_trained_kind(kind):
+        return False
+    report.facts["added_after_training"] = added
+    if total == 0 or added <= RETRAIN_FRACTION * total:
+        return False
+    report.add("retrain", f"{added} of the {kind} index's {total} vectors ({100 * added / total:.0f} %) were added "
+               f"after it was trained, and its recall drops past {100 * RETRAIN_FRACTION:.0f} %: run `medsearch "
+               f"reindex --index-type {kind}` (or check --repair) to retrain it", repairable=True)
+    return True
+
+
+def _vector_format(store: Store, dim: int, report: CheckReport) -> None:
+    """Count the vectors still stored as float32 (stores written before float16), with the way to
+    halve them."""
+    with store.read_session() as session:
+        wide = session.scalar(select(func.count()).select_from(Image)
+                              .where(func.length(Image.embedding) == 4 * dim)) or 0
+    report.facts["float32_vectors"] = wide
+    if wide:
+        report.notes.append(f"{wide} vectors are stored as float32 ({4 * dim} bytes each); `medsearch upgrade "
+                            f"--vectors-only` stores them as float16, half the size")
+
+
 def _missing_files(store: Store, report: CheckReport) -> None:
     with store.read_session() as session:
         paths = list(session.scalars(select(Image.path).distinct()))
@@ -222,14 +253,16 @@ def _missing_files(store: Store, report: CheckReport) -> None:
 
 
 def _repair(store: Store, report: CheckReport, damaged: list[tuple[int, str]], stale: list[Path],
-            rebuild: bool) -> None:
+            rebuild: bool, retrain: bool = False) -> None:
     if not store.writable:
         raise ValueError("repair needs a store opened for writing")
     for path in stale:
         path.unlink(missing_ok=True)
     if damaged:
         write_batch(store, Batch(remove_paths=sorted({path for _id, path in damaged})))
-    if rebuild:
+    if retrain:
+        store.reindex(vectors.index_type_of(store.index()))
+    elif rebuild:
         store.rebuild_index()
     store.save_snapshot()
     report.facts["snapshot_generation"] = store.generation()

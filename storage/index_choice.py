@@ -10,6 +10,13 @@ Kinds (all inner product over unit vectors, ids = ``images.id``):
   once a quarter of its nodes are tombstones (see ``storage.vectors.remove``).
 - ``ivf-sq8``: ``IndexIVFScalarQuantizer`` (8 bits per dimension, ~1.2 KB per vector at d = 1152) with
   its own ids, trained on a sample of the vectors; ``nprobe`` is set from the list count.
+- ``ivf-pq``: ``IndexIVFPQFastScan``, product-quantizer codes of 4 bits per sub-vector of 3 dimensions
+  (192 bytes at d = 1152, ~230 B per vector with ids and list padding), trained on a sample. PQ scores
+  alone rank poorly (recall@10 ~0.26 on clustered data), so every search re-ranks the best
+  ``RERANK_DEPTH`` candidates by their exact cosine, with the stored vectors read from the database
+  (recall@10 0.999 at 300 k, ``benchmarks/bench_scale.py``). For millions of images. Codes of 6
+  dimensions (96 bytes) rank image-like queries as well but lose text-like ones (queries far from every
+  image, as SigLIP text vectors are: recall@10 0.81 against 0.97 at 200 k with a quarter of the lists).
 
 The thresholds follow FAISS's own guidance (its wiki, "Guidelines to choose an index") and the figures
 of ``benchmarks/bench_search.py``.
@@ -27,6 +34,7 @@ class IndexType(StrEnum):
     FLAT = "flat"
     HNSW = "hnsw"
     IVF_SQ8 = "ivf-sq8"
+    IVF_PQ = "ivf-pq"
 
     @classmethod
     def parse(cls, name: str) -> IndexType:
@@ -44,6 +52,14 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 128
 IVF_TRAIN_PER_LIST = 40
+IVF_SQ8_MAX = 2_000_000
+PQ_DIMS_PER_CODE = 3  # dimensions per 4-bit PQ sub-vector: 384 codes (192 bytes) at d = 1152
+PQ_TRAIN_MAX = 262_144  # training vectors of an ivf-pq index at most (1.2 GB of float32 at d = 1152)
+RERANK_DEPTH = 500  # ivf-pq candidates re-scored exactly per query (image-like queries: recall@10 0.999 at 300 k
+# with 300, 0.81 with 100; queries from another distribution: 0.94 with 300, 0.98 with 500)
+RETRAIN_FRACTION = 0.2
+"""An IVF index whose share of vectors added after training passes this is due a retrain (``reindex``):
+its lists were fitted to data it no longer resembles, and recall drops past about a fifth."""
 ID_OVERHEAD = 16  # bytes per vector for the ids (IndexIDMap2 id map and reverse map; IVF list ids)
 
 
@@ -54,14 +70,16 @@ def bytes_per_vector(index_type: IndexType | str, dim: int) -> int:
         return 4 * dim + ID_OVERHEAD
     if kind is IndexType.HNSW:
         return 4 * dim + HNSW_M * 2 * 4 * 5 // 4 + ID_OVERHEAD
+    if kind is IndexType.IVF_PQ:
+        return pq_codes(dim) // 2 + 24 + ID_OVERHEAD  # codes, list padding to blocks of 32
     return dim + 8 + ID_OVERHEAD
 
 
 def choose_index_type(count: int, memory_budget: int | None = None, dim: int = 1152) -> IndexType:
     """The index kind for ``count`` vectors within ``memory_budget`` bytes (None: no limit).
 
-    Exact search up to ``FLAT_MAX`` vectors, HNSW up to ``HNSW_MAX``, IVF-SQ8 beyond (or whenever the
-    float vectors do not fit the budget).
+    Exact search up to ``FLAT_MAX`` vectors, HNSW up to ``HNSW_MAX``, IVF-SQ8 up to ``IVF_SQ8_MAX``, IVF-PQ
+    beyond, or the first of these whose memory fits the budget (IVF-PQ when none does).
     """
     def fits(kind: IndexType) -> bool:
         return memory_budget is None or count * bytes_per_vector(kind, dim) <= memory_budget
@@ -70,7 +88,9 @@ def choose_index_type(count: int, memory_budget: int | None = None, dim: int = 1
         return IndexType.FLAT
     if count <= HNSW_MAX and fits(IndexType.HNSW):
         return IndexType.HNSW
-    return IndexType.IVF_SQ8
+    if count <= IVF_SQ8_MAX and fits(IndexType.IVF_SQ8):
+        return IndexType.IVF_SQ8
+    return IndexType.IVF_PQ
 
 
 def ivf_lists(count: int) -> int:
@@ -87,6 +107,37 @@ def ivf_probes(lists: int) -> int:
     return min(lists, max(32, lists // 32))
 
 
-def train_size(count: int) -> int:
-    """How many vectors to train an IVF index for ``count`` vectors on."""
+def pq_lists(count: int) -> int:
+    """IVF list count of an ivf-pq index for ``count`` vectors: about sqrt(count), a power of two (its
+    lists are scanned fast, and half the lists of ``ivf_lists`` halve the k-means and assignment cost of a
+    build), with at least ``IVF_TRAIN_PER_LIST`` training vectors per list."""
+    if count < 2 * IVF_TRAIN_PER_LIST:
+        return 1
+    lists = int(2 ** round(math.log2(math.sqrt(count))))
+    return max(1, min(lists, min(count, PQ_TRAIN_MAX) // IVF_TRAIN_PER_LIST))
+
+
+def pq_probes(lists: int) -> int:
+    """Lists an ivf-pq query visits: a sixteenth of them (64 of 1024 at 1 M, 256 of 4096 at 10 M), at least
+    32 (all of a small index). Text queries lie far from every image, so their nearest lists are a poor
+    guide and more of them are read than an image query would need."""
+    return min(lists, max(32, lists // 16))
+
+
+def pq_codes(dim: int) -> int:
+    """How many 4-bit PQ sub-vectors an ivf-pq index cuts a ``dim``-d vector into: a divisor of ``dim``
+    near dim / ``PQ_DIMS_PER_CODE`` (at least 1)."""
+    target = max(1, dim // PQ_DIMS_PER_CODE)
+    return max(m for m in range(1, target + 1) if dim % m == 0)
+
+
+def train_size(count: int, index_type: IndexType | str = IndexType.IVF_SQ8) -> int:
+    """How many vectors to train an IVF index of ``index_type`` for ``count`` vectors on."""
+    if IndexType.parse(index_type) is IndexType.IVF_PQ:
+        return min(count, PQ_TRAIN_MAX, max(pq_lists(count) * IVF_TRAIN_PER_LIST, 10_000))
     return min(count, ivf_lists(count) * IVF_TRAIN_PER_LIST * 2)
+
+
+def is_trained_kind(index_type: IndexType | str) -> bool:
+    """Whether an index kind is trained on a sample (and so can fall behind the data added later)."""
+    return IndexType.parse(index_type) in (IndexType.IVF_SQ8, IndexType.IVF_PQ)

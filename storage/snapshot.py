@@ -38,9 +38,11 @@ class Manifest:
     sha256: str
     format: int = 2
     file: str = INDEX_FILE
+    added_after_training: int = 0  # of an ivf-sq8 / ivf-pq index: vectors added since it was trained
 
 
-def save_snapshot(index: Any, directory: Path, generation: int, model_revision: str, index_type: str) -> Manifest:
+def save_snapshot(index: Any, directory: Path, generation: int, model_revision: str, index_type: str,
+                  added_after_training: int = 0) -> Manifest:
     """Write ``index`` under its content name, then the manifest naming it, into ``directory``; then delete
     the index files no longer named. Raises StoreError (one line, "disk is full ..." when it is) when they
     cannot be written; no temporary file is left behind."""
@@ -53,7 +55,7 @@ def save_snapshot(index: Any, directory: Path, generation: int, model_revision: 
             os.fsync(handle.fileno())
         digest = file_sha256(tmp)
         manifest = Manifest(generation, int(index.ntotal), int(index.d), model_revision, index_type, digest,
-                            file=f"index.{digest[:16]}.faiss")
+                            file=f"index.{digest[:16]}.faiss", added_after_training=added_after_training)
         _fsync_write(directory / manifest.file, source=tmp)
         _fsync_write(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=1).encode())
     except (OSError, RuntimeError) as error:

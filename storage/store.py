@@ -70,6 +70,7 @@ class Store:
         self._sessions = make_sessions(self.engine)
         self._index: Any = None
         self._index_generation = -1
+        self._added_after_training = 0  # vectors added to a trained (IVF) index since its training
         self.filter_cache = IdSetCache()
         self.unit_indexes: dict[str, Any] = {}  # storage.units: the series and study indexes, by kind
 
@@ -228,6 +229,7 @@ class Store:
             if loaded is not None and (loaded[1].index_type == self._index_type() or not self.writable):
                 self._index, manifest = loaded
                 self._index_generation = manifest.generation
+                self._added_after_training = manifest.added_after_training
             else:
                 self._rebuild(record.dim)
         self.catch_up()
@@ -246,7 +248,7 @@ class Store:
             ).all()
             count = session.scalar(select(func.count()).select_from(Image)) or 0
         if rows:
-            vectors.add(self._index, *_stack(rows))
+            self._add(*_stack(rows))
         self._index_generation = generation
         if vectors.live_count(self._index) != count:
             self._rebuild(self._index.d)
@@ -263,31 +265,69 @@ class Store:
         with self.read_session() as session:
             return session.scalar(select(func.count()).select_from(Image)) or 0
 
+    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` images by cosine for (q, dim) or (dim,) float32 ``queries``: (scores (q, k) float32,
+        ids (q, k) int64), padded with -1 (``storage.vectors.search``; an ivf-pq index re-scores its
+        candidates with the stored vectors)."""
+        return vectors.search(self.index(), queries, k, allowed_ids, exact=self.stored_vectors)
+
+    def stored_vectors(self, ids: np.ndarray) -> np.ndarray:
+        """(n, dim) float32 stored vectors of int64 ``ids``, in their order; a row of zeros for an id no
+        longer stored (removed by another process since the index was caught up)."""
+        from storage.queries import chunks  # storage.queries builds on this module
+
+        rows: list[Any] = []
+        with self.engine.connect() as connection:  # every ivf-pq query's re-rank: the plainest statement
+            for chunk in chunks(ids.tolist()):
+                listed = ",".join(str(int(i)) for i in chunk)  # integers rendered by us: nothing to inject
+                rows += connection.exec_driver_sql(
+                    f"SELECT id, embedding FROM {Image.__tablename__} WHERE id IN ({listed})").all()
+        out = np.zeros((len(ids), self._index.d), dtype=np.float32)
+        if rows:
+            found, matrix = _stack(rows)
+            order = np.argsort(ids, kind="stable")
+            at = np.searchsorted(ids, found, sorter=order)
+            out[order[at]] = matrix
+        return out
+
+    def added_after_training(self) -> tuple[int, int]:
+        """(vectors added since the index was trained, vectors in the index) of an ivf-sq8 or ivf-pq index;
+        (0, count) for the kinds that are not trained. Past ``index_choice.RETRAIN_FRACTION`` a
+        ``reindex`` retrains it."""
+        index = self.index()
+        added = self._added_after_training if index_choice.is_trained_kind(vectors.index_type_of(index)) else 0
+        return added, int(index.ntotal)
+
+    def _add(self, ids: np.ndarray, matrix: np.ndarray) -> None:
+        vectors.add(self._index, ids, matrix)
+        self._added_after_training += len(ids)
+
     def _index_type(self) -> IndexType:
         info = self.info()
         return IndexType.parse(info.index_type) if info else IndexType.FLAT
 
     def _rebuild(self, dim: int, index_type: IndexType | None = None) -> None:
-        """Build the index (of the recorded type, or ``index_type``) again from every vector in the database
-        (ivf-sq8: trained on a random sample)."""
+        """Build the index (of the recorded type, or ``index_type``) again from every vector in the database,
+        streamed in batches (an IVF kind is trained first on a random sample). Until it is done, the index
+        in service stays the old one."""
         index_type = index_type or self._index_type()
         with self.read_session() as session, session.begin():
             generation = session.scalar(select(StoreInfo.generation)) or 0
             sample, count = None, session.scalar(select(func.count()).select_from(Image)) or 0
-            if index_type is IndexType.IVF_SQ8 and count == 0:
+            if index_choice.is_trained_kind(index_type) and count == 0:
                 index_type = IndexType.FLAT  # nothing to train on; the next rebuild (on open) trains the ivf index
-            if index_type is IndexType.IVF_SQ8:
-                rows = session.execute(select(Image.id, Image.embedding).order_by(func.random())
-                                       .limit(max(1, index_choice.train_size(count)))).all()
-                sample = _stack(rows)[1]
+            if index_choice.is_trained_kind(index_type):
+                sample = _sample(session, index_choice.train_size(count, index_type))
             index = vectors.new_index(dim, index_type, sample=sample, count=count)
+            del sample
             result = session.execute(select(Image.id, Image.embedding).execution_options(yield_per=20_000))
             for chunk in result.partitions():
-                vectors.add(index, *_stack(chunk))
-        self._index, self._index_generation = index, generation
+                vectors.add(index, *_stack(chunk), replace=False)
+        self._index, self._index_generation, self._added_after_training = index, generation, 0
 
     def reindex(self, index_type: IndexType | str) -> None:
-        """Switch the store to ``index_type`` (``flat``, ``hnsw``, ``ivf-sq8``): build the index from the
+        """Switch the store to ``index_type`` (``flat``, ``hnsw``, ``ivf-sq8``, ``ivf-pq``): build the index from the
         database's vectors, write the snapshot, then record the type (a kill before that leaves the old
         type). Raises StoreError when not writable or empty, ValueError for an unknown type."""
         index_type = IndexType.parse(index_type)
@@ -310,14 +350,14 @@ class Store:
             return
         index = self.index()
         snapshot.save_snapshot(index, self.directory, self._index_generation, record.revision,
-                              vectors.index_type_of(index))
+                               vectors.index_type_of(index), self._added_after_training)
 
     def apply_to_index(self, generation: int, added: tuple[np.ndarray, np.ndarray], removed: np.ndarray) -> None:
         """After this process committed ``generation``, apply the same change to the in-memory index."""
         if self._index is None or self._index_generation != generation - 1:
             return
         vectors.remove(self._index, removed)
-        vectors.add(self._index, *added)
+        self._add(*added)
         self._index_generation = generation
 
     def bump_generation(self, session: Session) -> int:
@@ -357,3 +397,14 @@ def _stack(rows: Any) -> tuple[np.ndarray, np.ndarray]:
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64)
     matrix = vector_codec.decode_many(row[1] for row in rows)
     return ids, matrix
+
+
+def _sample(session: Session, size: int) -> np.ndarray:
+    """(size, dim) float32 vectors of randomly chosen images: the ids are drawn first (a scan of the id
+    index, not of the vectors), then only their vectors are read."""
+    from storage.queries import chunks
+
+    chosen = list(session.scalars(select(Image.id).order_by(func.random()).limit(max(1, size))))
+    rows = [row for chunk in chunks(chosen)
+            for row in session.execute(select(Image.id, Image.embedding).where(Image.id.in_(chunk)))]
+    return _stack(rows)[1]

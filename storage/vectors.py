@@ -6,6 +6,7 @@ The index is a snapshot of the database, saved and loaded by ``storage.snapshot`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,8 +26,8 @@ def new_index(dim: int, index_type: IndexType | str = IndexType.FLAT, sample: np
               count: int | None = None) -> Any:
     """An empty FAISS index of ``index_type`` (see ``storage.index_choice``) for ``dim``-d unit vectors.
 
-    ``ivf-sq8`` is trained here on ``sample`` ((n, dim) float32, n >= 1) for an expected ``count`` vectors
-    (default n). Raises ValueError for an unknown type or an ivf-sq8 without a sample.
+    ``ivf-sq8`` and ``ivf-pq`` are trained here on ``sample`` ((n, dim) float32, n >= 1) for an expected
+    ``count`` vectors (default n). Raises ValueError for an unknown type or an IVF kind without a sample.
     """
     import faiss
 
@@ -39,33 +40,60 @@ def new_index(dim: int, index_type: IndexType | str = IndexType.FLAT, sample: np
         graph.hnsw.efSearch = index_choice.HNSW_EF_SEARCH
         return faiss.IndexIDMap2(graph)
     if sample is None or len(sample) == 0:
-        raise ValueError("an ivf-sq8 index is trained on a sample of the vectors; none was given")
-    lists = index_choice.ivf_lists(max(count or 0, len(sample)))
-    lists = min(lists, max(1, len(sample) // index_choice.IVF_TRAIN_PER_LIST))
-    ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, lists, faiss.ScalarQuantizer.QT_8bit,
-                                        faiss.METRIC_INNER_PRODUCT)
+        raise ValueError(f"an {kind} index is trained on a sample of the vectors; none was given")
+    expected = max(count or 0, len(sample))
+    ivf: Any
+    if kind is IndexType.IVF_PQ:
+        lists = min(index_choice.pq_lists(expected), max(1, len(sample) // index_choice.IVF_TRAIN_PER_LIST))
+        ivf = faiss.IndexIVFPQFastScan(faiss.IndexFlatIP(dim), dim, lists, index_choice.pq_codes(dim), 4,
+                                       faiss.METRIC_INNER_PRODUCT)
+        ivf.cp.niter = 10  # the k-means of the lists: the cost of a build at 10 M; 10 rounds settle them here
+        probes = index_choice.pq_probes(lists)
+        sample = _enough_to_train(sample)
+    else:
+        lists = min(index_choice.ivf_lists(expected), max(1, len(sample) // index_choice.IVF_TRAIN_PER_LIST))
+        ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, lists, faiss.ScalarQuantizer.QT_8bit,
+                                            faiss.METRIC_INNER_PRODUCT)
+        probes = index_choice.ivf_probes(lists)
     ivf.cp.min_points_per_centroid = 1
     ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
-    ivf.nprobe = index_choice.ivf_probes(lists)
+    ivf.nprobe = probes
     return ivf
+
+
+PQ_TRAIN_MIN = 256
+"""Fewest training rows of a PQ index (16 per 4-bit code book, several times over)."""
+
+
+def _enough_to_train(sample: np.ndarray) -> np.ndarray:
+    """``sample``, repeated with a small jitter up to ``PQ_TRAIN_MIN`` rows when it has fewer. Such an index
+    holds fewer vectors than a query re-ranks, so its codes only order candidates that are all re-scored."""
+    if len(sample) >= PQ_TRAIN_MIN:
+        return sample
+    rows = np.resize(np.asarray(sample, dtype=np.float32), (PQ_TRAIN_MIN, sample.shape[1]))
+    return rows + np.random.default_rng(0).normal(0, 1e-3, rows.shape).astype(np.float32)
 
 
 def index_type_of(index: Any) -> IndexType:
     """The kind of an index made by ``new_index``."""
     import faiss
 
+    if isinstance(index, faiss.IndexIVFPQFastScan):
+        return IndexType.IVF_PQ
     if isinstance(index, faiss.IndexIVF):
         return IndexType.IVF_SQ8
     inner = faiss.downcast_index(index.index)
     return IndexType.HNSW if isinstance(inner, faiss.IndexHNSW) else IndexType.FLAT
 
 
-def add(index: Any, ids: np.ndarray, vectors: np.ndarray) -> None:
-    """Add (n, d) float32 unit rows under int64 ``ids`` (existing ids are replaced)."""
+def add(index: Any, ids: np.ndarray, vectors: np.ndarray, replace: bool = True) -> None:
+    """Add (n, d) float32 unit rows under int64 ``ids``. Ids already held are replaced unless ``replace``
+    is false (a build from scratch: the removal pass reads every list of an IVF index)."""
     if len(ids) == 0:
         return
     ids = np.ascontiguousarray(ids, dtype=np.int64)
-    remove(index, ids)
+    if replace:
+        remove(index, ids)
     index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
 
 
@@ -124,16 +152,33 @@ def ids(index: Any) -> np.ndarray:
     return live
 
 
-def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
-           ) -> tuple[np.ndarray, np.ndarray]:
+Exact = Callable[[np.ndarray], np.ndarray]
+"""The stored vectors of ids: (n,) int64 -> (n, d) float32, a row of zeros for an id no longer stored."""
+
+
+def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None,
+           exact: Exact | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` by inner product: (scores (q, k) float32, ids (q, k) int64), best first, padded with -1.
 
     ``queries`` is (q, d) or (d,) float32. ``allowed_ids`` restricts the hits to those ids inside the search
     (a FAISS ID selector), so k hits come back whenever at least k allowed ids are in the index. Small
     allowed sets (<= ``SUBSET_EXACT_MAX``) are scored exactly; an approximate search that returns fewer
-    hits than it should falls back to the exact route.
+    hits than it should falls back to the exact route. An ivf-pq index finds ``RERANK_DEPTH`` (or 2 k)
+    candidates by their codes and ranks them by ``exact``'s vectors, which it needs (ValueError without).
     """
     queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    if index_type_of(index) is not IndexType.IVF_PQ:
+        return _candidates(index, queries, k, allowed_ids)
+    if exact is None:
+        raise ValueError("an ivf-pq index ranks its candidates by their stored vectors: pass exact= "
+                         "(Store.search does)")
+    _codes, found = _candidates(index, queries, max(index_choice.RERANK_DEPTH, 2 * k), allowed_ids)
+    return _rescored(queries, found, k, exact)
+
+
+def _candidates(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``search`` by the index's own scores."""
     if allowed_ids is None and index_type_of(index) is IndexType.HNSW:
         return _search_live(index, queries, k)
     if allowed_ids is None:
@@ -148,6 +193,27 @@ def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | No
     scores, ids = _faiss_search(index, queries, k, params)
     if (ids[:, wanted - 1] < 0).any():
         return _exact_subset(index, queries, k, allowed)
+    return scores, ids
+
+
+def _rescored(queries: np.ndarray, found: np.ndarray, k: int, exact: Exact) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``k`` of each query's candidate ids ``found`` (q, depth), by exact inner product with the
+    vectors ``exact`` returns; ids it no longer finds are dropped."""
+    scores, ids = _empty(len(queries), k)
+    held = np.unique(found[found >= 0])
+    if len(held) == 0:
+        return scores, ids
+    matrix = exact(held)
+    stored = np.any(matrix, axis=1)
+    every = matrix @ queries.T  # (held, q): one product for all queries
+    for row in range(len(queries)):
+        candidates = found[row][found[row] >= 0]
+        positions = np.searchsorted(held, candidates)
+        positions = positions[stored[positions]]
+        exact_scores = every[positions, row]
+        best = np.argsort(-exact_scores, kind="stable")[:k]
+        scores[row, : len(best)] = exact_scores[best]
+        ids[row, : len(best)] = held[positions[best]]
     return scores, ids
 
 

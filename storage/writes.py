@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import delete, insert, select, update
 
+from storage import vector_codec
 from storage.models import METADATA_COLUMNS, Deletion, Failure, Image, ImageField, utcnow
 from storage.store import Store
 from storage.thumbnails import save_thumbnails
@@ -76,8 +77,8 @@ def write_batch(store: Store, batch: Batch) -> int:
         save_thumbnails(session, ids.tolist(), [image.thumbnail for image in batch.images])
         done = {image.path for image in batch.images} | {stat.path for _old, stat in batch.moves}
         _record_failures(session, batch.failures, done)
-    vectors = np.vstack([image.embedding for image in batch.images]) if batch.images else np.empty((0, 0))
-    store.apply_to_index(generation, (ids, vectors.astype(np.float32)), removed)
+    stored = vector_codec.decode_many(vector_codec.encode(image.embedding) for image in batch.images)
+    store.apply_to_index(generation, (ids, stored), removed)  # as stored, so every process ranks alike
     return generation
 
 
@@ -127,7 +128,7 @@ def _insert_images(session: Any, images: list[NewImage], generation: int) -> np.
             "size": image.size,
             "mtime_ns": image.mtime_ns,
             "content_hash": image.content_hash,
-            "embedding": np.ascontiguousarray(image.embedding, dtype=np.float32).tobytes(),
+            "embedding": vector_codec.encode(image.embedding),
             "generation": generation,
             "indexed_at": now,
         }

@@ -30,6 +30,8 @@ def check(
     else:
         for key, value in report.facts.items():
             typer.echo(f"{key}: {value}")
+        for note in report.notes:
+            typer.echo(f"note: {note}")
         for problem in report.problems:
             state = "repaired" if problem.repaired else "repairable" if problem.repairable else "manual"
             typer.echo(f"problem [{problem.kind}, {state}]: {problem.message}")

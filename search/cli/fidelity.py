@@ -36,10 +36,13 @@ def upgrade(
     workers: Annotated[int, typer.Option(help="Decoding processes; -1 picks from the cores, 0 decodes inline.")] = -1,
     window: WindowOption = None,
     voi: VoiOption = None,
+    vectors_only: Annotated[bool, typer.Option("--vectors-only", help="Only store float32 vectors as float16 "
+                                               "(no model, no re-embedding).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Re-embed, in place, every image made with an older preprocessing version, each read with the VOI
-    options it was indexed with (--window / --voi: for images indexed before those were recorded).
+    options it was indexed with (--window / --voi: for images indexed before those were recorded); then
+    store any float32 vectors (stores written before float16) as float16, half the size.
     Safe to interrupt: run it again to finish."""
     from indexer.frames import ReadOptions
     from indexer.pipeline import IndexSettings
@@ -47,16 +50,28 @@ def upgrade(
     from indexer.voi import parse_voi
     from search.api import Medsearch
     from search.cli.main import parse_window
+    from storage.shrink import shrink_vectors
+    from storage.store import Store
 
-    with cli_errors(as_json), Medsearch.open(store, model, device, writable=True, precision=precision) as ms:
-        options = ReadOptions(window=parse_window(window), voi=parse_voi(voi or "google"))
-        settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
-        report = upgrade_store(ms.store, lambda: ms.embedder, settings)
+    facts: dict[str, object] = {}
+    with cli_errors(as_json):
+        if not vectors_only:
+            with Medsearch.open(store, model, device, writable=True, precision=precision) as ms:
+                options = ReadOptions(window=parse_window(window), voi=parse_voi(voi or "google"))
+                settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
+                facts.update(vars(upgrade_store(ms.store, lambda: ms.embedder, settings)))
+        with Store.open(store, writable=True) as opened:
+            shrunk = shrink_vectors(opened)
+        facts["vectors"] = vars(shrunk)
     if as_json:
-        print_json(vars(report))
+        print_json(facts)
         return
-    typer.echo(f"upgraded {report.from_version} -> {report.to_version}: re-embedded {report.reembedded} files, "
-               f"failed {report.failed}, missing {report.missing}, left {report.left}")
+    if not vectors_only:
+        typer.echo(f"upgraded {facts['from_version']} -> {facts['to_version']}: re-embedded {facts['reembedded']} "
+                   f"files, failed {facts['failed']}, missing {facts['missing']}, left {facts['left']}")
+    typer.echo(f"stored {shrunk.converted} float32 vectors as float16"
+               + (f"; the database went from {shrunk.bytes_before / 2**20:.1f} to {shrunk.bytes_after / 2**20:.1f} MiB"
+                  if shrunk.vacuumed else f"; {shrunk.vacuum_note}" if shrunk.vacuum_note else ""))
 
 
 def preview(

@@ -1,4 +1,4 @@
-"""``medsearch reindex``: rebuild the store's FAISS index as another kind (exact, HNSW or IVF-SQ8)."""
+"""``medsearch reindex``: rebuild the store's FAISS index as another kind (exact, HNSW, IVF-SQ8 or IVF-PQ)."""
 
 from __future__ import annotations
 
@@ -18,16 +18,20 @@ class IndexKind(StrEnum):
     flat = "flat"
     hnsw = "hnsw"
     ivf_sq8 = "ivf-sq8"
+    ivf_pq = "ivf-pq"
 
 
 def reindex(
-    index_type: Annotated[IndexKind, typer.Option("--index-type", help="flat (exact), hnsw, ivf-sq8, or auto "
-                                                   "(chosen from the image count and --memory-budget-gb).")],
+    index_type: Annotated[IndexKind, typer.Option("--index-type", help="flat (exact), hnsw, ivf-sq8, ivf-pq "
+                                                   "(millions of images), or auto (chosen from the image "
+                                                   "count and --memory-budget-gb).")],
     memory_budget_gb: Annotated[float | None, typer.Option(help="GiB the index may use (auto).")] = None,
     store: StoreOption = DEFAULT_STORE,
     as_json: JsonOption = False,
 ) -> None:
-    """Rebuild the vector index from the stored vectors as another index type, and save it."""
+    """Rebuild the vector index from the stored vectors as another index type, and save it. Also retrains
+    an ivf-sq8 or ivf-pq index once `medsearch check` says that much was added since its training. The
+    index in service (the saved one, and any server's) stays until the new one is saved whole."""
     from storage.index_choice import IndexType, choose_index_type
     from storage.store import Store
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from search.query.results import Result, hydrate
-from storage import queries, vectors
+from storage import queries
 from storage.errors import InvalidQuery
 from storage.models import METADATA_COLUMNS
 from storage.store import Store
@@ -47,11 +47,10 @@ def group_column(store: Store, name: str) -> str:
 def iter_ranked(store: Store, query: np.ndarray, allowed: np.ndarray | None = None,
                 min_score: float | None = None, first_round: int = 64) -> Iterator[tuple[int, float]]:
     """(id, cosine) best first over the allowed ids, stopping below ``min_score``. ``query``: (dim,)."""
-    index = store.index()
-    total = index.ntotal if allowed is None else len(allowed)
+    total = store.index().ntotal if allowed is None else len(allowed)
     wanted, given = min(first_round, total), 0
     while wanted > given:
-        hits = _search(index, query, wanted, allowed)
+        hits = _search(store, query, wanted, allowed)
         for image_id, score in hits[given:]:
             if min_score is not None and score < min_score:
                 return
@@ -62,9 +61,9 @@ def iter_ranked(store: Store, query: np.ndarray, allowed: np.ndarray | None = No
         wanted = min(total, wanted * 4)
 
 
-def _search(index: Any, query: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+def _search(store: Store, query: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
     """The top ``k`` (id, score) of one query, restricted to ``allowed`` ids inside the search."""
-    scores, ids = vectors.search(index, query, k, allowed)
+    scores, ids = store.search(query, k, allowed)
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
 

@@ -30,7 +30,7 @@ def _ranked(cli: Cli, store: Path, target: Path) -> list[int]:
     return [r["id"] for r in found["results"]]
 
 
-@pytest.mark.parametrize("kind", ["hnsw", "ivf-sq8", "flat"])
+@pytest.mark.parametrize("kind", ["hnsw", "ivf-sq8", "ivf-pq", "flat"])
 def test_reindex_switches_kind_and_keeps_answers(cli: Cli, indexed_store: Path, image_folder: Path,
                                                   kind: str) -> None:
     target = image_folder / "dicom" / "CT_small.dcm"
@@ -47,7 +47,7 @@ def test_reindex_switches_kind_and_keeps_answers(cli: Cli, indexed_store: Path, 
         index = store.index()
         assert vectors.index_type_of(index) == kind and index.ntotal == 9
         allowed = np.array(exact[-3:], dtype=np.int64)
-        _scores, ids = vectors.search(index, stored_vector(store, exact[0]), 5, allowed)
+        _scores, ids = store.search(stored_vector(store, exact[0]), 5, allowed)
         assert set(ids[0][:3].tolist()) == set(allowed.tolist()) and (ids[0][3:] == -1).all()
 
 

@@ -24,7 +24,7 @@ import os, signal, sys
 from storage import snapshot
 from storage.store import Store
 
-point, store = sys.argv[1], sys.argv[2]
+point, store, kind = sys.argv[1], sys.argv[2], sys.argv[3]
 real_fsync_write, real_save = snapshot._fsync_write, snapshot.save_snapshot
 
 def die():
@@ -41,15 +41,16 @@ def save_snapshot(*args, **kwargs):
     return real_save(*args, **kwargs)
 
 snapshot._fsync_write, snapshot.save_snapshot = fsync_write, save_snapshot
-Store.open(store, writable=True).reindex("hnsw")
+Store.open(store, writable=True).reindex(kind)
 """
 
 
+@pytest.mark.parametrize("kind", ["hnsw", "ivf-pq"])
 @pytest.mark.parametrize("point", ["before-snapshot", "before-manifest"])
-def test_kill_during_reindex(flat_store: Path, tiny_embedder: Any, point: str) -> None:
+def test_kill_during_reindex(flat_store: Path, tiny_embedder: Any, point: str, kind: str) -> None:
     manifest_before = (flat_store / snapshot.MANIFEST_FILE).read_text()
-    done = subprocess.run([sys.executable, "-c", KILLER, point, str(flat_store)], capture_output=True, text=True,
-                          timeout=60, cwd=Path(__file__).parents[2])
+    done = subprocess.run([sys.executable, "-c", KILLER, point, str(flat_store), kind], capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).parents[2])
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert (flat_store / snapshot.MANIFEST_FILE).read_text() == manifest_before, "killed before the manifest"
     with Medsearch(Store.open(flat_store), embedder=tiny_embedder) as reader:

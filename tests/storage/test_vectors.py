@@ -4,6 +4,7 @@ snapshots, plus the index choice rule."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -37,18 +38,41 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ids, clustered(COUNT, DIM, 0), clustered(50, DIM, 1)
 
 
-def build(kind: str, ids: np.ndarray, rows: np.ndarray) -> object:
-    index = vectors.new_index(DIM, kind, sample=rows if kind == "ivf-sq8" else None, count=len(rows))
+class Held:
+    """An index with the vectors it holds by id: the stored vectors an ivf-pq index re-ranks by (a store
+    reads them from its database)."""
+
+    def __init__(self, index: Any, ids: np.ndarray, rows: np.ndarray) -> None:
+        self.index = index
+        self.rows = dict(zip(ids.tolist(), rows, strict=True))
+        self.ntotal = index.ntotal
+
+    def add(self, ids: np.ndarray, rows: np.ndarray) -> None:
+        vectors.add(self.index, ids, rows)
+        self.rows.update(zip(ids.tolist(), rows, strict=True))
+
+    def exact(self, ids: np.ndarray) -> np.ndarray:
+        zero = np.zeros(DIM, dtype=np.float32)
+        return np.vstack([self.rows.get(i, zero) for i in ids.tolist()])
+
+    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        return vectors.search(self.index, queries, k, allowed_ids, exact=self.exact)
+
+
+def build(kind: str, ids: np.ndarray, rows: np.ndarray) -> Held:
+    trained = index_choice.is_trained_kind(kind)
+    index = vectors.new_index(DIM, kind, sample=rows if trained else None, count=len(rows))
     vectors.add(index, ids, rows)
-    return index
+    return Held(index, ids, rows)
 
 
 @pytest.mark.parametrize("kind", index_choice.INDEX_TYPES)
 def test_recall_against_brute_force(kind: str, data: tuple) -> None:
     ids, rows, queries = data
     index = build(kind, ids, rows)
-    assert vectors.index_type_of(index) == kind
-    scores, found = vectors.search(index, queries, 10)
+    assert vectors.index_type_of(index.index) == kind
+    scores, found = index.search(queries, 10)
     assert recall(found, exact(rows, ids, queries, 10)) >= (1.0 if kind == "flat" else 0.95)
     assert (np.diff(scores, axis=1) <= 1e-6).all()
 
@@ -62,7 +86,7 @@ def test_filtered_search_returns_k_allowed_ids(kind: str, keep: int, data: tuple
     index = build(kind, ids, rows)
     picked = np.random.default_rng(keep).choice(len(ids), keep, replace=False)
     allowed = ids[picked]
-    _scores, found = vectors.search(index, queries, 10, allowed_ids=allowed)
+    _scores, found = index.search(queries, 10, allowed_ids=allowed)
     assert set(found[found >= 0].tolist()) <= set(allowed.tolist())
     assert (found >= 0).sum(axis=1).min() == min(10, keep)
     assert recall(found[:, : min(10, keep)], exact(rows[picked], allowed, queries, min(10, keep))) >= 0.9
@@ -73,7 +97,7 @@ def test_filter_with_ids_missing_from_the_index(kind: str, data: tuple) -> None:
     ids, rows, queries = data
     index = build(kind, ids, rows)
     allowed = np.array([ids[5], ids[9], 10**9], dtype=np.int64)
-    _scores, found = vectors.search(index, queries[:2], 5, allowed_ids=allowed)
+    _scores, found = index.search(queries[:2], 5, allowed_ids=allowed)
     assert set(found[found >= 0].tolist()) == {ids[5], ids[9]}
     assert (found[:, 2:] == -1).all()
 
@@ -83,16 +107,16 @@ def test_removal_and_replacement(kind: str, data: tuple) -> None:
     ids, rows, queries = data
     index = build(kind, ids, rows)
     gone = ids[:500]
-    assert vectors.remove(index, np.concatenate([gone, [10**9]])) == 500
-    assert vectors.remove(index, gone[:10]) == 0  # already gone
-    assert vectors.live_count(index) == COUNT - 500
-    assert sorted(vectors.ids(index).tolist()) == sorted(ids[500:].tolist())
-    _scores, found = vectors.search(index, rows[:20], 10)
+    assert vectors.remove(index.index, np.concatenate([gone, [10**9]])) == 500
+    assert vectors.remove(index.index, gone[:10]) == 0  # already gone
+    assert vectors.live_count(index.index) == COUNT - 500
+    assert sorted(vectors.ids(index.index).tolist()) == sorted(ids[500:].tolist())
+    _scores, found = index.search(rows[:20], 10)
     assert not set(found.ravel().tolist()) & set(gone.tolist())
     assert (found >= 0).all()
-    vectors.add(index, ids[600:601], queries[:1])  # replacing an id keeps one vector under it
-    assert vectors.live_count(index) == COUNT - 500
-    _scores, found = vectors.search(index, queries[:1], 1)
+    index.add(ids[600:601], queries[:1])  # replacing an id keeps one vector under it
+    assert vectors.live_count(index.index) == COUNT - 500
+    _scores, found = index.search(queries[:1], 1)
     assert found[0, 0] == ids[600]
 
 
@@ -102,36 +126,36 @@ def test_hnsw_removal_leaves_tombstones_that_are_never_returned(data: tuple, tmp
     ids, rows, queries = data
     index = build("hnsw", ids, rows)
     gone = ids[::10]  # 10 %: below the compaction threshold
-    assert vectors.remove(index, gone) == len(gone)
-    assert index.ntotal == COUNT and vectors.live_count(index) == COUNT - len(gone)
+    assert vectors.remove(index.index, gone) == len(gone)
+    assert index.index.ntotal == COUNT and vectors.live_count(index.index) == COUNT - len(gone)
     keep = ~np.isin(ids, gone)
     truth = exact(rows[keep], ids[keep], queries, 10)
     allowed_many = ids[:3000]  # the filtered search route: includes removed ids
     allowed_few = ids[:40]  # the exact-subset route
-    snapshot.save_snapshot(index, tmp_path, generation=1, model_revision="r", index_type="hnsw")
+    snapshot.save_snapshot(index.index, tmp_path, generation=1, model_revision="r", index_type="hnsw")
     loaded = snapshot.load_snapshot(tmp_path, DIM, "r")
     assert loaded is not None
-    for candidate in (index, loaded[0]):
-        _scores, found = vectors.search(candidate, queries, 10)
+    for candidate in (index, Held(loaded[0], ids, rows)):
+        _scores, found = candidate.search(queries, 10)
         assert not set(found.ravel().tolist()) & set(gone.tolist())
         assert recall(found, truth) >= 0.95
         for allowed in (allowed_many, allowed_few):
-            _scores, found = vectors.search(candidate, queries[:5], 10, allowed_ids=allowed)
+            _scores, found = candidate.search(queries[:5], 10, allowed_ids=allowed)
             assert set(found.ravel().tolist()) <= set(allowed.tolist()) - set(gone.tolist())
             assert (found >= 0).all()
-    vectors.add(index, gone[:1], queries[:1])  # a removed id can come back
-    _scores, found = vectors.search(index, queries[:1], 1)
-    assert found[0, 0] == gone[0] and vectors.live_count(index) == COUNT - len(gone) + 1
+    index.add(gone[:1], queries[:1])  # a removed id can come back
+    _scores, found = index.search(queries[:1], 1)
+    assert found[0, 0] == gone[0] and vectors.live_count(index.index) == COUNT - len(gone) + 1
 
 
 def test_hnsw_graph_is_rebuilt_once_tombstones_pass_a_quarter(data: tuple) -> None:
     ids, rows, queries = data
     index = build("hnsw", ids, rows)
-    assert vectors.remove(index, ids[:900]) == 900  # 22.5 %: tombstones
-    assert index.ntotal == COUNT
-    assert vectors.remove(index, ids[900:1100]) == 200  # 27.5 %: compacted
-    assert index.ntotal == vectors.live_count(index) == COUNT - 1100
-    _scores, found = vectors.search(index, queries, 10)
+    assert vectors.remove(index.index, ids[:900]) == 900  # 22.5 %: tombstones
+    assert index.index.ntotal == COUNT
+    assert vectors.remove(index.index, ids[900:1100]) == 200  # 27.5 %: compacted
+    assert index.index.ntotal == vectors.live_count(index.index) == COUNT - 1100
+    _scores, found = index.search(queries, 10)
     assert recall(found, exact(rows[1100:], ids[1100:], queries, 10)) >= 0.95
 
 
@@ -139,14 +163,14 @@ def test_hnsw_graph_is_rebuilt_once_tombstones_pass_a_quarter(data: tuple) -> No
 def test_snapshot_round_trip(kind: str, data: tuple, tmp_path: Path) -> None:
     ids, rows, queries = data
     index = build(kind, ids, rows)
-    before = vectors.search(index, queries, 10)
-    snapshot.save_snapshot(index, tmp_path, generation=4, model_revision="r", index_type=kind)
+    before = index.search(queries, 10)
+    snapshot.save_snapshot(index.index, tmp_path, generation=4, model_revision="r", index_type=kind)
     loaded = snapshot.load_snapshot(tmp_path, DIM, "r")
     assert loaded is not None
     again, manifest = loaded
     assert manifest.index_type == kind and manifest.generation == 4
     assert vectors.index_type_of(again) == kind
-    after = vectors.search(again, queries, 10)
+    after = Held(again, ids, rows).search(queries, 10)
     np.testing.assert_array_equal(before[1], after[1])
     np.testing.assert_allclose(before[0], after[0], rtol=1e-5)
 
@@ -156,12 +180,39 @@ def test_unknown_kind_and_untrained_ivf() -> None:
         vectors.new_index(DIM, "lsh")
     with pytest.raises(ValueError, match="sample"):
         vectors.new_index(DIM, "ivf-sq8")
+    with pytest.raises(ValueError, match="sample"):
+        vectors.new_index(DIM, "ivf-pq")
+
+
+def test_ivf_pq_ranks_by_the_stored_vectors(data: tuple) -> None:
+    """PQ codes alone rank the neighbours of a clustered set poorly; the re-rank by stored vectors gives
+    brute force's order and exact scores, and without a source of stored vectors the search refuses."""
+    ids, rows, queries = data
+    index = build("ivf-pq", ids, rows)
+    _codes, by_codes = vectors._candidates(index.index, queries, 10, None)
+    scores, found = index.search(queries, 10)
+    truth = exact(rows, ids, queries, 10)
+    assert recall(found, truth) >= 0.95 > recall(by_codes, truth)
+    by_id = dict(zip(ids.tolist(), rows, strict=True))
+    np.testing.assert_allclose(scores[0], [by_id[i] @ queries[0] for i in found[0]], rtol=1e-5)
+    gone = found[0, :3]  # removed from the database after the index was caught up: dropped, not ranked
+    for image_id in gone.tolist():
+        del index.rows[image_id]
+    _scores, again = index.search(queries[:1], 10)
+    assert not set(again[0].tolist()) & set(gone.tolist()) and (again[0] >= 0).all()
+    with pytest.raises(ValueError, match="exact="):
+        vectors.search(index.index, queries, 10)
 
 
 def test_choose_index_type_by_size_and_budget() -> None:
     assert index_choice.choose_index_type(10_000) == "flat"
     assert index_choice.choose_index_type(300_000) == "hnsw"
-    assert index_choice.choose_index_type(5_000_000) == "ivf-sq8"
+    assert index_choice.choose_index_type(1_500_000) == "ivf-sq8"
+    assert index_choice.choose_index_type(5_000_000) == "ivf-pq"
+    assert index_choice.choose_index_type(1_000_000, memory_budget=500_000_000) == "ivf-pq"
+    assert index_choice.bytes_per_vector("ivf-pq", 1152) <= 250
+    assert index_choice.pq_codes(1152) == 384 and index_choice.pq_codes(64) == 16
+    assert index_choice.pq_lists(10_000_000) == 4096
     assert index_choice.choose_index_type(300_000, memory_budget=500_000_000) == "ivf-sq8"
     assert index_choice.choose_index_type(1_000_000, memory_budget=1_500 * 1_000_000) == "ivf-sq8"
     assert index_choice.bytes_per_vector("ivf-sq8", 1152) <= 1_500
@@ -175,5 +226,5 @@ def test_exact_subset_route_with_ids_beyond_the_bitmap(data: tuple) -> None:
     big = ids[:600] + vectors.BITMAP_MAX_ID
     index = build("hnsw", big, rows[:600])
     allowed = big[::3]
-    _scores, found = vectors.search(index, queries[:4], 5, allowed_ids=allowed)
+    _scores, found = index.search(queries[:4], 5, allowed_ids=allowed)
     np.testing.assert_array_equal(found, exact(rows[:600:3], allowed, queries[:4], 5))

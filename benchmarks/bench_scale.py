@@ -1,0 +1,257 @@
+"""A store of millions of images (issue 21): build, search and grow an ``ivf-pq`` index from a real store.
+
+Writes ``--count`` synthetic clustered 1152-d unit vectors (a mixture of Gaussians, one centre per 1 000
+images) through ``storage.writes.write_batch``, the path an index run takes, with DICOM-like rows (path,
+content hash, three UIDs, patient key, date; series of 100 images; 1 % of them modality MR, the filter),
+computing the exact top 10 of the query sets while writing. Then, each in a fresh process so its memory
+is its own:
+
+- build: ``Store.reindex("ivf-pq")`` from the database (trained on a sample, filled in batches) and the
+  snapshot write; seconds and peak resident memory;
+- serve: open the store read-only, load the snapshot, answer the queries one at a time through
+  ``Store.search`` (codes, then the exact re-rank from the stored float16 vectors), unfiltered and with
+  the 1 % filter; p50/p95 ms, recall@10 against exact search, resident memory;
+- grow: add 1 % more images in batches of 1 000 (as an index run commits them) and save the snapshot;
+  seconds, and the share of the index added since training that ``medsearch check`` reports.
+
+Two query sets: ``image`` (draws of the data's own mixture: similar-image queries) and ``text`` (the same,
+pushed off the images by a shared offset and noise, as SigLIP text vectors lie far from every image:
+best cosine ~0.2). Disk per image counts the database (with its WAL) and the index files.
+
+    PYTHONPATH=. python benchmarks/bench_scale.py --count 1000000 [--store DIR] [--keep]
+
+Prints JSON and writes it to benchmarks/results/bench_scale_<count>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DIM = 1152
+PER_CENTRE = 1000
+PER_SERIES = 100
+FILTER = ["modality = 'MR'"]
+RESULTS = Path(__file__).parent / "results"
+
+
+def mixture(count: int, seed: int) -> tuple[np.ndarray, Any]:
+    """The centres of the data's mixture and a generator of its chunks."""
+    rng = np.random.default_rng(seed)
+    means = rng.standard_normal((max(1, count // PER_CENTRE), DIM), dtype=np.float32)
+    return means, rng
+
+
+def draw(means: np.ndarray, rng: Any, n: int, noise: float = 0.8) -> np.ndarray:
+    block = means[rng.integers(0, len(means), n)] + noise * rng.standard_normal((n, DIM), dtype=np.float32)
+    return block / np.linalg.norm(block, axis=1, keepdims=True)
+
+
+def query_sets(means: np.ndarray) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(99)
+    image = draw(means, rng, 100)
+    gap = rng.standard_normal(DIM).astype(np.float32)
+    text = image + 1.5 * gap / np.linalg.norm(gap) + 2.0 * rng.standard_normal((100, DIM), dtype=np.float32) / 34
+    return {"image": image, "text": (text / np.linalg.norm(text, axis=1, keepdims=True)).astype(np.float32)}
+
+
+class RunningTop:
+    """The exact top ``k`` ids of each query over rows seen so far."""
+
+    def __init__(self, queries: np.ndarray, k: int = 10) -> None:
+        self.queries, self.k = queries, k
+        self.scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        self.ids = np.full((len(queries), k), -1, dtype=np.int64)
+
+    def see(self, ids: np.ndarray, rows: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        scores = np.hstack([self.scores, self.queries @ rows.T])
+        every = np.hstack([self.ids, np.broadcast_to(ids, (len(self.queries), len(ids)))])
+        best = np.argsort(-scores, axis=1)[:, : self.k]
+        self.scores = np.take_along_axis(scores, best, axis=1)
+        self.ids = np.take_along_axis(every, best, axis=1)
+
+
+def rows_for(start: int, vectors: np.ndarray, rng: Any, tag: str = "") -> list[Any]:
+    from storage.writes import NewImage
+
+    images = []
+    for offset, vector in enumerate(vectors):
+        n = start + offset
+        series, study = n // PER_SERIES, n // (PER_SERIES * 3)
+        images.append(NewImage(
+            path=f"/archive/{tag}p{study % 50_000:05d}/{study}/{series}/{n}.dcm", frame_number=0, size=524_288,
+            mtime_ns=1_700_000_000_000_000_000 + n, content_hash=hashlib.sha256(f"{tag}{n}".encode()).hexdigest(),
+            embedding=vector, metadata={
+                "file_format": "dicom", "width": 512, "height": 512,
+                "modality": "MR" if rng.random() < 0.01 else "CT",
+                "study_instance_uid": f"1.2.826.0.1.3680043.8.498.{tag}1{study}",
+                "series_instance_uid": f"1.2.826.0.1.3680043.8.498.{tag}2{series}",
+                "sop_instance_uid": f"1.2.826.0.1.3680043.8.498.{tag}3{n}",
+                "patient_key": hashlib.sha256(f"patient{study % 50_000}".encode()).hexdigest(),
+                "study_date": None}))
+    return images
+
+
+def populate(directory: Path, count: int) -> dict[str, Any]:
+    """Write the store; returns the seconds it took and the exact answers of the query sets."""
+    from storage.store import ModelRecord, Store
+    from storage.writes import Batch, write_batch
+
+    means, rng = mixture(count, 1)
+    sets = query_sets(means)
+    tops = {name: (RunningTop(q), RunningTop(q)) for name, q in sets.items()}
+    started = time.perf_counter()
+    with Store.open(directory, create=True, writable=True) as store:
+        store.bind_model(ModelRecord("synthetic", "scale", DIM, "3"))
+        for start in range(0, count, 10_000):
+            vectors = draw(means, rng, min(10_000, count - start))
+            images = rows_for(start, vectors, rng)
+            write_batch(store, Batch(images=images))
+            ids = np.arange(start + 1, start + 1 + len(vectors), dtype=np.int64)  # ids are 1.. in order
+            picked = np.array([image.metadata["modality"] == "MR" for image in images])
+            for name in sets:
+                tops[name][0].see(ids, vectors)
+                tops[name][1].see(ids[picked], vectors[picked])
+            if start % 500_000 == 0:
+                print(f"  wrote {start + len(vectors)} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        stored = store.image_count()
+    assert stored == count, (stored, count)
+    np.savez(directory / "truth.npz", **{f"{name}_{which}": top.ids for name, pair in tops.items()
+                                         for which, top in zip(("all", "filtered"), pair, strict=True)},
+             **{f"{name}_queries": queries for name, queries in sets.items()})
+    return {"populate_s": round(time.perf_counter() - started, 1)}
+
+
+def stage_build(directory: Path) -> dict[str, Any]:
+    from storage.store import Store
+
+    started = time.perf_counter()
+    with Store.open(directory, writable=True) as store:
+        store.reindex("ivf-pq")
+        index = store.index()
+        facts = {"lists": int(index.nlist), "probes": int(index.nprobe), "codes": int(index.pq.M)}
+    return {"build_s": round(time.perf_counter() - started, 1), **facts, **_memory()}
+
+
+def stage_serve(directory: Path) -> dict[str, Any]:
+    from storage import queries
+    from storage.store import Store
+
+    truth = np.load(directory / "truth.npz")
+    out: dict[str, Any] = {}
+    started = time.perf_counter()
+    with Store.open(directory) as store:
+        store.index()
+        out["load_s"] = round(time.perf_counter() - started, 1)
+        allowed = queries.ids_where(store, FILTER)
+        out["filter_ids"] = len(allowed)
+        store.search(truth["image_queries"][0], 10)  # warm-up: the statements compiled, the first pages read
+        for name in ("image", "text"):
+            for which, subset in (("all", None), ("filtered", allowed)):
+                found, times = [], []
+                for query in truth[f"{name}_queries"]:
+                    t0 = time.perf_counter()
+                    _scores, ids = store.search(query, 10, subset)
+                    times.append(1000 * (time.perf_counter() - t0))
+                    found.append(ids[0])
+                expected = truth[f"{name}_{which}"]
+                hit = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, expected, strict=True)])
+                out[f"{name}_{which}"] = {"recall@10": round(float(hit), 3),
+                                          "p50_ms": round(float(np.median(times)), 2),
+                                          "p95_ms": round(float(np.percentile(times, 95)), 2)}
+    return {**out, **_memory()}
+
+
+def stage_grow(directory: Path) -> dict[str, Any]:
+    from storage.store import Store
+    from storage.writes import Batch, write_batch
+
+    with Store.open(directory, writable=True) as store:
+        count = store.image_count()
+        store.index()
+        means, rng = mixture(count, 1)
+        added = max(1, count // 100)
+        started = time.perf_counter()
+        for start in range(0, added, 1000):
+            vectors = draw(means, np.random.default_rng(start), min(1000, added - start))
+            write_batch(store, Batch(images=rows_for(start, vectors, rng, tag="9")))
+        store.save_snapshot()
+        seconds = time.perf_counter() - started
+        since, total = store.added_after_training()
+    return {"grow_images": added, "grow_s": round(seconds, 1), "added_after_training": since,
+            "added_share": round(since / total, 4), **_memory()}
+
+
+def _memory() -> dict[str, float]:
+    status = Path("/proc/self/status").read_text().splitlines()
+    fields = {line.split(":")[0]: line.split()[1] for line in status if line.startswith(("VmRSS", "VmHWM"))}
+    return {"rss_gb": round(int(fields["VmRSS"]) / 2**20, 2), "peak_rss_gb": round(int(fields["VmHWM"]) / 2**20, 2)}
+
+
+def disk(directory: Path, count: int) -> dict[str, Any]:
+    database = sum(p.stat().st_size for p in directory.glob("medsearch.db*"))
+    index = sum(p.stat().st_size for p in directory.glob("index*.faiss")) + sum(
+        p.stat().st_size for p in directory.glob("units*"))
+    return {"database_bytes_per_image": round(database / count), "index_bytes_per_image": round(index / count),
+            "store_bytes_per_image": round((database + index) / count)}
+
+
+def in_child(stage: str, directory: Path) -> dict[str, Any]:
+    """Run ``stage`` in a fresh interpreter (its memory is its own) and return what it printed."""
+    done = subprocess.run([sys.executable, __file__, "--stage", stage, "--store", str(directory)],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": "."})
+    if done.returncode:
+        raise SystemExit(f"the {stage} stage failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--store", type=Path, help="where to write the store (default: a temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the store afterwards")
+    parser.add_argument("--stage", choices=["build", "serve", "grow"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stage:
+        stages = {"build": stage_build, "serve": stage_serve, "grow": stage_grow}
+        print(json.dumps(stages[args.stage](args.store)))
+        return
+    directory = args.store or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    try:
+        figures: dict[str, Any] = {"count": args.count, "cpu": _cpu(), **populate(directory, args.count)}
+        for stage in ("build", "serve", "grow"):
+            figures[stage] = in_child(stage, directory)
+            print(f"  {stage}: {figures[stage]}", file=sys.stderr)
+        figures["disk"] = disk(directory, args.count + figures["grow"]["grow_images"])
+        figures["peak_rss_children_gb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2)
+    finally:
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+    print(json.dumps(figures, indent=1))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"bench_scale_{args.count}.json").write_text(json.dumps(figures, indent=1))
+
+
+def _cpu() -> str:
+    names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+             if line.startswith("model name")]
+    return f"{len(names)} x {names[0] if names else 'unknown'}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""A store with an ``ivf-pq`` index (issue 21): search re-ranked from the stored float16 vectors, exact on
+the filter, grown without a rebuild, retrained when too much came after training; older stores' float32
+vectors shrunk in place, also when killed half way."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+from storage import queries, snapshot, vector_codec, vectors
+from storage.check import check_store
+from storage.shrink import shrink_vectors
+from storage.store import ModelRecord, Store
+from storage.writes import Batch, NewImage, write_batch
+
+DIM = 64
+COUNT = 3000
+ROOT = Path(__file__).parents[2]
+
+
+def clustered(count: int, seed: int, centres: int = 30) -> np.ndarray:
+    """(count, DIM) float32 unit rows of one mixture (the centres are the same for every seed)."""
+    means = np.random.default_rng(0).normal(size=(centres, DIM))
+    rng = np.random.default_rng(seed)
+    rows = means[rng.integers(0, centres, count)] + 0.7 * rng.normal(size=(count, DIM))
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def images(rows: np.ndarray, start: int, folder: Path) -> list[NewImage]:
+    """One image per row, each an (empty) file in ``folder``; every tenth is an MR (the tests' filter)."""
+    for n in range(len(rows)):
+        (folder / f"{start + n}.dcm").touch()
+    return [NewImage(path=str(folder / f"{start + n}.dcm"), frame_number=0, size=1, mtime_ns=1,
+                     content_hash=hashlib.sha256(str(start + n).encode()).hexdigest(), embedding=row,
+                     metadata={"modality": "MR" if (start + n) % 10 == 0 else "CT"})
+            for n, row in enumerate(rows)]
+
+
+def fill(store: Store, rows: np.ndarray, start: int = 0) -> None:
+    folder = store.directory.parent / "files"
+    folder.mkdir(exist_ok=True)
+    for first in range(0, len(rows), 500):
+        write_batch(store, Batch(images=images(rows[first : first + 500], start + first, folder)))
+
+
+@pytest.fixture
+def pq_store(tmp_path: Path) -> Iterator[Path]:
+    directory = tmp_path / "store"
+    with Store.open(directory, create=True, writable=True) as store:
+        store.bind_model(ModelRecord("synthetic", "r1", DIM, "3"))
+        fill(store, clustered(COUNT, 1))
+        store.reindex("ivf-pq")
+    yield directory
+
+
+def brute_force(store: Store, queries_: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
+    ids = queries.all_ids(store) if allowed is None else allowed
+    matrix = store.stored_vectors(ids)
+    return ids[np.argsort(-(queries_ @ matrix.T), axis=1)[:, :k]]
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)]))
+
+
+def test_search_is_re_ranked_and_exact_on_the_filter(pq_store: Path) -> None:
+    wanted = clustered(40, 7)
+    with Store.open(pq_store) as store:
+        index = store.index()
+        assert vectors.index_type_of(index) == "ivf-pq" == store.info().index_type
+        assert json.loads((pq_store / snapshot.MANIFEST_FILE).read_text())["index_type"] == "ivf-pq"
+        scores, found = store.search(wanted, 10)
+        assert recall(found, brute_force(store, wanted, 10)) >= 0.95
+        stored = store.stored_vectors(found[0])
+        np.testing.assert_allclose(scores[0], stored @ wanted[0], rtol=1e-5)  # exact cosine, not PQ's
+        assert (np.diff(scores, axis=1) <= 1e-6).all()
+        mr = queries.ids_where(store, ["modality = 'MR'"])
+        assert len(mr) == COUNT // 10
+        _scores, kept = store.search(wanted, 10, mr)
+        assert set(kept.ravel().tolist()) <= set(mr.tolist()) and (kept >= 0).all()
+        assert recall(kept, brute_force(store, wanted, 10, mr)) >= 0.95
+        few = mr[:4]
+        _scores, tiny = store.search(wanted[:3], 10, few)
+        assert (np.sort(tiny[:, :4], axis=1) == np.sort(few)).all() and (tiny[:, 4:] == -1).all()
+
+
+def test_growing_adds_to_the_trained_index_until_a_retrain_is_due(pq_store: Path) -> None:
+    with Store.open(pq_store, writable=True) as writer:
+        codebook = faiss.vector_to_array(writer.index().pq.centroids)
+        fill(writer, clustered(COUNT // 100, 2), start=COUNT)  # 1 %: no rebuild, no retrain
+        assert writer.added_after_training() == (COUNT // 100, COUNT + COUNT // 100)
+        np.testing.assert_array_equal(faiss.vector_to_array(writer.index().pq.centroids), codebook)
+        writer.save_snapshot()
+        assert "retrain" not in {p.kind for p in check_store(writer).problems}
+    with Store.open(pq_store) as reader:  # the count survives the snapshot
+        assert reader.added_after_training() == (COUNT // 100, COUNT + COUNT // 100)
+        newest = clustered(COUNT // 4, 3)
+    with Store.open(pq_store, writable=True) as writer:
+        fill(writer, newest, start=2 * COUNT)
+        report = check_store(writer)
+        assert [p.kind for p in report.problems] == ["retrain"] and not report.ok
+        assert "medsearch reindex --index-type ivf-pq" in report.problems[0].message
+        _scores, found = writer.search(newest[:20], 1)
+        assert recall(found, brute_force(writer, newest[:20], 1)) >= 0.95  # still right, by the re-rank
+        repaired = check_store(writer, repair=True)
+        assert repaired.ok and writer.added_after_training()[0] == 0
+        assert not check_store(writer).problems
+
+
+def test_a_store_of_float32_vectors_shrinks_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = old_store(tmp_path, monkeypatch)
+    wanted = clustered(10, 9)
+    with Store.open(directory, writable=True) as store:
+        before = store.search(wanted, 10)
+        report = check_store(store)
+        assert report.ok and report.facts["float32_vectors"] == COUNT
+        assert "upgrade --vectors-only" in report.notes[0]
+        shrunk = shrink_vectors(store)
+        assert shrunk.converted == COUNT and shrunk.vacuumed
+        saved_per_vector = 4 * DIM - (2 * DIM + len(vector_codec.MAGIC))
+        assert shrunk.bytes_before - shrunk.bytes_after >= 0.8 * COUNT * saved_per_vector  # given back
+        assert check_store(store).facts["float32_vectors"] == 0
+        store.rebuild_index()
+        after = store.search(wanted, 10)
+        assert recall(after[1], before[1]) >= 0.99
+        np.testing.assert_allclose(after[0], before[0], atol=1e-3)
+        assert check_store(store).ok
+
+
+# Shrinks the store in argv[1] in batches of 100 and stops for good after the fifth, with it committed.
+STOPPER = r"""
+import sys, time
+from pathlib import Path
+from storage.shrink import shrink_vectors
+from storage.store import Store
+
+def progress(done):
+    if done >= 500:
+        Path(sys.argv[2]).write_text(str(done))
+        while True:
+            time.sleep(60)
+
+shrink_vectors(Store.open(sys.argv[1], writable=True), progress, batch=100)
+"""
+
+
+def test_a_shrink_killed_half_way_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = old_store(tmp_path, monkeypatch)
+    marker = tmp_path / "stopped"
+    child = subprocess.Popen([sys.executable, "-c", STOPPER, str(directory), str(marker)], cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        for _wait in range(6000):  # until the fifth batch is committed (bounded: five minutes at most)
+            if marker.exists() or child.poll() is not None:
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=0.05)
+        assert marker.exists(), "the shrink never reached its fifth batch"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    with Store.open(directory) as store:
+        report = check_store(store)
+        assert report.ok and report.facts["float32_vectors"] == COUNT - 500  # five whole batches
+        assert len(queries.ids_where(store, ["modality = 'MR'"])) == COUNT // 10
+    done = subprocess.run([sys.executable, "-m", "search.cli", "upgrade", "--vectors-only", "--store",
+                           str(directory), "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["vectors"]["converted"] == COUNT - 500
+    with Store.open(directory) as store:
+        assert check_store(store).ok and check_store(store).facts["float32_vectors"] == 0
+
+
+def old_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A store written as before float16: every vector a float32 blob (a flat index)."""
+    directory = tmp_path / "old"
+    with monkeypatch.context() as patched:
+        patched.setattr(vector_codec, "encode", lambda v: np.ascontiguousarray(v, dtype="<f4").tobytes())
+        with Store.open(directory, create=True, writable=True) as store:
+            store.bind_model(ModelRecord("synthetic", "r1", DIM, "3"))
+            fill(store, clustered(COUNT, 1))
+            store.save_snapshot()
+    return directory
