@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import cohort_models, learn_models, source_models, thumbnails, unit_models  # noqa: F401  (register their tables on Base)
+from storage import cohort_models, field_version, learn_models, source_models, thumbnails, unit_models  # noqa: F401  (register their tables on Base)
 from storage.models import Base
 from storage.schema import add_missing_columns
 
@@ -34,4 +34,7 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    """The session factory of ``engine``; its sessions bump the fields version on every field write."""
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    field_version.watch(sessions)
+    return sessions

@@ -38,7 +38,8 @@ class Base(DeclarativeBase):
 
 
 class StoreInfo(Base):
-    """One row: what produced the vectors, and the generation that every committed batch bumps."""
+    """One row: what produced the vectors, the generation that every committed batch bumps, and the fields
+    version that every field write bumps."""
 
     __tablename__ = "store_info"
 
@@ -50,6 +51,8 @@ class StoreInfo(Base):
     preprocessing_version: Mapped[str] = mapped_column(String(64))
     index_type: Mapped[str] = mapped_column(String(64))
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    # bumped with every image_fields write (storage.field_version); NULL (read as 0) in older stores
+    fields_version: Mapped[int | None] = mapped_column(BigInteger, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
