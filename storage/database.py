@@ -10,17 +10,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage import cohort_models, field_version, learn_models, source_models, thumbnails, unit_models  # noqa: F401  (register their tables on Base)
 from storage.models import Base
-from storage.schema import add_missing_columns
+from storage.schema import add_missing_columns, add_missing_indexes
 
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; the schema is created when missing, and an older one gains the new
-    tables and columns (``storage.schema``)."""
+    tables, columns and indexes (``storage.schema``)."""
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     Base.metadata.create_all(engine)
     add_missing_columns(engine)
+    add_missing_indexes(engine)
     return engine
 
 
