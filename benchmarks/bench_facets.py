@@ -27,10 +27,9 @@ FILTERS = {"none": (), "10%": ("modality = 'CR'",)}
 def add_fields(store: Store, count: int) -> None:
     ids = range(1, count + 1)
     rng = np.random.default_rng(0)
-    with store.write_session() as session:
-        replace_field(session, "split", "bench", "text", {i: "train" if i % 5 else "test" for i in ids})
-        replace_field(session, "grade", "bench", "number", {i: i % 5 for i in ids})
-        replace_field(session, "probe", "bench", "number", dict(zip(ids, rng.random(count).tolist(), strict=True)))
+    replace_field(store, "split", "bench", "text", {i: "train" if i % 5 else "test" for i in ids})
+    replace_field(store, "grade", "bench", "number", {i: i % 5 for i in ids})
+    replace_field(store, "probe", "bench", "number", dict(zip(ids, rng.random(count).tolist(), strict=True)))
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ from indexer.dicom_syntax import reject_unknown_syntax
 from indexer.frames import Frame, ReadOptions
 from indexer.isolation import DecodeGuard
 from indexer.windows import parse_window, render
-from storage.errors import UnreadableFile
+from storage.errors import ImageTooLarge, UnreadableFile
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -271,7 +271,7 @@ def _check_image_size(ds: Dataset, frame_count: int, max_pixels: int) -> None:
         raise UnreadableFile(f"unsupported photometric interpretation {photometric or '(missing)'!r}")
     total = rows * columns * samples * frame_count
     if total > max_pixels:
-        raise UnreadableFile(
+        raise ImageTooLarge(
             f"image too large: {rows} x {columns} x {samples} samples x {frame_count} frame(s) = "
             f"{total} values to decode > limit {max_pixels}"
         )

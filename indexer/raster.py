@@ -22,7 +22,7 @@ import numpy as np
 from indexer.frames import Frame, ReadOptions
 from indexer.isolation import DecodeGuard
 from indexer.pixels import scale_by_dtype, to_three_channels
-from storage.errors import UnreadableFile
+from storage.errors import ImageTooLarge, UnreadableFile
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -90,7 +90,7 @@ def _check_size(image: PILImage, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise UnreadableFile(f"invalid image size {width} x {height}")
     if width * height > max_pixels:
-        raise UnreadableFile(
+        raise ImageTooLarge(
             f"image too large: {width} x {height} = {width * height} pixels > limit {max_pixels}"
         )
 

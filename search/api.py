@@ -219,10 +219,10 @@ class Medsearch(ItemsMixin):
 
     def similar(self, target: str | Path | int, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
                 min_score: float | None = None, group_by: str | None = None,
-                read_options: ReadOptions | None = None, include_self: bool = True,
+                read_options: ReadOptions | None = None, include_self: bool = False,
                 sort: str = "score") -> list[Result]:
-        """Images closest to a stored id, an indexed file (its stored vector) or any image file; without
-        ``include_self`` the query image (the id, or every frame of the indexed file) is left out; ``sort``
+        """Images closest to a stored id, an indexed file (its stored vector) or any image file; the query
+        image (the id, or every frame of the indexed file) is left out unless ``include_self``; ``sort``
         as for ``search``. Raises NotFound, InvalidQuery (an unknown ``group_by`` column), UnreadableFile."""
         if group_by is not None:
             self.group_column(group_by)

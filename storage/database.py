@@ -8,19 +8,20 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import cohort_models, learn_models, source_models, thumbnails, unit_models  # noqa: F401  (register their tables on Base)
+from storage import cohort_models, field_version, learn_models, source_models, thumbnails, unit_models  # noqa: F401  (register their tables on Base)
 from storage.models import Base
-from storage.schema import add_missing_columns
+from storage.schema import add_missing_columns, add_missing_indexes
 
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; the schema is created when missing, and an older one gains the new
-    tables and columns (``storage.schema``)."""
+    tables, columns and indexes (``storage.schema``)."""
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     Base.metadata.create_all(engine)
     add_missing_columns(engine)
+    add_missing_indexes(engine)
     return engine
 
 
@@ -34,4 +35,7 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    """The session factory of ``engine``; its sessions bump the fields version on every field write."""
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    field_version.watch(sessions)
+    return sessions

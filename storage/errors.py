@@ -69,3 +69,7 @@ class UnreadableFile(MedsearchError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class ImageTooLarge(UnreadableFile):
+    """An image whose header declares more pixels than ``ReadOptions.max_pixels``; refused unread."""

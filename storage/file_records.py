@@ -53,4 +53,3 @@ def replace_fields(store: Store, source: str, image_ids: Collection[int], names:
             for chunk in chunks(image_ids):
                 session.execute(delete(ImageField).where(ImageField.image_id.in_(chunk), ImageField.name.in_(names)))
             session.execute(insert(ImageField), list(values))
-    store.filter_cache.clear()  # fields changed, the generation did not

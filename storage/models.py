@@ -38,7 +38,8 @@ class Base(DeclarativeBase):
 
 
 class StoreInfo(Base):
-    """One row: what produced the vectors, and the generation that every committed batch bumps."""
+    """One row: what produced the vectors, the generation that every committed batch bumps, and the fields
+    version that every field write bumps."""
 
     __tablename__ = "store_info"
 
@@ -50,6 +51,8 @@ class StoreInfo(Base):
     preprocessing_version: Mapped[str] = mapped_column(String(64))
     index_type: Mapped[str] = mapped_column(String(64))
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    # bumped with every image_fields write (storage.field_version); NULL (read as 0) in older stores
+    fields_version: Mapped[int | None] = mapped_column(BigInteger, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -77,19 +80,20 @@ class Image(Base):
     file_format: Mapped[str | None] = mapped_column(String(16))
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
-    # DICOM attributes research filters on (null for raster images).
+    # DICOM attributes research filters on (null for raster images); the page's facet lists
+    # (``storage.facets.FACET_COLUMNS``) group by the indexed ones.
     study_instance_uid: Mapped[str | None] = mapped_column(String(64), index=True)
     series_instance_uid: Mapped[str | None] = mapped_column(String(64), index=True)
     sop_instance_uid: Mapped[str | None] = mapped_column(String(64), index=True)
     modality: Mapped[str | None] = mapped_column(String(16), index=True)
-    body_part: Mapped[str | None] = mapped_column(String(64))
-    view_position: Mapped[str | None] = mapped_column(String(16))
+    body_part: Mapped[str | None] = mapped_column(String(64), index=True)
+    view_position: Mapped[str | None] = mapped_column(String(16), index=True)
     study_date: Mapped[dt.date | None] = mapped_column(Date)
     series_description: Mapped[str | None] = mapped_column(String(256))
-    manufacturer: Mapped[str | None] = mapped_column(String(128))
+    manufacturer: Mapped[str | None] = mapped_column(String(128), index=True)
     photometric_interpretation: Mapped[str | None] = mapped_column(String(32))
     transfer_syntax: Mapped[str | None] = mapped_column(String(64))
-    patient_sex: Mapped[str | None] = mapped_column(String(8))
+    patient_sex: Mapped[str | None] = mapped_column(String(8), index=True)
     patient_age: Mapped[float | None] = mapped_column(Float)
     patient_key: Mapped[str | None] = mapped_column(String(64), index=True)
     burned_in_annotation: Mapped[bool | None] = mapped_column(Boolean)
@@ -133,7 +137,12 @@ class ImageField(Base):
     zero-shot score. Exactly one of the value columns is set, as ``kind`` says."""
 
     __tablename__ = "image_fields"
-    __table_args__ = (Index("ix_image_fields_name_number", "name", "number"),)
+    __table_args__ = (
+        Index("ix_image_fields_name_number", "name", "number"),
+        # covers the facet queries (``storage.facets``: values and counts per name, filtered by image id)
+        # without a table read; SQLite only, as PostgreSQL refuses index rows past ~2.7 kB (a long text)
+        Index("ix_image_fields_facets", "name", "text", "number", "date", "kind", "image_id").ddl_if(dialect="sqlite"),
+    )
 
     image_id: Mapped[int] = mapped_column(Id, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), primary_key=True)

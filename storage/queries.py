@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import numpy as np
 from sqlalchemy import String, cast, func, select
 
-from storage import snapshot, vector_codec
-from storage.models import METADATA_COLUMNS, Failure, Image, ImageField, Root, StoreInfo
+from storage import field_version, snapshot, vector_codec
+from storage.models import METADATA_COLUMNS, Failure, Image, ImageField, Root
 from storage.store import Store
 
 CHUNK_SIZE = 10_000
@@ -173,12 +173,12 @@ def roots(store: Store) -> list[str]:
 
 def ids_where(store: Store, where: Sequence[str]) -> np.ndarray:
     """The ids (int64, sorted) of images matching every ``where`` expression (``storage.filters``).
-    Remembered per store generation (read in the same transaction), so a repeated filter costs no SQL
-    until the next write. Raises InvalidQuery pointing at the mistake."""
+    Remembered per (generation, fields version), read in the same transaction, so a repeated filter costs
+    no SQL until the next image or field write by any process. Raises InvalidQuery pointing at the mistake."""
     from storage.filters import compile_filter
 
     with store.read_session() as session, session.begin():
-        key = (tuple(where), session.scalar(select(StoreInfo.generation)))
+        key = (tuple(where), *field_version.current(session))
         cached = store.filter_cache.get(key)
         if cached is not None:
             return cached

@@ -1,7 +1,8 @@
 """Removing an indexed folder (a root) from the store: its images (SQL rows and FAISS vectors, through
-``write_batch``: one transaction, tombstones, the in-memory index in step), its failure records and its
-root row. Kill-safe: the images go in one committed batch, the records after; a run killed in between
-leaves the root listed with nothing under it, and running the removal again finishes it."""
+``write_batch``: tombstones, the in-memory index in step), its failure records and its root row.
+Kill-safe: the images go ``REMOVE_BATCH`` files per committed batch (a large folder never holds the write
+lock for long), the records after; a run killed part-way leaves the root listed with fewer images under
+it, and running the removal again finishes it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from sqlalchemy.orm import InstrumentedAttribute
 from storage.models import Failure, Image, Root
 from storage.store import Store
 from storage.writes import Batch, write_batch
+
+REMOVE_BATCH = 500
+"""Files whose images leave the store in one transaction."""
 
 
 @dataclass
@@ -37,8 +41,8 @@ def remove_root(store: Store, folder: str) -> RootRemoval:
     with store.read_session() as session:
         paths = list(session.scalars(select(Image.path).where(_under(Image.path, folder)).distinct()))
         images = len(list(session.scalars(select(Image.id).where(_under(Image.path, folder)))))
-    if paths:
-        write_batch(store, Batch(remove_paths=paths))
+    for start in range(0, len(paths), REMOVE_BATCH):
+        write_batch(store, Batch(remove_paths=paths[start : start + REMOVE_BATCH]))
     with store.write_session() as session:
         roots = list(session.scalars(select(Root.path).where(_under(Root.path, folder))))
         failures = len(list(session.scalars(select(Failure.path).where(_under(Failure.path, folder)))))

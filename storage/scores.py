@@ -55,7 +55,6 @@ def save_scores(store: Store, prefix: str, names: Sequence[str], source: str,
                     for image_id, row in zip(ids, probs, strict=True) for name, p in zip(names, row, strict=True)]
             if rows:
                 session.execute(insert(ImageField), rows)
-    store.filter_cache.clear()  # fields changed, the generation did not
 
 
 def text_vectors(store: Store, model_key: str, texts: Sequence[str]) -> dict[str, np.ndarray]:

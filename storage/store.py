@@ -371,7 +371,8 @@ class Store:
 
 
 class IdSetCache:
-    """Id sets of recent filters, keyed by (filter, generation); bounded by the ids held, oldest dropped."""
+    """Id sets of recent filters, keyed by (filter, generation, fields version) (``storage.field_version``);
+    bounded by the ids held, oldest dropped."""
 
     def __init__(self, max_ids: int = 4_000_000) -> None:
         self.max_ids = max_ids
@@ -389,7 +390,7 @@ class IdSetCache:
             self.entries.popitem(last=False)
 
     def clear(self) -> None:
-        """Forget every id set: fields changed without a new generation (sidecar, scores, probes, splits)."""
+        """Forget every id set (frees memory; a field write no longer needs it, the fields version keys it)."""
         self.entries.clear()
 
 

@@ -85,3 +85,25 @@ def test_a_cohort_one_per_unknown_column_gives_the_same_hint(client: TestClient)
     response = client.post("/api/cohorts", json={"name": "c", "include": ["where:modality is not null"],
                                                   "one_per": "studdy"})
     assert _http_message(response) == STUDY_HINT
+
+
+@pytest.mark.parametrize("include_self", [False, True])
+def test_similar_leaves_the_query_image_out_alike_unless_asked(library: Medsearch, client: TestClient,
+                                                              cli: Callable[..., Any], store: Path,
+                                                              include_self: bool) -> None:
+    asked: dict[str, Any] = {"include_self": True} if include_self else {}  # the default otherwise
+    python = [r.id for r in library.similar(2, k=4, **asked)]
+    http = client.get("/api/similar/2", params={"k": 4, **{k: str(v).lower() for k, v in asked.items()}})
+    on_cli = cli("similar", "2", "-k", "4", *(["--include-self"] if include_self else []), "--store", store, "--json")
+    assert [r["id"] for r in http.json()["results"]] == python
+    assert [r["id"] for r in on_cli["results"]] == python
+    assert len(python) == 4 and (python[0] == 2) is include_self and (2 in python) is include_self
+
+
+def test_similar_to_an_indexed_file_leaves_its_image_out_alike(library: Medsearch, cli: Callable[..., Any],
+                                                                store: Path) -> None:
+    target = store.parent / "images" / "case003.png"
+    python = library.similar(target, k=3)
+    on_cli = cli("similar", target, "-k", "3", "--store", store, "--json")
+    assert [r["id"] for r in on_cli["results"]] == [r.id for r in python]
+    assert str(target.resolve()) not in {r.path for r in python} and len(python) == 3

@@ -29,6 +29,9 @@ LikeOption = Annotated[list[str] | None, typer.Option(
     "--like", help="Another positive part: TEXT, image:PATH or id:N, optionally @WEIGHT.")]
 UnlikeOption = Annotated[list[str] | None, typer.Option("--unlike", help="A negative part, same form.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
+WindowOption = Annotated[str | None, typer.Option(
+    help="DICOM window: CENTER,WIDTH or lung, mediastinum, bone, brain, soft-tissue. Default: the file's.")]
+WorkersOption = Annotated[int, typer.Option(help="Decoding processes; -1 picks from the cores, 0 decodes inline.")]
 DEFAULT_STORE = Path("medsearch-store")
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -16,6 +16,8 @@ from search.cli.common import (
     ModelOption,
     PrecisionOption,
     StoreOption,
+    WindowOption,
+    WorkersOption,
     cli_errors,
     print_json,
 )
@@ -23,8 +25,6 @@ from search.cli.common import (
 VoiOption = Annotated[str | None, typer.Option(
     help="Greyscale DICOM VOI: 'google' (the default: Google's served MedSigLIP pixels) or 'robust' "
          "(0.5-99.5 percentile stretch without a window).")]
-WindowOption = Annotated[str | None, typer.Option(
-    help="DICOM window: CENTER,WIDTH or lung, mediastinum, bone, brain, soft-tissue. Default: the file's.")]
 
 
 def upgrade(
@@ -33,7 +33,7 @@ def upgrade(
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per model call (and per commit); 0 picks.")] = 0,
-    workers: Annotated[int, typer.Option(help="Decoding processes; -1 picks from the cores, 0 decodes inline.")] = -1,
+    workers: WorkersOption = -1,
     window: WindowOption = None,
     voi: VoiOption = None,
     vectors_only: Annotated[bool, typer.Option("--vectors-only", help="Only store float32 vectors as float16 "

@@ -19,6 +19,8 @@ from search.cli.common import (
     PrecisionOption,
     StoreOption,
     UnlikeOption,
+    WindowOption,
+    WorkersOption,
     cli_errors,
     print_json,
     show_progress,
@@ -70,9 +72,8 @@ def index(
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per model call; 0 picks 16 on a CPU, 64 on a GPU.")] = 0,
-    workers: Annotated[int, typer.Option(help="Decoding processes; -1 picks from the cores, 0 decodes inline.")] = -1,
-    window: Annotated[str | None, typer.Option(
-        help="DICOM window: CENTER,WIDTH or lung, mediastinum, bone, brain, soft-tissue. Default: the file's.")] = None,
+    workers: WorkersOption = -1,
+    window: WindowOption = None,
     frames: Annotated[str, typer.Option(help="Multi-frame files: 'middle' frame or 'all' frames.")] = "middle",
     voi: Annotated[str, typer.Option(help="Greyscale DICOM VOI: 'google' (Google's served MedSigLIP pixels) "
                                      "or 'robust' (percentile stretch without a window).")] = "google",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from search.cli.common import (
     cli_errors,
     require_extra,
 )
+from search.server.limits import SERVER_MAX_PIXELS
 
 
 def serve(
@@ -25,6 +27,9 @@ def serve(
     model: ModelOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
+    max_upload_pixels: Annotated[int, typer.Option(
+        min=1, help="Pixels an uploaded image may have (its header says; larger ones get 413, unread).")
+    ] = SERVER_MAX_PIXELS,
 ) -> None:
     """Serve the search API and the web page (open http://HOST:PORT/ in a browser; API docs at /docs).
     MEDSEARCH_API_TOKEN requires a bearer token; MEDSEARCH_CORS_ORIGINS allows other origins."""
@@ -41,8 +46,11 @@ def serve(
     import uvicorn
 
     from search.server.app import create_app
+    from search.server.deps import ServerSettings
 
-    uvicorn.run(create_app(store, model, device, precision=precision), host=host, port=port, log_level="info")
+    settings = replace(ServerSettings.from_env(), max_upload_pixels=max_upload_pixels)
+    uvicorn.run(create_app(store, model, device, settings=settings, precision=precision), host=host, port=port,
+                log_level="info")
 
 
 def register(app: typer.Typer) -> None:

@@ -54,7 +54,7 @@ def create_app(store_dir: str | Path, model: str | None = None, device: str = "a
         from search.api import Medsearch
 
         medsearch = Medsearch.open(store_dir, model, device, embedder=embedder, precision=precision)
-        engine = ServerEngine(medsearch)
+        engine = ServerEngine(medsearch, max_upload_pixels=app.state.settings.max_upload_pixels)
         try:
             await run_in_threadpool(engine.start)
         except BaseException:

@@ -1,7 +1,8 @@
 """Decoding for the server under the caps indexing has (``indexer.workers``): each upload or thumbnail is
 decoded in a worker process with a capped address space and a time limit, at most ``concurrent`` at a
-time (more wait their turn), and pictures over ``max_pixels`` are refused from their header before any
-pixel is decoded. A decompression bomb costs a worker, never the server's memory."""
+time (more wait their turn), and pictures over ``max_pixels`` (uploads: ``max_upload_pixels``, set by
+``medsearch serve --max-upload-pixels``) are refused from their header before any pixel is decoded. A
+decompression bomb costs a worker, never the server's memory."""
 
 from __future__ import annotations
 
@@ -16,10 +17,9 @@ import numpy as np
 from indexer.frames import ReadOptions
 from indexer.preprocess import Preprocessor
 from indexer.workers import Limits, ordered_map
-from storage.errors import UnreadableFile
-
-SERVER_MAX_PIXELS = 64_000_000
-"""Pixels an upload or a thumbnail may have (a 8000 x 8000 picture); larger ones are refused unread."""
+from search.server.limits import SERVER_MAX_PIXELS
+from search.server.security import PayloadTooLarge
+from storage.errors import ImageTooLarge, UnreadableFile
 
 
 @dataclass(frozen=True)
@@ -27,21 +27,35 @@ class Failed:
     reason: str
 
 
+@dataclass(frozen=True)
+class TooLarge:
+    """An upload over the pixel limit, as the worker reports it (the exception's type stays in the worker)."""
+
+    reason: str
+
+
 class Decoder:
     """``upload_pixels(data, filename, preprocessor)``, ``thumbnail(path, size)`` and ``bytes_thumbnail(data,
-    filename, size)`` in capped workers.
-    Raise UnreadableFile (bad file, too many pixels, over the memory or time cap)."""
+    filename, size)`` in capped workers: stored pictures up to ``max_pixels``, uploads up to
+    ``max_upload_pixels``. Raise UnreadableFile (bad file, too many pixels, over the memory or time cap);
+    an upload over its limit raises PayloadTooLarge (413) naming the setting."""
 
-    def __init__(self, limits: Limits | None = None, concurrent: int = 2,
-                 max_pixels: int = SERVER_MAX_PIXELS) -> None:
+    def __init__(self, limits: Limits | None = None, concurrent: int = 2, max_pixels: int = SERVER_MAX_PIXELS,
+                 max_upload_pixels: int = SERVER_MAX_PIXELS) -> None:
         self.limits = limits or Limits()
         self.slots = threading.BoundedSemaphore(concurrent)
         self.options = ReadOptions(max_pixels=max_pixels)
+        self.upload_options = ReadOptions(max_pixels=max_upload_pixels)
 
     def upload_pixels(self, data: bytes, filename: str, preprocessor: Preprocessor) -> np.ndarray:
-        """(3, S, S) float32: the first frame of an uploaded image, preprocessed for the model."""
-        result: np.ndarray = self._run(_upload_task, (data, filename, self.options, preprocessor))
-        return result
+        """(3, S, S) float32: the first frame of an uploaded image, preprocessed for the model. Raises
+        PayloadTooLarge over ``max_upload_pixels``, UnreadableFile."""
+        result = self._run(_upload_task, (data, filename, self.upload_options, preprocessor))
+        if isinstance(result, TooLarge):
+            raise PayloadTooLarge(f"{result.reason}: this server takes uploads of at most "
+                                  f"{self.upload_options.max_pixels} pixels (medsearch serve --max-upload-pixels)")
+        pixels: np.ndarray = result
+        return pixels
 
     def thumbnail(self, path: Path, size: int) -> bytes:
         """PNG bytes of the file's thumbnail (``thumbnails.render_png``)."""
@@ -73,11 +87,15 @@ def _failed(_item: Any, reason: str) -> Failed:
     return Failed(reason)
 
 
-def _upload_task(item: tuple[bytes, str, ReadOptions, Preprocessor]) -> np.ndarray:
+def _upload_task(item: tuple[bytes, str, ReadOptions, Preprocessor]) -> np.ndarray | TooLarge:
     from indexer.memory_read import read_bytes
 
     data, filename, options, preprocessor = item
-    return preprocessor(read_bytes(data, options, filename)[0].pixels)
+    try:
+        frames = read_bytes(data, options, filename)
+    except ImageTooLarge as error:
+        return TooLarge(str(error))
+    return preprocessor(frames[0].pixels)
 
 
 def _thumbnail_task(item: tuple[Path, int, ReadOptions]) -> bytes:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from search.server.engine import ServerEngine
+from search.server.limits import SERVER_MAX_PIXELS
 from storage.errors import StoreError
 
 DEFAULT_UPLOAD_LIMIT = 50 * 1024 * 1024
@@ -18,12 +19,14 @@ DEFAULT_UPLOAD_LIMIT = 50 * 1024 * 1024
 class ServerSettings:
     """``api_token``: when set, every route but health and the page needs it as a bearer token.
     ``cors_origins``: origins allowed cross-site (none: CORS off). ``upload_limit``: bytes per upload.
-    ``allowed_hosts``: Host names accepted besides loopback and the bind address (``search.server.guard``)."""
+    ``allowed_hosts``: Host names accepted besides loopback and the bind address (``search.server.guard``).
+    ``max_upload_pixels``: pixels an uploaded picture may have (413 past it, read from its header)."""
 
     api_token: str | None = None
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
     allowed_hosts: tuple[str, ...] = field(default_factory=tuple)
+    max_upload_pixels: int = SERVER_MAX_PIXELS
 
     @classmethod
     def from_env(cls) -> ServerSettings:

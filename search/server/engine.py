@@ -26,6 +26,7 @@ from search.labels.zeroshot import Classification
 from search.query.results import Result
 from search.server.batching import TextBatcher
 from search.server.decoding import Decoder
+from search.server.limits import SERVER_MAX_PIXELS
 from search.server.security import served_path
 from search.server.thumbnails import ThumbnailCache
 from search.server.wado import RemoteImages, viewer_url
@@ -40,12 +41,13 @@ class ServerEngine:
     cache a server adds; every query and its validation is ``Medsearch``'s. Methods raise the library's
     errors."""
 
-    def __init__(self, medsearch: Medsearch, batch_window_s: float = 0.005) -> None:
+    def __init__(self, medsearch: Medsearch, batch_window_s: float = 0.005,
+                 max_upload_pixels: int = SERVER_MAX_PIXELS) -> None:
         self.medsearch = medsearch
         self.index_lock = threading.Lock()
         self.model_lock = threading.Lock()
         self.cohort_lock = threading.Lock()
-        self.decoder = Decoder()
+        self.decoder = Decoder(max_upload_pixels=max_upload_pixels)
         self.thumbnails = ThumbnailCache(render=self.decoder.thumbnail)
         self.remote_images = RemoteImages(render=self.decoder.bytes_thumbnail)
         self.batcher = TextBatcher(self._embed_texts, window_s=batch_window_s)

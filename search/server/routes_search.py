@@ -77,10 +77,10 @@ def search(
 @router.get("/similar/{image_id}")
 def similar_to_id(image_id: ImageId, k: K = 20, offset: Offset = 0, where: Where = None,
                   min_score: MinScore = None, group_by: GroupBy = None,
-                  include_self: Annotated[bool, Query(description="Keep the image itself (first).")] = True,
+                  include_self: Annotated[bool, Query(description="Keep the image itself (first).")] = False,
                   unit: Unit = "image", unit_method: UnitMethod = None, sort: Sort = "score",
                   engine: ServerEngine = Depends(get_engine)) -> dict[str, Any]:
-    """Images closest to a stored image (the image itself comes first unless ``include_self=false``),
+    """Images closest to a stored image (left out; ``include_self=true`` keeps it, first), as ``Medsearch.similar``,
     optionally filtered, thresholded and grouped like ``/api/search``; ``unit=series|study``: the units
     closest to the image's own (left out)."""
     filters = _given(where=where, min_score=min_score, group_by=group_by)

@@ -81,7 +81,7 @@ def test_same_vectors_as_from_disk_and_search_works(orthanc: Orthanc, tiny_embed
         assert hits[0].path == (f"{orthanc.url}/studies/{_uid('CT_small.dcm', 'StudyInstanceUID')}/series/"
                                 f"{_uid('CT_small.dcm', 'SeriesInstanceUID')}/instances/"
                                 f"{_uid('CT_small.dcm', 'SOPInstanceUID')}")
-        again = pacs.similar(hits[0].id, k=1)
+        again = pacs.similar(hits[0].id, k=1, include_self=True)
         assert again[0].id == hits[0].id and again[0].score == pytest.approx(1.0, abs=1e-5)
         assert pacs.index_source(orthanc.url, {}, settings=settings, source_settings=FAST).unchanged == len(FILES)
     on_disk, fetched = _vectors(tmp_path / "disk"), _vectors(tmp_path / "pacs")

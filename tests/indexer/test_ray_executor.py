@@ -72,7 +72,7 @@ def test_streamed_path_equals_the_in_process_path(image_folder: Path, tmp_path: 
         index = on_ray.store.index()
         assert index.ntotal == on_ray.store.image_count()
         ids = set(queries.all_ids(on_ray.store).tolist())
-        assert {hit.id for hit in on_ray.similar(str(image_folder / "png/case000.png"), k=50)} == ids
+        assert {hit.id for hit in on_ray.similar(str(image_folder / "png/case000.png"), k=50, include_self=True)} == ids
 
 
 def test_shards_then_load_twice_duplicates_nothing(image_folder: Path, tmp_path: Path, tiny_model: Path,

@@ -45,8 +45,9 @@ def test_a_bomb_upload_is_refused_from_its_header(served: str) -> None:
     bomb = png_declaring(13_300, 13_300)
     assert len(bomb) < 64_000
     response = httpx.post(f"{served}/api/similar", files={"file": ("bomb.png", bomb, "image/png")}, timeout=120)
-    assert response.status_code == 415
-    assert f"limit {SERVER_MAX_PIXELS}" in response.json()["error"]["message"]
+    assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+    message = response.json()["error"]["message"]
+    assert f"limit {SERVER_MAX_PIXELS}" in message and "--max-upload-pixels" in message and "\n" not in message
     assert httpx.get(f"{served}/api/health").status_code == 200
 
 

@@ -38,8 +38,8 @@ def test_search_pages_and_items(client: TestClient) -> None:
     assert item["path"] == first["results"][0]["path"] and item["metadata"]["file_format"]
 
 
-def test_similar_by_id_puts_the_image_first(client: TestClient) -> None:
-    results = client.get("/api/similar/2", params={"k": 3}).json()["results"]
+def test_similar_by_id_puts_the_image_first_when_asked(client: TestClient) -> None:
+    results = client.get("/api/similar/2", params={"k": 3, "include_self": "true"}).json()["results"]
     assert results[0]["id"] == 2 and results[0]["score"] == pytest.approx(1.0, abs=1e-5)
     assert len(results) == 3
 
@@ -174,7 +174,8 @@ def _hammer(base: str, indexer: subprocess.Popen[bytes], failures: list[str]) ->
                 if indexer.poll() is not None and i >= 5:
                     return
                 url = "/api/search" if i % 3 else "/api/similar/1"
-                response = http.get(url, params={"q": f"query {n} {i % 7}", "k": 100})
+                asked = {"q": f"query {n} {i % 7}"} if i % 3 else {"include_self": "true"}
+                response = http.get(url, params={**asked, "k": 100})
                 body = response.json()
                 ids = [r["id"] for r in body.get("results", [])]
                 scores = [r["score"] for r in body.get("results", [])]

@@ -62,7 +62,7 @@ class Reader(threading.Thread):
     def run(self) -> None:
         queries: list[tuple[str, Callable[[list[str]], list[Any]]]] = [
             ("text", lambda where: self.engine.search("a chest x-ray", k=K, where=where)),
-            ("similar", lambda where: self.engine.similar(self.anchor, k=K, where=where)),
+            ("similar", lambda where: self.engine.similar(self.anchor, k=K, where=where, include_self=True)),
         ]
         try:
             while not self.stop.is_set():
