@@ -75,7 +75,8 @@ def cards(page: Any) -> list[dict[str, str]]:
 
 def settled(page: Any, count: int, unit: str) -> bool:
     shown = cards(page)
-    return len(shown) == count and all(c["unit"] == unit for c in shown) and "Searching" not in page.inner_text("#status")
+    busy = "Searching" in page.inner_text("#status")
+    return len(shown) == count and all(c["unit"] == unit for c in shown) and not busy
 
 
 def test_the_switch_turns_the_cards_into_series_and_studies(page: Any, server: dict[str, Any]) -> None:
@@ -85,7 +86,7 @@ def test_the_switch_turns_the_cards_into_series_and_studies(page: Any, server: d
     for unit, label in (("series", "12 images"), ("study", "24 images")):
         expected = api(server, "/api/search", q=QUERY, unit=unit, k=40)["results"]
         page.select_option("#unit", unit)
-        until(page, lambda unit=unit, n=len(expected): settled(page, n, unit), f"{unit} cards")  # type: ignore[misc]
+        until(page, lambda unit=unit, n=len(expected): settled(page, n, unit), f"{unit} cards")
         shown = cards(page)
         assert [c["key"] for c in shown] == [r["key"] for r in expected]
         assert [int(c["id"]) for c in shown] == [r["image_id"] for r in expected]
@@ -104,8 +105,8 @@ def test_the_timeline_lists_the_patients_studies_in_date_order(page: Any, server
     until(page, lambda: box.get_attribute("data-for") == str(first["image_id"]), "the timeline's answer")
     expected = api(server, "/api/timeline", id=first["image_id"], q=QUERY)["studies"]
     entries = page.locator("#timeline li").evaluate_all(
-        "ls => ls.map(l => ({study: l.dataset.study, id: Number(l.dataset.id), current: l.classList.contains('current'),"
-        " text: l.innerText}))")
+        "ls => ls.map(l => ({study: l.dataset.study, id: Number(l.dataset.id),"
+        " current: l.classList.contains('current'), text: l.innerText}))")
     assert box.is_visible() and len(entries) == len(expected) >= 2
     assert [e["study"] for e in entries] == [s["study_instance_uid"] for s in expected]
     assert [e["id"] for e in entries] == [s["image_id"] for s in expected]
