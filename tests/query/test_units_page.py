@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -86,7 +87,7 @@ def test_the_switch_turns_the_cards_into_series_and_studies(page: Any, server: d
     for unit, label in (("series", "12 images"), ("study", "24 images")):
         expected = api(server, "/api/search", q=QUERY, unit=unit, k=40)["results"]
         page.select_option("#unit", unit)
-        until(page, lambda unit=unit, n=len(expected): settled(page, n, unit), f"{unit} cards")
+        until(page, partial(settled, page, len(expected), unit), f"{unit} cards")
         shown = cards(page)
         assert [c["key"] for c in shown] == [r["key"] for r in expected]
         assert [int(c["id"]) for c in shown] == [r["image_id"] for r in expected]
