@@ -111,9 +111,13 @@ def _links(members: list[dict[str, Any]], folder: Path, copy: bool) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     for member in members:
         source = Path(member["path"])
-        target = folder / f"{member['rank']:05d}_{member['id']}_{source.name}"
-        if copy:
-            shutil.copy2(source, target)
-        else:
-            target.symlink_to(source)
+        place(source, folder / f"{member['rank']:05d}_{member['id']}_{source.name}", copy)
     return len(members)
+
+
+def place(source: Path, target: Path, copy: bool) -> None:
+    """A symlink at ``target`` to ``source``, or a copy of it."""
+    if copy:
+        shutil.copy2(source, target)
+    else:
+        target.symlink_to(source)

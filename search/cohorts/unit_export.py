@@ -4,12 +4,11 @@ unit (``RANK_UID``) holding a link (or copy) of each of its images (``ID_FILENAM
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.cohorts.export import _rows
+from search.cohorts.export import _rows, place
 from storage.errors import InvalidQuery
 
 if TYPE_CHECKING:
@@ -49,9 +48,5 @@ def unit_links(members: list[dict[str, Any]], folder: Path, copy: bool) -> int:
         unit_folder.mkdir(parents=True, exist_ok=True)
         for image_id in member["ids"]:
             source = Path(member["paths"][image_id])
-            target = unit_folder / f"{image_id}_{source.name}"
-            if copy:
-                shutil.copy2(source, target)
-            else:
-                target.symlink_to(source)
+            place(source, unit_folder / f"{image_id}_{source.name}", copy)
     return len(members)
