@@ -60,7 +60,7 @@ def run(store: Store, name: str, number: int | None = None) -> dict[str, Any] | 
 
 
 def summaries(store: Store) -> list[dict[str, Any]]:
-    """Every cohort: name, created date, number of runs, and the latest run's size and generation."""
+    """Every cohort: name, created date, number of runs, and the latest run's size, unit and generation."""
     out = []
     with store.read_session() as session:
         for cohort in session.scalars(select(Cohort).order_by(Cohort.name)):
@@ -68,6 +68,7 @@ def summaries(store: Store) -> list[dict[str, Any]]:
             manifest = json.loads(latest.manifest) if latest else {}
             out.append({"name": cohort.name, "created_at": _iso(cohort.created_at),
                         "runs": latest.number if latest else 0, "count": manifest.get("count"),
+                        "unit": manifest.get("unit", "image"),
                         "generation": manifest.get("store", {}).get("generation")})
     return out
 

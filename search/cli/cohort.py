@@ -81,7 +81,8 @@ def list_(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> No
             print_json({"cohorts": found})
             return
         for item in found:
-            typer.echo(f"{item['name']}: {plural(item['count'], 'member')}, {plural(item['runs'], 'run')}, "
+            noun = "member" if item["unit"] == "image" else item["unit"]
+            typer.echo(f"{item['name']}: {plural(item['count'], noun)}, {plural(item['runs'], 'run')}, "
                        f"generation {item['generation']}, created {item['created_at']}")
         if not found:
             typer.echo("no cohorts")

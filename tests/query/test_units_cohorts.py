@@ -114,6 +114,7 @@ def test_cli_cohort_unit(cli: Callable[..., Any], store: Path, volumes: dict[str
     assert made["unit"] == "series" and all(len(m["ids"]) == 12 for m in made["members"])
     table = cli("cohort", "show", "reds", "--store", store)
     assert f"{made['count']} series" in table.output and made["members"][0]["key"] in table.output
+    assert f"reds: {made['count']} series" in cli("cohort", "list", "--store", store).output
     cli("cohort", "export", "reds", "--format", "csv", "-o", tmp_path / "out.csv", "--store", store)
     assert len((tmp_path / "out.csv").read_text().splitlines()) == made["count"] + 1
     bad = cli("cohort", "create", "x", "--include", RED, "--unit", "organ", "--store", store, *model, "--json",
