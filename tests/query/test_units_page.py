@@ -114,6 +114,9 @@ def test_the_timeline_lists_the_patients_studies_in_date_order(page: Any, server
     dates = [s["study_date"] for s in expected]
     assert dates == sorted(dates) and all(s["study_date"] in e["text"] for s, e in zip(expected, entries, strict=True))
     assert [e["study"] for e in entries if e["current"]] == [first["key"]]
+    similar = page.locator("#similar .card")  # the detail's similar cases are studies too
+    until(page, lambda: similar.count() > 0, "similar studies")
+    assert set(similar.evaluate_all("cs => cs.map(c => c.dataset.unit)")) == {"study"}
     other = next(e for e in entries if not e["current"])
     page.click(f"#timeline li[data-study='{other['study']}']")  # opens that study's best image
     until(page, lambda: page.get_attribute("#detail", "data-id") == str(other["id"]), "the prior opened")
