@@ -248,8 +248,13 @@ class Medsearch(ItemsMixin):
         return set(queries.ids_of_path(self.store, str(path.resolve()))) if path.exists() else set()
 
     def count(self, text: str | None = None, *, where: Sequence[str] = (), min_score: float | None = None,
-              min_prob: float | None = None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> int:
-        """How many images pass the filter and the thresholds."""
+              min_prob: float | None = None, like: Sequence[str] = (), unlike: Sequence[str] = (),
+              unit: str = "image") -> int:
+        """How many images pass the filter and the thresholds; with ``unit`` series or study, how many of
+        those units (``count_units``). Raises InvalidQuery."""
+        if unit != "image":
+            return self.count_units(unit, text, where=where, min_score=min_score, min_prob=min_prob, like=like,
+                                    unlike=unlike)
         allowed, passing = self._passing(text, where, min_score, min_prob, like, unlike)
         if passing is None:
             return vectors.live_count(self.store.index()) if allowed is None else len(allowed)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base, Id, utcnow
@@ -39,7 +39,9 @@ class CohortRun(Base):
 
 
 class CohortMember(Base):
-    """An image in a run, with its rank and scores (``score``: cosine of the ranking criterion)."""
+    """An image in a run, with its rank and scores (``score``: cosine of the ranking criterion). In a run
+    of series or studies every image of each member unit is a row: ``unit_uid`` names its unit, ``rank``
+    is the unit's, ``matched`` says whether the image itself passed the criteria."""
 
     __tablename__ = "cohort_members"
 
@@ -49,3 +51,25 @@ class CohortMember(Base):
     path: Mapped[str] = mapped_column(String(4096))
     score: Mapped[float | None] = mapped_column(Float)
     probability: Mapped[float | None] = mapped_column(Float)
+    unit_uid: Mapped[str | None] = mapped_column(String(64))
+    matched: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class CohortUnit(Base):
+    """A series or study in a run of such units: its rank, score (its best matching image's), and the
+    summary it had then; ``image_id`` is its representative image (that best one)."""
+
+    __tablename__ = "cohort_units"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("cohort_runs.id", ondelete="CASCADE"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    uid: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    image_id: Mapped[int] = mapped_column(Id)
+    score: Mapped[float | None] = mapped_column(Float)
+    probability: Mapped[float | None] = mapped_column(Float)
+    study_instance_uid: Mapped[str | None] = mapped_column(String(64))
+    modality: Mapped[str | None] = mapped_column(String(64))
+    study_date: Mapped[str | None] = mapped_column(String(10))
+    description: Mapped[str | None] = mapped_column(String(256))

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from storage.cohort_models import Cohort, CohortMember, CohortRun
+from storage.cohort_models import Cohort, CohortMember, CohortRun, CohortUnit
 from storage.errors import InvalidQuery, NotFound
 from storage.store import Store
 
@@ -53,11 +53,14 @@ def run(store: Store, name: str, number: int | None = None) -> dict[str, Any] | 
         found = _run(session, _cohort(session, name), number)
         if found is None:
             return None
-        return {**json.loads(found.manifest), "members": _members(session, found.id)}
+        manifest = json.loads(found.manifest)
+        if manifest.get("unit", "image") != "image":
+            return {**manifest, "members": _unit_members(session, found.id)}
+        return {**manifest, "members": _members(session, found.id)}
 
 
 def summaries(store: Store) -> list[dict[str, Any]]:
-    """Every cohort: name, created date, number of runs, and the latest run's size and generation."""
+    """Every cohort: name, created date, number of runs, and the latest run's size, unit and generation."""
     out = []
     with store.read_session() as session:
         for cohort in session.scalars(select(Cohort).order_by(Cohort.name)):
@@ -65,6 +68,7 @@ def summaries(store: Store) -> list[dict[str, Any]]:
             manifest = json.loads(latest.manifest) if latest else {}
             out.append({"name": cohort.name, "created_at": _iso(cohort.created_at),
                         "runs": latest.number if latest else 0, "count": manifest.get("count"),
+                        "unit": manifest.get("unit", "image"),
                         "generation": manifest.get("store", {}).get("generation")})
     return out
 
@@ -81,9 +85,28 @@ def _save_run(session: Session, cohort_id: int, number: int, manifest: dict[str,
     run = CohortRun(cohort_id=cohort_id, number=number, manifest=json.dumps(manifest))
     session.add(run)
     session.flush()
-    session.add_all(CohortMember(run_id=run.id, image_id=m["id"], rank=m["rank"], path=m["path"], score=m["score"],
-                                 probability=m["probability"]) for m in members)
+    if manifest.get("unit", "image") != "image":
+        _save_units(session, run.id, manifest["unit"], members)
+    else:
+        session.add_all(CohortMember(run_id=run.id, image_id=m["id"], rank=m["rank"], path=m["path"],
+                                     score=m["score"], probability=m["probability"]) for m in members)
     return {**manifest, "members": members}
+
+
+UNIT_SUMMARY = ("size", "image_id", "score", "probability", "study_instance_uid", "modality", "study_date",
+                "description")
+"""The fields of a unit member (``search.cohorts.units``) kept in ``cohort_units``, beside rank and key."""
+
+
+def _save_units(session: Session, run_id: int, kind: str, members: list[dict[str, Any]]) -> None:
+    """A series/study run: one ``cohort_units`` row per unit and a member row per image of it (``paths``:
+    image id -> path; ``matched``: the ids that passed the criteria)."""
+    for m in members:
+        session.add(CohortUnit(run_id=run_id, rank=m["rank"], kind=kind, uid=m["key"],
+                               **{name: m[name] for name in UNIT_SUMMARY}))
+        matched = set(m["matched"])
+        session.add_all(CohortMember(run_id=run_id, image_id=image_id, rank=m["rank"], path=m["paths"][image_id],
+                                     unit_uid=m["key"], matched=image_id in matched) for image_id in m["ids"])
 
 
 def _check_free(session: Session, name: str) -> None:
@@ -108,6 +131,21 @@ def _members(session: Session, run_id: int) -> list[dict[str, Any]]:
     rows = session.scalars(select(CohortMember).where(CohortMember.run_id == run_id).order_by(CohortMember.rank))
     return [{"rank": m.rank, "id": m.image_id, "path": m.path, "score": m.score, "probability": m.probability}
             for m in rows]
+
+
+def _unit_members(session: Session, run_id: int) -> list[dict[str, Any]]:
+    """A series/study run's units, best first, each with its image ids, the matched ones and their paths."""
+    images: dict[str, list[CohortMember]] = {}
+    for m in session.scalars(select(CohortMember).where(CohortMember.run_id == run_id).order_by(CohortMember.image_id)):
+        images.setdefault(m.unit_uid or "", []).append(m)
+    out = []
+    for row in session.scalars(select(CohortUnit).where(CohortUnit.run_id == run_id).order_by(CohortUnit.rank)):
+        rows = images.get(row.uid, [])
+        out.append({"rank": row.rank, "unit": row.kind, "key": row.uid, **{n: getattr(row, n) for n in UNIT_SUMMARY},
+                    "path": next((m.path for m in rows if m.image_id == row.image_id), ""),
+                    "ids": [m.image_id for m in rows], "matched": [m.image_id for m in rows if m.matched],
+                    "paths": {m.image_id: m.path for m in rows}})
+    return out
 
 
 def _iso(value: dt.datetime) -> str:

@@ -14,6 +14,9 @@ cohort_app = typer.Typer(help="Research cohorts: reproducible, saved sets of ima
 
 CRITERIA_HELP = ("text:TEXT>=P (model probability), text:TEXT score>=C (cosine), image:PATH>=C or id:N>=C "
                  "(cosine to an example), SUBJECT top N (the N best still in), where:EXPR (metadata). Repeatable.")
+UNIT_HELP = ("image, series or study: with series/study the members are the units holding a passing image "
+             "(size, modality, date, best image, all image ids), counted and exported one row per unit; "
+             "--one-per series instead keeps one image per series.")
 NameArgument = Annotated[str, typer.Argument(help="The cohort's name.")]
 
 
@@ -27,9 +30,10 @@ def create(
     where: Annotated[list[str] | None, typer.Option("--where", help="Metadata filter, e.g. \"modality in ('CR','DX')\" "
                                                     "or 'cxr.pleural_effusion >= 0.5'. Repeatable.")] = None,
     one_per: Annotated[str | None, typer.Option(
-        help="Keep the best image per study, series, patient or COLUMN.")] = None,
+        help="Keep the best image per study, series, patient or COLUMN (members stay images).")] = None,
     near_duplicates: Annotated[float | None, typer.Option(
         help="Collapse members with cosine above this into the better one (reported).")] = None,
+    unit: Annotated[str, typer.Option("--unit", help=UNIT_HELP)] = "image",
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -41,7 +45,7 @@ def create(
     from search.language.present import criteria_searched
 
     with cli_errors(as_json), Medsearch.open(store, model, device, writable=True) as ms:
-        made = ms.cohorts.create(name, include or [], exclude or [], where or [], one_per, near_duplicates)
+        made = ms.cohorts.create(name, include or [], exclude or [], where or [], one_per, near_duplicates, unit)
         _show({**made, "searched_as": criteria_searched(ms.english, [*(include or []), *(exclude or [])])},
               as_json, members=10)
 
@@ -77,7 +81,8 @@ def list_(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> No
             print_json({"cohorts": found})
             return
         for item in found:
-            typer.echo(f"{item['name']}: {plural(item['count'], 'member')}, {plural(item['runs'], 'run')}, "
+            noun = "member" if item["unit"] == "image" else item["unit"]
+            typer.echo(f"{item['name']}: {plural(item['count'], noun)}, {plural(item['runs'], 'run')}, "
                        f"generation {item['generation']}, created {item['created_at']}")
         if not found:
             typer.echo("no cohorts")
@@ -107,7 +112,7 @@ def diff(name: NameArgument, store: StoreOption = DEFAULT_STORE, as_json: JsonOp
                    f"{len(change['joined'])} joined, {len(change['left'])} left")
         for sign, key in (("+", "joined"), ("-", "left")):
             for member in change[key]:
-                typer.echo(f"  {sign} {member['id']} {member['path']}")
+                typer.echo(f"  {sign} {member.get('key', member.get('id'))} {member['path']}")
 
 
 @cohort_app.command()
@@ -140,8 +145,9 @@ def _show(manifest: dict[str, Any], as_json: bool, members: int | None) -> None:
         print_json(manifest)
         return
     model = manifest["model"]
+    noun = "member" if manifest.get("unit", "image") == "image" else manifest["unit"]
     typer.echo(f"cohort {manifest['name']} run {manifest['run']} ({manifest['created_at']}): "
-               f"{plural(manifest['count'], 'member')}; model {model['id']}@{model['revision']}, "
+               f"{plural(manifest['count'], noun)}; model {model['id']}@{model['revision']}, "
                f"generation {manifest['store']['generation']}")
     for text, english in manifest.get("searched_as", {}).items():
         typer.echo(f"  searched as: {text} = {english}")
@@ -151,7 +157,12 @@ def _show(manifest: dict[str, Any], as_json: bool, members: int | None) -> None:
         typer.echo(f"  collapsed {item['id']} into {item['into']} (cosine {item['cosine']:.4f})")
     for member in manifest["members"][:members]:
         score = "" if member["score"] is None else f"{member['score']:.4f}"
-        typer.echo(f"  #{member['rank']} {score} {member['id']} {member['path']}")
+        if "key" in member:
+            typer.echo(f"  #{member['rank']} {score} {member['unit']} {member['key']}: {member['size']} images, "
+                       f"{member['modality'] or '-'}, {member['study_date'] or 'undated'}, best {member['image_id']} "
+                       f"{member['path']}")
+        else:
+            typer.echo(f"  #{member['rank']} {score} {member['id']} {member['path']}")
 
 
 def plural(count: int, noun: str) -> str:

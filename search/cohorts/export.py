@@ -26,28 +26,49 @@ BASE_COLUMNS = ("rank", "id", "path", "score", "probability")
 
 def export(ms: Medsearch, name: str, fmt: str, output: str | Path, columns: Sequence[str] = (),
            copy: bool = False, run: int | None = None) -> dict[str, Any]:
-    """Write cohort ``name`` (latest run, or ``run``) to ``output``. ``columns``: metadata columns or
-    sidecar/label fields added to csv/jsonl rows. Returns {format, output, manifest, rows, skipped}.
+    """Write cohort ``name`` (latest run, or ``run``) to ``output``; a series/study cohort one row per unit
+    (``search.cohorts.unit_export``). ``columns``: metadata columns or sidecar/label fields added to
+    csv/jsonl rows (a unit's: its representative image's). Returns {format, output, manifest, rows, skipped}.
     Raises InvalidQuery (format, existing links folder), NotFound."""
     if fmt not in FORMATS:
         raise InvalidQuery(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
     cohort = show(ms, name, run)
     output = Path(output).expanduser()
     members = cohort["members"]
+    units = cohort.get("unit", "image") != "image"
     if fmt == "links":
-        rows, skipped = _links(members, output, copy), 0
+        rows, skipped = (_unit_links if units else _links)(members, output, copy), 0
         manifest_path = output / "manifest.json"
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
-        wanted = UID_COLUMNS if fmt == "uids" else tuple(c for c in columns if c not in BASE_COLUMNS)
-        table = _rows(ms, members, wanted)
-        if fmt == "uids":
-            table = [{c: row[c] for c in UID_COLUMNS} for row in table if row["sop_instance_uid"] is not None]
-        _write_table(table, output, fmt, UID_COLUMNS if fmt == "uids" else BASE_COLUMNS + wanted)
+        table, header = _unit_table(ms, cohort, fmt, columns) if units else _image_table(ms, members, fmt, columns)
+        _write_table(table, output, fmt, header)
         rows, skipped = len(table), len(members) - len(table)
         manifest_path = output.with_name(output.name + ".manifest.json")
     manifest_path.write_text(json.dumps(cohort, indent=2, default=str))
     return {"format": fmt, "output": str(output), "manifest": str(manifest_path), "rows": rows, "skipped": skipped}
+
+
+def _image_table(ms: Medsearch, members: list[dict[str, Any]], fmt: str,
+                 columns: Sequence[str]) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """(rows, header) of an image cohort for csv, jsonl or uids (members without a SOP UID left out)."""
+    wanted = UID_COLUMNS if fmt == "uids" else tuple(c for c in columns if c not in BASE_COLUMNS)
+    table = _rows(ms, members, wanted)
+    if fmt == "uids":
+        return [{c: row[c] for c in UID_COLUMNS} for row in table if row["sop_instance_uid"] is not None], UID_COLUMNS
+    return table, BASE_COLUMNS + wanted
+
+
+def _unit_table(ms: Medsearch, cohort: dict[str, Any], fmt: str, columns: Sequence[str]) -> tuple[list, tuple]:
+    from search.cohorts.unit_export import unit_table
+
+    return unit_table(ms, cohort, fmt, columns)
+
+
+def _unit_links(members: list[dict[str, Any]], folder: Path, copy: bool) -> int:
+    from search.cohorts.unit_export import unit_links
+
+    return unit_links(members, folder, copy)
 
 
 def _rows(ms: Medsearch, members: list[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
@@ -90,9 +111,13 @@ def _links(members: list[dict[str, Any]], folder: Path, copy: bool) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     for member in members:
         source = Path(member["path"])
-        target = folder / f"{member['rank']:05d}_{member['id']}_{source.name}"
-        if copy:
-            shutil.copy2(source, target)
-        else:
-            target.symlink_to(source)
+        place(source, folder / f"{member['rank']:05d}_{member['id']}_{source.name}", copy)
     return len(members)
+
+
+def place(source: Path, target: Path, copy: bool) -> None:
+    """A symlink at ``target`` to ``source``, or a copy of it."""
+    if copy:
+        shutil.copy2(source, target)
+    else:
+        target.symlink_to(source)

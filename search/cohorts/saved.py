@@ -20,7 +20,8 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from search.cohorts.criteria import SCORE_RULE, evaluate
+from search.cohorts.criteria import SCORE_RULE, Outcome, evaluate
+from search.cohorts.units import check_cohort_unit, unit_members, unit_step
 from storage import cohort_store, queries
 from storage.errors import InvalidQuery, NotFound
 
@@ -30,15 +31,16 @@ if TYPE_CHECKING:
 
 def create(ms: Medsearch, name: str, include: Sequence[str] = (), exclude: Sequence[str] = (),
            where: Sequence[str] = (), one_per: str | None = None,
-           near_duplicates: float | None = None) -> dict[str, Any]:
-    """Evaluate and save a new cohort; returns its manifest with ``members``. Raises InvalidQuery (bad
-    criteria, name taken), NotFound (an example image), ModelMismatch."""
+           near_duplicates: float | None = None, unit: str = "image") -> dict[str, Any]:
+    """Evaluate and save a new cohort of images, or of the series or studies (``unit``) holding the
+    passing images (``search.cohorts.units``); returns its manifest with ``members``. Raises InvalidQuery
+    (bad criteria, name taken, an unknown unit), NotFound (an example image), ModelMismatch."""
     if not name.strip():
         raise InvalidQuery("a cohort needs a name")
     if not include and not where:
         raise InvalidQuery("a cohort needs at least one --include or --where criterion")
     definition = {"include": list(include), "exclude": list(exclude), "where": list(where),
-                  "one_per": one_per, "near_duplicates": near_duplicates}
+                  "one_per": one_per, "near_duplicates": near_duplicates, "unit": check_cohort_unit(unit)}
     cohort_store.check_name_free(ms.store, name)
     return cohort_store.add_run(ms.store, name, _evaluate(ms, name, definition), definition)
 
@@ -72,8 +74,8 @@ def diff(ms: Medsearch, name: str) -> dict[str, Any]:
     """Who joined and who left between the previous run and the latest: {run, previous_run, joined, left}."""
     latest = show(ms, name)
     previous = cohort_store.run(ms.store, name, latest["run"] - 1) if latest["run"] > 1 else None
-    now = {m["id"]: m for m in latest["members"]}
-    before = {m["id"]: m for m in previous["members"]} if previous else {}
+    now = {_identity(m): m for m in latest["members"]}
+    before = {_identity(m): m for m in previous["members"]} if previous else {}
     return {"name": name, "run": latest["run"], "previous_run": previous["run"] if previous else None,
             "joined": [now[i] for i in now if i not in before],
             "left": [before[i] for i in before if i not in now]}
@@ -100,4 +102,21 @@ def _evaluate(ms: Medsearch, name: str, definition: dict[str, Any]) -> dict[str,
         "count": len(outcome.members),
         "members": [{"rank": rank, "id": i, "path": paths[i], "score": s, "probability": p}
                     for rank, (i, s, p) in enumerate(outcome.members, start=1)],
+        **_as_units(ms, outcome, definition.get("unit") or "image"),
     }
+
+
+def _as_units(ms: Medsearch, outcome: Outcome, unit: str) -> dict[str, Any]:
+    """For a series/study cohort, the manifest entries that replace the image members: the units, their
+    count and images, and the funnel with its last step; nothing for an image cohort."""
+    if unit == "image":
+        return {}
+    members = unit_members(ms, outcome.members, unit)
+    funnel = [*outcome.funnel, unit_step(unit, len(outcome.members), len(members))]
+    return {"unit": unit, "funnel": funnel, "count": len(members), "images": sum(m["size"] for m in members),
+            "members": members}
+
+
+def _identity(member: dict[str, Any]) -> Any:
+    """What makes a member the same across runs: its image id, or its unit's UID."""
+    return member.get("key", member.get("id"))

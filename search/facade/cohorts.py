@@ -26,10 +26,11 @@ class Cohorts:
 
     def create(self, name: str, include: Sequence[str] = (), exclude: Sequence[str] = (),
                where: Sequence[str] = (), one_per: str | None = None,
-               near_duplicates: float | None = None) -> dict[str, Any]:
-        """Evaluate and save a new cohort; its manifest with ``members``. Raises InvalidQuery (bad criteria,
-        name taken, an unknown ``one_per`` column), NotFound (an example image), ModelMismatch."""
-        return saved.create(self.ms, name, include, exclude, where, one_per, near_duplicates)
+               near_duplicates: float | None = None, unit: str = "image") -> dict[str, Any]:
+        """Evaluate and save a new cohort of images, or (``unit`` series/study) of the units holding the
+        passing images; its manifest with ``members``. Raises InvalidQuery (bad criteria, name taken, an
+        unknown ``one_per`` column or unit), NotFound (an example image), ModelMismatch."""
+        return saved.create(self.ms, name, include, exclude, where, one_per, near_duplicates, unit)
 
     def refresh(self, name: str) -> dict[str, Any]:
         """Re-run a saved definition on the store as it is now; stores and returns a new run. Raises NotFound."""

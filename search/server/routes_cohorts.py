@@ -10,7 +10,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
@@ -32,7 +32,8 @@ HTTP_FORMATS = {"csv": "text/csv", "jsonl": "application/x-ndjson", "uids": "tex
 
 class CohortRequest(BaseModel):
     """As ``medsearch cohort create``: include/exclude criteria (text:TEXT>=P, text:TEXT score>=C, id:N>=C,
-    SUBJECT top N, where:EXPR), where filters, one_per (study, series, patient or COLUMN), near_duplicates."""
+    SUBJECT top N, where:EXPR), where filters, one_per (study, series, patient or COLUMN), near_duplicates,
+    unit (image, or series/study: the members are the units holding a passing image, one row each)."""
 
     name: str = Field(min_length=1, max_length=200)
     include: Criteria = []
@@ -40,6 +41,7 @@ class CohortRequest(BaseModel):
     where: Criteria = []
     one_per: str | None = Field(default=None, max_length=200)
     near_duplicates: float | None = Field(default=None, gt=0, le=1)
+    unit: Literal["image", "series", "study"] = "image"
 
 
 def _texts(request: CohortRequest) -> list[str]:
@@ -54,7 +56,7 @@ def _create(engine: ServerEngine, request: CohortRequest) -> dict[str, Any]:
     engine.prepare_texts(_texts(request))
     with engine.cohort_lock, engine.index_lock:
         return engine.medsearch.cohorts.create(request.name, request.include, request.exclude, request.where,
-                                               request.one_per, request.near_duplicates)
+                                               request.one_per, request.near_duplicates, request.unit)
 
 
 @router.post("", status_code=201)

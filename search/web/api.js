@@ -23,7 +23,9 @@ export async function api(path, options = {}, retry = true) {
   if (!response.ok) {
     let message = response.statusText;
     try { message = (await response.json()).error.message; } catch (_) { /* not JSON */ }
-    throw new Error(message);
+    const error = new Error(message);
+    error.status = response.status;
+    throw error;
   }
   return response;
 }

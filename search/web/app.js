@@ -7,6 +7,7 @@ import { basket, exportCsv, moreLikeThese, probeSummary, renderBasket, showSplit
 import { card } from "./cards.js";
 import { closeDetail, loadLabelSets, openDetail, showLabels, showSecondImage } from "./detail.js";
 import { fromParams, loadFacets, relabel, toParams, whereClause } from "./filters.js";
+import { asCard, unit, withUnit } from "./units.js";
 
 const PAGE = 40;
 const state = { results: [], selected: -1, seq: 0, images: null, filters: [], query: "", request: null };
@@ -46,7 +47,7 @@ async function run(label, request, offset = 0) {
   try {
     const body = await (await request(offset)).json();
     if (seq !== state.seq) return;
-    showResults(body.results, label, offset > 0);
+    showResults(body.results.map(asCard), label, offset > 0);
     if (!offset) showSearchedAs(body);
     $("more").hidden = body.results.length < PAGE;
   } catch (error) {
@@ -65,7 +66,7 @@ function filterParams() {
 function searchText(q) {
   state.query = q;
   $("upload").hidden = true;
-  const params = Object.assign({ q, k: String(PAGE) }, filterParams());
+  const params = withUnit(Object.assign({ q, k: String(PAGE) }, filterParams()));
   run(`“${q}”`, (offset) => api(`/api/search?${new URLSearchParams({ ...params, offset })}`));
 }
 
@@ -123,7 +124,9 @@ function highlight() {
 
 function open() {
   const result = state.results[state.selected];
-  if (result) openDetail(result, state.query, (results, id) => showOthers(results, t("similarTo", id)));
+  if (result) {
+    openDetail(result, state.query, (results, id) => showOthers(results.map(asCard), t("similarTo", id)), unit());
+  }
 }
 
 function addToBasket() {
@@ -179,6 +182,7 @@ function wireDrop() {
 
 function wire() {
   $("search-form").addEventListener("submit", onSubmit);
+  $("unit").addEventListener("change", () => { if ($("q").value.trim()) onSubmit(new Event("submit")); });
   $("more").addEventListener("click", () => state.request && run(state.request.label, state.request.request,
     state.results.length));
   $("caption").addEventListener("change", () => showResults(state.results, state.request?.label || ""));

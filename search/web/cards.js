@@ -1,7 +1,8 @@
-// One result as a card: thumbnail, rank and score, the group (key and size) when grouped, and a short
-// caption: modality, body part and date, or the field chosen in the caption list.
+// One result as a card: thumbnail, rank and score, the group (key and size) when grouped, the unit
+// (series or study: its size and description) for unit results, and a short caption: modality, body part and date, or the field chosen in the caption list.
 
 import { $, thumbnail } from "./api.js";
+import { unitLine } from "./units.js";
 
 const SHORT = 24;
 
@@ -52,6 +53,15 @@ export function card(result, onOpen, inBasket = false) {
     group.className = "group";
     group.textContent = `${result.group.by}: ${result.group.key ?? t("alone")} · ${t("groupSize", result.group.size)}`;
     element.append(group);
+  }
+  if (result.unit && result.unit !== "image") {
+    element.dataset.unit = result.unit;
+    element.dataset.key = result.key;
+    const line = document.createElement("div");
+    line.className = "group unit";
+    line.textContent = unitLine(result);
+    line.title = result.key;
+    element.append(line);
   }
   const meta = document.createElement("div");
   meta.className = "meta";

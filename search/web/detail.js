@@ -4,6 +4,7 @@
 
 import { $, json, postJson, showImage, thumbnail } from "./api.js";
 import { card } from "./cards.js";
+import { asCard, showTimeline } from "./units.js";
 
 const panel = { seq: 0, labelSeq: 0, korean: {}, query: "" };
 
@@ -50,20 +51,23 @@ export function showSecondImage() {
   showImage($("model-img"), path, t("noModelInput"));
 }
 
-async function showSimilar(result, seq, onShowAll) {
+async function showSimilar(result, seq, onShowAll, unit) {
   $("similar").replaceChildren();
   try {
-    const body = await json(`/api/similar/${result.id}?k=7`);
+    const params = new URLSearchParams({ k: "7" });
+    if (unit && unit !== "image") params.set("unit", unit);
+    const body = await json(`/api/similar/${result.id}?${params}`);
     if (seq !== panel.seq) return;
-    const others = body.results.filter((r) => r.id !== result.id).slice(0, 6);
+    const others = body.results.map(asCard).filter((r) => r.id !== result.id).slice(0, 6);
     $("similar").replaceChildren(...others.map((r) => card(r, () => onShowAll(body.results, result.id))));
   } catch (error) {
     $("similar").textContent = error.message;
   }
 }
 
-/** Open ``result``; ``query`` is the current text query ("" for none: no explanation offered). */
-export function openDetail(result, query, onShowAll) {
+/** Open ``result``; ``query`` is the current text query ("" for none: no explanation offered); similar
+ *  cases are of ``unit`` (image, series or study). */
+export function openDetail(result, query, onShowAll, unit = "image") {
   const seq = ++panel.seq;
   panel.query = query;
   $("detail").hidden = false;
@@ -73,7 +77,8 @@ export function openDetail(result, query, onShowAll) {
   showSecondImage();
   showMeta(result.id, seq);
   showLabels();
-  showSimilar(result, seq, onShowAll);
+  showSimilar(result, seq, onShowAll, unit);
+  showTimeline(result.id, query, (study) => openDetail(study, query, onShowAll, unit));
 }
 
 export function closeDetail() { $("detail").hidden = true; }

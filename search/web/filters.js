@@ -3,7 +3,7 @@
 
 import { $, json } from "./api.js";
 
-const TYPED_CONTROLS = ["f-from", "f-to", "f-where", "group-by", "caption"];
+const TYPED_CONTROLS = ["f-from", "f-to", "f-where", "group-by", "caption", "unit"];
 let facetColumns = {};
 
 function quote(value) { return "'" + String(value).replace(/'/g, "''") + "'"; }
