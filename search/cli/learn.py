@@ -176,7 +176,7 @@ def _audit_text(found: Any, auditing: Any) -> None:
         typer.echo(f"threshold cosine {found.threshold:.4f} (Youden's J {calibration.youden_j:.3f}: "
                    f"{calibration.true_positive_rate:.1%} of {len(calibration.copies)} synthetic copies above, "
                    f"{calibration.false_positive_rate:.2%} of {len(calibration.different_patients)} "
-                   "different-patient pairs)")
+                   "close neighbours of other patients)")
         _distribution(calibration, auditing)
     table = Table(title="pairs across splits")
     for column in ("kind", "cosine", "a", "b"):
@@ -201,7 +201,7 @@ def _distribution(calibration: Any, auditing: Any) -> None:
     bins = np.linspace(low, 1.0, 11)
     copies = auditing.histogram(calibration.copies, bins)
     others = auditing.histogram(calibration.different_patients, bins)
-    typer.echo("cosine range        copies  different patients")
+    typer.echo("cosine range        copies  close neighbours of other patients")
     for n, (a, b) in enumerate(zip(copies, others, strict=True)):
         typer.echo(f"{bins[n]:.3f}-{bins[n + 1]:.3f}  {a:8d}  {b:8d}")
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from search.learn.copies import Calibration, calibrate
+from search.learn.neighbours import neighbour_pairs
 from search.learn.selection import all_ids, group_keys, paths_of, select_ids, vectors_of
-from storage import vectors as faiss_vectors
 from storage.errors import InvalidQuery
 from storage.learn import content_hashes
 from storage.queries import group_values
@@ -61,7 +61,7 @@ def audit(ms: Medsearch, split_field: str, scope: tuple[str, ...] = (), patient:
     splits = np.array([str(values[int(i)]) for i in ids], dtype=object)
     patients = group_keys(ms, ids, patient)
     matrix = vectors_of(ms, ids)
-    calibration = None if threshold is not None else calibrate(ms, ids, patients, matrix, seed, samples)
+    calibration = None if threshold is not None else calibrate(ms, ids, patients, splits, matrix, seed, samples, k)
     cut = threshold if threshold is not None else calibration.threshold  # type: ignore[union-attr]
     found = Audit(split_field, len(ids), {s: int((splits == s).sum()) for s in sorted(set(splits))}, cut, calibration)
     exact = _exact_pairs(ms, ids, splits)
@@ -75,17 +75,8 @@ def audit(ms: Medsearch, split_field: str, scope: tuple[str, ...] = (), patient:
 def _near_pairs(ms: Medsearch, ids: np.ndarray, splits: np.ndarray, matrix: np.ndarray, cut: float,
                 k: int) -> dict[tuple[int, int], float]:
     """{(row a, row b): cosine} with a < b, neighbours of each other, cosine >= cut, splits differ."""
-    index, row_of = ms.store.index(), {int(i): n for n, i in enumerate(ids)}
-    out: dict[tuple[int, int], float] = {}
-    for start in range(0, len(ids), 1024):
-        scores, hits = faiss_vectors.search(index, matrix[start : start + 1024], k + 1, ids)
-        for offset, (row_scores, row_hits) in enumerate(zip(scores, hits, strict=True)):
-            a = start + offset
-            for score, hit in zip(row_scores, row_hits, strict=True):
-                b = row_of.get(int(hit))
-                if b is not None and b != a and score >= cut and splits[a] != splits[b]:
-                    out[(min(a, b), max(a, b))] = float(score)
-    return out
+    pairs = neighbour_pairs(ms, ids, matrix, np.arange(len(ids)), k)
+    return {(min(a, b), max(a, b)): score for a, b, score in pairs if score >= cut and splits[a] != splits[b]}
 
 
 def _exact_pairs(ms: Medsearch, ids: np.ndarray, splits: np.ndarray) -> dict[tuple[int, int], float]:
@@ -144,8 +135,8 @@ def write_pairs_csv(found: Audit, path: Path) -> None:
 
 
 def plot_scores(found: Audit, path: Path) -> None:
-    """Histograms of the calibration cosines (copies, different patients) and of the cross-split pairs,
-    with the threshold, to a PNG. Raises InvalidQuery when the threshold was given (nothing calibrated)."""
+    """Histograms of the calibration cosines (copies, close neighbours of other patients) with the
+    threshold, to a PNG. Raises InvalidQuery when the threshold was given (nothing calibrated)."""
     if found.calibration is None:
         raise InvalidQuery("--plot shows the calibration; leave out --threshold to calibrate")
     import matplotlib
@@ -155,7 +146,8 @@ def plot_scores(found: Audit, path: Path) -> None:
 
     figure, axes = plt.subplots(figsize=(7, 4))
     bins = np.linspace(min(found.calibration.different_patients + found.calibration.copies), 1.0, 60).tolist()
-    axes.hist(found.calibration.different_patients, bins=bins, alpha=0.6, label="different patients", density=True)
+    axes.hist(found.calibration.different_patients, bins=bins, alpha=0.6, density=True,
+              label="close neighbours, other patients")
     axes.hist(found.calibration.copies, bins=bins, alpha=0.6, label="synthetic copies", density=True)
     axes.axvline(found.threshold, color="black", linestyle="--", label=f"threshold {found.threshold:.4f}")
     axes.set(xlabel="cosine", ylabel="density", title=f"near-duplicate calibration ({found.split_field})")

@@ -4,7 +4,9 @@ A copy is what a leaked test image usually is: the same picture re-encoded (JPEG
 or re-windowed (contrast and brightness moved). Each variant is a pure function of (H, W) or (H, W, 3)
 float32 pixels in [0, 1] (``indexer.frames.Frame.pixels``) returning the same kind of array. The
 threshold is Youden's J (tpr - fpr, maximised) between copy-to-original cosines and the cosines of
-random pairs of images of different patients: per model and per store, as arXiv 2312.07273 does.
+the hard negatives: close neighbours (k-NN on the index) of images of different patients, the pairs a
+threshold must reject. Random pairs would be too easy: in one modality most pairs are far apart, so a
+threshold set on them flags distinct look-alikes. Per model and per store, as arXiv 2312.07273 does.
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ from PIL import Image as PILImage
 from indexer.frames import ReadOptions
 from indexer.readers import read_file
 from search.labels import metrics
+from search.learn.neighbours import neighbour_pairs
 from search.learn.selection import paths_of
 from storage.errors import InvalidQuery, UnreadableFile
 
 if TYPE_CHECKING:
     from search.api import Medsearch
+
+NEGATIVE_ROWS = 4000
+"""Images whose close neighbours give the hard negatives (all of them in smaller audits)."""
 
 
 def reencode(pixels: np.ndarray, quality: int = 70) -> np.ndarray:
@@ -57,8 +63,8 @@ def variants(pixels: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
 
 @dataclass
 class Calibration:
-    """The threshold and what it was chosen from: copy cosines (positives), different-patient pair
-    cosines (negatives), and the true/false positive rates at the threshold."""
+    """The threshold and what it was chosen from: copy cosines (positives), cosines of close neighbours of
+    different patients (negatives), and the true/false positive rates at the threshold."""
 
     threshold: float
     youden_j: float
@@ -74,7 +80,8 @@ def youden_threshold(copies: np.ndarray, others: np.ndarray) -> tuple[float, flo
     threshold is halfway between the optimal cut's score and the next lower score. Raises InvalidQuery
     when either side is empty."""
     if not len(copies) or not len(others):
-        raise InvalidQuery("calibration needs copies of readable images and pairs of different patients")
+        raise InvalidQuery("calibration needs copies of readable images and neighbours of different patients "
+                           "in one split; give --threshold")
     truth = np.r_[np.ones(len(copies), np.int64), np.zeros(len(others), np.int64)]
     fpr, tpr, cuts = metrics.roc_curve(truth, np.r_[copies, others])
     best = int(np.argmax(tpr - fpr))
@@ -82,24 +89,43 @@ def youden_threshold(copies: np.ndarray, others: np.ndarray) -> tuple[float, flo
     return float(threshold), float(tpr[best] - fpr[best]), float(tpr[best]), float(fpr[best])
 
 
-def calibrate(ms: Medsearch, ids: np.ndarray, groups: np.ndarray, vectors: np.ndarray, seed: int = 0,
-              samples: int = 64, pairs: int = 4000) -> Calibration:
-    """Calibrate on ``samples`` images drawn from ``ids`` (their files re-read, copied and embedded) and
-    ``pairs`` random pairs of ids whose ``groups`` (patients) differ. ``vectors``: (len(ids), dim) stored
-    vectors in ``ids`` order. Raises InvalidQuery when nothing can be calibrated."""
+def calibrate(ms: Medsearch, ids: np.ndarray, groups: np.ndarray, splits: np.ndarray, vectors: np.ndarray,
+              seed: int = 0, samples: int = 64, k: int = 10) -> Calibration:
+    """Calibrate on ``samples`` images drawn from ``ids`` (their files re-read, copied and embedded:
+    the positives) and on close neighbours of different patients (the negatives, ``close_negatives``).
+    ``groups`` (patients) and ``splits``: (len(ids),) keys; ``vectors``: (len(ids), dim) stored vectors
+    in ``ids`` order. Raises InvalidQuery when either side is empty."""
     rng = np.random.default_rng(seed)
-    paths = paths_of(ms, ids.tolist())
+    drawn = rng.choice(len(ids), min(samples, len(ids)), replace=False)
+    copies, unreadable = copy_cosines(ms, ids, vectors, drawn, rng)
+    others = close_negatives(ms, ids, groups, splits, vectors, k, rng)
+    threshold, j, tpr, fpr = youden_threshold(np.asarray(copies), others)
+    return Calibration(threshold, j, tpr, fpr, copies, others.astype(float).tolist(), unreadable)
+
+
+def copy_cosines(ms: Medsearch, ids: np.ndarray, vectors: np.ndarray, rows: np.ndarray,
+                 rng: np.random.Generator) -> tuple[list[float], int]:
+    """(cosines of each row's three ``variants`` to its stored vector, files that could not be read)."""
+    paths = paths_of(ms, ids[rows].tolist())
     copies, unreadable = [], 0
-    for row in rng.choice(len(ids), size=min(samples, len(ids)), replace=False):
+    for row in rows.tolist():
         try:
             pixels = read_file(Path(paths[int(ids[row])]), ReadOptions())[0].pixels
         except (UnreadableFile, OSError):
             unreadable += 1
             continue
         batch = np.stack([ms.embedder.preprocessor(copy) for copy in variants(pixels, rng)])
-        copies += (ms.embedder.embed_images(batch) @ vectors[row]).tolist()
-    left, right = rng.integers(0, len(ids), pairs), rng.integers(0, len(ids), pairs)
-    keep = groups[left] != groups[right]
-    others = np.einsum("nd,nd->n", vectors[left[keep]], vectors[right[keep]])
-    threshold, j, tpr, fpr = youden_threshold(np.asarray(copies), others)
-    return Calibration(threshold, j, tpr, fpr, [float(c) for c in copies], others.astype(float).tolist(), unreadable)
+        copies += (ms.embedder.embed_images(batch) @ vectors[row]).astype(float).tolist()
+    return copies, unreadable
+
+
+def close_negatives(ms: Medsearch, ids: np.ndarray, groups: np.ndarray, splits: np.ndarray, vectors: np.ndarray,
+                    k: int, rng: np.random.Generator) -> np.ndarray:
+    """Cosines (float64, one per unordered pair) of the hard negatives: among the ``k`` nearest
+    neighbours of up to NEGATIVE_ROWS images, those of another patient in the same split. These are the
+    pairs the audit would flag if they were in two splits, and leave the cross-split pairs it judges out
+    of the calibration."""
+    rows = np.sort(rng.choice(len(ids), min(NEGATIVE_ROWS, len(ids)), replace=False))
+    pairs = {(min(a, b), max(a, b)): score for a, b, score in neighbour_pairs(ms, ids, vectors, rows, k)
+             if groups[a] != groups[b] and splits[a] == splits[b]}
+    return np.array(list(pairs.values()), dtype=np.float64)
