@@ -21,7 +21,7 @@ from search.learn.copies import Calibration, calibrate
 from search.learn.neighbours import neighbour_pairs
 from search.learn.selection import all_ids, group_keys, paths_of, select_ids, vectors_of
 from storage.errors import InvalidQuery
-from storage.learn import content_hashes
+from storage.learn import content_hashes, load_split
 from storage.queries import group_values
 
 if TYPE_CHECKING:
@@ -51,8 +51,10 @@ class Audit:
 def audit(ms: Medsearch, split_field: str, scope: tuple[str, ...] = (), patient: str = "patient", k: int = 10,
           threshold: float | None = None, seed: int = 0, samples: int = 64) -> Audit:
     """Audit the split field ``split_field`` over ``scope`` (a selection; all images by default). Raises
-    InvalidQuery (unknown field, no image with a split), ModelMismatch, ModelUnavailable."""
+    InvalidQuery (unknown field, no image with a split), ModelMismatch (the model, or a split made on a
+    store of another model), ModelUnavailable."""
     ms.check_model()
+    load_split(ms.store, split_field)
     ids = select_ids(ms, scope) if scope else all_ids(ms)
     values = group_values(ms.store, ids.tolist(), ms.group_column(split_field))
     ids = np.array([i for i in ids.tolist() if i in values], dtype=np.int64)
