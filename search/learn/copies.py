@@ -121,11 +121,15 @@ def copy_cosines(ms: Medsearch, ids: np.ndarray, vectors: np.ndarray, rows: np.n
 
 def close_negatives(ms: Medsearch, ids: np.ndarray, groups: np.ndarray, splits: np.ndarray, vectors: np.ndarray,
                     k: int, rng: np.random.Generator) -> np.ndarray:
-    """Cosines (float64, one per unordered pair) of the hard negatives: among the ``k`` nearest
-    neighbours of up to NEGATIVE_ROWS images, those of another patient in the same split. These are the
-    pairs the audit would flag if they were in two splits, and leave the cross-split pairs it judges out
-    of the calibration."""
+    """Cosines (float64, one per unordered pair) of the hard negatives: for each of up to NEGATIVE_ROWS
+    images, its nearest neighbour (among its ``k`` nearest) of another patient in the same split. These
+    are the pairs a threshold must reject (the closest distinct images), and the cross-split pairs the
+    audit judges stay out of its own calibration."""
     rows = np.sort(rng.choice(len(ids), min(NEGATIVE_ROWS, len(ids)), replace=False))
-    pairs = {(min(a, b), max(a, b)): score for a, b, score in neighbour_pairs(ms, ids, vectors, rows, k)
-             if groups[a] != groups[b] and splits[a] == splits[b]}
+    pairs: dict[tuple[int, int], float] = {}
+    done: set[int] = set()
+    for a, b, score in neighbour_pairs(ms, ids, vectors, rows, k):
+        if a not in done and groups[a] != groups[b] and splits[a] == splits[b]:
+            done.add(a)
+            pairs[(min(a, b), max(a, b))] = score
     return np.array(list(pairs.values()), dtype=np.float64)
