@@ -63,7 +63,7 @@ def test_audit_finds_planted_copies_leaks_and_identical_files(cli: Callable[...,
     assert all(_class_of(p["path_a"]) == _class_of(p["path_b"]) for p in found["pairs"] if p["kind"] != "exact")
     assert calibration["copies"] == 3 * planted.images and calibration["unreadable"] == 0
     exact = [p for p in found["pairs"] if p["kind"] == "exact"]
-    assert [_names(p) for p in exact] == [frozenset(planted.identical)]
+    assert planted.identical is not None and [_names(p) for p in exact] == [frozenset(planted.identical)]
     assert [leak["patient"] for leak in found["same_patient"]] == [planted.moved_patient]
     assert sorted(found["same_patient"][0]["splits"].values()) == [1, 2]
     assert found["summary"]["same_patient"] == 1 and found["summary"]["exact_duplicates"] == 1

@@ -53,7 +53,7 @@ def _field(store: Path, name: str) -> dict[str, str]:
     with Store.open(store) as opened, opened.read_session() as session:
         rows = session.execute(select(Image.path, ImageField.text).join(ImageField, ImageField.image_id == Image.id)
                                .where(ImageField.name == name))
-        return {Path(p).name: v for p, v in rows}
+        return {Path(p).name: str(v) for p, v in rows}
 
 
 def test_split_by_patient_respects_ratios_within_one_patient_and_never_shares_one(
