@@ -21,6 +21,7 @@ from storage.learn_models import Probe, SplitRecord
 from storage.models import Image, ImageField
 from storage.queries import chunked
 from storage.store import ModelRecord, Store
+from storage.thumbnails import Thumbnail
 
 FIELD_NAME_CHARACTERS = "_-."
 
@@ -65,6 +66,14 @@ def content_hashes(store: Store, ids: Sequence[int]) -> dict[int, str]:
         rows = chunked(ids, lambda chunk: session.execute(
             select(Image.id, Image.content_hash).where(Image.id.in_(chunk))))
         return {int(i): h for i, h in rows}
+
+
+def thumbnails_of(store: Store, ids: Sequence[int]) -> dict[int, bytes]:
+    """{image id: PNG thumbnail} of the ``ids`` that have one (``storage.thumbnails``)."""
+    with store.read_session() as session:
+        rows = chunked(ids, lambda chunk: session.execute(
+            select(Thumbnail.image_id, Thumbnail.png).where(Thumbnail.image_id.in_(chunk))))
+        return {int(i): png for i, png in rows}
 
 
 def save_probe(store: Store, name: str, record: ModelRecord, weights: np.ndarray, bias: float,

@@ -12,7 +12,6 @@ threshold set on them flags distinct look-alikes. Per model and per store, as ar
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,8 +20,10 @@ from PIL import Image as PILImage
 
 from indexer.frames import ReadOptions
 from indexer.readers import read_file
+from indexer.thumbnail import render_png
 from search.labels import metrics
 from search.learn.neighbours import neighbour_pairs
+from search.learn.pixels import grey_png, similarity
 from search.learn.selection import paths_of
 from storage.errors import InvalidQuery, UnreadableFile
 
@@ -61,20 +62,6 @@ def variants(pixels: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
             window_shift(pixels, float(rng.uniform(-0.08, 0.08)), float(rng.uniform(0.85, 1.15)))]
 
 
-@dataclass
-class Calibration:
-    """The threshold and what it was chosen from: copy cosines (positives), cosines of close neighbours of
-    different patients (negatives), and the true/false positive rates at the threshold."""
-
-    threshold: float
-    youden_j: float
-    true_positive_rate: float
-    false_positive_rate: float
-    copies: list[float] = field(default_factory=list)
-    different_patients: list[float] = field(default_factory=list)
-    unreadable: int = 0
-
-
 def youden_threshold(copies: np.ndarray, others: np.ndarray) -> tuple[float, float, float, float]:
     """(threshold, J, tpr, fpr) maximising J = tpr - fpr for "cosine >= threshold means a copy"; the
     threshold is halfway between the optimal cut's score and the next lower score. Raises InvalidQuery
@@ -89,39 +76,31 @@ def youden_threshold(copies: np.ndarray, others: np.ndarray) -> tuple[float, flo
     return float(threshold), float(tpr[best] - fpr[best]), float(tpr[best]), float(fpr[best])
 
 
-def calibrate(ms: Medsearch, ids: np.ndarray, groups: np.ndarray, splits: np.ndarray, vectors: np.ndarray,
-              seed: int = 0, samples: int = 64, k: int = 10) -> Calibration:
-    """Calibrate on ``samples`` images drawn from ``ids`` (their files re-read, copied and embedded:
-    the positives) and on close neighbours of different patients (the negatives, ``close_negatives``).
-    ``groups`` (patients) and ``splits``: (len(ids),) keys; ``vectors``: (len(ids), dim) stored vectors
-    in ``ids`` order. Raises InvalidQuery when either side is empty."""
-    rng = np.random.default_rng(seed)
-    drawn = rng.choice(len(ids), min(samples, len(ids)), replace=False)
-    copies, unreadable = copy_cosines(ms, ids, vectors, drawn, rng)
-    others = close_negatives(ms, ids, groups, splits, vectors, k, rng)
-    threshold, j, tpr, fpr = youden_threshold(np.asarray(copies), others)
-    return Calibration(threshold, j, tpr, fpr, copies, others.astype(float).tolist(), unreadable)
-
-
-def copy_cosines(ms: Medsearch, ids: np.ndarray, vectors: np.ndarray, rows: np.ndarray,
-                 rng: np.random.Generator) -> tuple[list[float], int]:
-    """(cosines of each row's three ``variants`` to its stored vector, files that could not be read)."""
+def copy_scores(ms: Medsearch, ids: np.ndarray, vectors: np.ndarray, rows: np.ndarray,
+                rng: np.random.Generator) -> tuple[list[float], list[float], int]:
+    """(cosines of each row's three ``variants`` to its stored vector, their ``pixels.similarity`` to
+    the original's thumbnail, files that could not be read)."""
     paths = paths_of(ms, ids[rows].tolist())
-    copies, unreadable = [], 0
+    cosines: list[float] = []
+    similar: list[float] = []
+    unreadable = 0
     for row in rows.tolist():
         try:
             pixels = read_file(Path(paths[int(ids[row])]), ReadOptions())[0].pixels
         except (UnreadableFile, OSError):
             unreadable += 1
             continue
-        batch = np.stack([ms.embedder.preprocessor(copy) for copy in variants(pixels, rng)])
-        copies += (ms.embedder.embed_images(batch) @ vectors[row]).astype(float).tolist()
-    return copies, unreadable
+        copies = variants(pixels, rng)
+        batch = np.stack([ms.embedder.preprocessor(copy) for copy in copies])
+        cosines += (ms.embedder.embed_images(batch) @ vectors[row]).astype(float).tolist()
+        original = grey_png(render_png(pixels))  # what indexing stored as the image's thumbnail
+        similar += [similarity(original, grey_png(render_png(copy))) for copy in copies]
+    return cosines, similar, unreadable
 
 
 def close_negatives(ms: Medsearch, ids: np.ndarray, groups: np.ndarray, splits: np.ndarray, vectors: np.ndarray,
-                    k: int, rng: np.random.Generator) -> np.ndarray:
-    """Cosines (float64, one per unordered pair) of the hard negatives: for each of up to NEGATIVE_ROWS
+                    k: int, rng: np.random.Generator) -> dict[tuple[int, int], float]:
+    """{(row a, row b): cosine} (a < b) of the hard negatives: for each of up to NEGATIVE_ROWS
     images, its nearest neighbour (among its ``k`` nearest) of another patient in the same split. These
     are the pairs a threshold must reject (the closest distinct images), and the cross-split pairs the
     audit judges stay out of its own calibration."""
@@ -132,4 +111,4 @@ def close_negatives(ms: Medsearch, ids: np.ndarray, groups: np.ndarray, splits: 
         if a not in done and groups[a] != groups[b] and splits[a] == splits[b]:
             done.add(a)
             pairs[(min(a, b), max(a, b))] = score
-    return np.array(list(pairs.values()), dtype=np.float64)
+    return pairs
