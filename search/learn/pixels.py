@@ -4,7 +4,7 @@ other whole, by normalised correlation. A copy (re-encoded, cropped 5-10 %, re-w
 pixels' layout; two patients' images, even when the model's vectors put them as close, do not.
 
 Correlation is taken after removing each picture's mean and dividing by its norm, so a linear change of
-window (gain, offset) leaves it unchanged. Cost: about 200 resizes of a thumbnail per pair (a few ms).
+window (gain, offset) leaves it unchanged. Cost: about 200 resizes of a 96-pixel picture per pair.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from PIL import Image as PILImage
 
 SIDE = 24
 """Pixels on each side of the compared pictures."""
+WORKING = 96
+"""Pixels on the longer side a picture is shrunk to before it is cropped."""
 CROP_FRACTIONS = (0.0, 0.04, 0.08, 0.11)
 """Shares of the height and of the width cut off a picture to align it with a cropped copy."""
 
@@ -34,7 +36,17 @@ def grey_png(data: bytes) -> PILImage.Image:
 def similarity(a: PILImage.Image, b: PILImage.Image) -> float:
     """The best normalised correlation, in [-1, 1], of any crop of either picture with the other whole
     (SIDE x SIDE); 1.0 for one picture."""
+    a, b = _shrunk(a), _shrunk(b)
     return max(float((_crops(a) @ _normalised(b)).max()), float((_crops(b) @ _normalised(a)).max()))
+
+
+def _shrunk(picture: PILImage.Image) -> PILImage.Image:
+    """``picture`` fitted inside WORKING x WORKING (crops of a smaller picture resize faster)."""
+    if max(picture.size) <= WORKING:
+        return picture
+    shrunk = picture.copy()
+    shrunk.thumbnail((WORKING, WORKING), PILImage.Resampling.BILINEAR)
+    return shrunk
 
 
 def _normalised(picture: PILImage.Image, box: tuple[float, float, float, float] | None = None) -> np.ndarray:
