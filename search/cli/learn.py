@@ -136,7 +136,8 @@ def audit(
     split_field: Annotated[str, typer.Option(help="The field holding each image's split.")] = "split",
     patient: Annotated[str, typer.Option(help="What a patient is: patient (keyed hash) or a COLUMN.")] = "patient",
     k: Annotated[int, typer.Option("-k", min=1, help="Neighbours looked at per image.")] = 10,
-    threshold: Annotated[float | None, typer.Option(help="Cosine for near-duplicates (default: calibrated).")] = None,
+    threshold: Annotated[float | None, typer.Option(
+        help="A cosine alone for near-duplicates, no pixel check (default: calibrated).")] = None,
     samples: Annotated[int, typer.Option(min=1, help="Images copied to calibrate the threshold.")] = 64,
     seed: Annotated[int, typer.Option(help="Seed of the calibration.")] = 0,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write the pairs to review to this CSV.")] = None,

@@ -1,12 +1,12 @@
-"""Synthetic near-duplicates of the store's own images, and the cosine threshold they calibrate.
+"""Synthetic near-duplicates of the store's own images (the positives of the audit's calibration,
+``search.learn.calibration``), the hard negatives, and Youden's threshold between two score lists.
 
 A copy is what a leaked test image usually is: the same picture re-encoded (JPEG), cropped by 5-10 %
 or re-windowed (contrast and brightness moved). Each variant is a pure function of (H, W) or (H, W, 3)
 float32 pixels in [0, 1] (``indexer.frames.Frame.pixels``) returning the same kind of array. The
-threshold is Youden's J (tpr - fpr, maximised) between copy-to-original cosines and the cosines of
-the hard negatives: close neighbours (k-NN on the index) of images of different patients, the pairs a
-threshold must reject. Random pairs would be too easy: in one modality most pairs are far apart, so a
-threshold set on them flags distinct look-alikes. Per model and per store, as arXiv 2312.07273 does.
+negatives are hard ones: each image's nearest neighbour (k-NN on the index) of another patient, the
+pairs a threshold must reject. Random pairs would be too easy: in one modality most pairs are far apart,
+so a threshold set on them flags distinct look-alikes. Per model and per store, as arXiv 2312.07273 does.
 """
 
 from __future__ import annotations
