@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 COPY_RECALL = 0.99
 """Share of the synthetic copies the cosine shortlist keeps."""
+PAIR_CHUNK = 2000
+"""Pairs whose thumbnails are held in memory at once by the pixel check."""
 
 
 @dataclass
@@ -82,12 +84,15 @@ def _pixel_threshold(copies: np.ndarray, others: np.ndarray) -> float:
 
 def pair_pixels(ms: Medsearch, ids: np.ndarray,
                 pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], float | None]:
-    """{(row a, row b): ``pixels.similarity`` of their stored thumbnails}, None where one has none."""
+    """{(row a, row b): ``pixels.similarity`` of their stored thumbnails}, None where one has none.
+    Thumbnails are read PAIR_CHUNK pairs at a time, so memory stays bounded in a large audit."""
     pairs = list(pairs)
-    wanted = sorted({int(ids[row]) for pair in pairs for row in pair})
-    pictures = {image_id: grey_png(png) for image_id, png in thumbnails_of(ms.store, wanted).items()}
     out: dict[tuple[int, int], float | None] = {}
-    for a, b in pairs:
-        first, second = pictures.get(int(ids[a])), pictures.get(int(ids[b]))
-        out[(a, b)] = similarity(first, second) if first is not None and second is not None else None
+    for start in range(0, len(pairs), PAIR_CHUNK):
+        chunk = pairs[start : start + PAIR_CHUNK]
+        wanted = sorted({int(ids[row]) for pair in chunk for row in pair})
+        pictures = {image_id: grey_png(png) for image_id, png in thumbnails_of(ms.store, wanted).items()}
+        for a, b in chunk:
+            first, second = pictures.get(int(ids[a])), pictures.get(int(ids[b]))
+            out[(a, b)] = similarity(first, second) if first is not None and second is not None else None
     return out
