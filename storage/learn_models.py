@@ -1,7 +1,8 @@
 """Tables for cohorts-for-machine-learning (``search.learn``): saved linear probes and split records.
 
 A probe keeps the model record it was trained on (id, revision, vector size, preprocessing version), so
-it is refused on a store of another model. Its weights are float32 bytes of shape (dim,).
+it is refused on a store of another model; a split record keeps the store's, likewise. A probe's weights
+are float32 bytes of shape (dim,).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class Probe(Base):
 
 
 class SplitRecord(Base):
-    """How a split field was made (JSON definition and counts), so it can be shown and reproduced."""
+    """How a split field was made (JSON definition and counts), so it can be shown and reproduced, and
+    the model record of the store it was made on (NULL in records older than that: not checked)."""
 
     __tablename__ = "split_records"
 
@@ -40,3 +42,7 @@ class SplitRecord(Base):
     definition: Mapped[str] = mapped_column(Text)
     counts: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    model_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    model_revision: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    dim: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    preprocessing_version: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -136,7 +136,8 @@ def audit(
     split_field: Annotated[str, typer.Option(help="The field holding each image's split.")] = "split",
     patient: Annotated[str, typer.Option(help="What a patient is: patient (keyed hash) or a COLUMN.")] = "patient",
     k: Annotated[int, typer.Option("-k", min=1, help="Neighbours looked at per image.")] = 10,
-    threshold: Annotated[float | None, typer.Option(help="Cosine for near-duplicates (default: calibrated).")] = None,
+    threshold: Annotated[float | None, typer.Option(
+        help="A cosine alone for near-duplicates, no pixel check (default: calibrated).")] = None,
     samples: Annotated[int, typer.Option(min=1, help="Images copied to calibrate the threshold.")] = 64,
     seed: Annotated[int, typer.Option(help="Seed of the calibration.")] = 0,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write the pairs to review to this CSV.")] = None,
@@ -173,16 +174,20 @@ def _audit_text(found: Any, auditing: Any) -> None:
                f"{', '.join(f'{s} {n}' for s, n in found.splits.items())}")
     calibration = found.calibration
     if calibration is not None:
-        typer.echo(f"threshold cosine {found.threshold:.4f} (Youden's J {calibration.youden_j:.3f}: "
-                   f"{calibration.true_positive_rate:.1%} of {len(calibration.copies)} synthetic copies above, "
+        typer.echo(f"threshold cosine {found.threshold:.4f}, then pixel similarity {calibration.pixel_threshold:.4f} "
+                   f"(Youden's J {calibration.youden_j:.3f}: {calibration.true_positive_rate:.1%} of "
+                   f"{len(calibration.copies)} synthetic copies pass both, "
                    f"{calibration.false_positive_rate:.2%} of {len(calibration.different_patients)} "
-                   "different-patient pairs)")
-        _distribution(calibration, auditing)
+                   "nearest neighbours of other patients)")
+        _distribution("cosine", calibration.copies, calibration.different_patients, auditing)
+        _distribution("pixels", calibration.copy_pixels, calibration.different_patient_pixels, auditing)
     table = Table(title="pairs across splits")
-    for column in ("kind", "cosine", "a", "b"):
+    for column in ("kind", "cosine", "pixels", "a", "b"):
         table.add_column(column, overflow="fold")
     for pair in found.pairs[:50]:
-        table.add_row(pair["kind"], f"{pair['cosine']:.4f}", f"{pair['id_a']} [{pair['split_a']}] {pair['path_a']}",
+        pixels = "-" if pair["pixels"] is None else f"{pair['pixels']:.4f}"
+        table.add_row(pair["kind"], f"{pair['cosine']:.4f}", pixels,
+                      f"{pair['id_a']} [{pair['split_a']}] {pair['path_a']}",
                       f"{pair['id_b']} [{pair['split_b']}] {pair['path_b']}")
     Console().print(table)
     for leak in found.same_patient[:50]:
@@ -193,16 +198,13 @@ def _audit_text(found: Any, auditing: Any) -> None:
                f"{summary['same_patient']} patients in two splits")
 
 
-def _distribution(calibration: Any, auditing: Any) -> None:
-    """A text histogram of the two calibration distributions."""
+def _distribution(score: str, copies: list[float], others: list[float], auditing: Any) -> None:
+    """A text histogram of one score's two calibration distributions."""
     import numpy as np
 
-    low = min(calibration.copies + calibration.different_patients)
-    bins = np.linspace(low, 1.0, 11)
-    copies = auditing.histogram(calibration.copies, bins)
-    others = auditing.histogram(calibration.different_patients, bins)
-    typer.echo("cosine range        copies  different patients")
-    for n, (a, b) in enumerate(zip(copies, others, strict=True)):
+    bins = np.linspace(min(copies + others), 1.0, 11)
+    typer.echo(f"{score + ' range':18}  copies  nearest neighbours of other patients")
+    for n, (a, b) in enumerate(zip(auditing.histogram(copies, bins), auditing.histogram(others, bins), strict=True)):
         typer.echo(f"{bins[n]:.3f}-{bins[n + 1]:.3f}  {a:8d}  {b:8d}")
 
 

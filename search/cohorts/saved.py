@@ -11,7 +11,9 @@
 
 Criteria syntax and evaluation order: ``search.cohorts.criteria``. Each create or refresh stores a run: its
 manifest (definition as given, resolved thresholds, model id and revision, preprocessing version, store
-generation, UTC date, funnel, collapsed near-duplicates) and its members with scores.
+generation, UTC date, funnel, collapsed near-duplicates) and its members with scores. A split made on a
+cohort (``medsearch split NAME --cohort C``) is kept in its definition and its manifest (``splits``) and
+re-made on each refresh.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from search.cohorts.criteria import SCORE_RULE, Outcome, evaluate
 from search.cohorts.units import check_cohort_unit, unit_members, unit_step
 from storage import cohort_store, queries
 from storage.errors import InvalidQuery, NotFound
+from storage.learn import load_split
 
 if TYPE_CHECKING:
     from search.api import Medsearch
@@ -46,9 +49,32 @@ def create(ms: Medsearch, name: str, include: Sequence[str] = (), exclude: Seque
 
 
 def refresh(ms: Medsearch, name: str) -> dict[str, Any]:
-    """Re-run a saved definition on the store as it is now; stores and returns a new run."""
-    manifest = _evaluate(ms, name, cohort_store.definition(ms.store, name))
-    return cohort_store.add_run(ms.store, name, manifest)
+    """Re-run a saved definition on the store as it is now; stores and returns a new run (its splits
+    re-made on it, see ``_remake_splits``). Raises NotFound, ModelMismatch (before any write)."""
+    definition = cohort_store.definition(ms.store, name)
+    kept_splits = _kept_splits(ms, definition)
+    made = cohort_store.add_run(ms.store, name, _evaluate(ms, name, definition))
+    return _remake_splits(ms, name, kept_splits) if kept_splits else made
+
+
+def _kept_splits(ms: Medsearch, definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{field: how} of the splits ``medsearch split --cohort`` kept in a cohort's definition (field,
+    ratios, names, stratification, seed, grouping). Raises ModelMismatch when one was made on a store
+    of another model."""
+    kept: dict[str, dict[str, Any]] = definition.get("splits", {})
+    for field in kept:
+        load_split(ms.store, field)
+    return kept
+
+
+def _remake_splits(ms: Medsearch, name: str, kept: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Re-make the ``kept`` splits on the cohort's latest run, so its manifest carries them; returns
+    that run as stored."""
+    from search.learn.split import split
+
+    for field, how in kept.items():
+        split(ms, field, scope=(f"cohort:{name}",), **how)
+    return show(ms, name)
 
 
 def show(ms: Medsearch, name: str, run: int | None = None) -> dict[str, Any]:

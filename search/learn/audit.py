@@ -2,8 +2,9 @@
 a split field, over the whole store or a selection (a cohort).
 
 Near-duplicates: each image's ``k`` nearest neighbours in the FAISS index (restricted to the audited
-ids; never an all-pairs scan), kept when their cosine is at least the threshold and their splits differ.
-The threshold is calibrated on the store itself (``search.learn.copies``) unless one is given. Same
+ids; never an all-pairs scan), kept when their splits differ, their cosine is at least the threshold
+and their thumbnails pass the pixel check (``search.learn.pixels``). Both thresholds are calibrated on
+the store itself (``search.learn.calibration``); a given cosine threshold is used alone. Same
 patient: a group of ``patient`` (the keyed patient hash, or any column) seen in two splits. Exact
 duplicates: equal content hashes in two splits.
 """
@@ -11,28 +12,31 @@ duplicates: equal content hashes in two splits.
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from search.learn.copies import Calibration, calibrate
+from search.learn.calibration import Calibration, calibrate, pair_pixels
+from search.learn.neighbours import neighbour_pairs
 from search.learn.selection import all_ids, group_keys, paths_of, select_ids, vectors_of
-from storage import vectors as faiss_vectors
 from storage.errors import InvalidQuery
-from storage.learn import content_hashes
+from storage.learn import content_hashes, load_split
 from storage.queries import group_values
 
 if TYPE_CHECKING:
     from search.api import Medsearch
 
-PAIR_COLUMNS = ("kind", "cosine", "id_a", "split_a", "path_a", "id_b", "split_b", "path_b")
+SCORE_LISTS = ("copies", "different_patients", "copy_pixels", "different_patient_pixels")
+PAIR_COLUMNS = ("kind", "cosine", "pixels", "id_a", "split_a", "path_a", "id_b", "split_b", "path_b")
 
 
 @dataclass
 class Audit:
-    """What the audit found. ``pairs``: dicts with PAIR_COLUMNS; ``same_patient``: {patient, splits}."""
+    """What the audit found. ``pairs``: dicts with PAIR_COLUMNS (``pixels``: the pixel check's similarity,
+    None when not made); ``same_patient``: {patient, splits}."""
 
     split_field: str
     images: int
@@ -51,8 +55,10 @@ class Audit:
 def audit(ms: Medsearch, split_field: str, scope: tuple[str, ...] = (), patient: str = "patient", k: int = 10,
           threshold: float | None = None, seed: int = 0, samples: int = 64) -> Audit:
     """Audit the split field ``split_field`` over ``scope`` (a selection; all images by default). Raises
-    InvalidQuery (unknown field, no image with a split), ModelMismatch, ModelUnavailable."""
+    InvalidQuery (unknown field, no image with a split), ModelMismatch (the model, or a split made on a
+    store of another model), ModelUnavailable."""
     ms.check_model()
+    load_split(ms.store, split_field)
     ids = select_ids(ms, scope) if scope else all_ids(ms)
     values = group_values(ms.store, ids.tolist(), ms.group_column(split_field))
     ids = np.array([i for i in ids.tolist() if i in values], dtype=np.int64)
@@ -61,34 +67,32 @@ def audit(ms: Medsearch, split_field: str, scope: tuple[str, ...] = (), patient:
     splits = np.array([str(values[int(i)]) for i in ids], dtype=object)
     patients = group_keys(ms, ids, patient)
     matrix = vectors_of(ms, ids)
-    calibration = None if threshold is not None else calibrate(ms, ids, patients, matrix, seed, samples)
+    calibration = None if threshold is not None else calibrate(ms, ids, patients, splits, matrix, seed, samples, k)
     cut = threshold if threshold is not None else calibration.threshold  # type: ignore[union-attr]
     found = Audit(split_field, len(ids), {s: int((splits == s).sum()) for s in sorted(set(splits))}, cut, calibration)
     exact = _exact_pairs(ms, ids, splits)
-    near = _near_pairs(ms, ids, splits, matrix, cut, k)
+    near = _near_pairs(ms, ids, splits, matrix, cut, k, calibration)
     found.pairs = _described(ms, ids, splits, exact, "exact") + _described(
         ms, ids, splits, {p: c for p, c in near.items() if p not in exact}, "near-duplicate")
     found.same_patient = _same_patient(patients, splits)
     return found
 
 
-def _near_pairs(ms: Medsearch, ids: np.ndarray, splits: np.ndarray, matrix: np.ndarray, cut: float,
-                k: int) -> dict[tuple[int, int], float]:
-    """{(row a, row b): cosine} with a < b, neighbours of each other, cosine >= cut, splits differ."""
-    index, row_of = ms.store.index(), {int(i): n for n, i in enumerate(ids)}
-    out: dict[tuple[int, int], float] = {}
-    for start in range(0, len(ids), 1024):
-        scores, hits = faiss_vectors.search(index, matrix[start : start + 1024], k + 1, ids)
-        for offset, (row_scores, row_hits) in enumerate(zip(scores, hits, strict=True)):
-            a = start + offset
-            for score, hit in zip(row_scores, row_hits, strict=True):
-                b = row_of.get(int(hit))
-                if b is not None and b != a and score >= cut and splits[a] != splits[b]:
-                    out[(min(a, b), max(a, b))] = float(score)
-    return out
+def _near_pairs(ms: Medsearch, ids: np.ndarray, splits: np.ndarray, matrix: np.ndarray, cut: float, k: int,
+                calibration: Calibration | None) -> dict[tuple[int, int], tuple[float, float | None]]:
+    """{(row a, row b): (cosine, pixel similarity)} with a < b, neighbours of each other, splits differ,
+    cosine >= cut and, with a calibration, a pixel similarity at least its pixel threshold (a pair
+    without thumbnails stays, unchecked)."""
+    pairs = neighbour_pairs(ms, ids, matrix, np.arange(len(ids)), k)
+    near = {(min(a, b), max(a, b)): score for a, b, score in pairs if score >= cut and splits[a] != splits[b]}
+    if calibration is None:
+        return {pair: (score, None) for pair, score in near.items()}
+    pixels = pair_pixels(ms, ids, near)
+    return {pair: (score, pixels[pair]) for pair, score in near.items()
+            if pixels[pair] is None or pixels[pair] >= calibration.pixel_threshold}  # type: ignore[operator]
 
 
-def _exact_pairs(ms: Medsearch, ids: np.ndarray, splits: np.ndarray) -> dict[tuple[int, int], float]:
+def _exact_pairs(ms: Medsearch, ids: np.ndarray, splits: np.ndarray) -> dict[tuple[int, int], tuple[float, float]]:
     """Pairs of rows with one content hash and different splits (the first row of each split per hash)."""
     hashes = content_hashes(ms.store, ids.tolist())
     rows: dict[str, dict[str, int]] = {}
@@ -97,16 +101,17 @@ def _exact_pairs(ms: Medsearch, ids: np.ndarray, splits: np.ndarray) -> dict[tup
     out = {}
     for per_split in rows.values():
         firsts = sorted(per_split.values())
-        out.update({(a, b): 1.0 for n, a in enumerate(firsts) for b in firsts[n + 1:]})
+        out.update({(a, b): (1.0, 1.0) for n, a in enumerate(firsts) for b in firsts[n + 1:]})
     return out
 
 
-def _described(ms: Medsearch, ids: np.ndarray, splits: np.ndarray, pairs: dict[tuple[int, int], float],
-               kind: str) -> list[dict[str, Any]]:
+def _described(ms: Medsearch, ids: np.ndarray, splits: np.ndarray,
+               pairs: Mapping[tuple[int, int], tuple[float, float | None]], kind: str) -> list[dict[str, Any]]:
     paths = paths_of(ms, [int(ids[n]) for pair in pairs for n in pair])
-    rows = [{"kind": kind, "cosine": round(cosine, 6), "id_a": int(ids[a]), "split_a": str(splits[a]),
+    rows = [{"kind": kind, "cosine": round(cosine, 6), "pixels": None if pixels is None else round(pixels, 4),
+             "id_a": int(ids[a]), "split_a": str(splits[a]),
              "path_a": paths[int(ids[a])], "id_b": int(ids[b]), "split_b": str(splits[b]),
-             "path_b": paths[int(ids[b])]} for (a, b), cosine in pairs.items()]
+             "path_b": paths[int(ids[b])]} for (a, b), (cosine, pixels) in pairs.items()]
     return sorted(rows, key=lambda row: (-row["cosine"], row["id_a"], row["id_b"]))
 
 
@@ -123,8 +128,7 @@ def as_dict(found: Audit) -> dict[str, Any]:
     """The audit as JSON-ready data (the calibration's score lists left out, their summary kept)."""
     data = asdict(found)
     if found.calibration is not None:
-        data["calibration"] = {key: value for key, value in data["calibration"].items()
-                               if key not in ("copies", "different_patients")}
+        data["calibration"] = {key: value for key, value in data["calibration"].items() if key not in SCORE_LISTS}
         data["calibration"].update(copies=len(found.calibration.copies),
                                    different_patient_pairs=len(found.calibration.different_patients))
     return {**data, "summary": found.summary()}
@@ -144,21 +148,28 @@ def write_pairs_csv(found: Audit, path: Path) -> None:
 
 
 def plot_scores(found: Audit, path: Path) -> None:
-    """Histograms of the calibration cosines (copies, different patients) and of the cross-split pairs,
-    with the threshold, to a PNG. Raises InvalidQuery when the threshold was given (nothing calibrated)."""
-    if found.calibration is None:
+    """Histograms of the calibration's cosines and pixel similarities (copies, nearest neighbours of
+    other patients), each with its threshold, to a PNG. Raises InvalidQuery when the threshold was given
+    (nothing calibrated)."""
+    calibration = found.calibration
+    if calibration is None:
         raise InvalidQuery("--plot shows the calibration; leave out --threshold to calibrate")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4))
-    bins = np.linspace(min(found.calibration.different_patients + found.calibration.copies), 1.0, 60).tolist()
-    axes.hist(found.calibration.different_patients, bins=bins, alpha=0.6, label="different patients", density=True)
-    axes.hist(found.calibration.copies, bins=bins, alpha=0.6, label="synthetic copies", density=True)
-    axes.axvline(found.threshold, color="black", linestyle="--", label=f"threshold {found.threshold:.4f}")
-    axes.set(xlabel="cosine", ylabel="density", title=f"near-duplicate calibration ({found.split_field})")
-    axes.legend(loc="upper left")
+    figure, panels = plt.subplots(1, 2, figsize=(11, 4))
+    for axes, (label, copies, others, cut) in zip(panels, (
+            ("cosine (shortlist)", calibration.copies, calibration.different_patients, calibration.threshold),
+            ("pixel similarity (check)", calibration.copy_pixels, calibration.different_patient_pixels,
+             calibration.pixel_threshold)), strict=True):
+        bins = np.linspace(min(copies + others), 1.0, 50).tolist()
+        axes.hist(others, bins=bins, alpha=0.6, density=True, label="nearest neighbours, other patients")
+        axes.hist(copies, bins=bins, alpha=0.6, density=True, label="synthetic copies")
+        axes.axvline(cut, color="black", linestyle="--", label=f"threshold {cut:.4f}")
+        axes.set(xlabel=label, ylabel="density")
+        axes.legend(loc="upper left", fontsize="small")
+    figure.suptitle(f"near-duplicate calibration ({found.split_field}): Youden's J {calibration.youden_j:.3f}")
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -1,16 +1,17 @@
-"""Synthetic near-duplicates of the store's own images, and the cosine threshold they calibrate.
+"""Synthetic near-duplicates of the store's own images (the positives of the audit's calibration,
+``search.learn.calibration``), the hard negatives, and Youden's threshold between two score lists.
 
 A copy is what a leaked test image usually is: the same picture re-encoded (JPEG), cropped by 5-10 %
 or re-windowed (contrast and brightness moved). Each variant is a pure function of (H, W) or (H, W, 3)
 float32 pixels in [0, 1] (``indexer.frames.Frame.pixels``) returning the same kind of array. The
-threshold is Youden's J (tpr - fpr, maximised) between copy-to-original cosines and the cosines of
-random pairs of images of different patients: per model and per store, as arXiv 2312.07273 does.
+negatives are hard ones: each image's nearest neighbour (k-NN on the index) of another patient, the
+pairs a threshold must reject. Random pairs would be too easy: in one modality most pairs are far apart,
+so a threshold set on them flags distinct look-alikes. Per model and per store, as arXiv 2312.07273 does.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,12 +20,18 @@ from PIL import Image as PILImage
 
 from indexer.frames import ReadOptions
 from indexer.readers import read_file
+from indexer.thumbnail import render_png
 from search.labels import metrics
+from search.learn.neighbours import neighbour_pairs
+from search.learn.pixels import grey_png, similarity
 from search.learn.selection import paths_of
 from storage.errors import InvalidQuery, UnreadableFile
 
 if TYPE_CHECKING:
     from search.api import Medsearch
+
+NEGATIVE_ROWS = 4000
+"""Images whose close neighbours give the hard negatives (all of them in smaller audits)."""
 
 
 def reencode(pixels: np.ndarray, quality: int = 70) -> np.ndarray:
@@ -55,26 +62,13 @@ def variants(pixels: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
             window_shift(pixels, float(rng.uniform(-0.08, 0.08)), float(rng.uniform(0.85, 1.15)))]
 
 
-@dataclass
-class Calibration:
-    """The threshold and what it was chosen from: copy cosines (positives), different-patient pair
-    cosines (negatives), and the true/false positive rates at the threshold."""
-
-    threshold: float
-    youden_j: float
-    true_positive_rate: float
-    false_positive_rate: float
-    copies: list[float] = field(default_factory=list)
-    different_patients: list[float] = field(default_factory=list)
-    unreadable: int = 0
-
-
 def youden_threshold(copies: np.ndarray, others: np.ndarray) -> tuple[float, float, float, float]:
     """(threshold, J, tpr, fpr) maximising J = tpr - fpr for "cosine >= threshold means a copy"; the
     threshold is halfway between the optimal cut's score and the next lower score. Raises InvalidQuery
     when either side is empty."""
     if not len(copies) or not len(others):
-        raise InvalidQuery("calibration needs copies of readable images and pairs of different patients")
+        raise InvalidQuery("calibration needs copies of readable images and neighbours of different patients "
+                           "in one split; give --threshold")
     truth = np.r_[np.ones(len(copies), np.int64), np.zeros(len(others), np.int64)]
     fpr, tpr, cuts = metrics.roc_curve(truth, np.r_[copies, others])
     best = int(np.argmax(tpr - fpr))
@@ -82,24 +76,39 @@ def youden_threshold(copies: np.ndarray, others: np.ndarray) -> tuple[float, flo
     return float(threshold), float(tpr[best] - fpr[best]), float(tpr[best]), float(fpr[best])
 
 
-def calibrate(ms: Medsearch, ids: np.ndarray, groups: np.ndarray, vectors: np.ndarray, seed: int = 0,
-              samples: int = 64, pairs: int = 4000) -> Calibration:
-    """Calibrate on ``samples`` images drawn from ``ids`` (their files re-read, copied and embedded) and
-    ``pairs`` random pairs of ids whose ``groups`` (patients) differ. ``vectors``: (len(ids), dim) stored
-    vectors in ``ids`` order. Raises InvalidQuery when nothing can be calibrated."""
-    rng = np.random.default_rng(seed)
-    paths = paths_of(ms, ids.tolist())
-    copies, unreadable = [], 0
-    for row in rng.choice(len(ids), size=min(samples, len(ids)), replace=False):
+def copy_scores(ms: Medsearch, ids: np.ndarray, vectors: np.ndarray, rows: np.ndarray,
+                rng: np.random.Generator) -> tuple[list[float], list[float], int]:
+    """(cosines of each row's three ``variants`` to its stored vector, their ``pixels.similarity`` to
+    the original's thumbnail, files that could not be read)."""
+    paths = paths_of(ms, ids[rows].tolist())
+    cosines: list[float] = []
+    similar: list[float] = []
+    unreadable = 0
+    for row in rows.tolist():
         try:
             pixels = read_file(Path(paths[int(ids[row])]), ReadOptions())[0].pixels
         except (UnreadableFile, OSError):
             unreadable += 1
             continue
-        batch = np.stack([ms.embedder.preprocessor(copy) for copy in variants(pixels, rng)])
-        copies += (ms.embedder.embed_images(batch) @ vectors[row]).tolist()
-    left, right = rng.integers(0, len(ids), pairs), rng.integers(0, len(ids), pairs)
-    keep = groups[left] != groups[right]
-    others = np.einsum("nd,nd->n", vectors[left[keep]], vectors[right[keep]])
-    threshold, j, tpr, fpr = youden_threshold(np.asarray(copies), others)
-    return Calibration(threshold, j, tpr, fpr, [float(c) for c in copies], others.astype(float).tolist(), unreadable)
+        copies = variants(pixels, rng)
+        batch = np.stack([ms.embedder.preprocessor(copy) for copy in copies])
+        cosines += (ms.embedder.embed_images(batch) @ vectors[row]).astype(float).tolist()
+        original = grey_png(render_png(pixels))  # what indexing stored as the image's thumbnail
+        similar += [similarity(original, grey_png(render_png(copy))) for copy in copies]
+    return cosines, similar, unreadable
+
+
+def close_negatives(ms: Medsearch, ids: np.ndarray, groups: np.ndarray, splits: np.ndarray, vectors: np.ndarray,
+                    k: int, rng: np.random.Generator) -> dict[tuple[int, int], float]:
+    """{(row a, row b): cosine} (a < b) of the hard negatives: for each of up to NEGATIVE_ROWS
+    images, its nearest neighbour (among its ``k`` nearest) of another patient in the same split. These
+    are the pairs a threshold must reject (the closest distinct images), and the cross-split pairs the
+    audit judges stay out of its own calibration."""
+    rows = np.sort(rng.choice(len(ids), min(NEGATIVE_ROWS, len(ids)), replace=False))
+    pairs: dict[tuple[int, int], float] = {}
+    done: set[int] = set()
+    for a, b, score in neighbour_pairs(ms, ids, vectors, rows, k):
+        if a not in done and groups[a] != groups[b] and splits[a] == splits[b]:
+            done.add(a)
+            pairs[(min(a, b), max(a, b))] = score
+    return pairs

@@ -65,8 +65,10 @@ def split(ms: Medsearch, name: str, by: str = "patient", ratios: Sequence[float]
           names: Sequence[str] | None = None, stratify: str | None = None, seed: int = 0,
           scope: Sequence[str] = ()) -> dict[str, Any]:
     """Split the images of ``scope`` (a selection, see ``search.learn.selection``; all by default) by
-    ``by`` and save the split names as text field ``name``, replacing its older values. Returns counts
-    of images and groups per split (and per stratum). Raises InvalidQuery, NotFound."""
+    ``by`` and save the split names as text field ``name``, replacing its older values. A scope of one
+    cohort (``cohort:NAME``) also keeps the split in that cohort's definition and latest manifest, so
+    ``cohort refresh`` re-makes it. Returns counts of images and groups per split (and per stratum).
+    Raises InvalidQuery, NotFound, ModelMismatch (``name`` was made on a store of another model)."""
     check_field_name(name)
     names = tuple(names or DEFAULT_NAMES.get(len(ratios)) or [f"split{n + 1}" for n in range(len(ratios))])
     if len(names) != len(ratios) or len(set(names)) != len(names):
@@ -79,14 +81,20 @@ def split(ms: Medsearch, name: str, by: str = "patient", ratios: Sequence[float]
     tally = _counts(names, chosen, groups, strata if stratify else None)
     definition = {"by": by, "ratios": list(ratios), "names": list(names), "stratify": stratify, "seed": seed,
                   "scope": list(scope)}
-    save_split(ms.store, name, values, definition, tally)
+    save_split(ms.store, name, values, definition, tally, _cohort_of(scope))
     return {"name": name, **definition, **tally}
 
 
 def counts(ms: Medsearch, name: str) -> dict[str, Any]:
     """Images per value of split field ``name`` now, with how it was made when ``split`` made it.
-    Raises NotFound."""
+    Raises NotFound, ModelMismatch (made on a store of another model)."""
     return {"name": name, "images": field_counts(ms.store, name), "record": load_split(ms.store, name)}
+
+
+def _cohort_of(scope: Sequence[str]) -> str | None:
+    """The cohort's name when ``scope`` is one cohort, else None."""
+    kind, _, rest = scope[0].strip().partition(":") if len(scope) == 1 else ("", "", "")
+    return rest.strip() if kind == "cohort" else None
 
 
 def _strata(ms: Medsearch, ids: np.ndarray, stratify: str | None) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""Every learning command refuses a store of another model; the HTTP routes train a probe from a basket of
-ids and show a split's counts on a real server."""
+"""Every learning command refuses a store of another model (probes and splits made on one, too: CLI,
+HTTP and Python); the HTTP routes train a probe from a basket of ids and show a split's counts on a real
+server."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 
 from tests.api_fixtures import running_server
 
@@ -34,6 +36,44 @@ def test_everything_refuses_another_model(cli: Callable[..., Any], shapes: dict[
 
     with Medsearch.open(store) as ms, ms.store.read_session() as session:
         assert session.query(ImageField).filter(ImageField.name == "carried").count() == 0
+
+
+def _as_if_made_on_another_model(store: Path, name: str) -> None:
+    """Give split ``name``'s record another model (as if it came from a store of that model)."""
+    from storage.learn_models import SplitRecord
+    from storage.store import Store
+
+    with Store.open(store, writable=True) as opened, opened.write_session() as session:
+        found = session.get(SplitRecord, name)
+        assert found is not None
+        found.model_id, found.model_revision = "other/model", "abc123"
+
+
+def test_a_split_of_another_model_is_refused_and_loses_nothing(cli: Callable[..., Any], shapes: dict[str, Any]) -> None:
+    store = shapes["store"]
+    cli("cohort", "create", "reds", "--where", "red_circle = 1", "--store", store, "--json")
+    cli("split", "fold", "--cohort", "reds", "--ratios", "50/50", "--store", store, "--json")
+    _as_if_made_on_another_model(store, "fold")
+    runs = cli("cohort", "list", "--store", store, "--json")
+    for args in (("split", "fold", "--ratios", "60/40"), ("audit", "--split-field", "fold", "--patient", "patient"),
+                 ("cohort", "refresh", "reds")):
+        refused = cli(*args, "--store", store, "--json", expect=4)
+        assert refused["error"]["code"] == "model_mismatch", args
+        message = refused["error"]["message"]
+        assert "split 'fold'" in message and "other/model" in message and "\n" not in message
+    assert cli("cohort", "list", "--store", store, "--json") == runs  # no run added by the refused refresh
+    text = cli("split", "fold", "--store", store, expect=4)
+    assert "other/model" in text.stderr and "Traceback" not in text.stderr + text.stdout
+
+    from search.api import Medsearch
+    from search.learn import split
+    from storage.errors import ModelMismatch
+    from storage.learn import field_counts
+
+    with Medsearch.open(store) as ms:
+        with pytest.raises(ModelMismatch, match="Make it again under another name"):
+            split.counts(ms, "fold")
+        assert sorted(field_counts(ms.store, "fold").values()) == [10, 10]  # the field is kept
 
 
 def test_http_probe_from_a_basket_and_split_counts(cli: Callable[..., Any], shapes: dict[str, Any],
@@ -62,6 +102,9 @@ def test_http_probe_from_a_basket_and_split_counts(cli: Callable[..., Any], shap
         counts = httpx.get(f"{base}/api/splits/split", timeout=30).json()
         assert counts["images"] == {k: v for k, v in sorted(made["images"].items())}
         assert counts["record"]["definition"]["by"] == "patient"
+        _as_if_made_on_another_model(store, "split")
+        refused = httpx.get(f"{base}/api/splits/split", timeout=30)
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "model_mismatch"
         missing = httpx.get(f"{base}/api/splits/nope", timeout=30)
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
         bad = httpx.post(f"{base}/api/probes", json={"name": "x", "positives": [basket[0], 999999]}, timeout=30)

@@ -4,6 +4,7 @@ with a sidecar patient column; ratios, stratification, seeds, the saved field an
 from __future__ import annotations
 
 import csv
+import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -52,7 +53,7 @@ def _field(store: Path, name: str) -> dict[str, str]:
     with Store.open(store) as opened, opened.read_session() as session:
         rows = session.execute(select(Image.path, ImageField.text).join(ImageField, ImageField.image_id == Image.id)
                                .where(ImageField.name == name))
-        return {Path(p).name: v for p, v in rows}
+        return {Path(p).name: str(v) for p, v in rows}
 
 
 def test_split_by_patient_respects_ratios_within_one_patient_and_never_shares_one(
@@ -98,7 +99,8 @@ def test_a_cohort_is_split_and_its_export_carries_the_split(cli: Callable[..., A
                                                             tmp_path: Path) -> None:
     store = shapes["store"]
     cli("cohort", "create", "reds", "--where", "red_circle = 1", "--store", store, "--json")
-    made = cli("split", "reds_split", "--cohort", "reds", "--ratios", "80/20", "--store", store, "--json")
+    made = cli("split", "reds_split", "--cohort", "reds", "--ratios", "80/20", "--seed", "4", "--store", store,
+               "--json")
     assert sum(made["images"].values()) == 20 and made["scope"] == ["cohort:reds"]
     cli("cohort", "export", "reds", "--format", "csv", "--output", tmp_path / "reds.csv", "--columns", "reds_split",
         "--store", store)
@@ -107,6 +109,27 @@ def test_a_cohort_is_split_and_its_export_carries_the_split(cli: Callable[..., A
     assert len(rows) == 20 and Counter(r["reds_split"] for r in rows) == Counter(made["images"])
     shown = cli("split", "reds_split", "--cohort", "nope", "--store", store, "--json", expect=6)
     assert shown["error"]["code"] == "not_found"
+
+    kept = {"by": "patient", "ratios": [0.8, 0.2], "names": ["train", "test"], "stratify": None, "seed": 4,
+            "images": made["images"], "groups": made["groups"]}
+    assert cli("cohort", "show", "reds", "--store", store, "--json")["splits"] == {"reds_split": kept}
+    exported = json.loads((tmp_path / "reds.csv.manifest.json").read_text())
+    assert exported["splits"] == {"reds_split": kept}
+
+
+def test_refreshing_a_cohort_remakes_its_split(cli: Callable[..., Any], shapes: dict[str, Any]) -> None:
+    store = shapes["store"]
+    cli("cohort", "create", "blues", "--where", "blue_square = 1", "--store", store, "--json")
+    made = cli("split", "blue_split", "--cohort", "blues", "--ratios", "50/50", "--seed", "2", "--store", store,
+               "--json")
+    assigned = _field(store, "blue_split")
+    cli("split", "blue_split", "--ratios", "30/70", "--seed", "8", "--store", store, "--json")  # the whole store
+    assert len(_field(store, "blue_split")) == 120
+    refreshed = cli("cohort", "refresh", "blues", "--store", store, "--json")
+    assert refreshed["run"] == 2 and refreshed["splits"]["blue_split"]["images"] == made["images"]
+    assert refreshed["splits"]["blue_split"]["seed"] == 2 and _field(store, "blue_split") == assigned
+    counts = cli("cohort", "show", "blues", "--run", "1", "--store", store, "--json")["splits"]
+    assert counts == refreshed["splits"]
 
 
 def test_assign_splits_keeps_groups_whole_for_any_seed() -> None:
