@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from storage import vectors as faiss_vectors
-
 if TYPE_CHECKING:
     from search.api import Medsearch
 
@@ -21,10 +19,10 @@ def neighbour_pairs(ms: Medsearch, ids: np.ndarray, matrix: np.ndarray, rows: np
     """(a, b, cosine) for each row ``a`` of ``rows`` and each of its ``k`` nearest other rows ``b``
     (rows index ``ids``, int64 image ids; ``matrix``: (len(ids), dim) float32 stored vectors in that
     order). Raises StoreError when the store has no index."""
-    index, row_of = ms.store.index(), {int(i): n for n, i in enumerate(ids)}
+    row_of = {int(i): n for n, i in enumerate(ids)}
     for start in range(0, len(rows), BATCH):
         chunk = rows[start : start + BATCH]
-        scores, hits = faiss_vectors.search(index, matrix[chunk], k + 1, ids)
+        scores, hits = ms.store.search(matrix[chunk], k + 1, ids)
         for a, row_scores, row_hits in zip(chunk.tolist(), scores, hits, strict=True):
             for score, hit in zip(row_scores.tolist(), row_hits.tolist(), strict=True):
                 b = row_of.get(int(hit))

@@ -161,7 +161,7 @@ def late_interaction(store: Store, slices: np.ndarray, kind: str, k: int, offset
     pool = max(candidates, 4 * (k + offset))
     uids = {uid for uid, _s in _by_mean(store, mean, kind, pool, allowed)}
     probes = slices[np.linspace(0, len(slices) - 1, min(len(slices), PROBE_SLICES)).astype(int)]
-    _scores, near = vectors.search(store.index(), probes, per_slice, allowed)
+    _scores, near = store.search(probes, per_slice, allowed)
     uids |= {uid for uid, _size in units.units_of_images(store, kind, sorted({int(i) for i in near.ravel() if i >= 0}))
              .values()}
     uids.discard(exclude or "")
