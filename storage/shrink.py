@@ -4,7 +4,8 @@ Batch by batch, each in its own transaction, in id order: killed half way, every
 form or the other (both are read), and running it again converts the rest. The values move by float16's
 rounding (about 1e-4 of cosine), so the generation is not bumped: an index built before keeps serving the
 same ids, and the next rebuild or ``reindex`` reads the new form. SQLite keeps the freed pages for later
-rows until ``VACUUM`` gives them back to the disk, which needs as much free space as the database.
+rows until ``VACUUM`` gives them back to the disk (and moves the file to 16 KB pages, which an image row
+fills better); that needs as much free space as the database, and no other process using it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from storage import vector_codec
+from storage.database import PAGE_SIZE
 from storage.errors import StoreError
 from storage.models import Image
 from storage.store import DB_FILE, Store
@@ -75,11 +77,16 @@ def _vacuum(store: Store, report: ShrinkReport) -> None:
         report.vacuum_note = (f"VACUUM skipped: it needs {size / 2**30:.1f} GiB free beside the database; the "
                               "freed pages are reused by new images meanwhile")
         return
+    store.engine.dispose()  # the pooled connections of this process: leaving WAL mode wants none open
     try:
         with store.engine.connect() as connection:
             autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
-            autocommit.execute(text("VACUUM"))
-            autocommit.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))  # in WAL mode the file shrinks here
+            try:  # a page size changes only outside WAL mode; VACUUM rewrites the file with it
+                autocommit.execute(text("PRAGMA journal_mode=DELETE"))
+                autocommit.execute(text(f"PRAGMA page_size={PAGE_SIZE}"))
+                autocommit.execute(text("VACUUM"))
+            finally:
+                autocommit.execute(text("PRAGMA journal_mode=WAL"))
         report.vacuumed = True
     except OperationalError:
         report.vacuum_note = ("VACUUM skipped: another process has the database open; run this again when no "
