@@ -90,8 +90,11 @@ def test_similar_takes_filters_and_groups(client: TestClient) -> None:
     everything = _ok(client.get("/api/similar/7", params={"k": 9}))["results"]
     above = _ok(client.get("/api/similar/7", params={"k": 9, "min_score": everything[1]["score"]}))["results"]
     assert [r["id"] for r in above] == [r["id"] for r in everything[:2]]
-    grouped = _ok(client.get("/api/similar/7", params={"k": 9, "group_by": "file_format"}))["results"]
+    grouped = _ok(client.get("/api/similar/7", params={"k": 9, "group_by": "file_format",
+                                                       "include_self": True}))["results"]
     assert len(grouped) == 2 and grouped[0]["id"] == 7 and grouped[0]["group"]["by"] == "file_format"
+    without = _ok(client.get("/api/similar/7", params={"k": 9, "group_by": "file_format"}))["results"]
+    assert 7 not in [r["id"] for r in without] + [i for r in without for i in r["group"]["ids"]]
 
 
 def test_label_sets_lists_the_builtins(client: TestClient) -> None:
