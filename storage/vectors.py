@@ -152,19 +152,16 @@ def ids(index: Any) -> np.ndarray:
     return live
 
 
-Exact = Callable[[np.ndarray], np.ndarray]
-"""The stored vectors of ids: (n,) int64 -> (n, d) float32, a row of zeros for an id no longer stored."""
-
-
 def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None,
-           exact: Exact | None = None) -> tuple[np.ndarray, np.ndarray]:
+           exact: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` by inner product: (scores (q, k) float32, ids (q, k) int64), best first, padded with -1.
 
     ``queries`` is (q, d) or (d,) float32. ``allowed_ids`` restricts the hits to those ids inside the search
     (a FAISS ID selector), so k hits come back whenever at least k allowed ids are in the index. Small
     allowed sets (<= ``SUBSET_EXACT_MAX``) are scored exactly; an approximate search that returns fewer
-    hits than it should falls back to the exact route. An ivf-pq index finds ``RERANK_DEPTH`` (or 2 k)
-    candidates by their codes and ranks them by ``exact``'s vectors, which it needs (ValueError without).
+    hits than it should falls back to the exact route. An ivf-pq index ranks its candidates by the stored
+    vectors ``exact`` gives ((n,) int64 ids -> (n, d) float32, zeros for an id no longer stored), which
+    it needs (ValueError without): see ``storage.reranked``.
     """
     queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
     if index_type_of(index) is not IndexType.IVF_PQ:
@@ -172,8 +169,9 @@ def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | No
     if exact is None:
         raise ValueError("an ivf-pq index ranks its candidates by their stored vectors: pass exact= "
                          "(Store.search does)")
-    _codes, found = _candidates(index, queries, max(index_choice.RERANK_DEPTH, 2 * k), allowed_ids)
-    return _rescored(queries, found, k, exact)
+    from storage.reranked import search_reranked  # it builds on this module
+
+    return search_reranked(index, queries, k, allowed_ids, exact)
 
 
 def _candidates(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None
@@ -196,27 +194,6 @@ def _candidates(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray
     return scores, ids
 
 
-def _rescored(queries: np.ndarray, found: np.ndarray, k: int, exact: Exact) -> tuple[np.ndarray, np.ndarray]:
-    """The top ``k`` of each query's candidate ids ``found`` (q, depth), by exact inner product with the
-    vectors ``exact`` returns; ids it no longer finds are dropped."""
-    scores, ids = _empty(len(queries), k)
-    held = np.unique(found[found >= 0])
-    if len(held) == 0:
-        return scores, ids
-    matrix = exact(held)
-    stored = np.any(matrix, axis=1)
-    every = matrix @ queries.T  # (held, q): one product for all queries
-    for row in range(len(queries)):
-        candidates = found[row][found[row] >= 0]
-        positions = np.searchsorted(held, candidates)
-        positions = positions[stored[positions]]
-        exact_scores = every[positions, row]
-        best = np.argsort(-exact_scores, kind="stable")[:k]
-        scores[row, : len(best)] = exact_scores[best]
-        ids[row, : len(best)] = held[positions[best]]
-    return scores, ids
-
-
 def _faiss_search(index: Any, queries: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """FAISS's own search, typed: (scores (q, k) float32, ids (q, k) int64)."""
     scores, ids = index.search(queries, k, params=params) if params is not None else index.search(queries, k)
@@ -234,13 +211,14 @@ def _search_live(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, n
     return _faiss_search(index, queries, k, params)
 
 
-def _filtered_params(index: Any, allowed: np.ndarray, fraction: float, exhaustive: bool = False
-                     ) -> tuple[Any, Any]:
-    """Search parameters carrying the ID selector (wider search the more selective the filter), and what
-    the selector points into, which must stay alive while the parameters are used."""
+def _filtered_params(index: Any, allowed: np.ndarray, fraction: float, exhaustive: bool = False,
+                     widest: float = 16.0) -> tuple[Any, Any]:
+    """Search parameters carrying the ID selector (a wider search the more selective the filter, up to
+    ``widest`` times the lists or graph breadth), and what the selector points into, which must stay alive
+    while the parameters are used."""
     import faiss
 
-    widen = min(16.0, math.sqrt(1.0 / max(fraction, 1e-9)))
+    widen = min(widest, math.sqrt(1.0 / max(fraction, 1e-9)))
     params: Any
     if isinstance(index, faiss.IndexIVF):
         params = faiss.SearchParametersIVF()

@@ -189,7 +189,7 @@ def test_ivf_pq_ranks_by_the_stored_vectors(data: tuple) -> None:
     brute force's order and exact scores, and without a source of stored vectors the search refuses."""
     ids, rows, queries = data
     index = build("ivf-pq", ids, rows)
-    _codes, by_codes = vectors._candidates(index.index, queries, 10, None)
+    _codes, by_codes = vectors._faiss_search(index.index, queries, 10)
     scores, found = index.search(queries, 10)
     truth = exact(rows, ids, queries, 10)
     assert recall(found, truth) >= 0.95 > recall(by_codes, truth)
