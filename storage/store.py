@@ -24,6 +24,7 @@ from storage.database import make_engine, make_sessions
 from storage.errors import ModelMismatch, StoreError, StoreLocked
 from storage.index_choice import IndexType
 from storage.models import Deletion, Image, Precision, StoreInfo, utcnow
+from storage.vector_rows import VectorRows
 
 SCHEMA_VERSION = 1
 DB_FILE = "medsearch.db"
@@ -68,6 +69,7 @@ class Store:
             self._release_lock()
             raise
         self._sessions = make_sessions(self.engine)
+        self._vector_rows = VectorRows(self.engine)
         self._index: Any = None
         self._index_generation = -1
         self._added_after_training = 0  # vectors added to a trained (IVF) index since its training
@@ -121,6 +123,7 @@ class Store:
     def close(self) -> None:
         """Close the connections and release the writer lock (even when closing the database fails)."""
         try:
+            self._vector_rows.close()
             self.engine.dispose()
         finally:
             self._release_lock()
@@ -282,25 +285,8 @@ class Store:
     def stored_vectors(self, ids: np.ndarray) -> np.ndarray:
         """(n, dim) float32 stored vectors of int64 ``ids``, in their order; a row of zeros for an id no
         longer stored (removed by another process since the index was caught up)."""
-        from storage.queries import chunks  # storage.queries builds on this module
-
-        rows: list[Any] = []
-        with self.engine.connect() as connection:  # every ivf-pq query's re-rank: the driver's own cursor
-            cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                for chunk in chunks(ids.tolist()):
-                    listed = ",".join(str(int(i)) for i in chunk)  # integers rendered here: nothing to inject
-                    cursor.execute(f"SELECT id, embedding FROM {Image.__tablename__} WHERE id IN ({listed})")
-                    rows += cursor.fetchall()
-            finally:
-                cursor.close()
-        out = np.zeros((len(ids), self._index.d), dtype=np.float32)
-        if rows:
-            found, matrix = _stack(rows)
-            order = np.argsort(ids, kind="stable")
-            at = np.searchsorted(ids, found, sorter=order)
-            out[order[at]] = matrix
-        return out
+        index = self._index if self._index is not None else self.index()
+        return self._vector_rows.read(ids, int(index.d))
 
     def added_after_training(self) -> tuple[int, int]:
         """(vectors added since the index was trained, vectors in the index) of an ivf-sq8 or ivf-pq index;
