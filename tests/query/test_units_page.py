@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tests.api_fixtures import running_server
-from tests.server.test_web import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, chromium
 from tests.server.test_web_page import until
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -50,18 +50,11 @@ def server(volumes: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture
 def page(server: dict[str, Any], tmp_path: Path) -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 860})
-        try:
-            tab = context.new_page()
-            tab.goto(server["base"] + "/")
-            tab.wait_for_selector(f"#status:has-text('{server['images']} images indexed')")
-            yield tab
-        finally:
-            context.close()
+    with chromium(tmp_path / "profile") as context:
+        tab = context.new_page()
+        tab.goto(server["base"] + "/")
+        tab.wait_for_selector(f"#status:has-text('{server['images']} images indexed')")
+        yield tab
 
 
 def api(server: dict[str, Any], path: str, **params: Any) -> Any:

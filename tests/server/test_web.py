@@ -17,10 +17,7 @@ import pytest
 from search.server.app import create_app
 from search.server.deps import ServerSettings
 from tests.api_fixtures import index_store, make_images, running_server
-
-CHROMIUM = os.environ.get("MEDSEARCH_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from tests.browser import CHROMIUM, chromium
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
@@ -28,17 +25,10 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 
 @pytest.fixture
 def page(tmp_path: Path, tiny_embedder: Any) -> Iterator[tuple[Any, str]]:
-    sync_api = pytest.importorskip("playwright.sync_api")
     index_store(tmp_path / "store", make_images(tmp_path / "images", range(6)), tiny_embedder)
     app = create_app(tmp_path / "store", embedder=tiny_embedder, settings=ServerSettings())
-    with running_server(app) as base, sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            accept_downloads=True, viewport={"width": 1280, "height": 860})
-        try:
-            yield context.new_page(), base
-        finally:
-            context.close()
+    with running_server(app) as base, chromium(tmp_path / "profile", accept_downloads=True) as context:
+        yield context.new_page(), base
 
 
 def _wait_for_thumbnails(browser_page: Any, seconds: float = 30.0) -> None:

@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from tests.api_fixtures import running_server
+from tests.browser import CHROMIUM, chromium
 from tests.server.page_store import IMAGES, labelled_store
-from tests.server.test_web import CHROMIUM, CHROMIUM_ARGS, _wait_for_thumbnails
+from tests.server.test_web import _wait_for_thumbnails
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
@@ -41,19 +42,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_embedder: Any) -> Iter
 
 @pytest.fixture
 def browser(server: tuple[str, Path], tmp_path: Path) -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 860})
-        try:
-            page = context.new_page()
-            page.goto(server[0] + "/")
-            page.wait_for_selector(f"#status:has-text('{IMAGES} images indexed')")
-            page.wait_for_selector("#facets select[data-column='finding']")
-            yield page
-        finally:
-            context.close()
+    with chromium(tmp_path / "profile") as context:
+        page = context.new_page()
+        page.goto(server[0] + "/")
+        page.wait_for_selector(f"#status:has-text('{IMAGES} images indexed')")
+        page.wait_for_selector("#facets select[data-column='finding']")
+        yield page
 
 
 def until(page: Any, check: Callable[[], Any], what: str, seconds: float = 30.0) -> Any:
