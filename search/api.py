@@ -23,6 +23,7 @@ from indexer.frames import ReadOptions
 from indexer.pipeline import IndexReport, IndexSettings, Progress, index_paths
 from search.facade.cohorts import Cohorts
 from search.facade.items import ItemsMixin
+from search.facade.units import UnitsMixin
 from search.labels.labelsets import LabelSet
 from search.labels.zeroshot import Classification
 from search.language import Translation, Translator
@@ -31,9 +32,8 @@ from search.query.ranking import allowed_ids, group_column, iter_ranked, ranked_
 from search.query.results import Result, embed_file, stored_vector, vector_of_path
 from search.query.scoring import threshold as threshold_of
 from search.query.textcache import TextCache
-from search.query.units import UnitResult
 from storage import queries, vectors
-from storage.errors import InvalidQuery, ModelUnavailable, NotFound, not_utf8
+from storage.errors import InvalidQuery, ModelUnavailable, not_utf8
 from storage.store import Store
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def _id_or_path(target: str | Path | int) -> tuple[int | None, Path]:
     return None, path
 
 
-class Medsearch(ItemsMixin):
+class Medsearch(ItemsMixin, UnitsMixin):
     """A store plus the model that reads it; the model is loaded on first need only. Look-ups by id and
     ``info`` come from ``search.facade.items``; ``ms.cohorts`` is ``search.facade.cohorts.Cohorts``."""
 
@@ -271,103 +271,6 @@ class Medsearch(ItemsMixin):
         if threshold is None:
             return allowed, None
         return allowed, (i for i, _s in iter_ranked(self.store, query, allowed, threshold, first_round=1024))
-
-    # -- series and studies (issue 17) ---------------------------------------------------------
-
-    def search_units(self, text: str | None = None, unit: str = "series", k: int = 10, offset: int = 0, *,
-                     where: Sequence[str] = (), min_score: float | None = None, min_prob: float | None = None,
-                     like: Sequence[str] = (), unlike: Sequence[str] = (), method: str | None = None,
-                     sort: str = "score") -> list[UnitResult]:
-        """The ``k`` best series or studies (``unit``) for a text and/or composed parts, one row each, scored
-        by ``method`` (``search.query.units``: ``max`` by default, ``mean``, ``top3``), restricted to units
-        with a ``where`` image, above ``min_score`` / ``min_prob`` (on the unit's score); ``sort="date"``
-        orders the thresholded units newest first. Raises InvalidQuery."""
-        from search.query import units as ranking
-
-        method = ranking.check_unit(unit, method, ranking.TEXT_METHODS)
-        query, calibration = self._query(text, like, unlike, min_prob)
-        threshold = threshold_of(min_score, min_prob, calibration)
-        return self._ranked_units(query, None, unit, method, k, offset, where, threshold, sort, None, calibration)
-
-    def similar_units(self, target: str | Path | int, unit: str = "series", k: int = 10, offset: int = 0, *,
-                      where: Sequence[str] = (), min_score: float | None = None, method: str | None = None,
-                      sort: str = "score", read_options: ReadOptions | None = None) -> list[UnitResult]:
-        """Series or studies closest to a target: an image id or a series/study UID stands for its unit (its
-        slices are the query and the unit itself is left out); a file, or an image outside any unit, for
-        its one vector. ``method``: ``late`` (default), ``mean``, ``max``, ``top3``.
-        Raises NotFound, InvalidQuery, UnreadableFile."""
-        from search.query import units as ranking
-        from storage import units as stored
-
-        method = ranking.check_unit(unit, method, ranking.SIMILAR_METHODS)
-        row = stored.unit_by_uid(self.store, unit, str(target))
-        if row is None and str(target).isdigit():
-            row = stored.unit_of_image(self.store, unit, int(str(target)))
-        if row is None:
-            if isinstance(target, str) and not Path(target).expanduser().exists() and not target.isdigit():
-                raise NotFound(f"No {unit} {target!r}, image id or file in the store.")
-            query = self.query_vector(target, read_options)
-            slices, exclude = query[np.newaxis], None
-        else:
-            slices = np.vstack([v for _i, v in stored.members(self.store, unit, [row.uid])[row.uid]])
-            query, exclude = stored.mean_vector([v.tobytes() for v in slices]), row.uid
-        return self._ranked_units(query, slices, unit, method, k, offset, where, min_score, sort, exclude, None)
-
-    def _ranked_units(self, query: np.ndarray, slices: np.ndarray | None, unit: str, method: str, k: int,
-                      offset: int, where: Sequence[str], threshold: float | None, sort: str, exclude: str | None,
-                      calibration: tuple[float, float] | None) -> list[UnitResult]:
-        from search.query import units as ranking
-
-        allowed = allowed_ids(self.store, where)
-
-        def ranked(first: int, wanted: int) -> list[UnitResult]:
-            if method == "late" and slices is not None:
-                found = ranking.late_interaction(self.store, slices, unit, wanted, first, allowed, threshold, exclude)
-            else:
-                found = ranking.rank_units(self.store, query, unit, method, wanted, first, allowed, threshold, exclude)
-            return ranking.unit_results(self.store, unit, found, query, first, calibration)
-
-        return self._sorted(ranked, sort, threshold, k, offset)
-
-    @staticmethod
-    def _sorted(ranked: Any, sort: str, threshold: float | None, k: int, offset: int) -> list[Any]:
-        """``ranked(offset, k)`` by score, or with ``sort="date"`` every thresholded result (up to
-        ``SORT_LIMIT``) newest first, then paged. Raises InvalidQuery."""
-        from search.query import units as ranking
-
-        if sort not in ranking.SORTS:
-            raise InvalidQuery(f"unknown sort {sort!r}; expected one of {', '.join(ranking.SORTS)}")
-        if sort == "score":
-            return list(ranked(offset, k))
-        if threshold is None:
-            raise InvalidQuery("sorting by date needs a threshold (--min-score or --min-prob)")
-        return ranking.by_date(list(ranked(0, ranking.SORT_LIMIT)), offset, k)
-
-    def count_units(self, unit: str, text: str | None = None, *, where: Sequence[str] = (),
-                    min_score: float | None = None, min_prob: float | None = None, like: Sequence[str] = (),
-                    unlike: Sequence[str] = ()) -> int:
-        """How many series or studies have an image passing the filter and the thresholds (a unit counts
-        when its best image passes: the ``max`` score). Raises InvalidQuery."""
-        from search.query import units as ranking
-        from storage import units as stored
-
-        ranking.check_unit(unit, None, ranking.TEXT_METHODS)
-        allowed, passing = self._passing(text, where, min_score, min_prob, like, unlike)
-        if passing is None:
-            ids = allowed if allowed is not None else queries.all_ids(self.store)
-        else:
-            ids = np.fromiter(passing, dtype=np.int64)
-        return len({uid for uid, _size in stored.units_of_images(self.store, unit, [int(i) for i in ids]).values()})
-
-    def timeline(self, target: str | int, text: str | None = None, like: Sequence[str] = (),
-                 unlike: Sequence[str] = ()) -> Any:
-        """The studies of the patient of an image id, series or study UID, oldest first, each with its best
-        image for the query (default: the target's own vector): ``search.query.timeline.Timeline``. Only
-        that patient's studies, found by the keyed patient hash. Raises NotFound, InvalidQuery."""
-        from search.query.timeline import timeline
-
-        query = self.composed(text, like, unlike) if text is not None or like or unlike else None
-        return timeline(self.store, target, query)
 
     def parse_parts(self, text: str | None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> list[Part]:
         """The parts of a query: ``text`` and the ``like`` parts positive, the ``unlike`` parts negative.
