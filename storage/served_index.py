@@ -63,6 +63,7 @@ class ServedIndex(ABC):
             # committed): rebuilding it on every open, never saved, would cost far more than it gains
             if loaded is not None and (loaded[1].index_type == self._index_type() or not self.writable):
                 self._index, manifest = loaded
+                vectors.tune(self._index)
                 self._index_generation = manifest.generation
                 self._added_after_training = manifest.added_after_training
             else:

@@ -74,6 +74,22 @@ def _enough_to_train(sample: np.ndarray) -> np.ndarray:
     return rows + np.random.default_rng(0).normal(0, 1e-3, rows.shape).astype(np.float32)
 
 
+def tune(index: Any) -> None:
+    """Set a loaded index's search breadth (lists read, graph breadth) to what ``storage.index_choice``
+    says now: a file keeps the values it was saved with, and a better choice should not wait for a
+    rebuild."""
+    import faiss
+
+    kind = index_type_of(index)
+    if kind is IndexType.IVF_PQ:
+        index.nprobe = index_choice.pq_probes(index.nlist)
+    elif kind is IndexType.IVF_SQ8:
+        index.nprobe = index_choice.ivf_probes(index.nlist)
+    elif kind is IndexType.HNSW:
+        graph: Any = faiss.downcast_index(index.index)
+        graph.hnsw.efSearch = index_choice.HNSW_EF_SEARCH
+
+
 def index_type_of(index: Any) -> IndexType:
     """The kind of an index made by ``new_index``."""
     import faiss
@@ -181,7 +197,7 @@ def _candidates(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray
         return _search_live(index, queries, k)
     if allowed_ids is None:
         return _faiss_search(index, queries, k)
-    allowed = np.unique(np.asarray(allowed_ids, dtype=np.int64))
+    allowed = sorted_unique(allowed_ids)
     wanted = min(k, len(allowed))
     if wanted == 0:
         return _empty(len(queries), k)
@@ -192,6 +208,16 @@ def _candidates(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray
     if (ids[:, wanted - 1] < 0).any():
         return _exact_subset(index, queries, k, allowed)
     return scores, ids
+
+
+def sorted_unique(ids: np.ndarray) -> np.ndarray:
+    """``ids`` as sorted unique int64, without the cost of ``np.unique`` when they are so already (a filter's
+    ids are: ``np.unique`` of 100 k took ~14 ms, for every query)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):
+        return ids
+    found: np.ndarray = np.unique(ids)
+    return found
 
 
 def _faiss_search(index: Any, queries: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -244,8 +270,20 @@ def _selector(allowed: np.ndarray) -> tuple[Any, Any]:
 
     if not _fits_bitmap(allowed):
         return faiss.IDSelectorBatch(allowed), allowed
-    bitmap = np.packbits(_id_mask(allowed), bitorder="little")
+    bitmap = _bitmap(allowed)
     return faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap)), bitmap  # n: the bitmap's bytes
+
+
+def _bitmap(allowed: np.ndarray) -> np.ndarray:
+    """The FAISS bitmap (bit ``i % 8`` of byte ``i // 8`` set for each id ``i``) of the sorted, unique,
+    non-negative ``allowed`` ids, made from the ids alone: a boolean array over every id up to the largest
+    then packed took ~15 ms per query for a 1 % filter of 10 M images; this takes about 1 ms."""
+    places = allowed >> 3
+    bits = np.left_shift(1, allowed & 7).astype(np.uint8)
+    starts = np.flatnonzero(np.r_[True, places[1:] != places[:-1]])
+    bitmap = np.zeros(int(allowed[-1]) // 8 + 1, dtype=np.uint8)
+    bitmap[places[starts]] = np.bitwise_or.reduceat(bits, starts)
+    return bitmap
 
 
 def _exact_subset(index: Any, queries: np.ndarray, k: int, allowed: np.ndarray

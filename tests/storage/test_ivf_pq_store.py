@@ -19,7 +19,7 @@ import faiss
 import numpy as np
 import pytest
 
-from storage import database, queries, snapshot, vector_codec, vectors
+from storage import database, index_choice, queries, snapshot, vector_codec, vectors
 from storage.check import check_store
 from storage.shrink import shrink_vectors
 from storage.store import ModelRecord, Store
@@ -207,3 +207,13 @@ def page_size(directory: Path) -> int:
 def vector_bytes(directory: Path) -> int:
     with sqlite3.connect(directory / "medsearch.db") as connection:
         return int(connection.execute("SELECT sum(length(embedding)) FROM images").fetchone()[0])
+
+
+def test_a_loaded_index_reads_as_many_lists_as_the_code_says(pq_store: Path) -> None:
+    """The lists a query reads follow ``index_choice`` now, not the value the file was saved with."""
+    with Store.open(pq_store, writable=True) as writer:
+        writer.index().nprobe = 1
+        writer.save_snapshot()
+    with Store.open(pq_store) as reader:
+        index = reader.index()
+        assert index.nprobe == index_choice.pq_probes(index.nlist) > 1
