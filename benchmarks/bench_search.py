@@ -130,7 +130,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivf-sq8"])
+    parser.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivf-sq8"], choices=["flat", "hnsw", "ivf-sq8"],
+                        help="ivf-pq re-ranks from a store: benchmarks/bench_scale.py measures it")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--uniform", type=int, default=10_000,
                         help="size of the uniform worst-case row (0: none)")
