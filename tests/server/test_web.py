@@ -31,7 +31,7 @@ def page(tmp_path: Path, tiny_embedder: Any) -> Iterator[tuple[Any, str]]:
         yield context.new_page(), base
 
 
-def _wait_for_thumbnails(browser_page: Any, seconds: float = 30.0) -> None:
+def _wait_for_thumbnails(browser_page: Any, seconds: float = 120.0) -> None:
     """Poll from here: the page's CSP (script-src 'self') forbids the eval that wait_for_function uses."""
     loaded = "imgs => imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0)"
     deadline = time.monotonic() + seconds

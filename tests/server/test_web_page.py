@@ -50,7 +50,7 @@ def browser(server: tuple[str, Path], tmp_path: Path) -> Iterator[Any]:
         yield page
 
 
-def until(page: Any, check: Callable[[], Any], what: str, seconds: float = 30.0) -> Any:
+def until(page: Any, check: Callable[[], Any], what: str, seconds: float = 120.0) -> Any:
     """Poll ``check`` from here (the page's CSP forbids the eval of wait_for_function) until it is truthy."""
     deadline = time.monotonic() + seconds
     while not (value := check()):
