@@ -38,26 +38,27 @@ class ServedIndex(ABC):
 
     @abstractmethod
     def read_session(self) -> Session:
-        raise NotImplementedError
+        """A session for reading (``Store.read_session``)."""
 
     @abstractmethod
     def write_session(self) -> AbstractContextManager[Session]:
-        raise NotImplementedError
+        """A session in one committed transaction (``Store.write_session``)."""
 
     @abstractmethod
     def model_record(self) -> ModelRecord | None:
-        raise NotImplementedError
+        """What produced the store's vectors, or None for an empty store."""
 
     @abstractmethod
     def info(self) -> StoreInfo | None:
-        raise NotImplementedError
+        """The store's one ``store_info`` row, or None for an empty store."""
 
     def index(self) -> Any:
-        """The FAISS index, caught up with the database (loaded or rebuilt on first use)."""
-        record = self.model_record()
-        if record is None:
-            raise StoreError(f"The store at {self.directory} is empty; index a folder first.")
-        if self._index is None:
+        """The FAISS index, caught up with the database (loaded or rebuilt on first use). Raises StoreError
+        for an empty store."""
+        if self._index is None:  # every query asks: the model record is read only to load the index
+            record = self.model_record()
+            if record is None:
+                raise StoreError(f"The store at {self.directory} is empty; index a folder first.")
             loaded = snapshot.load_snapshot(self.directory, record.dim, record.revision)
             # a reader serves a sound snapshot of another type than recorded (a reindex killed before it
             # committed): rebuilding it on every open, never saved, would cost far more than it gains
