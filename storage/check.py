@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select, text
 
-from storage import snapshot, vector_codec, vectors
+from storage import shrink, snapshot, vector_codec, vectors
 from storage.index_choice import RETRAIN_FRACTION, IndexType, is_trained_kind
 from storage.models import Deletion, Failure, Image
 from storage.store import SCHEMA_VERSION, Store
@@ -231,15 +231,14 @@ def _training_problem(store: Store, report: CheckReport) -> bool:
 
 
 def _vector_format(store: Store, dim: int, report: CheckReport) -> None:
-    """Count the vectors still stored as float32 (stores written before float16), with the way to
-    halve them."""
+    """Count the vectors still stored in an older form (float32 or float16), with the way to shrink them."""
     with store.read_session() as session:
-        wide = session.scalar(select(func.count()).select_from(Image)
-                              .where(func.length(Image.embedding) == 4 * dim)) or 0
-    report.facts["float32_vectors"] = wide
-    if wide:
-        report.notes.append(f"{wide} vectors are stored as float32 ({4 * dim} bytes each); `medsearch upgrade "
-                            f"--vectors-only` stores them as float16, half the size")
+        older = session.scalar(select(func.count()).select_from(Image).where(shrink.older_form())) or 0
+    report.facts["older_vectors"] = older
+    if older:
+        report.notes.append(f"{older} vectors are stored in an older form (float32 or float16, {2 * dim}-{4 * dim} "
+                            f"bytes each); `medsearch upgrade --vectors-only` stores them in 12 bits ("
+                            f"{len(vector_codec.encode(np.zeros(dim)))} bytes)")
 
 
 def _missing_files(store: Store, report: CheckReport) -> None:

@@ -1,8 +1,9 @@
-"""Store the vectors of an older store as float16 in place (``storage.vector_codec``): half the bytes.
+"""Store the vectors of an older store in the 12-bit form in place (``storage.vector_codec``): float32
+blobs shrink to three eighths, float16 ones to three quarters.
 
 Batch by batch, each in its own transaction, in id order: killed half way, every vector is whole in one
-form or the other (both are read), and running it again converts the rest. The values move by float16's
-rounding (about 1e-4 of cosine), so the generation is not bumped: an index built before keeps serving the
+form or another (all are read), and running it again converts the rest. The values move by the 12-bit
+rounding (at most ~1e-4 of cosine), so the generation is not bumped: an index built before keeps serving the
 same ids, and the next rebuild or ``reindex`` reads the new form. SQLite keeps the freed pages for later
 rows until ``VACUUM`` gives them back to the disk (and moves the file to 16 KB pages, which an image row
 fills better); that needs as much free space as the database, and no other process using it.
@@ -13,8 +14,9 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import LargeBinary, func, literal, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from storage import vector_codec
@@ -28,7 +30,7 @@ BATCH = 2_000
 
 @dataclass
 class ShrinkReport:
-    """``converted``: vectors rewritten as float16; ``vacuumed``: whether SQLite gave the space back (else
+    """``converted``: vectors rewritten in the 12-bit form; ``vacuumed``: whether SQLite gave the space back (else
     ``vacuum_note`` says why not); ``bytes_before``/``bytes_after``: the SQLite file's size."""
 
     converted: int = 0
@@ -40,7 +42,7 @@ class ShrinkReport:
 
 def shrink_vectors(store: Store, progress: Callable[[int], None] | None = None,
                    batch: int = BATCH) -> ShrinkReport:
-    """Rewrite every float32 vector of ``store`` (writable) as float16, then VACUUM a SQLite database when
+    """Rewrite every vector of ``store`` (writable) not in the 12-bit form in it, then VACUUM a SQLite database when
     the disk has room. ``progress(converted so far)`` after each batch. Raises StoreError when empty."""
     record = store.model_record()
     if record is None:
@@ -48,10 +50,10 @@ def shrink_vectors(store: Store, progress: Callable[[int], None] | None = None,
     database = store.directory / DB_FILE
     sqlite = store.engine.dialect.name == "sqlite" and database.exists()
     report = ShrinkReport(bytes_before=_database_bytes(store) if sqlite else 0)
-    wide, last = func.length(Image.embedding) == 4 * record.dim, 0
+    older, last = older_form(), 0
     while True:
         with store.write_session() as session:
-            rows = session.execute(select(Image.id, Image.embedding).where(Image.id > last, wide)
+            rows = session.execute(select(Image.id, Image.embedding).where(Image.id > last, older)
                                    .order_by(Image.id).limit(batch)).all()
             if not rows:
                 break
@@ -64,6 +66,11 @@ def shrink_vectors(store: Store, progress: Callable[[int], None] | None = None,
         _vacuum(store, report)
     report.bytes_after = _database_bytes(store) if sqlite else 0
     return report
+
+
+def older_form() -> Any:
+    """The SQL condition of an image whose vector is not in the form written now."""
+    return func.substr(Image.embedding, 1, len(vector_codec.Q12)) != literal(vector_codec.Q12, LargeBinary)
 
 
 def _database_bytes(store: Store) -> int:

@@ -73,7 +73,7 @@ def _summarise(row: Unit, rows: list[Any]) -> None:
 
 
 def mean_vector(blobs: list[bytes]) -> np.ndarray:
-    """The unit-length (dim,) float32 mean of stored vector blobs (float16 or float32)."""
+    """The unit-length (dim,) float32 mean of stored vector blobs (of any stored form)."""
     total = np.sum([vector_codec.decode(blob) for blob in blobs], axis=0, dtype=np.float64)
     norm = float(np.linalg.norm(total))
     return np.asarray(total / norm if norm > 0 else total, dtype=np.float32)

@@ -36,13 +36,13 @@ def upgrade(
     workers: WorkersOption = -1,
     window: WindowOption = None,
     voi: VoiOption = None,
-    vectors_only: Annotated[bool, typer.Option("--vectors-only", help="Only store float32 vectors as float16 "
-                                               "(no model, no re-embedding).")] = False,
+    vectors_only: Annotated[bool, typer.Option("--vectors-only", help="Only store older vectors (float32, "
+                                               "float16) in 12 bits (no model, no re-embedding).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Re-embed, in place, every image made with an older preprocessing version, each read with the VOI
     options it was indexed with (--window / --voi: for images indexed before those were recorded); then
-    store any float32 vectors (stores written before float16) as float16, half the size.
+    store vectors of older stores (float32 or float16) in 12 bits, three eighths or three quarters the size.
     Safe to interrupt: run it again to finish."""
     from indexer.frames import ReadOptions
     from indexer.pipeline import IndexSettings
@@ -69,7 +69,7 @@ def upgrade(
     if not vectors_only:
         typer.echo(f"upgraded {facts['from_version']} -> {facts['to_version']}: re-embedded {facts['reembedded']} "
                    f"files, failed {facts['failed']}, missing {facts['missing']}, left {facts['left']}")
-    typer.echo(f"stored {shrunk.converted} float32 vectors as float16"
+    typer.echo(f"stored {shrunk.converted} older vectors in 12 bits"
                + (f"; the database went from {shrunk.bytes_before / 2**20:.1f} to {shrunk.bytes_after / 2**20:.1f} MiB"
                   if shrunk.vacuumed else f"; {shrunk.vacuum_note}" if shrunk.vacuum_note else ""))
 

@@ -38,7 +38,7 @@ def _same(local: list[dict[str, Any]], remote: list[dict[str, Any]]) -> None:
     assert [r["id"] for r in remote] == [r["id"] for r in local] and remote
     assert [r["rank"] for r in remote] == [r["rank"] for r in local]
     for mine, theirs in zip(local, remote, strict=True):
-        # an indexed file's stored vector is float16 (storage.vector_codec); an upload is embedded afresh
+        # an indexed file's stored vector is 12-bit (storage.vector_codec); an upload is embedded afresh
         assert theirs["score"] == pytest.approx(mine["score"], abs=5e-4)
         assert (theirs["path"], theirs["metadata"], theirs["fields"]) == (mine["path"], mine["metadata"],
                                                                           mine["fields"])

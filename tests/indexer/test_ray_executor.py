@@ -49,7 +49,7 @@ def _same_vectors(left: Medsearch, right: Medsearch) -> None:
     ours, theirs = _vectors(left), _vectors(right)
     assert sorted(ours) == sorted(theirs) and ours
     for key, vector in ours.items():
-        np.testing.assert_allclose(vector, theirs[key], atol=1e-4, err_msg=str(key))  # float16 as stored
+        np.testing.assert_allclose(vector, theirs[key], atol=5e-4, err_msg=str(key))  # as stored: 12 bits, steps of max/2047
 
 
 def _in_process(folder: Path, store: Path, model: Path) -> Medsearch:

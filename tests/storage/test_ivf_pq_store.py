@@ -1,6 +1,6 @@
-"""A store with an ``ivf-pq`` index (issue 21): search re-ranked from the stored float16 vectors, exact on
+"""A store with an ``ivf-pq`` index (issue 21): search re-ranked from the stored 12-bit vectors, exact on
 the filter, grown without a rebuild, retrained when too much came after training; older stores' float32
-vectors shrunk in place, also when killed half way."""
+and float16 vectors shrunk in place, also when killed half way."""
 
 from __future__ import annotations
 
@@ -119,20 +119,28 @@ def test_growing_adds_to_the_trained_index_until_a_retrain_is_due(pq_store: Path
         assert not check_store(writer).problems
 
 
-def test_a_store_of_float32_vectors_shrinks_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    directory = old_store(tmp_path, monkeypatch)
+OLDER_FORMS = {
+    "float32": lambda v: np.ascontiguousarray(v, dtype="<f4").tobytes(),  # before version 2 of issue 21
+    "float16": lambda v: vector_codec.F16 + np.ascontiguousarray(v, dtype="<f2").tobytes(),
+}
+
+
+@pytest.mark.parametrize("older", ["float32", "float16"])
+def test_a_store_of_older_vectors_shrinks_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   older: str) -> None:
+    directory = old_store(tmp_path, monkeypatch, older)
     assert page_size(directory) == 4096
     wanted = clustered(10, 9)
     with Store.open(directory, writable=True) as store:
         before = store.search(wanted, 10)
         report = check_store(store)
-        assert report.ok and report.facts["float32_vectors"] == COUNT
+        assert report.ok and report.facts["older_vectors"] == COUNT
         assert "upgrade --vectors-only" in report.notes[0]
-        assert vector_bytes(directory) == COUNT * 4 * DIM
+        assert vector_bytes(directory) == COUNT * len(OLDER_FORMS[older](np.zeros(DIM)))
         shrunk = shrink_vectors(store)
         assert shrunk.converted == COUNT and shrunk.vacuumed
-        assert vector_bytes(directory) == COUNT * (2 * DIM + len(vector_codec.MAGIC))
-        assert check_store(store).facts["float32_vectors"] == 0
+        assert vector_bytes(directory) == COUNT * (8 + 3 * DIM // 2)  # tag, scale, 12 bits a component
+        assert check_store(store).facts["older_vectors"] == 0
         assert page_size(directory) == database.PAGE_SIZE == 16_384
         store.rebuild_index()
         after = store.search(wanted, 10)
@@ -175,7 +183,7 @@ def test_a_shrink_killed_half_way_loses_nothing(tmp_path: Path, monkeypatch: pyt
         child.wait()
     with Store.open(directory) as store:
         report = check_store(store)
-        assert report.ok and report.facts["float32_vectors"] == COUNT - 500  # five whole batches
+        assert report.ok and report.facts["older_vectors"] == COUNT - 500  # five whole batches
         assert len(queries.ids_where(store, ["modality = 'MR'"])) == COUNT // 10
     done = subprocess.run([sys.executable, "-m", "search.cli", "upgrade", "--vectors-only", "--store",
                            str(directory), "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120,
@@ -183,14 +191,15 @@ def test_a_shrink_killed_half_way_loses_nothing(tmp_path: Path, monkeypatch: pyt
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["vectors"]["converted"] == COUNT - 500
     with Store.open(directory) as store:
-        assert check_store(store).ok and check_store(store).facts["float32_vectors"] == 0
+        assert check_store(store).ok and check_store(store).facts["older_vectors"] == 0
 
 
-def old_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A store written as before float16: every vector a float32 blob (a flat index), 4 KB pages."""
+def old_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, older: str = "float32") -> Path:
+    """A store written by an older version: every vector a blob of the ``older`` form (a flat index), 4 KB
+    pages."""
     directory = tmp_path / "old"
     with monkeypatch.context() as patched:
-        patched.setattr(vector_codec, "encode", lambda v: np.ascontiguousarray(v, dtype="<f4").tobytes())
+        patched.setattr(vector_codec, "encode", OLDER_FORMS[older])
         patched.setattr(database, "PAGE_SIZE", 4096)
         with Store.open(directory, create=True, writable=True) as store:
             store.bind_model(ModelRecord("synthetic", "r1", DIM, "3"))
