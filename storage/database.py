@@ -25,10 +25,14 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-PAGE_SIZE = 16_384
-"""SQLite page size of new stores. An image row (its vector, 1.7 KB in 12 bits or 2.3 KB in the float16 of
-the previous version, and its metadata) is larger than half of SQLite's default 4 KB page, so each took a
-page of its own (4.5 KB per image measured with float16); six to eight fit in 16 KB. It takes effect only before the file's first table (``storage.shrink`` moves older stores)."""
+PAGE_SIZE = 32_768
+"""SQLite page size of new stores. An image row (its vector, 1.7 KB in 12 bits, and its metadata: ~2.1 KB in
+the scale benchmark's DICOM rows) is larger than half of SQLite's default 4 KB page, so each took a page of
+its own (4.5 KB per image measured with the float16 of the previous version). A page holds whole rows
+only, and leaves the rest of it empty: 16 KB pages held seven of those rows and wasted 0.25 KB per image,
+32 KB pages hold fifteen and waste 0.1 KB (1 M images: 2.56 against 2.76 KB per image; re-rank reads as
+fast, ``benchmarks/bench_scale.py``). It takes effect only before the file's first table
+(``storage.shrink`` moves older stores)."""
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -5,7 +5,7 @@ Batch by batch, each in its own transaction, in id order: killed half way, every
 form or another (all are read), and running it again converts the rest. The values move by the 12-bit
 rounding (at most ~1e-4 of cosine), so the generation is not bumped: an index built before keeps serving the
 same ids, and the next rebuild or ``reindex`` reads the new form. SQLite keeps the freed pages for later
-rows until ``VACUUM`` gives them back to the disk (and moves the file to 16 KB pages, which an image row
+rows until ``VACUUM`` gives them back to the disk (and moves the file to 32 KB pages, which an image row
 fills better); that needs as much free space as the database, and no other process using it.
 """
 

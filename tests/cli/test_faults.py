@@ -47,12 +47,12 @@ def _mount(*args: str) -> None:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs (needs root; skipped otherwise)."""
+    """An 8 MiB tmpfs (needs root; skipped otherwise): an empty store is 1.6 MB of 32 KB pages."""
     if shutil.which("mount") is None:
         pytest.skip("no mount command")
     mountpoint = tmp_path / "small-disk"
     mountpoint.mkdir()
-    _mount("-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mountpoint))
+    _mount("-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mountpoint))
     yield mountpoint
     subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 

@@ -141,7 +141,7 @@ def test_a_store_of_older_vectors_shrinks_in_place(tmp_path: Path, monkeypatch: 
         assert shrunk.converted == COUNT and shrunk.vacuumed
         assert vector_bytes(directory) == COUNT * (8 + 3 * DIM // 2)  # tag, scale, 12 bits a component
         assert check_store(store).facts["older_vectors"] == 0
-        assert page_size(directory) == database.PAGE_SIZE == 16_384
+        assert page_size(directory) == database.PAGE_SIZE == 32_768
         store.rebuild_index()
         after = store.search(wanted, 10)
         assert recall(after[1], before[1]) >= 0.99
