@@ -3,7 +3,7 @@
 Writes ``--count`` synthetic clustered 1152-d unit vectors (a mixture of Gaussians, one centre per 1 000
 images) with DICOM-like rows (path, content hash, three UIDs, patient key; series of 100 images; 1 % of
 them modality MR, the filter), computing the exact top 10 of the query sets while writing. The rows go
-in as ``storage.writes`` writes them (float16 vectors, one generation per transaction) but in bulk, 50 000
+in as ``storage.writes`` writes them (12-bit vectors, one generation per transaction) but in bulk, 50 000
 a transaction and without the series/study vectors, so that ten million take minutes, not the hour of
 ``write_batch``'s per-batch bookkeeping (``--write-batch`` uses it). Then, each in a fresh process so its
 memory is its own:
@@ -11,7 +11,7 @@ memory is its own:
 - build: ``Store.reindex("ivf-pq")`` from the database (trained on a sample, filled in batches) and the
   snapshot write; seconds and peak resident memory;
 - serve: open the store read-only, load the snapshot, answer the queries one at a time through
-  ``Store.search`` (codes, then the exact re-rank from the stored float16 vectors), unfiltered and with
+  ``Store.search`` (codes, then the exact re-rank from the stored 12-bit vectors), unfiltered and with
   the 1 % filter; p50/p95 ms, recall@10 against exact search, resident memory;
 - grow: add 1 % more images in batches of 1 000 (as an index run commits them) and save the snapshot;
   seconds, and the share of the index added since training that ``medsearch check`` reports.
@@ -33,6 +33,7 @@ import json
 import os
 import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -228,8 +229,12 @@ def disk(directory: Path, count: int) -> dict[str, Any]:
     database = sum(p.stat().st_size for p in directory.glob("medsearch.db*"))
     index = sum(p.stat().st_size for p in directory.glob("index*.faiss")) + sum(
         p.stat().st_size for p in directory.glob("units*"))
+    with sqlite3.connect(directory / "medsearch.db") as connection:
+        page = int(connection.execute("PRAGMA page_size").fetchone()[0])
+        vector = connection.execute("SELECT avg(length(embedding)) FROM images").fetchone()[0]
     return {"database_bytes_per_image": round(database / count), "index_bytes_per_image": round(index / count),
-            "store_bytes_per_image": round((database + index) / count)}
+            "store_bytes_per_image": round((database + index) / count), "page_size": page,
+            "vector_bytes": round(float(vector))}
 
 
 def in_child(stage: str, directory: Path) -> dict[str, Any]:
