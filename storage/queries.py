@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 from sqlalchemy import String, cast, func, select
 
-from storage import field_version, snapshot, vector_codec
+from storage import field_version, index_choice, snapshot, vector_codec
 from storage.models import METADATA_COLUMNS, Failure, Image, ImageField, Root
 from storage.store import Store
 
@@ -207,3 +207,14 @@ def snapshot_generation(store: Store) -> int | None:
     """The generation of the FAISS snapshot on disk (its manifest), or None when there is none."""
     manifest = snapshot.read_manifest(store.directory)
     return None if manifest is None else manifest.generation
+
+
+def snapshot_training(store: Store) -> dict[str, Any] | None:
+    """Of an ivf-sq8 / ivf-pq snapshot on disk: the vectors it holds that were added after it was trained,
+    their share, and the share past which a ``reindex`` is due; None for other kinds or no snapshot."""
+    manifest = snapshot.read_manifest(store.directory)
+    if manifest is None or not index_choice.is_trained_kind(manifest.index_type):
+        return None
+    return {"images": manifest.added_after_training, "share": round(manifest.added_after_training
+                                                                    / max(1, manifest.count), 4),
+            "retrain_past": index_choice.RETRAIN_FRACTION}

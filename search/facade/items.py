@@ -87,6 +87,7 @@ class ItemsMixin:
             "precisions": store.precisions(),
             "generation": info.generation if info else 0,
             "snapshot_generation": queries.snapshot_generation(store),
+            "added_after_training": queries.snapshot_training(store),  # ivf-sq8 / ivf-pq: retrain past a share
             "roots": queries.roots(store),
             "sources": source_urls(store),
             "failures": queries.failures(store),

@@ -49,7 +49,8 @@ def _same_vectors(left: Medsearch, right: Medsearch) -> None:
     ours, theirs = _vectors(left), _vectors(right)
     assert sorted(ours) == sorted(theirs) and ours
     for key, vector in ours.items():
-        np.testing.assert_allclose(vector, theirs[key], atol=5e-4, err_msg=str(key))  # as stored: 12 bits, steps of max/2047
+        # as stored: 12 bits, in steps of the largest component over 2047
+        np.testing.assert_allclose(vector, theirs[key], atol=5e-4, err_msg=str(key))
 
 
 def _in_process(folder: Path, store: Path, model: Path) -> Medsearch:

@@ -73,7 +73,8 @@ def test_caching_a_text_vector_never_waits_on_a_writer(tmp_path: Path, tiny_embe
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 8 MB tmpfs (an empty store is 1.6 MB of 32 KB pages) (root only; skipped where mounting is not allowed)."""
+    """A real 8 MB tmpfs, an empty store being 1.6 MB of 32 KB pages (root only; skipped where mounting is
+    not allowed)."""
     mount = tmp_path / "disk"
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True)

@@ -106,6 +106,14 @@ def test_growing_adds_to_the_trained_index_until_a_retrain_is_due(pq_store: Path
         assert "retrain" not in {p.kind for p in check_store(writer).problems}
     with Store.open(pq_store) as reader:  # the count survives the snapshot
         assert reader.added_after_training() == (COUNT // 100, COUNT + COUNT // 100)
+        assert queries.snapshot_training(reader) == {"images": COUNT // 100, "share": round(1 / 101, 4),
+                                                      "retrain_past": 0.2}
+    shown = subprocess.run([sys.executable, "-m", "search.cli", "info", "--store", str(pq_store), "--json"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["added_after_training"]["images"] == COUNT // 100
+    with Store.open(pq_store) as reader:
         newest = clustered(COUNT // 4, 3)
     with Store.open(pq_store, writable=True) as writer:
         fill(writer, newest, start=2 * COUNT)
