@@ -337,9 +337,13 @@ class Medsearch(ItemsMixin, UnitsMixin):
 
     def rank(self, query: np.ndarray, k: int, offset: int = 0, where: Sequence[str] = (),
              threshold: float | None = None, group_by: str | None = None,
-             calibration: tuple[float, float] | None = None) -> list[Result]:
-        """Results for a (dim,) query vector (``search.query.ranking.ranked_results``)."""
-        return ranked_results(self.store, query, k, offset, where, threshold, group_by, calibration)
+             calibration: tuple[float, float] | None = None, sort: str = "score") -> list[Result]:
+        """Results for a (dim,) query vector (``search.query.ranking.ranked_results``); ``sort`` as for
+        ``search``. Raises InvalidQuery."""
+        def page(first: int, n: int) -> list[Result]:
+            return ranked_results(self.store, query, n, first, where, threshold, group_by, calibration)
+
+        return self._sorted(page, sort, threshold, k, offset) if sort != "score" else page(offset, k)
 
     def query_vector(self, target: str | Path | int, read_options: ReadOptions | None = None) -> np.ndarray:
         """The (dim,) vector of an id, an indexed path, or a file embedded now. Raises NotFound,

@@ -222,11 +222,11 @@ def search(
     query: dict[str, Any] = {"where": where or (), "min_score": min_score, "min_prob": min_prob,
                              "like": like or (), "unlike": unlike or ()}
     if server:
-        _remote_takes(unit, sort, as_json)
         from search.cli import remote
 
         with cli_errors(as_json):
-            remote.show_search(server, text, k, offset, query, group_by, count, as_json, show_fields, paths)
+            remote.show_search(server, text, k, offset, query, group_by, count, as_json, show_fields, paths,
+                               remote.Ranking(unit, unit_method, sort))
         return
     from search.api import Medsearch
 
@@ -242,15 +242,6 @@ def search(
             return
         results = ms.search(text, k=k, offset=offset, group_by=group_by, sort=sort, **query)
         show_results(text or " ".join(like or []), results, as_json, "search", translation, show_fields, paths)
-
-
-def _remote_takes(unit: str, sort: str, as_json: bool) -> None:
-    """--server answers image searches sorted by score; refuse the options it does not pass on yet."""
-    from storage.errors import InvalidQuery
-
-    with cli_errors(as_json):
-        if unit != "image" or sort != "score":
-            raise InvalidQuery("--server does not take --unit or --sort yet: leave out --server for those")
 
 
 @app.command()
@@ -278,12 +269,15 @@ def similar(
     """Find images similar to an image (image-to-image; the query image itself is left out), or
     series/studies similar to its series/study."""
     if server:
-        _remote_takes(unit, sort, as_json)
         from search.cli import remote
 
         with cli_errors(as_json):
-            found = remote.similar(server, target, k, offset, where or (), min_score, group_by, include_self)
-            show_results(target, found, as_json, "similar to", show_fields=show_fields, paths_only=paths)
+            ranking = remote.Ranking(unit, unit_method, sort)
+            found = remote.similar(server, target, k, offset, where or (), min_score, group_by, include_self, ranking)
+            if unit != "image":
+                show_units(f"similar to: {target}", found, as_json)
+            else:
+                show_results(target, found, as_json, "similar to", show_fields=show_fields, paths_only=paths)
         return
     from search.api import Medsearch
 

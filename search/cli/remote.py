@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -63,32 +64,53 @@ def _answered(response: Any) -> ServerError:
     return error
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """What a search ranks (``unit``: image, series, study; ``method`` for units) and its order
+    (``sort``: score, date), as the server's query parameters."""
+
+    unit: str = "image"
+    method: str | None = None
+    sort: str = "score"
+
+    def params(self) -> dict[str, Any]:
+        return {"unit": None if self.unit == "image" else self.unit, "unit_method": self.method,
+                "sort": None if self.sort == "score" else self.sort}
+
+
 def one_where(where: Sequence[str]) -> str | None:
     """The CLI's repeatable ``--where`` as the server's one expression (each in parentheses, and-ed)."""
     return " and ".join(f"({w})" for w in where) if len(where) > 1 else (where[0] if where else None)
 
 
 def search(server: str, text: str | None, k: int, offset: int, query: dict[str, Any], group_by: str | None,
-           count: bool) -> dict[str, Any]:
+           count: bool, ranking: Ranking | None = None) -> dict[str, Any]:
     """``GET /api/search``: the server's answer (``results`` or ``count``, and ``searched_as``)."""
     params = {"q": text, "k": k, "offset": offset, "where": one_where(query["where"]), "min_score": query["min_score"],
               "min_prob": query["min_prob"], "group_by": group_by, "like": list(query["like"]),
-              "unlike": list(query["unlike"]), "count": "true" if count else None}
+              "unlike": list(query["unlike"]), "count": "true" if count else None, **(ranking or Ranking()).params()}
     answer: dict[str, Any] = ask(server, "GET", "/api/search", params)
     return answer
 
 
 def similar(server: str, target: str, k: int, offset: int, where: Sequence[str], min_score: float | None,
-            group_by: str | None, include_self: bool) -> list[dict[str, Any]]:
+            group_by: str | None, include_self: bool, ranking: Ranking | None = None) -> list[dict[str, Any]]:
     """Results closest to a stored id (``GET /api/similar/ID``) or a file (uploaded; without
-    ``include_self`` a result at the file's own path is left out). Raises ServerError, InvalidQuery."""
-    params = {"where": one_where(where), "min_score": min_score, "group_by": group_by}
+    ``include_self`` an image result at the file's own path is left out); with ``ranking.unit`` series
+    or study, unit results. Raises ServerError, InvalidQuery."""
+    ranking = ranking or Ranking()
+    params = {"where": one_where(where), "min_score": min_score, "group_by": group_by, **ranking.params()}
     path = Path(target).expanduser()
     if not path.is_file():
         if not target.isdigit():
-            raise InvalidQuery(f"{target} is neither a file nor an image id in the store")
+            with_unit = " (a series or study UID is taken without --server)" if ranking.unit != "image" else ""
+            raise InvalidQuery(f"{target} is neither a file nor an image id in the store{with_unit}")
         found = ask(server, "GET", f"/api/similar/{target}", {**params, "k": k, "offset": offset,
                                                                "include_self": str(include_self).lower()})
+        return list(found["results"])
+    if ranking.unit != "image":
+        found = ask(server, "POST", "/api/similar", {**params, "k": k, "offset": offset},
+                    files={"file": (path.name, path.read_bytes())})
         return list(found["results"])
     form = {**params, "k": k + offset + (0 if include_self else 1), "offset": 0}
     found = ask(server, "POST", "/api/similar", form, files={"file": (path.name, path.read_bytes())})
@@ -100,18 +122,24 @@ def similar(server: str, target: str, k: int, offset: int, where: Sequence[str],
 
 
 def show_search(server: str, text: str | None, k: int, offset: int, query: dict[str, Any], group_by: str | None,
-                count: bool, as_json: bool, show_fields: str | None, paths: bool) -> None:
+                count: bool, as_json: bool, show_fields: str | None, paths: bool,
+                ranking: Ranking | None = None) -> None:
     """``medsearch search --server``: printed as the local path prints it. Raises ServerError."""
     from search.cli.common import print_json
     from search.cli.results import show_results
     from search.language.present import fields
     from search.language.translator import Translation
 
-    answer = search(server, text, k, offset, query, group_by, count)
+    ranking = ranking or Ranking()
+    answer = search(server, text, k, offset, query, group_by, count, ranking)
     said = {name: answer[name] for name in ("searched_as", "not_understood") if name in answer}
     english = str(said.get("searched_as") or text or "")
     translation = Translation(text, english, tuple(said.get("not_understood", ()))) if text else None
-    if not count:
+    if not count and ranking.unit != "image":
+        from search.cli.units import show_units
+
+        show_units(f"search: {text or ' '.join(query['like'])}", answer["results"], as_json, fields(translation))
+    elif not count:
         show_results(text or " ".join(query["like"]), answer["results"], as_json, "search", translation, show_fields,
                      paths)
     elif as_json:

@@ -19,9 +19,11 @@ SortOption = Annotated[str, typer.Option(
 
 
 def show_units(title: str, results: list[Any], as_json: bool, extra: dict[str, Any] | None = None) -> None:
-    """Print unit results as a table, or as ``{"query": ..., "results": [...]}``."""
+    """Print unit results (``UnitResult``, or their dicts as a server answers them) as a table, or as
+    ``{"query": ..., "results": [...]}``."""
+    rows = [r if isinstance(r, dict) else r.as_dict() for r in results]
     if as_json:
-        print_json({"query": title.split(": ", 1)[-1], **(extra or {}), "results": [r.as_dict() for r in results]})
+        print_json({"query": title.split(": ", 1)[-1], **(extra or {}), "results": rows})
         return
     from rich.console import Console
     from rich.table import Table
@@ -29,9 +31,10 @@ def show_units(title: str, results: list[Any], as_json: bool, extra: dict[str, A
     table = Table(title=title)
     for column in ("rank", "score", "unit", "size", "modality", "date", "description", "best image", "path"):
         table.add_column(column, overflow="fold")
-    for r in results:
-        table.add_row(str(r.rank), f"{r.score:.4f}", f"{r.unit} {r.key}", str(r.size), r.modality or "",
-                      r.study_date or "", r.description or "", str(r.image_id), r.path)
+    for r in rows:
+        table.add_row(str(r["rank"]), f"{r['score']:.4f}", f"{r['unit']} {r['key']}", str(r["size"]),
+                      r["modality"] or "", r["study_date"] or "", r["description"] or "", str(r["image_id"]),
+                      r["path"])
     Console().print(table)
     if not results:
         typer.echo("no results")

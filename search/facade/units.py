@@ -75,6 +75,17 @@ class UnitsMixin:
             query, exclude = stored.mean_vector([v.tobytes() for v in slices]), row.uid
         return self._ranked_units(query, slices, unit, method, k, offset, where, min_score, sort, exclude, None)
 
+    def rank_units(self, query: np.ndarray, unit: str, k: int, offset: int = 0, where: Sequence[str] = (),
+                   min_score: float | None = None, method: str | None = None,
+                   sort: str = "score") -> list[UnitResult]:
+        """Series or studies closest to a (dim,) image vector (an upload's), as ``similar_units`` ranks them
+        for a file. Raises InvalidQuery."""
+        from search.query import units as ranking
+
+        method = ranking.check_unit(unit, method, ranking.SIMILAR_METHODS)
+        return self._ranked_units(query, query[np.newaxis], unit, method, k, offset, where, min_score, sort,
+                                  None, None)
+
     def _ranked_units(self, query: np.ndarray, slices: np.ndarray | None, unit: str, method: str, k: int,
                       offset: int, where: Sequence[str], threshold: float | None, sort: str, exclude: str | None,
                       calibration: tuple[float, float] | None) -> list[UnitResult]:

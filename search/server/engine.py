@@ -23,6 +23,7 @@ from indexer.thumbnail import THUMBNAIL_SIZE
 from search.api import Medsearch
 from search.labels.labelsets import LabelSet
 from search.labels.zeroshot import Classification
+from search.query import units
 from search.query.results import Result
 from search.server.batching import TextBatcher
 from search.server.decoding import Decoder
@@ -156,21 +157,34 @@ class ServerEngine:
             return self.medsearch.classify_ids(ids, labels, exclusive)
 
     def similar_to_bytes(self, data: bytes, filename: str, k: int, offset: int,
-                         filters: dict[str, Any] | None = None) -> list[Result]:
-        """Images closest to an uploaded image, decoded in memory by a capped worker (``Decoder``) and
-        embedded; ``filters``: where (one expression), min_score, group_by. Raises UnreadableFile (also
-        over the decode caps), InvalidQuery (checked before the image is decoded)."""
+                         filters: dict[str, Any] | None = None) -> list[Any]:
+        """Images (or, with ``unit`` series/study, units) closest to an uploaded image, decoded in memory by a
+        capped worker (``Decoder``) and embedded; ``filters``: where (one expression), min_score, group_by,
+        sort, unit_method. Raises UnreadableFile (also over the decode caps), InvalidQuery (checked before
+        the image is decoded)."""
         filters = _one_where(filters or {})
-        if filters.get("group_by") is not None:
+        unit, method = filters.pop("unit", "image"), filters.pop("unit_method", None)
+        sort = filters.pop("sort", "score")
+        if unit != "image":
+            if filters.get("group_by") is not None:
+                raise InvalidQuery("unit= gives one row per series or study already: leave out group_by")
+            units.check_unit(unit, method, units.SIMILAR_METHODS)
+        elif filters.get("group_by") is not None:
             self.medsearch.group_column(filters["group_by"])
+        if sort not in units.SORTS:
+            raise InvalidQuery(f"unknown sort {sort!r}; expected one of {', '.join(units.SORTS)}")
+        if sort != "score" and filters.get("min_score") is None:
+            raise InvalidQuery("sorting by date needs a threshold (min_score)")
         with self.index_lock:
             self.medsearch.allowed(filters.get("where", ()))  # a bad filter fails before any decoding
         pixels = self.decoder.upload_pixels(data, filename, self.medsearch.embedder.preprocessor)
         with self.model_lock:
             vector = self.medsearch.embed_pixels(pixels)
+        where, min_score = filters.get("where", ()), filters.get("min_score")
         with self.index_lock:
-            return self.medsearch.rank(vector, k, offset, filters.get("where", ()), filters.get("min_score"),
-                                       filters.get("group_by"))
+            if unit != "image":
+                return self.medsearch.rank_units(vector, unit, k, offset, where, min_score, method, sort)
+            return self.medsearch.rank(vector, k, offset, where, min_score, filters.get("group_by"), sort=sort)
 
     def item(self, image_id: int) -> dict[str, Any]:
         """``Medsearch.item`` with the "open in viewer" link (``MEDSEARCH_VIEWER_URL``). Raises NotFound."""

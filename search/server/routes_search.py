@@ -95,7 +95,9 @@ def similar_to_id(image_id: ImageId, k: K = 20, offset: Offset = 0, where: Where
 
 
 UPLOAD_FIELDS = {"where": "the filter expression", "min_score": "the lowest cosine kept",
-                 "group_by": "one result per group", "k": "how many results", "offset": "results skipped"}
+                 "group_by": "one result per group", "k": "how many results", "offset": "results skipped",
+                 "unit": "image, or one result per series or study", "unit_method": "late, mean, max or top3",
+                 "sort": "score, or date (needs min_score)"}
 """Multipart form fields ``POST /api/similar`` takes beside ``file`` (the same as the query parameters)."""
 
 
@@ -105,20 +107,24 @@ UPLOAD_FIELDS = {"where": "the filter expression", "min_score": "the lowest cosi
         **{name: {"type": "string", "description": text} for name, text in UPLOAD_FIELDS.items()}}}},
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
 async def similar_to_upload(request: Request, k: K = 20, offset: Offset = 0, where: Where = None,
-                            min_score: MinScore = None, group_by: GroupBy = None,
+                            min_score: MinScore = None, group_by: GroupBy = None, unit: Unit = "image",
+                            unit_method: UnitMethod = None, sort: Sort = "score",
                             engine: ServerEngine = Depends(get_engine),
                             settings: ServerSettings = Depends(get_settings)) -> dict[str, Any]:
     """Images closest to an uploaded image: a form with a ``file`` field, or the image as the body.
     DICOM, PNG, JPEG, TIFF or BMP; decoded in memory, never stored. 413 past the upload limit. ``where``,
-    ``min_score``, ``group_by``, ``k`` and ``offset`` as for the other searches, as query parameters or
-    as form fields (a form field wins)."""
+    ``min_score``, ``group_by``, ``k``, ``offset``, ``sort`` and ``unit`` (series/study: the units closest
+    to the image, ``unit_method`` as for ``/api/similar/{id}``) as for the other searches, as query
+    parameters or as form fields (a form field wins)."""
     upload = await read_upload(request, settings.upload_limit)
     form = upload_form(upload.fields, {"k": k, "offset": offset, "where": where, "min_score": min_score,
-                                       "group_by": group_by})
+                                       "group_by": group_by, "unit": unit, "unit_method": unit_method,
+                                       "sort": sort})
     k, offset = form.pop("k"), form.pop("offset")
     results = await run_in_threadpool(engine.similar_to_bytes, upload.data, upload.filename, k, offset,
                                       _given(**form))
-    return _page(upload.filename, k, offset, results)
+    page, chosen = _page(upload.filename, k, offset, results), form.get("unit") or "image"
+    return {**page, "unit": chosen} if chosen != "image" else page
 
 
 def upload_form(fields: dict[str, list[str]], given: dict[str, Any]) -> dict[str, Any]:

@@ -64,3 +64,63 @@ def test_http_unit_search_similar_and_timeline(base: str, volumes: dict) -> None
     missing = httpx.get(f"{base}/api/timeline", params={"id": "1.2.3"}, timeout=60)
     bad = httpx.get(f"{base}/api/search", params={"q": "x", "unit": "organ"}, timeout=60)
     assert missing.status_code == 404 and bad.status_code == 400 and "error" in bad.json()
+
+
+def test_http_upload_ranks_series_as_python_does(base: str, volumes: dict) -> None:
+    """``POST /api/similar`` with ``unit``: the series closest to an uploaded slice, one row each, the same
+    series as ``Medsearch.similar_units`` of the same file gives; as a query parameter or a form field."""
+    from search.api import Medsearch
+
+    spec = next(s for s in volumes["specs"] if s.label is not None)
+    slice_path = spec.paths[5]  # one of the two slices that show the series' class
+    data = slice_path.read_bytes()
+    as_query = httpx.post(f"{base}/api/similar", params={"unit": "series", "k": 4},
+                          files={"file": ("slice.dcm", data)}, timeout=120).json()
+    as_form = httpx.post(f"{base}/api/similar", data={"unit": "series", "k": "4", "unit_method": "late"},
+                         files={"file": ("slice.dcm", data)}, timeout=120).json()
+    with Medsearch.open(volumes["store"], embedder=volumes["embedder"]) as ms:
+        python = ms.similar_units(slice_path, "series", 4)
+    truth = {s.series_uid: s.label for s in volumes["specs"]}
+    for answer in (as_query, as_form):
+        keys = [r["key"] for r in answer["results"]]
+        assert answer["unit"] == "series" and len(set(keys)) == 4 and all(r["unit"] == "series" for r in
+                                                                         answer["results"])
+        assert keys == [r.key for r in python]
+        assert sum(truth[key] == spec.label for key in keys[:3]) >= 2  # the series sharing the class first
+    images = httpx.post(f"{base}/api/similar", params={"k": 3}, files={"file": ("slice.dcm", data)},
+                        timeout=120).json()
+    assert "unit" not in images and len(images["results"]) == 3
+    dated = httpx.post(f"{base}/api/similar", params={"k": 5, "min_score": -1, "sort": "date"},
+                       files={"file": ("slice.dcm", data)}, timeout=120).json()
+    dates = [r["metadata"]["study_date"] for r in dated["results"]]
+    assert dates == sorted(dates, reverse=True) and len(dates) == 5
+    for params, words in (({"unit": "organ"}, "unit"), ({"sort": "date"}, "threshold"),
+                          ({"unit": "series", "group_by": "patient"}, "group_by")):
+        refused = httpx.post(f"{base}/api/similar", params=params, files={"file": ("slice.dcm", data)},
+                             timeout=120)
+        assert refused.status_code == 400 and words in refused.json()["error"]["message"], params
+
+
+def test_cli_server_mode_takes_unit_and_sort(cli: Callable[..., Any], base: str, volumes: dict) -> None:
+    """``--server`` passes ``--unit``, ``--unit-method`` and ``--sort`` on, and prints what the local run
+    prints for the same question."""
+    store, model = volumes["store"], ["--model", str(volumes["model"])]
+    spec = next(s for s in volumes["specs"] if s.label is not None)
+    questions = [
+        ("search", "a red circle", "--unit", "series", "-k", "3"),
+        ("search", "a red circle", "--unit", "study", "--unit-method", "mean", "-k", "2"),
+        ("search", "a red circle", "--min-score", "-1", "--sort", "date", "-k", "4"),
+        ("similar", str(spec.paths[5]), "--unit", "series", "-k", "3"),
+        ("similar", "1", "--unit", "study", "-k", "2"),
+    ]
+    for question in questions:
+        local = cli(*question, "--store", store, *model, "--json")
+        remote = cli(*question, "--server", base, "--json")
+        key = "key" if "--unit" in question else "id"
+        assert [r[key] for r in remote["results"]] == [r[key] for r in local["results"]] and remote["results"], question
+        for mine, theirs in zip(local["results"], remote["results"], strict=True):
+            assert theirs["score"] == pytest.approx(mine["score"], abs=5e-4)  # an upload is embedded afresh
+    table = cli("search", "a red circle", "--unit", "series", "-k", "2", "--server", base)
+    assert "series" in table.output and "Traceback" not in table.output
+    refused = cli("similar", spec.series_uid, "--unit", "series", "--server", base, "--json", expect=2)
+    assert "without --server" in refused["error"]["message"]
