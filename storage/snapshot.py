@@ -10,6 +10,7 @@ input): the manifest may name only ``index.<hex>.faiss`` (or ``index.faiss``, th
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -113,9 +114,17 @@ def _load_checked(path: Path, manifest: Manifest, dim: int) -> tuple[Any, Manife
         index = faiss.read_index(str(path))
     except RuntimeError:
         return None
+    _drop_cached(path)
     if index.ntotal != manifest.count or index.d != dim:
         return None
     return index, manifest
+
+
+def _drop_cached(path: Path) -> None:
+    """Tell the kernel the file's pages are not needed again (the index now lives in memory): at 10 M
+    images that leaves 1.9 GB more page cache to the database rows a re-rank reads."""
+    with contextlib.suppress(OSError, AttributeError), open(path, "rb") as handle:
+        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def file_sha256(path: Path | str) -> str:

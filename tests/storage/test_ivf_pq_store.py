@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -23,6 +24,7 @@ from storage import database, index_choice, queries, snapshot, vector_codec, vec
 from storage.check import check_store
 from storage.shrink import shrink_vectors
 from storage.store import ModelRecord, Store
+from storage.vector_rows import VectorRows
 from storage.writes import Batch, NewImage, write_batch
 
 DIM = 64
@@ -234,3 +236,32 @@ def test_a_loaded_index_reads_as_many_lists_as_the_code_says(pq_store: Path) -> 
     with Store.open(pq_store) as reader:
         index = reader.index()
         assert index.nprobe == index_choice.pq_probes(index.nlist) > 1
+
+
+def test_rows_are_read_on_one_connection_where_the_file_is_mapped_and_in_parallel_past_it(pq_store: Path) -> None:
+    with Store.open(pq_store) as store:
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA mmap_size").scalar() > 0  # SQLite reads through a map
+        ids = queries.all_ids(store)[::7]
+        mapped = VectorRows(store.engine)
+        alone = mapped.read(ids, DIM)
+        assert mapped._threads is None  # the whole file is mapped: one connection
+        past = VectorRows(store.engine)
+        past._mapped = 4096  # as if the file were larger than the map
+        np.testing.assert_array_equal(past.read(ids, DIM), alone)
+        assert past._threads is not None
+        past.close()
+        np.testing.assert_array_equal(alone, store.stored_vectors(ids))
+
+
+@pytest.mark.skipif(shutil.which("fincore") is None, reason="no fincore (util-linux)")
+def test_the_snapshot_file_leaves_the_page_cache_once_loaded(pq_store: Path) -> None:
+    """The index lives in memory after loading; its file's cached pages go back to the database rows."""
+    path = snapshot.snapshot_file(pq_store)
+    assert path is not None
+    snapshot.file_sha256(path)  # read it all: cached now
+    with Store.open(pq_store) as store:
+        store.index()
+    shown = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+                           capture_output=True, text=True, check=True)
+    assert int(shown.stdout.split()[0]) < path.stat().st_size // 10, shown.stdout
