@@ -1,5 +1,5 @@
-"""Engines and sessions. SQLite gets WAL, foreign keys, a busy timeout and memory-mapped reads on every
-connection, and a new database pages of ``PAGE_SIZE`` bytes; any other URL (PostgreSQL) is used as it is."""
+"""Engines and sessions. SQLite gets WAL, foreign keys and a busy timeout on every connection, and a new
+database pages of ``PAGE_SIZE`` bytes; any other URL (PostgreSQL) is used as it is."""
 
 from __future__ import annotations
 
@@ -35,13 +35,6 @@ fast, ``benchmarks/bench_scale.py``). It takes effect only before the file's fir
 (``storage.shrink`` moves older stores)."""
 
 
-MMAP_BYTES = 1 << 33
-"""How much of a SQLite database each connection asks to read through a memory map (SQLite caps it at its
-build's limit: 2 GB for Debian's). A mapped page is read where the page cache holds it; ``pread`` copies
-it first, a whole 32 KB page per row: an ``ivf-pq`` re-rank of 500 rows of a cached 300 k store took
-8 ms read that way and 4.5 ms mapped (``benchmarks/bench_scale.py``). Writes still go through ``write``."""
-
-
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
     cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")
@@ -49,7 +42,6 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     cursor.close()
 
 

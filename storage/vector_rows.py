@@ -1,14 +1,15 @@
 """Stored vectors read by id, for the re-rank of every ``ivf-pq`` query (``storage.reranked``).
 
-A query re-scores a few hundred rows spread over the whole table. Where SQLite reads them through its
-memory map (``storage.database.MMAP_BYTES``: the whole file, up to 2 GB here) they are in the page cache as
-a rule, and one connection reads 500 in ~3 ms: threads only add their hand-offs (300 k images: 4.5 ms a
-query on one, 9 ms on eight). A database past the map (ten million images: 26 GB, 77 % of it in the page
-cache of a 24 GB machine) is read with ``pread``, and a quarter of those rows are disk reads, ~0.1 ms apiece
-one after another: split over ``THREADS`` connections, the disk serves them side by side (fresh queries,
-p50: one connection 50 ms, two 44, four 39, eight 39; the GIL is released while SQLite reads). Each
-statement lists the ids as integer literals rendered here, through the driver's own cursor: the plainest
-statement there is, as the cost per row is what counts.
+A query re-scores a few hundred rows spread over the whole table. A database that the page cache can hold
+(up to ``CACHED_SHARE`` of the machine's memory) is read on one connection: 500 rows in ~3 ms, where
+threads only add their hand-offs (1 M images, p50 7.0 ms a query on one connection, 8.8 ms on four). A
+larger one (ten million images: 26 GB, 77-81 % of it in the page cache of a 24 GB machine) has a fifth of
+those rows on disk, ~0.3 ms apiece one after another: split over ``THREADS`` connections, the disk serves
+them side by side (fresh queries, p50: one connection 50 ms, two 44, four 39-41, eight 39-40; the GIL is
+released while SQLite reads). Each statement lists the ids as integer literals rendered here, through the
+driver's own cursor: the plainest statement there is, as the cost per row is what counts. (Memory-mapped
+reads were 1.5-3 ms faster at 1 M, but every connection's map counts in the process's resident memory:
+4.8 GB reported for a 0.3 GB process.)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from storage import vector_codec
 from storage.models import Image
@@ -26,6 +27,8 @@ from storage.models import Image
 THREADS = 4
 ALONE_MAX = 64
 """Up to this many ids are read on one connection (threads cost more than they save)."""
+CACHED_SHARE = 0.5
+"""A SQLite database up to this share of the machine's memory is taken to be in the page cache."""
 
 
 class VectorRows:
@@ -34,13 +37,13 @@ class VectorRows:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._threads: ThreadPoolExecutor | None = None
-        self._mapped: int | None = None  # bytes of a SQLite file its connections map (None: not asked yet)
+        self._cached_limit = int(CACHED_SHARE * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
     def read(self, ids: np.ndarray, dim: int) -> np.ndarray:
         """(n, dim) float32 stored vectors of int64 ``ids``, in their order; a row of zeros for an id no
         longer stored."""
         ids = np.asarray(ids, dtype=np.int64)
-        if len(ids) <= ALONE_MAX or self._all_mapped():
+        if len(ids) <= ALONE_MAX or self._in_page_cache():
             rows = self._rows(ids)
         else:
             if self._threads is None:
@@ -69,16 +72,13 @@ class VectorRows:
                 cursor.close()
         return rows
 
-    def _all_mapped(self) -> bool:
-        """Whether the database is a SQLite file no larger than what its connections memory-map."""
+    def _in_page_cache(self) -> bool:
+        """Whether the database is a SQLite file small enough for the page cache to hold it."""
         path = self.engine.url.database
         if self.engine.dialect.name != "sqlite" or not path or path == ":memory:":
             return False
-        if self._mapped is None:
-            with self.engine.connect() as connection:
-                self._mapped = int(connection.execute(text("PRAGMA mmap_size")).scalar() or 0)
         try:
-            return os.path.getsize(path) <= self._mapped
+            return os.path.getsize(path) <= self._cached_limit
         except OSError:
             return False
 

@@ -238,16 +238,14 @@ def test_a_loaded_index_reads_as_many_lists_as_the_code_says(pq_store: Path) -> 
         assert index.nprobe == index_choice.pq_probes(index.nlist) > 1
 
 
-def test_rows_are_read_on_one_connection_where_the_file_is_mapped_and_in_parallel_past_it(pq_store: Path) -> None:
+def test_rows_are_read_on_one_connection_in_the_page_cache_and_in_parallel_past_it(pq_store: Path) -> None:
     with Store.open(pq_store) as store:
-        with store.engine.connect() as connection:
-            assert connection.exec_driver_sql("PRAGMA mmap_size").scalar() > 0  # SQLite reads through a map
         ids = queries.all_ids(store)[::7]
-        mapped = VectorRows(store.engine)
-        alone = mapped.read(ids, DIM)
-        assert mapped._threads is None  # the whole file is mapped: one connection
+        cached = VectorRows(store.engine)
+        alone = cached.read(ids, DIM)
+        assert cached._threads is None  # a small file: one connection
         past = VectorRows(store.engine)
-        past._mapped = 4096  # as if the file were larger than the map
+        past._cached_limit = 4096  # as if the file were larger than the page cache holds
         np.testing.assert_array_equal(past.read(ids, DIM), alone)
         assert past._threads is not None
         past.close()
