@@ -21,6 +21,7 @@ pushed off the images by a shared offset and noise, as SigLIP text vectors lie f
 best cosine ~0.2). Disk per image counts the database (with its WAL) and the index files.
 
     PYTHONPATH=. python benchmarks/bench_scale.py --count 1000000 [--store DIR] [--keep]
+    PYTHONPATH=. python benchmarks/bench_scale.py --count 1000000 --store DIR --fresh SEED  # kept store, new queries
 
 Prints JSON and writes it to benchmarks/results/bench_scale_<count>.json.
 """
@@ -62,8 +63,8 @@ def draw(means: np.ndarray, rng: Any, n: int, noise: float = 0.8) -> np.ndarray:
     return block / np.linalg.norm(block, axis=1, keepdims=True)
 
 
-def query_sets(means: np.ndarray) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(99)
+def query_sets(means: np.ndarray, seed: int = 99) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
     image = draw(means, rng, 100)
     gap = rng.standard_normal(DIM).astype(np.float32)
     text = image + 1.5 * gap / np.linalg.norm(gap) + 2.0 * rng.standard_normal((100, DIM), dtype=np.float32) / 34
@@ -170,11 +171,11 @@ def stage_build(directory: Path) -> dict[str, Any]:
     return {"build_s": round(time.perf_counter() - started, 1), **facts, **_memory()}
 
 
-def stage_serve(directory: Path) -> dict[str, Any]:
+def stage_serve(directory: Path, truth_file: str = "truth.npz") -> dict[str, Any]:
     from storage import queries
     from storage.store import Store
 
-    truth = np.load(directory / "truth.npz")
+    truth = np.load(directory / truth_file)
     out: dict[str, Any] = {}
     started = time.perf_counter()
     with Store.open(directory) as store:
@@ -241,9 +242,35 @@ def disk(directory: Path, count: int) -> dict[str, Any]:
             "vector_bytes": round(float(vector))}
 
 
-def in_child(stage: str, directory: Path) -> dict[str, Any]:
+def fresh_answers(directory: Path, count: int, seed: int) -> str:
+    """Draw query sets from ``seed`` (of the mixture of a ``count``-image store) and compute their exact
+    answers over the vectors the store holds now (read in id order, as stored); returns the name of the
+    file written beside the store."""
+    from storage import vector_codec
+
+    sets = query_sets(mixture(count, 1)[0], seed)
+    with sqlite3.connect(directory / "medsearch.db") as connection:
+        tops = {name: (RunningTop(q), RunningTop(q)) for name, q in sets.items()}
+        last = 0
+        while rows := connection.execute("SELECT id, embedding, modality FROM images WHERE id > ? ORDER BY id "
+                                         "LIMIT 100000", (last,)).fetchall():
+            ids = np.array([row[0] for row in rows], dtype=np.int64)
+            stored, picked = vector_codec.decode_many(row[1] for row in rows), np.array([r[2] == "MR" for r in rows])
+            for name in sets:
+                tops[name][0].see(ids, stored)
+                tops[name][1].see(ids[picked], stored[picked])
+            last = int(ids[-1])
+    name = f"truth_seed{seed}.npz"
+    np.savez(directory / name, **{f"{set_name}_{which}": top.ids for set_name, pair in tops.items()
+                                  for which, top in zip(("all", "filtered"), pair, strict=True)},
+             **{f"{set_name}_queries": queries for set_name, queries in sets.items()})
+    return name
+
+
+def in_child(stage: str, directory: Path, truth_file: str = "truth.npz") -> dict[str, Any]:
     """Run ``stage`` in a fresh interpreter (its memory is its own) and return what it printed."""
-    done = subprocess.run([sys.executable, __file__, "--stage", stage, "--store", str(directory)],
+    done = subprocess.run([sys.executable, __file__, "--stage", stage, "--store", str(directory),
+                           "--truth", truth_file],
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": "."})
     if done.returncode:
         raise SystemExit(f"the {stage} stage failed:\n{done.stderr[-3000:]}")
@@ -257,11 +284,27 @@ def main() -> None:
     parser.add_argument("--store", type=Path, help="where to write the store (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the store afterwards")
     parser.add_argument("--write-batch", action="store_true", help="write through storage.writes.write_batch")
+    parser.add_argument("--fresh", type=int, metavar="SEED", help=(
+        "on the kept --store written with --count: draw new query sets from SEED, compute their exact answers "
+        "over the store as it is now, and serve only those (each query asked once, its rows not read before)"))
     parser.add_argument("--stage", choices=["build", "serve", "grow"], help=argparse.SUPPRESS)
+    parser.add_argument("--truth", default="truth.npz", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
-        stages = {"build": stage_build, "serve": stage_serve, "grow": stage_grow}
-        print(json.dumps(stages[args.stage](args.store)))
+        done = stage_serve(args.store, args.truth) if args.stage == "serve" else \
+            {"build": stage_build, "grow": stage_grow}[args.stage](args.store)
+        print(json.dumps(done))
+        return
+    if args.fresh is not None:
+        if args.store is None or not (args.store / "medsearch.db").exists():
+            raise SystemExit("--fresh needs --store, a store kept by an earlier run (--keep)")
+        started = time.perf_counter()
+        truth = fresh_answers(args.store, args.count, args.fresh)
+        figures = {"count": _count(args.store), "cpu": _cpu(), "fresh_seed": args.fresh,
+                   "answers_s": round(time.perf_counter() - started, 1), "serve": in_child("serve", args.store, truth)}
+        print(json.dumps(figures, indent=1))
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"bench_scale_{figures['count']}_fresh.json").write_text(json.dumps(figures, indent=1))
         return
     directory = args.store or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
@@ -278,6 +321,11 @@ def main() -> None:
     print(json.dumps(figures, indent=1))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"bench_scale_{args.count}.json").write_text(json.dumps(figures, indent=1))
+
+
+def _count(directory: Path) -> int:
+    with sqlite3.connect(directory / "medsearch.db") as connection:
+        return int(connection.execute("SELECT count(*) FROM images").fetchone()[0])
 
 
 def _cpu() -> str:
