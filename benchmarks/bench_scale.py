@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,25 @@ class RunningTop:
         self.ids = np.take_along_axis(every, best, axis=1)
 
 
+class Truth:
+    """The exact top 10 of each query set over every row seen, and over the rows of the filter (MR)."""
+
+    def __init__(self, sets: dict[str, np.ndarray]) -> None:
+        self.sets = sets
+        self.tops = {name: (RunningTop(queries), RunningTop(queries)) for name, queries in sets.items()}
+
+    def see(self, ids: np.ndarray, rows: np.ndarray, picked: np.ndarray) -> None:
+        """Rows with their ids; ``picked``: which of them pass the filter."""
+        for every, filtered in self.tops.values():
+            every.see(ids, rows)
+            filtered.see(ids[picked], rows[picked])
+
+    def save(self, path: Path) -> None:
+        np.savez(path, **{f"{name}_{which}": top.ids for name, pair in self.tops.items()
+                          for which, top in zip(("all", "filtered"), pair, strict=True)},
+                 **{f"{name}_queries": queries for name, queries in self.sets.items()})
+
+
 def rows_for(start: int, vectors: np.ndarray, rng: Any, tag: str = "") -> list[Any]:
     from storage.writes import NewImage
 
@@ -116,8 +136,7 @@ def populate(directory: Path, count: int, through_write_batch: bool) -> dict[str
     from storage.writes import Batch, write_batch
 
     means, rng = mixture(count, 1)
-    sets = query_sets(means)
-    tops = {name: (RunningTop(q), RunningTop(q)) for name, q in sets.items()}
+    truth = Truth(query_sets(means))
     started = time.perf_counter()
     step = 10_000 if through_write_batch else 50_000
     with Store.open(directory, create=True, writable=True) as store:
@@ -130,17 +149,12 @@ def populate(directory: Path, count: int, through_write_batch: bool) -> dict[str
             else:
                 bulk_insert(store, images)
             ids = np.arange(start + 1, start + 1 + len(vectors), dtype=np.int64)  # ids are 1.. in order
-            picked = np.array([image.metadata["modality"] == "MR" for image in images])
-            for name in sets:
-                tops[name][0].see(ids, vectors)
-                tops[name][1].see(ids[picked], vectors[picked])
+            truth.see(ids, vectors, np.array([image.metadata["modality"] == "MR" for image in images]))
             if start % 1_000_000 < step:
                 print(f"  wrote {start + len(vectors)} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         stored = store.image_count()
     assert stored == count, (stored, count)
-    np.savez(directory / "truth.npz", **{f"{name}_{which}": top.ids for name, pair in tops.items()
-                                         for which, top in zip(("all", "filtered"), pair, strict=True)},
-             **{f"{name}_queries": queries for name, queries in sets.items()})
+    truth.save(directory / "truth.npz")
     return {"populate_s": round(time.perf_counter() - started, 1)}
 
 
@@ -222,7 +236,7 @@ def stage_grow(directory: Path) -> dict[str, Any]:
 
 def _memory() -> dict[str, float]:
     """Resident memory now and at its peak, and of it the process's own (anonymous) memory: the rest is
-    file pages it has mapped (SQLite's memory-mapped reads), which the page cache holds anyway."""
+    file pages it has mapped (its libraries), which the page cache holds anyway."""
     status = Path("/proc/self/status").read_text().splitlines()
     fields = {line.split(":")[0]: line.split()[1] for line in status
               if line.startswith(("VmRSS", "VmHWM", "RssAnon"))}
@@ -248,22 +262,16 @@ def fresh_answers(directory: Path, count: int, seed: int) -> str:
     file written beside the store."""
     from storage import vector_codec
 
-    sets = query_sets(mixture(count, 1)[0], seed)
+    truth = Truth(query_sets(mixture(count, 1)[0], seed))
     with sqlite3.connect(directory / "medsearch.db") as connection:
-        tops = {name: (RunningTop(q), RunningTop(q)) for name, q in sets.items()}
         last = 0
         while rows := connection.execute("SELECT id, embedding, modality FROM images WHERE id > ? ORDER BY id "
                                          "LIMIT 100000", (last,)).fetchall():
             ids = np.array([row[0] for row in rows], dtype=np.int64)
-            stored, picked = vector_codec.decode_many(row[1] for row in rows), np.array([r[2] == "MR" for r in rows])
-            for name in sets:
-                tops[name][0].see(ids, stored)
-                tops[name][1].see(ids[picked], stored[picked])
+            truth.see(ids, vector_codec.decode_many(row[1] for row in rows), np.array([r[2] == "MR" for r in rows]))
             last = int(ids[-1])
     name = f"truth_seed{seed}.npz"
-    np.savez(directory / name, **{f"{set_name}_{which}": top.ids for set_name, pair in tops.items()
-                                  for which, top in zip(("all", "filtered"), pair, strict=True)},
-             **{f"{set_name}_queries": queries for set_name, queries in sets.items()})
+    truth.save(directory / name)
     return name
 
 
@@ -291,9 +299,8 @@ def main() -> None:
     parser.add_argument("--truth", default="truth.npz", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
-        done = stage_serve(args.store, args.truth) if args.stage == "serve" else \
-            {"build": stage_build, "grow": stage_grow}[args.stage](args.store)
-        print(json.dumps(done))
+        stages = {"build": stage_build, "serve": partial(stage_serve, truth_file=args.truth), "grow": stage_grow}
+        print(json.dumps(stages[args.stage](args.store)))
         return
     if args.fresh is not None:
         if args.store is None or not (args.store / "medsearch.db").exists():

@@ -343,7 +343,7 @@ class Medsearch(ItemsMixin, UnitsMixin):
         def page(first: int, n: int) -> list[Result]:
             return ranked_results(self.store, query, n, first, where, threshold, group_by, calibration)
 
-        return self._sorted(page, sort, threshold, k, offset) if sort != "score" else page(offset, k)
+        return self._sorted(page, sort, threshold, k, offset)
 
     def query_vector(self, target: str | Path | int, read_options: ReadOptions | None = None) -> np.ndarray:
         """The (dim,) vector of an id, an indexed path, or a file embedded now. Raises NotFound,

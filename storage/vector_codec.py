@@ -84,10 +84,15 @@ def _unpacked(rows: np.ndarray) -> np.ndarray:
     values[:, :, 0] = words[0] & 0x0FFF
     values[:, :, 1] = words[1] >> 4
     flat = values.reshape(count, 2 * pairs)
-    if pairs and rows[0, -1] == 0 and rows[0, -2] >> 4 == 0:  # an odd dimension's padding (code 0)
+    if pairs and _padded(rows[0]):
         flat = np.ascontiguousarray(flat[:, :-1])
     flat -= 2048
     return _unit(flat)
+
+
+def _padded(blob: bytes | np.ndarray) -> bool:
+    """Whether a ``Q12`` blob's last code is 0: the padding of an odd dimension (a real code is 1..4095)."""
+    return int(blob[-1]) == 0 and int(blob[-2]) >> 4 == 0
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -109,7 +114,7 @@ def stored_dim(blob: bytes) -> int:
         if (len(blob) - _HEAD) % 3:
             return -1
         pairs = (len(blob) - _HEAD) // 3
-        return 2 * pairs - (1 if pairs and blob[-1] == 0 and blob[-2] >> 4 == 0 else 0)
+        return 2 * pairs - (1 if pairs and _padded(blob) else 0)
     if kind == "float16":
         return (len(blob) - 4) // 2 if len(blob) % 2 == 0 else -1
     return len(blob) // 4 if len(blob) % 4 == 0 else -1

@@ -13,7 +13,7 @@ from search.query.ranking import allowed_ids
 from search.query.scoring import threshold as threshold_of
 from search.query.units import UnitResult
 from storage import queries
-from storage.errors import InvalidQuery, NotFound
+from storage.errors import NotFound
 from storage.store import Store
 
 
@@ -108,12 +108,9 @@ class UnitsMixin:
         ``SORT_LIMIT``) newest first, then paged. Raises InvalidQuery."""
         from search.query import units as ranking
 
-        if sort not in ranking.SORTS:
-            raise InvalidQuery(f"unknown sort {sort!r}; expected one of {', '.join(ranking.SORTS)}")
+        ranking.check_sort(sort, threshold)
         if sort == "score":
             return list(ranked(offset, k))
-        if threshold is None:
-            raise InvalidQuery("sorting by date needs a threshold (--min-score or --min-prob)")
         return ranking.by_date(list(ranked(0, ranking.SORT_LIMIT)), offset, k)
 
     def count_units(self, unit: str, text: str | None = None, *, where: Sequence[str] = (),

@@ -201,6 +201,16 @@ SORT_LIMIT = 10_000
 """The most thresholded hits ``sort="date"`` orders."""
 
 
+def check_sort(sort: str, threshold: float | None) -> None:
+    """Raise InvalidQuery for an unknown ``sort``, or ``date`` without a threshold (it orders every result
+    above one)."""
+    if sort not in SORTS:
+        raise InvalidQuery(f"unknown sort {sort!r}; expected one of {', '.join(SORTS)}")
+    if sort != "score" and threshold is None:
+        raise InvalidQuery("sorting by date needs a threshold (--min-score or --min-prob; min_score or min_prob "
+                           "over HTTP)")
+
+
 def by_date(results: list[Any], offset: int = 0, k: int | None = None) -> list[Any]:
     """Results (``Result`` or ``UnitResult``) newest study first, undated last, then paged and ranked
     again from ``offset + 1``."""

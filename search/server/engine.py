@@ -171,10 +171,7 @@ class ServerEngine:
             units.check_unit(unit, method, units.SIMILAR_METHODS)
         elif filters.get("group_by") is not None:
             self.medsearch.group_column(filters["group_by"])
-        if sort not in units.SORTS:
-            raise InvalidQuery(f"unknown sort {sort!r}; expected one of {', '.join(units.SORTS)}")
-        if sort != "score" and filters.get("min_score") is None:
-            raise InvalidQuery("sorting by date needs a threshold (min_score)")
+        units.check_sort(sort, filters.get("min_score"))
         with self.index_lock:
             self.medsearch.allowed(filters.get("where", ()))  # a bad filter fails before any decoding
         pixels = self.decoder.upload_pixels(data, filename, self.medsearch.embedder.preprocessor)

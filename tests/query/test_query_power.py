@@ -31,7 +31,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, np.ndarr
     rng = np.random.default_rng(5)
     vectors = rng.standard_normal((300, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    vectors = vector_codec.decode_many(vector_codec.encode(vector) for vector in vectors)  # as stored: float16
+    vectors = vector_codec.decode_many(vector_codec.encode(vector) for vector in vectors)  # as the store keeps them
     meta = [{"modality": MODALITIES[i % 4], "patient_age": float(rng.integers(1, 90)) if i % 7 else None,
              "patient_key": f"p{i % 37}"} for i in range(300)]
     store = Store.open(tmp_path_factory.mktemp("synthetic"), create=True, writable=True)

@@ -26,6 +26,7 @@ from storage.shrink import shrink_vectors
 from storage.store import ModelRecord, Store
 from storage.vector_rows import VectorRows
 from storage.writes import Batch, NewImage, write_batch
+from tests.storage.test_vector_codec import OLDER_FORMS
 
 DIM = 64
 COUNT = 3000
@@ -115,8 +116,7 @@ def test_growing_adds_to_the_trained_index_until_a_retrain_is_due(pq_store: Path
                            env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["added_after_training"]["images"] == COUNT // 100
-    with Store.open(pq_store) as reader:
-        newest = clustered(COUNT // 4, 3)
+    newest = clustered(COUNT // 4, 3)
     with Store.open(pq_store, writable=True) as writer:
         fill(writer, newest, start=2 * COUNT)
         report = check_store(writer)
@@ -127,12 +127,6 @@ def test_growing_adds_to_the_trained_index_until_a_retrain_is_due(pq_store: Path
         repaired = check_store(writer, repair=True)
         assert repaired.ok and writer.added_after_training()[0] == 0
         assert not check_store(writer).problems
-
-
-OLDER_FORMS = {
-    "float32": lambda v: np.ascontiguousarray(v, dtype="<f4").tobytes(),  # before version 2 of issue 21
-    "float16": lambda v: vector_codec.F16 + np.ascontiguousarray(v, dtype="<f2").tobytes(),
-}
 
 
 @pytest.mark.parametrize("older", ["float32", "float16"])

@@ -8,8 +8,11 @@ import pytest
 
 from storage import vector_codec
 
-F16 = lambda v: vector_codec.F16 + np.ascontiguousarray(v, dtype="<f2").tobytes()  # noqa: E731
-F32 = lambda v: np.ascontiguousarray(v, dtype="<f4").tobytes()  # noqa: E731
+OLDER_FORMS = {  # how the earlier versions wrote a vector
+    "float32": lambda v: np.ascontiguousarray(v, dtype="<f4").tobytes(),
+    "float16": lambda v: vector_codec.F16 + np.ascontiguousarray(v, dtype="<f2").tobytes(),
+}
+F16, F32 = OLDER_FORMS["float16"], OLDER_FORMS["float32"]
 
 
 def unit_rows(count: int, dim: int, seed: int) -> np.ndarray:
