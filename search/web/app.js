@@ -226,7 +226,7 @@ async function start() {
   } catch (error) {
     status(error.message, "error"); // the lists are missing; typed filters still work
   }
-  fromUrl();
+  if (location.search) fromUrl(); // nothing to restore otherwise: keep what was typed while the lists loaded
 }
 
 start();

@@ -92,3 +92,21 @@ def _check_labels(browser_page: Any) -> None:
     assert sorted(browser_page.locator("#label-probs td:first-child").all_inner_texts()) == [
         "a dark square", "a round shape"]
     browser_page.locator("#label-text").blur()
+
+
+def test_text_typed_while_the_lists_load_is_kept(page: tuple[Any, str]) -> None:
+    """The facet lists arrive after the page says it is ready: what was typed by then stays and searches."""
+    browser_page, base = page
+    held: list[Any] = []
+    browser_page.route("**/api/facets", lambda route: held.append(route))
+    browser_page.goto(base + "/")
+    browser_page.wait_for_selector("#status:has-text('9 images indexed')")
+    browser_page.fill("#q", "a bright round shape")
+    while not held:
+        browser_page.wait_for_timeout(50)
+    held[0].continue_()
+    browser_page.wait_for_selector("#caption option[value='path']", state="attached")
+    assert browser_page.input_value("#q") == "a bright round shape"
+    browser_page.press("#q", "Enter")
+    browser_page.wait_for_selector("#grid .card")
+    assert browser_page.locator("#grid .card").count() == 9
