@@ -159,19 +159,21 @@ def populate(directory: Path, count: int, through_write_batch: bool) -> dict[str
 
 
 def bulk_insert(store: Any, images: list[Any]) -> None:
-    """``images`` as rows of the images table in one transaction that bumps the generation."""
+    """``images`` as rows of the images and vectors tables in one transaction that bumps the generation."""
     from sqlalchemy import insert
 
     from storage import vector_codec
-    from storage.models import Image
+    from storage.models import Image, ImageVector
     from storage.writes import STORED_KEYS
 
     with store.write_session() as session:
         generation = store.bump_generation(session)
-        session.execute(insert(Image), [
+        ids = session.scalars(insert(Image).returning(Image.id, sort_by_parameter_order=True), [
             {**{key: value for key, value in image.metadata.items() if key in STORED_KEYS}, "path": image.path,
              "frame_number": 0, "size": image.size, "mtime_ns": image.mtime_ns, "content_hash": image.content_hash,
-             "embedding": vector_codec.encode(image.embedding), "generation": generation} for image in images])
+             "generation": generation} for image in images]).all()
+        session.execute(insert(ImageVector), [{"id": i, "embedding": vector_codec.encode(image.embedding)}
+                                              for i, image in zip(ids, images, strict=True)])
 
 
 def stage_build(directory: Path) -> dict[str, Any]:
@@ -250,7 +252,8 @@ def disk(directory: Path, count: int) -> dict[str, Any]:
         p.stat().st_size for p in directory.glob("units*"))
     with sqlite3.connect(directory / "medsearch.db") as connection:
         page = int(connection.execute("PRAGMA page_size").fetchone()[0])
-        vector = connection.execute("SELECT avg(length(embedding)) FROM images").fetchone()[0]
+        vector = connection.execute("SELECT avg(length(embedding)) FROM (SELECT embedding FROM image_vectors "
+                                    "LIMIT 10000)").fetchone()[0]
     return {"database_bytes_per_image": round(database / count), "index_bytes_per_image": round(index / count),
             "store_bytes_per_image": round((database + index) / count), "page_size": page,
             "vector_bytes": round(float(vector))}
@@ -265,8 +268,10 @@ def fresh_answers(directory: Path, count: int, seed: int) -> str:
     truth = Truth(query_sets(mixture(count, 1)[0], seed))
     with sqlite3.connect(directory / "medsearch.db") as connection:
         last = 0
-        while rows := connection.execute("SELECT id, embedding, modality FROM images WHERE id > ? ORDER BY id "
-                                         "LIMIT 100000", (last,)).fetchall():
+        while rows := connection.execute(  # the vectors table's, else an older store's own column
+                "SELECT images.id, coalesce(image_vectors.embedding, images.embedding), modality FROM images "
+                "LEFT JOIN image_vectors USING (id) WHERE images.id > ? ORDER BY images.id LIMIT 100000",
+                (last,)).fetchall():
             ids = np.array([row[0] for row in rows], dtype=np.int64)
             truth.see(ids, vector_codec.decode_many(row[1] for row in rows), np.array([r[2] == "MR" for r in rows]))
             last = int(ids[-1])

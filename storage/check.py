@@ -23,7 +23,7 @@ from sqlalchemy import func, select, text
 from storage import shrink, snapshot, vector_codec, vectors
 from storage.index_choice import RETRAIN_FRACTION, IndexType, is_trained_kind
 from storage.models import Deletion, Failure, Image
-from storage.store import SCHEMA_VERSION, Store
+from storage.store import DB_FILE, SCHEMA_VERSION, Store
 from storage.units import rebuild_units, stale_units
 from storage.writes import Batch, write_batch
 
@@ -148,10 +148,11 @@ def _vector_problem(blob: bytes | None, dim: int) -> str | None:
 
 
 def _stale_temporaries(directory: Path, report: CheckReport) -> list[Path]:
-    stale = [path for name in (snapshot.INDEX_FILE, snapshot.MANIFEST_FILE)
+    stale = [path for name in (snapshot.INDEX_FILE, snapshot.MANIFEST_FILE, DB_FILE)
              for path in sorted(directory.glob(f"{name}.tmp*"))]
     for path in stale:
-        report.add("temporary_file", f"{path.name} left by an interrupted snapshot write", repairable=True)
+        report.add("temporary_file", f"{path.name} left by an interrupted snapshot write or compaction",
+                   repairable=True)
     if snapshot.read_manifest(directory) is not None:  # without one, every index file may be the only copy
         for path in snapshot.unnamed_index_files(directory):
             report.add("temporary_file", f"{path.name} is named by no manifest (an interrupted snapshot write)",
@@ -231,14 +232,16 @@ def _training_problem(store: Store, report: CheckReport) -> bool:
 
 
 def _vector_format(store: Store, dim: int, report: CheckReport) -> None:
-    """Count the vectors still stored in an older form (float32 or float16), with the way to shrink them."""
+    """Count the vectors still stored as older stores keep them (in the images rows, float32, float16 or 12
+    bits), with the way to move them."""
     with store.read_session() as session:
         older = session.scalar(select(func.count()).select_from(Image).where(shrink.older_form())) or 0
     report.facts["older_vectors"] = older
     if older:
-        report.notes.append(f"{older} vectors are stored in an older form (float32 or float16, {2 * dim}-{4 * dim} "
-                            f"bytes each); `medsearch upgrade --vectors-only` stores them in 12 bits ("
-                            f"{len(vector_codec.encode(np.zeros(dim)))} bytes)")
+        report.notes.append(f"{older} vectors are stored as older stores keep them (in the images rows, up to "
+                            f"{4 * dim} bytes each); `medsearch upgrade --vectors-only` moves them to their own "
+                            f"table in 12 bits ({len(vector_codec.encode(np.zeros(dim)))} bytes), which the "
+                            "page cache holds better")
 
 
 def _missing_files(store: Store, report: CheckReport) -> None:

@@ -1,5 +1,5 @@
-"""SQLAlchemy 2.0 typed models. The database is the source of truth: it keeps every vector too, and the
-FAISS file is a snapshot of it (see ``storage.vectors``).
+"""SQLAlchemy 2.0 typed models. The database is the source of truth: it keeps every vector too (in
+``image_vectors``), and the FAISS file is a snapshot of it (see ``storage.vectors``).
 
 Ids: ``images.id`` is the FAISS id. It is never reused (``sqlite_autoincrement``), 64-bit on PostgreSQL.
 Times are stored in UTC without tzinfo (SQLite drops it); re-attach UTC on read.
@@ -22,8 +22,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    literal,
+    select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -57,6 +60,18 @@ class StoreInfo(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class ImageVector(Base):
+    """An image's stored vector (``storage.vector_codec``'s 12-bit form), in a table of its own: the re-rank
+    of every ``ivf-pq`` query reads a few hundred of them at random, and a table of vectors alone is what
+    the page cache can hold (ten million: 17.7 GB, where the images with their vectors took 26 GB)."""
+
+    __tablename__ = "image_vectors"
+
+    id: Mapped[int] = mapped_column(Id, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True,
+                                    autoincrement=False)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Image(Base):
     """One embedded image: a file, or one frame of a multi-frame file."""
 
@@ -74,7 +89,13 @@ class Image(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     content_hash: Mapped[str] = mapped_column(String(64))
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    # Where stores older than ``image_vectors`` keep the vector; an empty blob once it is in that table
+    # (every row written now; ``medsearch upgrade --vectors-only`` moves the older ones). Read ``embedding``.
+    legacy_embedding: Mapped[bytes | None] = mapped_column("embedding", LargeBinary, default=b"")
+    embedding: Mapped[bytes] = column_property(  # the stored vector, wherever it is (NULL: damaged)
+        func.coalesce(select(ImageVector.embedding).where(ImageVector.id == id).scalar_subquery(),
+                      func.nullif(legacy_embedding, literal(b"", LargeBinary))),
+        deferred=True)
     generation: Mapped[int] = mapped_column(BigInteger)
     indexed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     file_format: Mapped[str | None] = mapped_column(String(16))
@@ -105,6 +126,8 @@ class Image(Base):
     preprocessing_version: Mapped[str | None] = mapped_column(String(64))
     # Only with the explicit opt-in to keep identity: a JSON object of identifying attributes.
     identity: Mapped[str | None] = mapped_column(Text)
+
+
 
 
 METADATA_COLUMNS: tuple[str, ...] = (

@@ -1,37 +1,43 @@
-"""Store the vectors of an older store in the 12-bit form in place (``storage.vector_codec``): float32
-blobs shrink to three eighths, float16 ones to three quarters.
+"""Bring an older store's vectors to the form written now, in place: each moves from the ``images`` row
+into ``image_vectors`` (``storage.models.ImageVector``) in the 12-bit form (``storage.vector_codec``):
+float32 blobs shrink to three eighths, float16 ones to three quarters, 12-bit ones move as they are.
 
 Batch by batch, each in its own transaction, in id order: killed half way, every vector is whole in one
-form or another (all are read), and running it again converts the rest. The values move by the 12-bit
-rounding (at most ~1e-4 of cosine), so the generation is not bumped: an index built before keeps serving the
-same ids, and the next rebuild or ``reindex`` reads the new form. SQLite keeps the freed pages for later
-rows until ``VACUUM`` gives them back to the disk (and moves the file to 32 KB pages, which an image row
-fills better); that needs as much free space as the database, and no other process using it.
+place or the other (``Image.embedding`` reads both), and running it again moves the rest. The values move by
+the 12-bit rounding at most (~1e-4 of cosine), so the generation is not bumped: an index built before keeps
+serving the same ids, and the next rebuild or ``reindex`` reads the new form. The emptied rows give pages
+back to SQLite, which the moved vectors reuse; ``VACUUM`` then gives the rest back to the disk (and moves
+the file to 32 KB pages, which a vector fills better); that needs as much free space as the database, and no
+other process using it.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import LargeBinary, func, literal, select, text, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, insert, select, update
 
 from storage import vector_codec
 from storage.database import PAGE_SIZE
 from storage.errors import StoreError
-from storage.models import Image
+from storage.models import Image, ImageVector
 from storage.store import DB_FILE, Store
 
 BATCH = 2_000
+VACUUM_FILE = f"{DB_FILE}.tmp-vacuum"
+"""The compacted copy while it is written; ``medsearch check`` reports one a kill left behind."""
+BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
 
 
 @dataclass
 class ShrinkReport:
-    """``converted``: vectors rewritten in the 12-bit form; ``vacuumed``: whether SQLite gave the space back (else
-    ``vacuum_note`` says why not); ``bytes_before``/``bytes_after``: the SQLite file's size."""
+    """``converted``: vectors moved to the vectors table in the 12-bit form; ``vacuumed``: whether SQLite gave
+    the space back (else ``vacuum_note`` says why not); ``bytes_before``/``bytes_after``: the SQLite file's
+    size."""
 
     converted: int = 0
     vacuumed: bool = False
@@ -40,10 +46,11 @@ class ShrinkReport:
     bytes_after: int = 0
 
 
-def shrink_vectors(store: Store, progress: Callable[[int], None] | None = None,
-                   batch: int = BATCH) -> ShrinkReport:
-    """Rewrite every vector of ``store`` (writable) not in the 12-bit form in it, then VACUUM a SQLite database when
-    the disk has room. ``progress(converted so far)`` after each batch. Raises StoreError when empty."""
+def shrink_vectors(store: Store, progress: Callable[[int, int], None] | None = None,
+                   batch: int = BATCH, compact: bool = False) -> ShrinkReport:
+    """Move every vector of ``store`` (writable) still in its images row to the vectors table in the 12-bit
+    form, then compact a SQLite database when any moved (or ``compact``: a run after one that could not).
+    ``progress(moved so far, to move)`` after each batch. Raises StoreError when empty."""
     record = store.model_record()
     if record is None:
         raise StoreError(f"The store at {store.directory} is empty; nothing to upgrade.")
@@ -51,26 +58,35 @@ def shrink_vectors(store: Store, progress: Callable[[int], None] | None = None,
     sqlite = store.engine.dialect.name == "sqlite" and database.exists()
     report = ShrinkReport(bytes_before=_database_bytes(store) if sqlite else 0)
     older, last = older_form(), 0
-    while True:
+    with store.read_session() as session:
+        total = session.scalar(select(func.count()).select_from(Image).where(older)) or 0
+    while total:
         with store.write_session() as session:
-            rows = session.execute(select(Image.id, Image.embedding).where(Image.id > last, older)
+            rows = session.execute(select(Image.id, Image.legacy_embedding).where(Image.id > last, older)
                                    .order_by(Image.id).limit(batch)).all()
             if not rows:
                 break
-            session.execute(update(Image), [{"id": image_id, "embedding": vector_codec.encode(
-                vector_codec.decode(blob))} for image_id, blob in rows])
+            session.execute(insert(ImageVector), [{"id": image_id, "embedding": _current(blob)}
+                                                  for image_id, blob in rows])
+            session.execute(update(Image), [{"id": image_id, "legacy_embedding": b""} for image_id, _ in rows])
         last, report.converted = rows[-1][0], report.converted + len(rows)
         if progress:
-            progress(report.converted)
-    if sqlite and report.converted:
+            progress(report.converted, total)
+    if sqlite and (report.converted or compact):
         _vacuum(store, report)
     report.bytes_after = _database_bytes(store) if sqlite else 0
     return report
 
 
 def older_form() -> Any:
-    """The SQL condition of an image whose vector is not in the form written now."""
-    return func.substr(Image.embedding, 1, len(vector_codec.Q12)) != literal(vector_codec.Q12, LargeBinary)
+    """The SQL condition of an image whose vector is not where and how vectors are written now."""
+    return func.length(Image.legacy_embedding) > 0
+
+
+def _current(blob: bytes | None) -> bytes:
+    """``blob`` (one ``older_form`` selects: never empty) in the 12-bit form: as it is when it already is."""
+    assert blob
+    return blob if vector_codec.form(blob) == "q12" else vector_codec.encode(vector_codec.decode(blob))
 
 
 def _database_bytes(store: Store) -> int:
@@ -79,22 +95,37 @@ def _database_bytes(store: Store) -> int:
 
 
 def _vacuum(store: Store, report: ShrinkReport) -> None:
-    size = (store.directory / DB_FILE).stat().st_size
-    if shutil.disk_usage(store.directory).free < size:
-        report.vacuum_note = (f"VACUUM skipped: it needs {size / 2**30:.1f} GiB free beside the database; the "
-                              "freed pages are reused by new images meanwhile")
-        return
+    """Write a compacted copy of the database (``VACUUM INTO``, on ``PAGE_SIZE`` pages) beside it and rename
+    it over it, every other process kept out meanwhile by an exclusive lock. It needs room for the rows
+    only, not for the file's empty space (a 10 M store moved here: 44.6 GB on disk, 27 GB of rows). A disk
+    that fills up, or another process with the store open, leaves the database as it was."""
+    database, copy = store.directory / DB_FILE, store.directory / VACUUM_FILE
     store.engine.dispose()  # the pooled connections of this process: leaving WAL mode wants none open
+    connection = sqlite3.connect(database, isolation_level=None, timeout=1)
     try:
-        with store.engine.connect() as connection:
-            autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
-            try:  # a page size changes only outside WAL mode; VACUUM rewrites the file with it
-                autocommit.execute(text("PRAGMA journal_mode=DELETE"))
-                autocommit.execute(text(f"PRAGMA page_size={PAGE_SIZE}"))
-                autocommit.execute(text("VACUUM"))
-            finally:
-                autocommit.execute(text("PRAGMA journal_mode=WAL"))
+        try:
+            connection.execute("PRAGMA journal_mode=DELETE").fetchall()  # refused while another process has it
+            connection.execute("PRAGMA locking_mode=EXCLUSIVE")
+            connection.execute("BEGIN EXCLUSIVE")
+            connection.execute("COMMIT")  # the lock stays (exclusive locking mode) until the connection closes
+            connection.execute(f"PRAGMA page_size={PAGE_SIZE}")
+            copy.unlink(missing_ok=True)
+            connection.execute("VACUUM INTO ?", (str(copy),))
+            with open(copy, "rb") as written:
+                os.fsync(written.fileno())
+        except sqlite3.OperationalError as error:
+            copy.unlink(missing_ok=True)
+            report.vacuum_note = ("VACUUM skipped: another process has the database open; run `medsearch upgrade "
+                                  "--vectors-only` again when no server is running" if error.sqlite_errorname in BUSY
+                                  else f"VACUUM skipped: {error} (a compacted copy is written beside the "
+                                  "database); the free pages are reused by new images meanwhile")
+            return
+        os.replace(copy, database)
+        directory = os.open(store.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
         report.vacuumed = True
-    except OperationalError:
-        report.vacuum_note = ("VACUUM skipped: another process has the database open; run this again when no "
-                              "server is running to give the space back")
+    finally:
+        connection.close()

@@ -22,7 +22,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 from storage import vector_codec
-from storage.models import Image
+from storage.models import Image, ImageVector
 
 THREADS = 4
 ALONE_MAX = 64
@@ -58,16 +58,16 @@ class VectorRows:
         return out
 
     def _rows(self, ids: np.ndarray) -> list[Any]:
-        from storage.queries import chunks  # storage.queries builds on the store, which builds on this
-
-        rows: list[Any] = []
+        """(id, blob) rows of ``ids``: from ``image_vectors``, and the ids not there from an older store's
+        own column (an empty blob there once moved)."""
         with self.engine.connect() as connection:
             cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
-                for chunk in chunks(ids.tolist()):
-                    listed = ",".join(str(int(i)) for i in chunk)
-                    cursor.execute(f"SELECT id, embedding FROM {Image.__tablename__} WHERE id IN ({listed})")
-                    rows += cursor.fetchall()
+                rows = _select(cursor, f"SELECT id, embedding FROM {ImageVector.__tablename__} WHERE id IN", ids)
+                if len(rows) < len(ids):
+                    missing = np.setdiff1d(ids, np.fromiter((row[0] for row in rows), dtype=np.int64))
+                    rows += _select(cursor, f"SELECT id, embedding FROM {Image.__tablename__} "
+                                    "WHERE length(embedding) > 0 AND id IN", missing)
             finally:
                 cursor.close()
         return rows
@@ -86,3 +86,14 @@ class VectorRows:
         if self._threads is not None:
             self._threads.shutdown()
             self._threads = None
+
+
+def _select(cursor: Any, statement: str, ids: np.ndarray) -> list[Any]:
+    """The rows of ``statement`` ending in ``id IN``, over ``ids`` in chunks of integer literals."""
+    from storage.queries import chunks  # storage.queries builds on the store, which builds on this
+
+    rows: list[Any] = []
+    for chunk in chunks(ids.tolist()):
+        cursor.execute(f"{statement} ({','.join(str(int(i)) for i in chunk)})")
+        rows += cursor.fetchall()
+    return rows

@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import delete, insert, select, update
 
 from storage import vector_codec
-from storage.models import METADATA_COLUMNS, Deletion, Failure, Image, ImageField, utcnow
+from storage.models import METADATA_COLUMNS, Deletion, Failure, Image, ImageField, ImageVector, utcnow
 from storage.store import Store
 from storage.thumbnails import save_thumbnails
 from storage.units import keys_of_metadata, keys_of_paths, refresh
@@ -128,14 +128,16 @@ def _insert_images(session: Any, images: list[NewImage], generation: int) -> np.
             "size": image.size,
             "mtime_ns": image.mtime_ns,
             "content_hash": image.content_hash,
-            "embedding": vector_codec.encode(image.embedding),
             "generation": generation,
             "indexed_at": now,
         }
         for image in images
     ]
     statement = insert(Image).returning(Image.id, sort_by_parameter_order=True)
-    return np.fromiter(session.scalars(statement, rows), dtype=np.int64)
+    ids = np.fromiter(session.scalars(statement, rows), dtype=np.int64)
+    session.execute(insert(ImageVector), [{"id": int(i), "embedding": vector_codec.encode(image.embedding)}
+                                          for i, image in zip(ids, images, strict=True)])
+    return ids
 
 
 def _record_failures(session: Any, failures: list[tuple[FileStat, str]], done: set[str]) -> None:

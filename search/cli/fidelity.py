@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -36,14 +37,15 @@ def upgrade(
     workers: WorkersOption = -1,
     window: WindowOption = None,
     voi: VoiOption = None,
-    vectors_only: Annotated[bool, typer.Option("--vectors-only", help="Only store older vectors (float32, "
-                                               "float16) in 12 bits (no model, no re-embedding).")] = False,
+    vectors_only: Annotated[bool, typer.Option("--vectors-only", help="Only move older stores' vectors to "
+                                               "their own table in 12 bits (no model, no re-embedding).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Re-embed, in place, every image made with an older preprocessing version, each read with the VOI
     options it was indexed with (--window / --voi: for images indexed before those were recorded); then
-    store vectors of older stores (float32 or float16) in 12 bits, three eighths or three quarters the size.
-    Safe to interrupt: run it again to finish."""
+    move older stores' vectors (float32, float16 or 12 bits, in the images rows) to a table of their own in
+    12 bits (a float32 vector is three eighths the size, and a table of vectors alone is what the page cache
+    holds: the ivf-pq re-rank reads it). Safe to interrupt: run it again to finish."""
     from indexer.frames import ReadOptions
     from indexer.pipeline import IndexSettings
     from indexer.upgrade import upgrade_store
@@ -60,8 +62,8 @@ def upgrade(
                 options = ReadOptions(window=parse_window(window), voi=parse_voi(voi or "google"))
                 settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
                 facts.update(vars(upgrade_store(ms.store, lambda: ms.embedder, settings)))
-        with Store.open(store, writable=True) as opened:
-            shrunk = shrink_vectors(opened)
+        with Store.open(store, writable=True) as opened, _moving_bar(as_json) as update:
+            shrunk = shrink_vectors(opened, update, compact=vectors_only)
         facts["vectors"] = vars(shrunk)
     if as_json:
         print_json(facts)
@@ -69,9 +71,27 @@ def upgrade(
     if not vectors_only:
         typer.echo(f"upgraded {facts['from_version']} -> {facts['to_version']}: re-embedded {facts['reembedded']} "
                    f"files, failed {facts['failed']}, missing {facts['missing']}, left {facts['left']}")
-    typer.echo(f"stored {shrunk.converted} older vectors in 12 bits"
+    typer.echo(f"moved {shrunk.converted} older vectors to the vectors table in 12 bits"
                + (f"; the database went from {shrunk.bytes_before / 2**20:.1f} to {shrunk.bytes_after / 2**20:.1f} MiB"
                   if shrunk.vacuumed else f"; {shrunk.vacuum_note}" if shrunk.vacuum_note else ""))
+
+
+class _moving_bar:
+    """A progress bar of the vectors moved (none with --json); entering it gives ``update(done, total)``."""
+
+    def __init__(self, quiet: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("moving vectors"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            transient=True, disable=quiet)
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        self.bar.__enter__()
+        task = self.bar.add_task("", total=None)
+        return lambda done, total: self.bar.update(task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)  # type: ignore[arg-type]
 
 
 def preview(

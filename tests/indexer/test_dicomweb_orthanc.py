@@ -50,7 +50,7 @@ def _upload(server: Orthanc, names: tuple[str, ...] = FILES) -> None:
 
 def _vectors(store: Path) -> dict[str, np.ndarray]:
     with sqlite3.connect(store / "medsearch.db") as db:
-        rows = db.execute("select sop_instance_uid, embedding from images").fetchall()
+        rows = db.execute("select sop_instance_uid, v.embedding from images join image_vectors v using (id)").fetchall()
     return {sop: vector_codec.decode(blob) for sop, blob in rows}
 
 

@@ -56,7 +56,8 @@ def _versions(db: Path) -> dict[str, str | None]:
 def _vectors(db: Path) -> dict[str, np.ndarray]:
     with sqlite3.connect(db, timeout=10) as connection:
         return {Path(p).name: vector_codec.decode(blob)
-                for p, blob in connection.execute("select path, embedding from images")}
+                for p, blob in connection.execute(
+                    "select path, v.embedding from images join image_vectors v using (id)")}
 
 
 def test_an_old_store_upgrades_in_place_through_a_kill(cli: Cli, tmp_path: Path, tiny_model: Path) -> None:

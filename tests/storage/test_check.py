@@ -87,7 +87,8 @@ def test_corrupt_vector_is_dropped_and_reindexed(indexed: tuple[Path, Path], cli
                                                  tiny_model: Path, blob: bytes) -> None:
     store, folder = indexed
     with sqlite3.connect(store / "medsearch.db") as connection:
-        connection.execute("update images set embedding = ? where path like '%img2.png'", (blob,))
+        connection.execute("update image_vectors set embedding = ? where id = "
+                           "(select id from images where path like '%img2.png')", (blob,))
     assert kinds(cli("check", "--store", store, "--json", expect=5)) == {"vector"}
     repaired = cli("check", "--store", store, "--repair", "--json")
     assert repaired["ok"]

@@ -17,8 +17,10 @@ from sqlalchemy import select
 
 from search.query.textcache import TextCache
 from storage import snapshot
+from storage.check import check_store
 from storage.errors import StoreError
 from storage.models import TextEmbedding
+from storage.shrink import shrink_vectors
 from storage.store import DB_FILE, ModelRecord, Store
 from storage.writes import Batch, NewImage, write_batch
 
@@ -75,9 +77,18 @@ def test_caching_a_text_vector_never_waits_on_a_writer(tmp_path: Path, tiny_embe
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 8 MB tmpfs, an empty store being 1.6 MB of 32 KB pages (root only; skipped where mounting is
     not allowed)."""
-    mount = tmp_path / "disk"
+    yield from _tmpfs(tmp_path / "disk", "8m")
+
+
+@pytest.fixture
+def roomier_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 32 MB tmpfs: room for a store of a few thousand small images (root only)."""
+    yield from _tmpfs(tmp_path / "disk", "32m")
+
+
+def _tmpfs(mount: Path, size: str) -> Iterator[Path]:
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:
@@ -114,3 +125,28 @@ def test_a_full_disk_during_the_snapshot_is_one_line_and_leaves_no_temporary(sma
     written = snapshot.snapshot_file(small_disk / "store")
     assert written is not None and written.stat().st_size > 0
     store.close()
+
+
+def test_a_full_disk_during_the_compaction_leaves_the_store_as_it_was(roomier_disk: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.storage.test_ivf_pq_store import COUNT, clustered, old_store
+
+    directory = old_store(roomier_disk, monkeypatch)
+    with Store.open(directory, writable=True) as store:
+        assert shrink_vectors(store).converted == COUNT  # moved (and compacted: there was room)
+        more = clustered(2000, 8)
+        write_batch(store, Batch(images=[NewImage(f"/x/{i}.dcm", 0, 1, 1, str(i), more[i]) for i in range(2000)]))
+        write_batch(store, Batch(remove_paths=[f"/x/{i}.dcm" for i in range(2000)]))  # free pages to give back
+        store.save_snapshot()
+        wanted = clustered(5, 9)
+        before = store.search(wanted, 10)
+        _fill(roomier_disk)
+        full = shrink_vectors(store, compact=True)
+        assert not full.vacuumed and "full" in full.vacuum_note
+        assert not list(directory.glob("*.tmp*"))
+        (roomier_disk / "filler").unlink()
+        after = store.search(wanted, 10)
+        np.testing.assert_array_equal(after[1], before[1])
+        assert check_store(store).ok
+        again = shrink_vectors(store, compact=True)
+        assert again.vacuumed and again.bytes_after < again.bytes_before

@@ -140,10 +140,12 @@ def test_a_store_of_older_vectors_shrinks_in_place(tmp_path: Path, monkeypatch: 
         report = check_store(store)
         assert report.ok and report.facts["older_vectors"] == COUNT
         assert "upgrade --vectors-only" in report.notes[0]
-        assert vector_bytes(directory) == COUNT * len(OLDER_FORMS[older](np.zeros(DIM)))
+        assert vector_bytes(directory) == (COUNT * len(OLDER_FORMS[older](np.zeros(DIM))), 0)
+        fill(store, clustered(5, 4), start=COUNT)  # new images go to the vectors table, in the older one too
+        assert store.search(clustered(5, 4), 1)[0][:, 0] == pytest.approx(1.0, abs=1e-5)
         shrunk = shrink_vectors(store)
         assert shrunk.converted == COUNT and shrunk.vacuumed
-        assert vector_bytes(directory) == COUNT * (8 + 3 * DIM // 2)  # tag, scale, 12 bits a component
+        assert vector_bytes(directory) == (0, (COUNT + 5) * (8 + 3 * DIM // 2))  # tag, scale, 12 bits each
         assert check_store(store).facts["older_vectors"] == 0
         assert page_size(directory) == database.PAGE_SIZE == 32_768
         store.rebuild_index()
@@ -160,7 +162,7 @@ from pathlib import Path
 from storage.shrink import shrink_vectors
 from storage.store import Store
 
-def progress(done):
+def progress(done, _total):
     if done >= 500:
         Path(sys.argv[2]).write_text(str(done))
         while True:
@@ -199,8 +201,8 @@ def test_a_shrink_killed_half_way_loses_nothing(tmp_path: Path, monkeypatch: pyt
 
 
 def old_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, older: str = "float32") -> Path:
-    """A store written by an older version: every vector a blob of the ``older`` form (a flat index), 4 KB
-    pages."""
+    """A store as an older version wrote it: every vector a blob of the ``older`` form in its images row
+    (``embedding BLOB NOT NULL``), no vectors table, a flat index, 4 KB pages."""
     directory = tmp_path / "old"
     with monkeypatch.context() as patched:
         patched.setattr(vector_codec, "encode", OLDER_FORMS[older])
@@ -209,7 +211,29 @@ def old_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, older: str = "flo
             store.bind_model(ModelRecord("synthetic", "r1", DIM, "3"))
             fill(store, clustered(COUNT, 1))
             store.save_snapshot()
+    to_older_layout(directory / "medsearch.db")
     return directory
+
+
+def to_older_layout(database_file: Path) -> None:
+    """Move the vectors back into the images rows under the older table definition (SQLite's way to change
+    one: a new table, the rows copied, the old one dropped, the new one renamed, its indexes made again)."""
+    with sqlite3.connect(database_file) as connection:
+        connection.execute("PRAGMA foreign_keys=OFF")
+        table, indexes = connection.execute("SELECT sql FROM sqlite_master WHERE name = 'images'").fetchone()[0], [
+            sql for (sql,) in connection.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'images' AND sql IS NOT NULL")]
+        assert "embedding BLOB," in table
+        connection.execute(table.replace("CREATE TABLE images", "CREATE TABLE older_images", 1)
+                           .replace("embedding BLOB,", "embedding BLOB NOT NULL,"))
+        connection.execute("INSERT INTO older_images SELECT * FROM images")
+        connection.execute("UPDATE older_images SET embedding = "
+                           "(SELECT embedding FROM image_vectors WHERE image_vectors.id = older_images.id)")
+        connection.execute("DROP TABLE image_vectors")
+        connection.execute("DROP TABLE images")
+        connection.execute("ALTER TABLE older_images RENAME TO images")
+        for sql in indexes:
+            connection.execute(sql)
 
 
 def page_size(directory: Path) -> int:
@@ -217,9 +241,11 @@ def page_size(directory: Path) -> int:
         return int(connection.execute("PRAGMA page_size").fetchone()[0])
 
 
-def vector_bytes(directory: Path) -> int:
+def vector_bytes(directory: Path) -> tuple[int, int]:
+    """The bytes of the vectors in the images rows, and in the vectors table."""
     with sqlite3.connect(directory / "medsearch.db") as connection:
-        return int(connection.execute("SELECT sum(length(embedding)) FROM images").fetchone()[0])
+        return tuple(int(connection.execute(f"SELECT coalesce(sum(length(embedding)), 0) FROM {table}").fetchone()[0])
+                     for table in ("images", "image_vectors"))
 
 
 def test_a_loaded_index_reads_as_many_lists_as_the_code_says(pq_store: Path) -> None:
@@ -257,3 +283,62 @@ def test_the_snapshot_file_leaves_the_page_cache_once_loaded(pq_store: Path) -> 
     shown = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
                            capture_output=True, text=True, check=True)
     assert int(shown.stdout.split()[0]) < path.stat().st_size // 10, shown.stdout
+
+
+def test_a_removed_image_takes_its_vector_with_it(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "store", create=True, writable=True) as store:
+        store.bind_model(ModelRecord("synthetic", "r1", DIM, "3"))
+        fill(store, clustered(20, 5))
+        gone = [str(tmp_path / "files" / f"{n}.dcm") for n in range(0, 20, 2)]
+        write_batch(store, Batch(remove_paths=gone))
+        kept = queries.all_ids(store)
+        assert len(kept) == 10
+        with sqlite3.connect(tmp_path / "store" / "medsearch.db") as connection:
+            held = sorted(i for (i,) in connection.execute("SELECT id FROM image_vectors"))
+        assert held == sorted(kept.tolist())
+        store.save_snapshot()
+        assert check_store(store).ok
+
+
+# Holds the SQLite database in argv[1] open (one read done) until killed; argv[2] says it has read.
+HOLDER = r"""
+import sqlite3, sys, time
+from pathlib import Path
+
+connection = sqlite3.connect(sys.argv[1])
+connection.execute("SELECT count(*) FROM images").fetchall()
+Path(sys.argv[2]).write_text("open")
+while True:
+    time.sleep(60)
+"""
+
+
+def test_the_compaction_waits_for_the_database_to_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = old_store(tmp_path, monkeypatch)
+    marker = tmp_path / "holding"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(directory / "medsearch.db"), str(marker)])
+    try:
+        for _wait in range(6000):  # bounded: five minutes at most
+            if marker.exists() or holder.poll() is not None:
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                holder.wait(timeout=0.05)
+        assert marker.exists(), "the holder never opened the database"
+        with Store.open(directory, writable=True) as store:
+            moved = shrink_vectors(store)
+            assert moved.converted == COUNT and not moved.vacuumed
+            assert "another process has the database open" in moved.vacuum_note
+            assert page_size(directory) == 4096 and not list(directory.glob("*.tmp*"))
+            assert check_store(store).ok
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    done = subprocess.run([sys.executable, "-m", "search.cli", "upgrade", "--vectors-only", "--store",
+                           str(directory), "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    compacted = json.loads(done.stdout)["vectors"]
+    assert compacted["converted"] == 0 and compacted["vacuumed"]  # asked again: compacted with nothing to move
+    assert compacted["bytes_after"] < compacted["bytes_before"] and page_size(directory) == database.PAGE_SIZE
+    with Store.open(directory) as store:
+        assert check_store(store).ok and len(queries.ids_where(store, ["modality = 'MR'"])) == COUNT // 10

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.conftest import write_png
 
@@ -53,3 +54,20 @@ def test_everything_runs_on_postgresql(cli: Callable[..., Any], image_folder: Pa
     assert [r["score"] for r in after] == pytest.approx([r["score"] for r in before], abs=1e-5)
     assert cli("upgrade", "--vectors-only", "--store", store, "--json")["vectors"]["converted"] == 0
     assert cli("check", "--store", store, "--json")["facts"]["older_vectors"] == 0
+
+    # an older store's vectors, in the images rows: read there, then moved to their own table
+    engine = create_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "UPDATE images SET embedding = v.embedding FROM image_vectors v WHERE v.id = images.id"))
+        connection.execute(text("DELETE FROM image_vectors"))
+    assert cli("check", "--store", store, "--json")["facts"]["older_vectors"] == 8
+    older = cli("search", "x", "-k", "5", "--where", "width >= 64", "--store", store, "--json")["results"]
+    assert [r["id"] for r in older] == [r["id"] for r in before]
+    assert cli("upgrade", "--vectors-only", "--store", store, "--json")["vectors"]["converted"] == 8
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM image_vectors")).scalar() == 8
+    engine.dispose()
+    assert cli("check", "--store", store, "--json")["ok"]
+    moved = cli("search", "x", "-k", "5", "--where", "width >= 64", "--store", store, "--json")["results"]
+    assert [r["score"] for r in moved] == pytest.approx([r["score"] for r in before], abs=1e-5)
