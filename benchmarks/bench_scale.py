@@ -38,6 +38,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -197,6 +198,9 @@ def stage_serve(directory: Path, truth_file: str = "truth.npz") -> dict[str, Any
     with Store.open(directory) as store:
         store.index()
         out["load_s"] = round(time.perf_counter() - started, 1)
+        started = time.perf_counter()
+        out["warmed_vectors"] = store.warm_vectors(threading.Event())  # as `medsearch serve` does at start
+        out["warm_s"] = round(time.perf_counter() - started, 1)
         allowed = queries.ids_where(store, FILTER)
         out["filter_ids"] = len(allowed)
         store.search(truth["image_queries"][0], 10)  # warm-up: the statements compiled, the first pages read
@@ -261,19 +265,21 @@ def disk(directory: Path, count: int) -> dict[str, Any]:
 
 def fresh_answers(directory: Path, count: int, seed: int) -> str:
     """Draw query sets from ``seed`` (of the mixture of a ``count``-image store) and compute their exact
-    answers over the vectors the store holds now (read in id order, as stored); returns the name of the
-    file written beside the store."""
+    answers over the vectors the store holds now (read in id order from the vectors table alone, the
+    filter's ids from its index: what a serving machine's page cache holds); returns the name of the file
+    written beside the store."""
     from storage import vector_codec
 
     truth = Truth(query_sets(mixture(count, 1)[0], seed))
     with sqlite3.connect(directory / "medsearch.db") as connection:
+        older = connection.execute("SELECT count(*) FROM images WHERE length(embedding) > 0").fetchone()[0]
+        assert older == 0, "vectors of an older store: run `medsearch upgrade --vectors-only` first"
+        mr = np.array(sorted(i for (i,) in connection.execute("SELECT id FROM images WHERE modality = 'MR'")))
         last = 0
-        while rows := connection.execute(  # the vectors table's, else an older store's own column
-                "SELECT images.id, coalesce(image_vectors.embedding, images.embedding), modality FROM images "
-                "LEFT JOIN image_vectors USING (id) WHERE images.id > ? ORDER BY images.id LIMIT 100000",
-                (last,)).fetchall():
+        while rows := connection.execute("SELECT id, embedding FROM image_vectors WHERE id > ? ORDER BY id "
+                                         "LIMIT 100000", (last,)).fetchall():
             ids = np.array([row[0] for row in rows], dtype=np.int64)
-            truth.see(ids, vector_codec.decode_many(row[1] for row in rows), np.array([r[2] == "MR" for r in rows]))
+            truth.see(ids, vector_codec.decode_many(row[1] for row in rows), np.isin(ids, mr))
             last = int(ids[-1])
     name = f"truth_seed{seed}.npz"
     truth.save(directory / name)

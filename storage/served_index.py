@@ -5,6 +5,7 @@ each stays readable."""
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -116,6 +117,14 @@ class ServedIndex(ABC):
         longer stored (removed by another process since the index was caught up)."""
         index = self._index if self._index is not None else self.index()
         return self._vector_rows.read(ids, int(index.d))
+
+    def warm_vectors(self, stop: threading.Event) -> int:
+        """For an ivf-pq index, read the stored vectors once so that the page cache holds them for the
+        re-rank (``VectorRows.warm``); returns the rows read (0 for the other kinds, which never read them)."""
+        record = self.model_record()
+        if record is None or self._index_type() != IndexType.IVF_PQ:
+            return 0
+        return self._vector_rows.warm(stop, record.dim)
 
     def added_after_training(self) -> tuple[int, int]:
         """(vectors added since the index was trained, vectors in the index) of an ivf-sq8 or ivf-pq index;

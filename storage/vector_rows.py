@@ -15,11 +15,12 @@ reads were 1.5-3 ms faster at 1 M, but every connection's map counts in the proc
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from storage import vector_codec
 from storage.models import Image, ImageVector
@@ -29,6 +30,9 @@ ALONE_MAX = 64
 """Up to this many ids are read on one connection (threads cost more than they save)."""
 CACHED_SHARE = 0.5
 """A SQLite database up to this share of the machine's memory is taken to be in the page cache."""
+WARM_SHARE = 0.9
+"""``warm`` reads the vectors table when it takes at most this share of the memory available."""
+WARM_CHUNK = 20_000
 
 
 class VectorRows:
@@ -72,6 +76,29 @@ class VectorRows:
                 cursor.close()
         return rows
 
+    def warm(self, stop: threading.Event, dim: int) -> int:
+        """Read the vectors table once, in id order, so that the page cache holds it: the re-rank of every
+        query reads a few hundred of its rows at random, ~0.3 ms each from disk (10 M images, fresh
+        queries: p50 27-31 ms before the table was read whole, 13-15 ms after). Reads nothing when the
+        table would not fit in the memory available now (it would only push out other pages). Returns the
+        rows read; stops between chunks once ``stop`` is set."""
+        with self.engine.connect() as connection:
+            top = connection.scalar(select(func.max(ImageVector.id))) or 0  # at least the rows there are
+            row_bytes = len(vector_codec.encode(np.zeros(dim, dtype=np.float32)))
+            if not top or top * row_bytes > WARM_SHARE * _available_memory():
+                return 0
+            cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            read, last = 0, 0
+            try:
+                while not stop.is_set() and last < top:
+                    cursor.execute(f"SELECT count(length(embedding)) FROM {ImageVector.__tablename__} "
+                                   f"WHERE id > {last} AND id <= {last + WARM_CHUNK}")
+                    (rows,) = cursor.fetchone() or (0,)
+                    read, last = read + int(rows), last + WARM_CHUNK
+            finally:
+                cursor.close()
+        return read
+
     def _in_page_cache(self) -> bool:
         """Whether the database is a SQLite file small enough for the page cache to hold it."""
         path = self.engine.url.database
@@ -97,3 +124,15 @@ def _select(cursor: Any, statement: str, ids: np.ndarray) -> list[Any]:
         cursor.execute(f"{statement} ({','.join(str(int(i)) for i in chunk)})")
         rows += cursor.fetchall()
     return rows
+
+
+def _available_memory() -> int:
+    """Bytes of memory available now (Linux's MemAvailable: free plus reclaimable cache); 0 elsewhere."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0

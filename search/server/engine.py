@@ -12,7 +12,9 @@ before ``index_lock``."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +34,8 @@ from search.server.security import served_path
 from search.server.thumbnails import ThumbnailCache
 from search.server.wado import RemoteImages, viewer_url
 from storage.errors import InvalidQuery, NotFound
+
+log = logging.getLogger(__name__)
 
 SEARCH_FILTERS = ("where", "min_score", "min_prob", "group_by", "like", "unlike")
 """Query parameters passed on to ``Medsearch.search``."""
@@ -53,6 +57,9 @@ class ServerEngine:
         self.remote_images = RemoteImages(render=self.decoder.bytes_thumbnail)
         self.batcher = TextBatcher(self._embed_texts, window_s=batch_window_s)
         self.filters = SEARCH_FILTERS
+        self.warmed: int | None = None  # vectors read into the page cache once the warm-up is done
+        self._stop_warming = threading.Event()
+        self._warming: threading.Thread | None = None
 
     def start(self) -> None:
         """Load the model now (not on the first request) and refuse a store built by another model.
@@ -60,8 +67,25 @@ class ServerEngine:
         self.medsearch.check_model()
         with self.index_lock:
             self.medsearch.texts  # noqa: B018 - created once here, used under the lock afterwards
+        self._warming = threading.Thread(target=self._warm, name="vector-warm-up", daemon=True)
+        self._warming.start()
+
+    def _warm(self) -> None:
+        """Read an ivf-pq store's vectors into the page cache while the first queries are answered."""
+        started = time.monotonic()
+        try:
+            read = self.medsearch.store.warm_vectors(self._stop_warming)
+        except Exception as error:  # a warm-up only saves time: say why it stopped, serve on
+            log.warning("the stored vectors were not read ahead: %s", error)
+            read = 0
+        if read:
+            log.info("read %d stored vectors into the page cache in %.0f s", read, time.monotonic() - started)
+        self.warmed = read
 
     def close(self) -> None:
+        self._stop_warming.set()
+        if self._warming is not None:
+            self._warming.join()
         self.batcher.close()
         self.remote_images.close()
         self.medsearch.close()

@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import faiss
 import numpy as np
 import pytest
 
-from storage import database, index_choice, queries, snapshot, vector_codec, vectors
+from storage import database, index_choice, queries, snapshot, vector_codec, vector_rows, vectors
 from storage.check import check_store
 from storage.shrink import shrink_vectors
 from storage.store import ModelRecord, Store
@@ -342,3 +343,39 @@ def test_the_compaction_waits_for_the_database_to_itself(tmp_path: Path, monkeyp
     assert compacted["bytes_after"] < compacted["bytes_before"] and page_size(directory) == database.PAGE_SIZE
     with Store.open(directory) as store:
         assert check_store(store).ok and len(queries.ids_where(store, ["modality = 'MR'"])) == COUNT // 10
+
+
+def _cached_bytes(path: Path) -> int:
+    shown = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+                           capture_output=True, text=True, check=True)
+    return int(shown.stdout.split()[0])
+
+
+def _drop_from_cache(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+@pytest.mark.skipif(shutil.which("fincore") is None, reason="no fincore (util-linux)")
+def test_warming_reads_the_vectors_into_the_page_cache(pq_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    database_file = pq_store / "medsearch.db"
+    vector_bytes = COUNT * len(vector_codec.encode(np.zeros(DIM, dtype=np.float32)))
+    with Store.open(pq_store) as store:
+        _drop_from_cache(database_file)
+        stopped = threading.Event()
+        stopped.set()
+        assert store.warm_vectors(stopped) == 0  # asked to stop: reads nothing
+        with monkeypatch.context() as patched:
+            patched.setattr(vector_rows, "WARM_SHARE", 0.0)  # a table larger than the memory left: left alone
+            assert store.warm_vectors(threading.Event()) == 0
+        before = _cached_bytes(database_file)  # the schema, the store's record, the top of the id tree
+        assert store.warm_vectors(threading.Event()) == COUNT
+        assert _cached_bytes(database_file) >= before + vector_bytes * 9 // 10
+
+
+def test_only_an_ivf_pq_store_warms_its_vectors(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "store", create=True, writable=True) as store:
+        store.bind_model(ModelRecord("synthetic", "r1", DIM, "3"))
+        fill(store, clustered(50, 5))
+        assert store.warm_vectors(threading.Event()) == 0  # a flat index never reads them back
