@@ -26,13 +26,11 @@ def make_engine(url: str) -> Engine:
 
 
 PAGE_SIZE = 32_768
-"""SQLite page size of new stores. An image row (its vector, 1.7 KB in 12 bits, and its metadata: ~2.1 KB in
-the scale benchmark's DICOM rows) is larger than half of SQLite's default 4 KB page, so each took a page of
-its own (4.5 KB per image measured with the float16 of the previous version). A page holds whole rows
-only, and leaves the rest of it empty: 16 KB pages held seven of those rows and wasted 0.25 KB per image,
-32 KB pages hold fifteen and waste 0.1 KB (1 M images: 2.56 against 2.76 KB per image; re-rank reads as
-fast, ``benchmarks/bench_scale.py``). It takes effect only before the file's first table
-(``storage.shrink`` moves older stores)."""
+"""SQLite page size of new stores. A page holds whole rows only and leaves the rest of it empty: a stored
+vector (1.74 KB in 12 bits) fills 4 KB pages two to a page, 32 KB pages eighteen (0.07 KB per vector
+left empty), and an image row with its metadata (~0.9 KB in the scale benchmark's DICOM rows) fills them
+as well (10 M images: 2.56 KB per image in all, ``benchmarks/bench_scale.py``). It takes effect only before
+the file's first table (``storage.shrink`` moves older stores)."""
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -1,15 +1,18 @@
 """Stored vectors read by id, for the re-rank of every ``ivf-pq`` query (``storage.reranked``).
 
-A query re-scores a few hundred rows spread over the whole table. A database that the page cache can hold
-(up to ``CACHED_SHARE`` of the machine's memory) is read on one connection: 500 rows in ~3 ms, where
-threads only add their hand-offs (1 M images, p50 7.0 ms a query on one connection, 8.8 ms on four). A
-larger one (ten million images: 26 GB, 77-81 % of it in the page cache of a 24 GB machine) has a fifth of
-those rows on disk, ~0.3 ms apiece one after another: split over ``THREADS`` connections, the disk serves
-them side by side (fresh queries, p50: one connection 50 ms, two 44, four 39-41, eight 39-40; the GIL is
-released while SQLite reads). Each statement lists the ids as integer literals rendered here, through the
-driver's own cursor: the plainest statement there is, as the cost per row is what counts. (Memory-mapped
-reads were 1.5-3 ms faster at 1 M, but every connection's map counts in the process's resident memory:
-4.8 GB reported for a 0.3 GB process.)
+A query re-scores a few hundred rows spread over the whole vectors table (``image_vectors``, read before
+the images rows of an older store). A database that the page cache can hold (up to ``CACHED_SHARE`` of the
+machine's memory) is read on one connection: 500 rows in ~3 ms, where threads only add their hand-offs
+(1 M images, p50 7.0 ms a query on one connection, 8.8 ms on four). A larger one is read over ``THREADS``
+connections, so that rows not in the page cache come from the disk side by side (~0.3 ms each here; the
+GIL is released while SQLite reads). Ten million images: the database is 26 GB, the vectors table 17.5 GB
+of it, which a 24 GB machine's page cache holds once read (``warm``: what a server does at start); then a
+query re-ranks in 8-10 ms on either path (fresh queries, p50: one connection 15.0 ms, four 15.3). With the
+vectors inside the images rows, as stores before kept them, the cache held 72-81 % of those rows and a
+query took 40-56 ms. Each statement lists the ids as integer literals rendered here, through the driver's
+own cursor: the plainest statement there is, as the cost per row is what counts. (Memory-mapped reads were
+1.5-3 ms faster at 1 M, but every connection's map counts in the process's resident memory: 4.8 GB
+reported for a 0.3 GB process.)
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from storage import snapshot, vectors
+from storage.shrink import VACUUM_FILE
 from storage.store import Store
 from tests.conftest import write_png
 
@@ -99,9 +100,11 @@ def test_corrupt_vector_is_dropped_and_reindexed(indexed: tuple[Path, Path], cli
     assert cli("check", "--store", store, "--json")["facts"]["index_count"] == 5
 
 
-def test_stale_temporary_file_is_removed(indexed: tuple[Path, Path], cli: Callable[..., Any]) -> None:
+@pytest.mark.parametrize("left", [f"{snapshot.INDEX_FILE}.tmp12345", VACUUM_FILE])
+def test_stale_temporary_file_is_removed(indexed: tuple[Path, Path], cli: Callable[..., Any], left: str) -> None:
+    """A snapshot write's or a compaction's copy, left by a kill."""
     store = indexed[0]
-    (store / f"{snapshot.INDEX_FILE}.tmp12345").write_bytes(b"partial")
+    (store / left).write_bytes(b"partial")
     assert kinds(cli("check", "--store", store, "--json", expect=5)) == {"temporary_file"}
     assert cli("check", "--store", store, "--repair", "--json")["ok"]
     assert not list(store.glob("*.tmp*"))
