@@ -25,6 +25,7 @@ from storage import vector_codec
 from storage.database import PAGE_SIZE
 from storage.errors import StoreError
 from storage.models import Image, ImageVector
+from storage.snapshot import replace_durably
 from storage.store import DB_FILE, Store
 
 BATCH = 2_000
@@ -120,12 +121,7 @@ def _vacuum(store: Store, report: ShrinkReport) -> None:
                                   else f"VACUUM skipped: {error} (a compacted copy is written beside the "
                                   "database); the free pages are reused by new images meanwhile")
             return
-        os.replace(copy, database)
-        directory = os.open(store.directory, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        replace_durably(copy, database)
         report.vacuumed = True
     finally:
         connection.close()

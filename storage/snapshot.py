@@ -147,7 +147,12 @@ def _fsync_write(path: Path, data: bytes | None = None, source: Path | None = No
     else:
         assert source is not None
         tmp = source
-    os.replace(tmp, path)
+    replace_durably(tmp, path)
+
+
+def replace_durably(source: Path, path: Path) -> None:
+    """Rename ``source`` over ``path`` and make the rename itself survive a power cut (fsync the folder)."""
+    os.replace(source, path)
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
