@@ -83,8 +83,11 @@ class VectorRows:
         """Read the vectors table once, in id order, so that the page cache holds it: the re-rank of every
         query reads a few hundred of its rows at random, ~0.3 ms each from disk (10 M images, fresh
         queries: p50 27-31 ms before the table was read whole, 13-15 ms after). Reads nothing when the
-        table would not fit in the memory available now (it would only push out other pages). Returns the
-        rows read; stops between chunks once ``stop`` is set."""
+        table would not fit in the memory available now (it would only push out other pages), nor from
+        PostgreSQL (its server keeps its own cache). Returns the rows read; stops between chunks once
+        ``stop`` is set."""
+        if self.engine.dialect.name != "sqlite":
+            return 0
         with self.engine.connect() as connection:
             top = connection.scalar(select(func.max(ImageVector.id))) or 0  # at least the rows there are
             row_bytes = len(vector_codec.encode(np.zeros(dim, dtype=np.float32)))

@@ -3,6 +3,7 @@ zero-shot scores and a cohort, against a real server."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,5 +70,9 @@ def test_everything_runs_on_postgresql(cli: Callable[..., Any], image_folder: Pa
         assert connection.execute(text("SELECT count(*) FROM image_vectors")).scalar() == 8
     engine.dispose()
     assert cli("check", "--store", store, "--json")["ok"]
+    from storage.store import Store
+
+    with Store.open(store) as opened:
+        assert opened.warm_vectors(threading.Event()) == 0  # the server's cache is PostgreSQL's own
     moved = cli("search", "x", "-k", "5", "--where", "width >= 64", "--store", store, "--json")["results"]
     assert [r["score"] for r in moved] == pytest.approx([r["score"] for r in before], abs=1e-5)
