@@ -48,6 +48,7 @@ def new_index(dim: int, index_type: IndexType | str = IndexType.FLAT, sample: np
         ivf = faiss.IndexIVFPQFastScan(faiss.IndexFlatIP(dim), dim, lists, index_choice.pq_codes(dim), 4,
                                        faiss.METRIC_INNER_PRODUCT)
         ivf.cp.niter = 10  # the k-means of the lists: the cost of a build at 10 M; 10 rounds settle them here
+        ivf.implem = index_choice.PQ_SCAN_IMPLEM
         probes = index_choice.pq_probes(lists)
         sample = _enough_to_train(sample)
     else:
@@ -75,14 +76,15 @@ def _enough_to_train(sample: np.ndarray) -> np.ndarray:
 
 
 def tune(index: Any) -> None:
-    """Set a loaded index's search breadth (lists read, graph breadth) to what ``storage.index_choice``
-    says now: a file keeps the values it was saved with, and a better choice should not wait for a
-    rebuild."""
+    """Set a loaded index's search breadth (lists read, graph breadth) and its ivf-pq scan to what
+    ``storage.index_choice`` says now: a file keeps the values it was saved with, and a better choice
+    should not wait for a rebuild."""
     import faiss
 
     kind = index_type_of(index)
     if kind is IndexType.IVF_PQ:
         index.nprobe = index_choice.pq_probes(index.nlist)
+        index.implem = index_choice.PQ_SCAN_IMPLEM
     elif kind is IndexType.IVF_SQ8:
         index.nprobe = index_choice.ivf_probes(index.nlist)
     elif kind is IndexType.HNSW:

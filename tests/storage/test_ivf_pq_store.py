@@ -250,13 +250,16 @@ def vector_bytes(directory: Path) -> tuple[int, int]:
 
 
 def test_a_loaded_index_reads_as_many_lists_as_the_code_says(pq_store: Path) -> None:
-    """The lists a query reads follow ``index_choice`` now, not the value the file was saved with."""
+    """The lists a query reads and how they are scanned follow ``index_choice`` now, not the values the file
+    was saved with."""
     with Store.open(pq_store, writable=True) as writer:
         writer.index().nprobe = 1
+        writer.index().implem = 0
         writer.save_snapshot()
     with Store.open(pq_store) as reader:
         index = reader.index()
         assert index.nprobe == index_choice.pq_probes(index.nlist) > 1
+        assert index.implem == index_choice.PQ_SCAN_IMPLEM  # a single query's lists over every core
 
 
 def test_rows_are_read_on_one_connection_in_the_page_cache_and_in_parallel_past_it(pq_store: Path) -> None:
