@@ -128,8 +128,6 @@ class Image(Base):
     identity: Mapped[str | None] = mapped_column(Text)
 
 
-
-
 METADATA_COLUMNS: tuple[str, ...] = (
     "file_format",
     "width",

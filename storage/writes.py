@@ -59,6 +59,7 @@ class Batch:
 def write_batch(store: Store, batch: Batch) -> int:
     """Commit ``batch`` in one transaction and apply it to the store's in-memory index.
     Returns the new generation."""
+    blobs = [vector_codec.encode(image.embedding) for image in batch.images]
     with store.write_session() as session:
         generation = store.bump_generation(session)
         carried = _sidecar_fields(session, list(batch.replace_paths))
@@ -71,13 +72,13 @@ def write_batch(store: Store, batch: Batch) -> int:
         for stat in batch.touches:
             session.execute(update(Image).where(Image.path == stat.path).values(
                 size=stat.size, mtime_ns=stat.mtime_ns))
-        ids = _insert_images(session, batch.images, generation)
+        ids = _insert_images(session, batch.images, blobs, generation)
         _carry_fields(session, carried, batch.images, ids)
         refresh(session, touched | keys_of_metadata(image.metadata for image in batch.images), generation)
         save_thumbnails(session, ids.tolist(), [image.thumbnail for image in batch.images])
         done = {image.path for image in batch.images} | {stat.path for _old, stat in batch.moves}
         _record_failures(session, batch.failures, done)
-    stored = vector_codec.decode_many(vector_codec.encode(image.embedding) for image in batch.images)
+    stored = vector_codec.decode_many(blobs)
     store.apply_to_index(generation, (ids, stored), removed)  # as stored, so every process ranks alike
     return generation
 
@@ -116,7 +117,8 @@ def _carry_fields(session: Any, carried: list[tuple[str, int, dict[str, Any]]], 
         session.execute(insert(ImageField), values)
 
 
-def _insert_images(session: Any, images: list[NewImage], generation: int) -> np.ndarray:
+def _insert_images(session: Any, images: list[NewImage], blobs: list[bytes], generation: int) -> np.ndarray:
+    """Insert the rows of ``images`` and their stored vectors ``blobs``; returns their new ids."""
     if not images:
         return np.empty(0, dtype=np.int64)
     now = utcnow()
@@ -135,8 +137,8 @@ def _insert_images(session: Any, images: list[NewImage], generation: int) -> np.
     ]
     statement = insert(Image).returning(Image.id, sort_by_parameter_order=True)
     ids = np.fromiter(session.scalars(statement, rows), dtype=np.int64)
-    session.execute(insert(ImageVector), [{"id": int(i), "embedding": vector_codec.encode(image.embedding)}
-                                          for i, image in zip(ids, images, strict=True)])
+    session.execute(insert(ImageVector), [{"id": int(i), "embedding": blob}
+                                          for i, blob in zip(ids, blobs, strict=True)])
     return ids
 
 

@@ -108,3 +108,29 @@ def print_json(data: Any) -> None:
 
 def show_progress() -> bool:
     return sys.stderr.isatty()
+
+
+class ProgressBar:
+    """A rich progress bar with ``unit`` per second; entering it gives ``update(done, total)``. Shown only
+    where ``show_progress()`` (callers skip it for --json)."""
+
+    def __init__(self, title: str, unit: str = "files") -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.unit = unit
+        rate = TextColumn("{task.fields[rate]}")
+        self.bar = Progress(TextColumn(title), BarColumn(), MofNCompleteColumn(), rate, TimeRemainingColumn(),
+                            transient=True)
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        self.bar.__enter__()
+        task = self.bar.add_task("", total=None, rate="")
+
+        def update(done: int, total: int) -> None:
+            speed = self.bar.tasks[task].speed
+            self.bar.update(task, completed=done, total=total, rate=f"{speed:.1f} {self.unit}/s" if speed else "")
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ import typer
 from search.cli.common import (
     DEFAULT_STORE,
     JsonOption,
+    ProgressBar,
     StoreOption,
     cli_errors,
     print_json,
@@ -44,7 +45,7 @@ def index_on_ray(ms: Any, paths: list[str], settings: Any, shards: str | None, a
     ray_settings = RaySettings(shards=shards)
     if as_json or not show_progress():
         return ms.index_on_ray(paths, settings, ray_settings)
-    with _bar("embedding on Ray") as update:
+    with ProgressBar("embedding on Ray") as update:
         return ms.index_on_ray(paths, settings, ray_settings, progress=update)
 
 
@@ -61,7 +62,7 @@ def load(
         if as_json or not show_progress():
             report = ms.load_shards(shards)
         else:
-            with _bar("loading shards") as update:
+            with ProgressBar("loading shards") as update:
                 report = ms.load_shards(shards, progress=update)
         if as_json:
             print_json(report.as_dict())
@@ -70,30 +71,6 @@ def load(
                    f"stored, {report.failed} failed, in {report.seconds:.1f} s")
         for failure in report.failures[:20]:
             typer.echo(f"  failed: {failure['path']}: {failure['reason']}", err=True)
-
-
-class _bar:
-    """A rich progress bar with files per second; entering it gives ``update(done, total)``."""
-
-    def __init__(self, title: str) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        rate = TextColumn("{task.fields[rate]}")
-        self.bar = Progress(TextColumn(title), BarColumn(), MofNCompleteColumn(), rate, TimeRemainingColumn(),
-                            transient=True)
-
-    def __enter__(self) -> Any:
-        self.bar.__enter__()
-        task = self.bar.add_task("", total=None, rate="")
-
-        def update(done: int, total: int) -> None:
-            speed = self.bar.tasks[task].speed
-            self.bar.update(task, completed=done, total=total, rate=f"{speed:.1f} files/s" if speed else "")
-
-        return update
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)  # type: ignore[arg-type]
 
 
 def register(app: typer.Typer) -> None:

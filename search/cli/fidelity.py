@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -16,11 +15,13 @@ from search.cli.common import (
     JsonOption,
     ModelOption,
     PrecisionOption,
+    ProgressBar,
     StoreOption,
     WindowOption,
     WorkersOption,
     cli_errors,
     print_json,
+    show_progress,
 )
 
 VoiOption = Annotated[str | None, typer.Option(
@@ -62,8 +63,12 @@ def upgrade(
                 options = ReadOptions(window=parse_window(window), voi=parse_voi(voi or "google"))
                 settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
                 facts.update(vars(upgrade_store(ms.store, lambda: ms.embedder, settings)))
-        with Store.open(store, writable=True) as opened, _moving_bar(as_json) as update:
-            shrunk = shrink_vectors(opened, update, compact=vectors_only)
+        with Store.open(store, writable=True) as opened:
+            if as_json or not show_progress():
+                shrunk = shrink_vectors(opened, compact=vectors_only)
+            else:
+                with ProgressBar("moving vectors", "vectors") as update:
+                    shrunk = shrink_vectors(opened, update, compact=vectors_only)
         facts["vectors"] = vars(shrunk)
     if as_json:
         print_json(facts)
@@ -74,24 +79,6 @@ def upgrade(
     typer.echo(f"moved {shrunk.converted} older vectors to the vectors table in 12 bits"
                + (f"; the database went from {shrunk.bytes_before / 2**20:.1f} to {shrunk.bytes_after / 2**20:.1f} MiB"
                   if shrunk.vacuumed else f"; {shrunk.vacuum_note}" if shrunk.vacuum_note else ""))
-
-
-class _moving_bar:
-    """A progress bar of the vectors moved (none with --json); entering it gives ``update(done, total)``."""
-
-    def __init__(self, quiet: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("moving vectors"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            transient=True, disable=quiet)
-
-    def __enter__(self) -> Callable[[int, int], None]:
-        self.bar.__enter__()
-        task = self.bar.add_task("", total=None)
-        return lambda done, total: self.bar.update(task, completed=done, total=total)
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)  # type: ignore[arg-type]
 
 
 def preview(
