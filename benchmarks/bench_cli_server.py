@@ -25,8 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def _store(base: Path, images: int) -> tuple[Path, Path]:
-    from indexer.pipeline import IndexSettings
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
+    from medsearch.indexer.pipeline import IndexSettings
+
     from tests.conftest import write_png
     from tests.tiny_siglip import build_tiny_siglip
 
@@ -40,7 +41,7 @@ def _store(base: Path, images: int) -> tuple[Path, Path]:
 
 def _timed(args: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "search.cli", *args], cwd=ROOT, env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "medsearch.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
     if done.returncode != 0:
         raise SystemExit(f"medsearch {' '.join(args)} failed: {done.stderr.strip()}")
@@ -48,7 +49,7 @@ def _timed(args: list[str], env: dict[str, str]) -> float:
 
 
 def _serve(store: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen([sys.executable, "-m", "search.cli", "serve", "--store", str(store), "--port",
+    server = subprocess.Popen([sys.executable, "-m", "medsearch.cli", "serve", "--store", str(store), "--port",
                                str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:

@@ -45,12 +45,12 @@ def _timed(step) -> tuple[float, object]:  # type: ignore[no-untyped-def]
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
+    from medsearch.api import Medsearch
+    from medsearch.indexer.dicomweb.run import SourceSettings
+    from medsearch.indexer.model_loading import load_embedder
+    from medsearch.indexer.pipeline import IndexSettings
     from tests.orthanc import Orthanc
 
-    from indexer.dicomweb.run import SourceSettings
-    from indexer.model_loading import load_embedder
-    from indexer.pipeline import IndexSettings
-    from search.api import Medsearch
     from tests.tiny_siglip import build_tiny_siglip
 
     work = Path(tempfile.mkdtemp(prefix="bench-dicomweb-"))

@@ -1,5 +1,5 @@
 """End-to-end indexing of real-size files, stage by stage: 2000 x 2000 16-bit PNGs and 16-bit CR DICOMs
-written by the script, indexed by ``indexer.pipeline.index_paths`` into a new store with a random-weight
+written by the script, indexed by ``medsearch.indexer.pipeline.index_paths`` into a new store with a random-weight
 model of MedSigLIP-448's shape (``--layers`` per tower; the real model has 27).
 
 Stages come from ``IndexReport.stages``: discover, plan, embed, write and snapshot are wall-clock seconds in
@@ -29,8 +29,8 @@ STAGES = ("discover", "plan", "read", "preprocess", "embed", "write", "snapshot"
 
 def index_once(store_dir: Path, embedder: Any, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One ``index_paths`` run into the store at ``store_dir``; its report as a dict."""
-    from indexer.pipeline import IndexSettings, index_paths
-    from storage.store import Store
+    from medsearch.indexer.pipeline import IndexSettings, index_paths
+    from medsearch.storage.store import Store
 
     store = Store.open(store_dir, create=True, writable=True)
     try:
@@ -73,8 +73,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     import torch
-
-    from indexer.model_loading import load_embedder
+    from medsearch.indexer.model_loading import load_embedder
 
     args = parse_args()
     torch.set_num_threads(os.cpu_count() or 1)

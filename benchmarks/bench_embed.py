@@ -77,8 +77,8 @@ def bare_images_per_s(embedder: Any, images: int, batch: int) -> float:
 
 def pipeline_run(embedder: Any, folder: Path, batch: int, workers: int) -> dict[str, Any]:
     """Index ``folder`` into a new store with ``index_paths``; images/s over the whole run and its stages."""
-    from indexer.pipeline import IndexSettings, index_paths
-    from storage.store import Store
+    from medsearch.indexer.pipeline import IndexSettings, index_paths
+    from medsearch.storage.store import Store
 
     with tempfile.TemporaryDirectory() as store_dir:
         store = Store.open(Path(store_dir), create=True, writable=True)
@@ -99,7 +99,7 @@ def text_p50_ms(embedder: Any, runs: int) -> float:
 def gallery(count: int, side: int, seed: int) -> np.ndarray:
     """(count, 3, side, side) float32 model inputs made from radiograph-like images, through the
     production ``Preprocessor``."""
-    from indexer.preprocess import Preprocessor
+    from medsearch.indexer.preprocess import Preprocessor
 
     prepare = Preprocessor(side)
     return np.stack([prepare(radiograph(side * 2, seed + i).astype(np.float32) / 65535) for i in range(count)])
@@ -149,7 +149,7 @@ def tower_figures(embedder: Any, folder: Path, args: argparse.Namespace, peak: f
 
 def measure(model_dir: Path, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Every figure of one run: float32 first, then each precision of ``args.fast``."""
-    from indexer.model_loading import load_embedder
+    from medsearch.indexer.model_loading import load_embedder
 
     peaks = {dtype: matmul_gflops(args.matmul, dtype, args.device) for dtype in ("float32", "bfloat16", "float16")
              if dtype == "float32" or dtype in args.fast}
@@ -224,8 +224,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     import torch
-
-    from indexer.precision import cpu_has_bf16
+    from medsearch.indexer.precision import cpu_has_bf16
 
     args = parse_args()
     if args.fast is None and args.device.startswith("cuda"):

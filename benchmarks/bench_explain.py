@@ -1,4 +1,4 @@
-"""Text-conditioned heatmaps (``search.explain``): the pointing game per method on the tiny trained
+"""Text-conditioned heatmaps (``medsearch.explain``): the pointing game per method on the tiny trained
 model, and the cost of one explanation per image relative to one vision-tower forward pass.
 
     PYTHONPATH=. python benchmarks/bench_explain.py                       # tiny models only
@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from medsearch.explain import METHODS
+from medsearch.explain.service import explain_frame
+from medsearch.indexer.model_loading import load_embedder
 
-from indexer.model_loading import load_embedder
-from search.explain import METHODS
-from search.explain.service import explain_frame
 from tests.explain.pointing import play, pointing_set
 from tests.tiny_siglip import train_tiny_siglip
 

@@ -1,4 +1,4 @@
-"""``GET /api/facets``' query (``storage.facets``) on a store of synthetic rows: typed columns, a split
+"""``GET /api/facets``' query (``medsearch.storage.facets``) on a store of synthetic rows: typed columns, a split
 field (2 values), a grade field (5 values) and a probe's probabilities (one value per image, left out of
 the lists), with no filter and with a filter keeping 10 %. The page asks for it once when it opens.
 
@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from medsearch.storage.facets import facets
+from medsearch.storage.learn import replace_field
+from medsearch.storage.store import ModelRecord, Store
 
 from benchmarks.bench_query import fill
-from storage.facets import facets
-from storage.learn import replace_field
-from storage.store import ModelRecord, Store
 
 FILTERS = {"none": (), "10%": ("modality = 'CR'",)}
 

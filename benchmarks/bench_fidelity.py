@@ -42,12 +42,12 @@ def pydicom_images() -> list[tuple[str, Path]]:
 
 def measure(path: Path, modes: list[str]) -> dict[str, tuple[float, float] | str]:
     """Per VOI mode: (r, mean |diff|) against Google's steps, or the reason it could not be compared."""
+    from medsearch.errors import UnreadableFile
+    from medsearch.indexer.frames import ReadOptions
+    from medsearch.indexer.preprocess import Preprocessor
+    from medsearch.indexer.readers import read_file
     from pydicom import dcmread
 
-    from indexer.frames import ReadOptions
-    from indexer.preprocess import Preprocessor
-    from indexer.readers import read_file
-    from storage.errors import UnreadableFile
     from tests.indexer.google_steps import agreement, google_model_input
 
     try:

@@ -27,8 +27,8 @@ def _names(pair: dict[str, Any]) -> frozenset[str]:
 
 def _audit(store: Path, model: Path) -> dict[str, Any]:
     """The audit as JSON with ``seconds`` (the model loaded first, not timed)."""
-    from search.api import Medsearch
-    from search.learn import audit
+    from medsearch.api import Medsearch
+    from medsearch.learn import audit
 
     with Medsearch.open(store, str(model), "cpu") as ms:
         ms.check_model()

@@ -1,4 +1,4 @@
-"""A whole text query through ``search.api.Medsearch`` with a cached prompt (no model call): text cache,
+"""A whole text query through ``medsearch.api.Medsearch`` with a cached prompt (no model call): text cache,
 filter resolved in SQL, vector search with an id selector, rows read back from SQLite. Synthetic
 1152-d clustered vectors in a real store; the model is the MedSigLIP-448 shape with one layer (only its
 calibration and identity are used, the prompt's vector comes from the cache).
@@ -19,14 +19,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from medsearch.api import Medsearch
+from medsearch.indexer.model_loading import load_embedder
+from medsearch.indexer.preprocess import PREPROCESSING_VERSION
+from medsearch.storage.store import ModelRecord, Store
+from medsearch.storage.writes import Batch, NewImage, write_batch
 
 from benchmarks.bench_search import synthetic
 from benchmarks.medsiglip_shape import build_medsiglip_shape
-from indexer.model_loading import load_embedder
-from indexer.preprocess import PREPROCESSING_VERSION
-from search.api import Medsearch
-from storage.store import ModelRecord, Store
-from storage.writes import Batch, NewImage, write_batch
 
 RESULTS = Path(__file__).parent / "results"
 FILTERS = {"none": (), "10%": ("modality = 'CR'",), "1%": ("modality = 'CT'",)}

@@ -24,8 +24,8 @@ from benchmarks.radiographs import write_pngs
 
 def index_once(store_dir: Path, model_dir: Path, folder: Path, batch_size: int, on_ray: bool) -> dict[str, Any]:
     """Index ``folder`` into a new store; the report as a dict (``seconds`` is the wall time)."""
-    from indexer.pipeline import IndexSettings
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
+    from medsearch.indexer.pipeline import IndexSettings
 
     with Medsearch.open(store_dir, str(model_dir), "cpu", create=True, writable=True) as ms:
         settings = IndexSettings(batch_size=batch_size)

@@ -3,7 +3,7 @@
 Writes ``--count`` synthetic clustered 1152-d unit vectors (a mixture of Gaussians, one centre per 1 000
 images) with DICOM-like rows (path, content hash, three UIDs, patient key; series of 100 images; 1 % of
 them modality MR, the filter), computing the exact top 10 of the query sets while writing. The rows go
-in as ``storage.writes`` writes them (12-bit vectors, one generation per transaction) but in bulk, 50 000
+in as ``medsearch.storage.writes`` writes them (12-bit vectors, one generation per transaction) but in bulk, 50 000
 a transaction and without the series/study vectors, so that ten million take minutes, not the hour of
 ``write_batch``'s per-batch bookkeeping (``--write-batch`` uses it). Then, each in a fresh process so its
 memory is its own:
@@ -111,7 +111,7 @@ class Truth:
 
 
 def rows_for(start: int, vectors: np.ndarray, rng: Any, tag: str = "") -> list[Any]:
-    from storage.writes import NewImage
+    from medsearch.storage.writes import NewImage
 
     images = []
     for offset, vector in enumerate(vectors):
@@ -133,8 +133,8 @@ def rows_for(start: int, vectors: np.ndarray, rng: Any, tag: str = "") -> list[A
 
 def populate(directory: Path, count: int, through_write_batch: bool) -> dict[str, Any]:
     """Write the store; returns the seconds it took and the exact answers of the query sets."""
-    from storage.store import ModelRecord, Store
-    from storage.writes import Batch, write_batch
+    from medsearch.storage.store import ModelRecord, Store
+    from medsearch.storage.writes import Batch, write_batch
 
     means, rng = mixture(count, 1)
     truth = Truth(query_sets(means))
@@ -161,11 +161,10 @@ def populate(directory: Path, count: int, through_write_batch: bool) -> dict[str
 
 def bulk_insert(store: Any, images: list[Any]) -> None:
     """``images`` as rows of the images and vectors tables in one transaction that bumps the generation."""
+    from medsearch.storage import vector_codec
+    from medsearch.storage.models import Image, ImageVector
+    from medsearch.storage.writes import STORED_KEYS
     from sqlalchemy import insert
-
-    from storage import vector_codec
-    from storage.models import Image, ImageVector
-    from storage.writes import STORED_KEYS
 
     with store.write_session() as session:
         generation = store.bump_generation(session)
@@ -178,7 +177,7 @@ def bulk_insert(store: Any, images: list[Any]) -> None:
 
 
 def stage_build(directory: Path) -> dict[str, Any]:
-    from storage.store import Store
+    from medsearch.storage.store import Store
 
     started = time.perf_counter()
     with Store.open(directory, writable=True) as store:
@@ -189,8 +188,8 @@ def stage_build(directory: Path) -> dict[str, Any]:
 
 
 def stage_serve(directory: Path, truth_file: str = "truth.npz") -> dict[str, Any]:
-    from storage import queries
-    from storage.store import Store
+    from medsearch.storage import queries
+    from medsearch.storage.store import Store
 
     truth = np.load(directory / truth_file)
     out: dict[str, Any] = {}
@@ -221,8 +220,8 @@ def stage_serve(directory: Path, truth_file: str = "truth.npz") -> dict[str, Any
 
 
 def stage_grow(directory: Path) -> dict[str, Any]:
-    from storage.store import Store
-    from storage.writes import Batch, write_batch
+    from medsearch.storage.store import Store
+    from medsearch.storage.writes import Batch, write_batch
 
     with Store.open(directory, writable=True) as store:
         count = store.image_count()
@@ -268,7 +267,7 @@ def fresh_answers(directory: Path, count: int, seed: int) -> str:
     answers over the vectors the store holds now (read in id order from the vectors table alone, the
     filter's ids from its index: what a serving machine's page cache holds); returns the name of the file
     written beside the store."""
-    from storage import vector_codec
+    from medsearch.storage import vector_codec
 
     truth = Truth(query_sets(mixture(count, 1)[0], seed))
     with sqlite3.connect(directory / "medsearch.db") as connection:
@@ -302,7 +301,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--store", type=Path, help="where to write the store (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the store afterwards")
-    parser.add_argument("--write-batch", action="store_true", help="write through storage.writes.write_batch")
+    parser.add_argument("--write-batch", action="store_true", help="write through medsearch.storage.writes.write_batch")
     parser.add_argument("--fresh", type=int, metavar="SEED", help=(
         "on the kept --store written with --count: draw new query sets from SEED, compute their exact answers "
         "over the store as it is now, and serve only those (each query asked once, its rows not read before)"))

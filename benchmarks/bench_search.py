@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from storage import snapshot, vectors
+from medsearch.storage import snapshot, vectors
 
 DIM = 1152
 RESULTS = Path(__file__).parent / "results"
@@ -64,7 +63,7 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 def measure(kind: str, data: np.ndarray, queries: np.ndarray, k: int, label: str) -> list[dict]:
     """Rows of figures for one index kind on one data set: unfiltered, 10 % and 1 % filters."""
-    from storage import index_choice
+    from medsearch.storage import index_choice
 
     ids = np.arange(len(data), dtype=np.int64)
     started = time.perf_counter()

@@ -1,6 +1,6 @@
 """What index-time thumbnails cost: per real-size file, the read (decode to display pixels), the
 preprocessing for the model, and the 256 px PNG thumbnail rendered from the same pixels, as the decoding
-worker does them (``indexer.load.load_file``); and the thumbnail bytes stored per image.
+worker does them (``medsearch.indexer.load.load_file``); and the thumbnail bytes stored per image.
 
     PYTHONPATH=. python benchmarks/bench_thumbnails.py                 # 8 PNGs + 4 DICOMs, 2000 x 2000
     PYTHONPATH=. python benchmarks/bench_thumbnails.py --pngs 32 --dicoms 8
@@ -14,11 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.preprocess import Preprocessor
+from medsearch.indexer.readers import read_file
+from medsearch.indexer.thumbnail import THUMBNAIL_SIZE, render_png
+
 from benchmarks.radiographs import write_dicoms, write_pngs
-from indexer.frames import ReadOptions
-from indexer.preprocess import Preprocessor
-from indexer.readers import read_file
-from indexer.thumbnail import THUMBNAIL_SIZE, render_png
 
 
 def measure(path: Path, preprocessor: Preprocessor) -> tuple[float, float, float, int]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from search.language import Translator
-from search.language.glossary import builtin_glossary
+from medsearch.language import Translator
+from medsearch.language.glossary import builtin_glossary
+
 from tests.language.test_translate import GUIDE_PROMPTS
 
 

@@ -8,7 +8,7 @@ series without any class), embedded with the tiny trained SigLIP:
 - similar series: per series with a class, precision@k (k = the other series of its class), per method
   (``mean``, ``max``, ``top3`` of the query series' mean vector, and ``late`` interaction).
 
-Cost, on a store written through ``storage.writes.write_batch`` with clustered random 1152-d vectors
+Cost, on a store written through ``medsearch.storage.writes.write_batch`` with clustered random 1152-d vectors
 (``--series`` series of ``--per-series`` slices, no model): seconds to index with and without the unit
 refresh, to build the image index and the unit index from the database, and median ms per query
 (image search k=10 vs unit search k=10 per method).
@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from medsearch.api import Medsearch
+from medsearch.indexer.model_loading import load_embedder
+from medsearch.indexer.pipeline import IndexSettings
+from medsearch.query import units as ranking
+from medsearch.query.ranking import iter_ranked, take
+from medsearch.storage import units
+from medsearch.storage.store import ModelRecord, Store
+from medsearch.storage.writes import Batch, NewImage, write_batch
 
-from indexer.model_loading import load_embedder
-from indexer.pipeline import IndexSettings
-from search.api import Medsearch
-from search.query import units as ranking
-from search.query.ranking import iter_ranked, take
-from storage import units
-from storage.store import ModelRecord, Store
-from storage.writes import Batch, NewImage, write_batch
 from tests.tiny_siglip import CLASS_CAPTIONS, train_tiny_siglip
 from tests.volumes import write_volume_set
 
@@ -81,15 +81,15 @@ def write_store(directory: Path, series: int, per_series: int, dim: int) -> tupl
 
 
 def cost(scratch: Path, series: int, per_series: int, dim: int = 1152) -> dict[str, Any]:
-    import storage.writes
+    import medsearch.storage.writes
 
-    kept = storage.writes.refresh
-    storage.writes.refresh = lambda *_args: None  # the baseline: images only, no unit refresh
+    kept = medsearch.storage.writes.refresh
+    medsearch.storage.writes.refresh = lambda *_args: None  # the baseline: images only, no unit refresh
     try:
         plain, without = write_store(scratch / "plain", series, per_series, dim)
         plain.close()
     finally:
-        storage.writes.refresh = kept
+        medsearch.storage.writes.refresh = kept
     store, total = write_store(scratch / "cost", series, per_series, dim)
     rng = np.random.default_rng(1)
     keys = {(kind, f"1.{2 if kind == 'series' else 3}.{s if kind == 'series' else s // 4}")

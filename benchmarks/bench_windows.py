@@ -11,7 +11,7 @@ one window:
 - ``lung``: an air (-1024 HU) dot in -150..150 HU (the lung window -600/1500 shows "a black dot on white"; soft
   tissue a black dot on grey);
 - blank series: 0-60 HU tissue only.
-Every file is read by the indexer's own reader (``indexer.readers.read_file`` with
+Every file is read by the indexer's own reader (``medsearch.indexer.readers.read_file`` with
 ``ReadOptions(window=...)``), preprocessed and embedded by the tiny trained SigLIP. For the caption of
 each finding: precision@k over slices (k = its marked slices) and over series (k = its series, a series
 scored by its best slice), for one vector per slice (the file's window, today's behaviour), one preset
@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.model_loading import load_embedder
+from medsearch.indexer.readers import read_file
 
-from indexer.frames import ReadOptions
-from indexer.model_loading import load_embedder
-from indexer.readers import read_file
 from tests.tiny_siglip import CLASS_CAPTIONS, draw_class_image, train_tiny_siglip
 from tests.volumes import uid
 

@@ -1,5 +1,5 @@
 """A random-weight SigLIP of exactly MedSigLIP-448's shape, saved to a folder that loads through
-``indexer.model_loading.load_embedder`` like the real checkpoint.
+``medsearch.indexer.model_loading.load_embedder`` like the real checkpoint.
 
 Shape (the public MedSigLIP-448 config, that of SigLIP-So400m/14): both towers hidden 1152, MLP 4304,
 16 heads, gelu_pytorch_tanh, layer-norm eps 1e-6; vision 448 x 448 in 14 x 14 patches (1024 tokens);

@@ -1,5 +1,5 @@
 """Soak: index, search, delete and re-index in a loop for a bounded time in one process (through
-``search.api.Medsearch``, the tiny SigLIP model), printing the resident memory (VmRSS) after every
+``medsearch.api.Medsearch``, the tiny SigLIP model), printing the resident memory (VmRSS) after every
 iteration and the drift between the median RSS of the first and the last quarter of the iterations.
 
     PYTHONPATH=. python benchmarks/soak.py --seconds 60
@@ -72,8 +72,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="Decoding processes (0: inline).")
     args = parser.parse_args()
 
-    from indexer.pipeline import IndexSettings
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
+    from medsearch.indexer.pipeline import IndexSettings
+
     from tests.tiny_siglip import build_tiny_siglip
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -38,14 +38,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import numpy as np
-
-from indexer.dicom_codestream import codestream_size
-from indexer.dicom_meta import file_metadata, quiet_pydicom
-from indexer.dicom_syntax import reject_unknown_syntax
-from indexer.frames import Frame, ReadOptions
-from indexer.isolation import DecodeGuard
-from indexer.windows import parse_window, render
-from storage.errors import ImageTooLarge, UnreadableFile
+from medsearch.errors import ImageTooLarge, UnreadableFile
+from medsearch.indexer.dicom_codestream import codestream_size
+from medsearch.indexer.dicom_meta import file_metadata, quiet_pydicom
+from medsearch.indexer.dicom_syntax import reject_unknown_syntax
+from medsearch.indexer.frames import Frame, ReadOptions
+from medsearch.indexer.isolation import DecodeGuard
+from medsearch.indexer.windows import parse_window, render
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -86,7 +85,7 @@ class DicomReader:
         as ``options.frames`` says. Raises ``UnreadableFile`` with a reason; ``InvalidQuery`` only for
         a malformed ``options.window``."""
         window = parse_window(options.window)
-        try:  # an upload held in memory (``indexer.memory_read.MemoryFile``) is already a binary file
+        try:  # an upload held in memory (``medsearch.indexer.memory_read.MemoryFile``) is already a binary file
             handle = path if isinstance(path, io.BytesIO) else open(path, "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
             raise UnreadableFile(f"cannot open file: {exc.strerror or exc}") from exc

@@ -1,9 +1,9 @@
-"""DICOM attributes -> the typed metadata of ``storage.models.Image``, without patient identity.
+"""DICOM attributes -> the typed metadata of ``medsearch.storage.models.Image``, without patient identity.
 
 Identity (names, ids, birth dates, addresses, institution, referring physician, accession number) never
 enters the metadata, except as the ``identity`` JSON string when ``ReadOptions.keep_identity`` is set.
 Patients can still be grouped through ``patient_key``: an HMAC-SHA256 of the Patient ID under a secret
-(see ``storage.patient_key``), so it cannot be reversed or recomputed without the secret. By default the
+(see ``medsearch.storage.patient_key``), so it cannot be reversed or recomputed without the secret. By default the
 secret is a file inside the store, so a copy of the whole store can recompute pseudonyms from guessed IDs;
 kept outside it (``--patient-key FILE`` or MEDSEARCH_PATIENT_KEY), the store holds only a fingerprint of it
 and a copy reveals nothing. While reading,
@@ -23,12 +23,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from indexer.frames import ReadOptions
+from medsearch.indexer.frames import ReadOptions
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-# Column sizes of storage.models.Image (a test keeps them equal), so that this module need not
+# Column sizes of medsearch.storage.models.Image (a test keeps them equal), so that this module need not
 # import SQLAlchemy in decoding workers.
 STRING_COLUMNS: dict[str, tuple[str, int]] = {
     "study_instance_uid": ("StudyInstanceUID", 64),
@@ -60,7 +60,7 @@ _AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0}
 def file_metadata(ds: Dataset, options: ReadOptions, transfer_syntax: str | None) -> dict[str, Any]:
     """Metadata shared by every frame of ``ds`` (``frame_number`` is added per frame by the reader).
 
-    Keys are ``storage.models.METADATA_COLUMNS`` names, plus ``identity`` only when
+    Keys are ``medsearch.storage.models.METADATA_COLUMNS`` names, plus ``identity`` only when
     ``options.keep_identity``. Missing or malformed attributes give None; never raises.
     """
     meta: dict[str, Any] = {"file_format": "dicom"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import struct
 
-from storage.errors import UnreadableFile
+from medsearch.errors import UnreadableFile
 
 UNKNOWN_SYNTAX_NAMES = {"1.2.840.10008.1.2.8.1": "Deflated Image Frame Compression"}
 """Names of transfer syntaxes pydicom may not know."""

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.raster import RASTER_SUFFIXES
+from medsearch.indexer.raster import RASTER_SUFFIXES
 
 CANDIDATE_SUFFIXES = RASTER_SUFFIXES | {".dcm", ".dicom", ".dic", ".gz"}
 SKIPPED_SUFFIXES = {".txt", ".csv", ".json", ".jsonl", ".md", ".toml", ".xml", ".html", ".py", ".db", ".faiss",

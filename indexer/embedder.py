@@ -7,13 +7,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-
-from indexer.preprocess import Preprocessor
+from medsearch.indexer.preprocess import Preprocessor
 
 if TYPE_CHECKING:
     import torch
-
-    from storage.store import ModelRecord
+    from medsearch.storage.store import ModelRecord
 
 DEFAULT_MODEL = "google/medsiglip-448"
 
@@ -40,8 +38,8 @@ class Embedder(Protocol):
 
 def model_record(embedder: Embedder) -> ModelRecord:
     """What a store records about the vectors ``embedder`` makes (model, revision, size, preprocessing)."""
-    from indexer.preprocess import PREPROCESSING_VERSION
-    from storage.store import ModelRecord
+    from medsearch.indexer.preprocess import PREPROCESSING_VERSION
+    from medsearch.storage.store import ModelRecord
 
     return ModelRecord(embedder.model_id, embedder.revision, embedder.dim, PREPROCESSING_VERSION)
 
@@ -71,7 +69,7 @@ def _side(size: Any) -> int:
 
 
 class SiglipEmbedder:
-    """A SigLIP model and its processor, loaded by ``indexer.model_loading.load_embedder``."""
+    """A SigLIP model and its processor, loaded by ``medsearch.indexer.model_loading.load_embedder``."""
 
     def __init__(self, model: Any, processor: Any, model_id: str, revision: str, device: str,
                  precision: str | None = None) -> None:

@@ -19,7 +19,7 @@ class ReadOptions:
     window: WindowSpec = None
     voi: Literal["google", "robust"] = "google"
     """Greyscale DICOM: ``google`` (the pixels Google's MedSigLIP serving code gives the model) or
-    ``robust`` (a percentile stretch without a window, nothing after a window); see ``indexer.voi``."""
+    ``robust`` (a percentile stretch without a window, nothing after a window); see ``medsearch.indexer.voi``."""
     frames: Literal["middle", "all"] = "middle"
     keep_identity: bool = False
     patient_key_secret: bytes | None = None
@@ -37,7 +37,7 @@ class Frame:
     ``pixels``: float32 in [0, 1], shape (H, W) for greyscale or (H, W, 3) for colour; bright means
     bright as a radiologist would see it (windowed, MONOCHROME1 inverted). ``frame_number``: 0 for a
     single-frame file, else the 1-based DICOM frame number. ``metadata``: values for the typed
-    ``storage.models.Image`` columns (``modality``, ``study_instance_uid``...), snake_case keys.
+    ``medsearch.storage.models.Image`` columns (``modality``, ``study_instance_uid``...), snake_case keys.
     """
 
     pixels: np.ndarray
@@ -47,7 +47,7 @@ class Frame:
 
 def read_key(options: ReadOptions, window: tuple[float, float] | None) -> str:
     """The options that decide a greyscale DICOM's pixels, as stored with each image
-    (``voi=google;window=file``); ``window``: ``options.window`` through ``indexer.windows.parse_window``.
+    (``voi=google;window=file``); ``window``: ``options.window`` through ``medsearch.indexer.windows.parse_window``.
     Indexing again with another key re-embeds the image. (``frames`` is not part of it: which frames a
     file gave shows in its rows, and another ``--frames`` does not change a frame's pixels.)"""
     asked = "file" if window is None else f"{window[0]:g},{window[1]:g}"

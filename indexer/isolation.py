@@ -6,15 +6,15 @@ raise exceptions that do not derive from ``Exception`` (pyo3's ``PanicException`
 
 ``DecodeGuard`` turns any exception of a decode step (``BaseException`` included, except
 ``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit``) into ``UnreadableFile``. Crashes, hangs and
-runaway allocations are contained by the decoding workers (``indexer.workers.ordered_map``): each costs
-one file, not the indexer. Frame sizes declared by JPEG and JPEG 2000 headers: ``indexer.dicom_codestream``.
+runaway allocations are contained by the decoding workers (``medsearch.indexer.workers.ordered_map``): each costs
+one file, not the indexer. Frame sizes declared by JPEG and JPEG 2000 headers: ``medsearch.indexer.dicom_codestream``.
 """
 
 from __future__ import annotations
 
 from types import TracebackType
 
-from storage.errors import UnreadableFile
+from medsearch.errors import UnreadableFile
 
 _PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit, UnreadableFile)
 

@@ -8,16 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from indexer.discover import FileEntry
-from indexer.frames import Frame, ReadOptions, read_key
-from indexer.memory_read import read_bytes
-from indexer.plan import file_hash
-from indexer.preprocess import PREPROCESSING_VERSION, Preprocessor
-from indexer.readers import read_file
-from indexer.thumbnail import render_png
-from indexer.windows import parse_window
-from storage.errors import UnreadableFile
+from medsearch.errors import UnreadableFile
+from medsearch.indexer.discover import FileEntry
+from medsearch.indexer.frames import Frame, ReadOptions, read_key
+from medsearch.indexer.memory_read import read_bytes
+from medsearch.indexer.plan import file_hash
+from medsearch.indexer.preprocess import PREPROCESSING_VERSION, Preprocessor
+from medsearch.indexer.readers import read_file
+from medsearch.indexer.thumbnail import render_png
+from medsearch.indexer.windows import parse_window
 
 
 @dataclass

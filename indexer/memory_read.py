@@ -10,9 +10,9 @@ import io
 from pathlib import Path
 from typing import cast
 
-from indexer.frames import Frame, ReadOptions
-from indexer.readers import find_reader
-from storage.errors import UnreadableFile
+from medsearch.errors import UnreadableFile
+from medsearch.indexer.frames import Frame, ReadOptions
+from medsearch.indexer.readers import find_reader
 
 
 class MemoryFile(io.BytesIO):

@@ -13,10 +13,10 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from indexer.embedder import DEFAULT_MODEL, SiglipEmbedder
-from indexer.precision import resolve_precision
-from indexer.quantize import quantize_int8
-from storage.errors import ModelUnavailable
+from medsearch.errors import ModelUnavailable
+from medsearch.indexer.embedder import DEFAULT_MODEL, SiglipEmbedder
+from medsearch.indexer.precision import resolve_precision
+from medsearch.indexer.quantize import quantize_int8
 
 GATED_HELP = (
     "MedSigLIP is gated: on a machine with network access, accept its terms at "
@@ -38,7 +38,7 @@ def resolve_device(device: str) -> str:
 
 def load_embedder(model: str = DEFAULT_MODEL, device: str = "auto", precision: str = "auto") -> SiglipEmbedder:
     """Load ``model`` (a hub id or a local folder). ``precision``: auto, fast, float32, bfloat16, float16 or
-    int8, resolved for this hardware by ``indexer.precision.resolve_precision``. Raises ModelUnavailable
+    int8, resolved for this hardware by ``medsearch.indexer.precision.resolve_precision``. Raises ModelUnavailable
     with what to do about it."""
     import torch
 

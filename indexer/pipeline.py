@@ -11,19 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from indexer.discover import FileEntry, discover
-from indexer.embedder import Embedder, model_record
-from indexer.frames import ReadOptions, read_key
-from indexer.load import Loaded, load_file
-from indexer.plan import Plan, make_plan
-from indexer.windows import parse_window
-from indexer.workers import Limits, ordered_map
-from storage import queries
-from storage.models import Root
-from storage.patient_key import patient_secret
-from storage.store import Store
-from storage.writes import Batch, FileStat, NewImage, forget_failures, record_failures, write_batch
+from medsearch.indexer.discover import FileEntry, discover
+from medsearch.indexer.embedder import Embedder, model_record
+from medsearch.indexer.frames import ReadOptions, read_key
+from medsearch.indexer.load import Loaded, load_file
+from medsearch.indexer.plan import Plan, make_plan
+from medsearch.indexer.windows import parse_window
+from medsearch.indexer.workers import Limits, ordered_map
+from medsearch.storage import queries
+from medsearch.storage.models import Root
+from medsearch.storage.patient_key import patient_secret
+from medsearch.storage.store import Store
+from medsearch.storage.writes import Batch, FileStat, NewImage, forget_failures, record_failures, write_batch
 
 Progress = Callable[[int, int], None]
 """Called with (files done, files to read)."""
@@ -44,7 +43,7 @@ class IndexReport:
     stages: dict[str, float] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
     precision: str | None = None  # of this run's vectors (None: nothing was embedded)
-    sharded: int = 0  # files written to shards (``indexer.distributed``), loaded later by ``load``
+    sharded: int = 0  # files written to shards (``medsearch.indexer.distributed``), loaded later by ``load``
     other_precisions: list[str] = field(default_factory=list)  # already in the store
 
     def as_dict(self) -> dict[str, object]:
@@ -82,7 +81,7 @@ def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[
     """Index ``roots`` (folders or files) into ``store``: incremental, resumable, one transaction per
     batch. The model is loaded (``get_embedder``) only when there is something to embed. ``embed``: the
     executor of the reading and embedding (default ``embed_tasks``, in this process; see
-    ``indexer.distributed``). Raises ModelMismatch when the store holds another model's vectors,
+    ``medsearch.indexer.distributed``). Raises ModelMismatch when the store holds another model's vectors,
     FileNotFoundError for a missing root."""
     settings = settings or IndexSettings()
     report = IndexReport()
@@ -127,7 +126,7 @@ class Work:
 
 
 EmbedStep = Callable[[Store, Callable[[], Embedder], Work, IndexSettings, "IndexReport", Progress | None], None]
-"""An executor: reads, embeds and writes ``Work`` (``embed_tasks``, or ``indexer.distributed``'s Ray one)."""
+"""An executor: reads, embeds and writes ``Work`` (``embed_tasks``, or ``medsearch.indexer.distributed``'s Ray one)."""
 
 
 def embed_tasks(store: Store, get_embedder: Callable[[], Embedder], work: Work, settings: IndexSettings,
@@ -183,7 +182,7 @@ def _commit_bookkeeping(store: Store, plan: Plan, report: IndexReport) -> None:
 
 
 def _record_problems(store: Store, plan: Plan, report: IndexReport) -> None:
-    """Files found but not indexable (see ``indexer.discover``) are failures, recorded without the model."""
+    """Files found but not indexable (see ``medsearch.indexer.discover``) are failures, recorded without the model."""
     if plan.problems:
         record_failures(store, plan.problems)
     report.failed += len(plan.problems)

@@ -2,7 +2,7 @@
 
 Unchanged is decided by size + mtime, then by content hash (a touched file with the same bytes keeps its
 vectors), and by how its pixels were made: an image of an older preprocessing version, or a greyscale
-DICOM read with other VOI options (``indexer.frames.read_key``), is read again.
+DICOM read with other VOI options (``medsearch.indexer.frames.read_key``), is read again.
 A new path whose content hash equals that of a stored file that has vanished is a move: the stored rows
 take the new path and keep their vectors.
 """
@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from indexer.discover import FileEntry
-from indexer.preprocess import PREPROCESSING_VERSION
-from storage.file_records import known_files
-from storage.snapshot import file_sha256 as file_hash
-from storage.store import Store
-from storage.writes import FileStat
+from medsearch.indexer.discover import FileEntry
+from medsearch.indexer.preprocess import PREPROCESSING_VERSION
+from medsearch.storage.file_records import known_files
+from medsearch.storage.snapshot import file_sha256 as file_hash
+from medsearch.storage.store import Store
+from medsearch.storage.writes import FileStat
 
 
 @dataclass

@@ -6,7 +6,7 @@
               the same as ``auto``.
 ``float32``, ``bfloat16``, ``float16``   as named. bfloat16 on a CPU without bfloat16 instructions is
               refused: PyTorch emulates it there, tens of times slower than float32.
-``int8``      dynamic int8 linear layers, CPU only (``indexer.quantize``).
+``int8``      dynamic int8 linear layers, CPU only (``medsearch.indexer.quantize``).
 
 Measured on a random-weight model of MedSigLIP-448's full shape on a 2-core Xeon with AMX
 (``benchmarks/bench_embed.py``): bfloat16 5.3x float32's images/s at a mean cosine of 0.99997 to float32's
@@ -15,7 +15,7 @@ vectors; int8 1.95x at 0.9997.
 
 from __future__ import annotations
 
-from storage.errors import ModelUnavailable
+from medsearch.errors import ModelUnavailable
 
 PRECISIONS = ("auto", "fast", "float32", "bfloat16", "float16", "int8")
 

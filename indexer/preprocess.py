@@ -13,12 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from indexer.pixels import pad_to_square
+from medsearch.indexer.pixels import pad_to_square
 
 PREPROCESSING_VERSION = "google-voi-pad-square-bicubic-f32/3"
 """Bumped whenever the pixels given to the model change for the same file; stored with the store's model
-record and with each image. 3: Google's served CR/DX VOI (``indexer.voi``) by default."""
+record and with each image. 3: Google's served CR/DX VOI (``medsearch.indexer.voi``) by default."""
 
 
 @dataclass(frozen=True)

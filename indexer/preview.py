@@ -11,13 +11,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-
-from indexer.frames import ReadOptions
-from indexer.preprocess import Preprocessor
-from indexer.read_back import image_source
-from indexer.readers import read_file
-from storage.errors import NotFound
-from storage.store import Store
+from medsearch.errors import NotFound
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.preprocess import Preprocessor
+from medsearch.indexer.read_back import image_source
+from medsearch.indexer.readers import read_file
+from medsearch.storage.store import Store
 
 
 def model_input(path: Path, options: ReadOptions, preprocessor: Preprocessor, frame_number: int | None = None

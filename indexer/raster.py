@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from indexer.frames import Frame, ReadOptions
-from indexer.isolation import DecodeGuard
-from indexer.pixels import scale_by_dtype, to_three_channels
-from storage.errors import ImageTooLarge, UnreadableFile
+from medsearch.errors import ImageTooLarge, UnreadableFile
+from medsearch.indexer.frames import Frame, ReadOptions
+from medsearch.indexer.isolation import DecodeGuard
+from medsearch.indexer.pixels import scale_by_dtype, to_three_channels
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage

@@ -1,17 +1,17 @@
 """Read a file again the way the store read its images: the VOI options recorded per image
-(``Image.read_options``, ``indexer.frames.read_key``), so that a file queried from disk gets the pixels,
+(``Image.read_options``, ``medsearch.indexer.frames.read_key``), so that a file queried from disk gets the pixels,
 and the vector, it got when it was indexed."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from indexer.frames import ReadOptions, parse_read_key
-from indexer.windows import parse_window
-from storage import pixel_records
-from storage.errors import NotFound
-from storage.pixel_records import most_used_read_key
-from storage.store import Store
+from medsearch.errors import NotFound
+from medsearch.indexer.frames import ReadOptions, parse_read_key
+from medsearch.indexer.windows import parse_window
+from medsearch.storage import pixel_records
+from medsearch.storage.pixel_records import most_used_read_key
+from medsearch.storage.store import Store
 
 
 def options_from_key(key: str | None, base: ReadOptions | None = None) -> ReadOptions:

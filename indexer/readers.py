@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from indexer.frames import Frame, ReadOptions
-from storage.errors import UnreadableFile
+from medsearch.errors import UnreadableFile
+from medsearch.indexer.frames import Frame, ReadOptions
 
 
 class Reader(Protocol):
@@ -19,8 +19,8 @@ class Reader(Protocol):
 
 
 def _readers() -> list[Reader]:
-    from indexer.dicom import DicomReader
-    from indexer.raster import RasterReader
+    from medsearch.indexer.dicom import DicomReader
+    from medsearch.indexer.raster import RasterReader
 
     return [DicomReader(), RasterReader()]
 

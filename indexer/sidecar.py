@@ -1,6 +1,6 @@
 """Sidecar metadata: a CSV whose rows are joined to images by path, file name or SOP instance UID
-(``indexer.sidecar_join``), and whose other columns become typed, filterable fields
-(``storage.models.ImageField``). The key column is found by name (``JOIN_COLUMNS``) or named by the
+(``medsearch.indexer.sidecar_join``), and whose other columns become typed, filterable fields
+(``medsearch.storage.models.ImageField``). The key column is found by name (``JOIN_COLUMNS``) or named by the
 user; columns that clash with built-in metadata can be renamed, prefixed or skipped.
 
 Column types are inferred from all of a column's non-empty values: numbers (0/1 label columns stay
@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from indexer.sidecar_join import Joiner
-from storage.errors import InvalidQuery
-from storage.file_records import image_keys, replace_fields
-from storage.models import METADATA_COLUMNS
-from storage.store import Store
+from medsearch.errors import InvalidQuery
+from medsearch.indexer.sidecar_join import Joiner
+from medsearch.storage.file_records import image_keys, replace_fields
+from medsearch.storage.models import METADATA_COLUMNS
+from medsearch.storage.store import Store
 
 JOIN_COLUMNS = ("path", "file", "filename", "file_name", "sop_instance_uid")
 RESERVED = set(METADATA_COLUMNS) | {"id", "path", "indexed_at", "score", "probability"}

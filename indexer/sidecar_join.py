@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from storage.store import Store
+    from medsearch.storage.store import Store
 
 UID_COLUMN = "sop_instance_uid"
 
@@ -32,7 +32,7 @@ class Joiner:
 
     def __init__(self, images: Iterable[tuple[int, str, str | None]], column: str, base: Path,
                  root: Path | None = None) -> None:
-        """``images``: (id, path, SOP instance UID) rows (``storage.file_records.image_keys``)."""
+        """``images``: (id, path, SOP instance UID) rows (``medsearch.storage.file_records.image_keys``)."""
         self.column, self.base = column, base
         self.root = root.expanduser().resolve() if root is not None else None
         self.by_path: dict[str, list[int]] = {}
@@ -68,7 +68,7 @@ class Joiner:
 def join_keys(store: Store, column: str, values: list[str], base: Path, root: Path | None = None) -> list[Found]:
     """What each key value of ``column`` names in ``store``, by the rules above: the same join
     ``import-metadata`` uses, for readers of other CSVs (``evaluate --truth``)."""
-    from storage.file_records import image_keys
+    from medsearch.storage.file_records import image_keys
 
     joiner = Joiner(image_keys(store), column, base, root)
     return [joiner.find(value.strip()) for value in values]

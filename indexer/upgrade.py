@@ -11,16 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from indexer.discover import FileEntry
-from indexer.embedder import Embedder, model_record
-from indexer.frames import ReadOptions
-from indexer.pipeline import IndexReport, IndexSettings, Progress, embed_and_write, plan_work, start_run
-from indexer.plan import Plan
-from indexer.preprocess import PREPROCESSING_VERSION
-from indexer.read_back import options_from_key
-from storage.errors import StoreError
-from storage.pixel_records import stale_count, stale_files
-from storage.store import ModelRecord, Store
+from medsearch.errors import StoreError
+from medsearch.indexer.discover import FileEntry
+from medsearch.indexer.embedder import Embedder, model_record
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.pipeline import IndexReport, IndexSettings, Progress, embed_and_write, plan_work, start_run
+from medsearch.indexer.plan import Plan
+from medsearch.indexer.preprocess import PREPROCESSING_VERSION
+from medsearch.indexer.read_back import options_from_key
+from medsearch.storage.pixel_records import stale_count, stale_files
+from medsearch.storage.store import ModelRecord, Store
 
 CHUNK_FILES = 256
 """Files planned at a time (each chunk is then embedded and committed in batches)."""

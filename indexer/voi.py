@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-
-from indexer import pixels as px
+from medsearch.indexer import pixels as px
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -68,7 +67,7 @@ class Voi:
 def finish(found: Voi | None, ds: Dataset, mode: VoiMode) -> Voi:
     """The VOI for a frame, given the window or LUT found for it (``found``: None when there is none)
     and the mode (see the module doc)."""
-    from indexer.windows import CT_DEFAULT_WINDOW
+    from medsearch.indexer.windows import CT_DEFAULT_WINDOW
 
     is_ct = str(ds.get("Modality", "")).strip().upper() == "CT"
     if mode == "robust" or is_ct:
@@ -86,7 +85,7 @@ def finish(found: Voi | None, ds: Dataset, mode: VoiMode) -> Voi:
 
 def apply(values: np.ndarray, voi: Voi, ds: Dataset) -> np.ndarray:
     """Float32 modality values (H, W), consumed -> float32 [0, 1] (H, W), as ``voi`` says."""
-    from indexer.windows import apply_voi_lut
+    from medsearch.indexer.windows import apply_voi_lut
 
     if voi.kind == "window":
         values = px.apply_window(values, voi.center, voi.width, voi.function)
@@ -103,7 +102,7 @@ def apply(values: np.ndarray, voi: Voi, ds: Dataset) -> np.ndarray:
 
 def parse_voi(text: str) -> VoiMode:
     """``"google"`` or ``"robust"`` (any case) -> the mode. Raises InvalidQuery for another name."""
-    from storage.errors import InvalidQuery
+    from medsearch.errors import InvalidQuery
 
     key = text.strip().lower()
     if key not in VOI_MODES:

@@ -1,11 +1,11 @@
 """From a decoded DICOM frame to display pixels: the named window presets, the choice of VOI (values
-of interest) transform for a frame, and ``render``, which applies the ``indexer.pixels`` steps in order.
+of interest) transform for a frame, and ``render``, which applies the ``medsearch.indexer.pixels`` steps in order.
 
 A window is ``(center, width)`` in the units of the modality LUT's output (Hounsfield units for CT).
 The choice, in order: the window asked for in ``ReadOptions.window``; else the file's own Window
 Center / Width (first value when several, per frame for enhanced multi-frame files); else the file's
 VOI LUT Sequence; else the modality's default (CT: center 100 / width 2500 HU; other modalities: a
-stretch of the frame's own range). ``indexer.voi`` says what follows in each VOI mode.
+stretch of the frame's own range). ``medsearch.indexer.voi`` says what follows in each VOI mode.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from indexer import pixels as px
-from indexer.frames import WindowSpec
-from indexer.voi import Voi, VoiMode, finish
-from indexer.voi import apply as apply_voi
-from storage.errors import InvalidQuery, UnreadableFile
+from medsearch.errors import InvalidQuery, UnreadableFile
+from medsearch.indexer import pixels as px
+from medsearch.indexer.frames import WindowSpec
+from medsearch.indexer.voi import Voi, VoiMode, finish
+from medsearch.indexer.voi import apply as apply_voi
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -64,7 +63,7 @@ def parse_window(spec: WindowSpec) -> tuple[float, float] | None:
 def choose_voi(ds: Dataset, frame_index: int, asked: tuple[float, float] | None,
                mode: VoiMode = "google") -> Voi:
     """The VOI transform for frame ``frame_index`` (0-based) of a greyscale dataset (see module doc and
-    ``indexer.voi``); ``asked``: the window from the options, already through ``parse_window``."""
+    ``medsearch.indexer.voi``); ``asked``: the window from the options, already through ``parse_window``."""
     return finish(_found_voi(ds, frame_index, asked), ds, mode)
 
 
@@ -141,7 +140,7 @@ def render(raw: np.ndarray, ds: Dataset, frame_index: int, window: tuple[float, 
     """One decoded frame -> (display pixels, float32 in [0, 1], (H, W) or (H, W, 3); the VOI used, as
     ``Voi.describe`` says, None for colour).
 
-    Greyscale: modality LUT / rescale -> VOI (``choose_voi``, ``indexer.voi``) -> MONOCHROME1 inverted.
+    Greyscale: modality LUT / rescale -> VOI (``choose_voi``, ``medsearch.indexer.voi``) -> MONOCHROME1 inverted.
     Colour: scaled by Bits Stored (RGB) or by the palette's entry size (PALETTE COLOR)."""
     from pydicom.pixels import apply_color_lut
 

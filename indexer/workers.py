@@ -3,7 +3,7 @@
 A worker that dies (a native decoder crash) or overruns the time one item may take costs only the item
 that caused it: the pool is replaced and the other items that were in flight are retried one at a time.
 Each worker's address space is capped, so one file cannot take the machine's memory, writes no core file,
-and dies with the process that started the pool (``indexer.lifeline``).
+and dies with the process that started the pool (``medsearch.indexer.lifeline``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Limits:
 
 def _start_worker(memory_bytes: int, owner: int) -> None:
     """Worker initializer: die with ``owner``, write no core file, cap the address space (0: no cap)."""
-    from indexer.lifeline import die_with
+    from medsearch.indexer.lifeline import die_with
 
     die_with(owner)
     resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))

@@ -1,6 +1,6 @@
 """The Python API: the same operations as the CLI, typed.
 
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     with Medsearch.open("./medsearch-store", model="./medsiglip-448", create=True) as ms:
         ms.index(["./images"])
@@ -17,29 +17,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from indexer.embedder import DEFAULT_MODEL, Embedder
-from indexer.frames import ReadOptions
-from indexer.pipeline import IndexReport, IndexSettings, Progress, index_paths
-from search.facade.cohorts import Cohorts
-from search.facade.items import ItemsMixin
-from search.facade.units import UnitsMixin
-from search.labels.labelsets import LabelSet
-from search.labels.zeroshot import Classification
-from search.language import Translation, Translator
-from search.query.compose import Part, compose, parse_part
-from search.query.ranking import allowed_ids, group_column, iter_ranked, ranked_results
-from search.query.results import Result, embed_file, stored_vector, vector_of_path
-from search.query.scoring import threshold as threshold_of
-from search.query.textcache import TextCache
-from storage import queries, vectors
-from storage.errors import InvalidQuery, ModelUnavailable, not_utf8
-from storage.store import Store
+from medsearch.errors import InvalidQuery, ModelUnavailable, not_utf8
+from medsearch.facade.cohorts import Cohorts
+from medsearch.facade.items import ItemsMixin
+from medsearch.facade.units import UnitsMixin
+from medsearch.indexer.embedder import DEFAULT_MODEL, Embedder
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.pipeline import IndexReport, IndexSettings, Progress, index_paths
+from medsearch.labels.labelsets import LabelSet
+from medsearch.labels.zeroshot import Classification
+from medsearch.language import Translation, Translator
+from medsearch.query.compose import Part, compose, parse_part
+from medsearch.query.ranking import allowed_ids, group_column, iter_ranked, ranked_results
+from medsearch.query.results import Result, embed_file, stored_vector, vector_of_path
+from medsearch.query.scoring import threshold as threshold_of
+from medsearch.query.textcache import TextCache
+from medsearch.storage import queries, vectors
+from medsearch.storage.store import Store
 
 if TYPE_CHECKING:
-    from indexer.dicomweb.run import SourceSettings
-    from indexer.distributed.executor import RaySettings
-    from search.labels.evaluate import Evaluation
+    from medsearch.indexer.dicomweb.run import SourceSettings
+    from medsearch.indexer.distributed.executor import RaySettings
+    from medsearch.labels.evaluate import Evaluation
 
 
 def resolve_model(explicit: str | None, store: Store | None) -> str:
@@ -72,7 +71,7 @@ def _id_or_path(target: str | Path | int) -> tuple[int | None, Path]:
 
 class Medsearch(ItemsMixin, UnitsMixin):
     """A store plus the model that reads it; the model is loaded on first need only. Look-ups by id and
-    ``info`` come from ``search.facade.items``; ``ms.cohorts`` is ``search.facade.cohorts.Cohorts``."""
+    ``info`` come from ``medsearch.facade.items``; ``ms.cohorts`` is ``medsearch.facade.cohorts.Cohorts``."""
 
     def __init__(self, store: Store, model: str | None = None, device: str = "auto",
                  embedder: Embedder | None = None, precision: str = "auto",
@@ -112,7 +111,7 @@ class Medsearch(ItemsMixin, UnitsMixin):
     def embedder(self) -> Embedder:
         """The model, loaded on first use. Raises ModelUnavailable, ModelMismatch."""
         if self._embedder is None:
-            from indexer.model_loading import load_embedder
+            from medsearch.indexer.model_loading import load_embedder
 
             model = resolve_model(self.model_ref, self.store)
             try:
@@ -162,11 +161,11 @@ class Medsearch(ItemsMixin, UnitsMixin):
 
     def index_on_ray(self, paths: Sequence[str | Path], settings: IndexSettings | None = None,
                      ray_settings: RaySettings | None = None, progress: Progress | None = None) -> IndexReport:
-        """Index as ``index`` does, with Ray Data reading and embedding (``indexer.distributed``; joins
+        """Index as ``index`` does, with Ray Data reading and embedding (``medsearch.indexer.distributed``; joins
         ``RAY_ADDRESS`` or starts a local Ray). With ``ray_settings.shards`` the vectors go to Parquet shards
         there instead, for ``load_shards``. Raises ModelUnavailable (Ray not installed), ModelMismatch,
         FileNotFoundError."""
-        from indexer.distributed.executor import RayExecutor, require_ray
+        from medsearch.indexer.distributed.executor import RayExecutor, require_ray
 
         require_ray()
         executor = RayExecutor(self.device, ray_settings)
@@ -176,12 +175,12 @@ class Medsearch(ItemsMixin, UnitsMixin):
         """Load the Parquet shards under ``source`` (a folder or an object-store URI) written by
         ``index_on_ray``; files already stored with the same content are skipped. Raises InvalidQuery (no
         shards there, Ray Data's pyarrow missing), ModelMismatch (shards of another model)."""
-        from indexer.distributed.executor import require_ray
+        from medsearch.indexer.distributed.executor import require_ray
 
         if not source or not source.strip():
             raise InvalidQuery("give the folder or URI of the shards to load")
         require_ray()
-        from indexer.distributed.shards import load_shards
+        from medsearch.indexer.distributed.shards import load_shards
 
         report = IndexReport()
         started = time.perf_counter()
@@ -194,10 +193,10 @@ class Medsearch(ItemsMixin, UnitsMixin):
                      progress: Progress | None = None) -> IndexReport:
         """Sync a DICOMweb source (``dicomweb+https://host/dicom-web``), filtered by QIDO attributes, or
         only what changed since its last sync. Raises SourceError, InvalidQuery, ModelMismatch."""
-        from indexer.dicomweb.source import require_client
+        from medsearch.indexer.dicomweb.source import require_client
 
         require_client()
-        from indexer.dicomweb.run import index_source
+        from medsearch.indexer.dicomweb.run import index_source
 
         return index_source(self.store, lambda: self.embedder, url, filters or {}, since_last, settings,
                             source_settings, progress)
@@ -205,7 +204,7 @@ class Medsearch(ItemsMixin, UnitsMixin):
     def search(self, text: str | None = None, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
                min_score: float | None = None, min_prob: float | None = None, group_by: str | None = None,
                like: Sequence[str] = (), unlike: Sequence[str] = (), sort: str = "score") -> list[Result]:
-        """The ``k`` best images for a text and/or composed parts (see ``search.query.compose``), restricted to
+        """The ``k`` best images for a text and/or composed parts (see ``medsearch.query.compose``), restricted to
         ``where`` inside the vector search, above ``min_score`` (cosine) and ``min_prob`` (the model's
         pairwise probability, plain text queries only), one per ``group_by`` group if given; ``sort="date"``
         orders the thresholded results newest study first. Raises InvalidQuery (an empty text, a bad part,
@@ -297,9 +296,9 @@ class Medsearch(ItemsMixin, UnitsMixin):
     def explain(self, target: str | Path | int, text: str | None, method: str = "legrad", *,
                 like: Sequence[str] = (), unlike: Sequence[str] = (), read_options: ReadOptions | None = None) -> Any:
         """A heuristic heatmap of where the query lands in an image (a stored id or any file), on the
-        padded square the model saw: ``search.explain.service.Explanation``. Raises InvalidQuery,
+        padded square the model saw: ``medsearch.explain.service.Explanation``. Raises InvalidQuery,
         NotFound, UnreadableFile."""
-        from search.explain.service import explain_frame, frame_of_file, frame_of_id
+        from medsearch.explain.service import explain_frame, frame_of_file, frame_of_id
 
         query = self.composed(text, like, unlike)
         image_id, path = _id_or_path(target)
@@ -338,7 +337,7 @@ class Medsearch(ItemsMixin, UnitsMixin):
     def rank(self, query: np.ndarray, k: int, offset: int = 0, where: Sequence[str] = (),
              threshold: float | None = None, group_by: str | None = None,
              calibration: tuple[float, float] | None = None, sort: str = "score") -> list[Result]:
-        """Results for a (dim,) query vector (``search.query.ranking.ranked_results``); ``sort`` as for
+        """Results for a (dim,) query vector (``medsearch.query.ranking.ranked_results``); ``sort`` as for
         ``search``. Raises InvalidQuery."""
         def page(first: int, n: int) -> list[Result]:
             return ranked_results(self.store, query, n, first, where, threshold, group_by, calibration)
@@ -357,7 +356,7 @@ class Medsearch(ItemsMixin, UnitsMixin):
         if not path.exists():
             raise InvalidQuery(f"{target} is neither a file nor an image id in the store")
         self.check_model()
-        from indexer.read_back import store_read_options  # read it the way the store's images were read
+        from medsearch.indexer.read_back import store_read_options  # read it the way the store's images were read
 
         return embed_file(self.embedder, path, read_options or store_read_options(self.store))
 
@@ -366,7 +365,7 @@ class Medsearch(ItemsMixin, UnitsMixin):
         changes after it is bound). Raises ModelUnavailable, ModelMismatch."""
         if self._model_checked:
             return
-        from indexer.embedder import model_record
+        from medsearch.indexer.embedder import model_record
 
         embedder = self.embedder
         if self.store.model_record() is not None:
@@ -376,7 +375,7 @@ class Medsearch(ItemsMixin, UnitsMixin):
     def embed_upload(self, data: bytes, filename: str) -> np.ndarray:
         """The (dim,) vector of an image given as bytes (DICOM or raster), decoded in memory, never
         written. Raises UnreadableFile, ModelUnavailable."""
-        from indexer.memory_read import read_bytes
+        from medsearch.indexer.memory_read import read_bytes
 
         frames = read_bytes(data, ReadOptions(), filename)
         return self.embed_pixels(self.embedder.preprocessor(frames[0].pixels))
@@ -388,8 +387,8 @@ class Medsearch(ItemsMixin, UnitsMixin):
     def classify(self, labels: LabelSet, targets: Sequence[str] = (), *, all_images: bool = False,
                  where: Sequence[str] = (), exclusive: bool = False,
                  save_as: str | None = None) -> list[Classification]:
-        """Zero-shot probabilities for files or ids, or stored images (``search.labels.classify``)."""
-        from search.labels.classify import classify
+        """Zero-shot probabilities for files or ids, or stored images (``medsearch.labels.classify``)."""
+        from medsearch.labels.classify import classify
 
         return classify(self, labels, targets, all_images=all_images, where=where, exclusive=exclusive,
                         save_as=save_as)
@@ -397,7 +396,7 @@ class Medsearch(ItemsMixin, UnitsMixin):
     def classify_ids(self, ids: Sequence[int], labels: LabelSet, exclusive: bool = False) -> list[Classification]:
         """Zero-shot probabilities of stored images by id (their stored vectors, no file is read), one
         result per id in the given order. Raises NotFound naming every unknown id."""
-        from search.labels.classify import classify_ids
+        from medsearch.labels.classify import classify_ids
 
         return classify_ids(self, labels, ids, exclusive)
 
@@ -405,16 +404,16 @@ class Medsearch(ItemsMixin, UnitsMixin):
                  root: Path | None = None, truth_fields: Sequence[str] = ()) -> Evaluation:
         """Zero-shot AUCs and retrieval figures of ``labels`` on the images ``truth_csv`` labels (joined by
         ``key`` and ``root`` as ``import-metadata`` joins), or imported ``truth_fields`` (``FIELD`` or
-        ``FIELD=LABEL``) label (``search.labels.evaluate``). Raises InvalidQuery."""
-        from search.labels.evaluate import Truth, evaluate
+        ``FIELD=LABEL``) label (``medsearch.labels.evaluate``). Raises InvalidQuery."""
+        from medsearch.labels.evaluate import Truth, evaluate
 
         return evaluate(self, Truth(truth_csv, key, root, tuple(truth_fields)), labels, k)
 
     def model_input_png(self, image_id: int) -> bytes:
-        """PNG bytes of what the model saw for a stored image (``indexer.preview``), decoded in this
+        """PNG bytes of what the model saw for a stored image (``medsearch.indexer.preview``), decoded in this
         process (the server decodes it in a capped worker). Raises NotFound, UnreadableFile (the file
         changed or is gone)."""
-        from indexer.preview import preview_png
+        from medsearch.indexer.preview import preview_png
 
         self.image_path(image_id)  # NotFound before any file is read
         return preview_png(self.store, self.embedder.preprocessor, image_id)

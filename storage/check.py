@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from medsearch.storage import shrink, snapshot, vector_codec, vectors
+from medsearch.storage.index_choice import RETRAIN_FRACTION, IndexType, is_trained_kind
+from medsearch.storage.models import Deletion, Failure, Image
+from medsearch.storage.store import DB_FILE, SCHEMA_VERSION, Store
+from medsearch.storage.units import rebuild_units, stale_units
+from medsearch.storage.writes import Batch, write_batch
 from sqlalchemy import func, select, text
-
-from storage import shrink, snapshot, vector_codec, vectors
-from storage.index_choice import RETRAIN_FRACTION, IndexType, is_trained_kind
-from storage.models import Deletion, Failure, Image
-from storage.store import DB_FILE, SCHEMA_VERSION, Store
-from storage.units import rebuild_units, stale_units
-from storage.writes import Batch, write_batch
 
 NORM_TOLERANCE = 1e-3
 

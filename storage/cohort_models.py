@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from medsearch.storage.models import Base, Id, utcnow
 from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
-
-from storage.models import Base, Id, utcnow
 
 
 class Cohort(Base):

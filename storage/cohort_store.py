@@ -1,5 +1,5 @@
 """The cohort tables' reads and writes, as functions of a ``Store`` taking and giving plain dicts; each
-write is one transaction. The cohort logic (criteria, manifests, diffs) is ``search.cohorts``'."""
+write is one transaction. The cohort logic (criteria, manifests, diffs) is ``medsearch.cohorts``'."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import datetime as dt
 import json
 from typing import Any
 
+from medsearch.errors import InvalidQuery, NotFound
+from medsearch.storage.cohort_models import Cohort, CohortMember, CohortRun, CohortUnit
+from medsearch.storage.store import Store
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-
-from storage.cohort_models import Cohort, CohortMember, CohortRun, CohortUnit
-from storage.errors import InvalidQuery, NotFound
-from storage.store import Store
 
 
 def check_name_free(store: Store, name: str) -> None:
@@ -95,7 +94,7 @@ def _save_run(session: Session, cohort_id: int, number: int, manifest: dict[str,
 
 UNIT_SUMMARY = ("size", "image_id", "score", "probability", "study_instance_uid", "modality", "study_date",
                 "description")
-"""The fields of a unit member (``search.cohorts.units``) kept in ``cohort_units``, beside rank and key."""
+"""The fields of a unit member (``medsearch.cohorts.units``) kept in ``cohort_units``, beside rank and key."""
 
 
 def _save_units(session: Session, run_id: int, kind: str, members: list[dict[str, Any]]) -> None:

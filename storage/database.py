@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from medsearch.storage import cohort_models, field_version, learn_models, source_models, thumbnails, unit_models  # noqa: F401  (register their tables on Base)
+from medsearch.storage.models import Base
+from medsearch.storage.schema import add_missing_columns, add_missing_indexes
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
-
-from storage import cohort_models, field_version, learn_models, source_models, thumbnails, unit_models  # noqa: F401  (register their tables on Base)
-from storage.models import Base
-from storage.schema import add_missing_columns, add_missing_indexes
 
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; the schema is created when missing, and an older one gains the new
-    tables, columns and indexes (``storage.schema``)."""
+    tables, columns and indexes (``medsearch.storage.schema``)."""
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -30,7 +29,7 @@ PAGE_SIZE = 32_768
 vector (1.74 KB in 12 bits) fills 4 KB pages two to a page, 32 KB pages eighteen (0.07 KB per vector
 left empty), and an image row with its metadata (~0.9 KB in the scale benchmark's DICOM rows) fills them
 as well (10 M images: 2.56 KB per image in all, ``benchmarks/bench_scale.py``). It takes effect only before
-the file's first table (``storage.shrink`` moves older stores)."""
+the file's first table (``medsearch.storage.shrink`` moves older stores)."""
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -8,13 +8,12 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from medsearch.storage.filters import compile_filter, field_names
+from medsearch.storage.learn_models import SplitRecord
+from medsearch.storage.models import Image, ImageField
+from medsearch.storage.store import Store
 from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session, aliased
-
-from storage.filters import compile_filter, field_names
-from storage.learn_models import SplitRecord
-from storage.models import Image, ImageField
-from storage.store import Store
 
 FACET_COLUMNS = ("modality", "body_part", "view_position", "patient_sex", "manufacturer")
 """The typed ``Image`` columns offered as lists."""

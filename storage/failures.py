@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 
-from storage.errors import StoreError, StoreLocked
+from medsearch.errors import StoreError, StoreLocked
 
 DAMAGED = ("the store's database is damaged, which `medsearch check --repair` cannot mend: restore it from a "
            "backup, or index the folders into a new --store")

@@ -4,7 +4,7 @@ on re-index), from any writer, present or future, because the bump is a session 
 writer must remember.
 
 Image writes bump the store's generation; field writes do not. What a reader remembers about fields (the
-id sets of ``storage.queries.ids_where``) is therefore keyed by (generation, fields version), both read
+id sets of ``medsearch.storage.queries.ids_where``) is therefore keyed by (generation, fields version), both read
 in the reader's own transaction, so the next query of every process sees a field written by another.
 Stores made before the counter have NULL there, read as 0.
 """
@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from medsearch.storage.models import ImageField, StoreInfo
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
-
-from storage.models import ImageField, StoreInfo
 
 FIELDS_TABLE = ImageField.__tablename__
 

@@ -1,14 +1,13 @@
-"""What the shard loader (``indexer.distributed.shards``) asks of the store: the stored content of paths."""
+"""What the shard loader (``medsearch.indexer.distributed.shards``) asks of the store: the stored content of paths."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from medsearch.storage.models import Image
+from medsearch.storage.queries import chunked
+from medsearch.storage.store import Store
 from sqlalchemy import select
-
-from storage.models import Image
-from storage.queries import chunked
-from storage.store import Store
 
 
 def content_hashes(store: Store, paths: Sequence[str]) -> dict[str, str]:

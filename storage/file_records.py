@@ -1,5 +1,5 @@
 """The rows indexing compares with the disk and the rows sidecar imports write, as functions of a
-``Store`` (rows, not sessions): ``indexer.plan`` and ``indexer.sidecar`` call these."""
+``Store`` (rows, not sessions): ``medsearch.indexer.plan`` and ``medsearch.indexer.sidecar`` call these."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from medsearch.storage.models import Failure, Image, ImageField
+from medsearch.storage.pixel_records import stale_paths
+from medsearch.storage.queries import chunks
+from medsearch.storage.store import Store
 from sqlalchemy import delete, insert, select
-
-from storage.models import Failure, Image, ImageField
-from storage.pixel_records import stale_paths
-from storage.queries import chunks
-from storage.store import Store
 
 
 @dataclass
@@ -27,7 +26,7 @@ class KnownFiles:
 
 def known_files(store: Store, version: str, key: str | None) -> KnownFiles:
     """The indexed and failed files, in one read transaction; ``stale``: the paths of another preprocessing
-    ``version`` or, with a ``key``, read with other VOI options (``storage.pixel_records``); none without."""
+    ``version`` or, with a ``key``, read with other VOI options (``medsearch.storage.pixel_records``); none without."""
     with store.read_session() as session, session.begin():
         stored = {p: (s, m, h) for p, s, m, h in session.execute(
             select(Image.path, Image.size, Image.mtime_ns, Image.content_hash).distinct())}

@@ -1,5 +1,5 @@
 """The ``--where`` syntax: a hand-written tokenizer and recursive-descent parser to a small AST of frozen
-dataclasses, and ``render``, its inverse. No database here: ``storage.filters`` gives the AST a meaning.
+dataclasses, and ``render``, its inverse. No database here: ``medsearch.storage.filters`` gives the AST a meaning.
 
 Grammar (keywords are case-insensitive)::
 
@@ -24,7 +24,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from storage.errors import InvalidQuery
+from medsearch.errors import InvalidQuery
 
 Value = str | int | float | bool
 KEYWORDS = frozenset({"and", "or", "not", "in", "is", "null", "like", "true", "false"})

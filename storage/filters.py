@@ -1,5 +1,5 @@
 """The ``--where`` filter language compiled to a SQLAlchemy boolean clause in which every value is a bound
-parameter. The syntax (grammar, AST, ``parse``, ``render``) lives in ``storage.filter_syntax``.
+parameter. The syntax (grammar, AST, ``parse``, ``render``) lives in ``medsearch.storage.filter_syntax``.
 
 Names: the typed ``Image`` columns of ``TYPED_COLUMNS`` (also matched case-insensitively), else an
 ``ImageField`` (sidecar value or saved label score) among ``known_fields``; a typed column wins a clash.
@@ -25,11 +25,8 @@ import re
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, not_, or_, select, true
-from sqlalchemy.orm import Session
-
-from storage.errors import InvalidQuery
-from storage.filter_syntax import (
+from medsearch.errors import InvalidQuery
+from medsearch.storage.filter_syntax import (
     And,
     Compare,
     Expr,
@@ -47,7 +44,9 @@ from storage.filter_syntax import (
     render_value,
     syntax_error,
 )
-from storage.models import METADATA_COLUMNS, Image, ImageField
+from medsearch.storage.models import METADATA_COLUMNS, Image, ImageField
+from sqlalchemy import ColumnElement, and_, exists, not_, or_, select, true
+from sqlalchemy.orm import Session
 
 __all__ = [
     "TYPED_COLUMNS",

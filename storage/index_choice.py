@@ -7,7 +7,7 @@ Kinds (all inner product over unit vectors, ids = ``images.id``):
 - ``hnsw``: ``IndexHNSWFlat`` (M = 32) in an ``IndexIDMap2``: ~5 KB per vector at d = 1152 (the float
   vectors plus the graph), sub-millisecond queries, slow to build on few cores. HNSW cannot remove ids:
   a removed vector stays in the graph as a tombstone that is never returned, and the graph is rebuilt
-  once a quarter of its nodes are tombstones (see ``storage.vectors.remove``).
+  once a quarter of its nodes are tombstones (see ``medsearch.storage.vectors.remove``).
 - ``ivf-sq8``: ``IndexIVFScalarQuantizer`` (8 bits per dimension, ~1.2 KB per vector at d = 1152) with
   its own ids, trained on a sample of the vectors; ``nprobe`` is set from the list count.
 - ``ivf-pq``: ``IndexIVFPQFastScan``, product-quantizer codes of 4 bits per sub-vector of 3 dimensions

@@ -1,4 +1,4 @@
-"""The SQL of ``search.learn``: probes, split records, whole-field writes and content hashes.
+"""The SQL of ``medsearch.learn``: probes, split records, whole-field writes and content hashes.
 
 Fields written here are ordinary ``ImageField`` rows (what ``import-metadata`` and ``classify --save-as``
 write), so a probe's probabilities and a split's names are usable in ``--where``, cohort criteria,
@@ -12,16 +12,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from medsearch.errors import InvalidQuery, ModelMismatch, NotFound
+from medsearch.storage.cohort_models import Cohort, CohortRun
+from medsearch.storage.learn_models import Probe, SplitRecord
+from medsearch.storage.models import Image, ImageField
+from medsearch.storage.queries import chunked
+from medsearch.storage.store import ModelRecord, Store
+from medsearch.storage.thumbnails import Thumbnail
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
-
-from storage.cohort_models import Cohort, CohortRun
-from storage.errors import InvalidQuery, ModelMismatch, NotFound
-from storage.learn_models import Probe, SplitRecord
-from storage.models import Image, ImageField
-from storage.queries import chunked
-from storage.store import ModelRecord, Store
-from storage.thumbnails import Thumbnail
 
 FIELD_NAME_CHARACTERS = "_-."
 
@@ -69,7 +68,7 @@ def content_hashes(store: Store, ids: Sequence[int]) -> dict[int, str]:
 
 
 def thumbnails_of(store: Store, ids: Sequence[int]) -> dict[int, bytes]:
-    """{image id: PNG thumbnail} of the ``ids`` that have one (``storage.thumbnails``)."""
+    """{image id: PNG thumbnail} of the ``ids`` that have one (``medsearch.storage.thumbnails``)."""
     with store.read_session() as session:
         rows = chunked(ids, lambda chunk: session.execute(
             select(Thumbnail.image_id, Thumbnail.png).where(Thumbnail.image_id.in_(chunk))))

@@ -1,4 +1,4 @@
-"""Tables for cohorts-for-machine-learning (``search.learn``): saved linear probes and split records.
+"""Tables for cohorts-for-machine-learning (``medsearch.learn``): saved linear probes and split records.
 
 A probe keeps the model record it was trained on (id, revision, vector size, preprocessing version), so
 it is refused on a store of another model; a split record keeps the store's, likewise. A probe's weights
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from medsearch.storage.models import Base, utcnow
 from sqlalchemy import Float, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
-
-from storage.models import Base, utcnow
 
 
 class Probe(Base):

@@ -1,5 +1,5 @@
 """SQLAlchemy 2.0 typed models. The database is the source of truth: it keeps every vector too (in
-``image_vectors``), and the FAISS file is a snapshot of it (see ``storage.vectors``).
+``image_vectors``), and the FAISS file is a snapshot of it (see ``medsearch.storage.vectors``).
 
 Ids: ``images.id`` is the FAISS id. It is never reused (``sqlite_autoincrement``), 64-bit on PostgreSQL.
 Times are stored in UTC without tzinfo (SQLite drops it); re-attach UTC on read.
@@ -54,14 +54,14 @@ class StoreInfo(Base):
     preprocessing_version: Mapped[str] = mapped_column(String(64))
     index_type: Mapped[str] = mapped_column(String(64))
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
-    # bumped with every image_fields write (storage.field_version); NULL (read as 0) in older stores
+    # bumped with every image_fields write (medsearch.storage.field_version); NULL (read as 0) in older stores
     fields_version: Mapped[int | None] = mapped_column(BigInteger, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class ImageVector(Base):
-    """An image's stored vector (``storage.vector_codec``'s 12-bit form), in a table of its own: the re-rank
+    """An image's stored vector (``medsearch.storage.vector_codec``'s 12-bit form), in a table of its own: the re-rank
     of every ``ivf-pq`` query reads a few hundred of them at random, and a table of vectors alone is what
     the page cache can hold (ten million: 17.7 GB, where the images with their vectors took 26 GB)."""
 
@@ -102,7 +102,7 @@ class Image(Base):
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     # DICOM attributes research filters on (null for raster images); the page's facet lists
-    # (``storage.facets.FACET_COLUMNS``) group by the indexed ones.
+    # (``medsearch.storage.facets.FACET_COLUMNS``) group by the indexed ones.
     study_instance_uid: Mapped[str | None] = mapped_column(String(64), index=True)
     series_instance_uid: Mapped[str | None] = mapped_column(String(64), index=True)
     sop_instance_uid: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -119,7 +119,7 @@ class Image(Base):
     patient_key: Mapped[str | None] = mapped_column(String(64), index=True)
     burned_in_annotation: Mapped[bool | None] = mapped_column(Boolean)
     # How the pixels were made (null in stores older than preprocessing version 3): the VOI actually
-    # used (``indexer.voi.Voi.describe``), the read options asked for (``indexer.read_key``) and the
+    # used (``medsearch.indexer.voi.Voi.describe``), the read options asked for (``indexer.read_key``) and the
     # preprocessing version. An image whose options or version differ from a run's is re-embedded.
     voi: Mapped[str | None] = mapped_column(String(128))
     read_options: Mapped[str | None] = mapped_column(String(128))
@@ -160,7 +160,7 @@ class ImageField(Base):
     __tablename__ = "image_fields"
     __table_args__ = (
         Index("ix_image_fields_name_number", "name", "number"),
-        # covers the facet queries (``storage.facets``: values and counts per name, filtered by image id)
+        # covers the facet queries (``medsearch.storage.facets``: values and counts per name, filtered by image id)
         # without a table read; SQLite only, as PostgreSQL refuses index rows past ~2.7 kB (a long text)
         Index("ix_image_fields_facets", "name", "text", "number", "date", "kind", "image_id").ddl_if(dialect="sqlite"),
     )

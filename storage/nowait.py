@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from medsearch.storage.store import Store
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
-
-from storage.store import Store
 
 
 def write_or_skip(store: Store, write: Callable[[Session], None]) -> bool:

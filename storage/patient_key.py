@@ -1,4 +1,4 @@
-"""Where the secret that keys patient pseudonyms (``indexer.dicom_meta.patient_key``) comes from, and the
+"""Where the secret that keys patient pseudonyms (``medsearch.indexer.dicom_meta.patient_key``) comes from, and the
 fingerprint that tells a wrong one.
 
 In order: a key given by the caller (``medsearch index --patient-key FILE``), the environment variable
@@ -18,8 +18,8 @@ import os
 import string
 from pathlib import Path
 
-from storage.errors import StoreError
-from storage.store import Store
+from medsearch.errors import StoreError
+from medsearch.storage.store import Store
 
 KEY_ENV = "MEDSEARCH_PATIENT_KEY"
 FINGERPRINT_FILE = "patient-key.fingerprint"

@@ -1,16 +1,15 @@
 """Queries on how each image's pixels were made (``Image.voi``, ``read_options``,
 ``preprocessing_version``): which images are stale, how a stored image was read, which options the
-store used. ``version`` is the current preprocessing version (``indexer.preprocess``)."""
+store used. ``version`` is the current preprocessing version (``medsearch.indexer.preprocess``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from medsearch.storage.models import Image
+from medsearch.storage.store import Store
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
-
-from storage.models import Image
-from storage.store import Store
 
 
 def stale_condition(version: str, key: str | None = None) -> ColumnElement[bool]:

@@ -12,11 +12,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
+from medsearch.storage import field_version, index_choice, snapshot, vector_codec
+from medsearch.storage.models import METADATA_COLUMNS, Failure, Image, ImageField, Root
+from medsearch.storage.store import Store
 from sqlalchemy import String, cast, func, select
-
-from storage import field_version, index_choice, snapshot, vector_codec
-from storage.models import METADATA_COLUMNS, Failure, Image, ImageField, Root
-from storage.store import Store
 
 CHUNK_SIZE = 10_000
 """Values bound per ``IN (...)`` list; well under SQLite's 32,766 and PostgreSQL's 65,535 limits."""
@@ -172,10 +171,10 @@ def roots(store: Store) -> list[str]:
 
 
 def ids_where(store: Store, where: Sequence[str]) -> np.ndarray:
-    """The ids (int64, sorted) of images matching every ``where`` expression (``storage.filters``).
+    """The ids (int64, sorted) of images matching every ``where`` expression (``medsearch.storage.filters``).
     Remembered per (generation, fields version), read in the same transaction, so a repeated filter costs
     no SQL until the next image or field write by any process. Raises InvalidQuery pointing at the mistake."""
-    from storage.filters import compile_filter
+    from medsearch.storage.filters import compile_filter
 
     with store.read_session() as session, session.begin():
         key = (tuple(where), *field_version.current(session))

@@ -15,9 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
-from storage import index_choice
-from storage.vectors import _empty, _faiss_search, _filtered_params, sorted_unique
+from medsearch.storage import index_choice
+from medsearch.storage.vectors import _empty, _faiss_search, _filtered_params, sorted_unique
 
 Exact = Callable[[np.ndarray], np.ndarray]
 """The stored vectors of ids: (n,) int64 -> (n, d) float32, a row of zeros for an id no longer stored."""
@@ -30,7 +29,7 @@ costs 0-2 ms more than 2.5x, 3.5x 3-5 ms more (``benchmarks/bench_scale.py``).""
 
 def search_reranked(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None,
                     exact: Exact) -> tuple[np.ndarray, np.ndarray]:
-    """``storage.vectors.search`` for an ivf-pq index: (scores (q, k) float32, ids (q, k) int64) of the
+    """``medsearch.storage.vectors.search`` for an ivf-pq index: (scores (q, k) float32, ids (q, k) int64) of the
     (q, d) float32 ``queries``, exact cosines, best first, padded with -1."""
     if allowed_ids is None:
         _codes, found = _faiss_search(index, queries, max(index_choice.RERANK_DEPTH, 2 * k))

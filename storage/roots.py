@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from medsearch.storage.models import Failure, Image, Root
+from medsearch.storage.store import Store
+from medsearch.storage.writes import Batch, write_batch
 from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
-
-from storage.models import Failure, Image, Root
-from storage.store import Store
-from storage.writes import Batch, write_batch
 
 REMOVE_BATCH = 500
 """Files whose images leave the store in one transaction."""

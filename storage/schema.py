@@ -4,9 +4,8 @@ take ``ALTER TABLE ... ADD COLUMN``; existing rows get NULL), ``add_missing_inde
 
 from __future__ import annotations
 
+from medsearch.storage.models import Base
 from sqlalchemy import Engine, inspect, text
-
-from storage.models import Base
 
 
 def add_missing_columns(engine: Engine) -> list[str]:

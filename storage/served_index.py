@@ -1,6 +1,6 @@
 """The FAISS index a store serves: loaded from its snapshot or built from the database, caught up with
 every committed generation, searched (an ivf-pq index re-ranked from the stored vectors), rebuilt as
-another kind, saved. A base of ``storage.store.Store``, which gives it the database; kept apart so that
+another kind, saved. A base of ``medsearch.storage.store.Store``, which gives it the database; kept apart so that
 each stays readable."""
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from medsearch.errors import StoreError
+from medsearch.storage import index_choice, snapshot, vector_codec, vectors
+from medsearch.storage.index_choice import IndexType
+from medsearch.storage.model_record import ModelRecord
+from medsearch.storage.models import Deletion, Image, StoreInfo
+from medsearch.storage.vector_rows import VectorRows
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
-
-from storage import index_choice, snapshot, vector_codec, vectors
-from storage.errors import StoreError
-from storage.index_choice import IndexType
-from storage.model_record import ModelRecord
-from storage.models import Deletion, Image, StoreInfo
-from storage.vector_rows import VectorRows
 
 
 class ServedIndex(ABC):
@@ -108,7 +107,7 @@ class ServedIndex(ABC):
     def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` images by cosine for (q, dim) or (dim,) float32 ``queries``: (scores (q, k) float32,
-        ids (q, k) int64), padded with -1 (``storage.vectors.search``; an ivf-pq index re-scores its
+        ids (q, k) int64), padded with -1 (``medsearch.storage.vectors.search``; an ivf-pq index re-scores its
         candidates with the stored vectors)."""
         return vectors.search(self.index(), queries, k, allowed_ids, exact=self.stored_vectors)
 
@@ -205,7 +204,7 @@ def _stack(rows: Any) -> tuple[np.ndarray, np.ndarray]:
 def _sample(session: Session, size: int) -> np.ndarray:
     """(size, dim) float32 vectors of randomly chosen images: the ids are drawn first (a scan of the id
     index, not of the vectors), then only their vectors are read."""
-    from storage.queries import chunks
+    from medsearch.storage.queries import chunks
 
     chosen = list(session.scalars(select(Image.id).order_by(func.random()).limit(max(1, size))))
     rows = [row for chunk in chunks(chosen)

@@ -1,5 +1,6 @@
 """Bring an older store's vectors to the form written now, in place: each moves from the ``images`` row
-into ``image_vectors`` (``storage.models.ImageVector``) in the 12-bit form (``storage.vector_codec``):
+into ``image_vectors`` (``medsearch.storage.models.ImageVector``) in the 12-bit form
+(``medsearch.storage.vector_codec``):
 float32 blobs shrink to three eighths, float16 ones to three quarters, 12-bit ones move as they are.
 
 Batch by batch, each in its own transaction, in id order: killed half way, every vector is whole in one
@@ -19,14 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from medsearch.errors import StoreError
+from medsearch.storage import vector_codec
+from medsearch.storage.database import PAGE_SIZE
+from medsearch.storage.models import Image, ImageVector
+from medsearch.storage.snapshot import replace_durably
+from medsearch.storage.store import DB_FILE, Store
 from sqlalchemy import func, insert, select, update
-
-from storage import vector_codec
-from storage.database import PAGE_SIZE
-from storage.errors import StoreError
-from storage.models import Image, ImageVector
-from storage.snapshot import replace_durably
-from storage.store import DB_FILE, Store
 
 BATCH = 2_000
 VACUUM_FILE = f"{DB_FILE}.tmp-vacuum"

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from storage.errors import StoreError
+from medsearch.errors import StoreError
 
 INDEX_FILE = "index.faiss"
 """The index file of a format-1 manifest; also the prefix of temporary index files."""

@@ -1,13 +1,12 @@
-"""The table of remote sources and their sync cursors (see ``storage.sources``)."""
+"""The table of remote sources and their sync cursors (see ``medsearch.storage.sources``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from medsearch.storage.models import Base, utcnow
 from sqlalchemy import BigInteger, Date, DateTime, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
-
-from storage.models import Base, utcnow
 
 
 class Source(Base):

@@ -4,7 +4,7 @@ A source is keyed by its URL as the user gave it (``dicomweb+https://host/path``
 credentials. Its cursor says where the last complete sync got to: Orthanc's change sequence number, or the
 date the last study-date window was asked on. A cursor is written only once a sync has committed all its
 work, so a killed sync is simply run again. The table is created on open for older stores, as every table is
-(``storage.database`` imports ``storage.source_models``).
+(``medsearch.storage.database`` imports ``medsearch.storage.source_models``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from medsearch.storage.models import Failure, Image, utcnow
+from medsearch.storage.source_models import Source
+from medsearch.storage.store import Store
 from sqlalchemy import select
-
-from storage.models import Failure, Image, utcnow
-from storage.source_models import Source
-from storage.store import Store
 
 
 @dataclass

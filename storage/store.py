@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from medsearch.errors import ModelMismatch, StoreError, StoreLocked
+from medsearch.storage.database import make_engine, make_sessions
+from medsearch.storage.index_choice import IndexType
+from medsearch.storage.model_record import ModelRecord as ModelRecord  # re-exported: most callers import it from here
+from medsearch.storage.models import Image, Precision, StoreInfo, utcnow
+from medsearch.storage.served_index import ServedIndex
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-
-from storage.database import make_engine, make_sessions
-from storage.errors import ModelMismatch, StoreError, StoreLocked
-from storage.index_choice import IndexType
-from storage.model_record import ModelRecord as ModelRecord  # re-exported: most callers import it from here
-from storage.models import Image, Precision, StoreInfo, utcnow
-from storage.served_index import ServedIndex
 
 SCHEMA_VERSION = 1
 DB_FILE = "medsearch.db"
@@ -48,7 +47,7 @@ class Store(ServedIndex):
         self._sessions = make_sessions(self.engine)
         ServedIndex.__init__(self, self.engine)
         self.filter_cache = IdSetCache()
-        self.unit_indexes: dict[str, Any] = {}  # storage.units: the series and study indexes, by kind
+        self.unit_indexes: dict[str, Any] = {}  # medsearch.storage.units: the series and study indexes, by kind
 
     @classmethod
     def open(cls, directory: Path | str, *, create: bool = False, writable: bool = False,
@@ -210,7 +209,7 @@ class Store(ServedIndex):
 
 
 class IdSetCache:
-    """Id sets of recent filters, keyed by (filter, generation, fields version) (``storage.field_version``);
+    """Id sets of recent filters, keyed by (filter, generation, fields version) (``medsearch.storage.field_version``);
     bounded by the ids held, oldest dropped."""
 
     def __init__(self, max_ids: int = 4_000_000) -> None:

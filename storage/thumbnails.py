@@ -6,17 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from medsearch.storage.models import Base, Id, Image
 from sqlalchemy import ForeignKey, LargeBinary, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models import Base, Id, Image
-
 if TYPE_CHECKING:
-    from storage.store import Store
+    from medsearch.storage.store import Store
 
 
 class Thumbnail(Base):
-    """One image's PNG thumbnail (``indexer.thumbnail.THUMBNAIL_SIZE`` pixels on its longer side)."""
+    """One image's PNG thumbnail (``medsearch.indexer.thumbnail.THUMBNAIL_SIZE`` pixels on its longer side)."""
 
     __tablename__ = "thumbnails"
 

@@ -1,14 +1,13 @@
 """The series and study table: one row per DICOM series or study, with the normalised mean of its images'
-vectors. Written in the same transaction as the images it summarises (``storage.units``)."""
+vectors. Written in the same transaction as the images it summarises (``medsearch.storage.units``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from medsearch.storage.models import Base, Id
 from sqlalchemy import BigInteger, Date, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
-
-from storage.models import Base, Id
 
 
 class Unit(Base):

@@ -1,5 +1,5 @@
 """Series and study vectors: the normalised mean of a unit's image vectors, kept in the ``units`` table
-in the same transaction as the images (``refresh``, called by ``storage.writes.write_batch``), and in an
+in the same transaction as the images (``refresh``, called by ``medsearch.storage.writes.write_batch``), and in an
 in-memory FAISS index per kind, caught up by generation like the image index (``unit_index``). A kill at
 any point leaves the table consistent with the images, since both are one transaction; the in-memory
 index is rebuilt or replayed from the table on first use."""
@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from medsearch.errors import StoreError
+from medsearch.storage import vector_codec, vectors
+from medsearch.storage.models import Image, StoreInfo
+from medsearch.storage.unit_models import Unit
 from sqlalchemy import func, select
 
-from storage import vector_codec, vectors
-from storage.errors import StoreError
-from storage.models import Image, StoreInfo
-from storage.unit_models import Unit
-
 if TYPE_CHECKING:
-    from storage.store import Store
+    from medsearch.storage.store import Store
 
 KINDS = {"series": "series_instance_uid", "study": "study_instance_uid"}
 """Each unit kind and the image column that names its members."""

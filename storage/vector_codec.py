@@ -8,7 +8,7 @@ quarters of float16's 2.3 KB. On unit vectors of that size the cosine moves by a
 below the 1e-3 that bf16 and int8 embedding already differ by. Stores written before hold float16 blobs
 (``F16`` then the components) or float32 ones (bare). Both tags read as a float32 are NaNs, which no stored
 float32 vector holds (``medsearch check`` refuses them), so the three forms are told apart by their first
-four bytes and a store may hold them mixed while it upgrades in place (``storage.shrink``). Every vector is
+four bytes and a store may hold them mixed while it upgrades in place (``medsearch.storage.shrink``). Every vector is
 scaled back to unit length when read, so an image is still as similar to itself as before (1 to 1e-6).
 """
 

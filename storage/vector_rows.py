@@ -1,4 +1,4 @@
-"""Stored vectors read by id, for the re-rank of every ``ivf-pq`` query (``storage.reranked``).
+"""Stored vectors read by id, for the re-rank of every ``ivf-pq`` query (``medsearch.storage.reranked``).
 
 A query re-scores a few hundred rows spread over the whole vectors table (``image_vectors``, read before
 the images rows of an older store). A database that the page cache can hold (up to ``CACHED_SHARE`` of the
@@ -23,10 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from medsearch.storage import vector_codec
+from medsearch.storage.models import Image, ImageVector
 from sqlalchemy import Engine, func, select
-
-from storage import vector_codec
-from storage.models import Image, ImageVector
 
 THREADS = 4
 ALONE_MAX = 64
@@ -123,7 +122,7 @@ class VectorRows:
 
 def _select(cursor: Any, statement: str, ids: np.ndarray) -> list[Any]:
     """The rows of ``statement`` ending in ``id IN``, over ``ids`` in chunks of integer literals."""
-    from storage.queries import chunks  # storage.queries builds on the store, which builds on this
+    from medsearch.storage.queries import chunks  # medsearch.storage.queries builds on the store, which builds on this
 
     rows: list[Any] = []
     for chunk in chunks(ids.tolist()):

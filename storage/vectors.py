@@ -1,6 +1,6 @@
 """The FAISS index: inner product over unit vectors (= cosine), ids equal to ``images.id``.
 
-The index is a snapshot of the database, saved and loaded by ``storage.snapshot``.
+The index is a snapshot of the database, saved and loaded by ``medsearch.storage.snapshot``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
-from storage import index_choice
-from storage.index_choice import IndexType
+from medsearch.storage import index_choice
+from medsearch.storage.index_choice import IndexType
 
 SUBSET_EXACT_MAX = 16_384
 """Allowed sets up to this size are scored exactly instead of through the approximate structure."""
@@ -24,7 +23,7 @@ COMPACT_FRACTION = 0.25
 
 def new_index(dim: int, index_type: IndexType | str = IndexType.FLAT, sample: np.ndarray | None = None,
               count: int | None = None) -> Any:
-    """An empty FAISS index of ``index_type`` (see ``storage.index_choice``) for ``dim``-d unit vectors.
+    """An empty FAISS index of ``index_type`` (see ``medsearch.storage.index_choice``) for ``dim``-d unit vectors.
 
     ``ivf-sq8`` and ``ivf-pq`` are trained here on ``sample`` ((n, dim) float32, n >= 1) for an expected
     ``count`` vectors (default n). Raises ValueError for an unknown type or an IVF kind without a sample.
@@ -77,7 +76,7 @@ def _enough_to_train(sample: np.ndarray) -> np.ndarray:
 
 def tune(index: Any) -> None:
     """Set a loaded index's search breadth (lists read, graph breadth) and its ivf-pq scan to what
-    ``storage.index_choice`` says now: a file keeps the values it was saved with, and a better choice
+    ``medsearch.storage.index_choice`` says now: a file keeps the values it was saved with, and a better choice
     should not wait for a rebuild."""
     import faiss
 
@@ -179,7 +178,7 @@ def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | No
     allowed sets (<= ``SUBSET_EXACT_MAX``) are scored exactly; an approximate search that returns fewer
     hits than it should falls back to the exact route. An ivf-pq index ranks its candidates by the stored
     vectors ``exact`` gives ((n,) int64 ids -> (n, d) float32, zeros for an id no longer stored), which
-    it needs (ValueError without): see ``storage.reranked``.
+    it needs (ValueError without): see ``medsearch.storage.reranked``.
     """
     queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
     if index_type_of(index) is not IndexType.IVF_PQ:
@@ -187,7 +186,7 @@ def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | No
     if exact is None:
         raise ValueError("an ivf-pq index ranks its candidates by their stored vectors: pass exact= "
                          "(Store.search does)")
-    from storage.reranked import search_reranked  # it builds on this module
+    from medsearch.storage.reranked import search_reranked  # it builds on this module
 
     return search_reranked(index, queries, k, allowed_ids, exact)
 

@@ -7,13 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from medsearch.storage import vector_codec
+from medsearch.storage.models import METADATA_COLUMNS, Deletion, Failure, Image, ImageField, ImageVector, utcnow
+from medsearch.storage.store import Store
+from medsearch.storage.thumbnails import save_thumbnails
+from medsearch.storage.units import keys_of_metadata, keys_of_paths, refresh
 from sqlalchemy import delete, insert, select, update
-
-from storage import vector_codec
-from storage.models import METADATA_COLUMNS, Deletion, Failure, Image, ImageField, ImageVector, utcnow
-from storage.store import Store
-from storage.thumbnails import save_thumbnails
-from storage.units import keys_of_metadata, keys_of_paths, refresh
 
 STORED_KEYS = frozenset(METADATA_COLUMNS) | {"identity", "read_options", "preprocessing_version"}
 

@@ -30,8 +30,8 @@ def make_images(folder: Path, seeds: range) -> Path:
 
 def index_store(store: Path, folder: Path, embedder: Any) -> None:
     """Index ``folder`` into ``store`` with ``embedder`` (inline decoding, no worker processes)."""
-    from indexer.pipeline import IndexSettings
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
+    from medsearch.indexer.pipeline import IndexSettings
 
     with Medsearch.open(store, create=True, writable=True, embedder=embedder) as engine:
         engine.index([folder], IndexSettings(workers=0))
@@ -40,8 +40,8 @@ def index_store(store: Path, folder: Path, embedder: Any) -> None:
 def store_with_sites(base: Path, embedder: Any) -> Path:
     """``base/store``: six PNGs and three DICOMs of ``base/images`` (returned) indexed with ``embedder``, the
     PNGs with sidecar fields ``site`` (case001, 003, 005 north, the others south) and ``age`` (40 + seed)."""
-    from indexer.sidecar import import_sidecar
-    from storage.store import Store
+    from medsearch.indexer.sidecar import import_sidecar
+    from medsearch.storage.store import Store
 
     images = make_images(base / "images", range(6))
     index_store(base / "store", images, embedder)
@@ -56,9 +56,8 @@ def store_and_client(name: str) -> tuple[Any, Any]:
     """Module-scoped ``store`` (six PNGs and three DICOMs indexed with the tiny model) and ``client`` (a
     TestClient of the app on it) fixtures; each test module that assigns them gets its own store."""
     from fastapi.testclient import TestClient
-
-    from search.server.app import create_app
-    from search.server.deps import ServerSettings
+    from medsearch.server.app import create_app
+    from medsearch.server.deps import ServerSettings
 
     @pytest.fixture(scope="module")
     def store(tmp_path_factory: pytest.TempPathFactory, tiny_embedder: Any) -> Path:

@@ -58,7 +58,7 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_embedder(tiny_model: Path) -> Any:
-    from indexer.model_loading import load_embedder
+    from medsearch.indexer.model_loading import load_embedder
 
     return load_embedder(str(tiny_model), device="cpu")
 
@@ -103,7 +103,7 @@ def image_folder(tmp_path: Path) -> Path:
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
     """Run the real CLI in-process: ``cli("search", "x", "--json")`` -> parsed JSON (or the result)."""
-    from search.cli import app
+    from medsearch.cli import app
 
     monkeypatch.delenv("MEDSEARCH_STORE", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -155,8 +155,8 @@ def postgres_url() -> Any:
 @pytest.fixture
 def flat_store(tmp_path: Path, tiny_embedder: Any) -> Path:
     """A store of 12 PNGs with a flat index and its snapshot (the reindex crash tests)."""
-    from indexer.pipeline import IndexSettings
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
+    from medsearch.indexer.pipeline import IndexSettings
 
     folder, store = tmp_path / "images", tmp_path / "store"
     for seed in range(12):

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from medsearch.api import Medsearch
+from medsearch.errors import InvalidQuery
 
-from search.api import Medsearch
-from storage.errors import InvalidQuery
 from tests.api_fixtures import store_and_client
 
 store, client = store_and_client("front-doors")

@@ -47,5 +47,5 @@ def test_the_server_does_not_import_the_cli() -> None:
                    if "cli" in path.relative_to(ROOT / "search").parts[0]}
     assert cli_modules, "the CLI modules are found"
     found = [f"{path.relative_to(ROOT)}: {name}" for path in _modules("search/server")
-             for name in _imports(path) if name in cli_modules or name.startswith("search.cli")]
+             for name in _imports(path) if name in cli_modules or name.startswith("medsearch.cli")]
     assert found == []

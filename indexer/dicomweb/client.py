@@ -15,15 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-
-from indexer.dicomweb.multipart import (
+from medsearch.indexer.dicomweb.multipart import (
     EXPLICIT_VR_LITTLE_ENDIAN,
     UNDECODABLE_SYNTAXES,
     boundary_of,
     split_parts,
     transfer_syntax_of,
 )
-from indexer.dicomweb.source import Credentials, SourceError, SourceUrl
+from medsearch.indexer.dicomweb.source import Credentials, SourceError, SourceUrl
 
 RETRIED_STATUS = frozenset({429, 502, 503, 504})
 DICOM_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax={}'

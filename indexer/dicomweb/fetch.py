@@ -8,12 +8,12 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from indexer.dicomweb.client import DicomWebClient, InstanceGone
-from indexer.dicomweb.query import RemoteInstance
-from indexer.discover import FileEntry
-from indexer.frames import ReadOptions
-from indexer.load import Loaded, load_bytes
-from indexer.preprocess import Preprocessor
+from medsearch.indexer.dicomweb.client import DicomWebClient, InstanceGone
+from medsearch.indexer.dicomweb.query import RemoteInstance
+from medsearch.indexer.discover import FileEntry
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.load import Loaded, load_bytes
+from medsearch.indexer.preprocess import Preprocessor
 
 Fetched = tuple[FileEntry, bytes | None, str | None]
 """(entry, Part 10 bytes or None, the reason it could not be fetched or None)."""

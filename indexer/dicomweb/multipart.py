@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from indexer.dicomweb.source import SourceError
+from medsearch.indexer.dicomweb.source import SourceError
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 UNDECODABLE_SYNTAXES = frozenset(

@@ -8,15 +8,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from indexer.dicomweb.client import ClientSettings, DicomWebClient
-from indexer.dicomweb.fetch import fetch_all, fetch_failed, load_fetched
-from indexer.dicomweb.source import credentials_from_env, parse_source
-from indexer.dicomweb.sync import SyncPlan, plan_sync
-from indexer.embedder import Embedder
-from indexer.pipeline import IndexReport, IndexSettings, Progress, Work, embed_tasks
-from storage.sources import save_cursor
-from storage.store import Store
-from storage.writes import Batch, forget_failures, write_batch
+from medsearch.indexer.dicomweb.client import ClientSettings, DicomWebClient
+from medsearch.indexer.dicomweb.fetch import fetch_all, fetch_failed, load_fetched
+from medsearch.indexer.dicomweb.source import credentials_from_env, parse_source
+from medsearch.indexer.dicomweb.sync import SyncPlan, plan_sync
+from medsearch.indexer.embedder import Embedder
+from medsearch.indexer.pipeline import IndexReport, IndexSettings, Progress, Work, embed_tasks
+from medsearch.storage.sources import save_cursor
+from medsearch.storage.store import Store
+from medsearch.storage.writes import Batch, forget_failures, write_batch
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from storage.errors import MedsearchError
+from medsearch.errors import MedsearchError
 
 SCHEME_PREFIX = "dicomweb+"
 
@@ -81,7 +81,7 @@ def is_source(text: str) -> bool:
 def parse_source(text: str) -> SourceUrl:
     """``dicomweb+http(s)://host[:port]/path`` -> SourceUrl. Raises InvalidQuery for another form or a URL
     that holds credentials (they would land in the shell history and the store)."""
-    from storage.errors import InvalidQuery
+    from medsearch.errors import InvalidQuery
 
     if not is_source(text):
         raise InvalidQuery("not a DICOMweb source: expected dicomweb+http://HOST/PATH or dicomweb+https://...")

@@ -17,11 +17,19 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from indexer.dicomweb.client import DicomWebClient
-from indexer.dicomweb.query import STUDY_INSTANCES, STUDY_UID, RemoteInstance, each_search, first_value, identity, since
-from storage.errors import InvalidQuery
-from storage.sources import Cursor, load_cursor, stored_under
-from storage.store import Store
+from medsearch.errors import InvalidQuery
+from medsearch.indexer.dicomweb.client import DicomWebClient
+from medsearch.indexer.dicomweb.query import (
+    STUDY_INSTANCES,
+    STUDY_UID,
+    RemoteInstance,
+    each_search,
+    first_value,
+    identity,
+    since,
+)
+from medsearch.storage.sources import Cursor, load_cursor, stored_under
+from medsearch.storage.store import Store
 
 ORTHANC_FEED, DATE_FEED = "orthanc-changes", "study-date"
 STUDY_FILTERS = ("StudyDate", "StudyInstanceUID", "AccessionNumber")

@@ -8,10 +8,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-
-from indexer.load import Loaded
-from indexer.pipeline import embeddable, has_frames
-from indexer.workers import Limits, ordered_map
+from medsearch.indexer.load import Loaded
+from medsearch.indexer.pipeline import embeddable, has_frames
+from medsearch.indexer.workers import Limits, ordered_map
 
 Rows = dict[str, np.ndarray]
 
@@ -31,7 +30,7 @@ class ModelSpec:
 
 def read_rows(rows: Rows, load: Any, failed: Any, options: Any, preprocessor: Any, limits: Limits) -> Rows:
     """Read task: ``rows["task"]`` (pickled tasks) -> ``rows["loaded"]`` (pickled ``Loaded``). The files are
-    decoded in a child process under ``limits``, as the in-process pipeline does (``indexer.workers``): a
+    decoded in a child process under ``limits``, as the in-process pipeline does (``medsearch.indexer.workers``): a
     file that crashes the decoder, overruns its time or cannot be read becomes a ``Loaded`` with its error
     and costs nothing else (a crash in the task itself would make Ray retry it without end)."""
     tasks = [pickle.loads(blob) for blob in rows["task"]]
@@ -45,8 +44,7 @@ class EmbedFiles:
 
     def __init__(self, spec: ModelSpec, batch_size: int) -> None:
         import torch
-
-        from indexer.model_loading import load_embedder
+        from medsearch.indexer.model_loading import load_embedder
 
         torch.set_num_threads(max(1, spec.threads))
         self.embedder = load_embedder(spec.model, spec.device, spec.precision)

@@ -1,4 +1,4 @@
-"""``--executor ray``: the same work as ``indexer.pipeline.embed_tasks``, spread over a Ray cluster.
+"""``--executor ray``: the same work as ``medsearch.indexer.pipeline.embed_tasks``, spread over a Ray cluster.
 
 Files are read and decoded in Ray tasks with a fraction of a CPU each, embedded in a pool of actors that
 each load the model once (``actors.EmbedFiles``; one GPU per actor on GPU nodes), and streamed back to the
@@ -18,12 +18,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-
-from indexer.distributed.actors import EmbedFiles, ModelSpec, read_rows, unpack
-from indexer.embedder import Embedder, model_record
-from indexer.frames import ReadOptions
-from indexer.load import Loaded
-from indexer.pipeline import (
+from medsearch.errors import ModelUnavailable
+from medsearch.indexer.distributed.actors import EmbedFiles, ModelSpec, read_rows, unpack
+from medsearch.indexer.embedder import Embedder, model_record
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.load import Loaded
+from medsearch.indexer.pipeline import (
     IndexReport,
     IndexSettings,
     Progress,
@@ -33,8 +33,7 @@ from indexer.pipeline import (
     start_run,
     write_loaded,
 )
-from storage.errors import ModelUnavailable
-from storage.store import Store
+from medsearch.storage.store import Store
 
 GPU_BATCH = 64
 """Images per model call on GPU actors (``pipeline.default_batch_size`` picks from the driver's device)."""
@@ -101,7 +100,7 @@ def size_pool(resources: dict[str, float], settings: RaySettings) -> Pool:
 
 
 class RayExecutor:
-    """An ``indexer.pipeline.EmbedStep`` running on Ray. Each actor loads the driver's model (its
+    """An ``medsearch.indexer.pipeline.EmbedStep`` running on Ray. Each actor loads the driver's model (its
     ``model_id``: a hub id, or a folder that must be at the same path on every node) on ``device``."""
 
     def __init__(self, device: str = "auto", settings: RaySettings | None = None) -> None:
@@ -119,7 +118,7 @@ class RayExecutor:
         spec = ModelSpec(embedder.model_id, self.device, embedder.precision, embedder.revision, max(1, int(pool.cpus)))
         dataset = embedded(work, embedder, options, settings, spec, pool, self.settings.read_cpus)
         if self.settings.shards:
-            from indexer.distributed.shards import shard_stage
+            from medsearch.indexer.distributed.shards import shard_stage
 
             report.sharded = _count(shard_stage(dataset, self.settings.shards, model_record(embedder),
                                                 embedder.precision), work.total, progress)

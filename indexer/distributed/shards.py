@@ -17,14 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
-from indexer.discover import FileEntry
-from indexer.distributed.actors import Rows, unpack
-from indexer.load import Loaded
-from indexer.pipeline import IndexReport, embeddable, write_loaded
-from storage.errors import InvalidQuery
-from storage.file_hashes import content_hashes
-from storage.store import ModelRecord, Store
+from medsearch.errors import InvalidQuery
+from medsearch.indexer.discover import FileEntry
+from medsearch.indexer.distributed.actors import Rows, unpack
+from medsearch.indexer.load import Loaded
+from medsearch.indexer.pipeline import IndexReport, embeddable, write_loaded
+from medsearch.storage.file_hashes import content_hashes
+from medsearch.storage.store import ModelRecord, Store
 
 COLUMNS = ("path", "size", "mtime_ns", "content_hash", "frame_number", "vector", "metadata", "thumbnail",
            "error", "model_id", "revision", "dim", "preprocessing_version", "precision")

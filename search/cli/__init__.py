@@ -1,5 +1,5 @@
-"""The command line: ``medsearch`` (``search.cli.main``), one module per command group."""
+"""The command line: ``medsearch`` (``medsearch.cli.main``), one module per command group."""
 
-from search.cli.main import app
+from medsearch.cli.main import app
 
 __all__ = ["app"]

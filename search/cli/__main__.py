@@ -1,5 +1,5 @@
-"""``python -m search.cli``."""
+"""``python -m medsearch.cli``."""
 
-from search.cli.main import app
+from medsearch.cli.main import app
 
 app()

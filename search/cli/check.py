@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-
-from search.cli.common import DEFAULT_STORE, JsonOption, StoreOption, cli_errors, print_json
+from medsearch.cli.common import DEFAULT_STORE, JsonOption, StoreOption, cli_errors, print_json
 
 PROBLEMS_EXIT_CODE = 5
 """Exit code when problems remain after the check (the same as a store error)."""
@@ -20,8 +19,8 @@ def check(
 ) -> None:
     """Verify the store: database integrity, model record, vectors, FAISS snapshot, ids, files on disk.
     Exits non-zero when problems remain."""
-    from storage.check import check_store
-    from storage.store import Store
+    from medsearch.storage.check import check_store
+    from medsearch.storage.store import Store
 
     with cli_errors(as_json), Store.open(store, writable=repair) as opened:
         report = check_store(opened, repair=repair)

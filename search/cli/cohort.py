@@ -6,8 +6,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from search.cli.common import DEFAULT_STORE, DeviceOption, JsonOption, ModelOption, StoreOption, cli_errors, print_json
+from medsearch.cli.common import (
+    DEFAULT_STORE,
+    DeviceOption,
+    JsonOption,
+    ModelOption,
+    StoreOption,
+    cli_errors,
+    print_json,
+)
 
 cohort_app = typer.Typer(help="Research cohorts: reproducible, saved sets of images with a funnel and exports.",
                          no_args_is_help=True)
@@ -41,8 +48,8 @@ def create(
 ) -> None:
     """Create and save a cohort; prints its funnel. Order: all images -> each --where -> each --include ->
     each --exclude -> --one-per -> --near-duplicates. Scores are cosines to the first semantic include."""
-    from search.api import Medsearch
-    from search.language.present import criteria_searched
+    from medsearch.api import Medsearch
+    from medsearch.language.present import criteria_searched
 
     with cli_errors(as_json), Medsearch.open(store, model, device, writable=True) as ms:
         made = ms.cohorts.create(name, include or [], exclude or [], where or [], one_per, near_duplicates, unit)
@@ -54,7 +61,7 @@ def create(
 def refresh(name: NameArgument, store: StoreOption = DEFAULT_STORE, model: ModelOption = None,
             device: DeviceOption = "auto", as_json: JsonOption = False) -> None:
     """Re-run a cohort's saved definition on the store as it is now, and save the new members."""
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, writable=True) as ms:
         _show(ms.cohorts.refresh(name), as_json, members=10)
@@ -64,7 +71,7 @@ def refresh(name: NameArgument, store: StoreOption = DEFAULT_STORE, model: Model
 def show(name: NameArgument, run: Annotated[int | None, typer.Option(help="A run number; default the latest.")] = None,
          store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
     """Show a cohort's manifest, funnel and members."""
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store) as ms:
         _show(ms.cohorts.show(name, run), as_json, members=None)
@@ -73,7 +80,7 @@ def show(name: NameArgument, run: Annotated[int | None, typer.Option(help="A run
 @cohort_app.command("list")
 def list_(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
     """List the saved cohorts."""
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store) as ms:
         found = ms.cohorts.list()
@@ -91,7 +98,7 @@ def list_(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> No
 @cohort_app.command()
 def delete(name: NameArgument, store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
     """Delete a cohort with all its runs."""
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, writable=True) as ms:
         ms.cohorts.delete(name)
@@ -101,7 +108,7 @@ def delete(name: NameArgument, store: StoreOption = DEFAULT_STORE, as_json: Json
 @cohort_app.command()
 def diff(name: NameArgument, store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
     """Who joined and who left between the previous run and the latest (after `cohort refresh`)."""
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store) as ms:
         change = ms.cohorts.diff(name)
@@ -128,7 +135,7 @@ def export(
 ) -> None:
     """Export a cohort's members; the manifest is written alongside (PATH.manifest.json, or manifest.json
     inside the links folder)."""
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store) as ms:
         wanted = [c.strip() for c in columns.split(",") if c.strip()]

@@ -11,10 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-
-from search.errors import error_payload
-from storage.errors import MedsearchError, not_utf8
-from storage.failures import store_failure
+from medsearch.errors import MedsearchError, error_payload, not_utf8
+from medsearch.storage.failures import store_failure
 
 StoreOption = Annotated[Path, typer.Option("--store", envvar="MEDSEARCH_STORE",
                                            help="Store directory.")]

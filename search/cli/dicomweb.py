@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from indexer.pipeline import IndexReport, IndexSettings
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
+    from medsearch.indexer.pipeline import IndexReport, IndexSettings
 
 ModalityOption = Annotated[str | None, typer.Option(
     help="DICOMweb: only these modalities, comma-separated (e.g. CR,DX).")]
@@ -24,7 +24,7 @@ SinceLastOption = Annotated[bool, typer.Option(
 def source_filters(modality: str | None, study_date: str | None, body_part: str | None,
                    qido: list[str] | None) -> dict[str, str]:
     """The QIDO filters of the options. Raises InvalidQuery."""
-    from indexer.dicomweb.query import make_filters
+    from medsearch.indexer.dicomweb.query import make_filters
 
     return make_filters(modality, study_date, body_part, qido or ())
 
@@ -33,9 +33,9 @@ def index_sources(engine: Medsearch, paths: list[str], filters: dict[str, str], 
                   settings: IndexSettings) -> IndexReport:
     """Sync each DICOMweb source in ``paths``; one report summing them. Raises InvalidQuery when ``paths``
     mixes sources and folders, SourceError."""
-    from indexer.dicomweb.source import is_source
-    from indexer.pipeline import IndexReport
-    from storage.errors import InvalidQuery
+    from medsearch.errors import InvalidQuery
+    from medsearch.indexer.dicomweb.source import is_source
+    from medsearch.indexer.pipeline import IndexReport
 
     if not all(is_source(path) for path in paths):
         raise InvalidQuery("index either DICOMweb sources or folders in one run, not both")

@@ -1,6 +1,6 @@
 """``medsearch index --executor ray`` (Ray Data, on this machine or the cluster at ``RAY_ADDRESS``) and
 ``medsearch load SHARDS`` (load the Parquet shards a ``--shards`` run wrote). The logic is in
-``indexer.distributed``."""
+``medsearch.indexer.distributed``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-
-from search.cli.common import (
+from medsearch.cli.common import (
     DEFAULT_STORE,
     JsonOption,
     ProgressBar,
@@ -37,8 +36,8 @@ def index_on_ray(ms: Any, paths: list[str], settings: Any, shards: str | None, a
                  executor: Executor) -> Any:
     """Run ``medsearch index``'s work through ``Medsearch.index_on_ray``, with a bar unless JSON. Raises
     InvalidQuery for ``--shards`` without ``--executor ray``."""
-    from indexer.distributed.executor import RaySettings
-    from storage.errors import InvalidQuery
+    from medsearch.errors import InvalidQuery
+    from medsearch.indexer.distributed.executor import RaySettings
 
     if executor != Executor.ray:
         raise InvalidQuery("--shards needs --executor ray")
@@ -56,7 +55,7 @@ def load(
 ) -> None:
     """Load Parquet shards (from `medsearch index --executor ray --shards`) into the store. Files already
     stored with the same content are skipped, so loading a shard again duplicates nothing."""
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, create=True, writable=True) as ms:
         if as_json or not show_progress():

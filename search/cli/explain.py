@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from search.cli.common import (
+from medsearch.cli.common import (
     DEFAULT_STORE,
     DeviceOption,
     JsonOption,
@@ -21,7 +20,7 @@ from search.cli.common import (
     cli_errors,
     print_json,
 )
-from search.explain import DEFAULT_METHOD, METHODS, NOTE
+from medsearch.explain import DEFAULT_METHOD, METHODS, NOTE
 
 
 def explain(
@@ -39,7 +38,7 @@ def explain(
     as_json: JsonOption = False,
 ) -> None:
     """Show where a query lands in one image (a heuristic explanation of the score, not a finding)."""
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
         result = ms.explain(target, text, method, like=like or (), unlike=unlike or ())

@@ -1,6 +1,6 @@
 """``medsearch upgrade`` (re-embed a store made with older preprocessing, in place, resumable) and
 ``medsearch preview FILE|ID -o out.png`` (write the exact model input as an image). The logic is in
-``indexer.upgrade`` and ``indexer.preview``."""
+``medsearch.indexer.upgrade`` and ``medsearch.indexer.preview``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from search.cli.common import (
+from medsearch.cli.common import (
     DEFAULT_STORE,
     DeviceOption,
     JsonOption,
@@ -47,14 +46,14 @@ def upgrade(
     move older stores' vectors (float32, float16 or 12 bits, in the images rows) to a table of their own in
     12 bits (a float32 vector is three eighths the size, and a table of vectors alone is what the page cache
     holds: the ivf-pq re-rank reads it). Safe to interrupt: run it again to finish."""
-    from indexer.frames import ReadOptions
-    from indexer.pipeline import IndexSettings
-    from indexer.upgrade import upgrade_store
-    from indexer.voi import parse_voi
-    from search.api import Medsearch
-    from search.cli.main import parse_window
-    from storage.shrink import shrink_vectors
-    from storage.store import Store
+    from medsearch.api import Medsearch
+    from medsearch.cli.main import parse_window
+    from medsearch.indexer.frames import ReadOptions
+    from medsearch.indexer.pipeline import IndexSettings
+    from medsearch.indexer.upgrade import upgrade_store
+    from medsearch.indexer.voi import parse_voi
+    from medsearch.storage.shrink import shrink_vectors
+    from medsearch.storage.store import Store
 
     facts: dict[str, object] = {}
     with cli_errors(as_json):
@@ -94,8 +93,8 @@ def preview(
     """Write the exact model input (padded square, after the VOI, at the model's size) as a PNG: 16-bit
     grey, or 8-bit RGB for colour. An id or indexed file is read as the store read it; another file with
     --window / --voi, else as the store reads most of its images."""
-    from indexer.preview import model_input, preview_png, to_png
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
+    from medsearch.indexer.preview import model_input, preview_png, to_png
 
     with cli_errors(as_json), Medsearch.open(store, model, device) as ms:
         preprocessor = ms.embedder.preprocessor
@@ -114,7 +113,7 @@ def preview(
 
 def _stored_id(store, target: str) -> int | None:  # type: ignore[no-untyped-def]
     """The id of ``target``: an id, or the first frame of an indexed file; None for another file."""
-    from storage.pixel_records import id_of_path
+    from medsearch.storage.pixel_records import id_of_path
 
     path = Path(target).expanduser()
     if not path.exists() and target.isdigit():
@@ -125,9 +124,9 @@ def _stored_id(store, target: str) -> int | None:  # type: ignore[no-untyped-def
 def _file_options(store, window: str | None, voi: str | None):  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
-    from indexer.read_back import store_read_options
-    from indexer.voi import parse_voi
-    from search.cli.main import parse_window
+    from medsearch.cli.main import parse_window
+    from medsearch.indexer.read_back import store_read_options
+    from medsearch.indexer.voi import parse_voi
 
     options = store_read_options(store)
     if window is not None:

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from search.cli.common import (
+from medsearch.cli.common import (
     DEFAULT_STORE,
     DeviceOption,
     JsonOption,
@@ -18,7 +17,7 @@ from search.cli.common import (
     print_json,
     require_extra,
 )
-from search.cli.metadata import KeyOption, RootOption
+from medsearch.cli.metadata import KeyOption, RootOption
 
 LabelsOption = Annotated[str | None, typer.Option("--labels", help="Labels separated by ';', one prompt each.")]
 LabelsFileOption = Annotated[Path | None, typer.Option(
@@ -29,8 +28,8 @@ LabelSetOption = Annotated[str | None, typer.Option(
 
 def label_set(labels: str | None, labels_file: Path | None, labels_set: str | None) -> Any:
     """The one label set the options name. Raises InvalidQuery."""
-    from search.labels.labelsets import load_label_set, parse_label_list
-    from storage.errors import InvalidQuery
+    from medsearch.errors import InvalidQuery
+    from medsearch.labels.labelsets import load_label_set, parse_label_list
 
     given = [option for option in (labels, labels_file, labels_set) if option]
     if len(given) != 1:
@@ -56,9 +55,9 @@ def classify(
     as_json: JsonOption = False,
 ) -> None:
     """Zero-shot labels: per-label probabilities from the model's sigmoid, and a findings summary."""
-    from search.api import Medsearch
-    from search.labels.zeroshot import NOTE
-    from search.language.present import labels_line, prompts_searched
+    from medsearch.api import Medsearch
+    from medsearch.labels.zeroshot import NOTE
+    from medsearch.language.present import labels_line, prompts_searched
 
     with cli_errors(as_json), Medsearch.open(store, model, device, writable=bool(save_as)) as ms:
         chosen = label_set(labels, labels_file, labels_set)
@@ -96,8 +95,8 @@ def evaluate(
     as_json: JsonOption = False,
 ) -> None:
     """Measure prompts against known labels: ROC AUC per label, retrieval precision/recall@k and mAP."""
-    from search.api import Medsearch
-    from search.labels.evaluate import plot_roc
+    from medsearch.api import Medsearch
+    from medsearch.labels.evaluate import plot_roc
 
     with cli_errors(as_json), Medsearch.open(store, model, device) as ms:
         if plot:

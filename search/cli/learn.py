@@ -1,5 +1,5 @@
 """``medsearch probe train/apply/list``, ``medsearch split`` and ``medsearch audit``: cohorts for machine
-learning (``search.learn``)."""
+learning (``medsearch.learn``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from search.cli.common import (
+from medsearch.cli.common import (
     DEFAULT_STORE,
     DeviceOption,
     JsonOption,
@@ -42,8 +41,8 @@ def probe_train(
     as_json: JsonOption = False,
 ) -> None:
     """Train a probe, cross-validated by patient: AUC with a 95 % interval, and the zero-shot AUC beside it."""
-    from search.api import Medsearch
-    from search.learn import probe
+    from medsearch.api import Medsearch
+    from medsearch.learn import probe
 
     with cli_errors(as_json), Medsearch.open(store, model, device, writable=True) as ms:
         require_extra("sklearn")
@@ -72,8 +71,8 @@ def probe_apply(
     as_json: JsonOption = False,
 ) -> None:
     """Score images with a probe; the probabilities become a field for --where, cohorts and the page."""
-    from search.api import Medsearch
-    from search.learn import probe
+    from medsearch.api import Medsearch
+    from medsearch.learn import probe
 
     with cli_errors(as_json), Medsearch.open(store, writable=True) as ms:
         done = probe.apply(ms, name, [f"where:{w}" for w in where or ()], save_as)
@@ -87,8 +86,8 @@ def probe_apply(
 @probe_app.command("list")
 def probe_list(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
     """The saved probes with their cross-validated and zero-shot AUCs."""
-    from search.api import Medsearch
-    from search.learn import probe
+    from medsearch.api import Medsearch
+    from medsearch.learn import probe
 
     with cli_errors(as_json), Medsearch.open(store) as ms:
         found = probe.probes(ms)
@@ -115,9 +114,9 @@ def split(
     as_json: JsonOption = False,
 ) -> None:
     """Split images by patient (or any group), stratified and seeded, into a field usable in --where."""
-    from search.api import Medsearch
-    from search.learn.split import parse_ratios
-    from search.learn.split import split as run
+    from medsearch.api import Medsearch
+    from medsearch.learn.split import parse_ratios
+    from medsearch.learn.split import split as run
 
     with cli_errors(as_json), Medsearch.open(store, writable=True) as ms:
         made = run(ms, name, by, parse_ratios(ratios), names.split(",") if names else None, stratify, seed,
@@ -148,8 +147,8 @@ def audit(
     as_json: JsonOption = False,
 ) -> None:
     """Leakage audit: near-duplicates, the same patient and identical files across splits."""
-    from search.api import Medsearch
-    from search.learn import audit as auditing
+    from medsearch.api import Medsearch
+    from medsearch.learn import audit as auditing
 
     with cli_errors(as_json), Medsearch.open(store, model, device) as ms:
         if plot:

@@ -1,4 +1,4 @@
-"""The ``medsearch`` command. A thin shell over ``search.api``: it parses options, calls the library and
+"""The ``medsearch`` command. A thin shell over ``medsearch.api``: it parses options, calls the library and
 prints a table or JSON. Heavy libraries load only inside the commands that need them."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-
-from search.cli.common import (
+from medsearch.cli.common import (
     DEFAULT_STORE,
     DeviceOption,
     JsonOption,
@@ -25,10 +24,10 @@ from search.cli.common import (
     print_json,
     show_progress,
 )
-from search.cli.dicomweb import BodyPartOption, ModalityOption, QidoOption, SinceLastOption, StudyDateOption
-from search.cli.distributed import Executor, ExecutorOption, ShardsOption, index_on_ray
-from search.cli.help import CONTEXT, plain_types, show_version
-from search.cli.metadata import (
+from medsearch.cli.dicomweb import BodyPartOption, ModalityOption, QidoOption, SinceLastOption, StudyDateOption
+from medsearch.cli.distributed import Executor, ExecutorOption, ShardsOption, index_on_ray
+from medsearch.cli.help import CONTEXT, plain_types, show_version
+from medsearch.cli.metadata import (
     ClashPrefixOption,
     KeyOption,
     RenameOption,
@@ -37,10 +36,10 @@ from search.cli.metadata import (
     show_sidecar_report,
     sidecar_options,
 )
-from search.cli.remote import ServerOption
-from search.cli.results import PathsOption, ShowFieldsOption, show_results
-from search.cli.units import SortOption, UnitMethodOption, UnitOption, show_units
-from search.language.present import fields
+from medsearch.cli.remote import ServerOption
+from medsearch.cli.results import PathsOption, ShowFieldsOption, show_results
+from medsearch.cli.units import SortOption, UnitMethodOption, UnitOption, show_units
+from medsearch.language.present import fields
 
 plain_types()
 app = typer.Typer(help="Semantic search over medical images with MedSigLIP.", no_args_is_help=True,
@@ -58,7 +57,7 @@ def language(
         "--version", callback=show_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """Options for every command: how non-English queries, labels and criteria are read."""
-    from search.language.settings import apply_options
+    from medsearch.language.settings import apply_options
 
     apply_options(glossary, unknown_words)
 
@@ -96,14 +95,14 @@ def index(
 ) -> None:
     """Index images (PNG, JPEG, TIFF, BMP, DICOM) into the store; only new or changed files are embedded.
     A DICOMweb source is searched (QIDO-RS) and fetched (WADO-RS); credentials come from the environment."""
-    from indexer.dicomweb.source import is_source
-    from indexer.frames import ReadOptions
-    from indexer.pipeline import IndexSettings
-    from indexer.voi import parse_voi
-    from search.api import Medsearch
-    from search.cli.dicomweb import index_sources, source_filters
-    from storage.errors import InvalidQuery
-    from storage.patient_key import read_key_file
+    from medsearch.api import Medsearch
+    from medsearch.cli.dicomweb import index_sources, source_filters
+    from medsearch.errors import InvalidQuery
+    from medsearch.indexer.dicomweb.source import is_source
+    from medsearch.indexer.frames import ReadOptions
+    from medsearch.indexer.pipeline import IndexSettings
+    from medsearch.indexer.voi import parse_voi
+    from medsearch.storage.patient_key import read_key_file
 
     with cli_errors(as_json), Medsearch.open(store, model, device, create=True, writable=True,
                                              precision=precision) as ms:
@@ -148,8 +147,8 @@ def index(
 
 def parse_window(text: str | None) -> tuple[float, float] | None:
     """``"40,400"`` or a preset name -> (center, width); None for the file's own window. Raises InvalidQuery."""
-    from indexer.windows import parse_window as check
-    from storage.errors import InvalidQuery
+    from medsearch.errors import InvalidQuery
+    from medsearch.indexer.windows import parse_window as check
 
     if text is None or not text.strip():
         return None
@@ -163,7 +162,7 @@ def parse_window(text: str | None) -> tuple[float, float] | None:
 
 
 def parse_frames(text: str) -> Literal["middle", "all"]:
-    from storage.errors import InvalidQuery
+    from medsearch.errors import InvalidQuery
 
     if text not in ("middle", "all"):
         raise InvalidQuery(f"--frames takes 'middle' or 'all', not {text!r}")
@@ -171,7 +170,7 @@ def parse_frames(text: str) -> Literal["middle", "all"]:
 
 
 def _import_sidecar(ms, csv_file: Path, options):  # type: ignore[no-untyped-def]
-    from indexer.sidecar import import_sidecar
+    from medsearch.indexer.sidecar import import_sidecar
 
     return import_sidecar(ms.store, csv_file, **options)
 
@@ -222,13 +221,13 @@ def search(
     query: dict[str, Any] = {"where": where or (), "min_score": min_score, "min_prob": min_prob,
                              "like": like or (), "unlike": unlike or ()}
     if server:
-        from search.cli import remote
+        from medsearch.cli import remote
 
         with cli_errors(as_json):
             remote.show_search(server, text, k, offset, query, group_by, count, as_json, show_fields, paths,
                                remote.Ranking(unit, unit_method, sort))
         return
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
         translation = ms.searched_as(text) if text else None
@@ -269,7 +268,7 @@ def similar(
     """Find images similar to an image (image-to-image; the query image itself is left out), or
     series/studies similar to its series/study."""
     if server:
-        from search.cli import remote
+        from medsearch.cli import remote
 
         with cli_errors(as_json):
             ranking = remote.Ranking(unit, unit_method, sort)
@@ -279,7 +278,7 @@ def similar(
             else:
                 show_results(target, found, as_json, "similar to", show_fields=show_fields, paths_only=paths)
         return
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
         if unit != "image":
@@ -299,7 +298,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Print one image: its id, path, metadata and every sidecar/label field."""
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store) as ms:
         item = ms.item(image_id)
@@ -315,7 +314,7 @@ def show(
 @app.command()
 def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
     """Show the store's facts: counts, model, dimension, index type, generation and failures."""
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store) as ms:
         facts = ms.info()
@@ -335,9 +334,9 @@ def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
 
 # Other command groups live in their own modules, each with ``register(app)``.
 COMMAND_MODULES: tuple[str, ...] = (
-    "search.cli.metadata", "search.cli.labels", "search.cli.serve", "search.cli.reindex", "search.cli.check",
-    "search.cli.cohort", "search.cli.fidelity", "search.cli.explain",
-    "search.cli.learn", "search.cli.distributed", "search.cli.roots", "search.cli.units",
+    "medsearch.cli.metadata", "medsearch.cli.labels", "medsearch.cli.serve", "medsearch.cli.reindex",
+    "medsearch.cli.check", "medsearch.cli.cohort", "medsearch.cli.fidelity", "medsearch.cli.explain",
+    "medsearch.cli.learn", "medsearch.cli.distributed", "medsearch.cli.roots", "medsearch.cli.units",
 )
 for _name in COMMAND_MODULES:
     import_module(_name).register(app)

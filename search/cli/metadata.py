@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from search.cli.common import DEFAULT_STORE, JsonOption, StoreOption, cli_errors, print_json
-from storage.errors import InvalidQuery
+from medsearch.cli.common import DEFAULT_STORE, JsonOption, StoreOption, cli_errors, print_json
+from medsearch.errors import InvalidQuery
 
 KeyOption = Annotated[str | None, typer.Option(
     "--key", help="The CSV column that names the images (a path, a file name or a SOP instance UID).")]
@@ -44,8 +43,8 @@ def import_metadata(
     as_json: JsonOption = False,
 ) -> None:
     """Import sidecar metadata (labels, clinical fields) as typed, filterable columns."""
-    from indexer.sidecar import import_sidecar
-    from storage.store import Store
+    from medsearch.indexer.sidecar import import_sidecar
+    from medsearch.storage.store import Store
 
     with cli_errors(as_json), Store.open(store, writable=True) as opened:
         report = import_sidecar(opened, csv_file, **sidecar_options(key, rename, clash_prefix, skip, root))

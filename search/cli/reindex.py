@@ -7,12 +7,11 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-
-from search.cli.common import DEFAULT_STORE, JsonOption, StoreOption, cli_errors, print_json
+from medsearch.cli.common import DEFAULT_STORE, JsonOption, StoreOption, cli_errors, print_json
 
 
 class IndexKind(StrEnum):
-    """``--index-type``: a ``storage.index_choice.IndexType`` value, or auto."""
+    """``--index-type``: a ``medsearch.storage.index_choice.IndexType`` value, or auto."""
 
     auto = "auto"
     flat = "flat"
@@ -32,8 +31,8 @@ def reindex(
     """Rebuild the vector index from the stored vectors as another index type, and save it. Also retrains
     an ivf-sq8 or ivf-pq index once `medsearch check` says that much was added since its training. The
     index in service (the saved one, and any server's) stays until the new one is saved whole."""
-    from storage.index_choice import IndexType, choose_index_type
-    from storage.store import Store
+    from medsearch.storage.index_choice import IndexType, choose_index_type
+    from medsearch.storage.store import Store
 
     with cli_errors(as_json), Store.open(store, writable=True) as opened:
         started = time.perf_counter()

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from storage.errors import InvalidQuery, MedsearchError
+from medsearch.errors import InvalidQuery, MedsearchError
 
 ServerOption = Annotated[str | None, typer.Option(
     "--server", envvar="MEDSEARCH_SERVER", help="Ask a running `medsearch serve` at this URL (fast: no model "
@@ -20,7 +19,7 @@ ServerOption = Annotated[str | None, typer.Option(
 
 EXIT_CODES = {"invalid_query": 2, "model_unavailable": 3, "model_mismatch": 4, "store_error": 5, "store_locked": 5,
               "not_found": 6, "unauthorized": 5, "payload_too_large": 2, "unreadable_file": 2}
-"""The CLI's exit code for each error code a server answers (as ``storage.errors`` gives them)."""
+"""The CLI's exit code for each error code a server answers (as ``medsearch.errors`` gives them)."""
 TIMEOUT_S = 300.0
 
 
@@ -125,10 +124,10 @@ def show_search(server: str, text: str | None, k: int, offset: int, query: dict[
                 count: bool, as_json: bool, show_fields: str | None, paths: bool,
                 ranking: Ranking | None = None) -> None:
     """``medsearch search --server``: printed as the local path prints it. Raises ServerError."""
-    from search.cli.common import print_json
-    from search.cli.results import show_results
-    from search.language.present import fields
-    from search.language.translator import Translation
+    from medsearch.cli.common import print_json
+    from medsearch.cli.results import show_results
+    from medsearch.language.present import fields
+    from medsearch.language.translator import Translation
 
     ranking = ranking or Ranking()
     answer = search(server, text, k, offset, query, group_by, count, ranking)
@@ -136,7 +135,7 @@ def show_search(server: str, text: str | None, k: int, offset: int, query: dict[
     english = str(said.get("searched_as") or text or "")
     translation = Translation(text, english, tuple(said.get("not_understood", ()))) if text else None
     if not count and ranking.unit != "image":
-        from search.cli.units import show_units
+        from medsearch.cli.units import show_units
 
         show_units(f"search: {text or ' '.join(query['like'])}", answer["results"], as_json, fields(translation))
     elif not count:

@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-
-from search.cli.common import print_json
-from search.language.present import fields, header
-from search.language.translator import Translation
+from medsearch.cli.common import print_json
+from medsearch.language.present import fields, header
+from medsearch.language.translator import Translation
 
 SHOWN_METADATA = ("modality", "body_part", "study_date", "frame_number")
 FIELDS_SHOWN = 4

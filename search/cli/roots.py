@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from search.cli.common import DEFAULT_STORE, JsonOption, StoreOption, cli_errors, print_json
+from medsearch.cli.common import DEFAULT_STORE, JsonOption, StoreOption, cli_errors, print_json
 
 
 def remove_root(
@@ -18,7 +17,7 @@ def remove_root(
 ) -> None:
     """Remove an indexed folder's images (rows and vectors together), failure records and root from the
     store; the files themselves are not touched. Safe to interrupt: run it again to finish."""
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, writable=True) as ms:
         done = ms.remove_root(folder)

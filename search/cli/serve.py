@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from search.cli.common import (
+from medsearch.cli.common import (
     DEFAULT_STORE,
     DeviceOption,
     ModelOption,
@@ -17,7 +16,7 @@ from search.cli.common import (
     cli_errors,
     require_extra,
 )
-from search.server.limits import SERVER_MAX_PIXELS
+from medsearch.server.limits import SERVER_MAX_PIXELS
 
 
 def serve(
@@ -33,7 +32,7 @@ def serve(
 ) -> None:
     """Serve the search API and the web page (open http://HOST:PORT/ in a browser; API docs at /docs).
     MEDSEARCH_API_TOKEN requires a bearer token; MEDSEARCH_CORS_ORIGINS allows other origins."""
-    from storage.store import Store
+    from medsearch.storage.store import Store
 
     with cli_errors(False):
         require_extra("uvicorn")
@@ -44,9 +43,8 @@ def serve(
         typer.echo(f"warning: listening on {host}: other machines can reach this server", err=True)
     typer.echo(f"medsearch: http://{host}:{port}/  (API docs: /docs)", err=True)
     import uvicorn
-
-    from search.server.app import create_app
-    from search.server.deps import ServerSettings
+    from medsearch.server.app import create_app
+    from medsearch.server.deps import ServerSettings
 
     settings = replace(ServerSettings.from_env(), max_upload_pixels=max_upload_pixels)
     uvicorn.run(create_app(store, model, device, settings=settings, precision=precision), host=host, port=port,

@@ -1,13 +1,20 @@
 """Series and study results on the CLI: the ``--unit``, ``--unit-method`` and ``--sort`` options of
-``search`` / ``similar`` (``search.cli.main``), their table, and ``medsearch timeline ID``."""
+``search`` / ``similar`` (``medsearch.cli.main``), their table, and ``medsearch timeline ID``."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import typer
-
-from search.cli.common import DEFAULT_STORE, JsonOption, LikeOption, StoreOption, UnlikeOption, cli_errors, print_json
+from medsearch.cli.common import (
+    DEFAULT_STORE,
+    JsonOption,
+    LikeOption,
+    StoreOption,
+    UnlikeOption,
+    cli_errors,
+    print_json,
+)
 
 UnitOption = Annotated[str, typer.Option(
     "--unit", help="Rank images, or one row per series or study: image, series, study.")]
@@ -50,10 +57,9 @@ def timeline(
 ) -> None:
     """The patient's studies (of an image, series or study) in date order, each with its best-matching
     image; found through the keyed patient hash, never the identity."""
+    from medsearch.api import Medsearch
     from rich.console import Console
     from rich.table import Table
-
-    from search.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store) as ms:
         line = ms.timeline(target, text, like or (), unlike or ())

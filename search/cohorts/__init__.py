@@ -1,11 +1,11 @@
 """Research cohorts: criteria (``criteria``), saved cohorts and their runs (``saved``), exports
 (``export``). The Python API of saved cohorts is re-exported here::
 
-    from search import cohorts
+    from medsearch import cohorts
 
     cohorts.create(ms, "effusions", include=["text:pleural effusion>=0.6"])
 """
 
-from search.cohorts.saved import create, delete, diff, list_cohorts, refresh, show
+from medsearch.cohorts.saved import create, delete, diff, list_cohorts, refresh, show
 
 __all__ = ["create", "delete", "diff", "list_cohorts", "refresh", "show"]

@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from search.query.ranking import allowed_ids, group_column, iter_ranked, take
-from search.query.scoring import cosine_for_probability, probability
-from storage import queries
-from storage.errors import InvalidQuery
+from medsearch.errors import InvalidQuery
+from medsearch.query.ranking import allowed_ids, group_column, iter_ranked, take
+from medsearch.query.scoring import cosine_for_probability, probability
+from medsearch.storage import queries
 
 if TYPE_CHECKING:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
 _TAIL = re.compile(r"^(?P<body>.*?)\s*(?:(?P<measure>score|prob)?\s*>=\s*(?P<value>\S+)|\s+top\s+(?P<top>\S+))\s*$")
 _KINDS = ("text:", "image:", "id:", "where:")

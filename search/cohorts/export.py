@@ -10,14 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.cohorts import show
-from search.query.ranking import group_column
-from storage import queries
-from storage.errors import InvalidQuery
-from storage.models import METADATA_COLUMNS
+from medsearch.cohorts import show
+from medsearch.errors import InvalidQuery
+from medsearch.query.ranking import group_column
+from medsearch.storage import queries
+from medsearch.storage.models import METADATA_COLUMNS
 
 if TYPE_CHECKING:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
 FORMATS = ("csv", "jsonl", "uids", "links")
 UID_COLUMNS = ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
@@ -27,7 +27,7 @@ BASE_COLUMNS = ("rank", "id", "path", "score", "probability")
 def export(ms: Medsearch, name: str, fmt: str, output: str | Path, columns: Sequence[str] = (),
            copy: bool = False, run: int | None = None) -> dict[str, Any]:
     """Write cohort ``name`` (latest run, or ``run``) to ``output``; a series/study cohort one row per unit
-    (``search.cohorts.unit_export``). ``columns``: metadata columns or sidecar/label fields added to
+    (``medsearch.cohorts.unit_export``). ``columns``: metadata columns or sidecar/label fields added to
     csv/jsonl rows (a unit's: its representative image's). Returns {format, output, manifest, rows, skipped}.
     Raises InvalidQuery (format, existing links folder), NotFound."""
     if fmt not in FORMATS:
@@ -60,13 +60,13 @@ def _image_table(ms: Medsearch, members: list[dict[str, Any]], fmt: str,
 
 
 def _unit_table(ms: Medsearch, cohort: dict[str, Any], fmt: str, columns: Sequence[str]) -> tuple[list, tuple]:
-    from search.cohorts.unit_export import unit_table
+    from medsearch.cohorts.unit_export import unit_table
 
     return unit_table(ms, cohort, fmt, columns)
 
 
 def _unit_links(members: list[dict[str, Any]], folder: Path, copy: bool) -> int:
-    from search.cohorts.unit_export import unit_links
+    from medsearch.cohorts.unit_export import unit_links
 
     return unit_links(members, folder, copy)
 

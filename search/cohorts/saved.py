@@ -1,7 +1,7 @@
 """Research cohorts through the Python API: create, refresh, show, list, diff and delete.
 
-    from search.api import Medsearch
-    from search import cohorts
+    from medsearch.api import Medsearch
+    from medsearch import cohorts
 
     with Medsearch.open("./store", writable=True) as ms:
         made = cohorts.create(ms, "effusions", include=["text:pleural effusion>=0.6"],
@@ -9,7 +9,7 @@
                               one_per="patient")
         print(made["funnel"], made["members"][:3])
 
-Criteria syntax and evaluation order: ``search.cohorts.criteria``. Each create or refresh stores a run: its
+Criteria syntax and evaluation order: ``medsearch.cohorts.criteria``. Each create or refresh stores a run: its
 manifest (definition as given, resolved thresholds, model id and revision, preprocessing version, store
 generation, UTC date, funnel, collapsed near-duplicates) and its members with scores. A split made on a
 cohort (``medsearch split NAME --cohort C``) is kept in its definition and its manifest (``splits``) and
@@ -22,21 +22,21 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from search.cohorts.criteria import SCORE_RULE, Outcome, evaluate
-from search.cohorts.units import check_cohort_unit, unit_members, unit_step
-from storage import cohort_store, queries
-from storage.errors import InvalidQuery, NotFound
-from storage.learn import load_split
+from medsearch.cohorts.criteria import SCORE_RULE, Outcome, evaluate
+from medsearch.cohorts.units import check_cohort_unit, unit_members, unit_step
+from medsearch.errors import InvalidQuery, NotFound
+from medsearch.storage import cohort_store, queries
+from medsearch.storage.learn import load_split
 
 if TYPE_CHECKING:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
 
 def create(ms: Medsearch, name: str, include: Sequence[str] = (), exclude: Sequence[str] = (),
            where: Sequence[str] = (), one_per: str | None = None,
            near_duplicates: float | None = None, unit: str = "image") -> dict[str, Any]:
     """Evaluate and save a new cohort of images, or of the series or studies (``unit``) holding the
-    passing images (``search.cohorts.units``); returns its manifest with ``members``. Raises InvalidQuery
+    passing images (``medsearch.cohorts.units``); returns its manifest with ``members``. Raises InvalidQuery
     (bad criteria, name taken, an unknown unit), NotFound (an example image), ModelMismatch."""
     if not name.strip():
         raise InvalidQuery("a cohort needs a name")
@@ -70,7 +70,7 @@ def _kept_splits(ms: Medsearch, definition: dict[str, Any]) -> dict[str, dict[st
 def _remake_splits(ms: Medsearch, name: str, kept: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Re-make the ``kept`` splits on the cohort's latest run, so its manifest carries them; returns
     that run as stored."""
-    from search.learn.split import split
+    from medsearch.learn.split import split
 
     for field, how in kept.items():
         split(ms, field, scope=(f"cohort:{name}",), **how)

@@ -1,4 +1,4 @@
-"""Exports of a series or study cohort (``search.cohorts.units``): one row per unit, with all its image
+"""Exports of a series or study cohort (``medsearch.cohorts.units``): one row per unit, with all its image
 ids; ``uids`` gives the unit's DICOM UIDs (study, and series for a series cohort); ``links`` a folder per
 unit (``RANK_UID``) holding a link (or copy) of each of its images (``ID_FILENAME``)."""
 
@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.cohorts.export import _rows, place
-from storage.errors import InvalidQuery
+from medsearch.cohorts.export import _rows, place
+from medsearch.errors import InvalidQuery
 
 if TYPE_CHECKING:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
 UNIT_COLUMNS = ("rank", "unit", "key", "score", "probability", "size", "image_id", "path", "study_instance_uid",
                 "modality", "study_date", "description", "ids", "matched")

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from search.query.units import UNITS
-from storage import queries, units
-from storage.errors import InvalidQuery
+from medsearch.errors import InvalidQuery
+from medsearch.query.units import UNITS
+from medsearch.storage import queries, units
 
 if TYPE_CHECKING:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
 Member = tuple[int, float | None, float | None]
 """An image member as ``criteria.evaluate`` gives it: (id, score, probability)."""

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from search.explain import DEFAULT_METHOD, METHODS, NOTE
-from storage.errors import InvalidQuery
+from medsearch.errors import InvalidQuery
+from medsearch.explain import DEFAULT_METHOD, METHODS, NOTE
 
 NEUTRAL_PROMPT = "an image"
 """LeGrad's neutral prompt: its gradient is taken off the query's, so what any text lights is not shown."""
@@ -74,8 +73,7 @@ def explain_pixels(embedder: Any, pixels: np.ndarray, query: np.ndarray, method:
 def _run(model: Any, batch: Any, text: Any, method: str, neutral: np.ndarray | None) -> Any:
     """The ``methods`` function for ``method``, run; returns its ``Maps``."""
     import torch
-
-    from search.explain.methods import legrad_map, maskclip_map, value_maps
+    from medsearch.explain.methods import legrad_map, maskclip_map, value_maps
 
     if method == "values":
         return value_maps(model, batch, text)

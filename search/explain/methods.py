@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from search.explain.head import attention_of, finish, patch_tokens, pool, vision_tower
+from medsearch.explain.head import attention_of, finish, patch_tokens, pool, vision_tower
 
 LEGRAD_LAYERS = 4
 """How many of the last encoder blocks LeGrad reads (all of them when the tower has fewer)."""
@@ -79,7 +78,7 @@ def legrad_map(model: Any, pixels: torch.Tensor, text: torch.Tensor, neutral: to
     """(g, g) LeGrad map: sum over the last ``LEGRAD_LAYERS`` blocks of relu(d cos(e_l, t - n) / d A_l)
     averaged over heads, where e_l is the head applied to block l's tokens with attention A_l, and ``n``
     the neutral prompt's unit vector (or none). Raises InvalidQuery for an int8 model (no gradients)."""
-    from storage.errors import InvalidQuery
+    from medsearch.errors import InvalidQuery
 
     head = vision_tower(model).head
     if not isinstance(head.mlp.fc1.weight, torch.Tensor) or not head.mlp.fc1.weight.is_floating_point():

@@ -7,10 +7,9 @@ from __future__ import annotations
 import io
 
 import numpy as np
-
-from indexer.pixels import pad_to_square
-from search.explain import NOTE
-from search.explain.explain import Heatmap
+from medsearch.explain import NOTE
+from medsearch.explain.explain import Heatmap
+from medsearch.indexer.pixels import pad_to_square
 
 DISPLAY_SIDE = 448
 """Side of the drawn square in pixels (the frame is resized to it, up or down)."""

@@ -1,5 +1,5 @@
 """What the CLI and the HTTP API share: the frame behind an id or a file, and one explanation of it for
-a text or a composed query (the composed vector, ``search.query.compose``), with the overlay or the grid."""
+a text or a composed query (the composed vector, ``medsearch.query.compose``), with the overlay or the grid."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from indexer.frames import ReadOptions
-from indexer.read_back import image_source
-from indexer.readers import read_file
-from search.explain.explain import NEUTRAL_PROMPT, Heatmap, check_method, explain_pixels
-from storage.store import Store
+from medsearch.explain.explain import NEUTRAL_PROMPT, Heatmap, check_method, explain_pixels
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.read_back import image_source
+from medsearch.indexer.readers import read_file
+from medsearch.storage.store import Store
 
 
 @dataclass
@@ -25,8 +24,8 @@ class Explanation:
     pixels: np.ndarray
 
     def png(self) -> bytes:
-        """The overlay with its colour bar (``search.explain.render``)."""
-        from search.explain.render import overlay_png
+        """The overlay with its colour bar (``medsearch.explain.render``)."""
+        from medsearch.explain.render import overlay_png
 
         return overlay_png(self.pixels, self.heatmap)
 
@@ -42,7 +41,7 @@ def frame_of_id(store: Store, image_id: int, guard: Callable[[str], Path] | None
     stored, frame_number, recorded = image_source(store, image_id)
     path = guard(stored) if guard else Path(stored)
     if not path.is_file():
-        from storage.errors import NotFound
+        from medsearch.errors import NotFound
 
         raise NotFound(f"The file of image {image_id} is no longer on disk: {stored}")
     return frame_of_file(path, options or recorded, frame_number)

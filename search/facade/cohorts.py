@@ -11,15 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.cohorts import saved
-from search.cohorts.export import export
+from medsearch.cohorts import saved
+from medsearch.cohorts.export import export
 
 if TYPE_CHECKING:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
 
 class Cohorts:
-    """The cohort operations of one ``Medsearch`` (``search.cohorts`` does the work)."""
+    """The cohort operations of one ``Medsearch`` (``medsearch.cohorts`` does the work)."""
 
     def __init__(self, ms: Medsearch) -> None:
         self.ms = ms
@@ -54,6 +54,6 @@ class Cohorts:
 
     def export(self, name: str, fmt: str, output: str | Path, columns: Sequence[str] = (), copy: bool = False,
                run: int | None = None) -> dict[str, Any]:
-        """Write a cohort as csv, jsonl, uids or a links folder (``search.cohorts.export``). Raises
+        """Write a cohort as csv, jsonl, uids or a links folder (``medsearch.cohorts.export``). Raises
         InvalidQuery, NotFound."""
         return export(self.ms, name, fmt, output, columns, copy, run)

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storage import queries
-from storage.errors import InvalidQuery, NotFound
-from storage.sources import source_urls
-from storage.store import Store
+from medsearch.errors import InvalidQuery, NotFound
+from medsearch.storage import queries
+from medsearch.storage.sources import source_urls
+from medsearch.storage.store import Store
 
 if TYPE_CHECKING:
-    from storage.roots import RootRemoval
+    from medsearch.storage.roots import RootRemoval
 
 
 class ItemsMixin:
@@ -38,7 +38,7 @@ class ItemsMixin:
 
     def stored_thumbnail(self, image_id: int) -> tuple[bytes, int] | None:
         """(PNG bytes, the file's mtime_ns when it was made) of the thumbnail made at index time, or None."""
-        from storage.thumbnails import stored_thumbnail
+        from medsearch.storage.thumbnails import stored_thumbnail
 
         return stored_thumbnail(self.store, image_id)
 
@@ -46,7 +46,7 @@ class ItemsMixin:
         """Remove an indexed folder from the store: its images (rows and vectors, in step), failure records
         and root, and those of indexed folders inside it. Needs a writable store. Raises InvalidQuery
         for a folder that is not an indexed root, or that lies inside another one."""
-        from storage.roots import remove_root
+        from medsearch.storage.roots import remove_root
 
         given = Path(folder).expanduser()
         roots = queries.roots(self.store)
@@ -61,15 +61,15 @@ class ItemsMixin:
 
     def facets(self, where: Sequence[str] = ()) -> dict[str, Any]:
         """The values (with counts) of the columns and fields with few values, over the images matching
-        ``where``, and the split names (``storage.facets``). Raises InvalidQuery."""
-        from storage.facets import facets
+        ``where``, and the split names (``medsearch.storage.facets``). Raises InvalidQuery."""
+        from medsearch.storage.facets import facets
 
         return facets(self.store, where)
 
     def info(self) -> dict[str, Any]:
         """The store's facts: counts, model, dimension, index type, generation, roots and failures."""
-        from indexer.upgrade import images_to_upgrade
-        from storage.pixel_records import read_key_counts
+        from medsearch.indexer.upgrade import images_to_upgrade
+        from medsearch.storage.pixel_records import read_key_counts
 
         store = self.store
         info = store.info()

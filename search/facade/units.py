@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from indexer.frames import ReadOptions
-from search.query.ranking import allowed_ids
-from search.query.scoring import threshold as threshold_of
-from search.query.units import UnitResult
-from storage import queries
-from storage.errors import NotFound
-from storage.store import Store
+from medsearch.errors import NotFound
+from medsearch.indexer.frames import ReadOptions
+from medsearch.query.ranking import allowed_ids
+from medsearch.query.scoring import threshold as threshold_of
+from medsearch.query.units import UnitResult
+from medsearch.storage import queries
+from medsearch.storage.store import Store
 
 
 class UnitsMixin:
@@ -41,10 +40,10 @@ class UnitsMixin:
                      like: Sequence[str] = (), unlike: Sequence[str] = (), method: str | None = None,
                      sort: str = "score") -> list[UnitResult]:
         """The ``k`` best series or studies (``unit``) for a text and/or composed parts, one row each, scored
-        by ``method`` (``search.query.units``: ``max`` by default, ``mean``, ``top3``), restricted to units
+        by ``method`` (``medsearch.query.units``: ``max`` by default, ``mean``, ``top3``), restricted to units
         with a ``where`` image, above ``min_score`` / ``min_prob`` (on the unit's score); ``sort="date"``
         orders the thresholded units newest first. Raises InvalidQuery."""
-        from search.query import units as ranking
+        from medsearch.query import units as ranking
 
         method = ranking.check_unit(unit, method, ranking.TEXT_METHODS)
         query, calibration = self._query(text, like, unlike, min_prob)
@@ -58,8 +57,8 @@ class UnitsMixin:
         slices are the query and the unit itself is left out); a file, or an image outside any unit, for
         its one vector. ``method``: ``late`` (default), ``mean``, ``max``, ``top3``.
         Raises NotFound, InvalidQuery, UnreadableFile."""
-        from search.query import units as ranking
-        from storage import units as stored
+        from medsearch.query import units as ranking
+        from medsearch.storage import units as stored
 
         method = ranking.check_unit(unit, method, ranking.SIMILAR_METHODS)
         row = stored.unit_by_uid(self.store, unit, str(target))
@@ -80,7 +79,7 @@ class UnitsMixin:
                    sort: str = "score") -> list[UnitResult]:
         """Series or studies closest to a (dim,) image vector (an upload's), as ``similar_units`` ranks them
         for a file. Raises InvalidQuery."""
-        from search.query import units as ranking
+        from medsearch.query import units as ranking
 
         method = ranking.check_unit(unit, method, ranking.SIMILAR_METHODS)
         return self._ranked_units(query, query[np.newaxis], unit, method, k, offset, where, min_score, sort,
@@ -89,7 +88,7 @@ class UnitsMixin:
     def _ranked_units(self, query: np.ndarray, slices: np.ndarray | None, unit: str, method: str, k: int,
                       offset: int, where: Sequence[str], threshold: float | None, sort: str, exclude: str | None,
                       calibration: tuple[float, float] | None) -> list[UnitResult]:
-        from search.query import units as ranking
+        from medsearch.query import units as ranking
 
         allowed = allowed_ids(self.store, where)
 
@@ -106,7 +105,7 @@ class UnitsMixin:
     def _sorted(ranked: Any, sort: str, threshold: float | None, k: int, offset: int) -> list[Any]:
         """``ranked(offset, k)`` by score, or with ``sort="date"`` every thresholded result (up to
         ``SORT_LIMIT``) newest first, then paged. Raises InvalidQuery."""
-        from search.query import units as ranking
+        from medsearch.query import units as ranking
 
         ranking.check_sort(sort, threshold)
         if sort == "score":
@@ -118,8 +117,8 @@ class UnitsMixin:
                     unlike: Sequence[str] = ()) -> int:
         """How many series or studies have an image passing the filter and the thresholds (a unit counts
         when its best image passes: the ``max`` score). Raises InvalidQuery."""
-        from search.query import units as ranking
-        from storage import units as stored
+        from medsearch.query import units as ranking
+        from medsearch.storage import units as stored
 
         ranking.check_unit(unit, None, ranking.TEXT_METHODS)
         allowed, passing = self._passing(text, where, min_score, min_prob, like, unlike)
@@ -132,9 +131,9 @@ class UnitsMixin:
     def timeline(self, target: str | int, text: str | None = None, like: Sequence[str] = (),
                  unlike: Sequence[str] = ()) -> Any:
         """The studies of the patient of an image id, series or study UID, oldest first, each with its best
-        image for the query (default: the target's own vector): ``search.query.timeline.Timeline``. Only
+        image for the query (default: the target's own vector): ``medsearch.query.timeline.Timeline``. Only
         that patient's studies, found by the keyed patient hash. Raises NotFound, InvalidQuery."""
-        from search.query.timeline import timeline
+        from medsearch.query.timeline import timeline
 
         query = self.composed(text, like, unlike) if text is not None or like or unlike else None
         return timeline(self.store, target, query)

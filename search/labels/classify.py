@@ -7,16 +7,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from search.labels.labelsets import LabelSet
-from search.labels.zeroshot import Classification, check_save_name, label_matrix, probabilities, summarize
-from search.query.ranking import allowed_ids
-from storage import queries
-from storage.errors import InvalidQuery, NotFound
-from storage.scores import save_scores, stored_vectors
+from medsearch.errors import InvalidQuery, NotFound
+from medsearch.labels.labelsets import LabelSet
+from medsearch.labels.zeroshot import Classification, check_save_name, label_matrix, probabilities, summarize
+from medsearch.query.ranking import allowed_ids
+from medsearch.storage import queries
+from medsearch.storage.scores import save_scores, stored_vectors
 
 if TYPE_CHECKING:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
 
 def classify(ms: Medsearch, labels: LabelSet, targets: Sequence[str] = (), *, all_images: bool = False,

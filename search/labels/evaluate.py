@@ -17,15 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from search.labels import metrics
-from search.labels.labelsets import LabelSet
-from search.labels.zeroshot import label_matrix, probabilities
-from storage import queries
-from storage.errors import InvalidQuery
+from medsearch.errors import InvalidQuery
+from medsearch.labels import metrics
+from medsearch.labels.labelsets import LabelSet
+from medsearch.labels.zeroshot import label_matrix, probabilities
+from medsearch.storage import queries
 
 if TYPE_CHECKING:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
 
 @dataclass
@@ -62,8 +61,8 @@ def read_truth(ms: Medsearch, truth: Truth, labels: LabelSet) -> tuple[list[int]
 
 
 def _truth_of_csv(ms: Medsearch, truth: Truth, labels: LabelSet) -> tuple[list[int], dict[str, np.ndarray], list[str]]:
-    from indexer.sidecar import JOIN_COLUMNS
-    from indexer.sidecar_join import join_keys
+    from medsearch.indexer.sidecar import JOIN_COLUMNS
+    from medsearch.indexer.sidecar_join import join_keys
 
     csv_path = Path(truth.csv_path or "")
     try:

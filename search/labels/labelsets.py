@@ -26,9 +26,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from storage.errors import InvalidQuery
+from medsearch.errors import InvalidQuery
 
-_BUILTIN_PACKAGE, _BUILTIN_FOLDER = "search.labels", "builtin"
+_BUILTIN_PACKAGE, _BUILTIN_FOLDER = "medsearch.labels", "builtin"
 
 
 def _canonical(labels: tuple[Label, ...]) -> bytes:

@@ -10,9 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from search.labels.labelsets import LabelSet
-from storage.errors import InvalidQuery
+from medsearch.errors import InvalidQuery
+from medsearch.labels.labelsets import LabelSet
 
 DEFAULT_THRESHOLD = 0.5
 NOTE = "Model scores for the given prompts, not a diagnosis; a person must review them."

@@ -1,7 +1,7 @@
 """Korean (and other non-English) queries and labels: a glossary to the English the model reads, with
 detection of what it cannot read. ``Translator.translate`` is the one function every embedded text
-passes through (``search.api.Medsearch.english``)."""
+passes through (``medsearch.api.Medsearch.english``)."""
 
-from search.language.translator import POLICIES, Translation, Translator
+from medsearch.language.translator import POLICIES, Translation, Translator
 
 __all__ = ["POLICIES", "Translation", "Translator"]

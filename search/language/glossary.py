@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from storage.errors import InvalidQuery
+from medsearch.errors import InvalidQuery
 
 KINDS = ("finding", "report", "anatomy", "modality", "view", "side", "qualifier")
-"""Kinds of term; ``search.language.phrase`` orders a phrase's words by them."""
+"""Kinds of term; ``medsearch.language.phrase`` orders a phrase's words by them."""
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from search.language.glossary import Glossary
+from medsearch.language.glossary import Glossary
 
 WITH, WITHOUT, SUSPECT, OF, IN, PRESENT, ABSENT, AND = (
     "with", "without", "suspect", "of", "in", "present", "absent", "and")
-"""Relations between phrases (see ``search.language.phrase``)."""
+"""Relations between phrases (see ``medsearch.language.phrase``)."""
 
 GRAMMAR_WORDS = {
     "있는": WITH, "있고": WITH, "동반된": WITH, "동반한": WITH, "보이는": WITH, "관찰되는": WITH,

@@ -6,7 +6,7 @@ pneumonia"), and inside a phrase side and qualifier words go first, then views (
 
 from __future__ import annotations
 
-from search.language.grammar import ABSENT, AND, IN, OF, PRESENT, SUSPECT, WITH, WITHOUT, Token
+from medsearch.language.grammar import ABSENT, AND, IN, OF, PRESENT, SUSPECT, WITH, WITHOUT, Token
 
 _RANK = {"qualifier": 0, "side": 0, "view": 1}
 """Word order inside a phrase: lower ranks first, the rest (rank 2) in the user's order."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from search.labels.labelsets import LabelSet
-from search.language.translator import Translation
+from medsearch.labels.labelsets import LabelSet
+from medsearch.language.translator import Translation
 
 
 def header(title: str, translation: Translation) -> str:
@@ -41,7 +41,7 @@ def labels_line(labels: LabelSet, searched: dict[str, list[str]]) -> str | None:
 def criteria_searched(english: Callable[[str], str], criteria: list[str]) -> dict[str, str]:
     """The text criteria's texts that were translated, as embedded: ``{"폐렴": "pneumonia"}``. Raises
     InvalidQuery for a malformed criterion."""
-    from search.cohorts.criteria import parse_criterion
+    from medsearch.cohorts.criteria import parse_criterion
 
     texts = [c.value for c in map(parse_criterion, criteria) if c.kind == "text"]
     return {text: english(text) for text in texts if english(text) != text}

@@ -8,8 +8,7 @@ import os
 from pathlib import Path
 
 import typer
-
-from search.language.translator import GLOSSARY_SETTING, POLICIES, POLICY_SETTING
+from medsearch.language.translator import GLOSSARY_SETTING, POLICIES, POLICY_SETTING
 
 
 def apply_options(glossaries: list[Path] | None, policy: str | None) -> None:

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search.language.glossary import Glossary, load_glossary, normalize
-from search.language.grammar import tokens
-from search.language.phrase import english
-from search.language.vocabulary import foreign_script, out_of_vocabulary
-from storage.errors import InvalidQuery
+from medsearch.errors import InvalidQuery
+from medsearch.language.glossary import Glossary, load_glossary, normalize
+from medsearch.language.grammar import tokens
+from medsearch.language.phrase import english
+from medsearch.language.vocabulary import foreign_script, out_of_vocabulary
 
 POLICIES = ("warn", "refuse", "off")
 GLOSSARY_SETTING, POLICY_SETTING = "MEDSEARCH_GLOSSARY", "MEDSEARCH_UNKNOWN_WORDS"

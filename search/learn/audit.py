@@ -3,8 +3,8 @@ a split field, over the whole store or a selection (a cohort).
 
 Near-duplicates: each image's ``k`` nearest neighbours in the FAISS index (restricted to the audited
 ids; never an all-pairs scan), kept when their splits differ, their cosine is at least the threshold
-and their thumbnails pass the pixel check (``search.learn.pixels``). Both thresholds are calibrated on
-the store itself (``search.learn.calibration``); a given cosine threshold is used alone. Same
+and their thumbnails pass the pixel check (``medsearch.learn.pixels``). Both thresholds are calibrated on
+the store itself (``medsearch.learn.calibration``); a given cosine threshold is used alone. Same
 patient: a group of ``patient`` (the keyed patient hash, or any column) seen in two splits. Exact
 duplicates: equal content hashes in two splits.
 """
@@ -18,16 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from search.learn.calibration import Calibration, calibrate, pair_pixels
-from search.learn.neighbours import neighbour_pairs
-from search.learn.selection import all_ids, group_keys, paths_of, select_ids, vectors_of
-from storage.errors import InvalidQuery
-from storage.learn import content_hashes, load_split
-from storage.queries import group_values
+from medsearch.errors import InvalidQuery
+from medsearch.learn.calibration import Calibration, calibrate, pair_pixels
+from medsearch.learn.neighbours import neighbour_pairs
+from medsearch.learn.selection import all_ids, group_keys, paths_of, select_ids, vectors_of
+from medsearch.storage.learn import content_hashes, load_split
+from medsearch.storage.queries import group_values
 
 if TYPE_CHECKING:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
 SCORE_LISTS = ("copies", "different_patients", "copy_pixels", "different_patient_pixels")
 PAIR_COLUMNS = ("kind", "cosine", "pixels", "id_a", "split_a", "path_a", "id_b", "split_b", "path_b")

@@ -4,7 +4,7 @@ the negatives (``copies.close_negatives``).
 
 1. A cosine shortlist: the cosine that keeps COPY_RECALL of the copies (their 1st percentile). A pair
    of images below it is not looked at.
-2. A pixel check (``search.learn.pixels``) of the pairs over the shortlist, at the similarity that
+2. A pixel check (``medsearch.learn.pixels``) of the pairs over the shortlist, at the similarity that
    maximises Youden's J (tpr - fpr) between copies and negatives over the shortlist: where the model's
    vectors put distinct patients' images as close as a copy, their pixels still differ.
 
@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from search.learn.copies import close_negatives, copy_scores, youden_threshold
-from search.learn.pixels import grey_png, similarity
-from storage.errors import InvalidQuery
-from storage.learn import thumbnails_of
+from medsearch.errors import InvalidQuery
+from medsearch.learn.copies import close_negatives, copy_scores, youden_threshold
+from medsearch.learn.pixels import grey_png, similarity
+from medsearch.storage.learn import thumbnails_of
 
 if TYPE_CHECKING:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
 COPY_RECALL = 0.99
 """Share of the synthetic copies the cosine shortlist keeps."""

@@ -1,9 +1,9 @@
 """Synthetic near-duplicates of the store's own images (the positives of the audit's calibration,
-``search.learn.calibration``), the hard negatives, and Youden's threshold between two score lists.
+``medsearch.learn.calibration``), the hard negatives, and Youden's threshold between two score lists.
 
 A copy is what a leaked test image usually is: the same picture re-encoded (JPEG), cropped by 5-10 %
 or re-windowed (contrast and brightness moved). Each variant is a pure function of (H, W) or (H, W, 3)
-float32 pixels in [0, 1] (``indexer.frames.Frame.pixels``) returning the same kind of array. The
+float32 pixels in [0, 1] (``medsearch.indexer.frames.Frame.pixels``) returning the same kind of array. The
 negatives are hard ones: each image's nearest neighbour (k-NN on the index) of another patient, the
 pairs a threshold must reject. Random pairs would be too easy: in one modality most pairs are far apart,
 so a threshold set on them flags distinct look-alikes. Per model and per store, as arXiv 2312.07273 does.
@@ -16,19 +16,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from medsearch.errors import InvalidQuery, UnreadableFile
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.readers import read_file
+from medsearch.indexer.thumbnail import render_png
+from medsearch.labels import metrics
+from medsearch.learn.neighbours import neighbour_pairs
+from medsearch.learn.pixels import grey_png, similarity
+from medsearch.learn.selection import paths_of
 from PIL import Image as PILImage
 
-from indexer.frames import ReadOptions
-from indexer.readers import read_file
-from indexer.thumbnail import render_png
-from search.labels import metrics
-from search.learn.neighbours import neighbour_pairs
-from search.learn.pixels import grey_png, similarity
-from search.learn.selection import paths_of
-from storage.errors import InvalidQuery, UnreadableFile
-
 if TYPE_CHECKING:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
 NEGATIVE_ROWS = 4000
 """Images whose close neighbours give the hard negatives (all of them in smaller audits)."""

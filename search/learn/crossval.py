@@ -4,9 +4,8 @@ confidence interval of the AUC that resamples groups. Pure functions of arrays (
 from __future__ import annotations
 
 import numpy as np
-
-from search.labels import metrics
-from storage.errors import InvalidQuery
+from medsearch.errors import InvalidQuery
+from medsearch.labels import metrics
 
 REGULARISATION = 10.0
 """scikit-learn's ``C`` (inverse L2 strength): unit vectors have small components, so 1.0 underfits."""

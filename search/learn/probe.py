@@ -1,7 +1,7 @@
 """Few-shot probes: a logistic regression on the stored vectors of labelled images ("find more like
 these"), cross-validated by patient, with the zero-shot AUC of a prompt for the same label beside it.
 
-    from search.learn import probe
+    from medsearch.learn import probe
     report = probe.train(ms, "effusion", ["field:effusion"], ["where:effusion = 0"], prompt="pleural effusion")
     probe.apply(ms, "effusion")          # field "effusion" with p per image, usable in --where
 
@@ -14,21 +14,20 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from search.labels import metrics
-from search.learn.crossval import (
+from medsearch.errors import InvalidQuery, StoreError
+from medsearch.labels import metrics
+from medsearch.learn.crossval import (
     fit_probe,
     grouped_auc_interval,
     grouped_folds,
     out_of_fold,
     probe_probabilities,
 )
-from search.learn.selection import all_ids, group_keys, paths_of, select_ids, vectors_of
-from storage.errors import InvalidQuery, StoreError
-from storage.learn import check_field_name, list_probes, load_probe, replace_field, save_probe
+from medsearch.learn.selection import all_ids, group_keys, paths_of, select_ids, vectors_of
+from medsearch.storage.learn import check_field_name, list_probes, load_probe, replace_field, save_probe
 
 if TYPE_CHECKING:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
 
 def train(ms: Medsearch, name: str, positives: Sequence[str], negatives: Sequence[str] = (), *,

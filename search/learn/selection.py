@@ -14,13 +14,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from search.query.ranking import allowed_ids
-from storage import queries, scores
-from storage.errors import InvalidQuery, NotFound
+from medsearch.errors import InvalidQuery, NotFound
+from medsearch.query.ranking import allowed_ids
+from medsearch.storage import queries, scores
 
 if TYPE_CHECKING:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
 
 def select_ids(ms: Medsearch, specs: Sequence[str]) -> np.ndarray:

@@ -13,14 +13,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from search.learn.selection import all_ids, group_keys, select_ids
-from storage.errors import InvalidQuery
-from storage.learn import check_field_name, field_counts, load_split, save_split
-from storage.queries import group_values
+from medsearch.errors import InvalidQuery
+from medsearch.learn.selection import all_ids, group_keys, select_ids
+from medsearch.storage.learn import check_field_name, field_counts, load_split, save_split
+from medsearch.storage.queries import group_values
 
 if TYPE_CHECKING:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
 DEFAULT_NAMES = {2: ("train", "test"), 3: ("train", "validation", "test")}
 
@@ -64,7 +63,7 @@ def assign_splits(groups: np.ndarray, strata: np.ndarray, ratios: Sequence[float
 def split(ms: Medsearch, name: str, by: str = "patient", ratios: Sequence[float] = (0.7, 0.15, 0.15),
           names: Sequence[str] | None = None, stratify: str | None = None, seed: int = 0,
           scope: Sequence[str] = ()) -> dict[str, Any]:
-    """Split the images of ``scope`` (a selection, see ``search.learn.selection``; all by default) by
+    """Split the images of ``scope`` (a selection, see ``medsearch.learn.selection``; all by default) by
     ``by`` and save the split names as text field ``name``, replacing its older values. A scope of one
     cohort (``cohort:NAME``) also keeps the split in that cohort's definition and latest manifest, so
     ``cohort refresh`` re-makes it. Returns counts of images and groups per split (and per stratum).

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-
-from storage.errors import InvalidQuery
+from medsearch.errors import InvalidQuery
 
 PartKind = Literal["text", "image", "id"]
 PREFIXES: dict[str, PartKind] = {"image:": "image", "id:": "id"}

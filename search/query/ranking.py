@@ -13,12 +13,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-
-from search.query.results import Result, hydrate
-from storage import queries
-from storage.errors import InvalidQuery
-from storage.models import METADATA_COLUMNS
-from storage.store import Store
+from medsearch.errors import InvalidQuery
+from medsearch.query.results import Result, hydrate
+from medsearch.storage import queries
+from medsearch.storage.models import METADATA_COLUMNS
+from medsearch.storage.store import Store
 
 GROUP_COLUMNS = {"study": "study_instance_uid", "series": "series_instance_uid", "patient": "patient_key"}
 

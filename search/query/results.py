@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from indexer.embedder import Embedder
-from indexer.frames import ReadOptions
-from indexer.readers import read_file
-from search.query.scoring import probability
-from storage import queries
-from storage.errors import NotFound
-from storage.store import Store
+from medsearch.errors import NotFound
+from medsearch.indexer.embedder import Embedder
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.readers import read_file
+from medsearch.query.scoring import probability
+from medsearch.storage import queries
+from medsearch.storage.store import Store
 
 
 @dataclass

@@ -4,8 +4,7 @@ the model's own sigmoid calibration, which never depends on what else came back.
 from __future__ import annotations
 
 import numpy as np
-
-from storage.errors import InvalidQuery
+from medsearch.errors import InvalidQuery
 
 
 def probability(cosine: np.ndarray | float, logit_scale: float, logit_bias: float) -> np.ndarray:

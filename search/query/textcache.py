@@ -7,10 +7,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import numpy as np
-
-from indexer.embedder import Embedder
-from storage import scores
-from storage.store import Store
+from medsearch.indexer.embedder import Embedder
+from medsearch.storage import scores
+from medsearch.storage.store import Store
 
 
 class TextCache:

@@ -8,10 +8,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-
-from storage import queries, units, vector_codec
-from storage.errors import InvalidQuery, NotFound
-from storage.store import Store
+from medsearch.errors import InvalidQuery, NotFound
+from medsearch.storage import queries, units, vector_codec
+from medsearch.storage.store import Store
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Three ways to score a unit for a query vector ``q`` (all cosines of unit vectors):
 
-- ``mean``: cosine of ``q`` to the unit's normalised mean vector (``storage.units``' own index).
+- ``mean``: cosine of ``q`` to the unit's normalised mean vector (``medsearch.storage.units``' own index).
 - ``max``: its best slice, ``max_i <q, v_i>``, from the image index: hits come best first, so the first
   ``k`` distinct units met are exactly the top ``k``.
 - ``top3``: the mean of its 3 best slices (all of them when it has fewer), exact: the image stream stops
@@ -21,11 +21,10 @@ from itertools import islice
 from typing import Any
 
 import numpy as np
-
-from search.query.ranking import chunks, iter_ranked
-from storage import queries, units, vectors
-from storage.errors import InvalidQuery
-from storage.store import Store
+from medsearch.errors import InvalidQuery
+from medsearch.query.ranking import chunks, iter_ranked
+from medsearch.storage import queries, units, vectors
+from medsearch.storage.store import Store
 
 UNITS = ("image", "series", "study")
 TEXT_METHODS = ("mean", "max", "top3")
@@ -175,7 +174,7 @@ def unit_results(store: Store, kind: str, ranked: list[tuple[str, float]], query
                  offset: int = 0, calibration: tuple[float, float] | None = None) -> list[UnitResult]:
     """Results for ranked (uid, score) units: each with its summary, its best image for ``query`` and
     its image ids; units emptied meanwhile are dropped."""
-    from search.query.scoring import probability
+    from medsearch.query.scoring import probability
 
     uids = [uid for uid, _s in ranked]
     members = units.members(store, kind, uids)

@@ -1,6 +1,6 @@
 """The FastAPI app. ``create_app(store_dir)`` builds it; nothing is opened at import or build time: the
 lifespan opens the store (read-only) and loads the model once, and the routes get them through
-dependencies (``search.server.deps``)."""
+dependencies (``medsearch.server.deps``)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
-
-from indexer.embedder import Embedder
-from search.server import (
+from medsearch.indexer.embedder import Embedder
+from medsearch.server import (
     routes_cohorts,
     routes_explain,
     routes_items,
@@ -27,10 +25,11 @@ from search.server import (
     routes_search,
     routes_units,
 )
-from search.server.deps import ServerSettings
-from search.server.engine import ServerEngine
-from search.server.errors import install_error_handlers
-from search.server.guard import RequestGuard
+from medsearch.server.deps import ServerSettings
+from medsearch.server.engine import ServerEngine
+from medsearch.server.errors import install_error_handlers
+from medsearch.server.guard import RequestGuard
+from starlette.concurrency import run_in_threadpool
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 SECURITY_HEADERS = {
@@ -51,7 +50,7 @@ def create_app(store_dir: str | Path, model: str | None = None, device: str = "a
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from search.api import Medsearch
+        from medsearch.api import Medsearch
 
         medsearch = Medsearch.open(store_dir, model, device, embedder=embedder, precision=precision)
         engine = ServerEngine(medsearch, max_upload_pixels=app.state.settings.max_upload_pixels)

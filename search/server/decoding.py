@@ -1,4 +1,4 @@
-"""Decoding for the server under the caps indexing has (``indexer.workers``): each upload or thumbnail is
+"""Decoding for the server under the caps indexing has (``medsearch.indexer.workers``): each upload or thumbnail is
 decoded in a worker process with a capped address space and a time limit, at most ``concurrent`` at a
 time (more wait their turn), and pictures over ``max_pixels`` (uploads: ``max_upload_pixels``, set by
 ``medsearch serve --max-upload-pixels``) are refused from their header before any pixel is decoded. A
@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from indexer.frames import ReadOptions
-from indexer.preprocess import Preprocessor
-from indexer.workers import Limits, ordered_map
-from search.server.limits import SERVER_MAX_PIXELS
-from search.server.security import PayloadTooLarge
-from storage.errors import ImageTooLarge, UnreadableFile
+from medsearch.errors import ImageTooLarge, UnreadableFile
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.preprocess import Preprocessor
+from medsearch.indexer.workers import Limits, ordered_map
+from medsearch.server.limits import SERVER_MAX_PIXELS
+from medsearch.server.security import PayloadTooLarge
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ class Decoder:
 
     def model_input_png(self, path: Path, options: ReadOptions, preprocessor: Preprocessor,
                         frame_number: int) -> bytes:
-        """PNG bytes of the model input of a file read with ``options`` (``indexer.preview``), the pixel
+        """PNG bytes of the model input of a file read with ``options`` (``medsearch.indexer.preview``), the pixel
         cap lowered to the server's."""
         capped = replace(options, max_pixels=min(options.max_pixels, self.options.max_pixels))
         result: bytes = self._run(_model_input_task, (path, capped, preprocessor, frame_number))
@@ -88,7 +87,7 @@ def _failed(_item: Any, reason: str) -> Failed:
 
 
 def _upload_task(item: tuple[bytes, str, ReadOptions, Preprocessor]) -> np.ndarray | TooLarge:
-    from indexer.memory_read import read_bytes
+    from medsearch.indexer.memory_read import read_bytes
 
     data, filename, options, preprocessor = item
     try:
@@ -99,22 +98,22 @@ def _upload_task(item: tuple[bytes, str, ReadOptions, Preprocessor]) -> np.ndarr
 
 
 def _thumbnail_task(item: tuple[Path, int, ReadOptions]) -> bytes:
-    from search.server.thumbnails import render_png
+    from medsearch.server.thumbnails import render_png
 
     path, size, options = item
     return render_png(path, size, options)
 
 
 def _bytes_thumbnail_task(item: tuple[bytes, str, int, ReadOptions]) -> bytes:
-    from indexer.memory_read import read_bytes
-    from indexer.thumbnail import render_png
+    from medsearch.indexer.memory_read import read_bytes
+    from medsearch.indexer.thumbnail import render_png
 
     data, filename, size, options = item
     return render_png(read_bytes(data, options, filename)[0].pixels, size)
 
 
 def _model_input_task(item: tuple[Path, ReadOptions, Preprocessor, int]) -> bytes:
-    from indexer.preview import model_input, to_png
+    from medsearch.indexer.preview import model_input, to_png
 
     path, options, preprocessor, frame_number = item
     return to_png(model_input(path, options, preprocessor, frame_number), preprocessor)

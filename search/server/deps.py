@@ -7,10 +7,9 @@ import os
 from dataclasses import dataclass, field
 
 from fastapi import Request
-
-from search.server.engine import ServerEngine
-from search.server.limits import SERVER_MAX_PIXELS
-from storage.errors import StoreError
+from medsearch.errors import StoreError
+from medsearch.server.engine import ServerEngine
+from medsearch.server.limits import SERVER_MAX_PIXELS
 
 DEFAULT_UPLOAD_LIMIT = 50 * 1024 * 1024
 
@@ -19,7 +18,7 @@ DEFAULT_UPLOAD_LIMIT = 50 * 1024 * 1024
 class ServerSettings:
     """``api_token``: when set, every route but health and the page needs it as a bearer token.
     ``cors_origins``: origins allowed cross-site (none: CORS off). ``upload_limit``: bytes per upload.
-    ``allowed_hosts``: Host names accepted besides loopback and the bind address (``search.server.guard``).
+    ``allowed_hosts``: Host names accepted besides loopback and the bind address (``medsearch.server.guard``).
     ``max_upload_pixels``: pixels an uploaded picture may have (413 past it, read from its header)."""
 
     api_token: str | None = None

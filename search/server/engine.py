@@ -19,21 +19,20 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-from indexer.dicomweb.source import is_source
-from indexer.thumbnail import THUMBNAIL_SIZE
-from search.api import Medsearch
-from search.labels.labelsets import LabelSet
-from search.labels.zeroshot import Classification
-from search.query import units
-from search.query.results import Result
-from search.server.batching import TextBatcher
-from search.server.decoding import Decoder
-from search.server.limits import SERVER_MAX_PIXELS
-from search.server.security import served_path
-from search.server.thumbnails import ThumbnailCache
-from search.server.wado import RemoteImages, viewer_url
-from storage.errors import InvalidQuery, NotFound
+from medsearch.api import Medsearch
+from medsearch.errors import InvalidQuery, NotFound
+from medsearch.indexer.dicomweb.source import is_source
+from medsearch.indexer.thumbnail import THUMBNAIL_SIZE
+from medsearch.labels.labelsets import LabelSet
+from medsearch.labels.zeroshot import Classification
+from medsearch.query import units
+from medsearch.query.results import Result
+from medsearch.server.batching import TextBatcher
+from medsearch.server.decoding import Decoder
+from medsearch.server.limits import SERVER_MAX_PIXELS
+from medsearch.server.security import served_path
+from medsearch.server.thumbnails import ThumbnailCache
+from medsearch.server.wado import RemoteImages, viewer_url
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +146,7 @@ class ServerEngine:
         with self.index_lock:
             return self.medsearch.similar(image_id, k=k, offset=offset, **_one_where(filters or {}))
 
-    # series, studies and the timeline (issue 17; search.server.routes_units, unit= on routes_search)
+    # series, studies and the timeline (issue 17; medsearch.server.routes_units, unit= on routes_search)
 
     def search_units(self, text: str | None, unit: str, k: int, offset: int, filters: dict[str, Any]) -> list[Any]:
         """``Medsearch.search_units`` with ``filters`` as for ``search`` (and ``unit_method``, ``sort``)."""
@@ -227,7 +226,7 @@ class ServerEngine:
         """PNG bytes of what the model was given for a stored image (``Medsearch.model_input_png``'s
         picture), decoded by a capped worker. Raises NotFound (also for a DICOMweb item, whose file is
         not kept), Forbidden (outside the roots), UnreadableFile."""
-        from indexer.read_back import image_source
+        from medsearch.indexer.read_back import image_source
 
         stored, frame_number, options = image_source(self.medsearch.store, image_id)
         if is_source(stored):

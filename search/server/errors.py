@@ -9,12 +9,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
-
-from indexer.dicomweb.source import SourceError
-from search.errors import error_payload
-from search.server.security import Forbidden, PayloadTooLarge, Unauthorized
-from storage.errors import (
+from medsearch.errors import (
     InvalidQuery,
     MedsearchError,
     ModelMismatch,
@@ -23,7 +18,11 @@ from storage.errors import (
     StoreError,
     StoreLocked,
     UnreadableFile,
+    error_payload,
 )
+from medsearch.indexer.dicomweb.source import SourceError
+from medsearch.server.security import Forbidden, PayloadTooLarge, Unauthorized
+from starlette.exceptions import HTTPException
 
 log = logging.getLogger("medsearch.server")
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from medsearch.server.security import TOKEN_NEEDED, token_ok
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
-
-from search.server.security import TOKEN_NEEDED, token_ok
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 BODY_TYPES = ("application/json", "multipart/form-data", "application/octet-stream", "application/dicom")

@@ -14,15 +14,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
+from medsearch.cohorts.criteria import parse_criterion
+from medsearch.errors import InvalidQuery
+from medsearch.server.deps import get_engine
+from medsearch.server.engine import ServerEngine
+from medsearch.server.security import check_token
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-
-from search.cohorts.criteria import parse_criterion
-from search.server.deps import get_engine
-from search.server.engine import ServerEngine
-from search.server.security import check_token
-from storage.errors import InvalidQuery
 
 router = APIRouter(prefix="/api/cohorts", tags=["cohorts"], dependencies=[Depends(check_token)])
 

@@ -9,12 +9,11 @@ from typing import Annotated, Literal
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
-
-from search.explain import DEFAULT_METHOD, METHODS, NOTE
-from search.server.deps import get_engine
-from search.server.engine import ServerEngine
-from search.server.routes_search import Parts
-from search.server.security import check_token, served_path
+from medsearch.explain import DEFAULT_METHOD, METHODS, NOTE
+from medsearch.server.deps import get_engine
+from medsearch.server.engine import ServerEngine
+from medsearch.server.routes_search import Parts
+from medsearch.server.security import check_token, served_path
 
 router = APIRouter(prefix="/api", tags=["explain"], dependencies=[Depends(check_token)])
 
@@ -33,8 +32,8 @@ def explain(
     """The heatmap of ``text`` (and the ``like`` / ``unlike`` parts: the composed vector) over image ``id``.
     PNG: the padded image, the map, a colour bar; JSON: the grid (rows top to bottom) and its geometry.
     Both carry the label that this is a heuristic explanation, not a finding (``X-Explanation-Note``)."""
-    from search.explain.explain import NEUTRAL_PROMPT, check_method
-    from search.explain.service import explain_frame, frame_of_id
+    from medsearch.explain.explain import NEUTRAL_PROMPT, check_method
+    from medsearch.explain.service import explain_frame, frame_of_id
 
     check_method(method)
     engine.prepare(text, {"like": like or [], "unlike": unlike or []})

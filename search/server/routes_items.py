@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-
-from search.server.deps import get_engine
-from search.server.engine import ServerEngine
-from search.server.routes_search import ImageId
-from search.server.security import check_token
-from search.server.thumbnails import MAX_SIZE, MIN_SIZE
+from medsearch.server.deps import get_engine
+from medsearch.server.engine import ServerEngine
+from medsearch.server.routes_search import ImageId
+from medsearch.server.security import check_token
+from medsearch.server.thumbnails import MAX_SIZE, MIN_SIZE
 
 router = APIRouter(prefix="/api/items", tags=["items"], dependencies=[Depends(check_token)])
 

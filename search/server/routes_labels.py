@@ -7,16 +7,15 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
+from medsearch.errors import InvalidQuery
+from medsearch.labels.labelsets import Label, LabelSet, builtin_label_sets, load_label_set, parse_label_list
+from medsearch.labels.zeroshot import NOTE
+from medsearch.language.present import prompts_searched
+from medsearch.server.deps import get_engine
+from medsearch.server.engine import ServerEngine
+from medsearch.server.security import check_token
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-
-from search.labels.labelsets import Label, LabelSet, builtin_label_sets, load_label_set, parse_label_list
-from search.labels.zeroshot import NOTE
-from search.language.present import prompts_searched
-from search.server.deps import get_engine
-from search.server.engine import ServerEngine
-from search.server.security import check_token
-from storage.errors import InvalidQuery
 
 router = APIRouter(prefix="/api", tags=["labels"], dependencies=[Depends(check_token)])
 

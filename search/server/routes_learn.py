@@ -8,13 +8,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
+from medsearch.learn import probe, split
+from medsearch.server.deps import get_engine
+from medsearch.server.engine import ServerEngine
+from medsearch.server.security import check_token
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-
-from search.learn import probe, split
-from search.server.deps import get_engine
-from search.server.engine import ServerEngine
-from search.server.security import check_token
 
 router = APIRouter(prefix="/api", tags=["learn"], dependencies=[Depends(check_token)])
 

@@ -7,10 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
-
-from search.server.deps import get_engine
-from search.server.engine import ServerEngine
-from search.server.security import check_token
+from medsearch.server.deps import get_engine
+from medsearch.server.engine import ServerEngine
+from medsearch.server.security import check_token
 
 FAVICON = Path(__file__).resolve().parent.parent / "web" / "favicon.ico"
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
+from medsearch.server.deps import get_engine
+from medsearch.server.engine import ServerEngine
+from medsearch.server.routes_search import ImageId, Where
+from medsearch.server.security import check_token
 from starlette.concurrency import run_in_threadpool
-
-from search.server.deps import get_engine
-from search.server.engine import ServerEngine
-from search.server.routes_search import ImageId, Where
-from search.server.security import check_token
 
 router = APIRouter(prefix="/api", tags=["page"], dependencies=[Depends(check_token)])
 

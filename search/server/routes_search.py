@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from medsearch.errors import InvalidQuery
+from medsearch.language.present import fields
+from medsearch.server.deps import ServerSettings, get_engine, get_settings
+from medsearch.server.engine import ServerEngine
+from medsearch.server.security import check_token
+from medsearch.server.upload import read_upload
 from starlette.concurrency import run_in_threadpool
-
-from search.language.present import fields
-from search.server.deps import ServerSettings, get_engine, get_settings
-from search.server.engine import ServerEngine
-from search.server.security import check_token
-from search.server.upload import read_upload
-from storage.errors import InvalidQuery
 
 router = APIRouter(prefix="/api", tags=["search"], dependencies=[Depends(check_token)])
 

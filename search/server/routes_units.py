@@ -8,10 +8,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-
-from search.server.deps import get_engine
-from search.server.engine import ServerEngine
-from search.server.security import check_token
+from medsearch.server.deps import get_engine
+from medsearch.server.engine import ServerEngine
+from medsearch.server.security import check_token
 
 router = APIRouter(prefix="/api", tags=["units"], dependencies=[Depends(check_token)])
 

@@ -9,10 +9,9 @@ import hmac
 from pathlib import Path
 
 from fastapi import Request
-
-from storage import queries
-from storage.errors import MedsearchError, NotFound
-from storage.store import Store
+from medsearch.errors import MedsearchError, NotFound
+from medsearch.storage import queries
+from medsearch.storage.store import Store
 
 
 class Unauthorized(MedsearchError):

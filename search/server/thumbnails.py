@@ -1,7 +1,7 @@
 """Thumbnails rendered on demand (those not made at index time, or of another size): the file read by the
 medical pixel pipeline (modality LUT, window, MONOCHROME1 inverted, scaled to [0, 1]) and written as a
 PNG, kept in a small in-memory LRU cache keyed by path, mtime and size (DICOMweb images: see
-``search.server.wado``). Nothing is written to disk."""
+``medsearch.server.wado``). Nothing is written to disk."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from indexer import thumbnail
-from indexer.frames import ReadOptions
-from indexer.readers import read_file
+from medsearch.indexer import thumbnail
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.readers import read_file
 
 MIN_SIZE = 16
 MAX_SIZE = 1024

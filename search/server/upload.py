@@ -8,11 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fastapi import Request
+from medsearch.errors import InvalidQuery
+from medsearch.server.security import PayloadTooLarge
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
-
-from search.server.security import PayloadTooLarge
-from storage.errors import InvalidQuery
 
 MULTIPART_OVERHEAD = 16 * 1024
 """Room for the form's boundaries and part headers on top of the file size limit."""

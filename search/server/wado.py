@@ -4,7 +4,7 @@ pixel pipeline as files, and the "open in viewer" link.
 ``MEDSEARCH_VIEWER_URL`` is a template such as
 ``https://viewer.example/viewer?StudyInstanceUIDs={study_instance_uid}``; ``{series_instance_uid}`` and
 ``{sop_instance_uid}`` may be used too. Credentials for the source come from the server's environment, as
-for ``medsearch index`` (see ``indexer.dicomweb.source``)."""
+for ``medsearch index`` (see ``medsearch.indexer.dicomweb.source``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from indexer.dicomweb.source import credentials_from_env, parse_source, require_client
+from medsearch.indexer.dicomweb.source import credentials_from_env, parse_source, require_client
 
 VIEWER_FIELDS = ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
 
@@ -30,8 +30,8 @@ class RemoteImages:
 
     def png(self, path: str, size: int) -> bytes:
         """A PNG of the instance at the stored ``path`` (a WADO-RS location), at most ``size`` pixels a side."""
-        from indexer.dicomweb.client import InstanceGone
-        from storage.errors import NotFound
+        from medsearch.errors import NotFound
+        from medsearch.indexer.dicomweb.client import InstanceGone
 
         try:
             data = self._client(path).retrieve(path)
@@ -41,7 +41,7 @@ class RemoteImages:
 
     def _client(self, path: str) -> Any:
         require_client()
-        from indexer.dicomweb.client import DicomWebClient
+        from medsearch.indexer.dicomweb.client import DicomWebClient
 
         url = path.split("/studies/", 1)[0]
         with self._lock:

@@ -8,7 +8,7 @@ import sys
 
 
 def test_help_imports_no_heavy_library() -> None:
-    code = ("import sys, search.cli; heavy = [m for m in ('torch', 'transformers', 'faiss', 'fastapi', 'pydicom') "
+    code = ("import sys, medsearch.cli; heavy = [m for m in ('torch', 'transformers', 'faiss', 'fastapi', 'pydicom') "
             "if m in sys.modules]; print(','.join(heavy))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

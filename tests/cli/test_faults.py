@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from medsearch.storage.store import Store
 
-from storage.store import Store
 from tests.conftest import write_png
 
 Cli = Callable[..., Any]

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def medsearch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "search.cli", *args], capture_output=True, text=True, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "medsearch.cli", *args], capture_output=True, text=True, cwd=ROOT,
                           timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
 
 
@@ -40,9 +40,8 @@ def test_short_help_and_version() -> None:
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    from medsearch.cli import app
     from typer.testing import CliRunner
-
-    from search.cli import app
 
     root = tmp_path_factory.mktemp("wording")
     for seed in range(3):

@@ -15,14 +15,14 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 def run_without(modules: list[str], *args: str) -> subprocess.CompletedProcess[str]:
     """``medsearch ARGS`` in a fresh interpreter where importing each of ``modules`` fails."""
     code = (f"import sys\nfor name in {modules!r}: sys.modules[name] = None\n"
-            "from search.cli import app\napp(sys.argv[1:], prog_name='medsearch')")
+            "from medsearch.cli import app\napp(sys.argv[1:], prog_name='medsearch')")
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT,
                           timeout=300)
 
 
 @pytest.fixture(scope="module")
 def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     store = tmp_path_factory.mktemp("extras") / "store"
     Medsearch.open(store, create=True, writable=True).close()

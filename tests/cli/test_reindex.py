@@ -10,10 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from search.query.results import stored_vector
-from storage import snapshot, vectors
-from storage.store import Store
+from medsearch.query.results import stored_vector
+from medsearch.storage import snapshot, vectors
+from medsearch.storage.store import Store
 
 Cli = Callable[..., Any]
 

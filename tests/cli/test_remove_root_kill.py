@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from medsearch.storage import vectors
+from medsearch.storage.check import check_store
+from medsearch.storage.roots import REMOVE_BATCH
+from medsearch.storage.store import DB_FILE, Store
+from medsearch.storage.writes import Batch, NewImage, write_batch
 
-from storage import vectors
-from storage.check import check_store
-from storage.roots import REMOVE_BATCH
-from storage.store import DB_FILE, Store
-from storage.writes import Batch, NewImage, write_batch
 from tests.conftest import write_png
 
 REPO = Path(__file__).parents[2]
@@ -72,7 +72,7 @@ def test_a_killed_remove_root_leaves_a_whole_store_and_a_rerun_finishes(cli: Any
     db, total = store / DB_FILE, BULK + 3
     assert _count_under(db, gone) == total
 
-    remover = subprocess.Popen([sys.executable, "-m", "search.cli", "remove-root", str(gone), "--store", str(store)],
+    remover = subprocess.Popen([sys.executable, "-m", "medsearch.cli", "remove-root", str(gone), "--store", str(store)],
                                cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300

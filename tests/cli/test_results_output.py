@@ -16,9 +16,8 @@ from tests.conftest import write_png
 @pytest.fixture(scope="module")
 def fielded_store(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> dict[str, Any]:
     """Six PNGs indexed with the tiny model, a sidecar with text (site), integer (age) and float (weight)."""
+    from medsearch.cli import app
     from typer.testing import CliRunner
-
-    from search.cli import app
 
     root = tmp_path_factory.mktemp("fielded")
     for seed in range(6):

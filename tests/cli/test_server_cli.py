@@ -16,9 +16,9 @@ TOKEN = "s3cret-token"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[dict[str, Any]]:
-    from indexer.model_loading import load_embedder
-    from search.server.app import create_app
-    from search.server.deps import ServerSettings
+    from medsearch.indexer.model_loading import load_embedder
+    from medsearch.server.app import create_app
+    from medsearch.server.deps import ServerSettings
 
     embedder = load_embedder(str(tiny_model), device="cpu")  # the model the store records: the CLI loads it too
     base = tmp_path_factory.mktemp("server-cli")
@@ -38,7 +38,7 @@ def _same(local: list[dict[str, Any]], remote: list[dict[str, Any]]) -> None:
     assert [r["id"] for r in remote] == [r["id"] for r in local] and remote
     assert [r["rank"] for r in remote] == [r["rank"] for r in local]
     for mine, theirs in zip(local, remote, strict=True):
-        # an indexed file's stored vector is 12-bit (storage.vector_codec); an upload is embedded afresh
+        # an indexed file's stored vector is 12-bit (medsearch.storage.vector_codec); an upload is embedded afresh
         assert theirs["score"] == pytest.approx(mine["score"], abs=5e-4)
         assert (theirs["path"], theirs["metadata"], theirs["fields"]) == (mine["path"], mine["metadata"],
                                                                           mine["fields"])

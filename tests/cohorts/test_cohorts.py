@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from medsearch.cohorts.criteria import parse_criterion
+from medsearch.errors import InvalidQuery
 
-from search.cohorts.criteria import parse_criterion
-from storage.errors import InvalidQuery
 from tests.tiny_siglip import make_caption_images
 
 
@@ -21,9 +21,8 @@ from tests.tiny_siglip import make_caption_images
 def labelled_store(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A store of 6 images per class, with a sidecar: ``site`` (north/south) and a fake ``patient``
     (two images of a site per patient). Built once; tests work on copies."""
+    from medsearch.cli import app
     from typer.testing import CliRunner
-
-    from search.cli import app
 
     root = tmp_path_factory.mktemp("cohort-images")
     images = make_caption_images(root / "images", per_class=6, seed=4321)
@@ -163,7 +162,7 @@ def test_cli_errors_exit_2(cli: Callable[..., Any], labelled: dict[str, Any]) ->
 
 def test_python_door_gives_the_cli_answers(cli: Callable[..., Any], labelled: dict[str, Any], tmp_path: Path) -> None:
     """``ms.cohorts`` is the door the CLI uses: the same members, list, diff, export, and the same refusal."""
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     store = labelled["store"]
     by_cli = cli("cohort", "create", "cli", "--include", "text:a red circle top 5", "--store", store, "--json")

@@ -21,6 +21,6 @@ def explain_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def explain_embedder(explain_model: Path) -> Any:
-    from indexer.model_loading import load_embedder
+    from medsearch.indexer.model_loading import load_embedder
 
     return load_embedder(str(explain_model), device="cpu")

@@ -106,7 +106,7 @@ class Score:
 
 def play(embedder: object, cases: list[Case], method: str) -> Score:
     """Explain every case's image for its caption with ``method`` and score the maps."""
-    from search.explain.service import explain_frame
+    from medsearch.explain.service import explain_frame
 
     texts = embedder.embed_texts  # type: ignore[attr-defined]
     hits, masses, areas = [], [], []

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from medsearch.explain.explain import explain_pixels
 from PIL import Image
 
-from search.explain.explain import explain_pixels
 from tests.api_fixtures import index_store, running_server
 from tests.explain.pointing import draw
 
@@ -34,8 +34,8 @@ def store(tmp_path_factory: pytest.TempPathFactory, explain_embedder: Any) -> Pa
 
 @pytest.fixture(scope="module")
 def base(store: Path, explain_embedder: Any) -> Iterator[str]:
-    from search.server.app import create_app
-    from search.server.deps import ServerSettings
+    from medsearch.server.app import create_app
+    from medsearch.server.deps import ServerSettings
 
     with running_server(create_app(store, embedder=explain_embedder,
                                    settings=ServerSettings(api_token=TOKEN))) as url:
@@ -86,8 +86,8 @@ def test_composed_queries_map_the_composed_vector(cli: Callable[..., Any], store
 
 
 def _stored(store: Path, image_id: int) -> np.ndarray:
-    from search.query.results import stored_vector
-    from storage.store import Store
+    from medsearch.query.results import stored_vector
+    from medsearch.storage.store import Store
 
     with Store.open(store) as opened:
         return stored_vector(opened, image_id)

@@ -8,11 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-
-from search.explain.explain import explain_pixels
-from search.explain.head import patch_tokens, pool, vision_tower
-from search.explain.methods import legrad_map, maskclip_map, value_maps
-from storage.errors import InvalidQuery
+from medsearch.errors import InvalidQuery
+from medsearch.explain.explain import explain_pixels
+from medsearch.explain.head import patch_tokens, pool, vision_tower
+from medsearch.explain.methods import legrad_map, maskclip_map, value_maps
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +64,7 @@ def test_score_is_the_stored_cosine_and_geometry_follows_the_padding(tiny_embedd
 
 
 def test_unknown_method_and_int8_legrad_are_refused(tiny_model: Any) -> None:
-    from indexer.model_loading import load_embedder
+    from medsearch.indexer.model_loading import load_embedder
 
     int8 = load_embedder(str(tiny_model), device="cpu", precision="int8")
     frame = np.zeros((32, 32), dtype=np.float32)

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from medsearch.explain import DEFAULT_METHOD, METHODS
+from medsearch.explain.service import explain_frame
 
-from search.explain import DEFAULT_METHOD, METHODS
-from search.explain.service import explain_frame
 from tests.explain.pointing import draw, play, pointing_set
 
 

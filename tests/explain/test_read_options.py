@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from medsearch.api import Medsearch
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.readers import read_file
 from pydicom.data import get_testdata_file
-
-from indexer.frames import ReadOptions
-from indexer.readers import read_file
-from search.api import Medsearch
 
 
 def test_a_lung_window_image_explains_on_lung_pixels(cli: Callable[..., Any], tiny_model: Path,

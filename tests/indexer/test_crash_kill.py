@@ -17,9 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from storage import snapshot, vectors
-from storage.check import check_store
-from storage.store import Store
+from medsearch.storage import snapshot, vectors
+from medsearch.storage.check import check_store
+from medsearch.storage.store import Store
+
 from tests.conftest import write_png
 
 KILLS_PER_STORE = 11
@@ -30,7 +31,7 @@ MIN_LEFT = 10  # files left to index before each kill, so that no run can finish
 # transformers and medsearch, so that a run starts in a fraction of a second instead of ~8 s.
 FORK_SERVER = r"""
 import json, os, signal, sys
-import faiss, torch, PIL.Image, search.cli, search.api, indexer.model_loading
+import faiss, torch, PIL.Image, medsearch.cli, medsearch.api, medsearch.indexer.model_loading
 from transformers import AutoModel, AutoProcessor, SiglipModel, SiglipProcessor
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)
 for line in sys.stdin:
@@ -42,7 +43,7 @@ for line in sys.stdin:
         os.dup2(out, 1); os.dup2(out, 2)
         os.environ.update(job["env"])
         try:
-            search.cli.app(job["args"], standalone_mode=False)
+            medsearch.cli.app(job["args"], standalone_mode=False)
             code = 0
         except SystemExit as exit:
             code = exit.code or 0

@@ -16,6 +16,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from medsearch.errors import InvalidQuery, UnreadableFile
+from medsearch.indexer.dicom import DicomReader
+from medsearch.indexer.dicom_codestream import codestream_size
+from medsearch.indexer.dicom_meta import STRING_COLUMNS, parse_age, parse_date, patient_key
+from medsearch.indexer.frames import Frame, ReadOptions
+from medsearch.indexer.isolation import DecodeGuard
+from medsearch.indexer.readers import read_file
+from medsearch.indexer.workers import CRASHED, Limits
+from medsearch.storage.models import METADATA_COLUMNS, Image
 from pydicom import dcmread
 from pydicom.data import get_testdata_files
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -33,15 +42,6 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from indexer.dicom import DicomReader
-from indexer.dicom_codestream import codestream_size
-from indexer.dicom_meta import STRING_COLUMNS, parse_age, parse_date, patient_key
-from indexer.frames import Frame, ReadOptions
-from indexer.isolation import DecodeGuard
-from indexer.readers import read_file
-from indexer.workers import CRASHED, Limits
-from storage.errors import InvalidQuery, UnreadableFile
-from storage.models import METADATA_COLUMNS, Image
 from tests.indexer.worker_read import TEST_LIMITS, read_in_worker
 
 READER = DicomReader()
@@ -666,7 +666,7 @@ def test_a_worker_read_returns_the_same_frames() -> None:
 
 
 def test_a_worker_read_reports_reasons_crashes_timeouts_and_memory(tmp_path: Path) -> None:
-    """Through the decoding workers an index run uses (``indexer.workers``)."""
+    """Through the decoding workers an index run uses (``medsearch.indexer.workers``)."""
     reason = _worker_reason(rle_panic_file(tmp_path))
     assert reason.startswith("cannot decode pixel data: PanicException")
     assert _worker_reason(tmp_path, abort_reader) == CRASHED

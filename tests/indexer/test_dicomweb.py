@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from medsearch.errors import InvalidQuery
+from medsearch.indexer.dicomweb.client import ClientSettings, DicomWebClient
+from medsearch.indexer.dicomweb.multipart import boundary_of, split_parts, transfer_syntax_of
+from medsearch.indexer.dicomweb.query import date_range, each_search, make_filters, since
+from medsearch.indexer.dicomweb.source import Credentials, SourceError, credentials_from_env, parse_source
 
-from indexer.dicomweb.client import ClientSettings, DicomWebClient
-from indexer.dicomweb.multipart import boundary_of, split_parts, transfer_syntax_of
-from indexer.dicomweb.query import date_range, each_search, make_filters, since
-from indexer.dicomweb.source import Credentials, SourceError, credentials_from_env, parse_source
-from storage.errors import InvalidQuery
 from tests.conftest import pydicom_file
 
 Cli = Callable[..., Any]
@@ -171,7 +171,7 @@ def test_paging_follows_servers_that_cap_pages(server: Any) -> None:
         return 200, "application/dicom+json", json.dumps(items).encode()
 
     capped = server([page(["a", "b"]), page(["c"]), page([])])
-    from indexer.dicomweb.sync import list_instances
+    from medsearch.indexer.dicomweb.sync import list_instances
 
     with DicomWebClient(parse_source(capped.url), Credentials(), ClientSettings(page_size=5)) as client:
         found = list_instances(client, {})
@@ -180,7 +180,7 @@ def test_paging_follows_servers_that_cap_pages(server: Any) -> None:
 
 
 def test_viewer_url_template() -> None:
-    from search.server.wado import viewer_url
+    from medsearch.server.wado import viewer_url
 
     metadata = {"study_instance_uid": "1.2.3", "series_instance_uid": None, "sop_instance_uid": "1.2.3.4"}
     assert viewer_url(metadata, "https://v.example/?StudyInstanceUIDs={study_instance_uid}") == \

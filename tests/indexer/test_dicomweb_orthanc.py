@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from medsearch.api import Medsearch
+from medsearch.indexer.dicomweb.client import ClientSettings
+from medsearch.indexer.dicomweb.run import SourceSettings
+from medsearch.indexer.dicomweb.source import SourceError
+from medsearch.indexer.pipeline import IndexSettings
+from medsearch.storage import vector_codec
 
-from indexer.dicomweb.client import ClientSettings
-from indexer.dicomweb.run import SourceSettings
-from indexer.dicomweb.source import SourceError
-from indexer.pipeline import IndexSettings
-from search.api import Medsearch
-from storage import vector_codec
 from tests.conftest import pydicom_file
 from tests.indexer.orthanc import Orthanc, orthanc_installed
 
@@ -229,10 +229,9 @@ def test_server_killed_mid_sync_then_resume(orthanc: Orthanc, tiny_embedder: Any
 def test_thumbnails_through_wado_and_viewer_link(orthanc: Orthanc, tiny_embedder: Any, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from fastapi.testclient import TestClient
+    from medsearch.server.app import create_app
+    from medsearch.server.deps import ServerSettings
     from PIL import Image
-
-    from search.server.app import create_app
-    from search.server.deps import ServerSettings
 
     _upload(orthanc, ("CT_small.dcm", "rtplan.dcm"))
     store = tmp_path / "store"

@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from medsearch.indexer.preprocess import Preprocessor
 from PIL import Image
-
-from indexer.preprocess import Preprocessor
 
 TEXTS = ["left pleural effusion", "a red circle", "pneumothorax with chest tube"]
 
@@ -108,8 +107,8 @@ def test_the_pipeline_picks_the_batch_size_from_the_device(tiny_embedder: Any, t
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """16 images per model call on a CPU unless told otherwise (64 on a GPU), the first call only as many as
     there are decoding workers; every image is embedded once."""
-    from indexer.pipeline import IndexSettings, default_batch_size, index_paths
-    from storage.store import Store
+    from medsearch.indexer.pipeline import IndexSettings, default_batch_size, index_paths
+    from medsearch.storage.store import Store
 
     assert default_batch_size(tiny_embedder) == 16
     assert default_batch_size(SimpleNamespace(device="cuda:0")) == 64  # type: ignore[arg-type]

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.pixels import pad_to_square
+from medsearch.indexer.preprocess import Preprocessor
+from medsearch.indexer.readers import read_file
 from pydicom import dcmread
 from pydicom.data import get_testdata_files
 
-from indexer.frames import ReadOptions
-from indexer.pixels import pad_to_square
-from indexer.preprocess import Preprocessor
-from indexer.readers import read_file
 from tests.indexer import google_steps as google
 
 # Their window spans center +- width // 2, DICOM's LINEAR center - 0.5 +- (width - 1) / 2: at most

@@ -8,14 +8,13 @@ import zlib
 from pathlib import Path
 
 import pytest
+from medsearch.errors import UnreadableFile
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.readers import read_file
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate
 from pydicom.uid import UID, JPEGLossless
-
-from indexer.frames import ReadOptions
-from indexer.readers import read_file
-from storage.errors import UnreadableFile
 
 DEFLATED_FRAMES = "1.2.840.10008.1.2.8.1"
 

@@ -29,16 +29,16 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from medsearch.errors import UnreadableFile
+from medsearch.indexer.frames import Frame, ReadOptions
+from medsearch.indexer.readers import read_file
+from medsearch.indexer.workers import CRASHED, Limits
 from pydicom import dcmread
 from pydicom.data import get_testdata_files
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
-from indexer.frames import Frame, ReadOptions
-from indexer.readers import read_file
-from indexer.workers import CRASHED, Limits
-from storage.errors import UnreadableFile
 from tests.indexer.worker_read import read_in_worker
 
 CORPUS = Path(__file__).parents[1] / "data" / "fuzz" / "dicom"

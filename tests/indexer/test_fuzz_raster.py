@@ -1,6 +1,6 @@
 """Mutation fuzzing of the raster reader: PNG, JPEG, TIFF (8 and 16 bit) and BMP files with flipped bits,
 truncations, overwritten bytes and edited headers (absurd widths and heights, CRCs fixed so that Pillow
-reads on) go through ``indexer.readers.read_file``. Each case must end in ``UnreadableFile`` or in
+reads on) go through ``medsearch.indexer.readers.read_file``. Each case must end in ``UnreadableFile`` or in
 finite float32 pixels in [0, 1], within a time bound; a header claiming 100000 x 100000 pixels must be
 refused before the pixels are allocated. Cases that once broke these rules are kept in
 ``tests/data/fuzz/raster/`` and replayed."""
@@ -22,11 +22,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from medsearch.errors import UnreadableFile
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.readers import read_file
 from PIL import Image
-
-from indexer.frames import ReadOptions
-from indexer.readers import read_file
-from storage.errors import UnreadableFile
 
 CORPUS = Path(__file__).parents[1] / "data" / "fuzz" / "raster"
 SECONDS_PER_CASE = 15  # a hang detector: an 826-byte JPEG claiming 7967 x 7967 took 6 s on a loaded machine
@@ -204,9 +203,9 @@ def test_kept_cases_replay(path: Path) -> None:
 MEASURE = r"""
 import json, resource, sys
 from pathlib import Path
-from indexer.frames import ReadOptions
-from indexer.readers import read_file
-from storage.errors import UnreadableFile
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.readers import read_file
+from medsearch.errors import UnreadableFile
 import PIL.Image, PIL.PngImagePlugin, PIL.JpegImagePlugin, PIL.TiffImagePlugin, PIL.BmpImagePlugin
 out = {}
 for name in sys.argv[1:]:

@@ -49,7 +49,7 @@ def test_an_unreadable_subfolder_is_recorded(tmp_path: Path) -> None:
     write_png(base / "a.png", 1)
     write_png(base / "locked" / "b.png", 2)
     os.chmod(base / "locked", 0o000)
-    script = ("import json, sys; from pathlib import Path; from indexer.discover import discover; "
+    script = ("import json, sys; from pathlib import Path; from medsearch.indexer.discover import discover; "
               "print(json.dumps([[e.path, e.problem] for e in discover([Path(sys.argv[1])])]))")
     no_override = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
                    "--inh-caps=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []

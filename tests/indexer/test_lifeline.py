@@ -1,5 +1,5 @@
 """A SIGKILLed ``index`` run leaves no process behind: its forkserver, decoding workers and resource
-tracker all end once it is gone (``indexer.lifeline``)."""
+tracker all end once it is gone (``medsearch.indexer.lifeline``)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def test_sigkilled_index_leaves_no_process_behind(tmp_path: Path, tiny_model: Pa
     for seed in range(300):
         write_png(folder / f"img{seed:03d}.png", seed, size=(200, 160))
     run = subprocess.Popen(
-        [sys.executable, "-m", "search.cli", "index", str(folder), "--store", str(store), "--model",
+        [sys.executable, "-m", "medsearch.cli", "index", str(folder), "--store", str(store), "--model",
          str(tiny_model), "--workers", "2", "--batch-size", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"},
         cwd=Path(__file__).resolve().parents[2])

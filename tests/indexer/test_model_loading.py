@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from indexer.model_loading import load_embedder
-from storage.errors import ModelUnavailable
+from medsearch.errors import ModelUnavailable
+from medsearch.indexer.model_loading import load_embedder
 
 
 def test_a_saved_folder_loads_through_automodel(tiny_model: Path) -> None:
@@ -46,7 +45,7 @@ def test_cli_fails_in_one_sentence_without_a_traceback(tmp_path: Path) -> None:
     Image.new("RGB", (8, 8)).save(tmp_path / "images" / "a.png")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     env.pop("MEDSEARCH_MODEL", None)
-    done = subprocess.run([sys.executable, "-m", "search.cli", "index", str(tmp_path / "images"), "--store",
+    done = subprocess.run([sys.executable, "-m", "medsearch.cli", "index", str(tmp_path / "images"), "--store",
                            str(tmp_path / "store")], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 3
     assert "Traceback" not in done.stderr

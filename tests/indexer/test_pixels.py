@@ -7,18 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from pydicom.dataset import Dataset
-from pydicom.pixels import apply_modality_lut, apply_windowing
-
-from indexer import pixels as px
-from indexer.windows import (
+from medsearch.errors import InvalidQuery
+from medsearch.indexer import pixels as px
+from medsearch.indexer.windows import (
     CT_DEFAULT_WINDOW,
     WINDOW_PRESETS,
     choose_voi,
     frame_sources,
     parse_window,
 )
-from storage.errors import InvalidQuery
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_modality_lut, apply_windowing
 
 HU = arrays(np.int16, st.integers(1, 64), elements=st.integers(-2048, 3071))
 

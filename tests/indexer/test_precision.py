@@ -7,13 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import medsearch.indexer.precision as precision_module
 import numpy as np
 import pytest
-
-import indexer.precision as precision_module
-from indexer.model_loading import load_embedder
-from indexer.precision import cpu_has_bf16, resolve_precision
-from storage.errors import ModelUnavailable
+from medsearch.errors import ModelUnavailable
+from medsearch.indexer.model_loading import load_embedder
+from medsearch.indexer.precision import cpu_has_bf16, resolve_precision
 
 TEXTS = ["left pleural effusion", "a red circle", "normal chest radiograph", "fracture of the wrist"]
 

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from medsearch.errors import UnreadableFile
+from medsearch.indexer.frames import Frame, ReadOptions
+from medsearch.indexer.readers import read_file
+from medsearch.storage.models import METADATA_COLUMNS
 from pydicom.data import get_testdata_files
-
-from indexer.frames import Frame, ReadOptions
-from indexer.readers import read_file
-from storage.errors import UnreadableFile
-from storage.models import METADATA_COLUMNS
 
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 

@@ -9,9 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from indexer.model_loading import load_embedder
-from storage.errors import ModelUnavailable
+from medsearch.errors import ModelUnavailable
+from medsearch.indexer.model_loading import load_embedder
 
 TEXTS = ["left pleural effusion", "a red circle", "normal chest radiograph", "fracture of the wrist"]
 

@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from medsearch.errors import UnreadableFile
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.raster import RasterReader
+from medsearch.indexer.readers import read_file
 from PIL import Image
-
-from indexer.frames import ReadOptions
-from indexer.raster import RasterReader
-from indexer.readers import read_file
-from storage.errors import UnreadableFile
 
 READER = RasterReader()
 SIXTEEN = np.array([[0, 1000, 65535]], dtype=np.uint16)
@@ -150,10 +149,9 @@ def test_corrupt_and_truncated_images(tmp_path: Path) -> None:
 def test_large_jpegs_decode_at_a_reduced_scale(tmp_path: Path) -> None:
     """With a draft size, a big JPEG is decoded by DCT scaling to no less than that size; the metadata
     keeps the stored size, and the pixels agree with a full decode shrunk to the same size."""
+    from medsearch.indexer.frames import ReadOptions
+    from medsearch.indexer.raster import RasterReader
     from PIL import Image
-
-    from indexer.frames import ReadOptions
-    from indexer.raster import RasterReader
 
     rng = np.random.default_rng(3)
     base = rng.integers(0, 255, (64, 48), dtype=np.uint8)

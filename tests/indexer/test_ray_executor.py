@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from medsearch.api import Medsearch
+from medsearch.indexer.distributed.executor import RaySettings
+from medsearch.indexer.load import load_file
+from medsearch.indexer.pipeline import IndexSettings
+from medsearch.storage import queries
 
-from indexer.distributed.executor import RaySettings
-from indexer.load import load_file
-from indexer.pipeline import IndexSettings
-from search.api import Medsearch
-from storage import queries
 from tests.conftest import write_png
 
 pytestmark = pytest.mark.skipif(os.environ.get("MEDSEARCH_IN_NETNS") != "1",
@@ -156,11 +156,11 @@ def crash_on_bomb(task: Any, options: Any, preprocessor: Any) -> Any:
 def test_a_decoder_crash_costs_one_file(tmp_path: Path, tiny_model: Path) -> None:
     from dataclasses import replace
 
-    from indexer.discover import discover
-    from indexer.distributed.executor import RayExecutor
-    from indexer.pipeline import IndexReport, plan_work
-    from indexer.plan import Plan
-    from indexer.workers import CRASHED
+    from medsearch.indexer.discover import discover
+    from medsearch.indexer.distributed.executor import RayExecutor
+    from medsearch.indexer.pipeline import IndexReport, plan_work
+    from medsearch.indexer.plan import Plan
+    from medsearch.indexer.workers import CRASHED
 
     folder = tmp_path / "crashing"
     for seed in range(4):

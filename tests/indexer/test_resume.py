@@ -28,7 +28,7 @@ def test_killed_run_resumes(tmp_path: Path, tiny_model: Path) -> None:
     for seed in range(150):
         write_png(folder / f"img{seed:03d}.png", seed, size=(64, 64))
     store = tmp_path / "store"
-    command = [sys.executable, "-m", "search.cli", "index", str(folder), "--store", str(store), "--model",
+    command = [sys.executable, "-m", "medsearch.cli", "index", str(folder), "--store", str(store), "--model",
                str(tiny_model), "--batch-size", "1", "--workers", "0", "--json"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -47,6 +47,6 @@ def test_killed_run_resumes(tmp_path: Path, tiny_model: Path) -> None:
     report = json.loads(done.stdout)
     assert report["added"] == 150 - committed
     assert report["unchanged"] == committed
-    info = json.loads(subprocess.run([sys.executable, "-m", "search.cli", "info", "--store", str(store), "--json"],
+    info = json.loads(subprocess.run([sys.executable, "-m", "medsearch.cli", "info", "--store", str(store), "--json"],
                                      env=env, capture_output=True, text=True, timeout=120).stdout)
     assert info["images"] == 150 and info["snapshot_generation"] == info["generation"]

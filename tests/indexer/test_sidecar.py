@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from medsearch.indexer.sidecar import infer_kind
 
-from indexer.sidecar import infer_kind
 from tests.conftest import write_png
 
 

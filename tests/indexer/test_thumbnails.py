@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import numpy as np
+from medsearch.indexer.thumbnail import THUMBNAIL_SIZE
 from PIL import Image
 
-from indexer.thumbnail import THUMBNAIL_SIZE
 from tests.api_fixtures import index_store, make_images, running_server
 from tests.conftest import write_png
 
@@ -31,8 +31,8 @@ def ids(store: Path) -> dict[str, int]:
 
 
 def test_thumbnails_are_made_at_index_time_served_remade_and_removed(tmp_path: Path, tiny_embedder: Any) -> None:
-    from search.server.app import create_app
-    from search.server.deps import ServerSettings
+    from medsearch.server.app import create_app
+    from medsearch.server.deps import ServerSettings
 
     folder, store = make_images(tmp_path / "images", range(3)), tmp_path / "store"
     write_png(folder / "wide.png", 9, size=(600, 150))

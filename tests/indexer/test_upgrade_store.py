@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from medsearch.indexer.preprocess import PREPROCESSING_VERSION
+from medsearch.storage import vector_codec
 from pydicom.data import get_testdata_files
 
-from indexer.preprocess import PREPROCESSING_VERSION
-from storage import vector_codec
 from tests.conftest import write_png
 
 Cli = Callable[..., Any]
@@ -76,7 +76,7 @@ def test_an_old_store_upgrades_in_place_through_a_kill(cli: Cli, tmp_path: Path,
     content = held.read_bytes()
     held.unlink()
     os.mkfifo(held)
-    args = [sys.executable, "-m", "search.cli", "upgrade", *map(str, base), "--batch-size", "1"]
+    args = [sys.executable, "-m", "medsearch.cli", "upgrade", *map(str, base), "--batch-size", "1"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     run = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.model_loading import load_embedder
+from medsearch.indexer.preview import denormalise, model_input, preview_png
+from medsearch.storage import vector_codec
+from medsearch.storage.store import Store
 from PIL import Image
 from pydicom.data import get_testdata_files
 
-from indexer.frames import ReadOptions
-from indexer.model_loading import load_embedder
-from indexer.preview import denormalise, model_input, preview_png
-from storage import vector_codec
-from storage.store import Store
 from tests.conftest import write_png
 
 Cli = Callable[..., Any]
@@ -46,9 +46,8 @@ def _items(cli: Cli, store: Path) -> dict[str, dict[str, Any]]:
 
 
 def _vectors(store: Path) -> dict[str, np.ndarray]:
+    from medsearch.storage.models import Image as Row
     from sqlalchemy import select
-
-    from storage.models import Image as Row
 
     with Store.open(store) as opened, opened.read_session() as session:
         rows = session.execute(select(Row.path, Row.embedding)).all()

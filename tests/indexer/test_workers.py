@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 
-from indexer.workers import CRASHED, Limits, ordered_map
+from medsearch.indexer.workers import CRASHED, Limits, ordered_map
 
 
 def _work(item: str) -> str:

@@ -1,4 +1,4 @@
-"""Reading one file the way an index run does: in a decoding worker of ``indexer.workers.ordered_map``,
+"""Reading one file the way an index run does: in a decoding worker of ``medsearch.indexer.workers.ordered_map``,
 so that a crash, a hang or a runaway allocation costs one test, not the run, and is reported with the
 reason an index run would record."""
 
@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from indexer.frames import Frame, ReadOptions
-from indexer.readers import read_file
-from indexer.workers import Limits, ordered_map
-from storage.errors import UnreadableFile
+from medsearch.errors import UnreadableFile
+from medsearch.indexer.frames import Frame, ReadOptions
+from medsearch.indexer.readers import read_file
+from medsearch.indexer.workers import Limits, ordered_map
 
 TEST_LIMITS = Limits(seconds=30.0, memory_bytes=2 << 30)
 """Index runs allow 300 s and 8 GiB per file; tests allow less of both."""

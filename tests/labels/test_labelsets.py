@@ -7,9 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-
-from search.labels.labelsets import Label, LabelSet, builtin_label_sets, load_label_set, parse_label_list
-from storage.errors import InvalidQuery
+from medsearch.errors import InvalidQuery
+from medsearch.labels.labelsets import Label, LabelSet, builtin_label_sets, load_label_set, parse_label_list
 
 CXR = ["normal", "pneumonia", "cardiomegaly", "pneumothorax", "pleural_effusion", "atelectasis", "edema",
        "consolidation"]  # fmt: skip
@@ -150,8 +149,7 @@ def test_digest_is_stable_and_moves_with_the_content(tmp_path: Path) -> None:
 
 def test_summary_flags_nothing_found_and_names_the_uncertain_label() -> None:
     import numpy as np
-
-    from search.labels.zeroshot import summarize
+    from medsearch.labels.zeroshot import summarize
 
     labels = load_label_set("cxr-findings")
     nothing = summarize(labels, np.zeros(len(CXR)), 1, "/x.png")  # ~0 on every label, normal included

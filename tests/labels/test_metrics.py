@@ -7,10 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.metrics import average_precision_score, roc_auc_score
-from sklearn.metrics import roc_curve as sklearn_roc_curve
-
-from search.labels.metrics import (
+from medsearch.labels.metrics import (
     average_precision,
     mean_average_precision,
     precision_at_k,
@@ -19,6 +16,8 @@ from search.labels.metrics import (
     roc_auc,
     roc_curve,
 )
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import roc_curve as sklearn_roc_curve
 
 FAST = settings(max_examples=200, deadline=None)
 

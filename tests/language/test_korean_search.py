@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from medsearch.api import Medsearch
+from medsearch.language import Translator
+from medsearch.language.glossary import load_glossary
 
-from search.api import Medsearch
-from search.language import Translator
-from search.language.glossary import load_glossary
 from tests.tiny_siglip import make_caption_images
 
 CAPTIONS = {  # Korean -> the class caption it must find as
@@ -45,9 +45,8 @@ Cli = Callable[..., Any]
 @pytest.fixture(scope="module")
 def shapes(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A store of 6 drawn images per class and the test glossary file, built once."""
+    from medsearch.cli import app
     from typer.testing import CliRunner
-
-    from search.cli import app
 
     root = tmp_path_factory.mktemp("korean-shapes")
     images = make_caption_images(root / "images", per_class=6, seed=97)
@@ -131,9 +130,8 @@ def test_cohort_criteria_in_korean(cli: Cli, store: Path, shapes: dict[str, Any]
 @pytest.fixture
 def client(store: Path, shapes: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from fastapi.testclient import TestClient
-
-    from search.server.app import create_app
-    from search.server.deps import ServerSettings
+    from medsearch.server.app import create_app
+    from medsearch.server.deps import ServerSettings
 
     monkeypatch.setenv("MEDSEARCH_GLOSSARY", str(shapes["glossary"]))
     with TestClient(create_app(store, settings=ServerSettings())) as test_client:

@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from search.labels.labelsets import builtin_label_sets, load_label_set
-from search.language import Translator
-from search.language.glossary import builtin_glossary, load_glossary, parse_glossary
-from storage.errors import InvalidQuery
+from medsearch.errors import InvalidQuery
+from medsearch.labels.labelsets import builtin_label_sets, load_label_set
+from medsearch.language import Translator
+from medsearch.language.glossary import builtin_glossary, load_glossary, parse_glossary
 
 GUIDE_PROMPTS = {
     "정상 흉부 X-ray": "normal chest x-ray",
@@ -129,7 +128,7 @@ def test_korean_display_names_of_built_in_sets_translate_to_their_label(translat
 
 
 def test_searched_as_reads_the_text_part_of_a_query(tmp_path: Path) -> None:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     with Medsearch.open(tmp_path / "store", create=True, translator=Translator(builtin_glossary())) as ms:
         assert ms.searched_as("기흉@0.5").as_dict() == {"searched_as": "pneumothorax", "not_understood": []}

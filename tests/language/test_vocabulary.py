@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from medsearch.language import Translator
+from medsearch.language.glossary import builtin_glossary
+from medsearch.language.vocabulary import foreign_script, out_of_vocabulary, unknown_share
 
-from search.language import Translator
-from search.language.glossary import builtin_glossary
-from search.language.vocabulary import foreign_script, out_of_vocabulary, unknown_share
 from tests.language.test_translate import GUIDE_PROMPTS
 
 TOKENIZER = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "siglip-tokenizer"

@@ -15,9 +15,8 @@ from tests.tiny_siglip import CLASS_NAMES, make_caption_images
 
 def run_cli(*args: Any) -> None:
     """Run the real CLI in-process; fail with its output unless it exits 0."""
+    from medsearch.cli import app
     from typer.testing import CliRunner
-
-    from search.cli import app
 
     result = CliRunner().invoke(app, [str(a) for a in args])
     assert result.exit_code == 0, result.output
@@ -61,10 +60,9 @@ def ids_by_file(cli: Callable[..., Any]) -> Callable[[Path], dict[str, int]]:
     """{file name: image id} of a store, read through the real store."""
 
     def read(store: Path) -> dict[str, int]:
+        from medsearch.storage.models import Image
+        from medsearch.storage.store import Store
         from sqlalchemy import select
-
-        from storage.models import Image
-        from storage.store import Store
 
         with Store.open(store) as opened, opened.read_session() as session:
             return {Path(p).name: i for i, p in session.execute(select(Image.id, Image.path))}

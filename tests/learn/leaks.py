@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from medsearch.learn.split import assign_splits
 from PIL import Image
 
-from search.learn.split import assign_splits
 from tests.learn.conftest import run_cli, write_sidecar
 from tests.tiny_siglip import make_caption_images
 

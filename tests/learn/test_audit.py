@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from medsearch.learn.copies import crop, reencode, window_shift, youden_threshold
+from medsearch.learn.pixels import grey, similarity
 
-from search.learn.copies import crop, reencode, window_shift, youden_threshold
-from search.learn.pixels import grey, similarity
 from tests.learn import leaks
 
 PLANTED = 12
@@ -83,8 +83,8 @@ def test_a_random_split_by_patient_reports_only_look_alikes_fewer_than_cosine_al
     (measured: 0-3 pairs over split seeds 0-4, benchmarks/bench_learn_audit.py) are drawings whose
     pixels are alike too (black dots in one place, stripes of one period), never two classes."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from search.api import Medsearch
-    from search.learn import audit
+    from medsearch.api import Medsearch
+    from medsearch.learn import audit
 
     with Medsearch.open(clean.store) as ms:
         found = audit.audit(ms, "split", patient="patient")

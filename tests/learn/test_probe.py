@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from medsearch.errors import InvalidQuery
+from medsearch.labels import metrics
+from medsearch.learn.crossval import grouped_auc_interval, grouped_folds
 
-from search.labels import metrics
-from search.learn.crossval import grouped_auc_interval, grouped_folds
-from storage.errors import InvalidQuery
 from tests.tiny_siglip import CLASS_NAMES
 
 ROUND = ("red_circle", "black_dot")
@@ -26,9 +26,9 @@ def _pick(shapes: dict[str, Any], ids: dict[str, int], classes: tuple[str, ...],
 
 
 def _field(store: Path, name: str) -> dict[int, float]:
-    from search.api import Medsearch
-    from search.learn.selection import all_ids
-    from storage.queries import group_values
+    from medsearch.api import Medsearch
+    from medsearch.learn.selection import all_ids
+    from medsearch.storage.queries import group_values
 
     with Medsearch.open(store) as ms:
         return {i: float(v) for i, v in group_values(ms.store, all_ids(ms).tolist(), name).items()}
@@ -65,8 +65,8 @@ def test_probe_on_ten_examples_per_class_beats_chance_on_held_out_images(
 
 
 def _zero_shot_auc(store: Path, prompt: str, ids: list[int], truth: np.ndarray) -> float:
-    from search.api import Medsearch
-    from search.learn.selection import vectors_of
+    from medsearch.api import Medsearch
+    from medsearch.learn.selection import vectors_of
 
     with Medsearch.open(store) as ms:
         return metrics.roc_auc(truth, vectors_of(ms, np.array(ids)) @ ms.text_vectors([prompt])[0])

@@ -21,9 +21,9 @@ def test_everything_refuses_another_model(cli: Callable[..., Any], shapes: dict[
         refused = cli(*args, "--model", tiny_model, "--store", store, "--json", expect=4)
         assert refused["error"]["code"] == "model_mismatch"
 
-    from search.api import Medsearch
-    from storage.learn import save_probe
-    from storage.store import ModelRecord
+    from medsearch.api import Medsearch
+    from medsearch.storage.learn import save_probe
+    from medsearch.storage.store import ModelRecord
 
     with Medsearch.open(store, writable=True) as ms:
         record = ms.store.model_record()
@@ -32,7 +32,7 @@ def test_everything_refuses_another_model(cli: Callable[..., Any], shapes: dict[
         save_probe(ms.store, "carried", other, np.zeros(record.dim, np.float32), 0.0, {})
     refused = cli("probe", "apply", "carried", "--store", store, "--json", expect=4)
     assert "other/model" in refused["error"]["message"] and "Train it again" in refused["error"]["message"]
-    from storage.models import ImageField
+    from medsearch.storage.models import ImageField
 
     with Medsearch.open(store) as ms, ms.store.read_session() as session:
         assert session.query(ImageField).filter(ImageField.name == "carried").count() == 0
@@ -40,8 +40,8 @@ def test_everything_refuses_another_model(cli: Callable[..., Any], shapes: dict[
 
 def _as_if_made_on_another_model(store: Path, name: str) -> None:
     """Give split ``name``'s record another model (as if it came from a store of that model)."""
-    from storage.learn_models import SplitRecord
-    from storage.store import Store
+    from medsearch.storage.learn_models import SplitRecord
+    from medsearch.storage.store import Store
 
     with Store.open(store, writable=True) as opened, opened.write_session() as session:
         found = session.get(SplitRecord, name)
@@ -65,10 +65,10 @@ def test_a_split_of_another_model_is_refused_and_loses_nothing(cli: Callable[...
     text = cli("split", "fold", "--store", store, expect=4)
     assert "other/model" in text.stderr and "Traceback" not in text.stderr + text.stdout
 
-    from search.api import Medsearch
-    from search.learn import split
-    from storage.errors import ModelMismatch
-    from storage.learn import field_counts
+    from medsearch.api import Medsearch
+    from medsearch.errors import ModelMismatch
+    from medsearch.learn import split
+    from medsearch.storage.learn import field_counts
 
     with Medsearch.open(store) as ms:
         with pytest.raises(ModelMismatch, match="Make it again under another name"):
@@ -78,9 +78,9 @@ def test_a_split_of_another_model_is_refused_and_loses_nothing(cli: Callable[...
 
 def test_http_probe_from_a_basket_and_split_counts(cli: Callable[..., Any], shapes: dict[str, Any],
                                                    ids_by_file: Callable[[Path], dict[str, int]]) -> None:
-    from indexer.model_loading import load_embedder
-    from search.server.app import create_app
-    from search.server.deps import ServerSettings
+    from medsearch.indexer.model_loading import load_embedder
+    from medsearch.server.app import create_app
+    from medsearch.server.deps import ServerSettings
 
     store, ids = shapes["store"], ids_by_file(shapes["store"])
     made = cli("split", "split", "--ratios", "70/15/15", "--store", store, "--json")

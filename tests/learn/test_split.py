@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from medsearch.errors import InvalidQuery
+from medsearch.learn.split import assign_splits, parse_ratios
 
-from search.learn.split import assign_splits, parse_ratios
-from storage.errors import InvalidQuery
 from tests.conftest import pydicom_file
 from tests.learn.conftest import run_cli
 
@@ -45,10 +45,9 @@ def dicom_store(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 
 def _field(store: Path, name: str) -> dict[str, str]:
     """{file name: value} of a text field, read through the store."""
+    from medsearch.storage.models import Image, ImageField
+    from medsearch.storage.store import Store
     from sqlalchemy import select
-
-    from storage.models import Image, ImageField
-    from storage.store import Store
 
     with Store.open(store) as opened, opened.read_session() as session:
         rows = session.execute(select(Image.path, ImageField.text).join(ImageField, ImageField.image_id == Image.id)

@@ -11,9 +11,10 @@ import pytest
 @pytest.fixture(scope="session")
 def volumes(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """22 series of 12 slices (3 per drawn class, 4 blank), 11 studies, 4 patients, indexed."""
-    from indexer.model_loading import load_embedder
-    from indexer.pipeline import IndexSettings
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
+    from medsearch.indexer.model_loading import load_embedder
+    from medsearch.indexer.pipeline import IndexSettings
+
     from tests.volumes import write_volume_set
 
     root = tmp_path_factory.mktemp("volumes")

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from medsearch.query.compose import Part, compose, parse_part
+from medsearch.query.ranking import allowed_ids, grouped, iter_ranked, take
+from medsearch.storage import vector_codec
+from medsearch.storage.store import ModelRecord, Store
+from medsearch.storage.writes import Batch, NewImage, write_batch
 
-from search.query.compose import Part, compose, parse_part
-from search.query.ranking import allowed_ids, grouped, iter_ranked, take
-from storage import vector_codec
-from storage.store import ModelRecord, Store
-from storage.writes import Batch, NewImage, write_batch
 from tests.tiny_siglip import CLASS_CAPTIONS, make_caption_images
 
 MODALITIES = ("CR", "DX", "CT", "MR")
@@ -106,9 +106,8 @@ def test_composition_rule() -> None:
 @pytest.fixture(scope="module")
 def shapes(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], Path]:
     """A store of drawn shapes indexed with the trained tiny model; (store, path -> class, folder)."""
+    from medsearch.cli import app
     from typer.testing import CliRunner
-
-    from search.cli import app
 
     folder = tmp_path_factory.mktemp("shapes")
     images = make_caption_images(folder / "images", per_class=6, seed=11)

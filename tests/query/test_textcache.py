@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from search.query.textcache import TextCache
-from storage.store import ModelRecord, Store
+from medsearch.query.textcache import TextCache
+from medsearch.storage.store import ModelRecord, Store
 
 
 def test_prompts_are_embedded_once_per_model(tmp_path: Path, tiny_embedder: Any) -> None:

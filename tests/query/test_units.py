@@ -7,9 +7,9 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from medsearch.api import Medsearch
+from medsearch.errors import InvalidQuery, NotFound
 
-from search.api import Medsearch
-from storage.errors import InvalidQuery, NotFound
 from tests.tiny_siglip import CLASS_CAPTIONS, CLASS_NAMES
 from tests.volumes import SeriesSpec
 
@@ -39,8 +39,7 @@ def test_a_text_query_at_unit_series_returns_the_series_with_the_class_first(ms:
 
 def test_every_text_method_ranks_units_and_top3_is_the_mean_of_the_three_best_slices(ms: Any) -> None:
     import numpy as np
-
-    from storage import units
+    from medsearch.storage import units
 
     query = ms.composed("a red circle")
     for method in ("mean", "max", "top3"):

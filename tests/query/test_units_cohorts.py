@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from medsearch.api import Medsearch
+from medsearch.errors import InvalidQuery
 
-from search.api import Medsearch
-from storage.errors import InvalidQuery
 from tests.api_fixtures import running_server
 
 RED = "text:a red circle top 6"  # the class is drawn on 2 slices of each of its 3 series
@@ -124,8 +124,8 @@ def test_cli_cohort_unit(cli: Callable[..., Any], store: Path, volumes: dict[str
 
 
 def test_http_cohort_of_studies(store: Path, volumes: dict[str, Any]) -> None:
-    from search.server.app import create_app
-    from search.server.deps import ServerSettings
+    from medsearch.server.app import create_app
+    from medsearch.server.deps import ServerSettings
 
     app = create_app(store, embedder=volumes["embedder"], settings=ServerSettings())
     with running_server(app) as base:

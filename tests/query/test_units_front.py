@@ -42,8 +42,8 @@ def test_cli_timeline(cli: Callable[..., Any], volumes: dict) -> None:
 
 @pytest.fixture(scope="module")
 def base(volumes: dict) -> Iterator[str]:
-    from search.server.app import create_app
-    from search.server.deps import ServerSettings
+    from medsearch.server.app import create_app
+    from medsearch.server.deps import ServerSettings
 
     with running_server(create_app(volumes["store"], embedder=volumes["embedder"], settings=ServerSettings())) as url:
         yield url
@@ -69,7 +69,7 @@ def test_http_unit_search_similar_and_timeline(base: str, volumes: dict) -> None
 def test_http_upload_ranks_series_as_python_does(base: str, volumes: dict) -> None:
     """``POST /api/similar`` with ``unit``: the series closest to an uploaded slice, one row each, the same
     series as ``Medsearch.similar_units`` of the same file gives; as a query parameter or a form field."""
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     spec = next(s for s in volumes["specs"] if s.label is not None)
     slice_path = spec.paths[5]  # one of the two slices that show the series' class

@@ -28,11 +28,12 @@ QUERY = "a red circle"
 @pytest.fixture(scope="module")
 def server(volumes: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The volume store copied, with a PNG (no patient) added; a server over it."""
-    from indexer.pipeline import IndexSettings
-    from search.api import Medsearch
-    from search.server.app import create_app
-    from search.server.deps import ServerSettings
-    from storage import queries
+    from medsearch.api import Medsearch
+    from medsearch.indexer.pipeline import IndexSettings
+    from medsearch.server.app import create_app
+    from medsearch.server.deps import ServerSettings
+    from medsearch.storage import queries
+
     from tests.tiny_siglip import draw_class_image
 
     root = tmp_path_factory.mktemp("units-page")

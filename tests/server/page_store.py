@@ -16,9 +16,9 @@ IMAGES = 48
 
 def labelled_store(root: Path, embedder: Any) -> Path:
     """Index, join the sidecar and split; returns the store folder."""
-    from indexer.sidecar import import_sidecar
-    from search.api import Medsearch
-    from search.learn.split import split
+    from medsearch.api import Medsearch
+    from medsearch.indexer.sidecar import import_sidecar
+    from medsearch.learn.split import split
 
     images = make_images(root / "images", range(45))
     sheet = images / "labels.csv"

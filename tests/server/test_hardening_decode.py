@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from medsearch.errors import UnreadableFile
+from medsearch.indexer.workers import Limits
+from medsearch.server.app import create_app
+from medsearch.server.decoding import SERVER_MAX_PIXELS, Decoder
+from medsearch.server.deps import ServerSettings
 from PIL import Image
 
-from indexer.workers import Limits
-from search.server.app import create_app
-from search.server.decoding import SERVER_MAX_PIXELS, Decoder
-from search.server.deps import ServerSettings
-from storage.errors import UnreadableFile
 from tests.api_fixtures import index_store, make_images, running_server
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from medsearch.server.app import create_app
+from medsearch.server.deps import ServerSettings
+from medsearch.server.upload import MAX_PARTS
 
-from search.server.app import create_app
-from search.server.deps import ServerSettings
-from search.server.upload import MAX_PARTS
 from tests.api_fixtures import index_store, make_images, running_server
 
 TOKEN = "s3cret-token"

@@ -15,10 +15,10 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from medsearch.server.app import create_app
+from medsearch.server.batching import TextBatcher
+from medsearch.server.deps import ServerSettings
 
-from search.server.app import create_app
-from search.server.batching import TextBatcher
-from search.server.deps import ServerSettings
 from tests.api_fixtures import index_store, make_images, running_server, store_and_client
 from tests.conftest import pydicom_file
 
@@ -117,7 +117,7 @@ def test_search_filters_and_thresholds(client: TestClient) -> None:
 
 
 def test_empty_store_answers_503(tmp_path: Path, tiny_embedder: Any) -> None:
-    from storage.store import Store
+    from medsearch.storage.store import Store
 
     Store.open(tmp_path / "empty", create=True).close()
     with TestClient(create_app(tmp_path / "empty", embedder=tiny_embedder, settings=ServerSettings())) as c:
@@ -147,7 +147,7 @@ def test_parallel_searches_while_another_process_indexes(tmp_path: Path, tiny_mo
     make_images(tmp_path / "images", range(100, 130))  # 30 new files for the other process
     app = create_app(store, embedder=tiny_embedder, settings=ServerSettings())
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "search.cli", "index", str(tmp_path / "images"), "--store", str(store),
+    command = [sys.executable, "-m", "medsearch.cli", "index", str(tmp_path / "images"), "--store", str(store),
                "--model", str(tiny_model), "--workers", "0", "--batch-size", "2"]
     with running_server(app) as base:
         indexer = subprocess.Popen(command, cwd=Path(__file__).parents[2], env=env,

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from medsearch.server.app import create_app
+from medsearch.server.deps import ServerSettings
 
-from search.server.app import create_app
-from search.server.deps import ServerSettings
 from tests.api_fixtures import store_and_client
 
 store, client = store_and_client("api-more")
@@ -22,7 +22,7 @@ store, client = store_and_client("api-more")
 
 @pytest.fixture(scope="module")
 def library(store: Path, tiny_embedder: Any) -> Iterator[Any]:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     with Medsearch.open(store, embedder=tiny_embedder) as ms:
         yield ms
@@ -98,7 +98,7 @@ def test_similar_takes_filters_and_groups(client: TestClient) -> None:
 
 
 def test_label_sets_lists_the_builtins(client: TestClient) -> None:
-    from search.labels.labelsets import load_label_set
+    from medsearch.labels.labelsets import load_label_set
 
     sets = {s["name"]: s for s in _ok(client.get("/api/label-sets"))["label_sets"]}
     assert {"cxr-findings", "skin-lesions"} <= set(sets)
@@ -108,9 +108,9 @@ def test_label_sets_lists_the_builtins(client: TestClient) -> None:
 
 
 def test_classify_ids_like_the_cli(client: TestClient, library: Any) -> None:
-    from search.labels.classify import classify
-    from search.labels.labelsets import parse_label_list
-    from search.labels.zeroshot import NOTE
+    from medsearch.labels.classify import classify
+    from medsearch.labels.labelsets import parse_label_list
+    from medsearch.labels.zeroshot import NOTE
 
     body = _ok(client.post("/api/classify", json={"ids": [5, 1, 8], "labels": "a round shape;a dark square"}))
     assert body["note"] == NOTE and body["labels"] == ["a round shape", "a dark square"]
@@ -126,8 +126,8 @@ def test_classify_ids_like_the_cli(client: TestClient, library: Any) -> None:
 
 
 def test_classify_with_a_label_set_and_prompt_ensembles(client: TestClient, library: Any) -> None:
-    from search.labels.classify import classify
-    from search.labels.labelsets import Label, LabelSet, load_label_set
+    from medsearch.labels.classify import classify
+    from medsearch.labels.labelsets import Label, LabelSet, load_label_set
 
     body = _ok(client.post("/api/classify", json={"ids": [1, 2], "labels_set": "cxr-findings"}))
     assert body["labels"] == list(load_label_set("cxr-findings").names) and len(body["results"]) == 2
@@ -158,7 +158,7 @@ def test_classify_errors(client: TestClient, payload: dict[str, Any], status: in
 
 
 def test_cohort_create_list_show_export_delete(client: TestClient, store: Path) -> None:
-    from storage.store import Store
+    from medsearch.storage.store import Store
 
     definition = {"name": "round ones", "include": ["text:a round shape top 6"], "exclude": ["id:4>=0.999"],
                   "where": ["file_format = 'png'"]}

@@ -17,9 +17,8 @@ from tests.server.page_store import IMAGES, labelled_store
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, tiny_embedder: Any) -> Iterator[Any]:
     from fastapi.testclient import TestClient
-
-    from search.server.app import create_app
-    from search.server.deps import ServerSettings
+    from medsearch.server.app import create_app
+    from medsearch.server.deps import ServerSettings
 
     store = labelled_store(tmp_path_factory.mktemp("page"), tiny_embedder)
     with TestClient(create_app(store, embedder=tiny_embedder, settings=ServerSettings())) as test_client:

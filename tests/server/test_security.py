@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from medsearch.server.app import create_app
+from medsearch.server.deps import ServerSettings
+from medsearch.storage.models import Image
+from medsearch.storage.store import Store
 from sqlalchemy import select, update
 
-from search.server.app import create_app
-from search.server.deps import ServerSettings
-from storage.models import Image
-from storage.store import Store
 from tests.api_fixtures import index_store, make_images
 from tests.conftest import write_png
 

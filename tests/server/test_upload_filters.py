@@ -18,8 +18,8 @@ LIMIT = 200_000
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, tiny_embedder: Any) -> Iterator[dict[str, Any]]:
-    from search.server.app import create_app
-    from search.server.deps import ServerSettings
+    from medsearch.server.app import create_app
+    from medsearch.server.deps import ServerSettings
 
     base = tmp_path_factory.mktemp("upload-filters")
     images = store_with_sites(base, tiny_embedder)

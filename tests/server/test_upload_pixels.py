@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+from medsearch.server.app import create_app
+from medsearch.server.deps import ServerSettings
 
-from search.server.app import create_app
-from search.server.deps import ServerSettings
 from tests.api_fixtures import free_port, index_store, make_images, running_server
 from tests.conftest import pydicom_file, write_png
 
@@ -59,7 +59,7 @@ def test_medsearch_serve_takes_the_setting(store: Path, tmp_path: Path, tiny_mod
     over = write_png(tmp_path / "over.png", 1, (40, 30))
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "search.cli", "serve", "--store", str(store), "--port", str(port), "--model",
+        [sys.executable, "-m", "medsearch.cli", "serve", "--store", str(store), "--port", str(port), "--model",
          str(tiny_model), "--max-upload-pixels", str(LIMIT)],
         cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"

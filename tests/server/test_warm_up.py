@@ -9,8 +9,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from search.server.app import create_app
-from search.server.deps import ServerSettings
+from medsearch.server.app import create_app
+from medsearch.server.deps import ServerSettings
+
 from tests.api_fixtures import index_store, make_images, running_server
 
 
@@ -20,7 +21,7 @@ def _search(base: str, text: str) -> list[Any]:
 
 
 def test_an_ivf_pq_server_warms_its_vectors_and_answers_alike(tmp_path: Path, tiny_embedder: Any) -> None:
-    from search.api import Medsearch
+    from medsearch.api import Medsearch
 
     index_store(tmp_path / "store", make_images(tmp_path / "images", range(6)), tiny_embedder)
     flat_app = create_app(tmp_path / "store", embedder=tiny_embedder, settings=ServerSettings())

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from medsearch.server.app import create_app
+from medsearch.server.deps import ServerSettings
 
-from search.server.app import create_app
-from search.server.deps import ServerSettings
 from tests.api_fixtures import index_store, make_images, running_server
 from tests.browser import CHROMIUM, chromium
 
@@ -75,7 +75,7 @@ def test_search_open_similar_basket_export(page: tuple[Any, str], tmp_path: Path
 
 def _check_labels(browser_page: Any) -> None:
     """The opened image's zero-shot labels: the first built-in set, then labels typed by the user."""
-    from search.labels.labelsets import builtin_label_sets, load_label_set
+    from medsearch.labels.labelsets import builtin_label_sets, load_label_set
 
     names = load_label_set(builtin_label_sets()[0]).names
     browser_page.wait_for_selector("#label-probs tr")

@@ -27,8 +27,8 @@ VIEWER = "https://viewer.example/view?study={study_instance_uid}"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, tiny_embedder: Any) -> Iterator[tuple[str, Path]]:
-    from search.server.app import create_app
-    from search.server.deps import ServerSettings
+    from medsearch.server.app import create_app
+    from medsearch.server.deps import ServerSettings
 
     root = tmp_path_factory.mktemp("web-page")
     store = labelled_store(root, tiny_embedder)

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from medsearch.storage import snapshot, vectors
+from medsearch.storage.shrink import VACUUM_FILE
+from medsearch.storage.store import Store
 
-from storage import snapshot, vectors
-from storage.shrink import VACUUM_FILE
-from storage.store import Store
 from tests.conftest import write_png
 
 
@@ -135,8 +135,8 @@ def test_check_of_missing_store_is_one_line(tmp_path: Path, cli: Callable[..., A
 def test_store_of_a_run_stopped_before_its_first_batch_passes(tmp_path: Path, tiny_model: Path,
                                                               cli: Callable[..., Any]) -> None:
     """The model record is bound, no image was written, no snapshot was saved: nothing is wrong."""
-    from indexer.embedder import model_record
-    from indexer.model_loading import load_embedder
+    from medsearch.indexer.embedder import model_record
+    from medsearch.indexer.model_loading import load_embedder
 
     store = tmp_path / "store"
     with Store.open(store, create=True, writable=True) as opened:

@@ -1,4 +1,4 @@
-"""Queries that bind a list of ids or paths go through ``storage.queries.chunked``: with SQLite's bound
+"""Queries that bind a list of ids or paths go through ``medsearch.storage.queries.chunked``: with SQLite's bound
 variable limit lowered to 12 on every connection (stock SQLite allows 32,766) and ``CHUNK_SIZE`` set to 5,
 searches, grouping, one-per cohorts, top-N cohorts beyond the limit, classification and evaluation over
 30 images still work, on a real store indexed with the tiny model."""
@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from medsearch import cohorts
+from medsearch.api import Medsearch
+from medsearch.labels.labelsets import parse_label_list
+from medsearch.storage import queries
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from search import cohorts
-from search.api import Medsearch
-from search.labels.labelsets import parse_label_list
-from storage import queries
 from tests.api_fixtures import index_store
 from tests.conftest import write_png
 
@@ -87,7 +87,7 @@ def test_import_metadata_matches_more_rows_than_the_limit(ms: Medsearch, store: 
     """A sidecar matching every image (6 chunks of 5, each image id bound once) imports, and imports again
     (the second time deleting the first import's values of those ids, chunk by chunk); the filter cache of
     this process forgets the first import's answers (fields change without a new generation)."""
-    from indexer.sidecar import import_sidecar
+    from medsearch.indexer.sidecar import import_sidecar
 
     sidecar = tmp_path / "labels.csv"
     paths = [r.path for r in ms.search("x", k=IMAGES)]

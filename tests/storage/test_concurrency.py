@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from medsearch.api import Medsearch
+from medsearch.errors import StoreLocked
+from medsearch.indexer.pipeline import IndexSettings
+from medsearch.storage.store import LOCK_FILE, Store
 
-from indexer.pipeline import IndexSettings
-from search.api import Medsearch
-from storage.errors import StoreLocked
-from storage.store import LOCK_FILE, Store
 from tests.conftest import write_png
 
 K = 20
@@ -110,7 +110,7 @@ def _lock_held(store_dir: Path) -> bool:
 def _start_writer(folder: Path, store: Path, model: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MEDSEARCH_SNAPSHOT_EVERY_S": "0"}
     return subprocess.Popen(
-        [sys.executable, "-m", "search.cli", "index", str(folder), "--store", str(store), "--model", str(model),
+        [sys.executable, "-m", "medsearch.cli", "index", str(folder), "--store", str(store), "--model", str(model),
          "--batch-size", "2", "--workers", "0", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).parents[2])
 
@@ -173,14 +173,14 @@ def test_hits_deleted_before_they_are_read_back_are_replaced(tmp_path: Path, tin
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A writer removes one of the hits between the vector search and the reading of the rows: the page
     still holds k results, all of images that exist."""
-    import search.query.ranking
+    import medsearch.query.ranking
 
     folder, store = tmp_path / "images", tmp_path / "store"
     for seed in range(12):
         write_png(folder / f"img{seed:03d}.png", seed)
     with Medsearch.open(store, create=True, writable=True, embedder=tiny_embedder) as writer:
         writer.index([folder], IndexSettings(batch_size=4, workers=0))
-    real_hydrate, calls = search.query.ranking.hydrate, []
+    real_hydrate, calls = medsearch.query.ranking.hydrate, []
 
     def delete_first_hit_then_hydrate(opened: Store, hits: list[tuple[int, float]], *args: Any) -> Any:
         calls.append(hits)
@@ -191,7 +191,7 @@ def test_hits_deleted_before_they_are_read_back_are_replaced(tmp_path: Path, tin
                 assert writer.index([folder], IndexSettings(workers=0)).removed == 1
         return real_hydrate(opened, hits, *args)
 
-    monkeypatch.setattr(search.query.ranking, "hydrate", delete_first_hit_then_hydrate)
+    monkeypatch.setattr(medsearch.query.ranking, "hydrate", delete_first_hit_then_hydrate)
     with Medsearch(Store.open(store), embedder=tiny_embedder) as reader:
         results = reader.search("a chest x-ray", k=5)
         assert len(results) == 5 and [r.rank for r in results] == [1, 2, 3, 4, 5]

@@ -12,17 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from search.api import Medsearch
-from storage import snapshot, vectors
-from storage.check import check_store
-from storage.store import Store
+from medsearch.api import Medsearch
+from medsearch.storage import snapshot, vectors
+from medsearch.storage.check import check_store
+from medsearch.storage.store import Store
 
 # Runs `Store.reindex` in a fresh process that kills itself (SIGKILL) at the chosen point.
 KILLER = r"""
 import os, signal, sys
-from storage import snapshot
-from storage.store import Store
+from medsearch.storage import snapshot
+from medsearch.storage.store import Store
 
 point, store, kind = sys.argv[1], sys.argv[2], sys.argv[3]
 real_fsync_write, real_save = snapshot._fsync_write, snapshot.save_snapshot

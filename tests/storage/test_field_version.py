@@ -1,6 +1,6 @@
 """A field written by one process is seen by every other process's next filtered query: the id sets that
 ``ids_where`` remembers are keyed by (generation, fields version), and every write to ``image_fields``
-bumps the fields version in its own transaction (``storage.field_version``). Real SQLite stores, the tiny
+bumps the fields version in its own transaction (``medsearch.storage.field_version``). Real SQLite stores, the tiny
 model, a real uvicorn server and the real CLI in another process."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from medsearch.server.app import create_app
+from medsearch.server.deps import ServerSettings
+from medsearch.storage import field_version, learn, queries, scores
+from medsearch.storage.models import ImageField
+from medsearch.storage.store import DB_FILE, Store
 from sqlalchemy import select
 
-from search.server.app import create_app
-from search.server.deps import ServerSettings
-from storage import field_version, learn, queries, scores
-from storage.models import ImageField
-from storage.store import DB_FILE, Store
 from tests.api_fixtures import running_server, store_with_sites
 
 REPO = Path(__file__).parents[2]
@@ -51,7 +51,7 @@ def test_a_running_server_sees_import_metadata_run_by_another_process(sites: Pat
     app = create_app(sites, embedder=tiny_embedder, settings=ServerSettings())
     with running_server(app) as base:
         assert (_count(base, "site = 'north'"), _count(base, "site = 'east'")) == (3, 0)  # now remembered
-        done = subprocess.run([sys.executable, "-m", "search.cli", "import-metadata",
+        done = subprocess.run([sys.executable, "-m", "medsearch.cli", "import-metadata",
                                str(tmp_path / "images" / "moved.csv"), "--store", str(sites), "--json"],
                               cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, timeout=300)
         assert done.returncode == 0, done.stderr.decode()[-2000:]

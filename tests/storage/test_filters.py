@@ -13,11 +13,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, create_engine, delete, event, insert, inspect, select
-from sqlalchemy.orm import Session
-
-from storage.errors import InvalidQuery
-from storage.filters import (
+from medsearch.errors import InvalidQuery
+from medsearch.storage.filters import (
     And,
     Compare,
     Expr,
@@ -32,7 +29,9 @@ from storage.filters import (
     referenced_names,
     render,
 )
-from storage.models import METADATA_COLUMNS, Base, Image, ImageField
+from medsearch.storage.models import METADATA_COLUMNS, Base, Image, ImageField
+from sqlalchemy import Engine, create_engine, delete, event, insert, inspect, select
+from sqlalchemy.orm import Session
 
 Row = dict[str, object]
 FIELDS = {"effusion", "pneumothorax", "site", "seen", "my col"}

@@ -12,12 +12,12 @@ from typing import Any
 
 import pydicom
 import pytest
+from medsearch.indexer.dicom_meta import patient_key
+from medsearch.storage.models import Image
+from medsearch.storage.patient_key import KEY_ENV
+from medsearch.storage.store import Store
 from sqlalchemy import select
 
-from indexer.dicom_meta import patient_key
-from storage.models import Image
-from storage.patient_key import KEY_ENV
-from storage.store import Store
 from tests.conftest import pydicom_file
 
 Cli = Callable[..., Any]

@@ -11,18 +11,17 @@ import time
 from pathlib import Path
 
 import pytest
+from medsearch.storage import snapshot, vectors
+from medsearch.storage.check import check_store
+from medsearch.storage.models import StoreInfo
+from medsearch.storage.store import Store
 from sqlalchemy import update
-
-from storage import snapshot, vectors
-from storage.check import check_store
-from storage.models import StoreInfo
-from storage.store import Store
 
 # `Store.reindex("hnsw")` in a child that announces the moment (a file) and waits there to be killed.
 PAUSED = r"""
 import pathlib, sys, time
-from storage import snapshot
-from storage.store import Store
+from medsearch.storage import snapshot
+from medsearch.storage.store import Store
 
 point, store, reached = sys.argv[1:4]
 real_save = snapshot.save_snapshot

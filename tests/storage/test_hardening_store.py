@@ -13,16 +13,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from medsearch.errors import StoreError
+from medsearch.query.textcache import TextCache
+from medsearch.storage import snapshot
+from medsearch.storage.check import check_store
+from medsearch.storage.models import TextEmbedding
+from medsearch.storage.shrink import shrink_vectors
+from medsearch.storage.store import DB_FILE, ModelRecord, Store
+from medsearch.storage.writes import Batch, NewImage, write_batch
 from sqlalchemy import select
-
-from search.query.textcache import TextCache
-from storage import snapshot
-from storage.check import check_store
-from storage.errors import StoreError
-from storage.models import TextEmbedding
-from storage.shrink import shrink_vectors
-from storage.store import DB_FILE, ModelRecord, Store
-from storage.writes import Batch, NewImage, write_batch
 
 HOLD_WRITE_LOCK = """
 import pathlib, sqlite3, sys, time

@@ -20,13 +20,13 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
+from medsearch.storage import database, index_choice, queries, snapshot, vector_codec, vector_rows, vectors
+from medsearch.storage.check import check_store
+from medsearch.storage.shrink import shrink_vectors
+from medsearch.storage.store import ModelRecord, Store
+from medsearch.storage.vector_rows import VectorRows
+from medsearch.storage.writes import Batch, NewImage, write_batch
 
-from storage import database, index_choice, queries, snapshot, vector_codec, vector_rows, vectors
-from storage.check import check_store
-from storage.shrink import shrink_vectors
-from storage.store import ModelRecord, Store
-from storage.vector_rows import VectorRows
-from storage.writes import Batch, NewImage, write_batch
 from tests.storage.test_vector_codec import OLDER_FORMS
 
 DIM = 64
@@ -112,7 +112,7 @@ def test_growing_adds_to_the_trained_index_until_a_retrain_is_due(pq_store: Path
         assert reader.added_after_training() == (COUNT // 100, COUNT + COUNT // 100)
         assert queries.snapshot_training(reader) == {"images": COUNT // 100, "share": round(1 / 101, 4),
                                                       "retrain_past": 0.2}
-    shown = subprocess.run([sys.executable, "-m", "search.cli", "info", "--store", str(pq_store), "--json"],
+    shown = subprocess.run([sys.executable, "-m", "medsearch.cli", "info", "--store", str(pq_store), "--json"],
                            cwd=ROOT, capture_output=True, text=True, timeout=120,
                            env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert shown.returncode == 0, shown.stderr
@@ -160,8 +160,8 @@ def test_a_store_of_older_vectors_shrinks_in_place(tmp_path: Path, monkeypatch: 
 STOPPER = r"""
 import sys, time
 from pathlib import Path
-from storage.shrink import shrink_vectors
-from storage.store import Store
+from medsearch.storage.shrink import shrink_vectors
+from medsearch.storage.store import Store
 
 def progress(done, _total):
     if done >= 500:
@@ -192,7 +192,7 @@ def test_a_shrink_killed_half_way_loses_nothing(tmp_path: Path, monkeypatch: pyt
         report = check_store(store)
         assert report.ok and report.facts["older_vectors"] == COUNT - 500  # five whole batches
         assert len(queries.ids_where(store, ["modality = 'MR'"])) == COUNT // 10
-    done = subprocess.run([sys.executable, "-m", "search.cli", "upgrade", "--vectors-only", "--store",
+    done = subprocess.run([sys.executable, "-m", "medsearch.cli", "upgrade", "--vectors-only", "--store",
                            str(directory), "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
@@ -337,7 +337,7 @@ def test_the_compaction_waits_for_the_database_to_itself(tmp_path: Path, monkeyp
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    done = subprocess.run([sys.executable, "-m", "search.cli", "upgrade", "--vectors-only", "--store",
+    done = subprocess.run([sys.executable, "-m", "medsearch.cli", "upgrade", "--vectors-only", "--store",
                            str(directory), "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr

@@ -70,7 +70,7 @@ def test_everything_runs_on_postgresql(cli: Callable[..., Any], image_folder: Pa
         assert connection.execute(text("SELECT count(*) FROM image_vectors")).scalar() == 8
     engine.dispose()
     assert cli("check", "--store", store, "--json")["ok"]
-    from storage.store import Store
+    from medsearch.storage.store import Store
 
     with Store.open(store) as opened:
         assert opened.warm_vectors(threading.Event()) == 0  # the server's cache is PostgreSQL's own

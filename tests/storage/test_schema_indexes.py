@@ -1,4 +1,4 @@
-"""The indexes behind ``/api/facets`` (``storage.facets``): an older store gains them in place on its next
+"""The indexes behind ``/api/facets`` (``medsearch.storage.facets``): an older store gains them in place on its next
 open, and every facet query on ``image_fields`` (and on the listed image columns) is answered from an index
 (SQLite's own EXPLAIN QUERY PLAN on the statements ``facets`` sends). Real store, tiny model, sidecar CSV."""
 
@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from medsearch.storage.facets import FACET_COLUMNS, facets
+from medsearch.storage.store import DB_FILE, Store
 from sqlalchemy import event
 
-from storage.facets import FACET_COLUMNS, facets
-from storage.store import DB_FILE, Store
 from tests.api_fixtures import store_with_sites
 
 FACET_INDEXES = {"ix_image_fields_facets", *(f"ix_images_{name}" for name in FACET_COLUMNS)}

@@ -11,17 +11,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from medsearch.storage import snapshot
+from medsearch.storage.check import check_store
+from medsearch.storage.store import Store
 
-from storage import snapshot
-from storage.check import check_store
-from storage.store import Store
 from tests.storage.test_store import RECORD, _fill, _search_ids, _store
 
 # Saves the snapshot in a fresh process that kills itself (SIGKILL) when the manifest is about to be written.
 KILLED_BEFORE_MANIFEST = r"""
 import os, signal, sys
-from storage import snapshot
-from storage.store import Store
+from medsearch.storage import snapshot
+from medsearch.storage.store import Store
 
 real_fsync_write = snapshot._fsync_write
 

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from storage import snapshot
-from storage.errors import ModelMismatch, StoreError, StoreLocked
-from storage.store import ModelRecord, Store
-from storage.writes import Batch, NewImage, write_batch
+from medsearch.errors import ModelMismatch, StoreError, StoreLocked
+from medsearch.storage import snapshot
+from medsearch.storage.store import ModelRecord, Store
+from medsearch.storage.writes import Batch, NewImage, write_batch
 
 RECORD = ModelRecord("test-model", "rev1", 8, "prep/1")
 
@@ -114,14 +113,14 @@ def test_a_batch_is_all_or_nothing(tmp_path: Path) -> None:
 
 
 def test_failure_reasons_are_cleaned_for_any_database(tmp_path: Path) -> None:
-    from storage.writes import FileStat, clean_reason
+    from medsearch.storage.writes import FileStat, clean_reason
 
     assert clean_reason("bad\x00uid\nnext") == "bad?uid?next"
     assert len(clean_reason("x" * 5000)) == 2000
     with _store(tmp_path) as store:
         write_batch(store, Batch(failures=[(FileStat("/x/bad.dcm", 1, 1), "no pixel data (1.2\x00\x08)")]))
         with store.read_session() as session:
-            from storage.models import Failure
+            from medsearch.storage.models import Failure
 
             assert session.get(Failure, "/x/bad.dcm").reason == "no pixel data (1.2??)"
 

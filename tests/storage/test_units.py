@@ -16,15 +16,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from medsearch.api import Medsearch
+from medsearch.errors import StoreError
+from medsearch.indexer.pipeline import IndexSettings
+from medsearch.storage import units, vector_codec, vectors
+from medsearch.storage.check import check_store
+from medsearch.storage.store import Store
+from medsearch.storage.unit_models import Unit
 from sqlalchemy import delete
 
-from indexer.pipeline import IndexSettings
-from search.api import Medsearch
-from storage import units, vector_codec, vectors
-from storage.check import check_store
-from storage.errors import StoreError
-from storage.store import Store
-from storage.unit_models import Unit
 from tests.volumes import write_slice, write_volume_set
 
 SETTINGS = IndexSettings(batch_size=4, workers=0)
@@ -124,7 +124,7 @@ def test_a_sigkill_while_indexing_leaves_the_unit_vectors_consistent(tmp_path: P
     specs = write_volume_set(tmp_path / "dicom", per_class=2, blanks=0, slices=12, marked=2)
     total = sum(len(s.paths) for s in specs)
     store_dir = tmp_path / "store"
-    command = [sys.executable, "-m", "search.cli", "index", str(tmp_path / "dicom"), "--store", str(store_dir),
+    command = [sys.executable, "-m", "medsearch.cli", "index", str(tmp_path / "dicom"), "--store", str(store_dir),
                "--model", str(tiny_model), "--batch-size", "2", "--workers", "0"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MEDSEARCH_SNAPSHOT_EVERY_S": "0"}
     process = subprocess.Popen(command, cwd=Path(__file__).parents[2], env=env, stdout=subprocess.DEVNULL,
@@ -158,7 +158,8 @@ def test_a_sigkill_while_indexing_leaves_the_unit_vectors_consistent(tmp_path: P
 
 
 def test_a_multi_frame_file_indexed_with_all_frames_is_a_series(tmp_path: Path, tiny_embedder: Any) -> None:
-    from indexer.frames import ReadOptions
+    from medsearch.indexer.frames import ReadOptions
+
     from tests.conftest import pydicom_file
 
     source = pydicom_file("examples_ybr_color.dcm")  # US, 30 frames (JPEG baseline, YBR)

@@ -1,6 +1,6 @@
 """SIGKILL the indexing of multi-file DICOM series at random moments, several times, and prove after each
 kill that the reopened store is consistent: every series and study row matches its images exactly (size
-and mean vector: ``storage.units.stale_units`` is empty), the series and study indexes hold exactly the
+and mean vector: ``medsearch.storage.units.stale_units`` is empty), the series and study indexes hold exactly the
 live units of the table, and ``check`` finds nothing but what a kill may leave for the next run (a
 snapshot's temporary file, a file deleted before a run removed it). Between kills series gain slices,
 lose slices and new series arrive, so that kills land while units grow, shrink and are born. A final
@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from medsearch.storage import units, vectors
+from medsearch.storage.check import check_store
+from medsearch.storage.store import Store
+from medsearch.storage.unit_models import Unit
 from sqlalchemy import select
 
-from storage import units, vectors
-from storage.check import check_store
-from storage.store import Store
-from storage.unit_models import Unit
 from tests.indexer.test_crash_kill import Runs, _alive, _temporaries, _wait_gone
 from tests.volumes import SeriesSpec, background, uid, write_series, write_slice
 

@@ -1,12 +1,11 @@
-"""The stored vector forms (``storage.vector_codec``): 12-bit blobs written now, float16 and float32 ones of
+"""The stored vector forms (``medsearch.storage.vector_codec``): 12-bit blobs written now, float16 and float32 ones of
 older stores read alongside; what the 12 bits cost in cosine and in recall against float32 search."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from storage import vector_codec
+from medsearch.storage import vector_codec
 
 OLDER_FORMS = {  # how the earlier versions wrote a vector
     "float32": lambda v: np.ascontiguousarray(v, dtype="<f4").tobytes(),

@@ -8,8 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from storage import index_choice, snapshot, vectors
+from medsearch.storage import index_choice, snapshot, vectors
 
 DIM = 64
 COUNT = 4000
