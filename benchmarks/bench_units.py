@@ -33,6 +33,7 @@ from medsearch.indexer.model_loading import load_embedder
 from medsearch.indexer.pipeline import IndexSettings
 from medsearch.query import units as ranking
 from medsearch.query.ranking import iter_ranked, take
+from medsearch.query.spec import SIMILAR_METHODS, TEXT_METHODS
 from medsearch.storage import units
 from medsearch.storage.store import ModelRecord, Store
 from medsearch.storage.writes import Batch, NewImage, write_batch
@@ -49,12 +50,13 @@ def quality(model: Path, scratch: Path, slices: int, marked: int, per_class: int
     with Medsearch.open(scratch / "store", create=True, writable=True, embedder=embedder) as ms:
         ms.index([scratch / "dicom"], IndexSettings(batch_size=16, workers=0))
         text = {m: statistics.mean(
-            sum(truth[r.key] == name for r in ms.search_units(CLASS_CAPTIONS[name][0], "series", n, method=m)) / n
-            for name, n in count.items()) for m in ranking.TEXT_METHODS}
+            sum(truth[r.key] == name for r in ms.search(CLASS_CAPTIONS[name][0], n, unit="series",
+                                                        unit_method=m)) / n
+            for name, n in count.items()) for m in TEXT_METHODS}
         similar = {m: statistics.mean(
-            sum(truth[r.key] == s.label for r in ms.similar_units(s.series_uid, "series", count[s.label] - 1,
-                                                                   method=m)) / (count[s.label] - 1)
-            for s in specs if s.label) for m in ranking.SIMILAR_METHODS}
+            sum(truth[r.key] == s.label for r in ms.similar(s.series_uid, count[s.label] - 1, unit="series",
+                                                            unit_method=m)) / (count[s.label] - 1)
+            for s in specs if s.label) for m in SIMILAR_METHODS}
     return {"slices": slices, "marked": marked, "series": len(specs), "text_p@k": text, "similar_p@k": similar}
 
 
@@ -107,7 +109,7 @@ def cost(scratch: Path, series: int, per_series: int, dim: int = 1152) -> dict[s
     unit_build = time.perf_counter() - t0
     queries = [clustered(rng, rng.normal(size=dim).astype(np.float32) / np.sqrt(dim), 1)[0] for _ in range(20)]
     timings = {"image": _median_ms(lambda q: take(iter_ranked(store, q), 10), queries)}
-    for method in ranking.TEXT_METHODS:
+    for method in TEXT_METHODS:
         timings[f"series {method}"] = _median_ms(lambda q, m=method: ranking.rank_units(store, q, "series", m, 10),
                                                  queries)
     slices = np.vstack([v for _i, v in units.members(store, "series", ["1.2.0"])["1.2.0"]])

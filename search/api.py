@@ -1,38 +1,40 @@
-"""The Python API: the same operations as the CLI, typed.
+"""The Python API: the same operations as the CLI and the HTTP API, typed.
 
-    from medsearch.api import Medsearch
+    from medsearch import Medsearch
 
     with Medsearch.open("./medsearch-store", model="./medsiglip-448", create=True) as ms:
         ms.index(["./images"])
         for hit in ms.search("left pleural effusion", k=5):
             print(hit.rank, hit.score, hit.path)
+
+``Medsearch`` composes the services (``medsearch.services``) over one ``Context`` (store, model,
+translator): querying (``ms.queries``, or ``search``/``similar``/``count`` with keyword options, which
+build a ``QuerySpec``), cohorts (``ms.cohorts``), labels, learning and maintenance.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from medsearch.errors import InvalidQuery, ModelUnavailable, not_utf8
-from medsearch.facade.cohorts import Cohorts
-from medsearch.facade.items import ItemsMixin
-from medsearch.facade.units import UnitsMixin
-from medsearch.indexer.embedder import DEFAULT_MODEL, Embedder
+from medsearch.context import Context, id_or_path, resolve_model
+from medsearch.errors import InvalidQuery
+from medsearch.indexer.embedder import Embedder
 from medsearch.indexer.frames import ReadOptions
 from medsearch.indexer.pipeline import IndexReport, IndexSettings, Progress, index_paths
 from medsearch.labels.labelsets import LabelSet
 from medsearch.labels.zeroshot import Classification
 from medsearch.language import Translation, Translator
-from medsearch.query.compose import Part, compose, parse_part
-from medsearch.query.ranking import allowed_ids, group_column, iter_ranked, ranked_results
-from medsearch.query.results import Result, embed_file, stored_vector, vector_of_path
-from medsearch.query.scoring import threshold as threshold_of
-from medsearch.query.textcache import TextCache
-from medsearch.storage import queries, vectors
+from medsearch.query.spec import QuerySpec
+from medsearch.services import maintenance
+from medsearch.services.cohorts import Cohorts
+from medsearch.services.items import Items
+from medsearch.services.learning import Learning
+from medsearch.services.querying import QueryService
 from medsearch.storage.store import Store
 
 if TYPE_CHECKING:
@@ -40,51 +42,24 @@ if TYPE_CHECKING:
     from medsearch.indexer.distributed.executor import RaySettings
     from medsearch.labels.evaluate import Evaluation
 
-
-def resolve_model(explicit: str | None, store: Store | None) -> str:
-    """``--model`` if given, else the store's own model, else ``MEDSEARCH_MODEL``, else MedSigLIP-448."""
-    if explicit:
-        return explicit
-    record = store.model_record() if store is not None else None
-    if record is not None:
-        return record.model_id
-    return os.environ.get("MEDSEARCH_MODEL") or DEFAULT_MODEL
+__all__ = ["Medsearch", "QuerySpec", "resolve_model"]
 
 
-def _check_utf8(text: str) -> None:
-    """Raise InvalidQuery for text holding lone surrogates (bytes that were not UTF-8 on a command line),
-    before a tokenizer or the store sees it."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise not_utf8() from None
-
-
-def _id_or_path(target: str | Path | int) -> tuple[int | None, Path]:
-    """(the image id ``target`` stands for, or None; ``target`` as a path): an int, or digits that name no
-    file, is an id."""
-    path = Path(str(target)).expanduser()
-    if isinstance(target, int) or (not path.exists() and str(target).isdigit()):
-        return int(str(target)), path
-    return None, path
-
-
-class Medsearch(ItemsMixin, UnitsMixin):
-    """A store plus the model that reads it; the model is loaded on first need only. Look-ups by id and
-    ``info`` come from ``medsearch.facade.items``; ``ms.cohorts`` is ``medsearch.facade.cohorts.Cohorts``."""
+class Medsearch:
+    """A store plus the model that reads it (loaded on first need only), and every operation on them.
+    ``ms.ctx`` is the services' context; ``ms.queries`` the query service, ``ms.items`` the look-ups,
+    ``ms.cohorts`` the saved cohorts, ``ms.learning`` probes, splits and the leakage audit."""
 
     def __init__(self, store: Store, model: str | None = None, device: str = "auto",
                  embedder: Embedder | None = None, precision: str = "auto",
                  translator: Translator | None = None) -> None:
+        self.ctx = Context.over(store, model, device, precision, embedder, translator)
         self.store = store
-        self.translator = translator or Translator.from_settings()
-        self.model_ref = model
-        self.device = device
-        self.precision = precision
-        self._embedder = embedder
-        self._texts: TextCache | None = None
-        self._model_checked = False
-        self.cohorts = Cohorts(self)
+        self._device = device
+        self.queries = QueryService(self.ctx)
+        self.items = Items(store)
+        self.cohorts = Cohorts(self.ctx)
+        self.learning = Learning(self.ctx)
 
     @classmethod
     def open(cls, store: str | Path | None = None, model: str | None = None, device: str = "auto",
@@ -108,51 +83,111 @@ class Medsearch(ItemsMixin, UnitsMixin):
         self.store.close()
 
     @property
-    def embedder(self) -> Embedder:
-        """The model, loaded on first use. Raises ModelUnavailable, ModelMismatch."""
-        if self._embedder is None:
-            from medsearch.indexer.model_loading import load_embedder
+    def embedder(self) -> Any:
+        """The model (``medsearch.encoder.Encoder``: loaded on first use, one call at a time). Raises
+        ModelUnavailable, ModelMismatch."""
+        self.ctx.encoder.loaded()
+        return self.ctx.encoder
 
-            model = resolve_model(self.model_ref, self.store)
-            try:
-                self._embedder = load_embedder(model, self.device, self.precision)
-            except ModelUnavailable as error:
-                raise self._store_model_hint(error, model) from None
-        return self._embedder
+    def check_model(self) -> None:
+        """Load the model and check it matches the store's vectors. Raises ModelUnavailable, ModelMismatch."""
+        self.ctx.check_model()
 
-    def _store_model_hint(self, error: ModelUnavailable, model: str) -> ModelUnavailable:
-        """``error``, naming the store's own model when another one was asked for (and failed to load)."""
-        record = self.store.model_record()
-        if record is None or record.model_id == model:
-            return error
-        return ModelUnavailable(f"This store was built with model {record.model_id!r}, not {model!r}: leave out "
-                                f"--model to use the store's model (or index into a new store). {error}")
+    # querying (medsearch.services.querying)
 
-    @property
-    def texts(self) -> TextCache:
-        if self._texts is None:
-            self._texts = TextCache(self.store, self.embedder, translate=self.english)
-        return self._texts
+    def search(self, text: str | None = None, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
+               min_score: float | None = None, min_prob: float | None = None, group_by: str | None = None,
+               like: Sequence[str] = (), unlike: Sequence[str] = (), sort: str = "score", unit: str = "image",
+               unit_method: str | None = None) -> list[Any]:
+        """The ``k`` best images for a text and/or composed parts (``medsearch.query.compose``), restricted
+        to ``where`` inside the vector search, above ``min_score`` (cosine) and ``min_prob`` (the model's
+        pairwise probability, plain text queries only), one per ``group_by`` group if given; ``sort="date"``
+        orders the thresholded results newest study first; ``unit`` series or study ranks those instead
+        (``UnitResult`` rows, scored by ``unit_method``: max, top3, mean). Raises InvalidQuery."""
+        return self.queries.run(QuerySpec(
+            "search", text, None, k, offset, tuple(where), min_score, min_prob, group_by, tuple(like),
+            tuple(unlike), unit, unit_method, sort))
+
+    def similar(self, target: str | Path | int, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
+                min_score: float | None = None, group_by: str | None = None, include_self: bool = False,
+                sort: str = "score", unit: str = "image", unit_method: str | None = None) -> list[Any]:
+        """Images closest to a stored id, an indexed file (its stored vector) or any image file; the query
+        image (the id, or every frame of the indexed file) is left out unless ``include_self``. With
+        ``unit`` series or study: the units closest to the target's own (an id or a series/study UID; left
+        out), or to a file; ``unit_method`` late (default), mean, max, top3. Raises NotFound, InvalidQuery,
+        UnreadableFile."""
+        return self.queries.run(QuerySpec(
+            "similar", None, str(target), k, offset, tuple(where), min_score, None, group_by, (), (), unit,
+            unit_method, sort, include_self))
+
+    def count(self, text: str | None = None, *, where: Sequence[str] = (), min_score: float | None = None,
+              min_prob: float | None = None, like: Sequence[str] = (), unlike: Sequence[str] = (),
+              unit: str = "image") -> int:
+        """How many images (or series / studies, ``unit``) pass the filter and the thresholds. Raises
+        InvalidQuery."""
+        return self.queries.count(QuerySpec("search", text, where=tuple(where), min_score=min_score,
+                                            min_prob=min_prob, like=tuple(like), unlike=tuple(unlike), unit=unit))
+
+    def timeline(self, target: str | int, text: str | None = None, like: Sequence[str] = (),
+                 unlike: Sequence[str] = ()) -> Any:
+        """The studies of the patient of an image id, series or study UID, oldest first, each with its best
+        image for the query (default: the target's own vector). Raises NotFound, InvalidQuery."""
+        given = text is not None or like or unlike
+        spec = QuerySpec("search", text, like=tuple(like), unlike=tuple(unlike)) if given else None
+        return self.queries.timeline(target, spec)
 
     def searched_as(self, query: str) -> Translation:
-        """What a search's text part (``"폐렴@0.5"``: its text, without the weight) is embedded as, and the
-        words not understood; image and id parts are kept as given. Raises InvalidQuery."""
-        if not query.strip():
-            raise InvalidQuery("the search text is empty")
-        _check_utf8(query)
-        part = parse_part(query)
-        if part.kind != "text":
-            return Translation(query, query)
-        return self.translator.translate(part.value, self._tokenizer())
+        """What a search's text part is embedded as, and the words not understood. Raises InvalidQuery."""
+        return self.queries.searched_as(query)
 
     def english(self, text: str) -> str:
-        """The English ``text`` is embedded as: every embedded text (queries, label prompts, criteria)
-        passes here, through the text cache. Raises InvalidQuery (policy refuse, or no word understood)."""
-        return self.translator.translate(text, self._tokenizer()).english
+        """The English ``text`` is embedded as. Raises InvalidQuery."""
+        return self.ctx.english(text)
 
-    def _tokenizer(self) -> Any:
-        """The loaded model's tokenizer (for out-of-vocabulary checks), or None before it is loaded."""
-        return getattr(self._embedder, "tokenizer", None)
+    def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dim) unit vectors of ``texts``, cached in memory and in the store."""
+        return self.ctx.text_vectors(list(texts))
+
+    def composed(self, text: str | None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> np.ndarray:
+        """The unit (dim,) query vector of a text and/or composed parts, as ``search`` ranks by."""
+        return self.queries.composed(QuerySpec("search", text, like=tuple(like), unlike=tuple(unlike)).validate())[0]
+
+    def query_vector(self, target: str | Path | int, read_options: ReadOptions | None = None) -> np.ndarray:
+        """The (dim,) vector of an id, an indexed path, or a file embedded now. Raises NotFound,
+        InvalidQuery, UnreadableFile."""
+        return self.ctx.vector_of(target, read_options)
+
+    def group_column(self, name: str) -> str:
+        """The column a ``group_by`` / ``one_per`` name stands for. Raises InvalidQuery (did-you-mean)."""
+        from medsearch.query.ranking import group_column
+
+        return group_column(self.store, name)
+
+    def explain(self, target: str | Path | int, text: str | None, method: str = "legrad", *,
+                like: Sequence[str] = (), unlike: Sequence[str] = (), read_options: ReadOptions | None = None,
+                guard: Callable[[str], Path] | None = None) -> Any:
+        """A heuristic heatmap of where the query lands in an image (a stored id or any file), on the
+        padded square the model saw: ``medsearch.explain.service.Explanation``. ``guard`` maps a stored
+        path to the file that may be read (the server's ``served_path``). Raises InvalidQuery, NotFound,
+        UnreadableFile."""
+        from medsearch.explain.explain import NEUTRAL_PROMPT, check_method
+        from medsearch.explain.service import explain_frame, frame_of_file, frame_of_id
+
+        check_method(method)
+        query = self.composed(text, like, unlike)
+        image_id, path = id_or_path(target)
+        if image_id is not None:
+            pixels = frame_of_id(self.store, image_id, guard=guard, options=read_options)
+        elif path.is_file():
+            pixels = frame_of_file(path, read_options)
+        else:
+            raise InvalidQuery(f"{target} is neither a file nor an image id in the store")
+        self.check_model()
+        neutral = self.text_vectors([NEUTRAL_PROMPT]) if method == "legrad" else None  # before the model is held
+        with self.ctx.encoder.exclusive() as model:
+            return explain_frame(model, pixels, query, method, lambda _texts: neutral)
+
+    # indexing (medsearch.indexer)
 
     def index(self, paths: Sequence[str | Path], settings: IndexSettings | None = None,
               progress: Progress | None = None) -> IndexReport:
@@ -161,14 +196,14 @@ class Medsearch(ItemsMixin, UnitsMixin):
 
     def index_on_ray(self, paths: Sequence[str | Path], settings: IndexSettings | None = None,
                      ray_settings: RaySettings | None = None, progress: Progress | None = None) -> IndexReport:
-        """Index as ``index`` does, with Ray Data reading and embedding (``medsearch.indexer.distributed``; joins
-        ``RAY_ADDRESS`` or starts a local Ray). With ``ray_settings.shards`` the vectors go to Parquet shards
-        there instead, for ``load_shards``. Raises ModelUnavailable (Ray not installed), ModelMismatch,
-        FileNotFoundError."""
+        """Index as ``index`` does, with Ray Data reading and embedding (``medsearch.indexer.distributed``;
+        joins ``RAY_ADDRESS`` or starts a local Ray). With ``ray_settings.shards`` the vectors go to Parquet
+        shards there instead, for ``load_shards``. Raises ModelUnavailable (Ray not installed),
+        ModelMismatch, FileNotFoundError."""
         from medsearch.indexer.distributed.executor import RayExecutor, require_ray
 
         require_ray()
-        executor = RayExecutor(self.device, ray_settings)
+        executor = RayExecutor(self._device, ray_settings)
         return index_paths(self.store, lambda: self.embedder, [Path(p) for p in paths], settings, progress, executor)
 
     def load_shards(self, source: str, progress: Progress | None = None) -> IndexReport:
@@ -201,177 +236,6 @@ class Medsearch(ItemsMixin, UnitsMixin):
         return index_source(self.store, lambda: self.embedder, url, filters or {}, since_last, settings,
                             source_settings, progress)
 
-    def search(self, text: str | None = None, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
-               min_score: float | None = None, min_prob: float | None = None, group_by: str | None = None,
-               like: Sequence[str] = (), unlike: Sequence[str] = (), sort: str = "score") -> list[Result]:
-        """The ``k`` best images for a text and/or composed parts (see ``medsearch.query.compose``), restricted to
-        ``where`` inside the vector search, above ``min_score`` (cosine) and ``min_prob`` (the model's
-        pairwise probability, plain text queries only), one per ``group_by`` group if given; ``sort="date"``
-        orders the thresholded results newest study first. Raises InvalidQuery (an empty text, a bad part,
-        an unknown ``group_by`` column, a bad threshold, ``date`` without a threshold)."""
-        if group_by is not None:
-            self.group_column(group_by)
-        query, calibration = self._query(text, like, unlike, min_prob)
-        threshold = threshold_of(min_score, min_prob, calibration)
-        return self._sorted(lambda first, n: self.rank(query, n, first, where, threshold, group_by, calibration),
-                            sort, threshold, k, offset)
-
-    def similar(self, target: str | Path | int, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
-                min_score: float | None = None, group_by: str | None = None,
-                read_options: ReadOptions | None = None, include_self: bool = False,
-                sort: str = "score") -> list[Result]:
-        """Images closest to a stored id, an indexed file (its stored vector) or any image file; the query
-        image (the id, or every frame of the indexed file) is left out unless ``include_self``; ``sort``
-        as for ``search``. Raises NotFound, InvalidQuery (an unknown ``group_by`` column), UnreadableFile."""
-        if group_by is not None:
-            self.group_column(group_by)
-        query = self.query_vector(target, read_options)
-        own = set() if include_self else self._own_ids(target)
-
-        def page(first: int, n: int) -> list[Result]:
-            if not own:
-                return self.rank(query, n, first, where, min_score, group_by, None)
-            ranked = self.rank(query, first + n + len(own), 0, where, min_score, group_by, None)
-            kept = [result for result in ranked if result.id not in own][first : first + n]
-            for rank, result in enumerate(kept, start=first + 1):
-                result.rank = rank
-            return kept
-
-        return self._sorted(page, sort, min_score, k, offset)
-
-    def _own_ids(self, target: str | Path | int) -> set[int]:
-        """The stored ids of a query target: the id itself, or the frames of an indexed file."""
-        image_id, path = _id_or_path(target)
-        if image_id is not None:
-            return {image_id}
-        return set(queries.ids_of_path(self.store, str(path.resolve()))) if path.exists() else set()
-
-    def count(self, text: str | None = None, *, where: Sequence[str] = (), min_score: float | None = None,
-              min_prob: float | None = None, like: Sequence[str] = (), unlike: Sequence[str] = (),
-              unit: str = "image") -> int:
-        """How many images pass the filter and the thresholds; with ``unit`` series or study, how many of
-        those units (``count_units``). Raises InvalidQuery."""
-        if unit != "image":
-            return self.count_units(unit, text, where=where, min_score=min_score, min_prob=min_prob, like=like,
-                                    unlike=unlike)
-        allowed, passing = self._passing(text, where, min_score, min_prob, like, unlike)
-        if passing is None:
-            return vectors.live_count(self.store.index()) if allowed is None else len(allowed)
-        return sum(1 for _id in passing)
-
-    def _passing(self, text: str | None, where: Sequence[str], min_score: float | None, min_prob: float | None,
-                 like: Sequence[str], unlike: Sequence[str]) -> tuple[np.ndarray | None, Iterator[int] | None]:
-        """(the ids ``where`` allows or None, the allowed ids above the thresholds or None without one)."""
-        allowed = allowed_ids(self.store, where)
-        threshold = None
-        if text is not None or like or unlike:
-            query, calibration = self._query(text, like, unlike, min_prob)
-            threshold = threshold_of(min_score, min_prob, calibration)
-        if threshold is None:
-            return allowed, None
-        return allowed, (i for i, _s in iter_ranked(self.store, query, allowed, threshold, first_round=1024))
-
-    def parse_parts(self, text: str | None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> list[Part]:
-        """The parts of a query: ``text`` and the ``like`` parts positive, the ``unlike`` parts negative.
-        Raises InvalidQuery for an empty text, no part at all, or a malformed part."""
-        if text is not None and not text.strip():
-            raise InvalidQuery("the search text is empty")
-        for given in (text or "", *like, *unlike):
-            _check_utf8(given)
-        parts = ([parse_part(text)] if text is not None else []) + [parse_part(p) for p in like]
-        parts += [parse_part(p, sign=-1.0) for p in unlike]
-        if not parts:
-            raise InvalidQuery("the search text is empty: give a text or like parts")
-        return parts
-
-    def group_column(self, name: str) -> str:
-        """The column a ``group_by`` / ``one_per`` name stands for. Raises InvalidQuery for an unknown
-        name, with a did-you-mean."""
-        return group_column(self.store, name)
-
-    def composed(self, text: str | None, like: Sequence[str] = (), unlike: Sequence[str] = ()) -> Any:
-        """The unit (dim,) query vector of a text and/or composed parts, as ``search`` ranks by."""
-        return self._query(text, like, unlike, None)[0]
-
-    def explain(self, target: str | Path | int, text: str | None, method: str = "legrad", *,
-                like: Sequence[str] = (), unlike: Sequence[str] = (), read_options: ReadOptions | None = None) -> Any:
-        """A heuristic heatmap of where the query lands in an image (a stored id or any file), on the
-        padded square the model saw: ``medsearch.explain.service.Explanation``. Raises InvalidQuery,
-        NotFound, UnreadableFile."""
-        from medsearch.explain.service import explain_frame, frame_of_file, frame_of_id
-
-        query = self.composed(text, like, unlike)
-        image_id, path = _id_or_path(target)
-        if image_id is not None:
-            pixels = frame_of_id(self.store, image_id, options=read_options)
-        elif path.is_file():
-            pixels = frame_of_file(path, read_options)
-        else:
-            raise InvalidQuery(f"{target} is neither a file nor an image id in the store")
-        self.check_model()
-        return explain_frame(self.embedder, pixels, query, method, self.text_vectors)
-
-    def text_vectors(self, texts: Sequence[str]) -> np.ndarray:
-        """(n, dim) unit vectors of ``texts``, cached in memory and in the store."""
-        return self.texts.vectors(list(texts))
-
-    def _query(self, text: str | None, like: Sequence[str], unlike: Sequence[str],
-               min_prob: float | None) -> tuple[np.ndarray, tuple[float, float] | None]:
-        parts = self.parse_parts(text, like, unlike)
-        self.store.index()
-        if any(part.kind != "id" for part in parts):
-            self.check_model()
-        plain_text = len(parts) == 1 and parts[0].kind == "text"
-        if min_prob is not None and not plain_text:
-            raise InvalidQuery("--min-prob needs a plain text query: the model's probability is per text")
-        query = compose(parts, self.text_vectors, lambda part: self.query_vector(
-            int(part.value) if part.kind == "id" else part.value))
-        calibration = (self.embedder.logit_scale, self.embedder.logit_bias) if plain_text else None
-        return query, calibration
-
-    def allowed(self, where: Sequence[str]) -> np.ndarray | None:
-        """The sorted int64 ids passing every ``where`` expression, or None for no filter (remembered per
-        store generation). Raises InvalidQuery pointing at the mistake."""
-        return allowed_ids(self.store, where)
-
-    def rank(self, query: np.ndarray, k: int, offset: int = 0, where: Sequence[str] = (),
-             threshold: float | None = None, group_by: str | None = None,
-             calibration: tuple[float, float] | None = None, sort: str = "score") -> list[Result]:
-        """Results for a (dim,) query vector (``medsearch.query.ranking.ranked_results``); ``sort`` as for
-        ``search``. Raises InvalidQuery."""
-        def page(first: int, n: int) -> list[Result]:
-            return ranked_results(self.store, query, n, first, where, threshold, group_by, calibration)
-
-        return self._sorted(page, sort, threshold, k, offset)
-
-    def query_vector(self, target: str | Path | int, read_options: ReadOptions | None = None) -> np.ndarray:
-        """The (dim,) vector of an id, an indexed path, or a file embedded now. Raises NotFound,
-        UnreadableFile."""
-        image_id, path = _id_or_path(target)
-        if image_id is not None:
-            return stored_vector(self.store, image_id)
-        stored = vector_of_path(self.store, path) if path.exists() else None
-        if stored is not None:
-            return stored
-        if not path.exists():
-            raise InvalidQuery(f"{target} is neither a file nor an image id in the store")
-        self.check_model()
-        from medsearch.indexer.read_back import store_read_options  # read it the way the store's images were read
-
-        return embed_file(self.embedder, path, read_options or store_read_options(self.store))
-
-    def check_model(self) -> None:
-        """Load the model and check it matches the store's vectors, once (a store's model record never
-        changes after it is bound). Raises ModelUnavailable, ModelMismatch."""
-        if self._model_checked:
-            return
-        from medsearch.indexer.embedder import model_record
-
-        embedder = self.embedder
-        if self.store.model_record() is not None:
-            self.store.bind_model(model_record(embedder))
-            self._model_checked = True
-
     def embed_upload(self, data: bytes, filename: str) -> np.ndarray:
         """The (dim,) vector of an image given as bytes (DICOM or raster), decoded in memory, never
         written. Raises UnreadableFile, ModelUnavailable."""
@@ -390,7 +254,7 @@ class Medsearch(ItemsMixin, UnitsMixin):
         """Zero-shot probabilities for files or ids, or stored images (``medsearch.labels.classify``)."""
         from medsearch.labels.classify import classify
 
-        return classify(self, labels, targets, all_images=all_images, where=where, exclusive=exclusive,
+        return classify(self.ctx, labels, targets, all_images=all_images, where=where, exclusive=exclusive,
                         save_as=save_as)
 
     def classify_ids(self, ids: Sequence[int], labels: LabelSet, exclusive: bool = False) -> list[Classification]:
@@ -398,7 +262,7 @@ class Medsearch(ItemsMixin, UnitsMixin):
         result per id in the given order. Raises NotFound naming every unknown id."""
         from medsearch.labels.classify import classify_ids
 
-        return classify_ids(self, labels, ids, exclusive)
+        return classify_ids(self.ctx, labels, ids, exclusive)
 
     def evaluate(self, truth_csv: Path | None, labels: LabelSet, k: int = 10, *, key: str | None = None,
                  root: Path | None = None, truth_fields: Sequence[str] = ()) -> Evaluation:
@@ -407,7 +271,7 @@ class Medsearch(ItemsMixin, UnitsMixin):
         ``FIELD=LABEL``) label (``medsearch.labels.evaluate``). Raises InvalidQuery."""
         from medsearch.labels.evaluate import Truth, evaluate
 
-        return evaluate(self, Truth(truth_csv, key, root, tuple(truth_fields)), labels, k)
+        return evaluate(self.ctx, Truth(truth_csv, key, root, tuple(truth_fields)), labels, k)
 
     def model_input_png(self, image_id: int) -> bytes:
         """PNG bytes of what the model saw for a stored image (``medsearch.indexer.preview``), decoded in this
@@ -415,5 +279,53 @@ class Medsearch(ItemsMixin, UnitsMixin):
         changed or is gone)."""
         from medsearch.indexer.preview import preview_png
 
-        self.image_path(image_id)  # NotFound before any file is read
+        self.items.image_path(image_id)  # NotFound before any file is read
         return preview_png(self.store, self.embedder.preprocessor, image_id)
+
+    # look-ups (medsearch.services.items)
+
+    def item(self, image_id: int) -> dict[str, Any]:
+        """One image's id, path, typed metadata (never the identity column) and fields. Raises NotFound."""
+        return self.items.item(image_id)
+
+    def image_path(self, image_id: int) -> str:
+        """The stored path of an image id. Raises NotFound."""
+        return self.items.image_path(image_id)
+
+    def facets(self, where: Sequence[str] = ()) -> dict[str, Any]:
+        """The values (with counts) of the columns and fields with few values, over the images matching
+        ``where``, and the split names. Raises InvalidQuery."""
+        return self.items.facets(where)
+
+    def info(self) -> dict[str, Any]:
+        """The store's facts: counts, model, dimension, index type, generation, roots and failures."""
+        return self.items.info()
+
+    # maintenance (medsearch.services.maintenance)
+
+    def remove_root(self, folder: str | Path) -> Any:
+        """Remove an indexed folder from the store: its images (rows and vectors, in step), failure records
+        and root, and those of indexed folders inside it. Needs a writable store. Raises InvalidQuery."""
+        return self.items.remove_root(folder)
+
+    def reindex(self, index_type: str = "auto", memory_budget_gb: float | None = None) -> dict[str, Any]:
+        """Rebuild the vector index as ``index_type`` (flat, hnsw, ivf-sq8, ivf-pq or auto) and save it;
+        {index_type, count, seconds}. Needs a writable store. Raises InvalidQuery, StoreError."""
+        return maintenance.reindex(self.store, index_type, memory_budget_gb)
+
+    def check(self, repair: bool = False) -> Any:
+        """Verify the store (and with ``repair`` fix what can be fixed; needs a writable store); the report
+        (``medsearch.storage.check.CheckReport``: ``ok``, ``problems``, ``notes``, ``facts``)."""
+        return maintenance.check(self.store, repair)
+
+    def upgrade(self, settings: IndexSettings | None = None, vectors_only: bool = False,
+                progress: Progress | None = None) -> dict[str, Any]:
+        """Re-embed images made with an older preprocessing version, then move older stores' vectors to
+        their own table (``medsearch.services.maintenance.upgrade``). Needs a writable store."""
+        return maintenance.upgrade(self.ctx, settings, vectors_only, progress)
+
+    def import_metadata(self, csv_file: str | Path, **options: Any) -> Any:
+        """Join a sidecar CSV to the indexed images as typed fields (options: key, rename, clash_prefix,
+        skip, root; ``medsearch.indexer.sidecar.import_sidecar``). Needs a writable store. Raises
+        InvalidQuery."""
+        return maintenance.import_metadata(self.store, Path(csv_file), **options)

@@ -19,11 +19,10 @@ def check(
 ) -> None:
     """Verify the store: database integrity, model record, vectors, FAISS snapshot, ids, files on disk.
     Exits non-zero when problems remain."""
-    from medsearch.storage.check import check_store
-    from medsearch.storage.store import Store
+    from medsearch.api import Medsearch
 
-    with cli_errors(as_json), Store.open(store, writable=repair) as opened:
-        report = check_store(opened, repair=repair)
+    with cli_errors(as_json), Medsearch.open(store, writable=repair) as ms:
+        report = ms.check(repair)
     if as_json:
         print_json(report.as_dict())
     else:

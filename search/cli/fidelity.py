@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated
 
 import typer
@@ -50,25 +51,17 @@ def upgrade(
     from medsearch.cli.main import parse_window
     from medsearch.indexer.frames import ReadOptions
     from medsearch.indexer.pipeline import IndexSettings
-    from medsearch.indexer.upgrade import upgrade_store
     from medsearch.indexer.voi import parse_voi
-    from medsearch.storage.shrink import shrink_vectors
-    from medsearch.storage.store import Store
 
-    facts: dict[str, object] = {}
-    with cli_errors(as_json):
-        if not vectors_only:
-            with Medsearch.open(store, model, device, writable=True, precision=precision) as ms:
-                options = ReadOptions(window=parse_window(window), voi=parse_voi(voi or "google"))
-                settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
-                facts.update(vars(upgrade_store(ms.store, lambda: ms.embedder, settings)))
-        with Store.open(store, writable=True) as opened:
-            if as_json or not show_progress():
-                shrunk = shrink_vectors(opened, compact=vectors_only)
-            else:
-                with ProgressBar("moving vectors", "vectors") as update:
-                    shrunk = shrink_vectors(opened, update, compact=vectors_only)
-        facts["vectors"] = vars(shrunk)
+    with cli_errors(as_json), Medsearch.open(store, model, device, writable=True, precision=precision) as ms:
+        options = ReadOptions(window=parse_window(window), voi=parse_voi(voi or "google"))
+        settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
+        if as_json or not show_progress():
+            facts = ms.upgrade(settings, vectors_only)
+        else:
+            with ProgressBar("moving vectors", "vectors") as update:
+                facts = ms.upgrade(settings, vectors_only, update)
+    shrunk = SimpleNamespace(**facts["vectors"])
     if as_json:
         print_json(facts)
         return

@@ -6,18 +6,16 @@ from __future__ import annotations
 from dataclasses import asdict
 from importlib import import_module
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 from medsearch.cli.common import (
     DEFAULT_STORE,
     DeviceOption,
     JsonOption,
-    LikeOption,
     ModelOption,
     PrecisionOption,
     StoreOption,
-    UnlikeOption,
     WindowOption,
     WorkersOption,
     cli_errors,
@@ -36,10 +34,11 @@ from medsearch.cli.metadata import (
     show_sidecar_report,
     sidecar_options,
 )
+from medsearch.cli.query_options import query_command
 from medsearch.cli.remote import ServerOption
-from medsearch.cli.results import PathsOption, ShowFieldsOption, show_results
-from medsearch.cli.units import SortOption, UnitMethodOption, UnitOption, show_units
+from medsearch.cli.results import PathsOption, ShowFieldsOption, show_found
 from medsearch.language.present import fields
+from medsearch.query.spec import QuerySpec
 
 plain_types()
 app = typer.Typer(help="Semantic search over medical images with MedSigLIP.", no_args_is_help=True,
@@ -123,7 +122,7 @@ def index(
             report = ms.index(paths, settings)
         else:
             report = _index_with_bar(ms, paths, settings)
-        sidecar = _import_sidecar(ms, metadata, sidecar_args) if metadata else None
+        sidecar = ms.import_metadata(metadata, **sidecar_args) if metadata else None
         if as_json:
             print_json({**report.as_dict(), **({"metadata": asdict(sidecar)} if sidecar else {})})
             return
@@ -169,12 +168,6 @@ def parse_frames(text: str) -> Literal["middle", "all"]:
     return text  # type: ignore[return-value]
 
 
-def _import_sidecar(ms, csv_file: Path, options):  # type: ignore[no-untyped-def]
-    from medsearch.indexer.sidecar import import_sidecar
-
-    return import_sidecar(ms.store, csv_file, **options)
-
-
 def _index_with_bar(ms, paths, settings):  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -184,33 +177,17 @@ def _index_with_bar(ms, paths, settings):  # type: ignore[no-untyped-def]
         return ms.index(paths, settings, progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
-WhereOption = Annotated[list[str] | None, typer.Option(
-    "--where", help="Metadata filter, e.g. \"modality in ('CR','DX') and study_date >= '2019-01-01'\"; repeatable.")]
-MinScoreOption = Annotated[float | None, typer.Option(help="Only results with cosine >= this.")]
-GroupOption = Annotated[str | None, typer.Option(
-    "--group-by", help="Best image per study, series, patient or any metadata column.")]
-KOption = Annotated[int, typer.Option("-k", "--k", help="How many results.")]
-OffsetOption = Annotated[int, typer.Option(help="Skip this many results (paging).")]
+CountOption = Annotated[bool, typer.Option("--count", help="Print only how many images (or units) pass.")]
 
 
 @app.command()
+@query_command("search")
 def search(
-    text: Annotated[str | None, typer.Argument(help="What to look for, e.g. 'left pleural effusion'.")] = None,
-    k: KOption = 10,
-    offset: OffsetOption = 0,
-    where: WhereOption = None,
-    min_score: MinScoreOption = None,
-    min_prob: Annotated[float | None, typer.Option(help="Only results whose model probability >= this.")] = None,
-    group_by: GroupOption = None,
-    like: LikeOption = None,
-    unlike: UnlikeOption = None,
-    count: Annotated[bool, typer.Option("--count", help="Print only how many images pass.")] = False,
+    spec: QuerySpec,
+    count: CountOption = False,
     show_fields: ShowFieldsOption = None,
     paths: PathsOption = False,
     server: ServerOption = None,
-    unit: UnitOption = "image",
-    unit_method: UnitMethodOption = None,
-    sort: SortOption = "score",
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -218,47 +195,30 @@ def search(
     as_json: JsonOption = False,
 ) -> None:
     """Find images that match a sentence (text-to-image), with filters, thresholds and composed parts."""
-    query: dict[str, Any] = {"where": where or (), "min_score": min_score, "min_prob": min_prob,
-                             "like": like or (), "unlike": unlike or ()}
     if server:
         from medsearch.cli import remote
 
         with cli_errors(as_json):
-            remote.show_search(server, text, k, offset, query, group_by, count, as_json, show_fields, paths,
-                               remote.Ranking(unit, unit_method, sort))
+            remote.show_search(server, spec.validate(), count, as_json, show_fields, paths)
         return
     from medsearch.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
-        translation = ms.searched_as(text) if text else None
+        translation = ms.searched_as(spec.text) if spec.text else None
         if count:
-            total = ms.count(text, **query) if unit == "image" else ms.count_units(unit, text, **query)
-            print_json({"query": text, **fields(translation), "count": total}) if as_json else typer.echo(total)
+            total = ms.queries.count(spec)
+            print_json({"query": spec.text, **fields(translation), "count": total}) if as_json else typer.echo(total)
             return
-        if unit != "image":
-            units = ms.search_units(text, unit, k, offset, method=unit_method, sort=sort, **query)
-            show_units(f"search: {text or ' '.join(like or [])}", units, as_json, fields(translation))
-            return
-        results = ms.search(text, k=k, offset=offset, group_by=group_by, sort=sort, **query)
-        show_results(text or " ".join(like or []), results, as_json, "search", translation, show_fields, paths)
+        show_found(spec, ms.queries.run(spec), as_json, translation, show_fields, paths)
 
 
 @app.command()
+@query_command("similar")
 def similar(
-    target: Annotated[str, typer.Argument(help="An image file (indexed or not) or an image id in the store.")],
-    k: KOption = 10,
-    offset: OffsetOption = 0,
-    where: WhereOption = None,
-    min_score: MinScoreOption = None,
-    group_by: GroupOption = None,
-    include_self: Annotated[bool, typer.Option(
-        "--include-self", help="Keep the query image itself (an indexed file or id) among the results.")] = False,
+    spec: QuerySpec,
     show_fields: ShowFieldsOption = None,
     paths: PathsOption = False,
     server: ServerOption = None,
-    unit: UnitOption = "image",
-    unit_method: UnitMethodOption = None,
-    sort: SortOption = "score",
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -271,24 +231,12 @@ def similar(
         from medsearch.cli import remote
 
         with cli_errors(as_json):
-            ranking = remote.Ranking(unit, unit_method, sort)
-            found = remote.similar(server, target, k, offset, where or (), min_score, group_by, include_self, ranking)
-            if unit != "image":
-                show_units(f"similar to: {target}", found, as_json)
-            else:
-                show_results(target, found, as_json, "similar to", show_fields=show_fields, paths_only=paths)
+            show_found(spec, remote.similar(server, spec.validate()), as_json, None, show_fields, paths)
         return
     from medsearch.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
-        if unit != "image":
-            units = ms.similar_units(target, unit, k, offset, where=where or (), min_score=min_score,
-                                     method=unit_method, sort=sort)
-            show_units(f"similar to: {target}", units, as_json)
-            return
-        results = ms.similar(target, k=k, offset=offset, where=where or (), min_score=min_score,
-                             group_by=group_by, include_self=include_self, sort=sort)
-        show_results(target, results, as_json, "similar to", show_fields=show_fields, paths_only=paths)
+        show_found(spec, ms.queries.run(spec), as_json, None, show_fields, paths)
 
 
 @app.command()

@@ -43,11 +43,10 @@ def import_metadata(
     as_json: JsonOption = False,
 ) -> None:
     """Import sidecar metadata (labels, clinical fields) as typed, filterable columns."""
-    from medsearch.indexer.sidecar import import_sidecar
-    from medsearch.storage.store import Store
+    from medsearch.api import Medsearch
 
-    with cli_errors(as_json), Store.open(store, writable=True) as opened:
-        report = import_sidecar(opened, csv_file, **sidecar_options(key, rename, clash_prefix, skip, root))
+    with cli_errors(as_json), Medsearch.open(store, writable=True) as ms:
+        report = ms.import_metadata(csv_file, **sidecar_options(key, rename, clash_prefix, skip, root))
         show_sidecar_report(report, as_json)
 
 

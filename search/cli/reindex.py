@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from enum import StrEnum
 from typing import Annotated
 
@@ -31,20 +30,11 @@ def reindex(
     """Rebuild the vector index from the stored vectors as another index type, and save it. Also retrains
     an ivf-sq8 or ivf-pq index once `medsearch check` says that much was added since its training. The
     index in service (the saved one, and any server's) stays until the new one is saved whole."""
-    from medsearch.storage.index_choice import IndexType, choose_index_type
-    from medsearch.storage.store import Store
+    from medsearch.api import Medsearch
 
-    with cli_errors(as_json), Store.open(store, writable=True) as opened:
-        started = time.perf_counter()
-        info = opened.info()
-        count = opened.image_count()
-        if index_type is IndexKind.auto:
-            budget = None if memory_budget_gb is None else int(memory_budget_gb * 2**30)
-            kind = choose_index_type(count, budget, info.dim if info else 1152)
-        else:
-            kind = IndexType.parse(index_type.value)
-        opened.reindex(kind)
-        facts = {"index_type": kind, "count": count, "seconds": round(time.perf_counter() - started, 3)}
+    with cli_errors(as_json), Medsearch.open(store, writable=True) as ms:
+        facts = ms.reindex(index_type.value, memory_budget_gb)
+        kind, count = facts["index_type"], facts["count"]
         if as_json:
             print_json(facts)
         else:

@@ -9,6 +9,7 @@ import typer
 from medsearch.cli.common import print_json
 from medsearch.language.present import fields, header
 from medsearch.language.translator import Translation
+from medsearch.query.spec import QuerySpec
 
 SHOWN_METADATA = ("modality", "body_part", "study_date", "frame_number")
 FIELDS_SHOWN = 4
@@ -18,6 +19,20 @@ ShowFieldsOption = Annotated[str | None, typer.Option(
     "--show-fields", help="Sidecar/label fields as table columns, comma-separated (e.g. site,age); "
     "'all' for every field. Default: the first few, compactly.")]
 PathsOption = Annotated[bool, typer.Option("--paths", help="Print only the paths, one per line (for piping).")]
+
+
+def show_found(spec: QuerySpec, results: list[Any], as_json: bool, translation: Translation | None = None,
+               show_fields: str | None = None, paths_only: bool = False) -> None:
+    """Print the results of ``spec`` (local objects or a server's dicts): images as ``show_results``, series
+    or studies as ``show_units``."""
+    from medsearch.cli.units import show_units
+
+    title = "similar to" if spec.kind == "similar" else "search"
+    query = str(spec.target) if spec.kind == "similar" else spec.text or " ".join(spec.like)
+    if spec.is_unit:
+        show_units(f"{title}: {query}", results, as_json, fields(translation))
+    else:
+        show_results(query, results, as_json, title, translation, show_fields, paths_only)
 
 
 def show_results(query: str, results: list[Any], as_json: bool, title: str, translation: Translation | None = None,

@@ -32,13 +32,13 @@ def serve(
 ) -> None:
     """Serve the search API and the web page (open http://HOST:PORT/ in a browser; API docs at /docs).
     MEDSEARCH_API_TOKEN requires a bearer token; MEDSEARCH_CORS_ORIGINS allows other origins."""
-    from medsearch.storage.store import Store
+    from medsearch.api import Medsearch
 
     with cli_errors(False):
         require_extra("uvicorn")
         require_extra("fastapi")
         require_extra("multipart", "server")
-        Store.open(Path(store)).close()  # a clear error now rather than a failed start-up later
+        Medsearch.open(Path(store)).close()  # a clear error now rather than a failed start-up later
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: listening on {host}: other machines can reach this server", err=True)
     typer.echo(f"medsearch: http://{host}:{port}/  (API docs: /docs)", err=True)

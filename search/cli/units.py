@@ -1,5 +1,5 @@
-"""Series and study results on the CLI: the ``--unit``, ``--unit-method`` and ``--sort`` options of
-``search`` / ``similar`` (``medsearch.cli.main``), their table, and ``medsearch timeline ID``."""
+"""Series and study results on the CLI: their table (``search`` / ``similar`` with ``--unit``), and
+``medsearch timeline ID``."""
 
 from __future__ import annotations
 
@@ -15,14 +15,6 @@ from medsearch.cli.common import (
     cli_errors,
     print_json,
 )
-
-UnitOption = Annotated[str, typer.Option(
-    "--unit", help="Rank images, or one row per series or study: image, series, study.")]
-UnitMethodOption = Annotated[str | None, typer.Option(
-    "--unit-method", help="How a series/study is scored: max (best slice; text default), top3, mean, "
-                          "late (late interaction; similar default).")]
-SortOption = Annotated[str, typer.Option(
-    "--sort", help="score, or date (newest study first; needs --min-score or --min-prob).")]
 
 
 def show_units(title: str, results: list[Any], as_json: bool, extra: dict[str, Any] | None = None) -> None:

@@ -3,7 +3,7 @@
 
     from medsearch import cohorts
 
-    cohorts.create(ms, "effusions", include=["text:pleural effusion>=0.6"])
+    cohorts.create(ctx, "effusions", include=["text:pleural effusion>=0.6"])
 """
 
 from medsearch.cohorts.saved import create, delete, diff, list_cohorts, refresh, show

@@ -32,7 +32,7 @@ from medsearch.query.scoring import cosine_for_probability, probability
 from medsearch.storage import queries
 
 if TYPE_CHECKING:
-    from medsearch.api import Medsearch
+    from medsearch.context import Context
 
 _TAIL = re.compile(r"^(?P<body>.*?)\s*(?:(?P<measure>score|prob)?\s*>=\s*(?P<value>\S+)|\s+top\s+(?P<top>\S+))\s*$")
 _KINDS = ("text:", "image:", "id:", "where:")
@@ -102,20 +102,20 @@ class Outcome:
     criteria: list[dict[str, Any]] = field(default_factory=list)
 
 
-def evaluate(ms: Medsearch, includes: Sequence[str], excludes: Sequence[str], where: Sequence[str],
+def evaluate(ctx: Context, includes: Sequence[str], excludes: Sequence[str], where: Sequence[str],
              one_per: str | None = None, near_duplicates: float | None = None) -> Outcome:
-    """Run a definition on ``ms`` (a Medsearch) now. Raises InvalidQuery, NotFound, ModelMismatch."""
+    """Run a definition on ``ctx`` now. Raises InvalidQuery, NotFound, ModelMismatch."""
     steps = [("where", parse_criterion(f"where:{w}")) for w in where]
     steps += [("include", parse_criterion(c)) for c in includes] + [("exclude", parse_criterion(c)) for c in excludes]
     if near_duplicates is not None and not -1.0 <= near_duplicates <= 1.0:
         raise InvalidQuery("--near-duplicates takes a cosine between -1 and 1")
-    one_per_column = group_column(ms.store, one_per) if one_per else None
-    current = _all_ids(ms)
+    one_per_column = group_column(ctx.store, one_per) if one_per else None
+    current = _all_ids(ctx)
     outcome = Outcome([], [{"step": "all images", "count": len(current), "removed": 0}])
     primary: dict[int, float] | None = None
     primary_text = False
     for role, criterion in steps:
-        passing, detail = _passing(ms, criterion, current)
+        passing, detail = _passing(ctx, criterion, current)
         outcome.criteria.append({"role": role, **asdict(criterion), **detail})
         if role == "exclude":
             kept = current[~np.isin(current, list(passing))]
@@ -127,13 +127,13 @@ def evaluate(ms: Medsearch, includes: Sequence[str], excludes: Sequence[str], wh
         _step(outcome, f"{role}: {given}" if role == "where" else f"{role} {given}", len(current) - len(kept),
               len(kept))
         current = kept
-    calibration = (ms.embedder.logit_scale, ms.embedder.logit_bias) if primary_text else None
+    calibration = (ctx.encoder.logit_scale, ctx.encoder.logit_bias) if primary_text else None
     ordered = _order(current, primary, calibration)
     if one_per and one_per_column:
-        ordered = _one_per(ms, ordered, one_per_column)
+        ordered = _one_per(ctx, ordered, one_per_column)
         _step(outcome, f"one per {one_per}", outcome.funnel[-1]["count"] - len(ordered), len(ordered))
     if near_duplicates is not None:
-        ordered, outcome.collapsed = _collapse(ms, ordered, near_duplicates)
+        ordered, outcome.collapsed = _collapse(ctx, ordered, near_duplicates)
         _step(outcome, f"near-duplicates cosine>{near_duplicates}", len(outcome.collapsed), len(ordered))
     outcome.members = ordered
     return outcome
@@ -143,38 +143,38 @@ def _step(outcome: Outcome, name: str, removed: int, count: int) -> None:
     outcome.funnel.append({"step": name, "count": count, "removed": removed})
 
 
-def _all_ids(ms: Medsearch) -> np.ndarray:
-    ms.store.index()  # raises StoreError on an empty store
-    return queries.all_ids(ms.store)
+def _all_ids(ctx: Context) -> np.ndarray:
+    ctx.store.index()  # raises StoreError on an empty store
+    return queries.all_ids(ctx.store)
 
 
-def _passing(ms: Medsearch, criterion: Criterion, current: np.ndarray) -> tuple[dict[int, float], dict[str, Any]]:
+def _passing(ctx: Context, criterion: Criterion, current: np.ndarray) -> tuple[dict[int, float], dict[str, Any]]:
     """The ids among ``current`` passing ``criterion``, with their cosines, and what was resolved."""
     if criterion.kind == "where":
-        matched = allowed_ids(ms.store, [criterion.value])
+        matched = allowed_ids(ctx.store, [criterion.value])
         assert matched is not None
         return {int(i): float("nan") for i in np.intersect1d(current, matched)}, {}
-    query, detail = _vector(ms, criterion)
+    query, detail = _vector(ctx, criterion)
     if criterion.measure == "top":
         assert criterion.top is not None
-        hits = take(iter_ranked(ms.store, query, current), criterion.top)
+        hits = take(iter_ranked(ctx.store, query, current), criterion.top)
         return dict(hits), detail
     cosine = criterion.threshold
     if criterion.measure == "prob":
         assert criterion.threshold is not None
-        cosine = cosine_for_probability(criterion.threshold, ms.embedder.logit_scale, ms.embedder.logit_bias)
+        cosine = cosine_for_probability(criterion.threshold, ctx.encoder.logit_scale, ctx.encoder.logit_bias)
         detail["cosine_threshold"] = cosine
-    return dict(iter_ranked(ms.store, query, current, cosine, first_round=1024)), detail
+    return dict(iter_ranked(ctx.store, query, current, cosine, first_round=1024)), detail
 
 
-def _vector(ms: Medsearch, criterion: Criterion) -> tuple[np.ndarray, dict[str, Any]]:
+def _vector(ctx: Context, criterion: Criterion) -> tuple[np.ndarray, dict[str, Any]]:
     if criterion.kind == "text":
-        ms.check_model()
-        return ms.text_vectors([criterion.value])[0], {}
+        ctx.check_model()
+        return ctx.text_vectors([criterion.value])[0], {}
     if criterion.kind == "id":
-        return ms.query_vector(int(criterion.value)), {}
+        return ctx.vector_of(int(criterion.value)), {}
     path = Path(criterion.value).expanduser().resolve()
-    return ms.query_vector(path), {"resolved_path": str(path)}
+    return ctx.vector_of(path), {"resolved_path": str(path)}
 
 
 def _order(ids: np.ndarray, primary: dict[int, float] | None,
@@ -185,10 +185,10 @@ def _order(ids: np.ndarray, primary: dict[int, float] | None,
     return [(i, s, float(probability(s, *calibration)) if calibration else None) for i, s in ranked]
 
 
-def _one_per(ms: Medsearch, ordered: list[tuple[int, float | None, float | None]],
+def _one_per(ctx: Context, ordered: list[tuple[int, float | None, float | None]],
              column: str) -> list[tuple[int, float | None, float | None]]:
     """The first (best) member of each ``column`` value; members without a value are groups alone."""
-    values = queries.group_values(ms.store, [m[0] for m in ordered], column)
+    values = queries.group_values(ctx.store, [m[0] for m in ordered], column)
     seen: set[Any] = set()
     kept = []
     for member in ordered:
@@ -200,10 +200,10 @@ def _one_per(ms: Medsearch, ordered: list[tuple[int, float | None, float | None]
     return kept
 
 
-def _collapse(ms: Medsearch, ordered: list[tuple[int, float | None, float | None]],
+def _collapse(ctx: Context, ordered: list[tuple[int, float | None, float | None]],
               threshold: float) -> tuple[list[tuple[int, float | None, float | None]], list[dict[str, Any]]]:
     """Greedy, best first: a member closer than ``threshold`` (cosine) to a kept one is collapsed into it."""
-    found = queries.embeddings(ms.store, [m[0] for m in ordered])
+    found = queries.embeddings(ctx.store, [m[0] for m in ordered])
     kept: list[tuple[int, float | None, float | None]] = []
     vectors: list[np.ndarray] = []
     collapsed = []

@@ -17,14 +17,14 @@ from medsearch.storage import queries
 from medsearch.storage.models import METADATA_COLUMNS
 
 if TYPE_CHECKING:
-    from medsearch.api import Medsearch
+    from medsearch.context import Context
 
 FORMATS = ("csv", "jsonl", "uids", "links")
 UID_COLUMNS = ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
 BASE_COLUMNS = ("rank", "id", "path", "score", "probability")
 
 
-def export(ms: Medsearch, name: str, fmt: str, output: str | Path, columns: Sequence[str] = (),
+def export(ctx: Context, name: str, fmt: str, output: str | Path, columns: Sequence[str] = (),
            copy: bool = False, run: int | None = None) -> dict[str, Any]:
     """Write cohort ``name`` (latest run, or ``run``) to ``output``; a series/study cohort one row per unit
     (``medsearch.cohorts.unit_export``). ``columns``: metadata columns or sidecar/label fields added to
@@ -32,7 +32,7 @@ def export(ms: Medsearch, name: str, fmt: str, output: str | Path, columns: Sequ
     Raises InvalidQuery (format, existing links folder), NotFound."""
     if fmt not in FORMATS:
         raise InvalidQuery(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
-    cohort = show(ms, name, run)
+    cohort = show(ctx, name, run)
     output = Path(output).expanduser()
     members = cohort["members"]
     units = cohort.get("unit", "image") != "image"
@@ -41,7 +41,7 @@ def export(ms: Medsearch, name: str, fmt: str, output: str | Path, columns: Sequ
         manifest_path = output / "manifest.json"
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
-        table, header = _unit_table(ms, cohort, fmt, columns) if units else _image_table(ms, members, fmt, columns)
+        table, header = _unit_table(ctx, cohort, fmt, columns) if units else _image_table(ctx, members, fmt, columns)
         _write_table(table, output, fmt, header)
         rows, skipped = len(table), len(members) - len(table)
         manifest_path = output.with_name(output.name + ".manifest.json")
@@ -49,20 +49,20 @@ def export(ms: Medsearch, name: str, fmt: str, output: str | Path, columns: Sequ
     return {"format": fmt, "output": str(output), "manifest": str(manifest_path), "rows": rows, "skipped": skipped}
 
 
-def _image_table(ms: Medsearch, members: list[dict[str, Any]], fmt: str,
+def _image_table(ctx: Context, members: list[dict[str, Any]], fmt: str,
                  columns: Sequence[str]) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
     """(rows, header) of an image cohort for csv, jsonl or uids (members without a SOP UID left out)."""
     wanted = UID_COLUMNS if fmt == "uids" else tuple(c for c in columns if c not in BASE_COLUMNS)
-    table = _rows(ms, members, wanted)
+    table = _rows(ctx, members, wanted)
     if fmt == "uids":
         return [{c: row[c] for c in UID_COLUMNS} for row in table if row["sop_instance_uid"] is not None], UID_COLUMNS
     return table, BASE_COLUMNS + wanted
 
 
-def _unit_table(ms: Medsearch, cohort: dict[str, Any], fmt: str, columns: Sequence[str]) -> tuple[list, tuple]:
+def _unit_table(ctx: Context, cohort: dict[str, Any], fmt: str, columns: Sequence[str]) -> tuple[list, tuple]:
     from medsearch.cohorts.unit_export import unit_table
 
-    return unit_table(ms, cohort, fmt, columns)
+    return unit_table(ctx, cohort, fmt, columns)
 
 
 def _unit_links(members: list[dict[str, Any]], folder: Path, copy: bool) -> int:
@@ -71,14 +71,14 @@ def _unit_links(members: list[dict[str, Any]], folder: Path, copy: bool) -> int:
     return unit_links(members, folder, copy)
 
 
-def _rows(ms: Medsearch, members: list[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
+def _rows(ctx: Context, members: list[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
     """Members with ``columns`` added (None where an image has no value): metadata columns as stored,
     sidecar/label fields typed as imported (numbers stay numbers in both CSV and JSON Lines)."""
     ids = [m["id"] for m in members]
-    resolved = {column: group_column(ms.store, column) for column in columns}
+    resolved = {column: group_column(ctx.store, column) for column in columns}
     stored = {column: name for column, name in resolved.items() if name in METADATA_COLUMNS or name == "path"}
-    typed = queries.fields_by_id(ms.store, ids, [name for name in resolved.values() if name not in stored.values()])
-    values = {column: queries.group_values(ms.store, ids, name) for column, name in stored.items()}
+    typed = queries.fields_by_id(ctx.store, ids, [name for name in resolved.values() if name not in stored.values()])
+    values = {column: queries.group_values(ctx.store, ids, name) for column, name in stored.items()}
 
     def value(member_id: int, column: str) -> Any:
         if column in values:

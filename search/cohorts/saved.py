@@ -1,10 +1,9 @@
 """Research cohorts through the Python API: create, refresh, show, list, diff and delete.
 
-    from medsearch.api import Medsearch
-    from medsearch import cohorts
+    from medsearch import Medsearch, cohorts
 
     with Medsearch.open("./store", writable=True) as ms:
-        made = cohorts.create(ms, "effusions", include=["text:pleural effusion>=0.6"],
+        made = cohorts.create(ms.ctx, "effusions", include=["text:pleural effusion>=0.6"],
                               exclude=["text:chest tube>=0.5"], where=["modality in ('CR','DX')"],
                               one_per="patient")
         print(made["funnel"], made["members"][:3])
@@ -29,10 +28,10 @@ from medsearch.storage import cohort_store, queries
 from medsearch.storage.learn import load_split
 
 if TYPE_CHECKING:
-    from medsearch.api import Medsearch
+    from medsearch.context import Context
 
 
-def create(ms: Medsearch, name: str, include: Sequence[str] = (), exclude: Sequence[str] = (),
+def create(ctx: Context, name: str, include: Sequence[str] = (), exclude: Sequence[str] = (),
            where: Sequence[str] = (), one_per: str | None = None,
            near_duplicates: float | None = None, unit: str = "image") -> dict[str, Any]:
     """Evaluate and save a new cohort of images, or of the series or studies (``unit``) holding the
@@ -44,62 +43,62 @@ def create(ms: Medsearch, name: str, include: Sequence[str] = (), exclude: Seque
         raise InvalidQuery("a cohort needs at least one --include or --where criterion")
     definition = {"include": list(include), "exclude": list(exclude), "where": list(where),
                   "one_per": one_per, "near_duplicates": near_duplicates, "unit": check_cohort_unit(unit)}
-    cohort_store.check_name_free(ms.store, name)
-    return cohort_store.add_run(ms.store, name, _evaluate(ms, name, definition), definition)
+    cohort_store.check_name_free(ctx.store, name)
+    return cohort_store.add_run(ctx.store, name, _evaluate(ctx, name, definition), definition)
 
 
-def refresh(ms: Medsearch, name: str) -> dict[str, Any]:
+def refresh(ctx: Context, name: str) -> dict[str, Any]:
     """Re-run a saved definition on the store as it is now; stores and returns a new run (its splits
     re-made on it, see ``_remake_splits``). Raises NotFound, ModelMismatch (before any write)."""
-    definition = cohort_store.definition(ms.store, name)
-    kept_splits = _kept_splits(ms, definition)
-    made = cohort_store.add_run(ms.store, name, _evaluate(ms, name, definition))
-    return _remake_splits(ms, name, kept_splits) if kept_splits else made
+    definition = cohort_store.definition(ctx.store, name)
+    kept_splits = _kept_splits(ctx, definition)
+    made = cohort_store.add_run(ctx.store, name, _evaluate(ctx, name, definition))
+    return _remake_splits(ctx, name, kept_splits) if kept_splits else made
 
 
-def _kept_splits(ms: Medsearch, definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _kept_splits(ctx: Context, definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """{field: how} of the splits ``medsearch split --cohort`` kept in a cohort's definition (field,
     ratios, names, stratification, seed, grouping). Raises ModelMismatch when one was made on a store
     of another model."""
     kept: dict[str, dict[str, Any]] = definition.get("splits", {})
     for field in kept:
-        load_split(ms.store, field)
+        load_split(ctx.store, field)
     return kept
 
 
-def _remake_splits(ms: Medsearch, name: str, kept: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _remake_splits(ctx: Context, name: str, kept: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Re-make the ``kept`` splits on the cohort's latest run, so its manifest carries them; returns
     that run as stored."""
     from medsearch.learn.split import split
 
     for field, how in kept.items():
-        split(ms, field, scope=(f"cohort:{name}",), **how)
-    return show(ms, name)
+        split(ctx, field, scope=(f"cohort:{name}",), **how)
+    return show(ctx, name)
 
 
-def show(ms: Medsearch, name: str, run: int | None = None) -> dict[str, Any]:
+def show(ctx: Context, name: str, run: int | None = None) -> dict[str, Any]:
     """The manifest of the latest run (or run number ``run``) with its members, best first. Raises
     NotFound."""
-    found = cohort_store.run(ms.store, name, run)
+    found = cohort_store.run(ctx.store, name, run)
     if found is None:
         raise NotFound(f"cohort {name!r} has no run {run}")
     return found
 
 
-def list_cohorts(ms: Medsearch) -> list[dict[str, Any]]:
+def list_cohorts(ctx: Context) -> list[dict[str, Any]]:
     """Every cohort: name, created date, number of runs, and the latest run's size and generation."""
-    return cohort_store.summaries(ms.store)
+    return cohort_store.summaries(ctx.store)
 
 
-def delete(ms: Medsearch, name: str) -> None:
+def delete(ctx: Context, name: str) -> None:
     """Delete a cohort with its runs and members. Raises NotFound."""
-    cohort_store.delete(ms.store, name)
+    cohort_store.delete(ctx.store, name)
 
 
-def diff(ms: Medsearch, name: str) -> dict[str, Any]:
+def diff(ctx: Context, name: str) -> dict[str, Any]:
     """Who joined and who left between the previous run and the latest: {run, previous_run, joined, left}."""
-    latest = show(ms, name)
-    previous = cohort_store.run(ms.store, name, latest["run"] - 1) if latest["run"] > 1 else None
+    latest = show(ctx, name)
+    previous = cohort_store.run(ctx.store, name, latest["run"] - 1) if latest["run"] > 1 else None
     now = {_identity(m): m for m in latest["members"]}
     before = {_identity(m): m for m in previous["members"]} if previous else {}
     return {"name": name, "run": latest["run"], "previous_run": previous["run"] if previous else None,
@@ -107,12 +106,12 @@ def diff(ms: Medsearch, name: str) -> dict[str, Any]:
             "left": [before[i] for i in before if i not in now]}
 
 
-def _evaluate(ms: Medsearch, name: str, definition: dict[str, Any]) -> dict[str, Any]:
-    outcome = evaluate(ms, definition["include"], definition["exclude"], definition["where"],
+def _evaluate(ctx: Context, name: str, definition: dict[str, Any]) -> dict[str, Any]:
+    outcome = evaluate(ctx, definition["include"], definition["exclude"], definition["where"],
                        definition["one_per"], definition["near_duplicates"])
-    info = ms.store.info()
+    info = ctx.store.info()
     assert info is not None  # evaluate raised StoreError on an empty store
-    paths = queries.paths_by_id(ms.store, [m[0] for m in outcome.members])
+    paths = queries.paths_by_id(ctx.store, [m[0] for m in outcome.members])
     return {
         "name": name,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
@@ -121,23 +120,23 @@ def _evaluate(ms: Medsearch, name: str, definition: dict[str, Any]) -> dict[str,
         "score_rule": SCORE_RULE,
         "model": {"id": info.model_id, "revision": info.model_revision,
                   "preprocessing_version": info.preprocessing_version, "dimension": info.dim,
-                  "image_precisions": ms.store.precisions()},
-        "store": {"directory": str(ms.store.directory), "generation": info.generation},
+                  "image_precisions": ctx.store.precisions()},
+        "store": {"directory": str(ctx.store.directory), "generation": info.generation},
         "funnel": outcome.funnel,
         "collapsed": outcome.collapsed,
         "count": len(outcome.members),
         "members": [{"rank": rank, "id": i, "path": paths[i], "score": s, "probability": p}
                     for rank, (i, s, p) in enumerate(outcome.members, start=1)],
-        **_as_units(ms, outcome, definition.get("unit") or "image"),
+        **_as_units(ctx, outcome, definition.get("unit") or "image"),
     }
 
 
-def _as_units(ms: Medsearch, outcome: Outcome, unit: str) -> dict[str, Any]:
+def _as_units(ctx: Context, outcome: Outcome, unit: str) -> dict[str, Any]:
     """For a series/study cohort, the manifest entries that replace the image members: the units, their
     count and images, and the funnel with its last step; nothing for an image cohort."""
     if unit == "image":
         return {}
-    members = unit_members(ms, outcome.members, unit)
+    members = unit_members(ctx, outcome.members, unit)
     funnel = [*outcome.funnel, unit_step(unit, len(outcome.members), len(members))]
     return {"unit": unit, "funnel": funnel, "count": len(members), "images": sum(m["size"] for m in members),
             "members": members}

@@ -12,14 +12,14 @@ from medsearch.cohorts.export import _rows, place
 from medsearch.errors import InvalidQuery
 
 if TYPE_CHECKING:
-    from medsearch.api import Medsearch
+    from medsearch.context import Context
 
 UNIT_COLUMNS = ("rank", "unit", "key", "score", "probability", "size", "image_id", "path", "study_instance_uid",
                 "modality", "study_date", "description", "ids", "matched")
 """A unit row; in CSV ``ids`` and ``matched`` (the ids that passed the criteria) are space-separated."""
 
 
-def unit_table(ms: Medsearch, cohort: dict[str, Any], fmt: str, columns: Sequence[str]) -> tuple[list, tuple]:
+def unit_table(ctx: Context, cohort: dict[str, Any], fmt: str, columns: Sequence[str]) -> tuple[list, tuple]:
     """(rows, header) of a unit cohort for csv, jsonl or uids; ``columns`` are the representative image's
     metadata columns or fields. Raises InvalidQuery for an unknown column."""
     members, kind = cohort["members"], cohort["unit"]
@@ -28,7 +28,7 @@ def unit_table(ms: Medsearch, cohort: dict[str, Any], fmt: str, columns: Sequenc
         return [{"study_instance_uid": m["study_instance_uid"], "series_instance_uid": m["key"]}
                 for m in members], header
     wanted = tuple(c for c in columns if c not in UNIT_COLUMNS)
-    extra = {row["id"]: row for row in _rows(ms, [{"id": m["image_id"]} for m in members], wanted)}
+    extra = {row["id"]: row for row in _rows(ctx, [{"id": m["image_id"]} for m in members], wanted)}
     rows = []
     for m in members:
         row = {name: m[name] for name in UNIT_COLUMNS} | {c: extra[m["image_id"]][c] for c in wanted}

@@ -15,11 +15,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from medsearch.errors import InvalidQuery
-from medsearch.query.units import UNITS
+from medsearch.query.spec import UNITS
 from medsearch.storage import queries, units
 
 if TYPE_CHECKING:
-    from medsearch.api import Medsearch
+    from medsearch.context import Context
 
 Member = tuple[int, float | None, float | None]
 """An image member as ``criteria.evaluate`` gives it: (id, score, probability)."""
@@ -32,10 +32,10 @@ def check_cohort_unit(unit: str) -> str:
     return unit
 
 
-def unit_members(ms: Medsearch, ordered: list[Member], kind: str) -> list[dict[str, Any]]:
+def unit_members(ctx: Context, ordered: list[Member], kind: str) -> list[dict[str, Any]]:
     """The units of ``kind`` holding the image members ``ordered`` (best first), as member dicts ranked
     from 1 in the order of their best image (see the module). Units emptied meanwhile are dropped."""
-    of_image = units.units_of_images(ms.store, kind, [m[0] for m in ordered])
+    of_image = units.units_of_images(ctx.store, kind, [m[0] for m in ordered])
     best: dict[str, Member] = {}
     matched: dict[str, list[int]] = {}
     for member in ordered:
@@ -43,10 +43,10 @@ def unit_members(ms: Medsearch, ordered: list[Member], kind: str) -> list[dict[s
             uid = of_image[member[0]][0]
             best.setdefault(uid, member)
             matched.setdefault(uid, []).append(member[0])
-    rows = {row.uid: row for row in units.units_by_id(ms.store, [
-        int(i) for i in units.unit_ids_of_uids(ms.store, kind, set(best))]).values()}
-    ids = units.member_ids(ms.store, kind, list(best))
-    paths = queries.paths_by_id(ms.store, [i for uid in best for i in ids[uid]])
+    rows = {row.uid: row for row in units.units_by_id(ctx.store, [
+        int(i) for i in units.unit_ids_of_uids(ctx.store, kind, set(best))]).values()}
+    ids = units.member_ids(ctx.store, kind, list(best))
+    paths = queries.paths_by_id(ctx.store, [i for uid in best for i in ids[uid]])
     out: list[dict[str, Any]] = []
     for uid, (image_id, score, probability) in best.items():
         if uid not in rows or not ids[uid]:

@@ -24,7 +24,7 @@ from medsearch.labels.zeroshot import label_matrix, probabilities
 from medsearch.storage import queries
 
 if TYPE_CHECKING:
-    from medsearch.api import Medsearch
+    from medsearch.context import Context
 
 
 @dataclass
@@ -50,17 +50,17 @@ class Truth:
     fields: tuple[str, ...] = ()
 
 
-def read_truth(ms: Medsearch, truth: Truth, labels: LabelSet) -> tuple[list[int], dict[str, np.ndarray], list[str]]:
+def read_truth(ctx: Context, truth: Truth, labels: LabelSet) -> tuple[list[int], dict[str, np.ndarray], list[str]]:
     """(image ids, {label: 0/1 array over those ids}, keys that named no image) for the labels that have
     truth. Raises InvalidQuery."""
     if (truth.csv_path is None) == (not truth.fields):
         raise InvalidQuery("give the truth as --truth CSV or as --truth-fields FIELD[=LABEL],...")
     if truth.fields:
-        return _truth_of_fields(ms, truth.fields, labels)
-    return _truth_of_csv(ms, truth, labels)
+        return _truth_of_fields(ctx, truth.fields, labels)
+    return _truth_of_csv(ctx, truth, labels)
 
 
-def _truth_of_csv(ms: Medsearch, truth: Truth, labels: LabelSet) -> tuple[list[int], dict[str, np.ndarray], list[str]]:
+def _truth_of_csv(ctx: Context, truth: Truth, labels: LabelSet) -> tuple[list[int], dict[str, np.ndarray], list[str]]:
     from medsearch.indexer.sidecar import JOIN_COLUMNS
     from medsearch.indexer.sidecar_join import join_keys
 
@@ -78,7 +78,7 @@ def _truth_of_csv(ms: Medsearch, truth: Truth, labels: LabelSet) -> tuple[list[i
     names = [name for name in labels.names if name in header]
     if not names:
         raise InvalidQuery(f"{csv_path} has no column named after a label ({', '.join(labels.names)})")
-    found = join_keys(ms.store, key, [row[key] for row in rows], csv_path.parent, truth.root)
+    found = join_keys(ctx.store, key, [row[key] for row in rows], csv_path.parent, truth.root)
     ids, values, missing = [], {name: [] for name in names}, []  # type: ignore[var-annotated]
     for row, match in zip(rows, found, strict=True):
         if not match.ids:
@@ -90,11 +90,11 @@ def _truth_of_csv(ms: Medsearch, truth: Truth, labels: LabelSet) -> tuple[list[i
     return ids, {name: np.array(column, dtype=int) for name, column in values.items()}, missing
 
 
-def _truth_of_fields(ms: Medsearch, given: tuple[str, ...], labels: LabelSet) -> tuple[list[int], dict[str, np.ndarray],
+def _truth_of_fields(ctx: Context, given: tuple[str, ...], labels: LabelSet) -> tuple[list[int], dict[str, np.ndarray],
                                                                                        list[str]]:
     pairs = {field_name.strip(): (label.strip() or field_name.strip())
              for field_name, _eq, label in (item.partition("=") for item in given)}
-    unknown = sorted(set(pairs) - queries.field_names(ms.store))
+    unknown = sorted(set(pairs) - queries.field_names(ctx.store))
     if unknown:
         raise InvalidQuery(f"no imported field {', '.join(map(repr, unknown))} (import the truth with "
                            "`medsearch import-metadata`, or classify --save-as)")
@@ -102,7 +102,7 @@ def _truth_of_fields(ms: Medsearch, given: tuple[str, ...], labels: LabelSet) ->
     if strange:
         raise InvalidQuery(f"{', '.join(map(repr, strange))} is not a label ({', '.join(labels.names)}); "
                            "map a field to a label with FIELD=LABEL")
-    values = queries.fields_by_id(ms.store, [int(i) for i in queries.all_ids(ms.store)], list(pairs))
+    values = queries.fields_by_id(ctx.store, [int(i) for i in queries.all_ids(ctx.store)], list(pairs))
     ids = sorted(i for i, found in values.items() if set(pairs) <= set(found))
     truth = {label: np.array([_zero_one(values[i][name], f"field {name!r}") for i in ids], dtype=int)
              for name, label in pairs.items()}
@@ -118,10 +118,10 @@ def _zero_one(value: Any, where: str) -> int:
     raise InvalidQuery(f"{where} must hold 0 or 1 (or true/false), not {value!r}")
 
 
-def evaluate(ms: Medsearch, truth_source: Truth, labels: LabelSet, k: int = 10) -> Evaluation:
+def evaluate(ctx: Context, truth_source: Truth, labels: LabelSet, k: int = 10) -> Evaluation:
     """Zero-shot AUCs and retrieval figures of ``labels`` on the images the truth labels."""
-    ids, truth, missing = read_truth(ms, truth_source, labels)
-    rows = queries.embeddings(ms.store, ids)
+    ids, truth, missing = read_truth(ctx, truth_source, labels)
+    rows = queries.embeddings(ctx.store, ids)
     keep = [n for n, image_id in enumerate(ids) if image_id in rows]
     report = Evaluation(images=len(keep), k=k, missing=missing)
     if len(keep) < 2:
@@ -129,8 +129,8 @@ def evaluate(ms: Medsearch, truth_source: Truth, labels: LabelSet, k: int = 10) 
     vectors = np.vstack([rows[ids[n]][1] for n in keep])
     truth = {name: column[keep] for name, column in truth.items()}
     chosen = LabelSet(tuple(label for label in labels.labels if label.name in truth))
-    matrix = label_matrix(ms.text_vectors, chosen)
-    probs = probabilities(vectors, matrix, ms.embedder.logit_scale, ms.embedder.logit_bias)
+    matrix = label_matrix(ctx.text_vectors, chosen)
+    probs = probabilities(vectors, matrix, ctx.encoder.logit_scale, ctx.encoder.logit_bias)
     aps = []
     for column, label in enumerate(chosen.labels):
         figures, ap = _label_figures(truth[label.name], probs[:, column], k)

@@ -22,11 +22,12 @@ from medsearch.errors import InvalidQuery
 from medsearch.learn.calibration import Calibration, calibrate, pair_pixels
 from medsearch.learn.neighbours import neighbour_pairs
 from medsearch.learn.selection import all_ids, group_keys, paths_of, select_ids, vectors_of
+from medsearch.query.ranking import group_column
 from medsearch.storage.learn import content_hashes, load_split
 from medsearch.storage.queries import group_values
 
 if TYPE_CHECKING:
-    from medsearch.api import Medsearch
+    from medsearch.context import Context
 
 SCORE_LISTS = ("copies", "different_patients", "copy_pixels", "different_patient_pixels")
 PAIR_COLUMNS = ("kind", "cosine", "pixels", "id_a", "split_a", "path_a", "id_b", "split_b", "path_b")
@@ -51,49 +52,49 @@ class Audit:
                 "same_patient": len(self.same_patient)}
 
 
-def audit(ms: Medsearch, split_field: str, scope: tuple[str, ...] = (), patient: str = "patient", k: int = 10,
+def audit(ctx: Context, split_field: str, scope: tuple[str, ...] = (), patient: str = "patient", k: int = 10,
           threshold: float | None = None, seed: int = 0, samples: int = 64) -> Audit:
     """Audit the split field ``split_field`` over ``scope`` (a selection; all images by default). Raises
     InvalidQuery (unknown field, no image with a split), ModelMismatch (the model, or a split made on a
     store of another model), ModelUnavailable."""
-    ms.check_model()
-    load_split(ms.store, split_field)
-    ids = select_ids(ms, scope) if scope else all_ids(ms)
-    values = group_values(ms.store, ids.tolist(), ms.group_column(split_field))
+    ctx.check_model()
+    load_split(ctx.store, split_field)
+    ids = select_ids(ctx, scope) if scope else all_ids(ctx)
+    values = group_values(ctx.store, ids.tolist(), group_column(ctx.store, split_field))
     ids = np.array([i for i in ids.tolist() if i in values], dtype=np.int64)
     if len(ids) < 2:
         raise InvalidQuery(f"fewer than two of the audited images have a {split_field!r} value")
     splits = np.array([str(values[int(i)]) for i in ids], dtype=object)
-    patients = group_keys(ms, ids, patient)
-    matrix = vectors_of(ms, ids)
-    calibration = None if threshold is not None else calibrate(ms, ids, patients, splits, matrix, seed, samples, k)
+    patients = group_keys(ctx, ids, patient)
+    matrix = vectors_of(ctx, ids)
+    calibration = None if threshold is not None else calibrate(ctx, ids, patients, splits, matrix, seed, samples, k)
     cut = threshold if threshold is not None else calibration.threshold  # type: ignore[union-attr]
     found = Audit(split_field, len(ids), {s: int((splits == s).sum()) for s in sorted(set(splits))}, cut, calibration)
-    exact = _exact_pairs(ms, ids, splits)
-    near = _near_pairs(ms, ids, splits, matrix, cut, k, calibration)
-    found.pairs = _described(ms, ids, splits, exact, "exact") + _described(
-        ms, ids, splits, {p: c for p, c in near.items() if p not in exact}, "near-duplicate")
+    exact = _exact_pairs(ctx, ids, splits)
+    near = _near_pairs(ctx, ids, splits, matrix, cut, k, calibration)
+    found.pairs = _described(ctx, ids, splits, exact, "exact") + _described(
+        ctx, ids, splits, {p: c for p, c in near.items() if p not in exact}, "near-duplicate")
     found.same_patient = _same_patient(patients, splits)
     return found
 
 
-def _near_pairs(ms: Medsearch, ids: np.ndarray, splits: np.ndarray, matrix: np.ndarray, cut: float, k: int,
+def _near_pairs(ctx: Context, ids: np.ndarray, splits: np.ndarray, matrix: np.ndarray, cut: float, k: int,
                 calibration: Calibration | None) -> dict[tuple[int, int], tuple[float, float | None]]:
     """{(row a, row b): (cosine, pixel similarity)} with a < b, neighbours of each other, splits differ,
     cosine >= cut and, with a calibration, a pixel similarity at least its pixel threshold (a pair
     without thumbnails stays, unchecked)."""
-    pairs = neighbour_pairs(ms, ids, matrix, np.arange(len(ids)), k)
+    pairs = neighbour_pairs(ctx, ids, matrix, np.arange(len(ids)), k)
     near = {(min(a, b), max(a, b)): score for a, b, score in pairs if score >= cut and splits[a] != splits[b]}
     if calibration is None:
         return {pair: (score, None) for pair, score in near.items()}
-    pixels = pair_pixels(ms, ids, near)
+    pixels = pair_pixels(ctx, ids, near)
     return {pair: (score, pixels[pair]) for pair, score in near.items()
             if pixels[pair] is None or pixels[pair] >= calibration.pixel_threshold}  # type: ignore[operator]
 
 
-def _exact_pairs(ms: Medsearch, ids: np.ndarray, splits: np.ndarray) -> dict[tuple[int, int], tuple[float, float]]:
+def _exact_pairs(ctx: Context, ids: np.ndarray, splits: np.ndarray) -> dict[tuple[int, int], tuple[float, float]]:
     """Pairs of rows with one content hash and different splits (the first row of each split per hash)."""
-    hashes = content_hashes(ms.store, ids.tolist())
+    hashes = content_hashes(ctx.store, ids.tolist())
     rows: dict[str, dict[str, int]] = {}
     for n, image_id in enumerate(ids.tolist()):
         rows.setdefault(hashes[image_id], {}).setdefault(str(splits[n]), n)
@@ -104,9 +105,9 @@ def _exact_pairs(ms: Medsearch, ids: np.ndarray, splits: np.ndarray) -> dict[tup
     return out
 
 
-def _described(ms: Medsearch, ids: np.ndarray, splits: np.ndarray,
+def _described(ctx: Context, ids: np.ndarray, splits: np.ndarray,
                pairs: Mapping[tuple[int, int], tuple[float, float | None]], kind: str) -> list[dict[str, Any]]:
-    paths = paths_of(ms, [int(ids[n]) for pair in pairs for n in pair])
+    paths = paths_of(ctx, [int(ids[n]) for pair in pairs for n in pair])
     rows = [{"kind": kind, "cosine": round(cosine, 6), "pixels": None if pixels is None else round(pixels, 4),
              "id_a": int(ids[a]), "split_a": str(splits[a]),
              "path_a": paths[int(ids[a])], "id_b": int(ids[b]), "split_b": str(splits[b]),

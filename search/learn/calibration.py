@@ -24,7 +24,7 @@ from medsearch.learn.pixels import grey_png, similarity
 from medsearch.storage.learn import thumbnails_of
 
 if TYPE_CHECKING:
-    from medsearch.api import Medsearch
+    from medsearch.context import Context
 
 COPY_RECALL = 0.99
 """Share of the synthetic copies the cosine shortlist keeps."""
@@ -50,19 +50,19 @@ class Calibration:
     unreadable: int = 0
 
 
-def calibrate(ms: Medsearch, ids: np.ndarray, groups: np.ndarray, splits: np.ndarray, vectors: np.ndarray,
+def calibrate(ctx: Context, ids: np.ndarray, groups: np.ndarray, splits: np.ndarray, vectors: np.ndarray,
               seed: int = 0, samples: int = 64, k: int = 10) -> Calibration:
     """Calibrate on ``samples`` images drawn from ``ids`` (files re-read, copied, embedded) and on the
     hard negatives. ``groups`` (patients), ``splits``: (len(ids),) keys; ``vectors``: (len(ids), dim)
     stored vectors in ``ids`` order. Raises InvalidQuery when copies or negatives are missing."""
     rng = np.random.default_rng(seed)
     drawn = rng.choice(len(ids), min(samples, len(ids)), replace=False)
-    cosines, similar, unreadable = copy_scores(ms, ids, vectors, drawn, rng)
-    negatives = close_negatives(ms, ids, groups, splits, vectors, k, rng)
+    cosines, similar, unreadable = copy_scores(ctx, ids, vectors, drawn, rng)
+    negatives = close_negatives(ctx, ids, groups, splits, vectors, k, rng)
     if not cosines or not negatives:
         raise InvalidQuery("calibration needs copies of readable images and neighbours of different patients "
                            "in one split; give --threshold")
-    pixels = pair_pixels(ms, ids, negatives)
+    pixels = pair_pixels(ctx, ids, negatives)
     shortlist = float(np.quantile(cosines, 1.0 - COPY_RECALL, method="lower"))
     others = np.array(list(negatives.values()))
     others_pixels = np.array([pixels[pair] if pixels[pair] is not None else 1.0 for pair in negatives])
@@ -81,7 +81,7 @@ def _pixel_threshold(copies: np.ndarray, others: np.ndarray) -> float:
     return youden_threshold(copies, others)[0]
 
 
-def pair_pixels(ms: Medsearch, ids: np.ndarray,
+def pair_pixels(ctx: Context, ids: np.ndarray,
                 pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], float | None]:
     """{(row a, row b): ``pixels.similarity`` of their stored thumbnails}, None where one has none.
     Thumbnails are read PAIR_CHUNK pairs at a time, so memory stays bounded in a large audit."""
@@ -90,7 +90,7 @@ def pair_pixels(ms: Medsearch, ids: np.ndarray,
     for start in range(0, len(pairs), PAIR_CHUNK):
         chunk = pairs[start : start + PAIR_CHUNK]
         wanted = sorted({int(ids[row]) for pair in chunk for row in pair})
-        pictures = {image_id: grey_png(png) for image_id, png in thumbnails_of(ms.store, wanted).items()}
+        pictures = {image_id: grey_png(png) for image_id, png in thumbnails_of(ctx.store, wanted).items()}
         for a, b in chunk:
             first, second = pictures.get(int(ids[a])), pictures.get(int(ids[b]))
             out[(a, b)] = similarity(first, second) if first is not None and second is not None else None

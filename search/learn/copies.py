@@ -27,7 +27,7 @@ from medsearch.learn.selection import paths_of
 from PIL import Image as PILImage
 
 if TYPE_CHECKING:
-    from medsearch.api import Medsearch
+    from medsearch.context import Context
 
 NEGATIVE_ROWS = 4000
 """Images whose close neighbours give the hard negatives (all of them in smaller audits)."""
@@ -75,11 +75,11 @@ def youden_threshold(copies: np.ndarray, others: np.ndarray) -> tuple[float, flo
     return float(threshold), float(tpr[best] - fpr[best]), float(tpr[best]), float(fpr[best])
 
 
-def copy_scores(ms: Medsearch, ids: np.ndarray, vectors: np.ndarray, rows: np.ndarray,
+def copy_scores(ctx: Context, ids: np.ndarray, vectors: np.ndarray, rows: np.ndarray,
                 rng: np.random.Generator) -> tuple[list[float], list[float], int]:
     """(cosines of each row's three ``variants`` to its stored vector, their ``pixels.similarity`` to
     the original's thumbnail, files that could not be read)."""
-    paths = paths_of(ms, ids[rows].tolist())
+    paths = paths_of(ctx, ids[rows].tolist())
     cosines: list[float] = []
     similar: list[float] = []
     unreadable = 0
@@ -90,14 +90,14 @@ def copy_scores(ms: Medsearch, ids: np.ndarray, vectors: np.ndarray, rows: np.nd
             unreadable += 1
             continue
         copies = variants(pixels, rng)
-        batch = np.stack([ms.embedder.preprocessor(copy) for copy in copies])
-        cosines += (ms.embedder.embed_images(batch) @ vectors[row]).astype(float).tolist()
+        batch = np.stack([ctx.encoder.preprocessor(copy) for copy in copies])
+        cosines += (ctx.encoder.embed_images(batch) @ vectors[row]).astype(float).tolist()
         original = grey_png(render_png(pixels))  # what indexing stored as the image's thumbnail
         similar += [similarity(original, grey_png(render_png(copy))) for copy in copies]
     return cosines, similar, unreadable
 
 
-def close_negatives(ms: Medsearch, ids: np.ndarray, groups: np.ndarray, splits: np.ndarray, vectors: np.ndarray,
+def close_negatives(ctx: Context, ids: np.ndarray, groups: np.ndarray, splits: np.ndarray, vectors: np.ndarray,
                     k: int, rng: np.random.Generator) -> dict[tuple[int, int], float]:
     """{(row a, row b): cosine} (a < b) of the hard negatives: for each of up to NEGATIVE_ROWS
     images, its nearest neighbour (among its ``k`` nearest) of another patient in the same split. These
@@ -106,7 +106,7 @@ def close_negatives(ms: Medsearch, ids: np.ndarray, groups: np.ndarray, splits: 
     rows = np.sort(rng.choice(len(ids), min(NEGATIVE_ROWS, len(ids)), replace=False))
     pairs: dict[tuple[int, int], float] = {}
     done: set[int] = set()
-    for a, b, score in neighbour_pairs(ms, ids, vectors, rows, k):
+    for a, b, score in neighbour_pairs(ctx, ids, vectors, rows, k):
         if a not in done and groups[a] != groups[b] and splits[a] == splits[b]:
             done.add(a)
             pairs[(min(a, b), max(a, b))] = score

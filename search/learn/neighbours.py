@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from medsearch.api import Medsearch
+    from medsearch.context import Context
 
 BATCH = 1024
 
 
-def neighbour_pairs(ms: Medsearch, ids: np.ndarray, matrix: np.ndarray, rows: np.ndarray,
+def neighbour_pairs(ctx: Context, ids: np.ndarray, matrix: np.ndarray, rows: np.ndarray,
                     k: int) -> Iterator[tuple[int, int, float]]:
     """(a, b, cosine) for each row ``a`` of ``rows`` and each of its ``k`` nearest other rows ``b``
     (rows index ``ids``, int64 image ids; ``matrix``: (len(ids), dim) float32 stored vectors in that
@@ -22,7 +22,7 @@ def neighbour_pairs(ms: Medsearch, ids: np.ndarray, matrix: np.ndarray, rows: np
     row_of = {int(i): n for n, i in enumerate(ids)}
     for start in range(0, len(rows), BATCH):
         chunk = rows[start : start + BATCH]
-        scores, hits = ms.store.search(matrix[chunk], k + 1, ids)
+        scores, hits = ctx.store.search(matrix[chunk], k + 1, ids)
         for a, row_scores, row_hits in zip(chunk.tolist(), scores, hits, strict=True):
             for score, hit in zip(row_scores.tolist(), row_hits.tolist(), strict=True):
                 b = row_of.get(int(hit))

@@ -15,40 +15,42 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from medsearch.errors import InvalidQuery, NotFound
-from medsearch.query.ranking import allowed_ids
+from medsearch.query.ranking import allowed_ids, group_column
 from medsearch.storage import queries, scores
 
 if TYPE_CHECKING:
-    from medsearch.api import Medsearch
+    from medsearch.context import Context
 
 
-def select_ids(ms: Medsearch, specs: Sequence[str]) -> np.ndarray:
+def select_ids(ctx: Context, specs: Sequence[str]) -> np.ndarray:
     """Sorted unique int64 ids of the union of ``specs``. Raises InvalidQuery (bad spec or filter),
     NotFound (a cohort or an id not in the store)."""
-    chosen: list[np.ndarray] = [_one_spec(ms, spec.strip()) for spec in specs if spec.strip()]
+    chosen: list[np.ndarray] = [_one_spec(ctx, spec.strip()) for spec in specs if spec.strip()]
     if not chosen:
         raise InvalidQuery("no images chosen: give ids:1,2,3, cohort:NAME, field:NAME or a where filter")
     return np.unique(np.concatenate(chosen)).astype(np.int64)
 
 
-def _one_spec(ms: Medsearch, spec: str) -> np.ndarray:
+def _one_spec(ctx: Context, spec: str) -> np.ndarray:
     kind, _, rest = spec.partition(":")
     if kind == "ids":
-        return _stored_ids(ms, rest)
+        return _stored_ids(ctx, rest)
     if kind == "cohort":
-        return np.array([m["id"] for m in ms.cohorts.show(rest.strip())["members"]], dtype=np.int64)
+        from medsearch.cohorts.saved import show
+
+        return np.array([m["id"] for m in show(ctx, rest.strip())["members"]], dtype=np.int64)
     where = f"{rest.strip()} = 1" if kind == "field" else rest if kind == "where" else spec
-    found = allowed_ids(ms.store, [where])
+    found = allowed_ids(ctx.store, [where])
     assert found is not None
     return found
 
 
-def _stored_ids(ms: Medsearch, text: str) -> np.ndarray:
+def _stored_ids(ctx: Context, text: str) -> np.ndarray:
     try:
         ids = np.array([int(part) for part in text.split(",") if part.strip()], dtype=np.int64)
     except ValueError:
         raise InvalidQuery(f"ids: takes comma-separated image ids, not {text!r}") from None
-    known = allowed_ids(ms.store, [f"id in ({', '.join(map(str, ids.tolist()))})"]) if len(ids) else ids
+    known = allowed_ids(ctx.store, [f"id in ({', '.join(map(str, ids.tolist()))})"]) if len(ids) else ids
     assert known is not None
     missing = sorted(set(ids.tolist()) - set(known.tolist()))
     if missing:
@@ -56,30 +58,30 @@ def _stored_ids(ms: Medsearch, text: str) -> np.ndarray:
     return ids
 
 
-def group_keys(ms: Medsearch, ids: np.ndarray, by: str) -> np.ndarray:
+def group_keys(ctx: Context, ids: np.ndarray, by: str) -> np.ndarray:
     """One group key per id (object array, in ``ids`` order): the value of ``by`` (study, series, patient
     or any column/field, as ``--group-by`` takes); an image without a value is a group of its own.
     Raises InvalidQuery for an unknown column."""
-    column = ms.group_column(by)
-    values = queries.group_values(ms.store, [int(i) for i in ids], column)
+    column = group_column(ctx.store, by)
+    values = queries.group_values(ctx.store, [int(i) for i in ids], column)
     return np.array([f"{column}={values[int(i)]}" if int(i) in values else f"alone={int(i)}" for i in ids],
                     dtype=object)
 
 
-def all_ids(ms: Medsearch) -> np.ndarray:
+def all_ids(ctx: Context) -> np.ndarray:
     """Every stored image id, sorted int64. Raises StoreError on an empty store."""
-    ms.store.index()
-    return np.sort(queries.all_ids(ms.store)).astype(np.int64)
+    ctx.store.index()
+    return np.sort(queries.all_ids(ctx.store)).astype(np.int64)
 
 
-def vectors_of(ms: Medsearch, ids: np.ndarray) -> np.ndarray:
+def vectors_of(ctx: Context, ids: np.ndarray) -> np.ndarray:
     """(len(ids), dim) float32 stored vectors, in ``ids`` order."""
     found: dict[int, np.ndarray] = {}
-    for chunk_ids, _paths, matrix in scores.stored_vectors(ms.store, ids.tolist()):
+    for chunk_ids, _paths, matrix in scores.stored_vectors(ctx.store, ids.tolist()):
         found.update(zip(chunk_ids, matrix, strict=True))
     return np.vstack([found[int(i)] for i in ids]).astype(np.float32)
 
 
-def paths_of(ms: Medsearch, ids: Sequence[int]) -> dict[int, str]:
+def paths_of(ctx: Context, ids: Sequence[int]) -> dict[int, str]:
     """{id: path} of the stored images among ``ids``."""
-    return queries.paths_by_id(ms.store, [int(i) for i in ids])
+    return queries.paths_by_id(ctx.store, [int(i) for i in ids])

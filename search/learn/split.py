@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from medsearch.errors import InvalidQuery
 from medsearch.learn.selection import all_ids, group_keys, select_ids
+from medsearch.query.ranking import group_column
 from medsearch.storage.learn import check_field_name, field_counts, load_split, save_split
 from medsearch.storage.queries import group_values
 
 if TYPE_CHECKING:
-    from medsearch.api import Medsearch
+    from medsearch.context import Context
 
 DEFAULT_NAMES = {2: ("train", "test"), 3: ("train", "validation", "test")}
 
@@ -60,7 +61,7 @@ def assign_splits(groups: np.ndarray, strata: np.ndarray, ratios: Sequence[float
     return out
 
 
-def split(ms: Medsearch, name: str, by: str = "patient", ratios: Sequence[float] = (0.7, 0.15, 0.15),
+def split(ctx: Context, name: str, by: str = "patient", ratios: Sequence[float] = (0.7, 0.15, 0.15),
           names: Sequence[str] | None = None, stratify: str | None = None, seed: int = 0,
           scope: Sequence[str] = ()) -> dict[str, Any]:
     """Split the images of ``scope`` (a selection, see ``medsearch.learn.selection``; all by default) by
@@ -72,22 +73,22 @@ def split(ms: Medsearch, name: str, by: str = "patient", ratios: Sequence[float]
     names = tuple(names or DEFAULT_NAMES.get(len(ratios)) or [f"split{n + 1}" for n in range(len(ratios))])
     if len(names) != len(ratios) or len(set(names)) != len(names):
         raise InvalidQuery(f"give one distinct name per ratio ({len(ratios)}), not {', '.join(names)}")
-    ids = select_ids(ms, scope) if scope else all_ids(ms)
-    groups = group_keys(ms, ids, by)
-    strata = _strata(ms, ids, stratify)
+    ids = select_ids(ctx, scope) if scope else all_ids(ctx)
+    groups = group_keys(ctx, ids, by)
+    strata = _strata(ctx, ids, stratify)
     chosen = assign_splits(groups, strata, ratios, seed)
     values = {int(i): names[s] for i, s in zip(ids, chosen, strict=True)}
     tally = _counts(names, chosen, groups, strata if stratify else None)
     definition = {"by": by, "ratios": list(ratios), "names": list(names), "stratify": stratify, "seed": seed,
                   "scope": list(scope)}
-    save_split(ms.store, name, values, definition, tally, _cohort_of(scope))
+    save_split(ctx.store, name, values, definition, tally, _cohort_of(scope))
     return {"name": name, **definition, **tally}
 
 
-def counts(ms: Medsearch, name: str) -> dict[str, Any]:
+def counts(ctx: Context, name: str) -> dict[str, Any]:
     """Images per value of split field ``name`` now, with how it was made when ``split`` made it.
     Raises NotFound, ModelMismatch (made on a store of another model)."""
-    return {"name": name, "images": field_counts(ms.store, name), "record": load_split(ms.store, name)}
+    return {"name": name, "images": field_counts(ctx.store, name), "record": load_split(ctx.store, name)}
 
 
 def _cohort_of(scope: Sequence[str]) -> str | None:
@@ -96,10 +97,10 @@ def _cohort_of(scope: Sequence[str]) -> str | None:
     return rest.strip() if kind == "cohort" else None
 
 
-def _strata(ms: Medsearch, ids: np.ndarray, stratify: str | None) -> np.ndarray:
+def _strata(ctx: Context, ids: np.ndarray, stratify: str | None) -> np.ndarray:
     if stratify is None:
         return np.zeros(len(ids), dtype=object)
-    values = group_values(ms.store, ids.tolist(), ms.group_column(stratify))
+    values = group_values(ctx.store, ids.tolist(), group_column(ctx.store, stratify))
     return np.array([str(values.get(int(i))) for i in ids], dtype=object)
 
 

@@ -1,8 +1,10 @@
 """Text vectors cached in memory and in the store, per model revision: a repeated prompt or query costs
-no model call."""
+no model call. Safe under concurrent callers: the cache's own lock guards memory and the store's rows, and
+is never held while the model runs (the encoder has its own rule)."""
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -25,31 +27,42 @@ class TextCache:
         self.capacity = capacity
         self.memory: OrderedDict[str, np.ndarray] = OrderedDict()
         self.model_calls = 0
+        self._lock = threading.RLock()
 
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dim) float32 unit rows of ``texts`` (each translated first), in order."""
         texts = [self.translate(text) for text in texts]
         missing = self.missing(texts)
+        found: dict[str, np.ndarray] = {}
         if missing:
-            self.add(missing, self.embedder.embed_texts(missing))
+            computed = self.embedder.embed_texts(missing)  # outside the lock: other texts are served meanwhile
+            found.update(zip(missing, computed, strict=True))
+            self.add(missing, computed)
             self.model_calls += 1
-        for text in texts:
-            self.memory.move_to_end(text)
-        return np.vstack([self.memory[text] for text in texts]).astype(np.float32)
+        with self._lock:
+            for text in texts:
+                if text in self.memory:
+                    found.setdefault(text, self.memory[text])
+                    self.memory.move_to_end(text)
+        return np.vstack([found[text] for text in texts]).astype(np.float32)
 
     def missing(self, texts: Sequence[str]) -> list[str]:
         """The distinct ``texts`` whose vectors are neither in memory nor in the store; those found in the
         store are loaded into memory. The texts returned are the translated ones."""
-        missing = [text for text in dict.fromkeys(map(self.translate, texts)) if text not in self.memory]
-        if missing and self.store is not None:
-            self._load(missing)
-            missing = [text for text in missing if text not in self.memory]
+        translated = list(dict.fromkeys(map(self.translate, texts)))
+        with self._lock:
+            missing = [text for text in translated if text not in self.memory]
+            if missing and self.store is not None:
+                self._load(missing)
+                missing = [text for text in missing if text not in self.memory]
         return missing
 
     def add(self, texts: Sequence[str], vectors: np.ndarray) -> None:
-        """Remember vectors computed elsewhere (e.g. by a batching server), in memory and in the store."""
-        for text, vector in zip(texts, vectors, strict=True):
-            self._remember(text, vector)
-        self._save(list(texts), vectors)
+        """Remember vectors computed elsewhere, in memory and in the store."""
+        with self._lock:
+            for text, vector in zip(texts, vectors, strict=True):
+                self._remember(text, vector)
+            self._save(list(texts), vectors)
 
     def _remember(self, text: str, vector: np.ndarray) -> None:
         self.memory[text] = vector

@@ -26,11 +26,6 @@ from medsearch.query.ranking import chunks, iter_ranked
 from medsearch.storage import queries, units, vectors
 from medsearch.storage.store import Store
 
-UNITS = ("image", "series", "study")
-TEXT_METHODS = ("mean", "max", "top3")
-SIMILAR_METHODS = ("mean", "max", "top3", "late")
-DEFAULT_TEXT_METHOD = "max"
-DEFAULT_SIMILAR_METHOD = "late"
 MAX_IMAGES = 50_000
 """The most image hits one unit ranking reads from the image index."""
 PROBE_SLICES = 16
@@ -62,16 +57,6 @@ class UnitResult:
         if data["probability"] is None:
             del data["probability"]
         return data
-
-
-def check_unit(unit: str, method: str | None, methods: tuple[str, ...]) -> str:
-    """The method to use for ``unit`` (the default when None). Raises InvalidQuery for an unknown one."""
-    if unit not in UNITS:
-        raise InvalidQuery(f"unknown unit {unit!r}; expected one of {', '.join(UNITS)}")
-    chosen = method or (DEFAULT_SIMILAR_METHOD if "late" in methods else DEFAULT_TEXT_METHOD)
-    if chosen not in methods:
-        raise InvalidQuery(f"unknown unit method {chosen!r}; expected one of {', '.join(methods)}")
-    return chosen
 
 
 def rank_units(store: Store, query: np.ndarray, kind: str, method: str, k: int, offset: int = 0,
@@ -195,19 +180,8 @@ def unit_results(store: Store, kind: str, ranked: list[tuple[str, float]], query
     return results
 
 
-SORTS = ("score", "date")
 SORT_LIMIT = 10_000
 """The most thresholded hits ``sort="date"`` orders."""
-
-
-def check_sort(sort: str, threshold: float | None) -> None:
-    """Raise InvalidQuery for an unknown ``sort``, or ``date`` without a threshold (it orders every result
-    above one)."""
-    if sort not in SORTS:
-        raise InvalidQuery(f"unknown sort {sort!r}; expected one of {', '.join(SORTS)}")
-    if sort != "score" and threshold is None:
-        raise InvalidQuery("sorting by date needs a threshold (--min-score or --min-prob; min_score or min_prob "
-                           "over HTTP)")
 
 
 def by_date(results: list[Any], offset: int = 0, k: int | None = None) -> list[Any]:

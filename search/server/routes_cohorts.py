@@ -1,7 +1,7 @@
 """Research cohorts over HTTP: create (the CLI's criteria strings), list, show, export as a download and
 delete. Cohorts live in their own tables: the server writes them in one SQLite transaction each without
-the indexer's writer lock (``writable`` only guards the FAISS snapshot); ``cohort_lock`` serialises the
-server's own cohort writes. Criteria naming files (``image:PATH``) are refused: only ids come from the
+the indexer's writer lock (``writable`` only guards the FAISS snapshot); the cohort service serialises
+the server's own cohort writes. Criteria naming files (``image:PATH``) are refused: only ids come from the
 client, and exports are streamed, never written where the client says."""
 
 from __future__ import annotations
@@ -43,19 +43,17 @@ class CohortRequest(BaseModel):
     unit: Literal["image", "series", "study"] = "image"
 
 
-def _texts(request: CohortRequest) -> list[str]:
-    """The texts the criteria embed. Raises InvalidQuery for a malformed or a file criterion."""
+def _no_files(request: CohortRequest) -> None:
+    """Raise InvalidQuery for a malformed criterion or one naming a file (this server reads no path)."""
     parsed = [parse_criterion(text) for text in [*request.include, *request.exclude]]
     if any(criterion.kind == "image" for criterion in parsed):
         raise InvalidQuery("image: criteria name files, which this server does not read; use id:N")
-    return [criterion.value for criterion in parsed if criterion.kind == "text"]
 
 
 def _create(engine: ServerEngine, request: CohortRequest) -> dict[str, Any]:
-    engine.prepare_texts(_texts(request))
-    with engine.cohort_lock, engine.index_lock:
-        return engine.medsearch.cohorts.create(request.name, request.include, request.exclude, request.where,
-                                               request.one_per, request.near_duplicates, request.unit)
+    _no_files(request)
+    return engine.medsearch.cohorts.create(request.name, request.include, request.exclude, request.where,
+                                           request.one_per, request.near_duplicates, request.unit)
 
 
 @router.post("", status_code=201)
@@ -104,6 +102,5 @@ def export_members(name: str,
 @router.delete("/{name}")
 def delete(name: str, engine: ServerEngine = Depends(get_engine)) -> dict[str, str]:
     """Delete a cohort with all its runs."""
-    with engine.cohort_lock:
-        engine.medsearch.cohorts.delete(name)
+    engine.medsearch.cohorts.delete(name)
     return {"deleted": name}

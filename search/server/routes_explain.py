@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import numpy as np
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from medsearch.explain import DEFAULT_METHOD, METHODS, NOTE
 from medsearch.server.deps import get_engine
 from medsearch.server.engine import ServerEngine
-from medsearch.server.routes_search import Parts
 from medsearch.server.security import check_token, served_path
 
 router = APIRouter(prefix="/api", tags=["explain"], dependencies=[Depends(check_token)])
@@ -23,8 +21,8 @@ router = APIRouter(prefix="/api", tags=["explain"], dependencies=[Depends(check_
 def explain(
     id: Annotated[int, Query(ge=1, le=2**63 - 1, description="An image id from the store.")],
     text: Annotated[str | None, Query(max_length=2000, description="The query text.")] = None,
-    like: Parts = None,
-    unlike: Parts = None,
+    like: Annotated[list[str] | None, Query(max_length=20, description="Composed positive parts.")] = None,
+    unlike: Annotated[list[str] | None, Query(max_length=20, description="Composed negative parts.")] = None,
     method: Annotated[str, Query(max_length=20, description=f"One of {', '.join(METHODS)}.")] = DEFAULT_METHOD,
     format: Annotated[Literal["png", "json"], Query(description="png: the overlay; json: the grid.")] = "png",
     engine: ServerEngine = Depends(get_engine),
@@ -32,20 +30,9 @@ def explain(
     """The heatmap of ``text`` (and the ``like`` / ``unlike`` parts: the composed vector) over image ``id``.
     PNG: the padded image, the map, a colour bar; JSON: the grid (rows top to bottom) and its geometry.
     Both carry the label that this is a heuristic explanation, not a finding (``X-Explanation-Note``)."""
-    from medsearch.explain.explain import NEUTRAL_PROMPT, check_method
-    from medsearch.explain.service import explain_frame, frame_of_id
-
-    check_method(method)
-    engine.prepare(text, {"like": like or [], "unlike": unlike or []})
-    medsearch = engine.medsearch
-    if method == "legrad":
-        engine.prepare_texts([NEUTRAL_PROMPT])
-    with engine.index_lock:
-        query = medsearch.composed(text, like or (), unlike or ())
-        neutral = medsearch.text_vectors([NEUTRAL_PROMPT]) if method == "legrad" else np.zeros((1, 1))
-    pixels = frame_of_id(medsearch.store, id, guard=lambda stored: served_path(medsearch.store, stored))
-    with engine.model_lock:
-        result = explain_frame(medsearch.embedder, pixels, query, method, lambda _texts: neutral)
+    store = engine.medsearch.store
+    result = engine.medsearch.explain(id, text, method, like=like or (), unlike=unlike or (),
+                                      guard=lambda stored: served_path(store, stored))
     headers = {"X-Explanation-Note": NOTE, "Cache-Control": "private, no-store"}
     if format == "json":
         return JSONResponse(result.as_dict(id=id, query=text), headers=headers)

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/items", tags=["items"], dependencies=[Depends(ch
 @router.get("/{image_id}")
 def item(image_id: ImageId, engine: ServerEngine = Depends(get_engine)) -> dict[str, Any]:
     """The image's id, path and typed metadata (modality, body part, dates...; never identity)."""
-    return engine.item(image_id)
+    return engine.pictures.item(image_id)
 
 
 @router.get("/{image_id}/thumbnail", response_class=Response,
@@ -26,5 +26,5 @@ def thumbnail(image_id: ImageId, size: Annotated[int, Query(ge=MIN_SIZE, le=MAX_
               engine: ServerEngine = Depends(get_engine)) -> Response:
     """A PNG of the image after the medical pixel pipeline (windowed, MONOCHROME1 inverted), at most
     ``size`` pixels on a side. 403 when the stored file lies outside the indexed folders."""
-    png = engine.thumbnail(image_id, size)
+    png = engine.pictures.thumbnail(image_id, size)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})

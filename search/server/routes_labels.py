@@ -67,7 +67,7 @@ async def classify(request: ClassifyRequest, engine: ServerEngine = Depends(get_
     ``exclusive``) for each id, in order, with a findings summary (present, uncertain, needs_review).
     404 for an unknown id, 400 for bad labels. Model scores, not a diagnosis."""
     labels = label_set_of(request)
-    results = await run_in_threadpool(engine.classify, request.ids, labels, request.exclusive)
+    results = await run_in_threadpool(engine.medsearch.classify_ids, request.ids, labels, request.exclusive)
     return {"labels": list(labels.names), "searched_as": prompts_searched(engine.medsearch.english, labels),
             "exclusive": request.exclusive, "note": NOTE,
             "results": [asdict(result) for result in results]}

@@ -1,14 +1,13 @@
 """Cohorts for machine learning over HTTP, for the page: train a probe from a list of ids (the basket)
 and get "more like these", list the probes, and a split's counts. Probes live in their own table and are
-written like cohorts: one SQLite transaction each, serialised by ``cohort_lock``; only ids come from the
-client."""
+written like cohorts: one SQLite transaction each, serialised by the learning service; only ids come from
+the client."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from medsearch.learn import probe, split
 from medsearch.server.deps import get_engine
 from medsearch.server.engine import ServerEngine
 from medsearch.server.security import check_token
@@ -35,14 +34,13 @@ class ProbeRequest(BaseModel):
 
 def _train(engine: ServerEngine, request: ProbeRequest) -> dict[str, Any]:
     prompt = request.prompt or request.name.replace("_", " ").replace("-", " ")
-    engine.prepare_texts([prompt])
     negatives = [f"ids:{','.join(map(str, request.negatives))}"] if request.negatives else []
-    with engine.cohort_lock, engine.index_lock:
-        report = probe.train(engine.medsearch, request.name, [f"ids:{','.join(map(str, request.positives))}"],
-                             negatives, prompt=prompt, group_by=request.group_by)
-        more = probe.rank(engine.medsearch, request.name, request.k, exclude=request.positives)
+    report = engine.medsearch.learning.train_probe(
+        request.name, [f"ids:{','.join(map(str, request.positives))}"], negatives, prompt=prompt,
+        group_by=request.group_by, more_like_these=request.k,
+        exclude=request.positives)
     report.pop("fold_ids")
-    return {**report, "more_like_these": more}
+    return report
 
 
 @router.post("/probes", status_code=201)
@@ -56,11 +54,11 @@ async def train_probe(request: ProbeRequest, engine: ServerEngine = Depends(get_
 @router.get("/probes")
 def list_probes(engine: ServerEngine = Depends(get_engine)) -> dict[str, Any]:
     """Every saved probe with its report."""
-    return {"probes": probe.probes(engine.medsearch)}
+    return {"probes": engine.medsearch.learning.probes()}
 
 
 @router.get("/splits/{name}")
 def split_counts(name: str, engine: ServerEngine = Depends(get_engine)) -> dict[str, Any]:
     """Images per split of field ``name`` now, and how ``medsearch split`` made it (or null). 404 when
     no image has the field."""
-    return split.counts(engine.medsearch, name)
+    return engine.medsearch.learning.split_counts(name)

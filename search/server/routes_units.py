@@ -24,4 +24,4 @@ def timeline(
     """``{"patient_key", "studies": [{study_instance_uid, study_date, modality, description, series, images,
     image_id, path, score, current, ids}]}``, oldest study first (undated last). 404 for an unknown
     target, 400 for an image without a patient."""
-    return dict(engine.timeline(id, q).as_dict())
+    return dict(engine.medsearch.timeline(id, q).as_dict())

@@ -28,7 +28,7 @@ def test_a_text_query_at_unit_series_returns_the_series_with_the_class_first(ms:
     truth, per_class = labels(volumes["specs"]), Counter(spec.label for spec in volumes["specs"])
     precisions = []
     for name in CLASS_NAMES:
-        results = ms.search_units(CLASS_CAPTIONS[name][0], unit="series", k=per_class[name])
+        results = ms.search(CLASS_CAPTIONS[name][0], unit="series", k=per_class[name])
         assert len({r.key for r in results}) == len(results) == per_class[name]  # one row per series
         precisions.append(sum(truth[r.key] == name for r in results) / len(results))
         best = results[0]
@@ -43,16 +43,16 @@ def test_every_text_method_ranks_units_and_top3_is_the_mean_of_the_three_best_sl
 
     query = ms.composed("a red circle")
     for method in ("mean", "max", "top3"):
-        results = ms.search_units("a red circle", unit="series", k=4, method=method)
+        results = ms.search("a red circle", unit="series", k=4, unit_method=method)
         assert [r.rank for r in results] == [1, 2, 3, 4]
         assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
-    best = ms.search_units("a red circle", unit="series", k=1, method="top3")[0]
+    best = ms.search("a red circle", unit="series", k=1, unit_method="top3")[0]
     slices = np.vstack([v for _i, v in units.members(ms.store, "series", [best.key])[best.key]])
     assert best.score == pytest.approx(float(np.mean(np.sort(slices @ query)[-3:])), abs=1e-5)
 
 
 def test_a_study_query_returns_one_row_per_study(ms: Any, volumes: dict) -> None:
-    results = ms.search_units("a blue square", unit="study", k=5)
+    results = ms.search("a blue square", unit="study", k=5)
     studies: dict[str, list[str | None]] = {spec.study_uid: [] for spec in volumes["specs"]}
     for spec in volumes["specs"]:
         studies[spec.study_uid].append(spec.label)
@@ -65,7 +65,7 @@ def test_similar_series_finds_the_series_that_share_the_class(ms: Any, volumes: 
     for spec in volumes["specs"]:
         if spec.label is None:
             continue
-        results = ms.similar_units(spec.series_uid, unit="series", k=2)
+        results = ms.similar(spec.series_uid, unit="series", k=2)
         assert spec.series_uid not in {r.key for r in results}  # the query series itself is left out
         hits += sum(truth[r.key] == spec.label for r in results)
         total += len(results)
@@ -74,26 +74,28 @@ def test_similar_series_finds_the_series_that_share_the_class(ms: Any, volumes: 
 
 def test_similar_from_an_image_id_uses_its_series(ms: Any, volumes: dict) -> None:
     spec = next(s for s in volumes["specs"] if s.label)
-    image_id = ms.search_units(CLASS_CAPTIONS[spec.label][0], unit="series", k=30)
+    image_id = ms.search(CLASS_CAPTIONS[spec.label][0], unit="series", k=30)
     own = next(r for r in image_id if r.key == spec.series_uid)
-    by_id = ms.similar_units(own.image_id, unit="series", k=3)
-    by_uid = ms.similar_units(spec.series_uid, unit="series", k=3)
+    by_id = ms.similar(own.image_id, unit="series", k=3)
+    by_uid = ms.similar(spec.series_uid, unit="series", k=3)
     assert [r.key for r in by_id] == [r.key for r in by_uid]
 
 
 def test_sort_by_date_orders_thresholded_units_newest_first(ms: Any) -> None:
-    results = ms.search_units("a yellow triangle", unit="series", k=50, min_score=-1.0, sort="date")
+    results = ms.search("a yellow triangle", unit="series", k=50, min_score=-1.0, sort="date")
     dates = [r.study_date for r in results]
     assert len(results) == 22 and dates == sorted(dates, reverse=True) and [r.rank for r in results][:2] == [1, 2]
     with pytest.raises(InvalidQuery, match="threshold"):
-        ms.search_units("a yellow triangle", unit="series", sort="date")
+        ms.search("a yellow triangle", unit="series", sort="date")
 
 
 def test_count_units_counts_series_and_studies(ms: Any, volumes: dict) -> None:
     specs = volumes["specs"]
-    assert ms.count_units("series") == len(specs)
-    assert ms.count_units("study") == len({s.study_uid for s in specs})
-    assert ms.count_units("series", "a red circle", min_score=2.0) == 0
+    assert ms.count(unit="series") == len(specs)
+    assert ms.count(unit="study") == len({s.study_uid for s in specs})
+    assert ms.count("a red circle", unit="series", min_score=1.0) <= len(specs)
+    with pytest.raises(InvalidQuery, match="min_score is a cosine between -1 and 1"):
+        ms.count("a red circle", unit="series", min_score=2.0)
 
 
 def test_the_timeline_gives_one_patients_studies_in_date_order_and_nobody_elses(ms: Any, volumes: dict) -> None:
@@ -125,10 +127,10 @@ def test_the_timeline_of_an_image_id_equals_that_of_its_study(ms: Any, volumes: 
 
 def test_bad_units_targets_and_methods_are_refused(ms: Any) -> None:
     with pytest.raises(InvalidQuery, match="unknown unit"):
-        ms.search_units("a red circle", unit="patient")
+        ms.search("a red circle", unit="patient")
     with pytest.raises(InvalidQuery, match="unknown unit method"):
-        ms.search_units("a red circle", unit="series", method="late")
+        ms.search("a red circle", unit="series", unit_method="late")
     with pytest.raises(NotFound):
         ms.timeline("1.2.3.4.5")
     with pytest.raises(NotFound):
-        ms.similar_units("1.2.3.4.5", unit="series")
+        ms.similar("1.2.3.4.5", unit="series")

@@ -68,7 +68,7 @@ def test_http_unit_search_similar_and_timeline(base: str, volumes: dict) -> None
 
 def test_http_upload_ranks_series_as_python_does(base: str, volumes: dict) -> None:
     """``POST /api/similar`` with ``unit``: the series closest to an uploaded slice, one row each, the same
-    series as ``Medsearch.similar_units`` of the same file gives; as a query parameter or a form field."""
+    series as ``Medsearch.similar(unit=...)`` of the same file gives; as a query parameter or a form field."""
     from medsearch.api import Medsearch
 
     spec = next(s for s in volumes["specs"] if s.label is not None)
@@ -79,7 +79,7 @@ def test_http_upload_ranks_series_as_python_does(base: str, volumes: dict) -> No
     as_form = httpx.post(f"{base}/api/similar", data={"unit": "series", "k": "4", "unit_method": "late"},
                          files={"file": ("slice.dcm", data)}, timeout=120).json()
     with Medsearch.open(volumes["store"], embedder=volumes["embedder"]) as ms:
-        python = ms.similar_units(slice_path, "series", 4)
+        python = ms.similar(slice_path, 4, unit="series")
     truth = {s.series_uid: s.label for s in volumes["specs"]}
     for answer in (as_query, as_form):
         keys = [r["key"] for r in answer["results"]]

@@ -172,5 +172,5 @@ def test_a_multi_frame_file_indexed_with_all_frames_is_a_series(tmp_path: Path, 
         row = unit_row(ms.store, "series", uid)
         assert row is not None and row.size == 30
         assert np.allclose(vector_of(row), expected_mean(ms.store, uid))
-        found = ms.search_units("a red circle", unit="series", k=5)
+        found = ms.search("a red circle", unit="series", k=5)
         assert [r.key for r in found] == [uid] and len(found[0].ids) == 30

@@ -15,14 +15,15 @@ from medsearch.cohorts import saved
 from medsearch.cohorts.export import export
 
 if TYPE_CHECKING:
-    from medsearch.api import Medsearch
+    from medsearch.context import Context
 
 
 class Cohorts:
-    """The cohort operations of one ``Medsearch`` (``medsearch.cohorts`` does the work)."""
+    """The cohort operations over one ``Context`` (``medsearch.cohorts`` does the work). Cohort writes
+    (their own tables, one transaction each) are serialised by the service's lock."""
 
-    def __init__(self, ms: Medsearch) -> None:
-        self.ms = ms
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
 
     def create(self, name: str, include: Sequence[str] = (), exclude: Sequence[str] = (),
                where: Sequence[str] = (), one_per: str | None = None,
@@ -30,30 +31,33 @@ class Cohorts:
         """Evaluate and save a new cohort of images, or (``unit`` series/study) of the units holding the
         passing images; its manifest with ``members``. Raises InvalidQuery (bad criteria, name taken, an
         unknown ``one_per`` column or unit), NotFound (an example image), ModelMismatch."""
-        return saved.create(self.ms, name, include, exclude, where, one_per, near_duplicates, unit)
+        with self.ctx.writes:
+            return saved.create(self.ctx, name, include, exclude, where, one_per, near_duplicates, unit)
 
     def refresh(self, name: str) -> dict[str, Any]:
         """Re-run a saved definition on the store as it is now; stores and returns a new run. Raises NotFound."""
-        return saved.refresh(self.ms, name)
+        with self.ctx.writes:
+            return saved.refresh(self.ctx, name)
 
     def show(self, name: str, run: int | None = None) -> dict[str, Any]:
         """The manifest of the latest run (or run number ``run``) with its members, best first. Raises NotFound."""
-        return saved.show(self.ms, name, run)
+        return saved.show(self.ctx, name, run)
 
     def diff(self, name: str) -> dict[str, Any]:
         """Who joined and who left between the previous run and the latest. Raises NotFound."""
-        return saved.diff(self.ms, name)
+        return saved.diff(self.ctx, name)
 
     def list(self) -> list[dict[str, Any]]:
         """Every cohort: name, created date, number of runs, and the latest run's size and generation."""
-        return saved.list_cohorts(self.ms)
+        return saved.list_cohorts(self.ctx)
 
     def delete(self, name: str) -> None:
         """Delete a cohort with its runs and members. Raises NotFound."""
-        saved.delete(self.ms, name)
+        with self.ctx.writes:
+            saved.delete(self.ctx, name)
 
     def export(self, name: str, fmt: str, output: str | Path, columns: Sequence[str] = (), copy: bool = False,
                run: int | None = None) -> dict[str, Any]:
         """Write a cohort as csv, jsonl, uids or a links folder (``medsearch.cohorts.export``). Raises
         InvalidQuery, NotFound."""
-        return export(self.ms, name, fmt, output, columns, copy, run)
+        return export(self.ctx, name, fmt, output, columns, copy, run)

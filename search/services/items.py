@@ -1,4 +1,4 @@
-"""Image records and the store's facts: the read-only look-ups of ``Medsearch``."""
+"""Image records and the store's facts: the look-ups of ``Medsearch`` (``ms.items``)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ if TYPE_CHECKING:
     from medsearch.storage.roots import RootRemoval
 
 
-class ItemsMixin:
-    """Look-ups by image id and the store's summary; needs only ``self.store``."""
+class Items:
+    """Look-ups by image id, the store's summary and the removal of an indexed folder, over one store."""
 
-    store: Store
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     def item(self, image_id: int) -> dict[str, Any]:
         """One image's id, path, typed metadata (never the identity column) and its sidecar/label
