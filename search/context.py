@@ -51,6 +51,9 @@ class Context:
         self._texts: TextCache | None = None
         self._model_checked = False
         self._lock = threading.Lock()
+        self.reads_files = True
+        """Whether query parts and criteria may name files (``image:PATH``); a server turns it off: only ids
+        come from its clients."""
         self.writes = threading.Lock()
         """Serialises this process's writes to the store's own tables (cohorts, probes, splits): each is one
         transaction, and SQLite takes one writer at a time."""
@@ -109,6 +112,8 @@ class Context:
         image_id, path = id_or_path(target)
         if image_id is not None:
             return stored_vector(self.store, image_id)
+        if not self.reads_files:
+            raise InvalidQuery("image: parts name files, which this server does not read; use id:N")
         stored = vector_of_path(self.store, path) if path.exists() else None
         if stored is not None:
             return stored

@@ -42,12 +42,11 @@ def probe_train(
 ) -> None:
     """Train a probe, cross-validated by patient: AUC with a 95 % interval, and the zero-shot AUC beside it."""
     from medsearch.api import Medsearch
-    from medsearch.learn import probe
 
     with cli_errors(as_json), Medsearch.open(store, model, device, writable=True) as ms:
         require_extra("sklearn")
-        report = probe.train(ms, name, positives, negatives or (), prompt=prompt, group_by=group_by,
-                             folds=folds, seed=seed)
+        report = ms.learning.train_probe(name, positives, negatives or (), prompt=prompt, group_by=group_by,
+                                         folds=folds, seed=seed)
         if as_json:
             print_json(report)
             return
@@ -72,10 +71,9 @@ def probe_apply(
 ) -> None:
     """Score images with a probe; the probabilities become a field for --where, cohorts and the page."""
     from medsearch.api import Medsearch
-    from medsearch.learn import probe
 
     with cli_errors(as_json), Medsearch.open(store, writable=True) as ms:
-        done = probe.apply(ms, name, [f"where:{w}" for w in where or ()], save_as)
+        done = ms.learning.apply_probe(name, [f"where:{w}" for w in where or ()], save_as)
         if as_json:
             print_json(done)
             return
@@ -87,10 +85,9 @@ def probe_apply(
 def probe_list(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
     """The saved probes with their cross-validated and zero-shot AUCs."""
     from medsearch.api import Medsearch
-    from medsearch.learn import probe
 
     with cli_errors(as_json), Medsearch.open(store) as ms:
-        found = probe.probes(ms)
+        found = ms.learning.probes()
         if as_json:
             print_json({"probes": found})
             return
@@ -116,10 +113,9 @@ def split(
     """Split images by patient (or any group), stratified and seeded, into a field usable in --where."""
     from medsearch.api import Medsearch
     from medsearch.learn.split import parse_ratios
-    from medsearch.learn.split import split as run
 
     with cli_errors(as_json), Medsearch.open(store, writable=True) as ms:
-        made = run(ms, name, by, parse_ratios(ratios), names.split(",") if names else None, stratify, seed,
+        made = ms.learning.split(name, by, parse_ratios(ratios), names.split(",") if names else None, stratify, seed,
                    (f"cohort:{cohort}",) if cohort else ())
         if as_json:
             print_json(made)
@@ -153,8 +149,8 @@ def audit(
     with cli_errors(as_json), Medsearch.open(store, model, device) as ms:
         if plot:
             require_extra("matplotlib")  # before the audit, whose findings would be lost
-        found = auditing.audit(ms, split_field, (f"cohort:{cohort}",) if cohort else (), patient, k, threshold,
-                               seed, samples)
+        found = ms.learning.audit(split_field, (f"cohort:{cohort}",) if cohort else (), patient=patient, k=k,
+                                  threshold=threshold, seed=seed, samples=samples)
         if csv_path:
             auditing.write_pairs_csv(found, csv_path)
         if plot:

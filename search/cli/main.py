@@ -195,11 +195,13 @@ def search(
     as_json: JsonOption = False,
 ) -> None:
     """Find images that match a sentence (text-to-image), with filters, thresholds and composed parts."""
+    with cli_errors(as_json):
+        spec.validate()  # before a server is asked or the store opened
     if server:
         from medsearch.cli import remote
 
         with cli_errors(as_json):
-            remote.show_search(server, spec.validate(), count, as_json, show_fields, paths)
+            remote.show_search(server, spec, count, as_json, show_fields, paths)
         return
     from medsearch.api import Medsearch
 
@@ -227,11 +229,13 @@ def similar(
 ) -> None:
     """Find images similar to an image (image-to-image; the query image itself is left out), or
     series/studies similar to its series/study."""
+    with cli_errors(as_json):
+        spec.validate()  # before a server is asked or the store opened
     if server:
         from medsearch.cli import remote
 
         with cli_errors(as_json):
-            show_found(spec, remote.similar(server, spec.validate()), as_json, None, show_fields, paths)
+            show_found(spec, remote.similar(server, spec), as_json, None, show_fields, paths)
         return
     from medsearch.api import Medsearch
 

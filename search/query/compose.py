@@ -8,6 +8,7 @@ ranked by cosine(q, image). A part is written ``TEXT``, ``image:PATH``, ``id:N``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -16,6 +17,10 @@ import numpy as np
 from medsearch.errors import InvalidQuery
 
 PartKind = Literal["text", "image", "id"]
+MAX_ID = 2**63 - 1
+"""The largest image id (a signed 64-bit key)."""
+MAX_WEIGHT = 100.0
+"""The largest weight of a part: past it one part swamps the others and the float32 sum loses the rest."""
 PREFIXES: dict[str, PartKind] = {"image:": "image", "id:": "id"}
 
 
@@ -39,8 +44,10 @@ def parse_part(text: str, sign: float = 1.0) -> Part:
             body = head
         except ValueError:
             body = text
-    if weight <= 0:
+    if not math.isfinite(weight) or weight <= 0:
         raise InvalidQuery(f"weights must be positive (use --unlike for negative parts): {text!r}")
+    if weight > MAX_WEIGHT:
+        raise InvalidQuery(f"weights are at most {MAX_WEIGHT:g}: {text!r}")
     kind: PartKind = "text"
     value = body
     for prefix, named in PREFIXES.items():
@@ -48,8 +55,8 @@ def parse_part(text: str, sign: float = 1.0) -> Part:
             kind, value = named, body[len(prefix):]
     if not value.strip():
         raise InvalidQuery(f"empty query part: {text!r}")
-    if kind == "id" and not value.isdigit():
-        raise InvalidQuery(f"id parts take a number: {text!r}")
+    if kind == "id" and not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_ID):
+        raise InvalidQuery(f"id parts take an image id, a whole number from 1 to {MAX_ID}: {text!r}")
     return Part(kind, value, sign * weight)
 
 

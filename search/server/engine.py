@@ -31,6 +31,7 @@ class ServerEngine:
         self.medsearch = medsearch
         self.encoder = BatchingEncoder(medsearch.ctx.encoder, window_s=batch_window_s)
         medsearch.ctx.encoder = self.encoder
+        medsearch.ctx.reads_files = False  # only ids come from clients, never paths
         self.pictures = Pictures(medsearch, max_upload_pixels)
         self.warmed: int | None = None  # vectors read into the page cache once the warm-up is done
         self._stop_warming = threading.Event()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from medsearch.errors import InvalidQuery
 from medsearch.query.spec import OPTIONS, Kind, QuerySpec
 from starlette.datastructures import QueryParams
 
@@ -22,7 +23,7 @@ def http_name(name: str) -> str:
 def spec_of(params: QueryParams | Mapping[str, Iterable[str]], kind: Kind, ignore: tuple[str, ...] = (),
             **given: Any) -> QuerySpec:
     """The spec of a request's query parameters (every value of a repeated one), less the route's own
-    ``ignore``d names, with ``given`` values (the URL's target) on top. Raises InvalidQuery."""
+    ``ignore``d names, with ``given`` values (the URL's target) on top, validated. Raises InvalidQuery."""
     by_http = {http_name(option.name): option.name for option in OPTIONS}
     if isinstance(params, QueryParams):
         values = {name: params.getlist(name) for name in params}
@@ -30,7 +31,18 @@ def spec_of(params: QueryParams | Mapping[str, Iterable[str]], kind: Kind, ignor
         values = {name: list(texts) for name, texts in params.items()}
     named = {by_http.get(name, name): texts for name, texts in values.items() if name not in ignore}
     spec = QuerySpec.from_strings(kind, named)
-    return spec.with_changes(**given) if given else spec
+    return (spec.with_changes(**given) if given else spec).validate()
+
+
+def flag(params: QueryParams, name: str) -> bool:
+    """A route's own true/false parameter (absent: false). Raises InvalidQuery for another value."""
+    given = params.getlist(name)
+    if len(given) > 1:
+        raise InvalidQuery(f"{name} is given {len(given)} times; give it once")
+    text = given[0].lower() if given else "false"
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise InvalidQuery(f"{name} takes true or false, not {given[0]!r}")
+    return text in ("true", "1", "yes")
 
 
 def openapi_parameters(kind: Kind, skip: tuple[str, ...] = ()) -> list[dict[str, Any]]:

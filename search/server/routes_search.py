@@ -11,7 +11,7 @@ from medsearch.language.present import fields
 from medsearch.query.spec import OPTIONS, QuerySpec
 from medsearch.server.deps import ServerSettings, get_engine, get_settings
 from medsearch.server.engine import ServerEngine
-from medsearch.server.query_params import openapi_parameters, spec_of
+from medsearch.server.query_params import flag, openapi_parameters, spec_of
 from medsearch.server.security import check_token
 from medsearch.server.upload import read_upload
 from starlette.concurrency import run_in_threadpool
@@ -33,8 +33,8 @@ def search(request: Request, engine: ServerEngine = Depends(get_engine)) -> dict
     """Images (or series / studies, ``unit``) that match the text ``q`` and the ``like`` parts, away from the
     ``unlike`` ones, best first, with cosine ``score`` and, for a plain text, the model's ``probability``.
     ``count=true``: just the number (and ``searched_as`` when the text was translated)."""
-    count = request.query_params.get("count", "false").lower() in ("true", "1", "yes")
     spec = spec_of(request.query_params, "search", ignore=("count",))
+    count = flag(request.query_params, "count")
     queries = engine.medsearch.queries
     translation = queries.searched_as(spec.text) if spec.text else None
     if count:

@@ -49,12 +49,12 @@ def test_thumbnails_are_made_at_index_time_served_remade_and_removed(tmp_path: P
         for name, image_id in ids(store).items():
             response = httpx.get(f"{base}/api/items/{image_id}/thumbnail", timeout=30)
             assert response.status_code == 200 and response.content == made[name]
-        assert app.state.engine.thumbnails.renders == 0  # none decoded again
+        assert app.state.engine.pictures.thumbnails.renders == 0  # none decoded again
         small = httpx.get(f"{base}/api/items/{ids(store)['wide.png']}/thumbnail", params={"size": 64}, timeout=30)
-        assert max(Image.open(BytesIO(small.content)).size) == 64 and app.state.engine.thumbnails.renders == 1
+        assert max(Image.open(BytesIO(small.content)).size) == 64 and app.state.engine.pictures.thumbnails.renders == 1
         os.utime(folder / "wide.png", ns=(1, 1))  # changed since indexing: the stored one is stale
         fresh = httpx.get(f"{base}/api/items/{ids(store)['wide.png']}/thumbnail", timeout=30)
-        assert fresh.status_code == 200 and app.state.engine.thumbnails.renders == 2
+        assert fresh.status_code == 200 and app.state.engine.pictures.thumbnails.renders == 2
 
     write_png(folder / "wide.png", 10, size=(150, 600))  # changed: re-embedded with a new thumbnail
     (folder / "case001.png").unlink()

@@ -84,12 +84,11 @@ def test_a_random_split_by_patient_reports_only_look_alikes_fewer_than_cosine_al
     pixels are alike too (black dots in one place, stripes of one period), never two classes."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from medsearch.api import Medsearch
-    from medsearch.learn import audit
 
     with Medsearch.open(clean.store) as ms:
-        found = audit.audit(ms, "split", patient="patient")
+        found = ms.learning.audit("split", patient="patient")
         assert found.calibration is not None
-        cosine_alone = audit.audit(ms, "split", patient="patient", threshold=found.threshold)
+        cosine_alone = ms.learning.audit("split", patient="patient", threshold=found.threshold)
     print(f"random split: cosine {found.threshold:.4f}, pixels {found.calibration.pixel_threshold:.4f}, "
           f"{len(found.pairs)} look-alike pairs (cosine alone: {len(cosine_alone.pairs)})")
     assert found.summary()["exact_duplicates"] == 0 and found.summary()["same_patient"] == 0

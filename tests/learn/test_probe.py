@@ -31,7 +31,7 @@ def _field(store: Path, name: str) -> dict[int, float]:
     from medsearch.storage.queries import group_values
 
     with Medsearch.open(store) as ms:
-        return {i: float(v) for i, v in group_values(ms.store, all_ids(ms).tolist(), name).items()}
+        return {i: float(v) for i, v in group_values(ms.store, all_ids(ms.ctx).tolist(), name).items()}
 
 
 def test_probe_on_ten_examples_per_class_beats_chance_on_held_out_images(
@@ -69,7 +69,7 @@ def _zero_shot_auc(store: Path, prompt: str, ids: list[int], truth: np.ndarray) 
     from medsearch.learn.selection import vectors_of
 
     with Medsearch.open(store) as ms:
-        return metrics.roc_auc(truth, vectors_of(ms, np.array(ids)) @ ms.text_vectors([prompt])[0])
+        return metrics.roc_auc(truth, vectors_of(ms.ctx, np.array(ids)) @ ms.text_vectors([prompt])[0])
 
 
 def test_cross_validation_never_puts_a_patient_in_two_folds(

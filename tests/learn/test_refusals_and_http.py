@@ -67,12 +67,11 @@ def test_a_split_of_another_model_is_refused_and_loses_nothing(cli: Callable[...
 
     from medsearch.api import Medsearch
     from medsearch.errors import ModelMismatch
-    from medsearch.learn import split
     from medsearch.storage.learn import field_counts
 
     with Medsearch.open(store) as ms:
         with pytest.raises(ModelMismatch, match="Make it again under another name"):
-            split.counts(ms, "fold")
+            ms.learning.split_counts("fold")
         assert sorted(field_counts(ms.store, "fold").values()) == [10, 10]  # the field is kept
 
 

@@ -18,7 +18,6 @@ def labelled_store(root: Path, embedder: Any) -> Path:
     """Index, join the sidecar and split; returns the store folder."""
     from medsearch.api import Medsearch
     from medsearch.indexer.sidecar import import_sidecar
-    from medsearch.learn.split import split
 
     images = make_images(root / "images", range(45))
     sheet = images / "labels.csv"
@@ -31,5 +30,5 @@ def labelled_store(root: Path, embedder: Any) -> Path:
     index_store(root / "store", images, embedder)
     with Medsearch.open(root / "store", writable=True, embedder=embedder) as ms:
         import_sidecar(ms.store, sheet)
-        split(ms, "split", by="path", ratios=(0.5, 0.5), names=("train", "test"), seed=1)
+        ms.learning.split("split", by="path", ratios=(0.5, 0.5), names=("train", "test"), seed=1)
     return root / "store"

@@ -15,8 +15,8 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from medsearch.batching import TextBatcher
 from medsearch.server.app import create_app
-from medsearch.server.batching import TextBatcher
 from medsearch.server.deps import ServerSettings
 
 from tests.api_fixtures import index_store, make_images, running_server, store_and_client
@@ -79,8 +79,8 @@ def test_info_and_docs(client: TestClient) -> None:
 ERROR_CASES = [
     ("get", "/api/search?q=%20%20", 400, "invalid_query"),
     ("get", "/api/search", 400, "invalid_query"),
-    ("get", "/api/search?q=x&count=maybe", 422, "invalid_request"),
-    ("get", "/api/search?q=x&k=0", 422, "invalid_request"),
+    ("get", "/api/search?q=x&count=maybe", 400, "invalid_query"),
+    ("get", "/api/search?q=x&k=0", 400, "invalid_query"),
     ("get", "/api/items/999999", 404, "not_found"),
     ("get", "/api/no-such-route", 404, "not_found"),
     ("delete", "/api/info", 405, "method_not_allowed"),

@@ -108,14 +108,13 @@ def test_label_sets_lists_the_builtins(client: TestClient) -> None:
 
 
 def test_classify_ids_like_the_cli(client: TestClient, library: Any) -> None:
-    from medsearch.labels.classify import classify
     from medsearch.labels.labelsets import parse_label_list
     from medsearch.labels.zeroshot import NOTE
 
     body = _ok(client.post("/api/classify", json={"ids": [5, 1, 8], "labels": "a round shape;a dark square"}))
     assert body["note"] == NOTE and body["labels"] == ["a round shape", "a dark square"]
     assert [r["id"] for r in body["results"]] == [5, 1, 8]
-    expected = classify(library, parse_label_list("a round shape;a dark square"), ["5", "1", "8"])
+    expected = library.classify(parse_label_list("a round shape;a dark square"), ["5", "1", "8"])
     for got, want in zip(body["results"], expected, strict=True):
         assert set(got["probabilities"]) == {"a round shape", "a dark square"}
         assert all(0.0 < p < 1.0 for p in got["probabilities"].values())
@@ -126,7 +125,6 @@ def test_classify_ids_like_the_cli(client: TestClient, library: Any) -> None:
 
 
 def test_classify_with_a_label_set_and_prompt_ensembles(client: TestClient, library: Any) -> None:
-    from medsearch.labels.classify import classify
     from medsearch.labels.labelsets import Label, LabelSet, load_label_set
 
     body = _ok(client.post("/api/classify", json={"ids": [1, 2], "labels_set": "cxr-findings"}))
@@ -137,7 +135,7 @@ def test_classify_with_a_label_set_and_prompt_ensembles(client: TestClient, libr
     assert ensemble["results"][0]["probabilities"]["square"] == pytest.approx(
         alone["results"][0]["probabilities"]["a square"], abs=1e-6)
     labels = LabelSet(tuple(Label(name, tuple(texts)) for name, texts in prompts.items()))
-    expected = classify(library, labels, ["4"])[0].probabilities
+    expected = library.classify(labels, ["4"])[0].probabilities
     assert ensemble["results"][0]["probabilities"] == pytest.approx(expected, rel=1e-4, abs=1e-9)
 
 

@@ -60,10 +60,10 @@ def test_upload_honours_min_score_offset_and_group_by(served: dict[str, Any]) ->
 
 @pytest.mark.parametrize("data, message", [
     ({"where": "sitee = 'north'"}, "did you mean"),
-    ({"k": "many"}, "must be a number"),
+    ({"k": "many"}, "must be a whole number"),
     ({"k": "0"}, "between 1 and 1000"),
     ({"group_by": "nowhere"}, "unknown column"),
-    ({"colour": "red"}, "Unknown form field"),
+    ({"colour": "red"}, "unknown query option"),
 ])
 def test_bad_upload_fields_are_400(served: dict[str, Any], data: dict[str, Any], message: str) -> None:
     response = _upload(served, data)
