@@ -198,7 +198,7 @@ def search(
     with cli_errors(as_json):
         spec.validate()  # before a server is asked or the store opened
     if server:
-        from medsearch.cli import remote
+        import medsearch.cli.remote as remote
 
         with cli_errors(as_json):
             remote.show_search(server, spec, count, as_json, show_fields, paths)
@@ -232,7 +232,7 @@ def similar(
     with cli_errors(as_json):
         spec.validate()  # before a server is asked or the store opened
     if server:
-        from medsearch.cli import remote
+        import medsearch.cli.remote as remote
 
         with cli_errors(as_json):
             show_found(spec, remote.similar(server, spec), as_json, None, show_fields, paths)

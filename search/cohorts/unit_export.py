@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medsearch.cohorts.export import _rows, place
+from medsearch.cohorts.rows import member_rows, place
 from medsearch.errors import InvalidQuery
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ def unit_table(ctx: Context, cohort: dict[str, Any], fmt: str, columns: Sequence
         return [{"study_instance_uid": m["study_instance_uid"], "series_instance_uid": m["key"]}
                 for m in members], header
     wanted = tuple(c for c in columns if c not in UNIT_COLUMNS)
-    extra = {row["id"]: row for row in _rows(ctx, [{"id": m["image_id"]} for m in members], wanted)}
+    extra = {row["id"]: row for row in member_rows(ctx, [{"id": m["image_id"]} for m in members], wanted)}
     rows = []
     for m in members:
         row = {name: m[name] for name in UNIT_COLUMNS} | {c: extra[m["image_id"]][c] for c in wanted}

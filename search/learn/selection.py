@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from medsearch.errors import InvalidQuery, NotFound
 from medsearch.query.ranking import allowed_ids, group_column
-from medsearch.storage import queries, scores
+from medsearch.storage import cohort_store, queries, scores
 
 if TYPE_CHECKING:
     from medsearch.context import Context
@@ -36,13 +36,19 @@ def _one_spec(ctx: Context, spec: str) -> np.ndarray:
     if kind == "ids":
         return _stored_ids(ctx, rest)
     if kind == "cohort":
-        from medsearch.cohorts.saved import show
-
-        return np.array([m["id"] for m in show(ctx, rest.strip())["members"]], dtype=np.int64)
+        return _cohort_ids(ctx, rest.strip())
     where = f"{rest.strip()} = 1" if kind == "field" else rest if kind == "where" else spec
     found = allowed_ids(ctx.store, [where])
     assert found is not None
     return found
+
+
+def _cohort_ids(ctx: Context, name: str) -> np.ndarray:
+    """The image ids of a saved cohort's latest run. Raises NotFound."""
+    found = cohort_store.run(ctx.store, name)
+    if found is None:
+        raise NotFound(f"cohort {name!r} has no run")
+    return np.array([m["id"] for m in found["members"]], dtype=np.int64)
 
 
 def _stored_ids(ctx: Context, text: str) -> np.ndarray:
