@@ -1,0 +1,151 @@
+"""Recall and false-positive rate of the burned-in text detector (``medsearch.indexer.text_detect``), and its
+cost per image, on text rendered onto real and drawn images.
+
+Bases: the greyscale and colour images bundled with pydicom (decoded by medsearch's reader) and drawn
+radiograph-like pictures (a body, ribs, noise), each enlarged or reduced to 512 pixels on its longer side.
+Text: names, dates and IDs at four heights (2 %, 3 %, 4.5 % and 7 % of the picture: 10-36 px at 512),
+five positions and three contrasts (white, light grey, mid grey). Clean: the bases without text, and more
+drawn radiographs. Each picture is checked twice: by the detector on the picture itself, and on the
+256-pixel thumbnail medsearch stores. The last table checks the thumbnails ``censor`` makes: how many
+still show text to the detector.
+
+    python benchmarks/burned_in_text.py [--drawn 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from medsearch.indexer import text_detect
+from medsearch.indexer.censor import censor
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.readers import read_file
+from PIL import Image, ImageDraw, ImageFont
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+TEXTS = {"name": "BERNARD^SOPHIE", "date": "1975-03-02 14:22", "id": "MRN 0047-2291"}
+HEIGHTS = (0.02, 0.03, 0.045, 0.07)
+CONTRASTS = {"white": 1.0, "light grey": 0.75, "mid grey": 0.5}
+POSITIONS = ("top-left", "top-right", "bottom-left", "bottom-right", "centre")
+SIDE = 512
+
+
+def fitted(pixels: np.ndarray) -> np.ndarray:
+    """(H, W[, 3]) float32 [0, 1] -> greyscale, resized to SIDE on its longer side."""
+    grey = pixels.mean(axis=2) if pixels.ndim == 3 else pixels
+    picture = Image.fromarray(np.round(grey * 255).astype(np.uint8))
+    scale = SIDE / max(picture.size)
+    picture = picture.resize((round(picture.width * scale), round(picture.height * scale)), Image.Resampling.BICUBIC)
+    return np.asarray(picture, dtype=np.float32) / 255.0
+
+
+def pydicom_bases(limit: int) -> list[tuple[str, np.ndarray]]:
+    from pydicom.data import get_testdata_files
+
+    bases = []
+    for name in sorted(get_testdata_files("*.dcm")):
+        try:
+            pixels = read_file(Path(name), ReadOptions())[0].pixels
+        except Exception:
+            continue
+        if min(pixels.shape[:2]) >= 64 and float(pixels.std()) > 0.05:
+            bases.append((Path(name).name, fitted(pixels)))
+        if len(bases) >= limit:
+            break
+    return bases
+
+
+def drawn_radiograph(seed: int) -> np.ndarray:
+    """A chest-radiograph-like picture: a bright body ellipse, dark lungs, rib arcs, noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:SIDE, 0:SIDE] / SIDE
+    body = np.exp(-(((x - 0.5) / 0.42) ** 2 + ((y - 0.55) / 0.5) ** 2) ** 2) * 0.8
+    for side in (0.33, 0.67):
+        body -= 0.35 * np.exp(-(((x - side) / 0.13) ** 2 + ((y - 0.5) / 0.25) ** 2) ** 2)
+    for rib in np.linspace(0.3, 0.75, int(rng.integers(6, 10))):
+        body += 0.12 * np.exp(-(((y - rib - 0.08 * np.cos((x - 0.5) * 6)) / 0.012) ** 2))
+    body += rng.normal(0, 0.03, body.shape)
+    return np.clip(body, 0, 1).astype(np.float32)
+
+
+def with_text(base: np.ndarray, text: str, height: float, level: float, position: str) -> np.ndarray:
+    picture = Image.fromarray(np.round(base * 255).astype(np.uint8))
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.truetype(FONT, max(6, round(height * picture.height)))
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    width, tall = right - left, bottom - top
+    margin = 8
+    x = margin if "left" in position else picture.width - width - margin
+    y = margin if "top" in position else picture.height - tall - margin
+    if position == "centre":
+        x, y = (picture.width - width) // 2, (picture.height - tall) // 2
+    draw.text((x - left, y - top), text, fill=round(level * 255), font=font)
+    return np.asarray(picture, dtype=np.float32) / 255.0
+
+
+def thumbnail_of(pixels: np.ndarray) -> np.ndarray:
+    picture = Image.fromarray(np.round(pixels * 255).astype(np.uint8))
+    picture.thumbnail((256, 256), Image.Resampling.LANCZOS)
+    return np.asarray(picture, dtype=np.float32) / 255.0
+
+
+def detects(pixels: np.ndarray, timings: list[float]) -> bool:
+    started = time.perf_counter()
+    found = text_detect.find_text(pixels)
+    timings.append(time.perf_counter() - started)
+    return bool(found)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--drawn", type=int, default=12)
+    parser.add_argument("--pydicom", type=int, default=12)
+    args = parser.parse_args()
+    if not text_detect.available():
+        raise SystemExit("the detector is not available (pip install tesserocr; apt-get install tesseract-ocr)")
+    bases = pydicom_bases(args.pydicom) + [(f"drawn-{seed}", drawn_radiograph(seed)) for seed in range(args.drawn)]
+    clean = bases + [(f"drawn-{seed}", drawn_radiograph(seed)) for seed in range(100, 100 + 3 * args.drawn)]
+    hits: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    timings: dict[str, list[float]] = {"picture": [], "thumbnail": []}
+    residual = []
+    positions = itertools.cycle(POSITIONS)
+    for (_name, base), (kind, text), height, (contrast, level) in itertools.product(
+            bases, TEXTS.items(), HEIGHTS, CONTRASTS.items()):
+        pixels = with_text(base, text, height, level, next(positions))
+        for where, picture in (("picture", pixels), ("thumbnail", thumbnail_of(pixels))):
+            found = detects(picture, timings[where])
+            for key in (f"height {height:.1%}", f"contrast {contrast}", f"text {kind}", "all"):
+                hits[(where, key)].append(found)
+        masked = censor(pixels, flagged=False, keep_identity=False)
+        if masked.pixels is not None:
+            residual.append(bool(text_detect.find_text(thumbnail_of(masked.pixels))))
+    false = {where: [detects(pixels if where == "picture" else thumbnail_of(pixels), [])
+                     for _name, pixels in clean] for where in ("picture", "thumbnail")}
+    report(hits, false, timings, residual, len(bases), len(clean))
+
+
+def report(hits: dict[tuple[str, str], list[bool]], false: dict[str, list[bool]], timings: dict[str, list[float]],
+           residual: list[bool], bases: int, clean: int) -> None:
+    keys = sorted({key for _where, key in hits}, key=lambda key: (key != "all", key))
+    print(f"{bases} bases, {len(hits[('picture', 'all')])} pictures with text, {clean} clean pictures")
+    print("| text | recall, detector on the 512 px picture | recall, on the 256 px thumbnail |")
+    print("|---|---|---|")
+    for key in keys:
+        cells = [f"{np.mean(hits[(where, key)]):.0%} ({sum(hits[(where, key)])}/{len(hits[(where, key)])})"
+                 for where in ("picture", "thumbnail")]
+        print(f"| {key} | {cells[0]} | {cells[1]} |")
+    for where in ("picture", "thumbnail"):
+        print(f"false positives on clean pictures ({where}): {np.mean(false[where]):.1%} "
+              f"({sum(false[where])}/{len(false[where])}); "
+              f"median {statistics.median(timings[where]) * 1000:.0f} ms per picture")
+    print(f"censored thumbnails in which the detector still reads text: {sum(residual)}/{len(residual)}")
+
+
+if __name__ == "__main__":
+    main()

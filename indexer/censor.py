@@ -1,0 +1,76 @@
+"""Burned-in text is patient-identifying: what medsearch may show of an image's pixels.
+
+Every picture medsearch stores or serves (the thumbnail made at index time, the server's thumbnails of
+other sizes, the picture of the model input) goes through ``censor`` first:
+
+* identity kept (``--keep-identity``): shown as it is;
+* the file says ``BurnedInAnnotation = YES``: withheld (a blank picture is shown instead), as the detector
+  does not find every word;
+* the detector (``medsearch.indexer.text_detect``) reads text: the words' boxes are blacked out, the result
+  is read again, and withheld if text is still found;
+* otherwise shown as it is. Without the detector (tesserocr or Tesseract's English model missing) only the
+  flag is honoured, and ``text_regions`` stays unknown (None).
+
+The model input itself is never changed: search still sees the whole image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from medsearch.indexer import text_detect
+from medsearch.indexer.text_detect import TextBox
+
+MARGIN = 0.35
+"""Each box is grown by this fraction of its height on every side before it is blacked out."""
+BLANK_LEVEL = 0.2
+"""The grey of a withheld picture."""
+
+
+@dataclass(frozen=True)
+class Censored:
+    """``pixels``: what may be shown (same shape and dtype as given), None when withheld.
+    ``text_regions``: words the detector read in the original, None when it could not run."""
+
+    pixels: np.ndarray | None
+    text_regions: int | None
+
+
+def censor(pixels: np.ndarray, flagged: bool, keep_identity: bool) -> Censored:
+    """What may be shown of ``pixels`` ((H, W) or (H, W, 3) float32 in [0, 1]); ``flagged``: the file's
+    Burned In Annotation is YES. Never raises for the picture's content."""
+    boxes = text_detect.find_text(pixels)
+    count = None if boxes is None else len(boxes)
+    if keep_identity:
+        return Censored(pixels, count)
+    if flagged:
+        return Censored(None, count)
+    if not boxes:
+        return Censored(pixels, count)
+    masked = mask(pixels, boxes)
+    if text_detect.find_text(masked):
+        return Censored(None, count)
+    return Censored(masked, count)
+
+
+def mask(pixels: np.ndarray, boxes: list[TextBox]) -> np.ndarray:
+    """A copy of ``pixels`` with each box (fractions of the size), grown by ``MARGIN``, set to 0."""
+    out = pixels.copy()
+    height, width = pixels.shape[:2]
+    for box in boxes:
+        grow = (box.bottom - box.top) * MARGIN
+        top, bottom = max(0.0, box.top - grow), min(1.0, box.bottom + grow)
+        left, right = max(0.0, box.left - grow * height / width), min(1.0, box.right + grow * height / width)
+        out[int(top * height):int(np.ceil(bottom * height)), int(left * width):int(np.ceil(right * width))] = 0.0
+    return out
+
+
+def blank_like(pixels: np.ndarray) -> np.ndarray:
+    """A uniform grey picture of the same shape: what is shown of a withheld image."""
+    return np.full_like(pixels, BLANK_LEVEL)
+
+
+def shown(pixels: np.ndarray, flagged: bool, keep_identity: bool) -> tuple[np.ndarray, int | None]:
+    """``censor``'s picture, a blank one when withheld; and the number of words read (None: unknown)."""
+    result = censor(pixels, flagged, keep_identity)
+    return (blank_like(pixels) if result.pixels is None else result.pixels), result.text_regions

@@ -1,0 +1,111 @@
+"""Burned-in text detection: Tesseract (through ``tesserocr``, with Debian's ``tesseract-ocr`` English model)
+run on a picture of at most ``DETECT_SIZE`` pixels on its longer side.
+
+A word counts as text when Tesseract recognises it with a confidence of at least ``MIN_CONFIDENCE`` and it
+holds at least ``MIN_CHARACTERS`` letters or digits: anatomy rarely reads as a confident word, burned-in
+names, dates and IDs do. ``find_text`` returns the words' boxes as fractions of the picture's size, so that
+they can be masked in a picture of another size (``medsearch.indexer.censor``). The recall and false-positive
+rate of these settings are measured by ``benchmarks/burned_in_text.py``.
+
+One Tesseract engine is kept per thread (the engine is not thread-safe); it is created on first use."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DETECT_SIZE = 512
+"""Pixels on the longer side of the picture the detector reads (smaller pictures are enlarged to it)."""
+MIN_CONFIDENCE = 55.0
+MIN_CHARACTERS = 2
+TESSDATA_FOLDERS = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata",
+                    "/usr/share/tessdata", "/usr/local/share/tessdata")
+
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class TextBox:
+    """A word found in a picture: its box as fractions of the picture's width and height, its text."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+    text: str
+
+
+def tessdata_folder() -> str | None:
+    """Where Tesseract's ``eng.traineddata`` is: ``TESSDATA_PREFIX``, else Debian's folders; None if nowhere."""
+    candidates = [os.environ.get("TESSDATA_PREFIX") or "", *TESSDATA_FOLDERS]
+    for folder in candidates:
+        if folder and (Path(folder) / "eng.traineddata").is_file():
+            return folder
+    return None
+
+
+def available() -> bool:
+    """Whether the detector can run here (``tesserocr`` installed and an English model found)."""
+    return _engine() is not None
+
+
+def find_text(pixels: np.ndarray) -> list[TextBox] | None:
+    """The words Tesseract reads in ``pixels`` ((H, W) or (H, W, 3) float32 in [0, 1]); None when the
+    detector is not available. Never raises for the picture's content."""
+    engine = _engine()
+    if engine is None:
+        return None
+    from PIL import Image
+
+    grey = pixels.mean(axis=2) if pixels.ndim == 3 else pixels
+    picture = Image.fromarray(np.round(np.clip(grey, 0.0, 1.0) * 255.0).astype(np.uint8))
+    scale = DETECT_SIZE / max(picture.size)
+    size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    picture = picture.resize(size, Image.Resampling.LANCZOS)
+    engine.SetImage(picture)
+    engine.Recognize()
+    return list(_words(engine, picture.width, picture.height))
+
+
+def _words(engine: Any, width: int, height: int) -> list[TextBox]:
+    import tesserocr
+
+    found: list[TextBox] = []
+    iterator = engine.GetIterator()
+    level = tesserocr.RIL.WORD
+    if iterator is None:
+        return found
+    for word in tesserocr.iterate_level(iterator, level):
+        try:  # an empty word raises RuntimeError ("No text returned")
+            text, box = (word.GetUTF8Text(level) or "").strip(), word.BoundingBox(level)
+            confidence = word.Confidence(level)
+        except RuntimeError:
+            continue
+        if box is None or sum(ch.isalnum() for ch in text) < MIN_CHARACTERS or confidence < MIN_CONFIDENCE:
+            continue
+        left, top, right, bottom = box
+        found.append(TextBox(left / width, top / height, right / width, bottom / height, text))
+    return found
+
+
+def _engine() -> Any:
+    """This thread's Tesseract engine, or None when tesserocr or the English model is missing."""
+    if not hasattr(_local, "engine"):
+        _local.engine = _new_engine()
+    return _local.engine
+
+
+def _new_engine() -> Any:
+    try:
+        import tesserocr
+    except ImportError:
+        return None
+    folder = tessdata_folder()
+    if folder is None:
+        return None
+    return tesserocr.PyTessBaseAPI(path=folder, lang="eng", psm=tesserocr.PSM.SPARSE_TEXT)
