@@ -32,19 +32,20 @@ from __future__ import annotations
 import io
 import os
 import struct
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-import numpy as np
 from medsearch.errors import ImageTooLarge, NotFound, UnreadableFile
+from medsearch.indexer.dicom_checks import check_mosaic, check_native_length
 from medsearch.indexer.dicom_codestream import codestream_size
+from medsearch.indexer.dicom_frames import decode_frames
 from medsearch.indexer.dicom_meta import file_metadata, quiet_pydicom
 from medsearch.indexer.dicom_syntax import looks_like_dataset, reject_unknown_syntax
-from medsearch.indexer.frames import Frame, FrameList, ReadOptions
+from medsearch.indexer.frames import Frame, ReadOptions
 from medsearch.indexer.isolation import DecodeGuard
-from medsearch.indexer.windows import parse_window, render
+from medsearch.indexer.windows import parse_window
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -117,67 +118,11 @@ def _read_open_file(
     _check_pixel_element(source)
     _check_image_size(ds, len(indices), options.max_pixels)
     _check_codestreams(source, indices)
-    _check_native_length(source)
+    length = len(ds.PixelData) if source.pixel_length is None and "PixelData" in ds else source.pixel_length
+    check_native_length(ds, source.transfer_syntax, length, _frame_count(ds))
     metadata = file_metadata(ds, options, source.transfer_syntax.keyword or str(source.transfer_syntax))
-    _check_mosaic(ds)
-    return _decode_frames(source, indices, window, options, metadata)
-
-
-MIDDLE_FALLBACKS = 4
-"""A multi-frame file whose middle frame cannot be decoded is represented by the nearest of this many others."""
-
-
-def _decode_frames(source: _Source, indices: list[int], window: tuple[float, float] | None, options: ReadOptions,
-                   metadata: dict[str, Any]) -> FrameList:
-    """Decode and render ``indices``. In a multi-frame file (unless one frame was asked for) a frame that
-    cannot be decoded is noted in ``damaged`` and the others are kept; with ``frames="middle"`` the nearest
-    good frame stands in for a damaged middle one. Raises UnreadableFile when no frame is left."""
-    count = _frame_count(source.ds)
-    tolerant = count > 1 and options.frame is None
-    wanted = len(indices)
-    if tolerant and options.frames == "middle":
-        indices = sorted(range(count), key=lambda index: (abs(index - indices[0]), index))[:MIDDLE_FALLBACKS + 1]
-    frames = FrameList()
-    while indices and len(frames) < wanted:
-        done, problem = _decode_run(source, indices, window, options, metadata, frames, wanted)
-        if problem is None:
-            break
-        where = f"frame {indices[done] + 1}: " if count > 1 else ""
-        if not tolerant:
-            raise UnreadableFile(where + problem)
-        frames.damaged.append(where + problem)
-        indices = indices[done + 1:]
-    if not frames:
-        raise UnreadableFile(frames.damaged[0] if len(frames.damaged) == 1 else
-                             f"no frame could be decoded ({'; '.join(frames.damaged[:3])})")
-    return frames
-
-
-def _decode_run(source: _Source, indices: list[int], window: tuple[float, float] | None, options: ReadOptions,
-                metadata: dict[str, Any], frames: FrameList, wanted: int) -> tuple[int, str | None]:
-    """Decode ``indices`` in order into ``frames`` until ``wanted`` frames are there; returns (position of
-    the frame that failed, its reason) or (positions done, None)."""
-    numbered = _frame_count(source.ds) > 1
-    decoded = _decode(source, indices)
-    try:
-        for position, index in enumerate(indices):
-            if len(frames) >= wanted:
-                return position, None
-            try:
-                with DecodeGuard("cannot decode pixel data"):
-                    raw = next(decoded, None)
-                if raw is None:
-                    raise UnreadableFile(f"pixel data ends before frame {index + 1}")
-                with DecodeGuard("cannot convert pixels for display"):
-                    image, voi = render(raw, source.ds, index, window, options.voi)
-            except UnreadableFile as exc:
-                return position, exc.reason
-            number = index + 1 if numbered else 0
-            frames.append(Frame(pixels=image, frame_number=number,
-                                metadata={**metadata, "frame_number": number, "voi": voi}))
-    finally:
-        decoded.close()  # while the file is still open: a half-read generator closed later raises noise
-    return len(indices), None
+    check_mosaic(ds)
+    return decode_frames(source, _frame_count(ds), indices, window, options, metadata)
 
 
 class CappedReader:
@@ -346,38 +291,6 @@ def _check_codestreams(source: _Source, indices: list[int]) -> None:
             )
 
 
-def _check_native_length(source: _Source) -> None:
-    """Reject uncompressed pixel data shorter than Rows x Columns x Samples x Frames needs (pydicom would
-    fail with numpy's "cannot reshape array"): one line saying how many bytes there are and are needed."""
-    from pydicom.dataset import Dataset
-
-    ds, syntax = source.ds, source.transfer_syntax
-    if syntax.is_encapsulated:
-        return
-    length = len(ds.PixelData) if isinstance(source.decode_from, Dataset) else source.pixel_length
-    if length is None:
-        return
-    samples = 2 if str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422" else int(ds.SamplesPerPixel)
-    values = int(ds.Rows) * int(ds.Columns) * samples * _frame_count(ds)
-    bits = int(ds.BitsAllocated)
-    needed = (values + 7) // 8 if bits == 1 else values * ((bits + 7) // 8)
-    if length < needed:
-        raise UnreadableFile(f"truncated pixel data: {length} bytes, but {ds.Rows} x {ds.Columns} x {samples} "
-                             f"samples x {_frame_count(ds)} frame(s) at {bits} bits need {needed}")
-
-
-MOSAIC_REASON = ("Siemens mosaic (ImageType MOSAIC): its slices are tiled in one image and are not split; "
-                 "convert the series to one slice per file first (for example with dcm2niix)")
-
-
-def _check_mosaic(ds: Dataset) -> None:
-    """Refuse a Siemens mosaic, whose one frame tiles a whole volume's slices (the model would see a grid)."""
-    image_type = ds.get("ImageType")
-    values = [image_type] if isinstance(image_type, str) else list(image_type or [])
-    if any(str(value).strip().upper() == "MOSAIC" for value in values):
-        raise UnreadableFile(MOSAIC_REASON)
-
-
 def _compressed_frames(source: _Source, indices: list[int]) -> Iterator[bytes]:
     """The encoded bytes of the frames in ``indices`` (one frame, or all of them in order)."""
     from pydicom.dataset import Dataset
@@ -419,15 +332,3 @@ def _describe_object(ds: Dataset) -> str:
         return str(getattr(sop_class, "name", sop_class))[:80]
     modality = str(ds.get("Modality") or "").strip()
     return f"modality {modality[:16]}" if modality else "no SOP class"
-
-
-def _decode(source: _Source, indices: list[int]) -> Generator[np.ndarray, None, None]:
-    """A lazy iterator over the frames in ``indices`` only: (rows, columns) or (rows, columns, samples)
-    arrays, YBR already converted to RGB. Decoding happens in ``next``."""
-    from pydicom.dataset import Dataset
-    from pydicom.pixels import iter_pixels
-
-    options: dict[str, Any] = {}
-    if not isinstance(source.decode_from, Dataset):  # a file: the syntax may be missing from it
-        options["transfer_syntax_uid"] = source.transfer_syntax
-    return cast(Generator[np.ndarray, None, None], iter_pixels(source.decode_from, indices=indices, **options))

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from medsearch.errors import UnreadableFile
-from medsearch.indexer.dicom import MOSAIC_REASON
+from medsearch.indexer.dicom_checks import MOSAIC_REASON
 from medsearch.indexer.discover import discover
 from medsearch.indexer.frames import ReadOptions
 from medsearch.indexer.preprocess import Preprocessor
