@@ -96,7 +96,7 @@ def thumbnail_of(pixels: np.ndarray) -> np.ndarray:
 
 def detects(pixels: np.ndarray, timings: list[float]) -> bool:
     started = time.perf_counter()
-    found = text_detect.find_text(pixels)
+    found = text_detect.text_words(text_detect.find_text(pixels))
     timings.append(time.perf_counter() - started)
     return bool(found)
 
@@ -123,7 +123,7 @@ def main() -> None:
                 hits[(where, key)].append(found)
         masked = censor(pixels, flagged=False, keep_identity=False)
         if masked.pixels is not None:
-            residual.append(bool(text_detect.find_text(thumbnail_of(masked.pixels))))
+            residual.append(bool(text_detect.text_words(text_detect.find_text(thumbnail_of(masked.pixels)))))
     for _name, pixels in pydicom_pictures(TEXT_FILES):
         for where, picture in (("picture", pixels), ("thumbnail", thumbnail_of(pixels))):
             hits[(where, "pydicom's own text images")].append(detects(picture, timings[where]))

@@ -6,8 +6,8 @@ other sizes, the picture of the model input) goes through ``censor`` first:
 * identity kept (``--keep-identity``): shown as it is;
 * the file says ``BurnedInAnnotation = YES``: withheld (a blank picture is shown instead), as the detector
   does not find every word;
-* the detector (``medsearch.indexer.text_detect``) reads text: the words' boxes are blacked out, the result
-  is read again, and withheld if text is still found;
+* the detector (``medsearch.indexer.text_detect``) reads text: the boxes of every word it read (the unsure
+  ones too) are blacked out, the result is read again, and withheld if text is still found;
 * otherwise shown as it is. Without the detector (tesserocr or Tesseract's English model missing) only the
   flag is honoured, and ``text_regions`` stays unknown (None).
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from medsearch.indexer import text_detect
-from medsearch.indexer.text_detect import TextBox
+from medsearch.indexer.text_detect import DETECT_SIZE, TextBox
 
 MARGIN = 0.35
 """Each box is grown by this fraction of its height on every side before it is blacked out."""
@@ -30,25 +30,28 @@ BLANK_LEVEL = 0.2
 @dataclass(frozen=True)
 class Censored:
     """``pixels``: what may be shown (same shape and dtype as given), None when withheld.
-    ``text_regions``: words the detector read in the original, None when it could not run."""
+    ``text_regions``: words the detector surely read in the original (``text_detect.text_words``), None when
+    it could not run."""
 
     pixels: np.ndarray | None
     text_regions: int | None
 
 
-def censor(pixels: np.ndarray, flagged: bool, keep_identity: bool) -> Censored:
+def censor(pixels: np.ndarray, flagged: bool, keep_identity: bool, size: int = DETECT_SIZE) -> Censored:
     """What may be shown of ``pixels`` ((H, W) or (H, W, 3) float32 in [0, 1]); ``flagged``: the file's
-    Burned In Annotation is YES. Never raises for the picture's content."""
-    boxes = text_detect.find_text(pixels)
-    count = None if boxes is None else len(boxes)
+    Burned In Annotation is YES; ``size``: the detector reads a copy this large (at least the size the
+    picture is shown at). Never raises for the picture's content."""
+    words = text_detect.find_text(pixels, size)
+    sure = text_detect.text_words(words)
+    count = None if words is None else len(sure)
     if keep_identity:
         return Censored(pixels, count)
     if flagged:
         return Censored(None, count)
-    if not boxes:
+    if not sure:
         return Censored(pixels, count)
-    masked = mask(pixels, boxes)
-    if text_detect.find_text(masked):
+    masked = mask(pixels, words or [])  # every word read, the unsure ones too
+    if text_detect.text_words(text_detect.find_text(masked, size)):
         return Censored(None, count)
     return Censored(masked, count)
 
@@ -70,7 +73,8 @@ def blank_like(pixels: np.ndarray) -> np.ndarray:
     return np.full_like(pixels, BLANK_LEVEL)
 
 
-def shown(pixels: np.ndarray, flagged: bool, keep_identity: bool) -> tuple[np.ndarray, int | None]:
+def shown(pixels: np.ndarray, flagged: bool, keep_identity: bool,
+          size: int = DETECT_SIZE) -> tuple[np.ndarray, int | None]:
     """``censor``'s picture, a blank one when withheld; and the number of words read (None: unknown)."""
-    result = censor(pixels, flagged, keep_identity)
+    result = censor(pixels, flagged, keep_identity, size)
     return (blank_like(pixels) if result.pixels is None else result.pixels), result.text_regions

@@ -1,11 +1,12 @@
 """Burned-in text detection: Tesseract (through ``tesserocr``, with Debian's ``tesseract-ocr`` English model)
 run on a picture of at most ``DETECT_SIZE`` pixels on its longer side.
 
-A word counts as text when Tesseract recognises it with a confidence of at least ``MIN_CONFIDENCE`` and it
-holds at least ``MIN_CHARACTERS`` letters or digits: anatomy rarely reads as a confident word, burned-in
-names, dates and IDs do. ``find_text`` returns the words' boxes as fractions of the picture's size, so that
-they can be masked in a picture of another size (``medsearch.indexer.censor``). The recall and false-positive
-rate of these settings are measured by ``benchmarks/burned_in_text.py``.
+``find_text`` returns every word Tesseract reads with a confidence of at least ``MASK_CONFIDENCE`` (its box
+as fractions of the picture's size, so that it can be masked in a picture of another size; see
+``medsearch.indexer.censor``). A picture *carries text* (``text_words``) when at least one word holds
+``MIN_CHARACTERS`` letters or digits read with a confidence of at least ``MIN_CONFIDENCE``: noise and
+anatomy read as short, unsure "words", burned-in names, dates and IDs as longer, surer ones. These
+thresholds were chosen on ``benchmarks/burned_in_text.py``'s pictures (the README gives its figures).
 
 One Tesseract engine is kept per thread (the engine is not thread-safe); it is created on first use."""
 
@@ -21,8 +22,9 @@ import numpy as np
 
 DETECT_SIZE = 512
 """Pixels on the longer side of the picture the detector reads (smaller pictures are enlarged to it)."""
-MIN_CONFIDENCE = 55.0
-MIN_CHARACTERS = 2
+MIN_CONFIDENCE = 50.0
+MIN_CHARACTERS = 3
+MASK_CONFIDENCE = 30.0
 TESSDATA_FOLDERS = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata",
                     "/usr/share/tessdata", "/usr/local/share/tessdata")
 
@@ -38,6 +40,7 @@ class TextBox:
     right: float
     bottom: float
     text: str
+    confidence: float = 100.0
 
 
 def tessdata_folder() -> str | None:
@@ -54,9 +57,16 @@ def available() -> bool:
     return _engine() is not None
 
 
-def find_text(pixels: np.ndarray) -> list[TextBox] | None:
-    """The words Tesseract reads in ``pixels`` ((H, W) or (H, W, 3) float32 in [0, 1]); None when the
-    detector is not available. Never raises for the picture's content."""
+def text_words(words: list[TextBox] | None) -> list[TextBox]:
+    """The words of ``find_text``'s that show the picture carries text (see the module doc); [] for None."""
+    return [word for word in words or [] if word.confidence >= MIN_CONFIDENCE
+            and sum(ch.isalnum() for ch in word.text) >= MIN_CHARACTERS]
+
+
+def find_text(pixels: np.ndarray, size: int = DETECT_SIZE) -> list[TextBox] | None:
+    """The words Tesseract reads in ``pixels`` ((H, W) or (H, W, 3) float32 in [0, 1]) with a confidence of
+    at least ``MASK_CONFIDENCE``, read on a copy ``size`` pixels on its longer side; None when the detector
+    is not available. Never raises for the picture's content."""
     engine = _engine()
     if engine is None:
         return None
@@ -64,7 +74,7 @@ def find_text(pixels: np.ndarray) -> list[TextBox] | None:
 
     grey = pixels.mean(axis=2) if pixels.ndim == 3 else pixels
     picture = Image.fromarray(np.round(np.clip(grey, 0.0, 1.0) * 255.0).astype(np.uint8))
-    scale = DETECT_SIZE / max(picture.size)
+    scale = size / max(picture.size)
     size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
     picture = picture.resize(size, Image.Resampling.LANCZOS)
     engine.SetImage(picture)
@@ -86,10 +96,10 @@ def _words(engine: Any, width: int, height: int) -> list[TextBox]:
             confidence = word.Confidence(level)
         except RuntimeError:
             continue
-        if box is None or sum(ch.isalnum() for ch in text) < MIN_CHARACTERS or confidence < MIN_CONFIDENCE:
+        if box is None or not any(ch.isalnum() for ch in text) or confidence < MASK_CONFIDENCE:
             continue
         left, top, right, bottom = box
-        found.append(TextBox(left / width, top / height, right / width, bottom / height, text))
+        found.append(TextBox(left / width, top / height, right / width, bottom / height, text, confidence))
     return found
 
 

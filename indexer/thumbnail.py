@@ -10,6 +10,7 @@ import io
 import numpy as np
 from medsearch.indexer.censor import shown
 from medsearch.indexer.frames import Frame, ReadOptions
+from medsearch.indexer.text_detect import DETECT_SIZE
 
 THUMBNAIL_SIZE = 256
 """Pixels on the longer side of a thumbnail made at index time (the page's default size)."""
@@ -31,4 +32,5 @@ def shown_png(frame: Frame, size: int, options: ReadOptions) -> bytes:
     """``render_png`` of what may be shown of a frame: burned-in text masked, or the picture withheld for a
     file flagged ``BurnedInAnnotation = YES`` (``medsearch.indexer.censor``), unless ``options.keep_identity``."""
     flagged = bool(frame.metadata.get("burned_in_annotation"))
-    return render_png(shown(frame.pixels, flagged, options.keep_identity)[0], size)
+    picture, _words = shown(frame.pixels, flagged, options.keep_identity, max(DETECT_SIZE, size))
+    return render_png(picture, size)

@@ -76,13 +76,13 @@ def words(png: bytes) -> list[str]:
     picture = np.asarray(Image.open(BytesIO(png)).convert("L"), dtype=np.float32)
     found = text_detect.find_text(picture / (65535.0 if picture.max() > 255 else 255.0))
     assert found is not None
-    return [box.text for box in found]
+    return [box.text for box in text_detect.text_words(found)]
 
 
 def test_the_detector_reads_the_text_of_the_originals(store: Path) -> None:
     for name in ("flagged.dcm", "unflagged.dcm", "scan.png"):
         pixels = read_file(next(Path(p) for p in _paths(store) if p.endswith(name)), ReadOptions())[0].pixels
-        assert text_detect.find_text(pixels), name  # else the checks below could not fail
+        assert text_detect.text_words(text_detect.find_text(pixels)), name  # else the checks below could not fail
 
 
 def test_text_is_recorded_per_image_and_counted_in_info(store: Path, tiny_embedder: Any) -> None:
