@@ -22,7 +22,11 @@ from medsearch.indexer import text_detect
 from medsearch.indexer.text_detect import DETECT_SIZE, TextBox
 
 MARGIN = 0.35
-"""Each box is grown by this fraction of its height on every side before it is blacked out."""
+"""Each box is grown by this fraction of its height above and below before it is blacked out."""
+SIDE_MARGIN = 0.8
+"""... and by this fraction of its height left and right (a word's neighbours on its line go with it)."""
+RECHECK_SIZE = 256
+"""A masked picture is read again as a thumbnail this large too (``medsearch.indexer.thumbnail``'s size)."""
 BLANK_LEVEL = 0.2
 """The grey of a withheld picture."""
 
@@ -51,19 +55,33 @@ def censor(pixels: np.ndarray, flagged: bool, keep_identity: bool, size: int = D
     if not sure:
         return Censored(pixels, count)
     masked = mask(pixels, words or [])  # every word read, the unsure ones too
-    if text_detect.text_words(text_detect.find_text(masked, size)):
+    if _still_text(masked, size):
         return Censored(None, count)
     return Censored(masked, count)
 
 
+def _still_text(masked: np.ndarray, size: int) -> bool:
+    """Whether the detector still reads text in a masked picture, at ``size`` or as a small thumbnail (where
+    the parts of a word left beside a box can read as a word again)."""
+    from PIL import Image
+
+    if text_detect.text_words(text_detect.find_text(masked, size)):
+        return True
+    small = Image.fromarray(np.round(np.clip(masked, 0.0, 1.0) * 255.0).astype(np.uint8))
+    small.thumbnail((RECHECK_SIZE, RECHECK_SIZE), Image.Resampling.LANCZOS)
+    return bool(text_detect.text_words(text_detect.find_text(np.asarray(small, dtype=np.float32) / 255.0, size)))
+
+
 def mask(pixels: np.ndarray, boxes: list[TextBox]) -> np.ndarray:
-    """A copy of ``pixels`` with each box (fractions of the size), grown by ``MARGIN``, set to 0."""
+    """A copy of ``pixels`` with each box (fractions of the size), grown by ``MARGIN`` and ``SIDE_MARGIN``,
+    set to 0."""
     out = pixels.copy()
     height, width = pixels.shape[:2]
     for box in boxes:
-        grow = (box.bottom - box.top) * MARGIN
+        tall = box.bottom - box.top
+        grow, side = tall * MARGIN, tall * SIDE_MARGIN * height / width
         top, bottom = max(0.0, box.top - grow), min(1.0, box.bottom + grow)
-        left, right = max(0.0, box.left - grow * height / width), min(1.0, box.right + grow * height / width)
+        left, right = max(0.0, box.left - side), min(1.0, box.right + side)
         out[int(top * height):int(np.ceil(bottom * height)), int(left * width):int(np.ceil(right * width))] = 0.0
     return out
 
