@@ -6,7 +6,8 @@ other sizes, the picture of the model input) goes through ``censor`` first:
 * identity kept (``--keep-identity``): shown as it is;
 * the file says ``BurnedInAnnotation = YES``: withheld (a blank picture is shown instead), as the detector
   does not find every word;
-* the detector (``medsearch.indexer.text_detect``) reads text: the boxes of every word it read (the unsure
+* the detector (``medsearch.indexer.text_detect``) reads text, in a 512 px copy or else in a 256 px
+  thumbnail: the boxes of every word it read (the unsure
   ones too) are blacked out, the result is read again, and withheld if text is still found;
 * otherwise shown as it is. Without the detector (tesserocr or Tesseract's English model missing) only the
   flag is honoured, and ``text_regions`` stays unknown (None).
@@ -25,8 +26,9 @@ MARGIN = 0.35
 """Each box is grown by this fraction of its height above and below before it is blacked out."""
 SIDE_MARGIN = 0.8
 """... and by this fraction of its height left and right (a word's neighbours on its line go with it)."""
-RECHECK_SIZE = 256
-"""A masked picture is read again as a thumbnail this large too (``medsearch.indexer.thumbnail``'s size)."""
+THUMBNAIL_SIZE = 256
+"""Pictures are read as a thumbnail this large too (``medsearch.indexer.thumbnail``'s size): some text reads
+only once reduced, some only at full size."""
 BLANK_LEVEL = 0.2
 """The grey of a withheld picture."""
 
@@ -47,6 +49,9 @@ def censor(pixels: np.ndarray, flagged: bool, keep_identity: bool, size: int = D
     picture is shown at). Never raises for the picture's content."""
     words = text_detect.find_text(pixels, size)
     sure = text_detect.text_words(words)
+    if words is not None and not sure:  # read as a thumbnail too: some text reads only once reduced
+        words = text_detect.find_text(_reduced(pixels), size)
+        sure = text_detect.text_words(words)
     count = None if words is None else len(sure)
     if keep_identity:
         return Censored(pixels, count)
@@ -63,13 +68,18 @@ def censor(pixels: np.ndarray, flagged: bool, keep_identity: bool, size: int = D
 def _still_text(masked: np.ndarray, size: int) -> bool:
     """Whether the detector still reads text in a masked picture, at ``size`` or as a small thumbnail (where
     the parts of a word left beside a box can read as a word again)."""
-    from PIL import Image
-
     if text_detect.text_words(text_detect.find_text(masked, size)):
         return True
-    small = Image.fromarray(np.round(np.clip(masked, 0.0, 1.0) * 255.0).astype(np.uint8))
-    small.thumbnail((RECHECK_SIZE, RECHECK_SIZE), Image.Resampling.LANCZOS)
-    return bool(text_detect.text_words(text_detect.find_text(np.asarray(small, dtype=np.float32) / 255.0, size)))
+    return bool(text_detect.text_words(text_detect.find_text(_reduced(masked), size)))
+
+
+def _reduced(pixels: np.ndarray) -> np.ndarray:
+    """``pixels`` as a ``THUMBNAIL_SIZE`` thumbnail (8-bit steps, float32 [0, 1])."""
+    from PIL import Image
+
+    small = Image.fromarray(np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8))
+    small.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
+    return np.asarray(small, dtype=np.float32) / 255.0
 
 
 def mask(pixels: np.ndarray, boxes: list[TextBox]) -> np.ndarray:

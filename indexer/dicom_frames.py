@@ -37,9 +37,9 @@ def decode_frames(source: Any, count: int, indices: list[int], window: tuple[flo
             raise UnreadableFile(where + problem)
         frames.damaged.append(where + problem)
         indices = indices[done + 1:]
-    if not frames:
-        raise UnreadableFile(frames.damaged[0] if len(frames.damaged) == 1 else
-                             f"no frame could be decoded ({'; '.join(frames.damaged[:3])})")
+    if not frames:  # the first frame's reason (the middle one's, for frames="middle")
+        others = len(frames.damaged) - 1
+        raise UnreadableFile(frames.damaged[0] + (f" (nor could {others} other frame(s))" if others else ""))
     return frames
 
 
