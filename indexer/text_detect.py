@@ -75,8 +75,8 @@ def find_text(pixels: np.ndarray, size: int = DETECT_SIZE) -> list[TextBox] | No
     grey = pixels.mean(axis=2) if pixels.ndim == 3 else pixels
     picture = Image.fromarray(np.round(np.clip(grey, 0.0, 1.0) * 255.0).astype(np.uint8))
     scale = size / max(picture.size)
-    size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
-    picture = picture.resize(size, Image.Resampling.LANCZOS)
+    shape = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    picture = picture.resize(shape, Image.Resampling.LANCZOS)
     engine.SetImage(picture)
     engine.Recognize()
     return list(_words(engine, picture.width, picture.height))
