@@ -32,19 +32,20 @@ from __future__ import annotations
 import io
 import os
 import struct
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-import numpy as np
-from medsearch.errors import ImageTooLarge, UnreadableFile
+from medsearch.errors import ImageTooLarge, NotFound, UnreadableFile
+from medsearch.indexer.dicom_checks import check_mosaic, check_native_length
 from medsearch.indexer.dicom_codestream import codestream_size
+from medsearch.indexer.dicom_frames import decode_frames
 from medsearch.indexer.dicom_meta import file_metadata, quiet_pydicom
-from medsearch.indexer.dicom_syntax import reject_unknown_syntax
+from medsearch.indexer.dicom_syntax import looks_like_dataset, reject_unknown_syntax
 from medsearch.indexer.frames import Frame, ReadOptions
 from medsearch.indexer.isolation import DecodeGuard
-from medsearch.indexer.windows import parse_window, render
+from medsearch.indexer.windows import parse_window
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -77,8 +78,10 @@ class DicomReader:
     name = "dicom"
 
     def accepts(self, path: Path, head: bytes) -> bool:
-        """DICOM by suffix or ``DICM`` prefix; gzip files too, to say they must be decompressed."""
-        return path.suffix.lower() in DICOM_SUFFIXES or head[128:132] == b"DICM" or head[:2] == GZIP_MAGIC
+        """DICOM by suffix, ``DICM`` prefix or a dataset without preamble (``looks_like_dataset``); gzip
+        files too, to say they must be decompressed."""
+        return (path.suffix.lower() in DICOM_SUFFIXES or head[128:132] == b"DICM" or head[:2] == GZIP_MAGIC
+                or looks_like_dataset(head))
 
     def read(self, path: Path, options: ReadOptions) -> list[Frame]:
         """``path`` -> frames: float32 [0, 1], (H, W) or (H, W, 3); one frame (the middle one) or all,
@@ -104,7 +107,8 @@ def _read_open_file(
     handle.seek(0)
     try:
         with DecodeGuard("corrupt or truncated DICOM header"):
-            source = _parse_header(handle, forced_ok=path.suffix.lower() in DICOM_SUFFIXES)
+            forced_ok = path.suffix.lower() in DICOM_SUFFIXES or looks_like_dataset(head)
+            source = _parse_header(handle, forced_ok=forced_ok)
     except UnreadableFile:
         handle.seek(0)
         reject_unknown_syntax(handle.read(4096))
@@ -114,24 +118,11 @@ def _read_open_file(
     _check_pixel_element(source)
     _check_image_size(ds, len(indices), options.max_pixels)
     _check_codestreams(source, indices)
+    length = len(ds.PixelData) if source.pixel_length is None and "PixelData" in ds else source.pixel_length
+    check_native_length(ds, source.transfer_syntax, length, _frame_count(ds))
     metadata = file_metadata(ds, options, source.transfer_syntax.keyword or str(source.transfer_syntax))
-    numbered = _frame_count(ds) > 1
-    decoded = _decode(source, indices)
-    frames = []
-    try:
-        for index in indices:
-            with DecodeGuard("cannot decode pixel data"):
-                raw = next(decoded, None)
-            if raw is None:
-                raise UnreadableFile(f"pixel data ends before frame {index + 1}")
-            with DecodeGuard("cannot convert pixels for display"):
-                image, voi = render(raw, ds, index, window, options.voi)
-            number = index + 1 if numbered else 0
-            frames.append(Frame(pixels=image, frame_number=number,
-                                metadata={**metadata, "frame_number": number, "voi": voi}))
-    finally:
-        decoded.close()  # while the file is still open: a half-read generator closed later raises noise
-    return frames
+    check_mosaic(ds)
+    return decode_frames(source, _frame_count(ds), indices, window, options, metadata)
 
 
 class CappedReader:
@@ -227,8 +218,13 @@ def _frame_count(ds: Dataset) -> int:
 
 
 def _frame_indices(ds: Dataset, options: ReadOptions) -> list[int]:
-    """0-based frames to decode: the middle one (``count // 2``) or all of them."""
+    """0-based frames to decode: the one asked for (``options.frame``), the middle one (``count // 2``) or
+    all of them. Raises NotFound for a frame the file does not have."""
     count = _frame_count(ds)
+    if options.frame is not None:
+        if not 1 <= options.frame <= count:
+            raise NotFound(f"the file has no frame {options.frame} ({count} frame(s))")
+        return [options.frame - 1]
     return list(range(count)) if options.frames == "all" else [count // 2]
 
 
@@ -336,15 +332,3 @@ def _describe_object(ds: Dataset) -> str:
         return str(getattr(sop_class, "name", sop_class))[:80]
     modality = str(ds.get("Modality") or "").strip()
     return f"modality {modality[:16]}" if modality else "no SOP class"
-
-
-def _decode(source: _Source, indices: list[int]) -> Generator[np.ndarray, None, None]:
-    """A lazy iterator over the frames in ``indices`` only: (rows, columns) or (rows, columns, samples)
-    arrays, YBR already converted to RGB. Decoding happens in ``next``."""
-    from pydicom.dataset import Dataset
-    from pydicom.pixels import iter_pixels
-
-    options: dict[str, Any] = {}
-    if not isinstance(source.decode_from, Dataset):  # a file: the syntax may be missing from it
-        options["transfer_syntax_uid"] = source.transfer_syntax
-    return cast(Generator[np.ndarray, None, None], iter_pixels(source.decode_from, indices=indices, **options))

@@ -68,7 +68,7 @@ def file_metadata(ds: Dataset, options: ReadOptions, transfer_syntax: str | None
     meta["height"] = _int(_get(ds, "Rows"))
     for column, (keyword, length) in STRING_COLUMNS.items():
         meta[column] = clean_text(_get(ds, keyword), length)
-    meta["study_date"] = parse_date(_get(ds, "StudyDate"))
+    meta["study_date"] = study_date(ds)
     meta["transfer_syntax"] = clean_text(transfer_syntax, TRANSFER_SYNTAX_LENGTH)
     sex = (clean_text(_get(ds, "PatientSex"), 8) or "").upper()
     meta["patient_sex"] = sex if sex in ("M", "F", "O") else None
@@ -79,6 +79,15 @@ def file_metadata(ds: Dataset, options: ReadOptions, transfer_syntax: str | None
     if options.keep_identity:
         meta["identity"] = identity_json(ds)
     return meta
+
+
+def study_date(ds: Dataset) -> dt.date | None:
+    """The Study Date; when it is missing or malformed, the Series Date, then the Acquisition Date."""
+    for keyword in ("StudyDate", "SeriesDate", "AcquisitionDate"):
+        found = parse_date(_get(ds, keyword))
+        if found is not None:
+            return found
+    return None
 
 
 def clean_text(value: Any, max_length: int) -> str | None:

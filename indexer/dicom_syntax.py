@@ -8,6 +8,23 @@ import struct
 
 from medsearch.errors import UnreadableFile
 
+_VRS = {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"OB", b"OD", b"OF",
+        b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM", b"UC", b"UI", b"UL", b"UN",
+        b"UR", b"US", b"UT", b"UV"}
+
+
+def looks_like_dataset(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes) starts like a DICOM dataset written without the 128-byte
+    preamble and ``DICM`` prefix: a little-endian element of group 0002 or 0008 (the first groups of a
+    dataset), in explicit VR (a known VR follows the tag) or implicit VR (a short length follows)."""
+    if len(head) < 8:
+        return False
+    group, _element = struct.unpack_from("<HH", head)
+    if group not in (0x0002, 0x0008):
+        return False
+    return head[4:6] in _VRS or struct.unpack_from("<L", head, 4)[0] < 1024
+
+
 UNKNOWN_SYNTAX_NAMES = {"1.2.840.10008.1.2.8.1": "Deflated Image Frame Compression"}
 """Names of transfer syntaxes pydicom may not know."""
 

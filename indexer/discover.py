@@ -1,4 +1,5 @@
-"""Walk folders for image files: by suffix, or by their first bytes (DICOM files often have none).
+"""Walk folders for image files: by suffix, or by their first bytes (DICOM files often have none; a DICOM
+dataset written without its preamble and ``DICM`` prefix is recognised by its first element).
 
 What cannot be indexed but should be known is yielded too, with ``problem`` set (the indexer records it as a
 failure): a name that is not valid UTF-8 (shown with its bytes escaped, ``\\xff``: a database holds only
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from medsearch.indexer.dicom_syntax import looks_like_dataset
 from medsearch.indexer.raster import RASTER_SUFFIXES
 
 CANDIDATE_SUFFIXES = RASTER_SUFFIXES | {".dcm", ".dicom", ".dic", ".gz"}
@@ -97,4 +99,4 @@ def _problem(path: Path, root: Path) -> str | None:
 def _looks_like_image(path: Path) -> bool:
     with open(path, "rb") as handle:
         head = handle.read(132)
-    return head[128:132] == b"DICM" or head.startswith(_MAGIC)
+    return head[128:132] == b"DICM" or head.startswith(_MAGIC) or looks_like_dataset(head)

@@ -21,6 +21,8 @@ class ReadOptions:
     """Greyscale DICOM: ``google`` (the pixels Google's MedSigLIP serving code gives the model) or
     ``robust`` (a percentile stretch without a window, nothing after a window); see ``medsearch.indexer.voi``."""
     frames: Literal["middle", "all"] = "middle"
+    frame: int | None = None
+    """Read only this 1-based frame of a multi-frame file (``preview``: one frame decoded, not all)."""
     keep_identity: bool = False
     patient_key_secret: bytes | None = None
     max_pixels: int = 250_000_000
@@ -43,6 +45,15 @@ class Frame:
     pixels: np.ndarray
     frame_number: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class FrameList(list[Frame]):
+    """A reader's frames, and ``damaged``: one line per frame of a multi-frame file that could not be
+    decoded while the others were (``frame 17: cannot decode pixel data: ...``)."""
+
+    def __init__(self, frames: list[Frame] | None = None, damaged: list[str] | None = None) -> None:
+        super().__init__(frames or [])
+        self.damaged: list[str] = damaged or []
 
 
 def read_key(options: ReadOptions, window: tuple[float, float] | None) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from medsearch.errors import UnreadableFile
+from medsearch.indexer.censor import shown
 from medsearch.indexer.discover import FileEntry
 from medsearch.indexer.frames import Frame, ReadOptions, read_key
 from medsearch.indexer.memory_read import read_bytes
@@ -22,13 +23,14 @@ from medsearch.indexer.windows import parse_window
 @dataclass
 class Loaded:
     """A file ready to embed: (frame_number, (3, S, S) float32 pixels, metadata) per frame, and a PNG
-    thumbnail per frame; or ``error``."""
+    thumbnail per frame (burned-in text masked or withheld: ``medsearch.indexer.censor``); or ``error``."""
 
     entry: FileEntry
     content_hash: str = ""
     frames: list[tuple[int, np.ndarray, dict[str, Any]]] = field(default_factory=list)
     thumbnails: list[bytes] = field(default_factory=list)
     error: str | None = None
+    damaged: list[str] = field(default_factory=list)  # frames that could not be decoded while others were
     read_seconds: float = 0.0
     preprocess_seconds: float = 0.0
 
@@ -79,7 +81,11 @@ def _preprocessed(loaded: Loaded, frames: list[Frame], options: ReadOptions, pre
         made = {"preprocessing_version": PREPROCESSING_VERSION}
         if frame.metadata.get("voi") is not None:  # greyscale DICOM: the VOI options decide its pixels
             made["read_options"] = key
+        picture, text_regions = shown(frame.pixels, bool(frame.metadata.get("burned_in_annotation")),
+                                      options.keep_identity)
+        made["text_regions"] = text_regions
         loaded.frames.append((frame.frame_number, preprocessor(frame.pixels), {**frame.metadata, **made}))
-        loaded.thumbnails.append(render_png(frame.pixels))
+        loaded.thumbnails.append(render_png(picture))
+    loaded.damaged = list(getattr(frames, "damaged", []))
     loaded.preprocess_seconds = time.perf_counter() - middle
     return loaded

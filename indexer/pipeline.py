@@ -289,6 +289,10 @@ def write_loaded(store: Store, files: list[Loaded], matrix: np.ndarray, changed:
             report.added += 1
         report.frames_added += len(loaded.frames)
     for loaded in files:
+        if has_frames(loaded) and loaded.damaged:  # the good frames are stored; the damaged ones recorded
+            reason = f"{len(loaded.damaged)} damaged frame(s) left out: {'; '.join(loaded.damaged[:3])}"
+            batch.failures.append((FileStat(loaded.entry.path, loaded.entry.size, loaded.entry.mtime_ns), reason))
+            report.failures.append({"path": loaded.entry.path, "reason": reason})
         if not has_frames(loaded):
             reason = loaded.error or "no frames"
             batch.failures.append((FileStat(loaded.entry.path, loaded.entry.size, loaded.entry.mtime_ns), reason))

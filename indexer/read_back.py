@@ -32,8 +32,9 @@ def store_read_options(store: Store) -> ReadOptions:
 
 
 def image_source(store: Store, image_id: int) -> tuple[str, int, ReadOptions]:
-    """(path, frame number, the options it was read with) of a stored image. Raises NotFound."""
+    """(path, frame number, the options it was read with, ``keep_identity`` set when the store kept the
+    image's identity) of a stored image. Raises NotFound."""
     found = pixel_records.image_source(store, image_id)
     if found is None:
         raise NotFound(f"No image with id {image_id} in the store.")
-    return found[0], found[1], options_from_key(found[2])
+    return found[0], found[1], replace(options_from_key(found[2]), keep_identity=found[3])

@@ -1,11 +1,16 @@
 """Small PNG thumbnails of display pixels, rendered at index time in the decoding worker (from the pixels
-it has just decoded) and served by the HTTP API instead of decoding the file again."""
+it has just decoded) and served by the HTTP API instead of decoding the file again. Burned-in text is
+masked or the picture withheld first (``medsearch.indexer.censor``; ``medsearch.indexer.load`` does it at
+index time, ``shown_png`` for pictures rendered later)."""
 
 from __future__ import annotations
 
 import io
 
 import numpy as np
+from medsearch.indexer.censor import shown
+from medsearch.indexer.frames import Frame, ReadOptions
+from medsearch.indexer.text_detect import DETECT_SIZE
 
 THUMBNAIL_SIZE = 256
 """Pixels on the longer side of a thumbnail made at index time (the page's default size)."""
@@ -21,3 +26,11 @@ def render_png(pixels: np.ndarray, size: int = THUMBNAIL_SIZE) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=False)
     return out.getvalue()
+
+
+def shown_png(frame: Frame, size: int, options: ReadOptions) -> bytes:
+    """``render_png`` of what may be shown of a frame: burned-in text masked, or the picture withheld for a
+    file flagged ``BurnedInAnnotation = YES`` (``medsearch.indexer.censor``), unless ``options.keep_identity``."""
+    flagged = bool(frame.metadata.get("burned_in_annotation"))
+    picture, _words = shown(frame.pixels, flagged, options.keep_identity, max(DETECT_SIZE, size))
+    return render_png(picture, size)

@@ -131,8 +131,18 @@ def _first_number(value: Any) -> float | None:
 
 
 def _has_voi_lut(ds: Dataset) -> bool:
-    item = _item(ds, "VOILUTSequence", 0)
-    return item is not None and "LUTDescriptor" in item and "LUTData" in item
+    return lut_item(ds, "VOILUTSequence") is not None
+
+
+def lut_item(ds: Dataset, keyword: str) -> Dataset | None:
+    """The first item of a LUT sequence (``ModalityLUTSequence``, ``VOILUTSequence``) when it holds a
+    table (LUT Descriptor and LUT Data); None for no sequence or an empty item, which some writers leave
+    (pydicom's ``apply_modality_lut`` then fails on ``None``)."""
+    item = _item(ds, keyword, 0)
+    try:
+        return item if item is not None and item.get("LUTDescriptor") and item.get("LUTData") else None
+    except (TypeError, ValueError, AttributeError):
+        return None
 
 
 def render(raw: np.ndarray, ds: Dataset, frame_index: int, window: tuple[float, float] | None,
@@ -141,6 +151,9 @@ def render(raw: np.ndarray, ds: Dataset, frame_index: int, window: tuple[float, 
     ``Voi.describe`` says, None for colour).
 
     Greyscale: modality LUT / rescale -> VOI (``choose_voi``, ``medsearch.indexer.voi``) -> MONOCHROME1 inverted.
+    A window or VOI LUT that saturates the whole frame (every pixel black or white, though the frame's values
+    differ) falls back to the mode's stretch (google: min-max, robust: percentiles), and the VOI recorded
+    says so (``window 40/1 LINEAR (file) + minmax saturates the image; stretch minmax instead``).
     Colour: scaled by Bits Stored (RGB) or by the palette's entry size (PALETTE COLOR)."""
     from pydicom.pixels import apply_color_lut
 
@@ -152,10 +165,16 @@ def render(raw: np.ndarray, ds: Dataset, frame_index: int, window: tuple[float, 
         return px.scale_by_bits(px.to_three_channels(raw), int(ds.get("BitsStored") or ds.BitsAllocated)), None
     values = _modality_values(raw, ds, frame_index)
     voi = choose_voi(ds, frame_index, window, mode)
+    low, high = float(values.min()), float(values.max())
     values = apply_voi(values, voi, ds)
+    described = voi.describe()
+    if high > low and voi.kind in ("window", "lut") and float(values.min()) == float(values.max()):
+        fallback = Voi("minmax" if mode == "google" else "percentile")
+        values = apply_voi(_modality_values(raw, ds, frame_index), fallback, ds)
+        described = f"{described} saturates the image; {fallback.describe()} instead"
     if photometric == "MONOCHROME1":
         px.invert(values)
-    return values, voi.describe()
+    return values, described
 
 
 def _modality_values(raw: np.ndarray, ds: Dataset, frame_index: int) -> np.ndarray:
@@ -163,7 +182,7 @@ def _modality_values(raw: np.ndarray, ds: Dataset, frame_index: int) -> np.ndarr
     Rescale Slope / Intercept, else unchanged)."""
     from pydicom.pixels import apply_modality_lut
 
-    if ds.get("ModalityLUTSequence"):
+    if lut_item(ds, "ModalityLUTSequence") is not None:  # an empty item (some writers leave one) is ignored
         return apply_modality_lut(raw, ds).astype(np.float32, order="C")
     for source in frame_sources(ds, frame_index, "PixelValueTransformationSequence"):
         slope, intercept = source.get("RescaleSlope"), source.get("RescaleIntercept")
@@ -180,7 +199,9 @@ def apply_voi_lut(values: np.ndarray, ds: Dataset) -> np.ndarray:
     """The first VOI LUT Sequence item applied to modality values (float32, consumed), scaled from the
     table's own output range to [0, 1]. Not pydicom's ``apply_voi``: it indexes the table through an
     array of the output's dtype, so an 8-bit table of more than 256 entries wraps around."""
-    item = ds.VOILUTSequence[0]
+    item = lut_item(ds, "VOILUTSequence")
+    if item is None:
+        raise UnreadableFile("VOI LUT Sequence without a table")
     entries, first = int(item.LUTDescriptor[0]) or 2**16, int(item.LUTDescriptor[1])
     data = item.LUTData
     if isinstance(data, bytes):  # OW: 16-bit words in the dataset's byte order

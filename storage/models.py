@@ -118,6 +118,9 @@ class Image(Base):
     patient_age: Mapped[float | None] = mapped_column(Float)
     patient_key: Mapped[str | None] = mapped_column(String(64), index=True)
     burned_in_annotation: Mapped[bool | None] = mapped_column(Boolean)
+    # Words of burned-in text the detector read in the pixels (``medsearch.indexer.text_detect``): 0 none,
+    # NULL not checked (stores from before it, or no detector installed). ``--where "text_regions = 0"``.
+    text_regions: Mapped[int | None] = mapped_column(Integer)
     # How the pixels were made (null in stores older than preprocessing version 3): the VOI actually
     # used (``medsearch.indexer.voi.Voi.describe``), the read options asked for (``indexer.read_key``) and the
     # preprocessing version. An image whose options or version differ from a run's is re-embedded.
@@ -148,6 +151,7 @@ METADATA_COLUMNS: tuple[str, ...] = (
     "patient_age",
     "patient_key",
     "burned_in_annotation",
+    "text_regions",
     "voi",
 )
 """Image columns returned in each result's ``metadata`` and usable in filters."""

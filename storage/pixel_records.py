@@ -57,12 +57,13 @@ def read_key_counts(store: Store) -> dict[str, int]:
         return {str(key): count for key, count in rows}
 
 
-def image_source(store: Store, image_id: int) -> tuple[str, int, str | None] | None:
-    """(path, frame number, read options) of a stored image; None when there is no such id."""
+def image_source(store: Store, image_id: int) -> tuple[str, int, str | None, bool] | None:
+    """(path, frame number, read options, whether its identity was kept) of a stored image; None when
+    there is no such id."""
     with store.read_session() as session:
-        row = session.execute(select(Image.path, Image.frame_number, Image.read_options)
+        row = session.execute(select(Image.path, Image.frame_number, Image.read_options, Image.identity)
                               .where(Image.id == image_id)).first()
-    return None if row is None else (row[0], row[1], row[2])
+    return None if row is None else (row[0], row[1], row[2], row[3] is not None)
 
 
 def id_of_path(store: Store, path: Path) -> int | None:
@@ -70,3 +71,16 @@ def id_of_path(store: Store, path: Path) -> int | None:
     with store.read_session() as session:
         return session.scalar(select(Image.id).where(Image.path == str(path.resolve()))
                               .order_by(Image.frame_number).limit(1))
+
+
+def text_counts(store: Store) -> dict[str, int]:
+    """Images whose pixels carry identity (``info``'s ``burned_in_text``): ``with_text`` (the detector read
+    words in them, ``text_regions > 0``), ``flagged`` (Burned In Annotation YES), ``either``, and
+    ``unchecked`` (``text_regions`` NULL: indexed before the detector, or without it)."""
+    with_text = Image.text_regions > 0
+    flagged = Image.burned_in_annotation.is_(True)
+    counts = (func.count(case((with_text, 1))), func.count(case((flagged, 1))),
+              func.count(case((or_(with_text, flagged), 1))), func.count(case((Image.text_regions.is_(None), 1))))
+    with store.read_session() as session:
+        row = session.execute(select(*counts).select_from(Image)).one()
+    return dict(zip(("with_text", "flagged", "either", "unchecked"), (int(value) for value in row), strict=True))

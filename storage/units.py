@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 KINDS = {"series": "series_instance_uid", "study": "study_instance_uid"}
 """Each unit kind and the image column that names its members."""
 
+def images_outside_units(store: Store, kind: str) -> int:
+    """How many images have no ``kind`` (``series`` / ``study``) UID and so belong to no unit: ``--unit``
+    results leave them out (say so with this count). Raises KeyError for another kind."""
+    column = getattr(Image, KINDS[kind])
+    with store.read_session() as session:
+        return int(session.scalar(select(func.count()).select_from(Image).where(column.is_(None))) or 0)
+
+
 UnitKey = tuple[str, str]
 """(kind, uid)."""
 

@@ -57,7 +57,7 @@ class Decoder:
         return pixels
 
     def thumbnail(self, path: Path, size: int) -> bytes:
-        """PNG bytes of the file's thumbnail (``thumbnails.render_png``)."""
+        """PNG bytes of the file's thumbnail (``thumbnails.render_png``: burned-in text masked)."""
         result: bytes = self._run(_thumbnail_task, (path, size, self.options))
         return result
 
@@ -68,8 +68,8 @@ class Decoder:
 
     def model_input_png(self, path: Path, options: ReadOptions, preprocessor: Preprocessor,
                         frame_number: int) -> bytes:
-        """PNG bytes of the model input of a file read with ``options`` (``medsearch.indexer.preview``), the pixel
-        cap lowered to the server's."""
+        """PNG bytes of the model input of a file read with ``options`` (``medsearch.indexer.preview.shown_png``:
+        burned-in text masked unless ``options.keep_identity``), the pixel cap lowered to the server's."""
         capped = replace(options, max_pixels=min(options.max_pixels, self.options.max_pixels))
         result: bytes = self._run(_model_input_task, (path, capped, preprocessor, frame_number))
         return result
@@ -106,14 +106,14 @@ def _thumbnail_task(item: tuple[Path, int, ReadOptions]) -> bytes:
 
 def _bytes_thumbnail_task(item: tuple[bytes, str, int, ReadOptions]) -> bytes:
     from medsearch.indexer.memory_read import read_bytes
-    from medsearch.indexer.thumbnail import render_png
+    from medsearch.indexer.thumbnail import shown_png
 
     data, filename, size, options = item
-    return render_png(read_bytes(data, options, filename)[0].pixels, size)
+    return shown_png(read_bytes(data, options, filename)[0], size, options)
 
 
 def _model_input_task(item: tuple[Path, ReadOptions, Preprocessor, int]) -> bytes:
-    from medsearch.indexer.preview import model_input, to_png
+    from medsearch.indexer.preview import shown_png
 
     path, options, preprocessor, frame_number = item
-    return to_png(model_input(path, options, preprocessor, frame_number), preprocessor)
+    return shown_png(path, options, preprocessor, frame_number)

@@ -1,7 +1,8 @@
 """Thumbnails rendered on demand (those not made at index time, or of another size): the file read by the
 medical pixel pipeline (modality LUT, window, MONOCHROME1 inverted, scaled to [0, 1]) and written as a
-PNG, kept in a small in-memory LRU cache keyed by path, mtime and size (DICOMweb images: see
-``medsearch.server.wado``). Nothing is written to disk."""
+PNG (burned-in text masked or the picture withheld, ``medsearch.indexer.censor``: the server does not know
+whether the store keeps identity, so it always masks), kept in a small in-memory LRU cache keyed by path,
+mtime and size (DICOMweb images: see ``medsearch.server.wado``). Nothing is written to disk."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ MAX_SIZE = 1024
 
 def render_png(path: Path, size: int, options: ReadOptions | None = None) -> bytes:
     """PNG bytes of the file's representative frame, fitted inside ``size`` x ``size`` pixels (aspect
-    kept). Raises UnreadableFile."""
-    return thumbnail.render_png(read_file(path, options or ReadOptions())[0].pixels, size)
+    kept), burned-in text masked or the picture withheld (``thumbnail.shown_png``). Raises UnreadableFile."""
+    return thumbnail.shown_png(read_file(path, options or ReadOptions())[0], size, options or ReadOptions())
 
 
 class ThumbnailCache:

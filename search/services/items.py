@@ -70,7 +70,7 @@ class Items:
     def info(self) -> dict[str, Any]:
         """The store's facts: counts, model, dimension, index type, generation, roots and failures."""
         from medsearch.indexer.upgrade import images_to_upgrade
-        from medsearch.storage.pixel_records import read_key_counts
+        from medsearch.storage.pixel_records import read_key_counts, text_counts
 
         store = self.store
         info = store.info()
@@ -84,6 +84,7 @@ class Items:
             "preprocessing_version": info.preprocessing_version if info else None,
             "images_to_upgrade": images_to_upgrade(store),  # another preprocessing version: `medsearch upgrade`
             "voi_options": read_key_counts(store),  # greyscale DICOMs per VOI options they were read with
+            "burned_in_text": text_counts(store),  # images whose pixels carry text: thumbnails masked or withheld
             "index_type": info.index_type if info else None,
             "precisions": store.precisions(),
             "generation": info.generation if info else 0,

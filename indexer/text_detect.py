@@ -1,0 +1,121 @@
+"""Burned-in text detection: Tesseract (through ``tesserocr``, with Debian's ``tesseract-ocr`` English model)
+run on a picture of at most ``DETECT_SIZE`` pixels on its longer side.
+
+``find_text`` returns every word Tesseract reads with a confidence of at least ``MASK_CONFIDENCE`` (its box
+as fractions of the picture's size, so that it can be masked in a picture of another size; see
+``medsearch.indexer.censor``). A picture *carries text* (``text_words``) when at least one word holds
+``MIN_CHARACTERS`` letters or digits read with a confidence of at least ``MIN_CONFIDENCE``: noise and
+anatomy read as short, unsure "words", burned-in names, dates and IDs as longer, surer ones. These
+thresholds were chosen on ``benchmarks/burned_in_text.py``'s pictures (the README gives its figures).
+
+One Tesseract engine is kept per thread (the engine is not thread-safe); it is created on first use."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DETECT_SIZE = 512
+"""Pixels on the longer side of the picture the detector reads (smaller pictures are enlarged to it)."""
+MIN_CONFIDENCE = 50.0
+MIN_CHARACTERS = 3
+MASK_CONFIDENCE = 30.0
+TESSDATA_FOLDERS = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata",
+                    "/usr/share/tessdata", "/usr/local/share/tessdata")
+
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class TextBox:
+    """A word found in a picture: its box as fractions of the picture's width and height, its text."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+    text: str
+    confidence: float = 100.0
+
+
+def tessdata_folder() -> str | None:
+    """Where Tesseract's ``eng.traineddata`` is: ``TESSDATA_PREFIX``, else Debian's folders; None if nowhere."""
+    candidates = [os.environ.get("TESSDATA_PREFIX") or "", *TESSDATA_FOLDERS]
+    for folder in candidates:
+        if folder and (Path(folder) / "eng.traineddata").is_file():
+            return folder
+    return None
+
+
+def available() -> bool:
+    """Whether the detector can run here (``tesserocr`` installed and an English model found)."""
+    return _engine() is not None
+
+
+def text_words(words: list[TextBox] | None) -> list[TextBox]:
+    """The words of ``find_text``'s that show the picture carries text (see the module doc); [] for None."""
+    return [word for word in words or [] if word.confidence >= MIN_CONFIDENCE
+            and sum(ch.isalnum() for ch in word.text) >= MIN_CHARACTERS]
+
+
+def find_text(pixels: np.ndarray, size: int = DETECT_SIZE) -> list[TextBox] | None:
+    """The words Tesseract reads in ``pixels`` ((H, W) or (H, W, 3) float32 in [0, 1]) with a confidence of
+    at least ``MASK_CONFIDENCE``, read on a copy ``size`` pixels on its longer side; None when the detector
+    is not available. Never raises for the picture's content."""
+    engine = _engine()
+    if engine is None:
+        return None
+    from PIL import Image
+
+    grey = pixels.mean(axis=2) if pixels.ndim == 3 else pixels
+    picture = Image.fromarray(np.round(np.clip(grey, 0.0, 1.0) * 255.0).astype(np.uint8))
+    scale = size / max(picture.size)
+    shape = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    picture = picture.resize(shape, Image.Resampling.LANCZOS)
+    engine.SetImage(picture)
+    engine.Recognize()
+    return list(_words(engine, picture.width, picture.height))
+
+
+def _words(engine: Any, width: int, height: int) -> list[TextBox]:
+    import tesserocr
+
+    found: list[TextBox] = []
+    iterator = engine.GetIterator()
+    level = tesserocr.RIL.WORD
+    if iterator is None:
+        return found
+    for word in tesserocr.iterate_level(iterator, level):
+        try:  # an empty word raises RuntimeError ("No text returned")
+            text, box = (word.GetUTF8Text(level) or "").strip(), word.BoundingBox(level)
+            confidence = word.Confidence(level)
+        except RuntimeError:
+            continue
+        if box is None or not any(ch.isalnum() for ch in text) or confidence < MASK_CONFIDENCE:
+            continue
+        left, top, right, bottom = box
+        found.append(TextBox(left / width, top / height, right / width, bottom / height, text, confidence))
+    return found
+
+
+def _engine() -> Any:
+    """This thread's Tesseract engine, or None when tesserocr or the English model is missing."""
+    if not hasattr(_local, "engine"):
+        _local.engine = _new_engine()
+    return _local.engine
+
+
+def _new_engine() -> Any:
+    try:
+        import tesserocr
+    except ImportError:
+        return None
+    folder = tessdata_folder()
+    if folder is None:
+        return None
+    return tesserocr.PyTessBaseAPI(path=folder, lang="eng", psm=tesserocr.PSM.SPARSE_TEXT)

@@ -1,0 +1,153 @@
+"""Issue 29, item 1: burned-in text is PHI. Thumbnails and every other picture served of a file flagged
+``BurnedInAnnotation = YES``, or of an image in which the detector reads text, show no legible text: the
+detector itself is run on what a really running server serves. The model input is unchanged."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from medsearch.indexer import text_detect
+from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.readers import read_file
+from PIL import Image, ImageDraw, ImageFont
+
+from tests.api_fixtures import index_store, running_server
+from tests.indexer.test_dicom import write_dicom
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+if not text_detect.available() or not Path(FONT).is_file():
+    if os.environ.get("CI") == "true":
+        raise RuntimeError("the text detector (tesserocr + tesseract-ocr) and fonts-dejavu are required in CI")
+    pytest.skip("no text detector here (pip install tesserocr; apt-get install tesseract-ocr)",
+                allow_module_level=True)
+
+
+def radiograph(seed: int, side: int = 512) -> np.ndarray:
+    """A radiograph-like uint8 picture: a bright body with two dark lungs and noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:side, 0:side] / side
+    body = np.exp(-(((x - 0.5) / 0.42) ** 2 + ((y - 0.55) / 0.5) ** 2) ** 2) * 0.8
+    for lung in (0.33, 0.67):
+        body -= 0.35 * np.exp(-(((x - lung) / 0.13) ** 2 + ((y - 0.5) / 0.25) ** 2) ** 2)
+    body += rng.normal(0, 0.02, body.shape)
+    return np.round(np.clip(body, 0, 1) * 255).astype(np.uint8)
+
+
+def burned(pixels: np.ndarray, lines: list[str], height: int = 30) -> np.ndarray:
+    """``pixels`` with white ``lines`` written at its top left, ``height`` pixels tall."""
+    picture = Image.fromarray(pixels)
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.truetype(FONT, height)
+    for row, line in enumerate(lines):
+        draw.text((12, 12 + row * int(height * 1.4)), line, fill=255, font=font)
+    return np.asarray(picture)
+
+
+NAME = ["BERNARD SOPHIE", "HOPITAL CARDIO LYON", "ID 48213907"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, tiny_embedder: Any) -> Path:
+    folder = tmp_path_factory.mktemp("images")
+    write_dicom(folder / "flagged.dcm", burned(radiograph(1), NAME), Modality="US", BurnedInAnnotation="YES")
+    write_dicom(folder / "unflagged.dcm", burned(radiograph(2), NAME), Modality="US")
+    Image.fromarray(burned(radiograph(3), NAME)).save(folder / "scan.png")
+    write_dicom(folder / "clean.dcm", radiograph(4), Modality="DX", BurnedInAnnotation="NO")
+    store = tmp_path_factory.mktemp("store")
+    index_store(store, folder, tiny_embedder)
+    return store
+
+
+def rows(store: Path) -> dict[str, tuple[int, int | None]]:
+    with sqlite3.connect(store / "medsearch.db") as db:
+        found = db.execute("select path, id, text_regions from images").fetchall()
+    return {Path(path).name: (image_id, regions) for path, image_id, regions in found}
+
+
+def words(png: bytes) -> list[str]:
+    picture = np.asarray(Image.open(BytesIO(png)).convert("L"), dtype=np.float32)
+    found = text_detect.find_text(picture / (65535.0 if picture.max() > 255 else 255.0))
+    assert found is not None
+    return [box.text for box in text_detect.text_words(found)]
+
+
+def test_the_detector_reads_the_text_of_the_originals(store: Path) -> None:
+    for name in ("flagged.dcm", "unflagged.dcm", "scan.png"):
+        pixels = read_file(next(Path(p) for p in _paths(store) if p.endswith(name)), ReadOptions())[0].pixels
+        assert text_detect.text_words(text_detect.find_text(pixels)), name  # else the checks below could not fail
+
+
+def test_text_is_recorded_per_image_and_counted_in_info(store: Path, tiny_embedder: Any) -> None:
+    from medsearch.api import Medsearch
+
+    found = rows(store)
+    assert found["unflagged.dcm"][1] >= 3 and found["scan.png"][1] >= 3 and found["flagged.dcm"][1] >= 3
+    assert found["clean.dcm"][1] == 0
+    with Medsearch.open(store, embedder=tiny_embedder) as engine:
+        counts = engine.info()["burned_in_text"]
+        clean = engine.search("x", k=10, where=["text_regions = 0"])
+    assert counts == {"with_text": 3, "flagged": 1, "either": 3, "unchecked": 0}
+    assert [Path(hit.path).name for hit in clean] == ["clean.dcm"]
+
+
+def test_no_served_picture_shows_legible_text(store: Path, tiny_embedder: Any) -> None:
+    from medsearch.server.app import create_app
+    from medsearch.server.deps import ServerSettings
+
+    found = rows(store)
+    app = create_app(store, embedder=tiny_embedder, settings=ServerSettings())
+    with running_server(app) as base:
+        for name in ("flagged.dcm", "unflagged.dcm", "scan.png"):
+            image_id = found[name][0]
+            for url, params in ((f"/api/items/{image_id}/thumbnail", {}),
+                                (f"/api/items/{image_id}/thumbnail", {"size": 512}),  # rendered now, not stored
+                                (f"/api/items/{image_id}/model-input", {})):
+                response = httpx.get(base + url, params=params, timeout=120)
+                assert response.status_code == 200, (name, url, response.text)
+                assert words(response.content) == [], (name, url, params)
+        clean = httpx.get(f"{base}/api/items/{found['clean.dcm'][0]}/thumbnail", timeout=120)
+    assert np.asarray(Image.open(BytesIO(clean.content))).std() > 10  # a clean image is shown as it is
+    masked = np.asarray(Image.open(BytesIO(_stored_png(store, found["unflagged.dcm"][0]))))
+    assert masked.std() > 10 and masked[200:].std() > 10  # the text masked, the rest of the picture kept
+
+
+def test_the_model_input_is_unchanged(store: Path, tiny_embedder: Any) -> None:
+    from medsearch.storage import vector_codec
+
+    image_id = rows(store)["unflagged.dcm"][0]
+    with sqlite3.connect(store / "medsearch.db") as db:
+        blob = db.execute("select embedding from image_vectors where id = ?", (image_id,)).fetchone()[0]
+    pixels = read_file(next(Path(p) for p in _paths(store) if p.endswith("unflagged.dcm")), ReadOptions())[0].pixels
+    expected = tiny_embedder.embed_images(tiny_embedder.preprocessor(pixels)[None])[0]
+    assert float(np.dot(vector_codec.decode(blob), expected)) > 0.999
+
+
+def test_keeping_identity_keeps_the_text(tmp_path: Path, tiny_embedder: Any) -> None:
+    from medsearch.api import Medsearch
+    from medsearch.indexer.pipeline import IndexSettings
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_dicom(folder / "flagged.dcm", burned(radiograph(1), NAME), Modality="US", BurnedInAnnotation="YES")
+    store = tmp_path / "store"
+    with Medsearch.open(store, create=True, writable=True, embedder=tiny_embedder) as engine:
+        engine.index([folder], IndexSettings(workers=0, read_options=ReadOptions(keep_identity=True)))
+    assert words(_stored_png(store, rows(store)["flagged.dcm"][0]))
+
+
+def _paths(store: Path) -> list[str]:
+    with sqlite3.connect(store / "medsearch.db") as db:
+        return [row[0] for row in db.execute("select path from images")]
+
+
+def _stored_png(store: Path, image_id: int) -> bytes:
+    with sqlite3.connect(store / "medsearch.db") as db:
+        return bytes(db.execute("select png from thumbnails where image_id = ?", (image_id,)).fetchone()[0])
