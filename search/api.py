@@ -27,6 +27,7 @@ from medsearch.indexer.pipeline import IndexReport, IndexSettings, Progress, ind
 from medsearch.labels.labelsets import LabelSet
 from medsearch.labels.zeroshot import Classification
 from medsearch.language import Translation, Translator
+from medsearch.language.meaning import query_parts, searched
 from medsearch.query.compose import Part, compose, parse_part
 from medsearch.query.ranking import allowed_ids, group_column, iter_ranked, ranked_results
 from medsearch.query.results import Result, embed_file, stored_vector, vector_of_path
@@ -143,7 +144,7 @@ class Medsearch(ItemsMixin, UnitsMixin):
         part = parse_part(query)
         if part.kind != "text":
             return Translation(query, query)
-        return self.translator.translate(part.value, self._tokenizer())
+        return searched(part.value, self.translator, self._tokenizer())
 
     def english(self, text: str) -> str:
         """The English ``text`` is embedded as: every embedded text (queries, label prompts, criteria)
@@ -282,7 +283,7 @@ class Medsearch(ItemsMixin, UnitsMixin):
         parts += [parse_part(p, sign=-1.0) for p in unlike]
         if not parts:
             raise InvalidQuery("the search text is empty: give a text or like parts")
-        return parts
+        return query_parts(parts, self.translator, self._tokenizer())
 
     def group_column(self, name: str) -> str:
         """The column a ``group_by`` / ``one_per`` name stands for. Raises InvalidQuery for an unknown

@@ -1,0 +1,221 @@
+"""Negation in English query text: which findings a query affirms and which it negates.
+
+Vision-language models read "no pneumothorax" next to "pneumothorax", so a negated finding must never be
+embedded as a positive. The parser works like NegEx (Chapman et al. 2001) over words: a cue before a
+finding ("no", "without", "negative for", "free of", "absence of", ...) negates the findings after it up
+to a terminator ("but", "with", "however", ";", ".", ...), across lists joined by "and", "or", "nor" and
+commas; a cue after a finding ("absent", "ruled out", "not seen", ...) negates the findings before it back
+to a comma or terminator. Pseudo-negations keep their finding affirmed: "no change in", "no interval
+change in", "not only"; hedges too ("cannot be excluded", "cannot rule out", "not ruled out"); a double
+negation ("not without", "not absent") affirms. Phrases that mean a normal study ("no significant
+abnormality", "no acute cardiopulmonary process") are one affirmed phrase, kept as typed.
+
+Korean text reaches this parser as the English the glossary builds (``medsearch.language.phrase`` writes
+negated findings as "no A or B" and separates them from affirmed ones by "; ").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from medsearch.errors import InvalidQuery
+
+PRE_NEGATIONS = (
+    "no", "not", "without", "absent", "absence of", "negative for", "free of", "no evidence of",
+    "no signs of", "no sign of", "no findings of", "no evidence for", "ruled out", "rule out of", "neither",
+    "nor", "never", "denies", "excluding", "exclusion of", "resolution of", "resolved", "non", "none",
+)
+POST_NEGATIONS = (
+    "absent", "ruled out", "is ruled out", "was ruled out", "excluded", "is excluded", "was excluded",
+    "not seen", "is not seen", "are not seen", "was not seen", "not identified", "is not identified",
+    "not present", "is not present", "are not present", "not detected", "is not detected", "negative",
+    "is negative", "resolved", "has resolved", "is absent", "are absent", "not visualized",
+    "not demonstrated", "not noted", "is gone",
+)
+PSEUDO_NEGATIONS = (
+    "no change in", "no change of", "no interval change in", "no significant change in", "no increase in",
+    "no decrease in", "no worsening of", "not only", "no new change in", "unchanged", "no longer absent",
+    "not without", "not absent", "not negative for", "not excluded", "not ruled out", "cannot be excluded",
+    "can not be excluded", "cannot be ruled out", "can not be ruled out", "cannot exclude", "cannot rule out",
+    "can't exclude", "can't rule out", "could not be excluded", "not be excluded", "not be ruled out",
+    "rule out", "r/o", "possible", "no doubt",
+)
+"""Cues that look like negations but affirm (or hedge) the finding they name; their words are dropped."""
+NORMAL_PHRASES = (
+    "no significant abnormality", "no significant abnormalities", "no acute abnormality",
+    "no acute abnormalities", "no abnormality", "no abnormalities", "no abnormal findings",
+    "no acute findings", "no acute cardiopulmonary process", "no acute cardiopulmonary abnormality",
+    "no acute cardiopulmonary disease", "no active lung disease", "no acute disease", "no acute process",
+    "nothing abnormal",
+)
+"""Phrases a report uses for a normal study: one affirmed phrase each, embedded as typed."""
+AFFIRMATIONS = ("present", "is present", "are present", "seen", "is seen", "are seen", "noted", "is noted",
+                "identified", "is identified", "persists", "remains", "there is", "there are")
+"""A cue after a finding inside a negated list that affirms it and ends the negation."""
+TERMINATORS = ("but", "however", "with", "although", "though", "yet", "except", "whereas", "while",
+               "showing", "shows", "show", "demonstrating", "demonstrates", "consistent with", "suggesting",
+               "which", "apart from", "aside from", "plus", "and with", "and there is", "and there are",
+               ";", ".", ":", "!", "?")
+"""Words that end a negation's scope; the words after them are affirmed again."""
+LIST_WORDS = ("and", "or", "nor", ",", "&", "/")
+"""Words that join a list: a negation before the list covers every item."""
+STOPWORDS = frozenset(
+    "a an the of in on at to for from by as is are was were be been being this that these those it its "
+    "there here any some and or nor but with without no not none never any all please show me find image "
+    "images picture pictures of what which who whose how where when do does did can could should would "
+    "i you we they he she them us my your our their ? ! . , ; : - / & ( ) [ ] ' \"".split())
+"""Words that carry no finding: a query of only these (and cues) has no content and is refused."""
+_CONNECTORS = frozenset({"and", "or", "nor", ",", "&", "/", "with", "but", "any", "the", "of", "in", "for", ";",
+                         ".", ":", "!", "?"})
+_WORD = re.compile(r"[^\W_][\w'\-+]*(?:/[^\W_]+)*|[;.,:!?&/]")
+
+AFF, NEG, CUE, SEP, END = "affirmed", "negated", "cue", "separator", "end"
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """A query's meaning: ``text`` as typed, the ``affirmed`` phrases (in order; the whole text when it
+    has no negation), the ``negated`` findings, and the words not understood (Korean)."""
+
+    text: str
+    affirmed: tuple[str, ...]
+    negated: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
+
+    @property
+    def positive(self) -> str:
+        """The text embedded as the positive part: the affirmed phrases joined by "and" ("" when none)."""
+        return " and ".join(self.affirmed)
+
+
+def _phrases(table: tuple[str, ...]) -> list[tuple[str, ...]]:
+    return sorted((tuple(_WORD.findall(cue)) for cue in table), key=len, reverse=True)
+
+
+_TABLES = {"normal": _phrases(NORMAL_PHRASES), "pseudo": _phrases(PSEUDO_NEGATIONS),
+           "post": _phrases(POST_NEGATIONS), "affirm": _phrases(AFFIRMATIONS), "pre": _phrases(PRE_NEGATIONS),
+           "end": _phrases(TERMINATORS)}
+
+
+def _cue_at(words: list[str], pos: int) -> tuple[str, int] | None:
+    """The longest cue starting at ``words[pos]``: (its table, its length in words), normal phrases and
+    pseudo-negations first."""
+    best: tuple[str, int] | None = None
+    for table, phrases in _TABLES.items():
+        for phrase in phrases:
+            if (best is None or len(phrase) > best[1]) and tuple(words[pos : pos + len(phrase)]) == phrase:
+                best = (table, len(phrase))
+    return best
+
+
+class _Labeller:
+    """Left to right over lowered words, labelling each AFF, NEG, CUE, SEP or END."""
+
+    def __init__(self, words: list[str]) -> None:
+        self.words = words
+        self.labels: list[str] = []
+        self.negating = False
+        self.item_start = 0
+        self.cue_end = 0
+
+    def run(self) -> list[str]:
+        pos = 0
+        while pos < len(self.words):
+            pos = self._step(pos)
+        return self.labels
+
+    def _step(self, pos: int) -> int:
+        found = _cue_at(self.words, pos)
+        word = self.words[pos]
+        if found is None:
+            if word in LIST_WORDS:
+                self.labels.append(SEP)
+                self.item_start = len(self.labels)
+            else:
+                self.labels.append(NEG if self.negating else AFF)
+            return pos + 1
+        table, length = found
+        if table == "normal":
+            self.labels += [AFF] * length
+        elif table == "post" and self._item_words():
+            self._relabel(self._back_to_comma(), NEG)
+            self.labels += [CUE] * length
+            self.negating = False
+        elif table == "affirm" and self.negating and self.item_start > self.cue_end and self._item_words():
+            self._relabel(self.item_start, AFF)
+            self.labels += [CUE] * length
+            self.negating = False
+        elif table in ("pre", "post"):
+            self.labels += [CUE] * length
+            self.negating, self.cue_end = True, len(self.labels)
+        elif table == "end":
+            self.labels += [END] * length
+            self.negating = False
+        else:  # pseudo-negation, hedge, or an affirmation outside a negation: the finding stays affirmed
+            self.labels += [CUE] * length
+            self.negating = False
+        self.item_start = len(self.labels)
+        return pos + length
+
+    def _item_words(self) -> bool:
+        return any(label in (AFF, NEG) for label in self.labels[self.item_start:])
+
+    def _back_to_comma(self) -> int:
+        """Where a post-negation's scope starts: after the last comma, cue or terminator."""
+        start = len(self.labels)
+        while start > 0 and self.labels[start - 1] in (AFF, NEG, SEP) and self.words[start - 1] != ",":
+            start -= 1
+        return start
+
+    def _relabel(self, start: int, label: str) -> None:
+        for i in range(start, len(self.labels)):
+            if self.labels[i] in (AFF, NEG):
+                self.labels[i] = label
+
+
+def _runs(spans: list[str], labels: list[str], keep: str, joiners: tuple[str, ...]) -> list[str]:
+    """Maximal runs of words labelled ``keep`` (joined across ``joiners`` labels), with connectors stripped
+    from both ends; runs of stopwords only are dropped."""
+    runs: list[list[str]] = [[]]
+    for span, label in zip(spans, labels, strict=True):
+        if label == keep or (label in joiners and runs[-1]):
+            runs[-1].append(span)
+        elif runs[-1]:
+            runs.append([])
+    out = []
+    for run in runs:
+        while run and run[-1].lower() in _CONNECTORS:
+            run.pop()
+        while run and run[0].lower() in _CONNECTORS:
+            run.pop(0)
+        if has_content(" ".join(run)):
+            out.append(_join(run))
+    return out
+
+
+def _join(words: list[str]) -> str:
+    return re.sub(r"\s+([,;.:!?])", r"\1", " ".join(words))
+
+
+def has_content(text: str) -> bool:
+    """Whether ``text`` has a word that is neither a stopword nor a negation word (a finding)."""
+    return any(word.lower() not in STOPWORDS for word in _WORD.findall(text))
+
+
+def parse_english(text: str) -> ParsedQuery:
+    """The affirmed and negated phrases of an English ``text`` (spelling and case as typed). A text
+    without any negation is affirmed whole, exactly as typed. Raises InvalidQuery for a text with no
+    content word (only stopwords, punctuation or negation words: "the of and", "?", "no")."""
+    if not has_content(text):
+        raise InvalidQuery(f"no search term in {text!r}: give a finding, an anatomy or a modality "
+                           "(e.g. \"pneumonia\", \"no pneumothorax\")")
+    spans = _WORD.findall(text)
+    labels = _Labeller([span.lower() for span in spans]).run()
+    if all(label in (AFF, SEP, END) for label in labels):
+        return ParsedQuery(text, (text,))
+    affirmed = _runs(spans, labels, AFF, (SEP, END))
+    negated = _runs(spans, labels, NEG, ())
+    if not affirmed and not negated:
+        raise InvalidQuery(f"no search term in {text!r}: only negation words")
+    return ParsedQuery(text, tuple(affirmed), tuple(dict.fromkeys(negated)))
