@@ -60,11 +60,12 @@ TERMINATORS = ("but", "however", "with", "although", "though", "yet", "except", 
 """Words that end a negation's scope; the words after them are affirmed again."""
 LIST_WORDS = ("and", "or", "nor", ",", "&", "/")
 """Words that join a list: a negation before the list covers every item."""
-STOPWORDS = frozenset(
+_STOPWORD_TEXT = (
     "a an the of in on at to for from by as is are was were be been being this that these those it its "
     "there here any some and or nor but with without no not none never any all please show me find image "
     "images picture pictures of what which who whose how where when do does did can could should would "
-    "i you we they he she them us my your our their ? ! . , ; : - / & ( ) [ ] ' \"".split())
+    "i you we they he she them us my your our their ? ! . , ; : - / & ( ) [ ] ' \"")
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 """Words that carry no finding: a query of only these (and cues) has no content and is refused."""
 _CONNECTORS = frozenset({"and", "or", "nor", ",", "&", "/", "with", "but", "any", "the", "of", "in", "for", ";",
                          ".", ":", "!", "?"})

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from medsearch.language.grammar import (ABSENT, AND, IN, OF, PRESENT, SUSPECT, UNCHANGED, WITH, WITHOUT,
-                                        Token)
+from medsearch.language.grammar import ABSENT, AND, IN, OF, PRESENT, SUSPECT, UNCHANGED, WITH, WITHOUT, Token
 
 _RANK = {"qualifier": 0, "side": 0, "view": 1}
 """Word order inside a phrase: lower ranks first, the rest (rank 2) in the user's order."""
