@@ -17,7 +17,7 @@ from medsearch.language.negation import ParsedQuery, parse_english
 from medsearch.language.translator import Translation, Translator
 from medsearch.query.compose import Part
 
-NEGATED_WEIGHT = 1.0
+NEGATED_WEIGHT = 0.5
 """Weight of each negated finding's negative part, relative to its text's positive part: chosen on the
 trained tiny model (``benchmarks/bench_negation.py``, README "Queries that mean what they say")."""
 
