@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from medsearch.errors import InvalidQuery
+from medsearch.language.glossary import builtin_glossary
 from medsearch.language.negation import ParsedQuery, parse_english
 from medsearch.language.translator import Translation, Translator
 from medsearch.query.compose import Part
@@ -22,10 +23,11 @@ NEGATED_WEIGHT = 0.5
 trained tiny model (``benchmarks/bench_negation.py``, README "Queries that mean what they say")."""
 
 
-def parse_query(text: str, translator: Translator, tokenizer: Any = None) -> ParsedQuery:
-    """The affirmed and negated findings of ``text`` (Korean through ``translator``'s glossary; English as
-    typed). Raises InvalidQuery for a text with no content word, in either language, or as
+def parse_query(text: str, translator: Translator | None = None, tokenizer: Any = None) -> ParsedQuery:
+    """The affirmed and negated findings of ``text`` (Korean through ``translator``'s glossary, default the
+    built-in one; English as typed). Raises InvalidQuery for a text with no content word, in either language, or as
     ``Translator.translate`` does."""
+    translator = translator or Translator(builtin_glossary())
     translation = translator.translate(text, tokenizer)
     parsed = parse_english(translation.english)
     return ParsedQuery(text, parsed.affirmed, parsed.negated, translation.unknown)

@@ -90,24 +90,30 @@ class ParsedQuery:
         return " and ".join(self.affirmed)
 
 
-def _phrases(table: tuple[str, ...]) -> list[tuple[str, ...]]:
-    return sorted((tuple(_WORD.findall(cue)) for cue in table), key=len, reverse=True)
+def _cue_index() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+    """Every cue phrase as words, by its first word: (table, words), longest first (ties: table order)."""
+    tables = {"normal": NORMAL_PHRASES, "pseudo": PSEUDO_NEGATIONS, "post": POST_NEGATIONS,
+              "affirm": AFFIRMATIONS, "pre": PRE_NEGATIONS, "end": TERMINATORS}
+    index: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for table, phrases in tables.items():
+        for phrase in phrases:
+            words = tuple(_WORD.findall(phrase))
+            index.setdefault(words[0], []).append((table, words))
+    for entries in index.values():
+        entries.sort(key=lambda entry: -len(entry[1]))
+    return index
 
 
-_TABLES = {"normal": _phrases(NORMAL_PHRASES), "pseudo": _phrases(PSEUDO_NEGATIONS),
-           "post": _phrases(POST_NEGATIONS), "affirm": _phrases(AFFIRMATIONS), "pre": _phrases(PRE_NEGATIONS),
-           "end": _phrases(TERMINATORS)}
+_CUES = _cue_index()
 
 
 def _cue_at(words: list[str], pos: int) -> tuple[str, int] | None:
-    """The longest cue starting at ``words[pos]``: (its table, its length in words), normal phrases and
-    pseudo-negations first."""
-    best: tuple[str, int] | None = None
-    for table, phrases in _TABLES.items():
-        for phrase in phrases:
-            if (best is None or len(phrase) > best[1]) and tuple(words[pos : pos + len(phrase)]) == phrase:
-                best = (table, len(phrase))
-    return best
+    """The longest cue starting at ``words[pos]``: (its table, its length in words); of two as long, the
+    normal phrase, then the pseudo-negation, then post, affirmation, pre and terminator."""
+    for table, phrase in _CUES.get(words[pos], ()):
+        if tuple(words[pos : pos + len(phrase)]) == phrase:
+            return table, len(phrase)
+    return None
 
 
 class _Labeller:

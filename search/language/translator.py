@@ -74,6 +74,7 @@ class Translator:
             raise InvalidQuery(f"unknown-words policy must be one of {', '.join(POLICIES)}, not {policy!r}")
         self.glossary = glossary
         self.policy = policy
+        self._jamo_keys: dict[str, str] | None = None
 
     @classmethod
     def from_settings(cls, glossaries: Sequence[Path] | None = None, policy: str | None = None) -> Translator:
@@ -114,7 +115,11 @@ class Translator:
     def suggest(self, unknown: Sequence[str]) -> tuple[str, ...]:
         """For each unknown word, the glossary key closest to it letter by letter (Hangul compared by
         jamo, so "폐엄" is close to "폐염"), as ``"폐엄 -> 폐염"``; words with none close enough get none."""
-        keys = {_jamo(key): key for key in [*self.glossary.terms, *GRAMMAR_WORDS] if not key.isascii()}
+        if not unknown:
+            return ()
+        if self._jamo_keys is None:
+            self._jamo_keys = {_jamo(key): key for key in [*self.glossary.terms, *GRAMMAR_WORDS] if not key.isascii()}
+        keys = self._jamo_keys
         out = []
         for word in unknown:
             close = difflib.get_close_matches(_jamo(word), list(keys), n=1, cutoff=SUGGEST_CUTOFF)
