@@ -24,7 +24,7 @@ from medsearch.errors import InvalidQuery
 PRE_NEGATIONS = (
     "no", "not", "without", "absent", "absence of", "negative for", "free of", "no evidence of",
     "no signs of", "no sign of", "no findings of", "no evidence for", "ruled out", "rule out of", "neither",
-    "nor", "never", "denies", "excluding", "exclusion of", "resolution of", "resolved", "non", "none",
+    "nor", "never", "denies", "excluding", "exclusion of", "resolution of", "resolved", "none",
 )
 POST_NEGATIONS = (
     "absent", "ruled out", "is ruled out", "was ruled out", "excluded", "is excluded", "was excluded",
@@ -105,13 +105,15 @@ def _cue_index() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
 
 
 _CUES = _cue_index()
+_BOTH_WAYS = [_WORD.findall(cue) for cue in set(PRE_NEGATIONS) & set(POST_NEGATIONS)]
+"""Cues that negate what follows when nothing comes before them ("absent pneumothorax")."""
 
 
-def _cue_at(words: list[str], pos: int) -> tuple[str, int] | None:
-    """The longest cue starting at ``words[pos]``: (its table, its length in words); of two as long, the
-    normal phrase, then the pseudo-negation, then post, affirmation, pre and terminator."""
+def _cue_at(words: list[str], pos: int, skip: str = "") -> tuple[str, int] | None:
+    """The longest cue starting at ``words[pos]`` (none from table ``skip``): (its table, its length in
+    words); of two as long, the normal phrase, then pseudo-negation, post, affirmation, pre, terminator."""
     for table, phrase in _CUES.get(words[pos], ()):
-        if tuple(words[pos : pos + len(phrase)]) == phrase:
+        if table != skip and tuple(words[pos : pos + len(phrase)]) == phrase:
             return table, len(phrase)
     return None
 
@@ -143,6 +145,12 @@ class _Labeller:
                 self.labels.append(NEG if self.negating else AFF)
             return pos + 1
         table, length = found
+        if table == "post" and not self._item_words() and self.words[pos : pos + length] not in _BOTH_WAYS:
+            found = _cue_at(self.words, pos, skip="post")  # "not seen X": "not"; "negative pressure": a word
+            if found is None:
+                self.labels.append(NEG if self.negating else AFF)
+                return pos + 1
+            table, length = found
         if table == "normal":
             self.labels += [AFF] * length
         elif table == "post" and self._item_words():
@@ -153,12 +161,16 @@ class _Labeller:
             self._relabel(self.item_start, AFF)
             self.labels += [CUE] * length
             self.negating = False
+        elif table == "affirm" and self.negating and not self._item_words():  # "not seen X"
+            self.labels += [CUE] * length
+            self.item_start = len(self.labels)
+            return pos + length
         elif table in ("pre", "post"):
             self.labels += [CUE] * length
             self.negating, self.cue_end = True, len(self.labels)
         elif table == "end":
             self.labels += [END] * length
-            self.negating = False
+            self.negating = self.negating and word == ":" and not self._item_words()  # "not seen: X"
         else:  # pseudo-negation, hedge, or an affirmation outside a negation: the finding stays affirmed
             self.labels += [CUE] * length
             self.negating = False
@@ -166,7 +178,10 @@ class _Labeller:
         return pos + length
 
     def _item_words(self) -> bool:
-        return any(label in (AFF, NEG) for label in self.labels[self.item_start:])
+        """Whether the list item being read has a content word yet."""
+        start = self.item_start
+        return any(label in (AFF, NEG) and self.words[start + i] not in STOPWORDS
+                   for i, label in enumerate(self.labels[start:]))
 
     def _back_to_comma(self) -> int:
         """Where a post-negation's scope starts: after the last comma, cue or terminator."""

@@ -34,6 +34,9 @@ NEGATED = {  # query -> (the affirmed text embedded as the positive part, the ne
     "pneumothorax absent": ("", ("pneumothorax",)),
     "pneumothorax not seen": ("", ("pneumothorax",)),
     "no pneumothorax is seen": ("", ("pneumothorax",)),
+    "the pneumothorax is not seen": ("", ("pneumothorax",)),
+    "not seen: pneumothorax": ("", ("pneumothorax",)),
+    "covid negative": ("", ("covid",)),
     "effusion has resolved": ("", ("effusion",)),
     "not pneumonia": ("", ("pneumonia",)),
     "no pneumothorax or effusion": ("", ("pneumothorax", "effusion")),
@@ -87,6 +90,8 @@ AFFIRMED = {  # pseudo-negations, hedges and double negations: the finding stays
     "폐렴 배제할 수 없음": "suspected pneumonia",
     "기흉 없지 않음": "pneumothorax",
     "no significant abnormality": "no significant abnormality",
+    "negative pressure pulmonary edema": "negative pressure pulmonary edema",
+    "non small cell lung cancer": "non small cell lung cancer",
     "특이 소견 없음": "no significant abnormality",
     "급성 심폐 이상 없음": "no acute cardiopulmonary abnormality",
 }
