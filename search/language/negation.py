@@ -151,41 +151,39 @@ class _Labeller:
                 self.labels.append(NEG if self.negating else AFF)
                 return pos + 1
             table, length = found
-        if table == "normal":
-            self.labels += [AFF] * length
-        elif table == "post" and self._item_words():
-            self._relabel(self._back_to_comma(), NEG)
-            self.labels += [CUE] * length
-            self.negating = False
-        elif table == "affirm" and self.negating and self.item_start > self.cue_end and self._item_words():
-            self._relabel(self.item_start, AFF)
-            self.labels += [CUE] * length
-            self.negating = False
-        elif table == "affirm" and self.negating and not self._item_words():  # "not seen X"
-            self.labels += [CUE] * length
-            self.item_start = len(self.labels)
-            return pos + length
-        elif table in ("pre", "post"):
-            self.labels += [CUE] * length
-            self.negating, self.cue_end = True, len(self.labels)
-        elif table == "end":
-            self.labels += [END] * length
-            self.negating = self.negating and word == ":" and not self._item_words()  # "not seen: X"
-        else:  # pseudo-negation, hedge, or an affirmation outside a negation: the finding stays affirmed
-            self.labels += [CUE] * length
-            self.negating = False
+        self._cue(table, length, word)
         self.item_start = len(self.labels)
         return pos + length
 
-    def _item_words(self) -> bool:
-        """Whether the list item being read has a content word yet."""
-        start = self.item_start
-        return any(label in (AFF, NEG) and self.words[start + i] not in STOPWORDS
-                   for i, label in enumerate(self.labels[start:]))
+    def _cue(self, table: str, length: int, word: str) -> None:
+        """Label a cue of ``length`` words from ``table`` (and relabel its scope before it)."""
+        if table == "normal":
+            self.labels += [AFF] * length
+            return
+        self.labels += [END if table == "end" else CUE] * length
+        if table == "post" and self._item_words(length):
+            self._relabel(self._back_to_comma(len(self.labels) - length), NEG)
+            self.negating = False
+        elif table == "affirm" and self.negating and not self._item_words(length):
+            pass  # "not seen X": the negation goes on
+        elif table == "affirm" and self.negating and self.item_start > self.cue_end:
+            self._relabel(self.item_start, AFF)  # "no pneumothorax, effusion is present"
+            self.negating = False
+        elif table in ("pre", "post"):
+            self.negating, self.cue_end = True, len(self.labels)
+        elif table == "end":
+            self.negating = self.negating and word == ":" and not self._item_words(length)  # "not seen: X"
+        else:  # pseudo-negation, hedge, or an affirmation ending a negation: the finding stays affirmed
+            self.negating = False
 
-    def _back_to_comma(self) -> int:
-        """Where a post-negation's scope starts: after the last comma, cue or terminator."""
-        start = len(self.labels)
+    def _item_words(self, skip_last: int = 0) -> bool:
+        """Whether the list item being read has a content word yet (less its last ``skip_last`` labels)."""
+        start, stop = self.item_start, len(self.labels) - skip_last
+        return any(self.labels[i] in (AFF, NEG) and self.words[i] not in STOPWORDS for i in range(start, stop))
+
+    def _back_to_comma(self, start: int) -> int:
+        """Where a post-negation's scope starts, from ``start`` back: after the last comma, cue or
+        terminator."""
         while start > 0 and self.labels[start - 1] in (AFF, NEG, SEP) and self.words[start - 1] != ",":
             start -= 1
         return start
