@@ -107,7 +107,8 @@ def tokens(glossary: Glossary, text: str) -> list[Token]:
             if any(len(token.source) == 1 for token in out[word_first:]):
                 del out[word_first:]
                 pos = word_start
-            out.append(Token("unknown", text[pos:stop]))
+            if text[pos:stop] not in PARTICLES:  # a particle standing alone carries nothing
+                out.append(Token("unknown", text[pos:stop]))
             pos, after_term = stop, False
             continue
         token, pos, after_term = step

@@ -71,6 +71,10 @@ _CONNECTORS = frozenset({"and", "or", "nor", ",", "&", "/", "with", "but", "any"
                          ".", ":", "!", "?"})
 _WORD = re.compile(r"[^\W_][\w'\-+]*(?:/[^\W_]+)*|[;.,:!?&/]")
 
+NO_CONTENT = ("no search term in {text!r}: give a finding, an anatomy or a modality "
+              "(e.g. \"pneumonia\", \"no pneumothorax\", \"폐렴\", \"기흉 없음\")")
+"""The one line a query with no content word is refused with, in either language."""
+
 AFF, NEG, CUE, SEP, END = "affirmed", "negated", "cue", "separator", "end"
 
 
@@ -228,8 +232,7 @@ def parse_english(text: str) -> ParsedQuery:
     without any negation is affirmed whole, exactly as typed. Raises InvalidQuery for a text with no
     content word (only stopwords, punctuation or negation words: "the of and", "?", "no")."""
     if not has_content(text):
-        raise InvalidQuery(f"no search term in {text!r}: give a finding, an anatomy or a modality "
-                           "(e.g. \"pneumonia\", \"no pneumothorax\")")
+        raise InvalidQuery(NO_CONTENT.format(text=text))
     spans = _WORD.findall(text)
     labels = _Labeller([span.lower() for span in spans]).run()
     if all(label in (AFF, SEP, END) for label in labels):
@@ -237,5 +240,5 @@ def parse_english(text: str) -> ParsedQuery:
     affirmed = _runs(spans, labels, AFF, (SEP, END))
     negated = _runs(spans, labels, NEG, ())
     if not affirmed and not negated:
-        raise InvalidQuery(f"no search term in {text!r}: only negation words")
+        raise InvalidQuery(NO_CONTENT.format(text=text))
     return ParsedQuery(text, tuple(affirmed), tuple(dict.fromkeys(negated)))

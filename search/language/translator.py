@@ -20,6 +20,7 @@ from typing import Any
 from medsearch.errors import InvalidQuery
 from medsearch.language.glossary import Glossary, load_glossary, normalize
 from medsearch.language.grammar import ABSENT, GRAMMAR_WORDS, WITHOUT, tokens
+from medsearch.language.negation import NO_CONTENT
 from medsearch.language.phrase import english
 from medsearch.language.vocabulary import foreign_script, out_of_vocabulary
 
@@ -107,6 +108,8 @@ class Translator:
         if found.unknown and self.policy == "refuse":
             raise InvalidQuery(f"not understood: {', '.join(found.unknown)} in {text!r}{hint}; add the words to "
                                "a glossary (--glossary FILE) or use --unknown-words warn")
+        if not found.english and not found.unknown:
+            raise InvalidQuery(NO_CONTENT.format(text=text))
         if not found.english:
             raise InvalidQuery(f"no word of {text!r} is understood{hint}: the model reads English, and the "
                                "glossary has none of these words (add them with --glossary FILE)")

@@ -82,7 +82,7 @@ def client(gallery: dict[str, Any], settings: None) -> Iterator[Any]:
 def test_junk_is_refused_alike_by_every_door(cli: Cli, gallery: dict[str, Any], client: Any, junk: str) -> None:
     refused = cli("search", junk, "--store", gallery["store"], "--json", expect=2)
     message = refused["error"]["message"]
-    assert message and "\n" not in message
+    assert message.startswith(f"no search term in {junk!r}") and "\n" not in message
     answer = client.get("/api/search", params={"q": junk})
     assert answer.status_code == 400 and answer.json()["error"]["message"] == message
     with Medsearch.open(gallery["store"]) as ms, pytest.raises(InvalidQuery) as raised:
