@@ -50,12 +50,16 @@ FLAT_MAX = 50_000
 HNSW_MAX = 500_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 64
-HNSW_EF_SEARCH = 512
+HNSW_EF_SEARCH = 768
 """Graph breadth of an hnsw query. Text vectors lie far from every image vector (SigLIP: best cosine ~0.2), and
-a graph built on images finds their neighbours less well than an image's: at 60 k clustered 1152-d vectors,
-text-like queries reach recall@10 0.76 / 0.90 / 0.98 / 0.99 / 0.99 at 64 / 128 / 256 / 384 / 512, image-like
-ones 0.98 / 0.99 / 1.0 from 256 on (``benchmarks/bench_text_recall.py``); 512 leaves room for the graph's
-growth to 500 k, where ``auto`` moves on to ivf-sq8 (100 k at 128 gave text-like 0.84-0.86)."""
+a graph built on images finds their neighbours less well than an image's. Clustered 1152-d vectors, text-like
+queries' recall@10 (``benchmarks/bench_text_recall.py``):
+
+- 60 k: 0.76 / 0.90 / 0.98 / 0.99 / 0.99 / 0.99 at 64 / 128 / 256 / 384 / 512 / 768;
+- 200 k: 0.80 / 0.90 / 0.965 / 0.985 / 0.996 / 0.996 at 128 / 256 / 384 / 512 / 768 / 1024;
+
+image-like ones 0.98-1.0 from 64 on. The width needed grows about as sqrt(count) (0.965 at ~200 for 60 k, 384
+for 200 k), so 768 is chosen for the 500 k where ``auto`` moves on to ivf-sq8 (~480 at 200 k's scale)."""
 IVF_TRAIN_PER_LIST = 40
 IVF_SQ8_MAX = 2_000_000
 PQ_DIMS_PER_CODE = 3  # dimensions per 4-bit PQ sub-vector: 384 codes (192 bytes) at d = 1152
