@@ -11,19 +11,27 @@ from dataclasses import dataclass
 
 from medsearch.language.glossary import Glossary
 
-WITH, WITHOUT, SUSPECT, OF, IN, PRESENT, ABSENT, AND = (
-    "with", "without", "suspect", "of", "in", "present", "absent", "and")
+WITH, WITHOUT, SUSPECT, OF, IN, PRESENT, ABSENT, AND, UNCHANGED = (
+    "with", "without", "suspect", "of", "in", "present", "absent", "and", "unchanged")
 """Relations between phrases (see ``medsearch.language.phrase``)."""
 
 GRAMMAR_WORDS = {
-    "있는": WITH, "있고": WITH, "동반된": WITH, "동반한": WITH, "보이는": WITH, "관찰되는": WITH,
-    "없는": WITHOUT, "없이": WITHOUT,
-    "의심되는": SUSPECT, "의심됨": SUSPECT, "의심": SUSPECT, "의증": SUSPECT,
-    "있음": PRESENT, "있다": PRESENT, "보임": PRESENT, "관찰됨": PRESENT,
-    "없음": ABSENT, "없다": ABSENT,
+    "있는": WITH, "동반된": WITH, "동반한": WITH, "보이는": WITH, "관찰되는": WITH, "없지 않은": WITH,
+    "없는": WITHOUT, "없이": WITHOUT, "아닌": WITHOUT, "보이지 않는": WITHOUT, "관찰되지 않는": WITHOUT,
+    "의심되는": SUSPECT, "의심됨": SUSPECT, "의심": SUSPECT, "의증": SUSPECT, "가능성": SUSPECT,
+    "배제할 수 없음": SUSPECT, "배제할 수 없는": SUSPECT, "배제할수없음": SUSPECT, "배제 불가": SUSPECT,
+    "배제할 수 없다": SUSPECT,
+    "있음": PRESENT, "있다": PRESENT, "보임": PRESENT, "관찰됨": PRESENT, "있고": PRESENT, "있으며": PRESENT,
+    "있으나": PRESENT, "있습니다": PRESENT, "보이고": PRESENT, "관찰되고": PRESENT, "없지 않음": PRESENT,
+    "없음": ABSENT, "없다": ABSENT, "없고": ABSENT, "없으며": ABSENT, "없으나": ABSENT, "없습니다": ABSENT,
+    "아님": ABSENT, "아니고": ABSENT, "아니며": ABSENT, "음성": ABSENT, "음성임": ABSENT, "배제": ABSENT,
+    "배제됨": ABSENT, "보이지 않음": ABSENT, "관찰되지 않음": ABSENT, "확인되지 않음": ABSENT,
+    "안 보임": ABSENT, "소실됨": ABSENT,
+    "변화 없음": UNCHANGED, "변화없음": UNCHANGED, "변화 없는": UNCHANGED, "변동 없음": UNCHANGED,
     "및": AND, "그리고": AND, "또는": AND,
 }
-"""Words that stand on their own (after a space, or straight after a term)."""
+"""Words that stand on their own (after a space, or straight after a term). Double negations ("없지
+않음") and hedges ("배제할 수 없음": cannot be excluded) affirm; "변화 없음" (no change) keeps the finding."""
 
 PARTICLES = {
     "이": None, "가": None, "은": None, "는": None, "을": None, "를": None, "도": None, "으로": None,
@@ -31,9 +39,9 @@ PARTICLES = {
 }
 """Particles ending a word after a term: None drops them (subject, topic, object markers)."""
 
-_LATIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9'./+-]*")
-_SEPARATOR = re.compile(r"[\s,;()\[\]\"“”]+")
-_BOUNDARY = re.compile(r"$|[\s,;()\[\]\"“”]")
+_LATIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9'./+-]*[A-Za-z0-9+])?")
+_SEPARATOR = re.compile(r"[\s,;()\[\]\"“”]+|[.?!](?![0-9])\s*")
+_BOUNDARY = re.compile(r"$|[\s,;.?!()\[\]\"“”]")
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,7 @@ def tokens(glossary: Glossary, text: str) -> list[Token]:
     while pos < len(text):
         separator = _SEPARATOR.match(text, pos)
         if separator is not None:
-            if "," in separator.group() or ";" in separator.group():
+            if any(mark in separator.group() for mark in ",;.?!"):
                 out.append(Token(AND, ","))
             pos = word_start = separator.end()
             word_first, after_term = len(out), False
@@ -99,7 +107,8 @@ def tokens(glossary: Glossary, text: str) -> list[Token]:
             if any(len(token.source) == 1 for token in out[word_first:]):
                 del out[word_first:]
                 pos = word_start
-            out.append(Token("unknown", text[pos:stop]))
+            if text[pos:stop] not in PARTICLES:  # a particle standing alone carries nothing
+                out.append(Token("unknown", text[pos:stop]))
             pos, after_term = stop, False
             continue
         token, pos, after_term = step

@@ -62,9 +62,9 @@ def parse_part(text: str, sign: float = 1.0) -> Part:
 
 def compose(parts: Sequence[Part], text_vectors: Callable[[list[str]], np.ndarray],
             image_vector: Callable[[Part], np.ndarray]) -> np.ndarray:
-    """The unit (dim,) query vector of ``parts``. Raises InvalidQuery when nothing positive remains."""
-    if not any(part.weight > 0 for part in parts):
-        raise InvalidQuery("a query needs at least one positive part")
+    """The unit (dim,) query vector of ``parts`` (a query of negated findings alone has only negative
+    parts: ``medsearch.language.meaning.query_parts`` checks that one part was given positive). Raises
+    InvalidQuery when the parts cancel out."""
     texts = [part.value for part in parts if part.kind == "text"]
     by_text = dict(zip(texts, text_vectors(texts), strict=True)) if texts else {}
     total = None

@@ -12,6 +12,7 @@ import numpy as np
 from medsearch.context import Context, id_or_path
 from medsearch.errors import InvalidQuery, NotFound
 from medsearch.language import Translation
+from medsearch.language.meaning import query_parts, searched
 from medsearch.query.compose import compose, parse_part
 from medsearch.query.ranking import allowed_ids, group_column, iter_ranked
 from medsearch.query.scoring import threshold as threshold_of
@@ -71,13 +72,16 @@ class QueryService:
 
     def composed(self, spec: QuerySpec) -> tuple[np.ndarray, tuple[float, float] | None]:
         """The unit (dim,) vector of a search's parts, and the model's calibration for a plain text."""
-        parts = spec.parts()
+        parts = query_parts(spec.parts(), self.ctx.translator, self.ctx.tokenizer())  # negated findings: unlike
+        plain_text = len(parts) == 1 and parts[0].kind == "text"
+        if spec.min_prob is not None and not plain_text:
+            raise InvalidQuery("min_prob needs a plain text query: the model's probability is per text, and this "
+                               "query is composed (its negated findings are parts of their own)")
         self.ctx.store.index()
         if any(part.kind != "id" for part in parts):
             self.ctx.check_model()
         query = compose(parts, self.ctx.text_vectors, lambda part: self.ctx.vector_of(
             int(part.value) if part.kind == "id" else part.value))
-        plain_text = len(parts) == 1 and parts[0].kind == "text"
         encoder = self.ctx.encoder
         return query, ((encoder.logit_scale, encoder.logit_bias) if plain_text else None)
 
@@ -107,15 +111,16 @@ class QueryService:
         return frozenset(queries.ids_of_path(self.ctx.store, str(path.resolve()))) if path.exists() else frozenset()
 
     def searched_as(self, text: str) -> Translation:
-        """What a search's text part (``"폐렴@0.5"``: its text, without the weight) is embedded as, and the
-        words not understood; image and id parts are kept as given. Raises InvalidQuery."""
+        """What a search's text part (``"폐렴@0.5"``: its text, without the weight) is embedded as (its
+        negated findings apart: "pneumonia; not: pneumothorax"), and the words not understood; image and id
+        parts are kept as given. Raises InvalidQuery."""
         if not text.strip():
             raise InvalidQuery("the search text is empty")
         check_utf8(text)
         part = parse_part(text)
         if part.kind != "text":
             return Translation(text, text)
-        return self.ctx.translator.translate(part.value, self.ctx.tokenizer())
+        return searched(part.value, self.ctx.translator, self.ctx.tokenizer())
 
     def timeline(self, target: str | int, spec: QuerySpec | None = None) -> Any:
         """The studies of the patient of an image id, series or study UID, oldest first, each with its best
