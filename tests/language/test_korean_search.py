@@ -88,7 +88,7 @@ def test_api_caches_by_the_english_and_the_header_says_it(cli: Cli, store: Path,
     with Medsearch.open(store, translator=Translator(load_glossary([shapes["glossary"]]))) as ms:
         korean = [hit.id for hit in ms.search("빨간 원", k=5)]
         assert korean == [hit.id for hit in ms.search("red circle", k=5)]
-        assert ms.texts.model_calls == 1 and list(ms.texts.memory) == ["red circle"]
+        assert ms.ctx.texts.model_calls == 1 and list(ms.ctx.texts.memory) == ["red circle"]
         assert ms.count("빨간 원", min_prob=0.5) == ms.count("red circle", min_prob=0.5)
     shown = cli("--glossary", shapes["glossary"], "search", "빨간 원", "-k", "3", "--store", store)
     assert "searched as: red circle" in shown.stdout

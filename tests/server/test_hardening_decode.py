@@ -48,11 +48,11 @@ def test_a_bomb_upload_is_refused_from_its_header(served: str) -> None:
     assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
     message = response.json()["error"]["message"]
     assert f"limit {SERVER_MAX_PIXELS}" in message and "--max-upload-pixels" in message and "\n" not in message
-    assert httpx.get(f"{served}/api/health").status_code == 200
+    assert httpx.get(f"{served}/api/health", timeout=60).status_code == 200
 
 
 def test_an_upload_and_a_thumbnail_still_decode(served: str, tmp_path: Path) -> None:
-    first = httpx.get(f"{served}/api/search", params={"q": "x", "k": 1}).json()["results"][0]
+    first = httpx.get(f"{served}/api/search", params={"q": "x", "k": 1}, timeout=60).json()["results"][0]
     image = Path(first["path"]).read_bytes()
     found = httpx.post(f"{served}/api/similar", files={"file": ("a.png", image, "image/png")}, timeout=120)
     assert found.status_code == 200 and found.json()["results"][0]["id"] == first["id"]

@@ -39,27 +39,30 @@ def base(store: Path, tiny_embedder: Any) -> Iterator[str]:
 def test_a_foreign_host_name_is_refused(base: str) -> None:
     port = base.rsplit(":", 1)[1]
     for host in ("evil.example.com", f"evil.example.com:{port}", "127.0.0.1.evil.example.com", "localhost.:1"):
-        response = httpx.get(f"{base}/api/search", params={"q": "x"}, headers={"Host": host})
+        response = httpx.get(f"{base}/api/search", params={"q": "x"}, headers={"Host": host}, timeout=60)
         assert response.status_code == 400, host
         assert response.json()["error"]["code"] == "invalid_host"
         assert "results" not in response.text
-    assert httpx.get(f"{base}/api/items/1/thumbnail", headers={"Host": "evil.example.com"}).status_code == 400
+    assert httpx.get(f"{base}/api/items/1/thumbnail", headers={"Host": "evil.example.com"},
+                     timeout=60).status_code == 400
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "LOCALHOST", "search.example.org"):
-        assert httpx.get(f"{base}/api/search", params={"q": "x"}, headers={"Host": host}).status_code == 200, host
+        assert httpx.get(f"{base}/api/search", params={"q": "x"}, headers={"Host": host},
+                         timeout=60).status_code == 200, host
 
 
 def test_post_bodies_a_browser_sends_cross_site_are_refused(base: str, store: Path) -> None:
     image = next((store.parent / "root").glob("*.png")).read_bytes()
     for kind in ("text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded", None):
         headers = {"content-type": kind} if kind else {}
-        response = httpx.post(f"{base}/api/similar", content=image, headers=headers)
+        response = httpx.post(f"{base}/api/similar", content=image, headers=headers, timeout=60)
         assert response.status_code == 415, kind
         assert response.json()["error"]["code"] == "unsupported_media_type"
     cohort = httpx.post(f"{base}/api/cohorts", content=b'{"name": "x", "criteria": []}',
-                        headers={"content-type": "text/plain"})
+                        headers={"content-type": "text/plain"}, timeout=60)
     assert cohort.status_code == 415
-    raw = httpx.post(f"{base}/api/similar", content=image, headers={"content-type": "application/octet-stream"})
-    form = httpx.post(f"{base}/api/similar", files={"file": ("a.png", image, "image/png")})
+    raw = httpx.post(f"{base}/api/similar", content=image, headers={"content-type": "application/octet-stream"},
+                     timeout=60)
+    form = httpx.post(f"{base}/api/similar", files={"file": ("a.png", image, "image/png")}, timeout=60)
     assert raw.status_code == form.status_code == 200
     assert raw.json()["results"][0]["id"] == form.json()["results"][0]["id"]
 
@@ -67,10 +70,10 @@ def test_post_bodies_a_browser_sends_cross_site_are_refused(base: str, store: Pa
 def test_the_docs_need_the_token(store: Path, tiny_embedder: Any) -> None:
     with _serve(store, tiny_embedder, api_token=TOKEN) as url:
         for path in ("/docs", "/redoc", "/openapi.json", "/docs/"):
-            assert httpx.get(url + path).status_code == 401, path
+            assert httpx.get(url + path, timeout=60).status_code == 401, path
         bearer = {"Authorization": f"Bearer {TOKEN}"}
-        assert httpx.get(url + "/openapi.json", headers=bearer).json()["info"]["title"] == "medsearch"
-        assert httpx.get(url + "/api/health").status_code == 200
+        assert httpx.get(url + "/openapi.json", headers=bearer, timeout=60).json()["info"]["title"] == "medsearch"
+        assert httpx.get(url + "/api/health", timeout=60).status_code == 200
 
 
 def test_a_form_of_many_parts_is_refused_and_the_server_stays_up(base: str) -> None:
@@ -81,4 +84,4 @@ def test_a_form_of_many_parts_is_refused_and_the_server_stays_up(base: str) -> N
                           headers={"content-type": f"multipart/form-data; boundary={boundary}"})
     assert response.status_code == 400
     assert f"more than {MAX_PARTS} parts" in response.json()["error"]["message"]
-    assert httpx.get(f"{base}/api/health").status_code == 200
+    assert httpx.get(f"{base}/api/health", timeout=60).status_code == 200

@@ -84,9 +84,9 @@ def test_items_and_results_carry_the_fields(served: dict[str, Any]) -> None:
     results = _upload(served, {"k": "20"}).json()["results"]
     png = next(r for r in results if Path(r["path"]).name == "case003.png")
     assert png["fields"] == {"site": "north", "age": 43}
-    item = httpx.get(f"{served['url']}/api/items/{png['id']}").json()
+    item = httpx.get(f"{served['url']}/api/items/{png['id']}", timeout=60).json()
     assert item["fields"] == {"site": "north", "age": 43}
-    found = httpx.get(f"{served['url']}/api/search", params={"q": "a scan", "where": "age >= 44"}).json()
+    found = httpx.get(f"{served['url']}/api/search", params={"q": "a scan", "where": "age >= 44"}, timeout=60).json()
     assert sorted(r["fields"]["age"] for r in found["results"]) == [44, 45]
 
 
@@ -95,6 +95,6 @@ def test_favicon_is_served_without_a_token(served: dict[str, Any]) -> None:
 
     from PIL import Image
 
-    response = httpx.get(f"{served['url']}/favicon.ico")
+    response = httpx.get(f"{served['url']}/favicon.ico", timeout=60)
     assert response.status_code == 200 and response.headers["content-type"] == "image/x-icon"
     assert Image.open(BytesIO(response.content)).format == "ICO"

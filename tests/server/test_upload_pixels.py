@@ -52,7 +52,7 @@ def test_the_setting_caps_uploads_not_thumbnails(store: Path, tmp_path: Path, ti
         assert found.status_code == 200 and len(found.json()["results"]) == 2
         thumbnail = httpx.get(f"{base}/api/items/1/thumbnail", params={"size": 32}, timeout=120)
         assert thumbnail.status_code == 200 and thumbnail.content.startswith(b"\x89PNG")  # 40 x 30, stored
-        assert httpx.get(f"{base}/api/health").status_code == 200
+        assert httpx.get(f"{base}/api/health", timeout=60).status_code == 200
 
 
 def test_medsearch_serve_takes_the_setting(store: Path, tmp_path: Path, tiny_model: Path) -> None:
