@@ -14,6 +14,7 @@ from medsearch.cli.common import (
     ModelOption,
     StoreOption,
     cli_errors,
+    plural,
     print_json,
     require_extra,
 )
@@ -51,7 +52,7 @@ def probe_train(
             print_json(report)
             return
         typer.echo(f"probe {name}: {report['positives']} positives, {report['negatives']} negatives, "
-                   f"{report['groups']} {group_by} groups, {report['folds']} folds")
+                   f"{plural(report['groups'], f'{group_by} group')}, {plural(report['folds'], 'fold')}")
         typer.echo(f"  cross-validated AUC {_auc(report, 'cv_auc')}")
         typer.echo(f"  zero-shot AUC       {_auc(report, 'zero_shot_auc')}  (prompt {report['zero_shot_prompt']!r})")
 
@@ -77,7 +78,7 @@ def probe_apply(
         if as_json:
             print_json(done)
             return
-        typer.echo(f"probe {name}: scored {done['images']} images into field {done['field']!r} "
+        typer.echo(f"probe {name}: scored {plural(done['images'], 'image')} into field {done['field']!r} "
                    f"({done['at_least_0.5']} at p >= 0.5); e.g. --where \"{done['field']} >= 0.5\"")
 
 
@@ -121,7 +122,7 @@ def split(
             print_json(made)
             return
         for split_name, count in made["images"].items():
-            typer.echo(f"{split_name}: {count} images, {made['groups'][split_name]} {by} groups")
+            typer.echo(f"{split_name}: {plural(count, 'image')}, {plural(made['groups'][split_name], f'{by} group')}")
         typer.echo(f"saved as field {name!r}: --where \"{name} = '{made['names'][0]}'\"")
 
 
@@ -165,7 +166,7 @@ def _audit_text(found: Any, auditing: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    typer.echo(f"audit of {found.split_field!r}: {found.images} images, "
+    typer.echo(f"audit of {found.split_field!r}: {plural(found.images, 'image')}, "
                f"{', '.join(f'{s} {n}' for s, n in found.splits.items())}")
     calibration = found.calibration
     if calibration is not None:
@@ -189,8 +190,9 @@ def _audit_text(found: Any, auditing: Any) -> None:
         where = ", ".join(f"{s} ({n})" for s, n in leak["splits"].items())
         typer.echo(f"same patient {leak['patient'][:16]} in {where}")
     summary = found.summary()
-    typer.echo(f"{summary['near_duplicates']} near-duplicate pairs, {summary['exact_duplicates']} identical files, "
-               f"{summary['same_patient']} patients in two splits")
+    typer.echo(f"{plural(summary['near_duplicates'], 'near-duplicate pair')}, "
+               f"{plural(summary['exact_duplicates'], 'identical file')}, "
+               f"{plural(summary['same_patient'], 'patient')} in two splits")
 
 
 def _distribution(score: str, copies: list[float], others: list[float], auditing: Any) -> None:
