@@ -72,8 +72,8 @@ def test_bad_sidecars_are_clear_errors(cli: Callable[..., Any], image_folder: Pa
     cli("index", image_folder, "--store", store, "--model", tiny_model, "--json", "--workers", "0")
     no_key = tmp_path / "nokey.csv"
     no_key.write_text("name,value\na,1\n")
-    assert "needs one of the columns" in cli("import-metadata", no_key, "--store", store, "--json",
-                                             expect=2)["error"]["message"]
+    refused = cli("import-metadata", no_key, "--store", store, "--json", expect=2)["error"]["message"]
+    assert "names an indexed image" in refused and "--key COLUMN" in refused
     clash = tmp_path / "clash.csv"
     clash.write_text("path,finding\na.png,CT\n")
     refused = cli("import-metadata", clash, "--rename", "finding=modality", "--clash-prefix", "", "--store", store,
