@@ -108,6 +108,9 @@ def split(
     stratify: Annotated[str | None, typer.Option(help="Keep this field's shares alike in every split.")] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same split.")] = 0,
     cohort: Annotated[str | None, typer.Option(help="Split only this cohort's members.")] = None,
+    missing: Annotated[str, typer.Option(
+        help="Images without a --by value: refuse (say how many), leave-out (no split value), or alone (a group "
+             "each).")] = "refuse",
     store: StoreOption = DEFAULT_STORE,
     as_json: JsonOption = False,
 ) -> None:
@@ -117,13 +120,16 @@ def split(
 
     with cli_errors(as_json), Medsearch.open(store, writable=True) as ms:
         made = ms.learning.split(name, by, parse_ratios(ratios), names.split(",") if names else None, stratify, seed,
-                   (f"cohort:{cohort}",) if cohort else ())
+                                 (f"cohort:{cohort}",) if cohort else (), missing)
         if as_json:
             print_json(made)
             return
         for split_name, count in made["images"].items():
             typer.echo(f"{split_name}: {plural(count, 'image')}, {plural(made['groups'][split_name], f'{by} group')}")
         typer.echo(f"saved as field {name!r}: --where \"{name} = '{made['names'][0]}'\"")
+        if made["without_group"]:
+            what = "left out (no split value)" if missing == "leave-out" else f"each in a {by} group of its own"
+            typer.echo(f"{plural(made['without_group'], 'image')} without a {by!r} value: {what}", err=True)
 
 
 def audit(
