@@ -199,6 +199,9 @@ def _audit_text(found: Any, auditing: Any) -> None:
     typer.echo(f"{plural(summary['near_duplicates'], 'near-duplicate pair')}, "
                f"{plural(summary['exact_duplicates'], 'identical file')}, "
                f"{plural(summary['same_patient'], 'patient')} in two splits")
+    if found.without_patient:
+        typer.echo(f"{plural(found.without_patient, 'image')} without a patient value: not checked for the same "
+                   "patient across splits", err=True)
 
 
 def _distribution(score: str, copies: list[float], others: list[float], auditing: Any) -> None:
