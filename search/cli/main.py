@@ -24,6 +24,7 @@ from medsearch.cli.common import (
 )
 from medsearch.cli.dicomweb import BodyPartOption, ModalityOption, QidoOption, SinceLastOption, StudyDateOption
 from medsearch.cli.distributed import Executor, ExecutorOption, ShardsOption, index_on_ray
+from medsearch.cli.fresh import removed_if_failed, store_exists
 from medsearch.cli.help import CONTEXT, plain_types, show_version
 from medsearch.cli.metadata import (
     ClashPrefixOption,
@@ -103,8 +104,9 @@ def index(
     from medsearch.indexer.voi import parse_voi
     from medsearch.storage.patient_key import read_key_file
 
+    existed = store_exists(store)
     with cli_errors(as_json), Medsearch.open(store, model, device, create=True, writable=True,
-                                             precision=precision) as ms:
+                                             precision=precision) as ms, removed_if_failed(ms, existed):
         options = ReadOptions(window=parse_window(window), frames=parse_frames(frames), keep_identity=keep_identity,
                               voi=parse_voi(voi),
                               patient_key_secret=read_key_file(patient_key) if patient_key else None)
