@@ -197,6 +197,15 @@ def units_of_images(store: Store, kind: str, ids: list[int]) -> dict[int, tuple[
     return found
 
 
+def ids_without_unit(store: Store, kind: str) -> np.ndarray:
+    """Sorted int64 ids of the images that belong to no unit of ``kind`` (no UID in its column: PNG, JPEG
+    and other files without DICOM UIDs)."""
+    column = getattr(Image, KINDS[kind])
+    with store.read_session() as session:
+        ids = session.scalars(select(Image.id).where(column.is_(None)).order_by(Image.id))
+        return np.fromiter(ids, dtype=np.int64)
+
+
 def member_ids(store: Store, kind: str, uids: list[str]) -> dict[str, list[int]]:
     """Each unit's image ids, ascending."""
     column = getattr(Image, KINDS[kind])

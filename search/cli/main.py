@@ -38,6 +38,7 @@ from medsearch.cli.metadata import (
 from medsearch.cli.query_options import query_command
 from medsearch.cli.remote import ServerOption
 from medsearch.cli.results import PathsOption, ShowFieldsOption, show_found
+from medsearch.cli.units import note_left_out
 from medsearch.language.present import fields
 from medsearch.query.spec import QuerySpec
 
@@ -214,6 +215,7 @@ def search(
             print_json({"query": spec.text, **fields(translation), "count": total}) if as_json else typer.echo(total)
             return
         show_found(spec, ms.queries.run(spec), as_json, translation, show_fields, paths)
+        note_left_out(spec, ms.queries.without_unit(spec))
 
 
 @app.command()
@@ -243,6 +245,7 @@ def similar(
 
     with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
         show_found(spec, ms.queries.run(spec), as_json, None, show_fields, paths)
+        note_left_out(spec, ms.queries.without_unit(spec))
 
 
 @app.command()
