@@ -27,6 +27,8 @@ def modality_warning(store: Store, labels: LabelSet, ids: Sequence[int]) -> str 
     unrecorded = len(set(ids)) - len(found)
     name = labels.name or "this label set"
     kinds = ", ".join(f"{count} {modality}" for modality, count in other.most_common())
-    line = (f"{name} is made for {'/'.join(wanted)} images; {sum(other.values())} of {len(set(ids))} are another "
-            f"modality ({kinds}): their scores mean little")
-    return line + (f"; {unrecorded} have no modality recorded" if unrecorded else "")
+    outside = sum(other.values())
+    line = (f"{name} is made for {'/'.join(wanted)} images; {outside} of {len(set(ids))} "
+            f"{'is' if outside == 1 else 'are'} another modality ({kinds}): their scores mean little")
+    return line + (f"; {unrecorded} {'has' if unrecorded == 1 else 'have'} no modality recorded" if unrecorded
+                   else "")

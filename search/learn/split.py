@@ -103,7 +103,8 @@ def _check_missing(by: str, without: int, total: int, missing: str) -> None:
     """Raises InvalidQuery when images have no ``by`` value and ``missing`` is refuse, or every image
     would be left out."""
     if without and missing == "refuse":
-        raise InvalidQuery(f"{without} of {total} images have no {by!r} value, so no group keeps them together: "
+        raise InvalidQuery(f"{without} of {total} images {'has' if without == 1 else 'have'} no {by!r} value, so no "
+                           "group keeps them together: "
                            f"leave them out (--missing leave-out), give each a group of its own (--missing alone), "
                            "or split by another column (--by)")
     if without == total and missing == "leave-out":
