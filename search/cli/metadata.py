@@ -40,7 +40,8 @@ def sidecar_options(key: str | None, rename: list[str] | None, clash_prefix: str
 
 
 def import_metadata(
-    csv_file: Annotated[Path, typer.Argument(help="CSV with a path, file name or sop_instance_uid column.")],
+    csv_file: Annotated[Path, typer.Argument(
+        help="CSV with a column naming the images: path, file name or SOP instance UID (found by its values).")],
     key: KeyOption = None,
     rename: RenameOption = None,
     clash_prefix: ClashPrefixOption = None,
