@@ -130,7 +130,7 @@ def index(
             print_json({**report.as_dict(), **({"metadata": asdict(sidecar)} if sidecar else {})})
             return
         if sidecar:
-            show_sidecar_report(sidecar, as_json=False)
+            show_sidecar_report(sidecar, as_json=False, how_to_list=f"medsearch import-metadata {metadata} --verbose")
         typer.echo(
             f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, moved {report.moved}, "
             f"removed {report.removed}, failed {report.failed} in {report.seconds:.1f} s"

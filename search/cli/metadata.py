@@ -70,8 +70,10 @@ def write_unmatched(report: Any, path: Path) -> None:
         raise InvalidQuery(f"cannot write {path}: {exc.strerror}") from None
 
 
-def show_sidecar_report(report: Any, as_json: bool, verbose: bool = False, unmatched_file: Path | None = None) -> None:
-    """The report as JSON, or a summary line with notes on stderr (unmatched rows listed with ``verbose``)."""
+def show_sidecar_report(report: Any, as_json: bool, verbose: bool = False, unmatched_file: Path | None = None,
+                        how_to_list: str = "--verbose or --unmatched FILE") -> None:
+    """The report as JSON, or a summary line with notes on stderr (unmatched rows listed with ``verbose``;
+    ``how_to_list``: the options that list them, as the command at hand takes them)."""
     if as_json:
         print_json(asdict(report))
         return
@@ -84,7 +86,7 @@ def show_sidecar_report(report: Any, as_json: bool, verbose: bool = False, unmat
                    f"--rename {column}=NEW, or leave it out with --skip {column})", err=True)
     if report.empty:
         typer.echo(f"  not imported (no values for the matched images): {', '.join(report.empty)}", err=True)
-    _show_unmatched(report.unmatched, verbose, unmatched_file)
+    _show_unmatched(report.unmatched, verbose, unmatched_file, how_to_list)
     for key, paths in list(report.ambiguous.items())[:20]:
         typer.echo(f"  ambiguous, not imported: {key} names {len(paths)} indexed files: {', '.join(paths[:3])}; "
                    "give a path relative to the CSV, or --root", err=True)
@@ -92,13 +94,13 @@ def show_sidecar_report(report: Any, as_json: bool, verbose: bool = False, unmat
         typer.echo(f"  {report.hint}", err=True)
 
 
-def _show_unmatched(keys: list[str], verbose: bool, written_to: Path | None) -> None:
+def _show_unmatched(keys: list[str], verbose: bool, written_to: Path | None, how_to_list: str) -> None:
     if not keys:
         return
     count = plural(len(keys), "row")
     verb = "names a file" if len(keys) == 1 else "name files"
     where = (f" (listed in {written_to})" if written_to else "" if verbose
-             else " (list them: --verbose or --unmatched FILE)")
+             else f" (list them: {how_to_list})")
     typer.echo(f"  {count} {verb} not in the store{where}", err=True)
     for key in keys if verbose else []:
         typer.echo(f"    {key}", err=True)

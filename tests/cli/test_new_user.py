@@ -57,6 +57,9 @@ def test_a_data_sets_own_metadata_csv_imports_in_one_command(cli: Cli, tiny_mode
     written = cli("import-metadata", sheet, "--unmatched", tmp_path / "missing.txt", "--store", store)
     assert f"(listed in {tmp_path / 'missing.txt'})" in written.stderr
     assert (tmp_path / "missing.txt").read_text().split() == [f"not-indexed-{n:03d}.jpg" for n in range(200)]
+    again = cli("index", images, "--metadata", sheet, "--store", store, "--workers", "0")  # index has no --verbose
+    assert f"200 rows name files not in the store (list them: medsearch import-metadata {sheet} --verbose)" \
+        in again.stderr
 
 
 def test_the_key_is_suggested_exactly_when_it_names_no_indexed_file(cli: Cli, tiny_model: Path,
