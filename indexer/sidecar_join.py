@@ -8,7 +8,8 @@ to one indexed folder, or the row can give a path instead)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import copy
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from medsearch.storage.store import Store
 
 UID_COLUMN = "sop_instance_uid"
+SAMPLE_ROWS = 500
+"""How many rows of each column ``guess_key`` tries: enough to tell the key from a label column."""
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Joiner:
                  root: Path | None = None) -> None:
         """``images``: (id, path, SOP instance UID) rows (``medsearch.storage.file_records.image_keys``)."""
         self.column, self.base = column, base
+        self.uids = column == UID_COLUMN
         self.root = root.expanduser().resolve() if root is not None else None
         self.by_path: dict[str, list[int]] = {}
         self.by_name: dict[str, dict[str, list[int]]] = {}
@@ -47,7 +51,7 @@ class Joiner:
 
     def find(self, value: str) -> Found:
         """The images ``value`` names (see the module's rules)."""
-        if self.column == UID_COLUMN:
+        if self.uids:
             return Found(self.by_uid.get(value, []))
         if self.column == "path" or "/" in value:
             return Found(self._by_path(value))
@@ -56,6 +60,12 @@ class Joiner:
             return Found(candidates=sorted(paths))
         return Found(next(iter(paths.values()), []))
 
+    def with_column(self, column: str, uids: bool = False) -> Joiner:
+        """The same look-up tables, reading values of ``column`` (as SOP instance UIDs with ``uids``)."""
+        other = copy.copy(self)
+        other.column, other.uids = column, uids or column == UID_COLUMN
+        return other
+
     def _by_path(self, value: str) -> list[int]:
         if value in self.by_path:
             return self.by_path[value]
@@ -63,6 +73,24 @@ class Joiner:
             if folder is not None and (ids := self.by_path.get(str((folder / value).resolve()))):
                 return ids
         return []
+
+
+def guess_key(joiner: Joiner, rows: Sequence[dict[str, str]], header: Sequence[str]) -> Joiner | None:
+    """A joiner reading the column whose values name the most indexed images (by path or file name, or
+    as SOP instance UIDs) among its first ``SAMPLE_ROWS`` rows; None when no column's values name any."""
+    best: tuple[Joiner | None, int] = (None, 0)
+    sample = rows[:SAMPLE_ROWS]
+    for column in header:
+        for reader in (joiner.with_column(column), joiner.with_column(column, uids=True)):
+            hits = sum(1 for row in sample if _names_an_image(reader, (row.get(column) or "").strip()))
+            if hits > best[1]:
+                best = (reader, hits)
+    return best[0]
+
+
+def _names_an_image(joiner: Joiner, value: str) -> bool:
+    found = joiner.find(value) if value else Found()
+    return bool(found.ids or found.candidates)
 
 
 def join_keys(store: Store, column: str, values: list[str], base: Path, root: Path | None = None) -> list[Found]:

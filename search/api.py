@@ -214,7 +214,7 @@ class Medsearch:
 
         if not source or not source.strip():
             raise InvalidQuery("give the folder or URI of the shards to load")
-        require_ray()
+        require_ray("loading shards (`medsearch load`)")
         from medsearch.indexer.distributed.shards import load_shards
 
         report = IndexReport()

@@ -24,14 +24,6 @@ if TYPE_CHECKING:
 KINDS = {"series": "series_instance_uid", "study": "study_instance_uid"}
 """Each unit kind and the image column that names its members."""
 
-def images_outside_units(store: Store, kind: str) -> int:
-    """How many images have no ``kind`` (``series`` / ``study``) UID and so belong to no unit: ``--unit``
-    results leave them out (say so with this count). Raises KeyError for another kind."""
-    column = getattr(Image, KINDS[kind])
-    with store.read_session() as session:
-        return int(session.scalar(select(func.count()).select_from(Image).where(column.is_(None))) or 0)
-
-
 UnitKey = tuple[str, str]
 """(kind, uid)."""
 
@@ -203,6 +195,15 @@ def units_of_images(store: Store, kind: str, ids: list[int]) -> dict[int, tuple[
             rows = session.execute(joined.where(Image.id.in_(ids[start : start + 500])))
             found.update({image_id: (uid, size) for image_id, uid, size in rows})
     return found
+
+
+def ids_without_unit(store: Store, kind: str) -> np.ndarray:
+    """Sorted int64 ids of the images that belong to no unit of ``kind`` (no UID in its column: PNG, JPEG
+    and other files without DICOM UIDs)."""
+    column = getattr(Image, KINDS[kind])
+    with store.read_session() as session:
+        ids = session.scalars(select(Image.id).where(column.is_(None)).order_by(Image.id))
+        return np.fromiter(ids, dtype=np.int64)
 
 
 def member_ids(store: Store, kind: str, uids: list[str]) -> dict[str, list[int]]:

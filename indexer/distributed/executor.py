@@ -60,13 +60,13 @@ class Pool:
     gpus: float
 
 
-def require_ray() -> None:
-    """Raises ModelUnavailable (one line, what to install) when Ray Data is not installed."""
+def require_ray(needed_by: str = "--executor ray") -> None:
+    """Raises ModelUnavailable (one line: what needs it, what to install) when Ray Data is not installed."""
     try:
         import pyarrow  # noqa: F401
         import ray.data  # noqa: F401
     except ImportError:
-        raise ModelUnavailable("--executor ray needs Ray Data: pip install 'medsearch[ray]'") from None
+        raise ModelUnavailable(f"{needed_by} needs Ray Data: pip install 'medsearch[ray]'") from None
 
 
 def connect(local_cpus: int | None = None) -> dict[str, float]:

@@ -13,6 +13,7 @@ from medsearch.cli.common import (
     ModelOption,
     StoreOption,
     cli_errors,
+    plural,
     print_json,
 )
 
@@ -165,16 +166,12 @@ def _show(manifest: dict[str, Any], as_json: bool, members: int | None) -> None:
     for member in manifest["members"][:members]:
         score = "" if member["score"] is None else f"{member['score']:.4f}"
         if "key" in member:
-            typer.echo(f"  #{member['rank']} {score} {member['unit']} {member['key']}: {member['size']} images, "
+            typer.echo(f"  #{member['rank']} {score} {member['unit']} {member['key']}: "
+                       f"{plural(member['size'], 'image')}, "
                        f"{member['modality'] or '-'}, {member['study_date'] or 'undated'}, best {member['image_id']} "
                        f"{member['path']}")
         else:
             typer.echo(f"  #{member['rank']} {score} {member['id']} {member['path']}")
-
-
-def plural(count: int, noun: str) -> str:
-    """``"1 member"``, ``"3 members"``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def register(app: typer.Typer) -> None:

@@ -31,6 +31,15 @@ WindowOption = Annotated[str | None, typer.Option(
     help="DICOM window: CENTER,WIDTH or lung, mediastinum, bone, brain, soft-tissue. Default: the file's.")]
 WorkersOption = Annotated[int, typer.Option(help="Decoding processes; -1 picks from the cores, 0 decodes inline.")]
 DEFAULT_STORE = Path("medsearch-store")
+IRREGULAR_PLURALS = {"series": "series", "study": "studies", "patient": "patients", "analysis": "analyses"}
+
+
+def plural(count: int, noun: str) -> str:
+    """``"1 image"``, ``"3 images"``, ``"4 series"``, ``"2 studies"``."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {IRREGULAR_PLURALS.get(noun, noun + 's')}"
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -56,8 +56,10 @@ def load(
     """Load Parquet shards (from `medsearch index --executor ray --shards`) into the store. Files already
     stored with the same content are skipped, so loading a shard again duplicates nothing."""
     from medsearch.api import Medsearch
+    from medsearch.cli.fresh import removed_if_failed, store_exists
 
-    with cli_errors(as_json), Medsearch.open(store, create=True, writable=True) as ms:
+    existed = store_exists(store)
+    with cli_errors(as_json), Medsearch.open(store, create=True, writable=True) as ms, removed_if_failed(ms, existed):
         if as_json or not show_progress():
             report = ms.load_shards(shards)
         else:

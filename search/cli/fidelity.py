@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from medsearch.cli.common import (
@@ -20,6 +20,7 @@ from medsearch.cli.common import (
     WindowOption,
     WorkersOption,
     cli_errors,
+    plural,
     print_json,
     show_progress,
 )
@@ -66,11 +67,22 @@ def upgrade(
         print_json(facts)
         return
     if not vectors_only:
-        typer.echo(f"upgraded {facts['from_version']} -> {facts['to_version']}: re-embedded {facts['reembedded']} "
-                   f"files, failed {facts['failed']}, missing {facts['missing']}, left {facts['left']}")
-    typer.echo(f"moved {shrunk.converted} older vectors to the vectors table in 12 bits"
+        typer.echo(_upgrade_line(facts))
+    if not shrunk.converted and not shrunk.vacuumed:
+        typer.echo("no older vectors to move: every vector is in the vectors table")
+        return
+    typer.echo(f"moved {plural(shrunk.converted, 'older vector')} to the vectors table in 12 bits"
                + (f"; the database went from {shrunk.bytes_before / 2**20:.1f} to {shrunk.bytes_after / 2**20:.1f} MiB"
                   if shrunk.vacuumed else f"; {shrunk.vacuum_note}" if shrunk.vacuum_note else ""))
+
+
+def _upgrade_line(facts: dict[str, Any]) -> str:
+    """What ``upgrade`` re-embedded, or that nothing needed it."""
+    done = (facts["reembedded"], facts["failed"], facts["missing"], facts["left"])
+    if facts["from_version"] == facts["to_version"] and not any(done):
+        return f"nothing to upgrade: every image is at preprocessing version {facts['to_version']}"
+    return (f"upgraded {facts['from_version']} -> {facts['to_version']}: re-embedded {plural(done[0], 'file')}, "
+            f"failed {done[1]}, missing {done[2]}, left {done[3]}")
 
 
 def preview(

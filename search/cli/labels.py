@@ -14,6 +14,7 @@ from medsearch.cli.common import (
     ModelOption,
     StoreOption,
     cli_errors,
+    plural,
     print_json,
     require_extra,
 )
@@ -56,6 +57,7 @@ def classify(
 ) -> None:
     """Zero-shot labels: per-label probabilities from the model's sigmoid, and a findings summary."""
     from medsearch.api import Medsearch
+    from medsearch.labels.domain import modality_warning
     from medsearch.labels.zeroshot import NOTE
     from medsearch.language.present import labels_line, prompts_searched
 
@@ -64,17 +66,31 @@ def classify(
         results = ms.classify(chosen, targets or [], all_images=all_images, where=where or (),
                                   exclusive=exclusive, save_as=save_as)
         searched = prompts_searched(ms.english, chosen)
+        warning = modality_warning(ms.store, chosen, [r.id for r in results if r.id is not None])
         if as_json:
             print_json({"labels": list(chosen.names), "searched_as": searched, "exclusive": exclusive, "note": NOTE,
-                        "results": [asdict(r) for r in results]})
+                        "warning": warning, "results": [asdict(r) for r in results]})
             return
         if labels_line(chosen, searched):
             typer.echo(labels_line(chosen, searched))
+        shown = chosen.shown
         for result in results:
-            scores = "  ".join(f"{name} {p:.3f}" for name, p in result.probabilities.items())
-            flag = f"  [needs human review: {result.review_reason}]" if result.needs_review else ""
-            typer.echo(f"{result.path}: present: {', '.join(result.present) or 'none'}{flag}\n    {scores}")
+            scores = "  ".join(f"{shown[name]} {p:.3f}" for name, p in result.probabilities.items())
+            reason = _shown_reason(result.review_reason, shown)
+            flag = f"  [needs human review: {reason}]" if result.needs_review else ""
+            present = ", ".join(shown[name] for name in result.present) or "none"
+            typer.echo(f"{result.path}: present: {present}{flag}\n    {scores}")
         typer.echo(NOTE)
+        if warning:
+            typer.echo(f"warning: {warning}", err=True)
+
+
+def _shown_reason(reason: str | None, shown: dict[str, str]) -> str:
+    """A review reason ("uncertain: a, b") with the labels' display names."""
+    head, colon, names = (reason or "").partition(": ")
+    if head != "uncertain" or not colon:
+        return reason or ""
+    return f"{head}: {', '.join(shown.get(name, name) for name in names.split(', '))}"
 
 
 def evaluate(
@@ -102,8 +118,8 @@ def evaluate(
         if plot:
             require_extra("matplotlib")  # before the evaluation, whose figures would be lost
         fields = [name.strip() for name in (truth_fields or "").split(",") if name.strip()]
-        report = ms.evaluate(truth, label_set(labels, labels_file, labels_set), k, key=key, root=root,
-                             truth_fields=fields)
+        chosen = label_set(labels, labels_file, labels_set)
+        report = ms.evaluate(truth, chosen, k, key=key, root=root, truth_fields=fields)
         if plot:
             plot_roc(report, plot)
         data = asdict(report)
@@ -111,27 +127,32 @@ def evaluate(
         if as_json:
             print_json(data)
             return
-        _table(report)
+        _table(report, chosen.shown)
 
 
-def _table(report: Any) -> None:
+def _table(report: Any, shown: dict[str, str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     def fmt(value: Any) -> str:
         return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
-    table = Table(title=f"zero-shot evaluation on {report.images} images")
-    for column in ("label", "positives", "AUC", f"P@{report.k}", f"R@{report.k}", "AP"):
+    table = Table(title=f"zero-shot evaluation on {plural(report.images, 'image')}")
+    for column in ("label", "positives", "negatives", "unknown", "AUC", f"P@{report.k}", f"R@{report.k}", "AP"):
         table.add_column(column)
     for name, f in report.labels.items():
-        table.add_row(name, str(f["positives"]), fmt(f["auc"]), fmt(f["precision_at_k"]), fmt(f["recall_at_k"]),
-                      fmt(f["average_precision"]))
+        table.add_row(shown.get(name, name), str(f["positives"]), str(f["negatives"]), str(f["unknown"]),
+                      fmt(f["auc"]), fmt(f["precision_at_k"]), fmt(f["recall_at_k"]), fmt(f["average_precision"]))
     Console().print(table)
     typer.echo(f"mAP {fmt(report.mean_average_precision)}; image-to-image label precision@{report.k} "
                f"{fmt(report.image_label_precision_at_k)}")
+    unknown = {name: f["unknown"] for name, f in report.labels.items() if f["unknown"]}
+    if unknown:
+        counts = ", ".join(f"{shown.get(name, name)} {plural(n, 'image')}" for name, n in unknown.items())
+        typer.echo(f"unknown truth (blank, NA or -1) left out of that label's figures: {counts}", err=True)
     if report.missing:
-        typer.echo(f"{len(report.missing)} truth images are not in the store", err=True)
+        verb = "names" if len(report.missing) == 1 else "name"
+        typer.echo(f"{plural(len(report.missing), 'truth row')} {verb} no image in the store", err=True)
 
 
 def register(app: typer.Typer) -> None:

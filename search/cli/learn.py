@@ -14,6 +14,7 @@ from medsearch.cli.common import (
     ModelOption,
     StoreOption,
     cli_errors,
+    plural,
     print_json,
     require_extra,
 )
@@ -51,7 +52,7 @@ def probe_train(
             print_json(report)
             return
         typer.echo(f"probe {name}: {report['positives']} positives, {report['negatives']} negatives, "
-                   f"{report['groups']} {group_by} groups, {report['folds']} folds")
+                   f"{plural(report['groups'], f'{group_by} group')}, {plural(report['folds'], 'fold')}")
         typer.echo(f"  cross-validated AUC {_auc(report, 'cv_auc')}")
         typer.echo(f"  zero-shot AUC       {_auc(report, 'zero_shot_auc')}  (prompt {report['zero_shot_prompt']!r})")
 
@@ -77,7 +78,7 @@ def probe_apply(
         if as_json:
             print_json(done)
             return
-        typer.echo(f"probe {name}: scored {done['images']} images into field {done['field']!r} "
+        typer.echo(f"probe {name}: scored {plural(done['images'], 'image')} into field {done['field']!r} "
                    f"({done['at_least_0.5']} at p >= 0.5); e.g. --where \"{done['field']} >= 0.5\"")
 
 
@@ -107,6 +108,9 @@ def split(
     stratify: Annotated[str | None, typer.Option(help="Keep this field's shares alike in every split.")] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same split.")] = 0,
     cohort: Annotated[str | None, typer.Option(help="Split only this cohort's members.")] = None,
+    missing: Annotated[str, typer.Option(
+        help="Images without a --by value: refuse (say how many), leave-out (no split value), or alone (a group "
+             "each).")] = "refuse",
     store: StoreOption = DEFAULT_STORE,
     as_json: JsonOption = False,
 ) -> None:
@@ -116,13 +120,16 @@ def split(
 
     with cli_errors(as_json), Medsearch.open(store, writable=True) as ms:
         made = ms.learning.split(name, by, parse_ratios(ratios), names.split(",") if names else None, stratify, seed,
-                   (f"cohort:{cohort}",) if cohort else ())
+                                 (f"cohort:{cohort}",) if cohort else (), missing)
         if as_json:
             print_json(made)
             return
         for split_name, count in made["images"].items():
-            typer.echo(f"{split_name}: {count} images, {made['groups'][split_name]} {by} groups")
+            typer.echo(f"{split_name}: {plural(count, 'image')}, {plural(made['groups'][split_name], f'{by} group')}")
         typer.echo(f"saved as field {name!r}: --where \"{name} = '{made['names'][0]}'\"")
+        if made["without_group"]:
+            what = "left out (no split value)" if missing == "leave-out" else f"each in a {by} group of its own"
+            typer.echo(f"{plural(made['without_group'], 'image')} without a {by!r} value: {what}", err=True)
 
 
 def audit(
@@ -165,7 +172,7 @@ def _audit_text(found: Any, auditing: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    typer.echo(f"audit of {found.split_field!r}: {found.images} images, "
+    typer.echo(f"audit of {found.split_field!r}: {plural(found.images, 'image')}, "
                f"{', '.join(f'{s} {n}' for s, n in found.splits.items())}")
     calibration = found.calibration
     if calibration is not None:
@@ -189,8 +196,12 @@ def _audit_text(found: Any, auditing: Any) -> None:
         where = ", ".join(f"{s} ({n})" for s, n in leak["splits"].items())
         typer.echo(f"same patient {leak['patient'][:16]} in {where}")
     summary = found.summary()
-    typer.echo(f"{summary['near_duplicates']} near-duplicate pairs, {summary['exact_duplicates']} identical files, "
-               f"{summary['same_patient']} patients in two splits")
+    typer.echo(f"{plural(summary['near_duplicates'], 'near-duplicate pair')}, "
+               f"{plural(summary['exact_duplicates'], 'identical file')}, "
+               f"{plural(summary['same_patient'], 'patient')} in two splits")
+    if found.without_patient:
+        typer.echo(f"{plural(found.without_patient, 'image')} without a patient value: not checked for the same "
+                   "patient across splits", err=True)
 
 
 def _distribution(score: str, copies: list[float], others: list[float], auditing: Any) -> None:

@@ -24,6 +24,7 @@ from medsearch.cli.common import (
 )
 from medsearch.cli.dicomweb import BodyPartOption, ModalityOption, QidoOption, SinceLastOption, StudyDateOption
 from medsearch.cli.distributed import Executor, ExecutorOption, ShardsOption, index_on_ray
+from medsearch.cli.fresh import removed_if_failed, store_exists
 from medsearch.cli.help import CONTEXT, plain_types, show_version
 from medsearch.cli.metadata import (
     ClashPrefixOption,
@@ -37,6 +38,7 @@ from medsearch.cli.metadata import (
 from medsearch.cli.query_options import query_command
 from medsearch.cli.remote import ServerOption
 from medsearch.cli.results import PathsOption, ShowFieldsOption, show_found
+from medsearch.cli.units import note_left_out
 from medsearch.language.present import fields
 from medsearch.query.spec import QuerySpec
 
@@ -103,8 +105,9 @@ def index(
     from medsearch.indexer.voi import parse_voi
     from medsearch.storage.patient_key import read_key_file
 
+    existed = store_exists(store)
     with cli_errors(as_json), Medsearch.open(store, model, device, create=True, writable=True,
-                                             precision=precision) as ms:
+                                             precision=precision) as ms, removed_if_failed(ms, existed):
         options = ReadOptions(window=parse_window(window), frames=parse_frames(frames), keep_identity=keep_identity,
                               voi=parse_voi(voi),
                               patient_key_secret=read_key_file(patient_key) if patient_key else None)
@@ -127,7 +130,7 @@ def index(
             print_json({**report.as_dict(), **({"metadata": asdict(sidecar)} if sidecar else {})})
             return
         if sidecar:
-            show_sidecar_report(sidecar, as_json=False)
+            show_sidecar_report(sidecar, as_json=False, how_to_list=f"medsearch import-metadata {metadata} --verbose")
         typer.echo(
             f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, moved {report.moved}, "
             f"removed {report.removed}, failed {report.failed} in {report.seconds:.1f} s"
@@ -212,6 +215,7 @@ def search(
             print_json({"query": spec.text, **fields(translation), "count": total}) if as_json else typer.echo(total)
             return
         show_found(spec, ms.queries.run(spec), as_json, translation, show_fields, paths)
+        note_left_out(spec, ms.queries.without_unit(spec))
 
 
 @app.command()
@@ -241,6 +245,7 @@ def similar(
 
     with cli_errors(as_json), Medsearch.open(store, model, device, precision=precision) as ms:
         show_found(spec, ms.queries.run(spec), as_json, None, show_fields, paths)
+        note_left_out(spec, ms.queries.without_unit(spec))
 
 
 @app.command()

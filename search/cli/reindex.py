@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from medsearch.cli.common import DEFAULT_STORE, JsonOption, StoreOption, cli_errors, print_json
+from medsearch.cli.common import DEFAULT_STORE, JsonOption, StoreOption, cli_errors, plural, print_json
 
 
 class IndexKind(StrEnum):
@@ -38,7 +38,7 @@ def reindex(
         if as_json:
             print_json(facts)
         else:
-            typer.echo(f"rebuilt the {kind} index of {count} images in {facts['seconds']:.1f} s")
+            typer.echo(f"rebuilt the {kind} index of {plural(count, 'image')} in {facts['seconds']:.1f} s")
 
 
 def register(app: typer.Typer) -> None:

@@ -39,6 +39,14 @@ def show_units(title: str, results: list[Any], as_json: bool, extra: dict[str, A
         typer.echo("no results")
 
 
+def note_left_out(spec: Any, without_unit: int) -> None:
+    """On stderr: how many images a series or study query left out, and why."""
+    if without_unit:
+        count = f"{without_unit} image{'' if without_unit == 1 else 's'}"
+        typer.echo(f"note: {count} without a {spec.unit} (no DICOM {spec.unit} UID, e.g. PNG or JPEG files) "
+                   f"{'is' if without_unit == 1 else 'are'} left out of --unit {spec.unit} results", err=True)
+
+
 def timeline(
     target: Annotated[str, typer.Argument(help="An image id, or a series or study UID.")],
     text: Annotated[str | None, typer.Option("--query", help="Pick each study's best image for this text.")] = None,

@@ -72,7 +72,7 @@ def _remake_splits(ctx: Context, name: str, kept: dict[str, dict[str, Any]]) -> 
     from medsearch.learn.split import split
 
     for field, how in kept.items():
-        split(ctx, field, scope=(f"cohort:{name}",), **how)
+        split(ctx, field, scope=(f"cohort:{name}",), **{"missing": "alone", **how})  # kept before --missing
     return show(ctx, name)
 
 

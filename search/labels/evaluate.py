@@ -2,11 +2,12 @@
 
 The truth is a CSV joined to the images as ``import-metadata`` joins a sidecar (a path, file name or SOP
 instance UID key column, ``--key``, ``--root``) with a 0/1 column named after each label, or fields
-imported before (``--truth-fields``). Per label: ROC AUC of the zero-shot probabilities against the truth
-column (the form published MedSigLIP results take); retrieval: the label's prompt-ensemble vector ranks the labelled
-images, giving precision@k, recall@k and average precision (mAP over labels); and image-to-image label
-precision@k: among each positive image's k nearest labelled neighbours, the share with a positive label
-in common.
+imported before (``--truth-fields``). A blank cell, NA and -1 (CheXpert's "uncertain") are unknowns: that
+image is left out of that label's figures only, and the unknowns are counted per label. Per label: ROC
+AUC of the zero-shot probabilities against the truth column (the form published MedSigLIP results take);
+retrieval: the label's prompt-ensemble vector ranks the labelled images, giving precision@k, recall@k and
+average precision (mAP over labels); and image-to-image label precision@k: among each positive image's k
+nearest labelled neighbours, the share with a positive label in common.
 """
 
 from __future__ import annotations
@@ -50,9 +51,14 @@ class Truth:
     fields: tuple[str, ...] = ()
 
 
+UNKNOWN = -1
+"""A truth value that is neither 0 nor 1: blank, NA, -1."""
+UNKNOWN_TEXTS = {"", "na", "n/a", "nan", "none", "null", "-1", "-1.0", "uncertain", "unknown"}
+
+
 def read_truth(ctx: Context, truth: Truth, labels: LabelSet) -> tuple[list[int], dict[str, np.ndarray], list[str]]:
-    """(image ids, {label: 0/1 array over those ids}, keys that named no image) for the labels that have
-    truth. Raises InvalidQuery."""
+    """(image ids, {label: 0/1/UNKNOWN array over those ids}, keys that named no image) for the labels that
+    have truth. Raises InvalidQuery."""
     if (truth.csv_path is None) == (not truth.fields):
         raise InvalidQuery("give the truth as --truth CSV or as --truth-fields FIELD[=LABEL],...")
     if truth.fields:
@@ -71,7 +77,8 @@ def _truth_of_csv(ctx: Context, truth: Truth, labels: LabelSet) -> tuple[list[in
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InvalidQuery(f"cannot read {csv_path}: {exc}") from exc
     header = list(rows[0]) if rows else []
-    key = truth.key or next((name for name in JOIN_COLUMNS if name in header), None)
+    key = truth.key or next((name for name in JOIN_COLUMNS if name in header), None) or _found_key(ctx, rows,
+                                                                                                   csv_path, truth)
     if key is None or key not in header:
         raise InvalidQuery(f"{csv_path} needs a key column ({', '.join(JOIN_COLUMNS)}, or name it with --key) "
                            f"and a 0/1 column per label; its columns: {', '.join(header) or 'none'}")
@@ -88,6 +95,16 @@ def _truth_of_csv(ctx: Context, truth: Truth, labels: LabelSet) -> tuple[list[in
             for name in names:
                 values[name].append(_zero_one(row[name], f"{csv_path}: column {name!r}"))
     return ids, {name: np.array(column, dtype=int) for name, column in values.items()}, missing
+
+
+def _found_key(ctx: Context, rows: list[dict[str, str]], csv_path: Path, truth: Truth) -> str | None:
+    """The column whose values name indexed images by path or file name, or None."""
+    from medsearch.indexer.sidecar_join import Joiner, guess_key
+    from medsearch.storage.file_records import image_keys
+
+    found = guess_key(Joiner(image_keys(ctx.store), "", csv_path.parent, truth.root), rows, list(rows[0]) if rows
+                      else [])
+    return found.column if found is not None and not found.uids else None
 
 
 def _truth_of_fields(ctx: Context, given: tuple[str, ...], labels: LabelSet) -> tuple[list[int], dict[str, np.ndarray],
@@ -110,12 +127,15 @@ def _truth_of_fields(ctx: Context, given: tuple[str, ...], labels: LabelSet) -> 
 
 
 def _zero_one(value: Any, where: str) -> int:
+    """1, 0 or UNKNOWN (blank, NA, -1). Raises InvalidQuery for anything else."""
     text = str(value).strip().lower()
     if text in ("1", "1.0", "true", "yes"):
         return 1
     if text in ("0", "0.0", "false", "no"):
         return 0
-    raise InvalidQuery(f"{where} must hold 0 or 1 (or true/false), not {value!r}")
+    if text in UNKNOWN_TEXTS:
+        return UNKNOWN
+    raise InvalidQuery(f"{where} must hold 0 or 1 (or true/false; blank, NA or -1 for unknown), not {value!r}")
 
 
 def evaluate(ctx: Context, truth_source: Truth, labels: LabelSet, k: int = 10) -> Evaluation:
@@ -133,15 +153,17 @@ def evaluate(ctx: Context, truth_source: Truth, labels: LabelSet, k: int = 10) -
     probs = probabilities(vectors, matrix, ctx.encoder.logit_scale, ctx.encoder.logit_bias)
     aps = []
     for column, label in enumerate(chosen.labels):
-        figures, ap = _label_figures(truth[label.name], probs[:, column], k)
-        report.labels[label.name] = figures
+        known = truth[label.name] != UNKNOWN
+        labelled, scores = truth[label.name][known], probs[known, column]
+        figures, ap = _label_figures(labelled, scores, k)
+        report.labels[label.name] = {**figures, "unknown": int((~known).sum())}
         if ap is not None:
             aps.append(ap)
-            fpr, tpr, _ = metrics.roc_curve(truth[label.name], probs[:, column])
+            fpr, tpr, _ = metrics.roc_curve(labelled, scores)
             report.curves[label.name] = (fpr.tolist(), tpr.tolist())
     report.mean_average_precision = float(np.mean(aps)) if aps else None
-    report.image_label_precision_at_k = _image_precision(vectors, np.column_stack([truth[label.name] for label in
-                                                                                   chosen.labels]), k)
+    positive = np.column_stack([truth[label.name] == 1 for label in chosen.labels])
+    report.image_label_precision_at_k = _image_precision(vectors, positive, k)
     return report
 
 
@@ -160,7 +182,8 @@ def _label_figures(truth: np.ndarray, scores: np.ndarray, k: int) -> tuple[dict[
 
 def _image_precision(vectors: np.ndarray, truth: np.ndarray, k: int) -> float | None:
     """Mean over images with a positive label of the share of their k nearest neighbours (itself
-    excluded) that have a positive label in common."""
+    excluded) that have a positive label in common (``truth``: (images, labels) bool; unknown is not
+    positive)."""
     similarity = vectors @ vectors.T
     np.fill_diagonal(similarity, -np.inf)
     shares = []

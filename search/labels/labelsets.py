@@ -9,6 +9,7 @@ metadata (``description = "..."``)::
     [pleural_effusion]
     prompts = ["pleural effusion", "blunting of the costophrenic angle"]
     threshold = 0.5      # optional, a probability in [0, 1]
+    display = "Pleural effusion"   # optional, the name output shows (default: the table's name)
     korean = "흉막삼출"   # optional, the label's Korean display name
 
 Built-in sets live in ``search/labels/builtin/*.toml`` (commented examples of the format) and are named by
@@ -42,13 +43,19 @@ def _canonical(labels: tuple[Label, ...]) -> bytes:
 class Label:
     """One label: ``name`` (reported, and the field name its saved scores get), ``prompts`` (averaged as an
     ensemble; their order counts for the digest), ``threshold`` (probability, or None to report only the
-    probability), ``korean`` (an optional display name, not in the digest). Raises ``InvalidQuery`` for an
+    probability), ``display`` and ``korean`` (optional display names, not in the digest). Raises ``InvalidQuery`` for an
     empty name, no prompts, a blank or repeated prompt, or a threshold outside [0, 1]."""
 
     name: str
     prompts: tuple[str, ...]
     threshold: float | None = None
     korean: str | None = field(default=None, compare=False)
+    display: str | None = field(default=None, compare=False)
+
+    @property
+    def shown(self) -> str:
+        """The name output shows: ``display``, else ``name``."""
+        return self.display or self.name
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -89,6 +96,17 @@ class LabelSet:
         return tuple(label.name for label in self.labels)
 
     @property
+    def shown(self) -> dict[str, str]:
+        """Label name -> the name output shows (``Label.shown``)."""
+        return {label.name: label.shown for label in self.labels}
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The DICOM modalities the set is made for (``modality = "CR, DX"`` metadata), or () for any."""
+        text = dict(self.metadata).get("modality", "")
+        return tuple(part.strip().upper() for part in text.replace(",", " ").split() if part.strip())
+
+    @property
     def description(self) -> str:
         """The ``description`` metadata, or ""."""
         return dict(self.metadata).get("description", "")
@@ -100,14 +118,15 @@ class LabelSet:
 
 
 def _label(name: str, table: dict[str, Any], source: str) -> Label:
-    unknown = sorted(set(table) - {"prompts", "threshold", "korean"})
+    unknown = sorted(set(table) - {"prompts", "threshold", "korean", "display"})
     if unknown:
         raise InvalidQuery(
-            f"{source}: label {name!r} has unknown key(s) {unknown}; allowed: prompts, threshold, korean"
+            f"{source}: label {name!r} has unknown key(s) {unknown}; allowed: prompts, threshold, korean, display"
         )
-    korean = table.get("korean")
-    if korean is not None and not isinstance(korean, str):
-        raise InvalidQuery(f"{source}: label {name!r}: korean must be a text")
+    korean, display = table.get("korean"), table.get("display")
+    for key, value in (("korean", korean), ("display", display)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise InvalidQuery(f"{source}: label {name!r}: {key} must be a text")
     prompts = table.get("prompts")
     if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
         raise InvalidQuery(f'{source}: label {name!r} needs prompts = ["...", ...], a list of texts')
@@ -116,7 +135,7 @@ def _label(name: str, table: dict[str, Any], source: str) -> Label:
         raise InvalidQuery(f"{source}: label {name!r}: threshold must be a number, got {threshold!r}")
     try:
         return Label(name, tuple(p.strip() for p in prompts), None if threshold is None else float(threshold),
-                     korean)
+                     korean, display.strip() if display else None)
     except InvalidQuery as error:
         raise InvalidQuery(f"{source}: {error}") from None
 

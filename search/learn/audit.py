@@ -36,7 +36,8 @@ PAIR_COLUMNS = ("kind", "cosine", "pixels", "id_a", "split_a", "path_a", "id_b",
 @dataclass
 class Audit:
     """What the audit found. ``pairs``: dicts with PAIR_COLUMNS (``pixels``: the pixel check's similarity,
-    None when not made); ``same_patient``: {patient, splits}."""
+    None when not made); ``same_patient``: {patient, splits}; ``without_patient``: images without a patient
+    value, not checked for the same patient (and not counted as patients)."""
 
     split_field: str
     images: int
@@ -45,6 +46,7 @@ class Audit:
     calibration: Calibration | None
     pairs: list[dict[str, Any]] = field(default_factory=list)
     same_patient: list[dict[str, Any]] = field(default_factory=list)
+    without_patient: int = 0
 
     def summary(self) -> dict[str, int]:
         kinds = [pair["kind"] for pair in self.pairs]
@@ -75,6 +77,7 @@ def audit(ctx: Context, split_field: str, scope: tuple[str, ...] = (), patient: 
     found.pairs = _described(ctx, ids, splits, exact, "exact") + _described(
         ctx, ids, splits, {p: c for p, c in near.items() if p not in exact}, "near-duplicate")
     found.same_patient = _same_patient(patients, splits)
+    found.without_patient = sum(1 for key in patients.tolist() if key.startswith("alone="))
     return found
 
 

@@ -61,28 +61,54 @@ def assign_splits(groups: np.ndarray, strata: np.ndarray, ratios: Sequence[float
     return out
 
 
+MISSING_CHOICES = ("refuse", "leave-out", "alone")
+"""What ``split`` does with images that have no ``by`` value: refuse (the default), leave them out of the
+split (no value in the field), or put each in a group of its own."""
+
+
 def split(ctx: Context, name: str, by: str = "patient", ratios: Sequence[float] = (0.7, 0.15, 0.15),
           names: Sequence[str] | None = None, stratify: str | None = None, seed: int = 0,
-          scope: Sequence[str] = ()) -> dict[str, Any]:
+          scope: Sequence[str] = (), missing: str = "refuse") -> dict[str, Any]:
     """Split the images of ``scope`` (a selection, see ``medsearch.learn.selection``; all by default) by
-    ``by`` and save the split names as text field ``name``, replacing its older values. A scope of one
-    cohort (``cohort:NAME``) also keeps the split in that cohort's definition and latest manifest, so
-    ``cohort refresh`` re-makes it. Returns counts of images and groups per split (and per stratum).
-    Raises InvalidQuery, NotFound, ModelMismatch (``name`` was made on a store of another model)."""
+    ``by`` and save the split names as text field ``name``, replacing its older values. Images without a
+    ``by`` value are handled as ``missing`` says (``MISSING_CHOICES``). A scope of one cohort
+    (``cohort:NAME``) also keeps the split in that cohort's definition and latest manifest, so ``cohort
+    refresh`` re-makes it. Returns counts of images and groups per split (and per stratum) and
+    ``without_group`` (images without a ``by`` value; left out with ``leave-out``). Raises InvalidQuery
+    (also for images without a value under ``refuse``, with their count), NotFound, ModelMismatch
+    (``name`` was made on a store of another model)."""
     check_field_name(name)
     names = tuple(names or DEFAULT_NAMES.get(len(ratios)) or [f"split{n + 1}" for n in range(len(ratios))])
     if len(names) != len(ratios) or len(set(names)) != len(names):
         raise InvalidQuery(f"give one distinct name per ratio ({len(ratios)}), not {', '.join(names)}")
+    if missing not in MISSING_CHOICES:
+        raise InvalidQuery(f"--missing takes {', '.join(MISSING_CHOICES)}, not {missing!r}")
     ids = select_ids(ctx, scope) if scope else all_ids(ctx)
     groups = group_keys(ctx, ids, by)
+    alone = np.array([str(key).startswith("alone=") for key in groups.tolist()], dtype=bool)
+    _check_missing(by, int(alone.sum()), len(ids), missing)
+    if missing == "leave-out":
+        ids, groups = ids[~alone], groups[~alone]
     strata = _strata(ctx, ids, stratify)
     chosen = assign_splits(groups, strata, ratios, seed)
     values = {int(i): names[s] for i, s in zip(ids, chosen, strict=True)}
-    tally = _counts(names, chosen, groups, strata if stratify else None)
+    tally = {**_counts(names, chosen, groups, strata if stratify else None), "without_group": int(alone.sum())}
     definition = {"by": by, "ratios": list(ratios), "names": list(names), "stratify": stratify, "seed": seed,
-                  "scope": list(scope)}
+                  "scope": list(scope), "missing": missing}
     save_split(ctx.store, name, values, definition, tally, _cohort_of(scope))
     return {"name": name, **definition, **tally}
+
+
+def _check_missing(by: str, without: int, total: int, missing: str) -> None:
+    """Raises InvalidQuery when images have no ``by`` value and ``missing`` is refuse, or every image
+    would be left out."""
+    if without and missing == "refuse":
+        raise InvalidQuery(f"{without} of {total} images {'has' if without == 1 else 'have'} no {by!r} value, so no "
+                           "group keeps them together: "
+                           f"leave them out (--missing leave-out), give each a group of its own (--missing alone), "
+                           "or split by another column (--by)")
+    if without == total and missing == "leave-out":
+        raise InvalidQuery(f"none of the {total} images has a {by!r} value: nothing left to split")
 
 
 def counts(ctx: Context, name: str) -> dict[str, Any]:

@@ -47,11 +47,12 @@ class Learning:
 
     def split(self, name: str, by: str = "patient", ratios: Sequence[float] = (0.7, 0.15, 0.15),
               names: Sequence[str] | None = None, stratify: str | None = None, seed: int = 0,
-              scope: Sequence[str] = ()) -> dict[str, Any]:
-        """Split images by patient (or any group), stratified and seeded, into a field ``name``
-        (``medsearch.learn.split.split``). Raises InvalidQuery."""
+              scope: Sequence[str] = (), missing: str = "refuse") -> dict[str, Any]:
+        """Split images by patient (or any group), stratified and seeded, into a field ``name``; images
+        without a ``by`` value: ``missing`` refuse, leave-out or alone (``medsearch.learn.split.split``).
+        Raises InvalidQuery."""
         with self.ctx.writes:
-            return split.split(self.ctx, name, by, ratios, names, stratify, seed, scope)
+            return split.split(self.ctx, name, by, ratios, names, stratify, seed, scope, missing)
 
     def split_counts(self, name: str) -> dict[str, Any]:
         """The images and groups in each split of a saved split field. Raises NotFound."""

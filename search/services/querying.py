@@ -52,6 +52,16 @@ class QueryService:
         ids = all_ids(self.ctx.store, allowed, passing)
         return ranking_for(self.ctx.store, spec, prepared or Prepared(np.empty(0)), allowed).count(ids)
 
+    def without_unit(self, spec: QuerySpec) -> int:
+        """How many images ``spec``'s filter allows that belong to no unit of ``spec.unit`` (files without a
+        series or study UID): a series or study query leaves them out. 0 for an image query. Raises
+        InvalidQuery (a bad filter)."""
+        if not spec.is_unit:
+            return 0
+        lacking = stored.ids_without_unit(self.ctx.store, spec.unit)
+        allowed = allowed_ids(self.ctx.store, spec.where)
+        return len(lacking) if allowed is None else int(np.isin(lacking, allowed).sum())
+
     def checked(self, spec: QuerySpec) -> np.ndarray | None:
         """Validate ``spec`` alone and against the store; the ids its ``where`` allows (None: no filter).
         Raises InvalidQuery pointing at the mistake."""

@@ -140,7 +140,7 @@ def test_a_siemens_mosaic_is_refused_with_a_reason(tmp_path: Path) -> None:
 
 def test_images_outside_any_unit_are_counted(tmp_path: Path, tiny_embedder: Any) -> None:
     from medsearch.storage.store import Store
-    from medsearch.storage.units import images_outside_units
+    from medsearch.storage.units import ids_without_unit
 
     folder = tmp_path / "in"
     folder.mkdir()
@@ -149,6 +149,6 @@ def test_images_outside_any_unit_are_counted(tmp_path: Path, tiny_embedder: Any)
     write_dicom(folder / "without.dcm", np.eye(8, dtype=np.uint8) * 3, StudyInstanceUID=generate_uid())
     index_store(tmp_path / "store", folder, tiny_embedder)
     with Store.open(tmp_path / "store") as store:
-        assert images_outside_units(store, "series") == 1
-        assert images_outside_units(store, "study") == 0
+        assert len(ids_without_unit(store, "series")) == 1
+        assert len(ids_without_unit(store, "study")) == 0
 

@@ -72,11 +72,13 @@ def test_bad_sidecars_are_clear_errors(cli: Callable[..., Any], image_folder: Pa
     cli("index", image_folder, "--store", store, "--model", tiny_model, "--json", "--workers", "0")
     no_key = tmp_path / "nokey.csv"
     no_key.write_text("name,value\na,1\n")
-    assert "needs one of the columns" in cli("import-metadata", no_key, "--store", store, "--json",
-                                             expect=2)["error"]["message"]
+    refused = cli("import-metadata", no_key, "--store", store, "--json", expect=2)["error"]["message"]
+    assert "names an indexed image" in refused and "--key COLUMN" in refused
     clash = tmp_path / "clash.csv"
-    clash.write_text("path,modality\na.png,CT\n")
-    assert "clash" in cli("import-metadata", clash, "--store", store, "--json", expect=2)["error"]["message"]
+    clash.write_text("path,finding\na.png,CT\n")
+    refused = cli("import-metadata", clash, "--rename", "finding=modality", "--clash-prefix", "", "--store", store,
+                  "--json", expect=2)["error"]["message"]
+    assert "clash with built-in metadata" in refused and "--rename finding=csv_modality" in refused
 
 
 @pytest.mark.parametrize(("values", "kind"), [
@@ -95,10 +97,8 @@ def test_a_csv_as_it_comes(cli: Callable[..., Any], image_folder: Path, tiny_mod
     cli("index", image_folder, "--store", store, "--model", tiny_model, "--json", "--workers", "0")
     sheet = image_folder / "metadata.csv"
     sheet.write_text("imagename,modality,finding,notes\ncase000.png,XR,a,\ncase001.png,XR,b,\n")
-    refused = cli("import-metadata", sheet, "--key", "imagename", "--store", store, "--json", expect=2)
-    assert "clash" in refused["error"]["message"] and "--clash-prefix" in refused["error"]["message"]
-
-    report = cli("import-metadata", sheet, "--key", "imagename", "--clash-prefix", "csv_", "--store", store, "--json")
+    report = cli("import-metadata", sheet, "--store", store, "--json")  # key found, modality prefixed
+    assert (report["key"], report["key_found"], report["renamed"]) == ("imagename", True, {"modality": "csv_modality"})
     assert report["fields"] == {"csv_modality": "text", "finding": "text"} and report["empty"] == ["notes"]
     assert (report["matched_rows"], report["images_updated"]) == (1, 1)
     assert sorted(Path(p).parent.name for p in report["ambiguous"]["case000.png"]) == ["other", "png"]

@@ -110,7 +110,7 @@ def test_a_cohort_is_split_and_its_export_carries_the_split(cli: Callable[..., A
     assert shown["error"]["code"] == "not_found"
 
     kept = {"by": "patient", "ratios": [0.8, 0.2], "names": ["train", "test"], "stratify": None, "seed": 4,
-            "images": made["images"], "groups": made["groups"]}
+            "missing": "refuse", "images": made["images"], "groups": made["groups"], "without_group": 0}
     assert cli("cohort", "show", "reds", "--store", store, "--json")["splits"] == {"reds_split": kept}
     exported = json.loads((tmp_path / "reds.csv.manifest.json").read_text())
     assert exported["splits"] == {"reds_split": kept}
