@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 from medsearch.explain.explain import NEUTRAL_PROMPT, Heatmap, check_method, explain_pixels
-from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.frames import Frame, ReadOptions
 from medsearch.indexer.read_back import image_source
 from medsearch.indexer.readers import read_file
 from medsearch.storage.store import Store
@@ -34,26 +34,42 @@ class Explanation:
 
 
 def frame_of_id(store: Store, image_id: int, guard: Callable[[str], Path] | None = None,
-                options: ReadOptions | None = None) -> np.ndarray:
-    """The pixels of a stored image's frame, read again from its file the way it was indexed (its recorded
-    VOI options; ``options`` instead when given), through ``guard``, which may refuse a path, when given.
-    Raises NotFound, UnreadableFile and what ``guard`` raises."""
+                options: ReadOptions | None = None) -> tuple[Frame, bool]:
+    """A stored image's frame, read again from its file the way it was indexed (its recorded VOI options;
+    ``options`` instead when given), through ``guard``, which may refuse a path, when given; and whether
+    the store keeps identity. Raises NotFound, UnreadableFile and what ``guard`` raises."""
     stored, frame_number, recorded = image_source(store, image_id)
     path = guard(stored) if guard else Path(stored)
     if not path.is_file():
         from medsearch.errors import NotFound
 
         raise NotFound(f"The file of image {image_id} is no longer on disk: {stored}")
-    return frame_of_file(path, options or recorded, frame_number)
+    return frame_of_file(path, options or recorded, frame_number), recorded.keep_identity
 
 
-def frame_of_file(path: Path, options: ReadOptions | None = None, frame_number: int = 0) -> np.ndarray:
+def frame_of_file(path: Path, options: ReadOptions | None = None, frame_number: int = 0) -> Frame:
     """The representative frame of ``path`` (or its frame ``frame_number`` when > 0). Raises UnreadableFile."""
     options = options or ReadOptions()
     if frame_number > 0:
         options = ReadOptions(**{**options.__dict__, "frames": "all"})
     frames = read_file(path, options)
-    return next((f.pixels for f in frames if f.frame_number == frame_number), frames[0].pixels)
+    return next((f for f in frames if f.frame_number == frame_number), frames[0])
+
+
+def shown(explanation: Explanation, frame: Frame, keep_identity: bool) -> Explanation:
+    """``explanation`` with the picture under its overlay as it may be shown: unless the store keeps
+    identity, an image flagged as carrying burned-in text, or in which the detector reads any
+    (``medsearch.indexer.censor``), is withheld under the heatmap (a grey square): the overlay's colours
+    and its smaller size let masked words show through, so no mask is trusted here. The heatmap itself
+    was computed on the whole image."""
+    from medsearch.indexer.censor import blank_like, censor
+
+    if keep_identity:
+        return explanation
+    found = censor(frame.pixels, bool(frame.metadata.get("burned_in_annotation")), keep_identity)
+    if found.pixels is None or found.text_regions:
+        return Explanation(explanation.heatmap, blank_like(frame.pixels))
+    return Explanation(explanation.heatmap, frame.pixels)
 
 
 def explain_frame(embedder: Any, pixels: np.ndarray, query: np.ndarray, method: str,

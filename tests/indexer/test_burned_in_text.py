@@ -151,3 +151,17 @@ def _paths(store: Path) -> list[str]:
 def _stored_png(store: Path, image_id: int) -> bytes:
     with sqlite3.connect(store / "medsearch.db") as db:
         return bytes(db.execute("select png from thumbnails where image_id = ?", (image_id,)).fetchone()[0])
+
+
+def test_the_heatmap_overlay_shows_no_legible_text(store: Path, tiny_embedder: Any) -> None:
+    """``explain``'s overlay is a picture medsearch serves and writes: its image under the heatmap is the
+    masked (or withheld) one; the heatmap itself is computed on the whole image."""
+    from medsearch.api import Medsearch
+
+    found = rows(store)
+    with Medsearch.open(store, embedder=tiny_embedder) as ms:
+        for name in ("flagged.dcm", "unflagged.dcm"):
+            made = ms.explain(found[name][0], "a red circle", "values")
+            read = " ".join(words(made.png())).upper()  # the caption and the colour bar's numbers are text
+            assert not any(part in read for line in NAME for part in line.upper().split() if len(part) > 3), read
+            assert made.heatmap.grid.size > 0
