@@ -161,16 +161,18 @@ def _stale_temporaries(directory: Path, report: CheckReport) -> list[Path]:
 
 
 def _snapshot_problems(store: Store, dim: int, revision: str, report: CheckReport, images: int) -> bool:
-    """Whether the FAISS snapshot needs rewriting; adds a problem saying why. No snapshot of no images (an
-    index run stopped before its first batch) is no problem."""
+    """Whether the FAISS snapshot needs rewriting; adds a problem saying why. No snapshot at all (a first
+    index run stopped before its first snapshot) is no problem but a note: the store rebuilds its index from
+    the database on open, and the ids are compared by ``_index_problems``."""
     directory, generation = store.directory, store.generation()
     manifest_path = directory / snapshot.MANIFEST_FILE
     if not manifest_path.exists() and not list(directory.glob("index*.faiss")):
         report.facts["snapshot_generation"] = None
-        if images == 0:
-            return False
-        report.add("snapshot", "no FAISS snapshot (it is rebuilt from the database on open)", repairable=True)
-        return True
+        if images:  # a first index stopped before its first snapshot: the database is the truth
+            report.notes.append(f"no FAISS snapshot yet (a first index stopped before writing one): the next "
+                                f"open rebuilds the index from the database's {images} images, and the next "
+                                "index run or --repair writes the snapshot")
+        return False
     loaded = snapshot.load_snapshot(directory, dim, revision)
     if loaded is None:
         report.add("snapshot", "the FAISS snapshot is missing, damaged, or its checksum or manifest does not "
