@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from medsearch.cli.common import DEFAULT_STORE, JsonOption, StoreOption, cli_errors, print_json
+
+if TYPE_CHECKING:
+    from medsearch.storage.check import CheckReport
+    from medsearch.storage.store import Store
 
 PROBLEMS_EXIT_CODE = 5
 """Exit code when problems remain after the check (the same as a store error)."""
@@ -17,13 +21,13 @@ def check(
                                          "drop damaged vectors and stale temporary files.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify the store: database integrity, model record, vectors, FAISS snapshot, ids, files on disk.
-    Exits non-zero when problems remain."""
+    """Verify the store: database integrity, model record, vectors, FAISS snapshot, ids, files on disk, and
+    the instances of DICOMweb sources against their sources. Exits non-zero when problems remain."""
     from medsearch.storage.check import check_store
     from medsearch.storage.store import Store
 
     with cli_errors(as_json), Store.open(store, writable=repair) as opened:
-        report = check_store(opened, repair=repair)
+        report = check_store(opened, repair=repair, check_remote=_check_sources)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -37,6 +41,13 @@ def check(
         typer.echo("ok" if report.ok else "problems remain" + ("; try --repair" if report.repairable else ""))
     if not report.ok:
         raise typer.Exit(PROBLEMS_EXIT_CODE)
+
+
+def _check_sources(opened: Store, report: CheckReport) -> None:
+    """The instances of DICOMweb sources, checked against their sources."""
+    from medsearch.indexer.dicomweb.verify import check_sources
+
+    check_sources(opened, report)
 
 
 def register(app: typer.Typer) -> None:

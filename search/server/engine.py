@@ -33,6 +33,7 @@ from medsearch.server.limits import SERVER_MAX_PIXELS
 from medsearch.server.security import served_path
 from medsearch.server.thumbnails import ThumbnailCache
 from medsearch.server.wado import RemoteImages, viewer_url
+from medsearch.storage.sources import source_urls
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class ServerEngine:
         self.cohort_lock = threading.Lock()
         self.decoder = Decoder(max_upload_pixels=max_upload_pixels)
         self.thumbnails = ThumbnailCache(render=self.decoder.thumbnail)
-        self.remote_images = RemoteImages(render=self.decoder.bytes_thumbnail)
+        self.remote_images = RemoteImages(self.decoder.bytes_thumbnail, lambda: source_urls(medsearch.store))
         self.batcher = TextBatcher(self._embed_texts, window_s=batch_window_s)
         self.filters = SEARCH_FILTERS
         self.warmed: int | None = None  # vectors read into the page cache once the warm-up is done

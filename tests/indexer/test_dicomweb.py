@@ -138,7 +138,7 @@ def test_garbage_response_gives_one_clear_line(server: Any, cli: Cli, tmp_path: 
     garbage = server([(200, "text/html", b"<html>maintenance</html>")])
     result = cli("index", garbage.url, "--store", tmp_path / "store", "--model", tiny_model, expect=8)
     assert result.output.strip().splitlines() == [
-        f"error: malformed QIDO-RS search response from {garbage.url}: not JSON (text/html, 24 bytes)"]
+        f"error: malformed QIDO-RS search response from {garbage.url}: not JSON (HTTP 200, text/html, 24 bytes)"]
     wrong_shape = server([(200, "application/dicom+json", b'{"not": "a list"}')])
     answer = cli("index", wrong_shape.url, "--store", tmp_path / "store", "--json", expect=8)
     assert answer["error"] == {"code": "source_error", "message": f"malformed QIDO-RS response from "
@@ -170,12 +170,12 @@ def test_paging_follows_servers_that_cap_pages(server: Any) -> None:
                   "00080018": {"vr": "UI", "Value": [uid]}} for uid in uids]
         return 200, "application/dicom+json", json.dumps(items).encode()
 
-    capped = server([page(["a", "b"]), page(["c"]), page([])])
+    capped = server([page(["1.1.1", "1.1.2"]), page(["1.1.3"]), page([])])
     from medsearch.indexer.dicomweb.sync import list_instances
 
     with DicomWebClient(parse_source(capped.url), Credentials(), ClientSettings(page_size=5)) as client:
         found = list_instances(client, {})
-    assert [path.rsplit("/", 1)[1] for path in found] == ["a", "b", "c"]
+    assert [path.rsplit("/", 1)[1] for path in found] == ["1.1.1", "1.1.2", "1.1.3"]
     assert [path.split("offset=")[1] for path, _headers in capped.requests] == ["0", "2", "3"]
 
 
