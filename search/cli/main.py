@@ -338,6 +338,9 @@ def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
                 typer.echo(f"failures: {len(value)}")
                 for failure in value[:50]:
                     typer.echo(f"  {failure['path']}: {failure['reason']}")
+            elif key == "source_failures":
+                for url, pending in value.items():
+                    typer.echo(f"pending fetches of {url}: {len(pending)} (retried by the next sync)")
             elif isinstance(value, list):
                 typer.echo(f"{key}: {', '.join(map(str, value)) or '-'}")
             else:
