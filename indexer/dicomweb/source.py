@@ -1,10 +1,12 @@
-"""A DICOMweb source: its URL (``dicomweb+http://host/path`` or ``dicomweb+https://...``), its credentials
-(from the environment or a file, never the command line) and the error every failure of it raises.
+"""A DICOMweb source: its URL (``dicomweb+http://host/path`` or ``dicomweb+https://...``), the stored path
+of an instance under it (validated before it becomes a URL), the single-source credentials and the error
+every failure of it raises.
 
-Credentials: ``MEDSEARCH_DICOMWEB_TOKEN`` (a bearer token), or ``MEDSEARCH_DICOMWEB_USER`` and
-``MEDSEARCH_DICOMWEB_PASSWORD`` (basic auth), or ``MEDSEARCH_DICOMWEB_AUTH_FILE``: a file whose first line
-is ``bearer TOKEN`` or ``basic USER:PASSWORD``. ``MEDSEARCH_DICOMWEB_CA_BUNDLE`` names a CA file; TLS is
-always verified. Credentials are never logged, stored or put in a message.
+Single-source credentials: ``MEDSEARCH_DICOMWEB_TOKEN`` (a bearer token), or ``MEDSEARCH_DICOMWEB_USER``
+and ``MEDSEARCH_DICOMWEB_PASSWORD`` (basic auth), or ``MEDSEARCH_DICOMWEB_AUTH_FILE``: a file whose first
+line is ``bearer TOKEN`` or ``basic USER:PASSWORD``; which source gets which credentials is decided by
+``medsearch.indexer.dicomweb.credentials``. TLS is always verified. Credentials are never logged, stored or
+put in a message.
 """
 
 from __future__ import annotations
