@@ -22,8 +22,8 @@ from tests.indexer.hostile_dicomweb import HostileDicomWeb, make_archive
 Cli = Callable[..., Any]
 STUDIES, PER_STUDY = 4, 10
 INSTANCES = STUDIES * PER_STUDY
-BOUNDS = {"MEDSEARCH_DICOMWEB_DEADLINE_S": "3", "MEDSEARCH_DICOMWEB_TIMEOUT_S": "1", "MEDSEARCH_DICOMWEB_RETRIES": "1"}
-HANG_LIMIT_S = 20.0  # 2 tries of a 3 s deadline (+1 s for the last read), the back-off, start-up; generous
+BOUNDS = {"MEDSEARCH_DICOMWEB_DEADLINE_S": "3", "MEDSEARCH_DICOMWEB_TIMEOUT_S": "3", "MEDSEARCH_DICOMWEB_RETRIES": "1"}
+HANG_LIMIT_S = 25.0  # 2 tries of a 3 s deadline (+3 s for the last read), the back-off, start-up; generous
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +53,12 @@ def _images(store: Path) -> int:
 
 
 def _one_line_error(cli: Cli, *args: Any) -> tuple[str, float]:
+    """(the one error line of a run that must exit 8, its seconds). A request the client retried (on a busy
+    machine a loopback answer can be slow) says so on a line of its own before it; nothing else may."""
     started = time.monotonic()
     result = cli(*args, expect=8)
     elapsed = time.monotonic() - started
-    lines = result.output.strip().splitlines()
+    lines = [line for line in result.output.strip().splitlines() if not line.startswith("retried a request to ")]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     return lines[0], elapsed
 
