@@ -255,3 +255,35 @@ def test_sync_memory_stays_within_its_budget(hostile: HostileDicomWeb, tmp_path:
     print(f"peak memory: healthy sync {healthy:.0f} MB, endless multipart {endless:.0f} MB, endless QIDO page "
           f"{huge:.0f} MB; budget {budget:.0f} MB")
     assert endless <= budget and huge <= budget
+
+
+def test_running_server_never_sends_the_token_to_a_host_a_stored_path_names(
+        hostile: HostileDicomWeb, archive: dict[Any, bytes], cli: Cli, tmp_path: Path, tiny_model: Path,
+        tiny_embedder: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 28 item 1, the server's side: a row whose path names another host (as a loaded shard's may) gets
+    a one-line 404 from the real HTTP server, and that host receives no request at all."""
+    import httpx
+    from medsearch.server.app import create_app
+    from medsearch.server.deps import ServerSettings
+
+    from tests.api_fixtures import running_server
+
+    store = tmp_path / "store"
+    monkeypatch.setenv("MEDSEARCH_DICOMWEB_TOKEN", "the-token")
+    cli("index", hostile.url, *_base(store, tiny_model))
+    stranger = HostileDicomWeb(dict(archive))
+    try:
+        with sqlite3.connect(store / "medsearch.db") as db:
+            own_id, path = db.execute("select id, path from images order by id limit 1").fetchone()
+            other_id = db.execute("select id from images order by id limit 1 offset 1").fetchone()[0]
+            db.execute("update images set path = ? where id = ?",
+                       (path.replace(hostile.url, stranger.url).replace(path.rsplit("/", 1)[1], "9.9"), other_id))
+        with running_server(create_app(store, embedder=tiny_embedder, settings=ServerSettings())) as base:
+            own = httpx.get(f"{base}/api/items/{own_id}/thumbnail", params={"size": 64}, timeout=60)
+            assert own.status_code == 200 and own.headers["content-type"] == "image/png"
+            refused = httpx.get(f"{base}/api/items/{other_id}/thumbnail", params={"size": 64}, timeout=60)
+        assert refused.status_code == 404 and "not under a source" in refused.json()["error"]["message"]
+        assert stranger.requests == []
+        assert {headers.get("Authorization") for headers in hostile.headers} == {"Bearer the-token"}
+    finally:
+        stranger.close()
