@@ -314,10 +314,11 @@ class Medsearch:
         {index_type, count, seconds}. Needs a writable store. Raises InvalidQuery, StoreError."""
         return maintenance.reindex(self.store, index_type, memory_budget_gb)
 
-    def check(self, repair: bool = False) -> Any:
-        """Verify the store (and with ``repair`` fix what can be fixed; needs a writable store); the report
-        (``medsearch.storage.check.CheckReport``: ``ok``, ``problems``, ``notes``, ``facts``)."""
-        return maintenance.check(self.store, repair)
+    def check(self, repair: bool = False, remote: bool = True) -> Any:
+        """Verify the store, and (``remote``) its DICOMweb instances against their sources (with ``repair``
+        fix what can be fixed; needs a writable store); the report (``medsearch.storage.check.CheckReport``:
+        ``ok``, ``problems``, ``notes``, ``facts``)."""
+        return maintenance.check(self.store, repair, remote)
 
     def upgrade(self, settings: IndexSettings | None = None, vectors_only: bool = False,
                 progress: Progress | None = None) -> dict[str, Any]:

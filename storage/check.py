@@ -3,7 +3,8 @@
 Checks, in order: the database's own integrity (SQLite ``PRAGMA integrity_check``), the model record,
 every stored vector (size = the record's dimension, finite, unit norm), the FAISS snapshot (manifest,
 checksum, count, generation), the in-memory index against the database (same ids), leftover temporary
-files of an interrupted snapshot write, and whether the indexed files are still on disk.
+files of an interrupted snapshot write, and whether the indexed files are still on disk (instances of a
+DICOMweb source are checked against the source instead, by the ``check_remote`` given).
 
 ``repair=True`` (needs a writable store): removes images whose vectors are damaged (the next index run
 embeds their files again), rebuilds the FAISS snapshot from the database, and deletes stale temporary
@@ -13,6 +14,7 @@ files. A damaged database or missing image files are reported, never "repaired".
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ from medsearch.storage.writes import Batch, write_batch
 from sqlalchemy import func, select, text
 
 NORM_TOLERANCE = 1e-3
+REMOTE_PREFIX = "dicomweb+"
+RemoteCheck = Callable[[Store, "CheckReport"], None]
+"""Checks the store's DICOMweb instances against their sources, adding notes and problems to the report."""
 
 
 @dataclass
@@ -67,9 +72,11 @@ class CheckReport:
                 "failures": self.failures, "notes": self.notes}
 
 
-def check_store(store: Store, repair: bool = False) -> CheckReport:
+def check_store(store: Store, repair: bool = False, check_remote: RemoteCheck | None = None) -> CheckReport:
     """Check ``store``; with ``repair`` (the store must be writable, else ValueError) fix what is
-    repairable. Raises StoreError only when the store cannot be read at all."""
+    repairable; ``check_remote`` checks the instances of DICOMweb sources (the CLI passes
+    ``medsearch.indexer.dicomweb.verify.check_sources``). Raises StoreError only when the store cannot be
+    read at all."""
     report = CheckReport()
     if not _database_ok(store, report):
         return report
@@ -105,6 +112,8 @@ def check_store(store: Store, repair: bool = False) -> CheckReport:
         _repair(store, report, damaged, stale, rebuild or bool(damaged), retrain)
         _index_problems(store, record.dim, record.revision, report)
     _missing_files(store, report)
+    if check_remote is not None and report.facts["remote_instances"]:
+        check_remote(store, report)
     return report
 
 
@@ -161,16 +170,18 @@ def _stale_temporaries(directory: Path, report: CheckReport) -> list[Path]:
 
 
 def _snapshot_problems(store: Store, dim: int, revision: str, report: CheckReport, images: int) -> bool:
-    """Whether the FAISS snapshot needs rewriting; adds a problem saying why. No snapshot of no images (an
-    index run stopped before its first batch) is no problem."""
+    """Whether the FAISS snapshot needs rewriting; adds a problem saying why. No snapshot at all (a first
+    index run stopped before its first snapshot) is no problem but a note: the store rebuilds its index from
+    the database on open, and the ids are compared by ``_index_problems``."""
     directory, generation = store.directory, store.generation()
     manifest_path = directory / snapshot.MANIFEST_FILE
     if not manifest_path.exists() and not list(directory.glob("index*.faiss")):
         report.facts["snapshot_generation"] = None
-        if images == 0:
-            return False
-        report.add("snapshot", "no FAISS snapshot (it is rebuilt from the database on open)", repairable=True)
-        return True
+        if images:  # a first index stopped before its first snapshot: the database is the truth
+            report.notes.append(f"no FAISS snapshot yet (a first index stopped before writing one): the next "
+                                f"open rebuilds the index from the database's {images} images, and the next "
+                                "index run or --repair writes the snapshot")
+        return False
     loaded = snapshot.load_snapshot(directory, dim, revision)
     if loaded is None:
         report.add("snapshot", "the FAISS snapshot is missing, damaged, or its checksum or manifest does not "
@@ -244,10 +255,14 @@ def _vector_format(store: Store, dim: int, report: CheckReport) -> None:
 
 
 def _missing_files(store: Store, report: CheckReport) -> None:
+    """Indexed files no longer on disk. Instances of a DICOMweb source (``dicomweb+`` paths) are not files:
+    they are counted here and checked against their source by ``check_remote``."""
     with store.read_session() as session:
         paths = list(session.scalars(select(Image.path).distinct()))
-    missing = [path for path in paths if not os.path.exists(path)]
-    report.facts["files"] = len(paths)
+    remote = sum(1 for path in paths if path.startswith(REMOTE_PREFIX))
+    missing = [path for path in paths if not path.startswith(REMOTE_PREFIX) and not os.path.exists(path)]
+    report.facts["files"] = len(paths) - remote
+    report.facts["remote_instances"] = remote
     for path in missing:
         report.add("missing_file", f"{path} is indexed but no longer on disk (index its folder again to "
                    "drop it)")

@@ -17,7 +17,7 @@ from typing import Any
 from medsearch.storage.models import Failure, Image, utcnow
 from medsearch.storage.source_models import Source
 from medsearch.storage.store import Store
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 
 @dataclass
@@ -60,10 +60,19 @@ def stored_under(store: Store, prefix: str, study_uid: str | None = None) -> dic
         return {path: study for path, study in session.execute(query)}
 
 
-def failed_under(store: Store, prefix: str) -> set[str]:
-    """Paths under ``prefix`` recorded as failures."""
+def pending_under(store: Store, prefix: str) -> dict[str, str]:
+    """Path -> reason of the instances under ``prefix`` whose fetch failed (recorded without a size: nothing
+    was received, so it may work next time). Failures to decode received bytes are not pending."""
+    query = select(Failure.path, Failure.reason).where(
+        Failure.path.startswith(prefix, autoescape=True), or_(Failure.size.is_(None), Failure.size == 0))
     with store.read_session() as session:
-        return set(session.scalars(select(Failure.path).where(Failure.path.startswith(prefix, autoescape=True))))
+        return {path: reason for path, reason in session.execute(query)}
+
+
+def source_failures(store: Store) -> dict[str, list[dict[str, str]]]:
+    """Each source's pending failures (see ``pending_under``): URL -> [{"path", "reason"}], for ``info``."""
+    return {url: [{"path": path, "reason": reason} for path, reason in sorted(pending_under(store, url + "/").items())]
+            for url in source_urls(store)}
 
 
 def source_urls(store: Store) -> list[str]:

@@ -25,19 +25,25 @@ def boundary_of(content_type: str) -> str:
 
 
 def split_parts(body: bytes, boundary: str) -> list[bytes]:
-    """The bodies of the parts of a multipart message (RFC 2046), headers removed. Raises SourceError for a
-    body that is not such a message."""
-    delimiter = b"--" + boundary.encode("latin-1")
-    pieces = body.split(delimiter)
-    if len(pieces) < 3 or not pieces[-1].startswith(b"--"):
+    """The bodies of the parts of a multipart message (RFC 2046), headers removed; each part is copied once
+    out of ``body``. Raises SourceError for a body that is not such a message (no delimiter, a part without
+    a header end, no closing delimiter)."""
+    delimiter = b"\r\n--" + boundary.encode("latin-1")
+    view = memoryview(body)
+    first = -2 if body.startswith(delimiter[2:]) else body.find(delimiter)
+    if first == -1:
         raise SourceError("malformed WADO-RS response: the multipart body is truncated or has no parts")
+    position = first + len(delimiter)
     parts = []
-    for piece in pieces[1:-1]:
-        headers_end = piece.find(b"\r\n\r\n")
-        if headers_end < 0:
+    while not body.startswith(b"--", position):
+        headers_end = body.find(b"\r\n\r\n", position)
+        following = body.find(delimiter, position)
+        if following < 0:
+            raise SourceError("malformed WADO-RS response: the multipart body is truncated (no closing boundary)")
+        if headers_end < 0 or headers_end > following:
             raise SourceError("malformed WADO-RS response: a multipart part has no header end")
-        content = piece[headers_end + 4 :]
-        parts.append(content[:-2] if content.endswith(b"\r\n") else content)
+        parts.append(bytes(view[headers_end + 4 : following]))
+        position = following + len(delimiter)
     return parts
 
 

@@ -100,11 +100,16 @@ def first_value(item: dict[str, Any], tag: str) -> Any:
 
 
 def identity(item: dict[str, Any]) -> tuple[str, str, str]:
-    """(study, series, SOP instance) UIDs of a QIDO instance result. Raises SourceError when one is missing."""
-    from medsearch.indexer.dicomweb.source import SourceError
+    """(study, series, SOP instance) UIDs of a QIDO instance result. Raises SourceError when one is missing
+    or is not a valid UID (it would become part of a WADO-RS URL)."""
+    from medsearch.indexer.dicomweb.source import SourceError, valid_uid
 
     uids = tuple(first_value(item, tag) for tag in (STUDY_UID, SERIES_UID, SOP_UID))
     if not all(isinstance(uid, str) and uid for uid in uids):
         raise SourceError("malformed QIDO-RS response: an instance result lacks its Study, Series or SOP "
                           "Instance UID")
+    bad = next((uid for uid in uids if not valid_uid(uid)), None)
+    if bad is not None:
+        raise SourceError(f"malformed QIDO-RS response: {str(bad)[:80]!r} is not a DICOM UID (digits and dots, "
+                          "at most 64 characters): the listing cannot be trusted")
     return uids  # type: ignore[return-value]

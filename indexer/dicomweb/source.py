@@ -1,15 +1,18 @@
-"""A DICOMweb source: its URL (``dicomweb+http://host/path`` or ``dicomweb+https://...``), its credentials
-(from the environment or a file, never the command line) and the error every failure of it raises.
+"""A DICOMweb source: its URL (``dicomweb+http://host/path`` or ``dicomweb+https://...``), the stored path
+of an instance under it (validated before it becomes a URL), the single-source credentials and the error
+every failure of it raises.
 
-Credentials: ``MEDSEARCH_DICOMWEB_TOKEN`` (a bearer token), or ``MEDSEARCH_DICOMWEB_USER`` and
-``MEDSEARCH_DICOMWEB_PASSWORD`` (basic auth), or ``MEDSEARCH_DICOMWEB_AUTH_FILE``: a file whose first line
-is ``bearer TOKEN`` or ``basic USER:PASSWORD``. ``MEDSEARCH_DICOMWEB_CA_BUNDLE`` names a CA file; TLS is
-always verified. Credentials are never logged, stored or put in a message.
+Single-source credentials: ``MEDSEARCH_DICOMWEB_TOKEN`` (a bearer token), or ``MEDSEARCH_DICOMWEB_USER``
+and ``MEDSEARCH_DICOMWEB_PASSWORD`` (basic auth), or ``MEDSEARCH_DICOMWEB_AUTH_FILE``: a file whose first
+line is ``bearer TOKEN`` or ``basic USER:PASSWORD``; which source gets which credentials is decided by
+``medsearch.indexer.dicomweb.credentials``. TLS is always verified. Credentials are never logged, stored or
+put in a message.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,6 +20,8 @@ from urllib.parse import urlsplit
 from medsearch.errors import MedsearchError
 
 SCHEME_PREFIX = "dicomweb+"
+MAX_UID_LENGTH = 64
+UID_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 
 class SourceError(MedsearchError):
@@ -62,8 +67,19 @@ class SourceUrl:
         return f"{self.url}/studies/{study}/series/{series}/instances/{sop}"
 
     def wado_url(self, path: str) -> str:
-        """The plain WADO-RS URL of a stored ``path``."""
-        return self.base + path[len(self.url):]
+        """The plain WADO-RS URL of a stored ``path``. Raises SourceError for a path that is not an instance
+        of this source with three valid UIDs (so no stored path can point elsewhere on the host)."""
+        rest = path[len(self.url):] if path.startswith(self.url + "/") else ""
+        parts = rest.split("/")
+        if len(parts) != 7 or parts[0] or parts[1::2] != ["studies", "series", "instances"] or \
+                not all(valid_uid(uid) for uid in parts[2::2]):
+            raise SourceError(f"not an instance of the DICOMweb source {self.url}: {path[:200]!r}")
+        return self.base + rest
+
+
+def valid_uid(text: object) -> bool:
+    """Whether ``text`` is a DICOM UID: digits in dot-separated components, at most 64 characters."""
+    return isinstance(text, str) and len(text) <= MAX_UID_LENGTH and UID_PATTERN.fullmatch(text) is not None
 
 
 def require_client() -> None:

@@ -7,8 +7,13 @@ one (the studies that received instances are searched again), else a study-date 
 date minus an overlap. Deletions (Orthanc drops a deleted resource's changes from its feed, so the feed
 cannot say): every ``--since-last`` compares the source's studies (one paged study-level search) with the
 stored ones; stored studies gone are removed, and a study holding fewer instances than stored is searched
-again. An instance is identified by its SOP Instance UID within its
-source (its path), so nothing is embedded twice.
+again. An instance is identified by its SOP Instance UID within its source: one listed under two series is
+kept once (under the first path in sort order), so nothing is embedded twice.
+
+Fetches that failed (nothing received: gone between listing and fetch, a proxy failing briefly, a malformed
+body) are recorded as pending failures; every sync looks for them again (``--since-last`` searches their
+studies), fetches those still listed and forgets those the source no longer lists (permanently gone). So
+the cursor moves past an instance only once it is stored or gone.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from medsearch.indexer.dicomweb.query import (
     identity,
     since,
 )
-from medsearch.storage.sources import Cursor, load_cursor, stored_under
+from medsearch.storage.sources import Cursor, load_cursor, pending_under, stored_under
 from medsearch.storage.store import Store
 
 ORTHANC_FEED, DATE_FEED = "orthanc-changes", "study-date"
@@ -43,6 +48,9 @@ class SyncPlan:
     unchanged: int = 0
     cursor: Cursor | None = None
     mode: str = "full"  # full | changes | window
+    stored: int = 0  # instances of the source stored before the sync
+    forgotten: list[str] = field(default_factory=list)  # pending failures the source no longer lists
+    retried: int = 0  # pending failures fetched again
 
 
 def plan_sync(store: Store, client: DicomWebClient, filters: dict[str, str], since_last: bool,
@@ -62,22 +70,28 @@ def plan_sync(store: Store, client: DicomWebClient, filters: dict[str, str], sin
         plan = _changes(store, client, cursor, last_change)
     else:
         plan = _window(store, client, cursor, overlap_days)
+    if cursor is not None:
+        _pending(store, client, cursor.filters, plan)
     plan.removed = sorted(set(plan.removed))
+    plan.stored = len(stored_under(store, url + "/"))
     if plan.mode != "full":
-        plan.unchanged = len(stored_under(store, url + "/")) - len(plan.removed)
+        plan.unchanged = plan.stored - len(plan.removed)
     kept = cursor.filters if cursor is not None else filters
     plan.cursor = Cursor(url, feed, kept, last_change, today)
     return plan
 
 
 def list_instances(client: DicomWebClient, filters: dict[str, str]) -> dict[str, str]:
-    """Stored path -> StudyInstanceUID of every instance matching ``filters``. Raises SourceError."""
-    found: dict[str, str] = {}
+    """Stored path -> StudyInstanceUID of every instance matching ``filters``, one per SOP Instance UID.
+    Raises SourceError."""
+    by_sop: dict[str, tuple[str, str]] = {}
     for search in each_search(filters):
         for item in client.search("instances", search):
             study, series, sop = identity(item)
-            found[client.source.instance_path(study, series, sop)] = study
-    return found
+            path = client.source.instance_path(study, series, sop)
+            if sop not in by_sop or path < by_sop[sop][0]:
+                by_sop[sop] = (path, study)
+    return dict(sorted(by_sop.values()))
 
 
 def _diff(plan: SyncPlan, listed: dict[str, str], stored: dict[str, str | None]) -> None:
@@ -88,8 +102,34 @@ def _diff(plan: SyncPlan, listed: dict[str, str], stored: dict[str, str | None])
 
 def _full(store: Store, client: DicomWebClient, filters: dict[str, str]) -> SyncPlan:
     plan = SyncPlan(mode="full")
-    _diff(plan, list_instances(client, filters), stored_under(store, client.source.url + "/"))
+    listed = list_instances(client, filters)
+    _diff(plan, listed, stored_under(store, client.source.url + "/"))
+    pending = pending_under(store, client.source.url + "/")
+    plan.forgotten = sorted(path for path in pending if path not in listed)
+    plan.retried = len(pending) - len(plan.forgotten)
     return plan
+
+
+def _pending(store: Store, client: DicomWebClient, filters: dict[str, str], plan: SyncPlan) -> None:
+    """Search again the studies of the pending failures (fetches that failed): fetch those still listed,
+    forget the others."""
+    queued = {item.path for item in plan.to_fetch}
+    waiting = {path: study_of(path) for path in pending_under(store, client.source.url + "/") if path not in queued}
+    for study in sorted({study for study in waiting.values() if study}):
+        listed = list_instances(client, {**filters, "StudyInstanceUID": study})
+        for path in sorted(path for path, of in waiting.items() if of == study):
+            if path in listed:
+                plan.to_fetch.append(RemoteInstance(path, study))
+                plan.retried += 1
+            else:
+                plan.forgotten.append(path)
+    plan.forgotten += sorted(path for path, study in waiting.items() if not study)
+
+
+def study_of(path: str) -> str | None:
+    """The StudyInstanceUID in a stored instance path, or None."""
+    _, found, rest = path.partition("/studies/")
+    return rest.split("/", 1)[0] or None if found else None
 
 
 def _changes(store: Store, client: DicomWebClient, cursor: Cursor, last_change: int) -> SyncPlan:
@@ -97,7 +137,7 @@ def _changes(store: Store, client: DicomWebClient, cursor: Cursor, last_change: 
     plan = SyncPlan(mode="changes")
     studies: set[str] = set()
     looked_up: set[str] = set()
-    for change in client.orthanc_changes(cursor.change_seq or 0):
+    for change in client.orthanc_changes(cursor.change_seq or 0, last_change):
         if int(change.get("Seq", 0)) > last_change:
             break
         kind, resource, resource_id = change.get("ChangeType"), change.get("ResourceType"), change.get("ID")
@@ -110,7 +150,7 @@ def _changes(store: Store, client: DicomWebClient, cursor: Cursor, last_change: 
     for uid in sorted(studies):
         _diff(plan, list_instances(client, {**cursor.filters, "StudyInstanceUID": uid}),
               stored_under(store, prefix, uid))
-    _compare_studies(store, client, cursor.filters, plan, skip=studies)
+    compare_studies(store, client, cursor.filters, plan, skip=studies)
     return plan
 
 
@@ -123,11 +163,11 @@ def _window(store: Store, client: DicomWebClient, cursor: Cursor, overlap_days: 
         listed = list_instances(client, narrowed)
         stored = stored_under(store, client.source.url + "/")
         plan.to_fetch.extend(RemoteInstance(path, study) for path, study in listed.items() if path not in stored)
-    _compare_studies(store, client, cursor.filters, plan, skip=set())
+    compare_studies(store, client, cursor.filters, plan, skip=set())
     return plan
 
 
-def _compare_studies(store: Store, client: DicomWebClient, filters: dict[str, str], plan: SyncPlan,
+def compare_studies(store: Store, client: DicomWebClient, filters: dict[str, str], plan: SyncPlan,
                      skip: set[str]) -> None:
     """Remove the stored studies the source no longer has, and the missing instances of any study that now
     holds fewer instances than are stored of it. ``skip``: studies already searched in this plan."""

@@ -17,8 +17,8 @@ def check(
                                          "drop damaged vectors and stale temporary files.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify the store: database integrity, model record, vectors, FAISS snapshot, ids, files on disk.
-    Exits non-zero when problems remain."""
+    """Verify the store: database integrity, model record, vectors, FAISS snapshot, ids, files on disk, and
+    the instances of DICOMweb sources against their sources. Exits non-zero when problems remain."""
     from medsearch.api import Medsearch
 
     with cli_errors(as_json), Medsearch.open(store, writable=repair) as ms:

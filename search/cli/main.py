@@ -22,7 +22,15 @@ from medsearch.cli.common import (
     print_json,
     show_progress,
 )
-from medsearch.cli.dicomweb import BodyPartOption, ModalityOption, QidoOption, SinceLastOption, StudyDateOption
+from medsearch.cli.dicomweb import (
+    AllowRemovalsOption,
+    BodyPartOption,
+    DryRunOption,
+    ModalityOption,
+    QidoOption,
+    SinceLastOption,
+    StudyDateOption,
+)
 from medsearch.cli.distributed import Executor, ExecutorOption, ShardsOption, index_on_ray
 from medsearch.cli.fresh import removed_if_failed, store_exists
 from medsearch.cli.help import CONTEXT, plain_types, show_version
@@ -90,6 +98,8 @@ def index(
     body_part: BodyPartOption = None,
     qido: QidoOption = None,
     since_last: SinceLastOption = False,
+    dry_run: DryRunOption = False,
+    allow_removals: AllowRemovalsOption = False,
     executor: ExecutorOption = Executor.local,
     shards: ShardsOption = None,
     as_json: JsonOption = False,
@@ -97,7 +107,7 @@ def index(
     """Index images (PNG, JPEG, TIFF, BMP, DICOM) into the store; only new or changed files are embedded.
     A DICOMweb source is searched (QIDO-RS) and fetched (WADO-RS); credentials come from the environment."""
     from medsearch.api import Medsearch
-    from medsearch.cli.dicomweb import index_sources, source_filters
+    from medsearch.cli.dicomweb import SyncChoices, index_sources, source_filters
     from medsearch.errors import InvalidQuery
     from medsearch.indexer.dicomweb.source import is_source
     from medsearch.indexer.frames import ReadOptions
@@ -115,10 +125,12 @@ def index(
         settings = IndexSettings(batch_size=batch_size, workers=workers, read_options=options)
         filters = source_filters(modality, study_date, body_part, qido)
         if any(is_source(path) for path in paths):
-            report = index_sources(ms, paths, filters, since_last, settings)
-        elif filters or since_last:
-            raise InvalidQuery("--modality, --study-date, --body-part, --qido and --since-last apply to a "
-                               "DICOMweb source (dicomweb+https://...)")
+            choices = SyncChoices(filters, since_last, dry_run, allow_removals)
+            if (report := index_sources(ms, paths, choices, settings, as_json)) is None:
+                return
+        elif filters or since_last or dry_run or allow_removals:
+            raise InvalidQuery("--modality, --study-date, --body-part, --qido, --since-last, --dry-run and "
+                               "--allow-removals apply to a DICOMweb source (dicomweb+https://...)")
         elif executor == Executor.ray or shards:
             report = index_on_ray(ms, paths, settings, shards, as_json, executor)
         elif as_json or not show_progress():
@@ -283,6 +295,9 @@ def info(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
                 typer.echo(f"failures: {len(value)}")
                 for failure in value[:50]:
                     typer.echo(f"  {failure['path']}: {failure['reason']}")
+            elif key == "source_failures":
+                for url, pending in value.items():
+                    typer.echo(f"pending fetches of {url}: {len(pending)} (retried by the next sync)")
             elif isinstance(value, list):
                 typer.echo(f"{key}: {', '.join(map(str, value)) or '-'}")
             else:

@@ -17,6 +17,7 @@ from medsearch.server.limits import SERVER_MAX_PIXELS
 from medsearch.server.security import served_path
 from medsearch.server.thumbnails import ThumbnailCache
 from medsearch.server.wado import RemoteImages, viewer_url
+from medsearch.storage.sources import source_urls
 
 
 class Pictures:
@@ -26,7 +27,7 @@ class Pictures:
         self.medsearch = medsearch
         self.decoder = Decoder(max_upload_pixels=max_upload_pixels)
         self.thumbnails = ThumbnailCache(render=self.decoder.thumbnail)
-        self.remote_images = RemoteImages(render=self.decoder.bytes_thumbnail)
+        self.remote_images = RemoteImages(self.decoder.bytes_thumbnail, lambda: source_urls(medsearch.store))
 
     def close(self) -> None:
         self.remote_images.close()

@@ -3,8 +3,9 @@ pixel pipeline as files, and the "open in viewer" link.
 
 ``MEDSEARCH_VIEWER_URL`` is a template such as
 ``https://viewer.example/viewer?StudyInstanceUIDs={study_instance_uid}``; ``{series_instance_uid}`` and
-``{sop_instance_uid}`` may be used too. Credentials for the source come from the server's environment, as
-for ``medsearch index`` (see ``medsearch.indexer.dicomweb.source``)."""
+``{sop_instance_uid}`` may be used too. An image is fetched only from a source the store knows (one it was
+synced from), with that source's own credentials (see ``medsearch.indexer.dicomweb.credentials``): a stored
+path naming another host (a loaded shard's, say) is refused, and nothing is sent there."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from medsearch.indexer.dicomweb.source import credentials_from_env, parse_source, require_client
+from medsearch.indexer.dicomweb.source import parse_source, require_client
 
 VIEWER_FIELDS = ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
 
@@ -22,9 +23,11 @@ VIEWER_FIELDS = ("study_instance_uid", "series_instance_uid", "sop_instance_uid"
 class RemoteImages:
     """One DICOMweb client per source, opened on first use. ``png`` raises SourceError, UnreadableFile."""
 
-    def __init__(self, render: Callable[[bytes, str, int], bytes]) -> None:
-        """``render(data, filename, size)``: PNG bytes of an instance (the server's capped decoder)."""
+    def __init__(self, render: Callable[[bytes, str, int], bytes], sources: Callable[[], list[str]]) -> None:
+        """``render(data, filename, size)``: PNG bytes of an instance (the server's capped decoder);
+        ``sources()``: the URLs of the sources the store knows."""
         self.render = render
+        self.sources = sources
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -40,19 +43,28 @@ class RemoteImages:
         return self.render(data, "instance.dcm", size)
 
     def _client(self, path: str) -> Any:
+        """The client of the known source ``path`` belongs to. Raises NotFound for a path of no known source."""
         require_client()
+        from medsearch.errors import NotFound
         from medsearch.indexer.dicomweb.client import DicomWebClient
+        from medsearch.indexer.dicomweb.credentials import credentials_for
+        from medsearch.indexer.dicomweb.settings import client_settings_from_env
 
-        url = path.split("/studies/", 1)[0]
+        known = self.sources()
+        url = max((source for source in known if path.startswith(source + "/studies/")), key=len, default=None)
+        if url is None:
+            raise NotFound("This image's DICOMweb location is not under a source this store was synced from; "
+                           "it is not fetched")
         with self._lock:
             if url not in self._clients:
-                self._clients[url] = DicomWebClient(parse_source(url), credentials_from_env())
+                self._clients[url] = DicomWebClient(parse_source(url), credentials_for(url, known),
+                                                    client_settings_from_env())
             return self._clients[url]
 
     def close(self) -> None:
         with self._lock:
             for client in self._clients.values():
-                client.http.close()
+                client.close()
             self._clients.clear()
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from medsearch.errors import InvalidQuery, NotFound
 from medsearch.storage import queries
-from medsearch.storage.sources import source_urls
+from medsearch.storage.sources import source_failures, source_urls
 from medsearch.storage.store import Store
 
 if TYPE_CHECKING:
@@ -92,5 +92,6 @@ class Items:
             "added_after_training": queries.snapshot_training(store),  # ivf-sq8 / ivf-pq: retrain past a share
             "roots": queries.roots(store),
             "sources": source_urls(store),
+            "source_failures": source_failures(store),  # fetches that failed, retried by the next --since-last
             "failures": queries.failures(store),
         }

@@ -30,12 +30,14 @@ def reindex(store: Store, index_type: str, memory_budget_gb: float | None = None
     return {"index_type": kind, "count": count, "seconds": round(time.perf_counter() - started, 3)}
 
 
-def check(store: Store, repair: bool = False) -> Any:
+def check(store: Store, repair: bool = False, remote: bool = True) -> Any:
     """Verify the store (``medsearch.storage.check.check_store``): database integrity, model record,
-    vectors, FAISS snapshot, ids, files; with ``repair``, fix what can be fixed. Returns its report."""
+    vectors, FAISS snapshot, ids, files, and (``remote``) the instances of DICOMweb sources against their
+    sources; with ``repair``, fix what can be fixed. Returns its report."""
+    from medsearch.indexer.dicomweb.verify import check_sources
     from medsearch.storage.check import check_store
 
-    return check_store(store, repair=repair)
+    return check_store(store, repair=repair, check_remote=check_sources if remote else None)
 
 
 def upgrade(ctx: Context, settings: IndexSettings | None = None, vectors_only: bool = False,

@@ -138,7 +138,7 @@ def test_garbage_response_gives_one_clear_line(server: Any, cli: Cli, tmp_path: 
     garbage = server([(200, "text/html", b"<html>maintenance</html>")])
     result = cli("index", garbage.url, "--store", tmp_path / "store", "--model", tiny_model, expect=8)
     assert result.output.strip().splitlines() == [
-        f"error: malformed QIDO-RS search response from {garbage.url}: not JSON (text/html, 24 bytes)"]
+        f"error: malformed QIDO-RS search response from {garbage.url}: not JSON (HTTP 200, text/html, 24 bytes)"]
     wrong_shape = server([(200, "application/dicom+json", b'{"not": "a list"}')])
     answer = cli("index", wrong_shape.url, "--store", tmp_path / "store", "--json", expect=8)
     assert answer["error"] == {"code": "source_error", "message": f"malformed QIDO-RS response from "
@@ -170,12 +170,12 @@ def test_paging_follows_servers_that_cap_pages(server: Any) -> None:
                   "00080018": {"vr": "UI", "Value": [uid]}} for uid in uids]
         return 200, "application/dicom+json", json.dumps(items).encode()
 
-    capped = server([page(["a", "b"]), page(["c"]), page([])])
+    capped = server([page(["1.1.1", "1.1.2"]), page(["1.1.3"]), page([])])
     from medsearch.indexer.dicomweb.sync import list_instances
 
     with DicomWebClient(parse_source(capped.url), Credentials(), ClientSettings(page_size=5)) as client:
         found = list_instances(client, {})
-    assert [path.rsplit("/", 1)[1] for path in found] == ["a", "b", "c"]
+    assert [path.rsplit("/", 1)[1] for path in found] == ["1.1.1", "1.1.2", "1.1.3"]
     assert [path.split("offset=")[1] for path, _headers in capped.requests] == ["0", "2", "3"]
 
 
@@ -208,3 +208,71 @@ def test_retrieve_asks_again_as_explicit_little_endian_when_stored_syntax_is_und
     assert accepts == ['multipart/related; type="application/dicom"; transfer-syntax=*',
                        'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1']
     assert answers.requests[0][0] == "/dicom-web/studies/1/series/1.1/instances/1.1.1"
+
+
+def test_credentials_per_source_prefix_never_cross_hosts(tmp_path: Path) -> None:
+    from medsearch.indexer.dicomweb.credentials import credentials_for
+
+    table = tmp_path / "credentials"
+    table.write_text("# two PACS\ndicomweb+https://a.example/dicom-web bearer token-a\n"
+                     "dicomweb+https://a.example bearer token-host-a\n"
+                     "dicomweb+https://b.example:8443/pacs basic bob:pw\n")
+    env = {"MEDSEARCH_DICOMWEB_CREDENTIALS": str(table)}
+    assert credentials_for("dicomweb+https://a.example/dicom-web", [], env).secret == "token-a"
+    assert credentials_for("dicomweb+https://a.example/other", [], env).secret == "token-host-a"
+    assert credentials_for("dicomweb+https://b.example:8443/pacs/dicom-web", [], env).secret == "bob:pw"
+    for stranger in ("dicomweb+https://a.example.evil/dicom-web", "dicomweb+http://a.example/dicom-web",
+                     "dicomweb+https://b.example/pacs", "dicomweb+https://b.example:8443/pacsx"):
+        assert credentials_for(stranger, [], env) == Credentials()
+    single = {"MEDSEARCH_DICOMWEB_TOKEN": "t0k"}
+    assert credentials_for("dicomweb+https://c.example", ["dicomweb+https://c.example"], single).secret == "t0k"
+    with pytest.raises(SourceError, match="for a store of one source") as caught:
+        credentials_for("dicomweb+https://c.example", ["dicomweb+https://d.example"], single)
+    assert "t0k" not in str(caught.value)
+    table.write_text("dicomweb+https://a.example bearer\n")
+    with pytest.raises(SourceError, match="line 1 of"):
+        credentials_for("dicomweb+https://a.example", [], env)
+
+
+def test_stored_paths_and_listed_uids_are_validated() -> None:
+    from medsearch.indexer.dicomweb.query import identity
+
+    source = parse_source("dicomweb+http://pacs.example/dicom-web")
+    good = source.instance_path("1.2", "1.2.3", "1.2.3.4")
+    assert source.wado_url(good) == "http://pacs.example/dicom-web/studies/1.2/series/1.2.3/instances/1.2.3.4"
+    for bad in (good.replace("1.2.3.4", "../../etc"), good + "/frames/1", good.replace("/series/", "/x/"),
+                "dicomweb+http://pacs.example/dicom-web-other/studies/1/series/1/instances/1",
+                good.replace("1.2.3.4", "1" * 65)):
+        with pytest.raises(SourceError, match="not an instance of the DICOMweb source"):
+            source.wado_url(bad)
+
+    def item(sop: str) -> dict[str, Any]:
+        return {"0020000D": {"Value": ["1.2"]}, "0020000E": {"Value": ["1.2.3"]}, "00080018": {"Value": [sop]}}
+
+    assert identity(item("1.2.3.4")) == ("1.2", "1.2.3", "1.2.3.4")
+    for bad_uid in ("../../../../etc", "1.2.3.", "1..2", "1.2/3", "1.2.3 ", "x"):
+        with pytest.raises(SourceError, match="is not a DICOM UID"):
+            identity(item(bad_uid))
+
+
+def test_bounds_from_the_environment() -> None:
+    from medsearch.indexer.dicomweb.settings import client_settings_from_env, share_from_env
+
+    settings = client_settings_from_env({"MEDSEARCH_DICOMWEB_DEADLINE_S": "7.5", "MEDSEARCH_DICOMWEB_MAX_PART_MB": "2",
+                                         "MEDSEARCH_DICOMWEB_RETRIES": "0"})
+    assert (settings.deadline_s, settings.max_part_bytes, settings.retries) == (7.5, 2 << 20, 0)
+    assert client_settings_from_env({}).max_page_bytes == 64 << 20
+    assert share_from_env({}) == 0.05 and share_from_env({"MEDSEARCH_DICOMWEB_MAX_REMOVED": "12.5 %"}) == 0.125
+    for name, value in (("DEADLINE_S", "0"), ("DEADLINE_S", "soon"), ("MAX_PART_MB", "inf"), ("MAX_REMOVED", "101")):
+        with pytest.raises(InvalidQuery, match=f"MEDSEARCH_DICOMWEB_{name}"):
+            client_settings_from_env({f"MEDSEARCH_DICOMWEB_{name}": value})
+            share_from_env({f"MEDSEARCH_DICOMWEB_{name}": value})
+
+
+def test_multipart_bodies_that_are_truncated_or_mis_bounded_are_refused() -> None:
+    body = b"--b1\r\nContent-Type: application/dicom\r\n\r\nDATA\r\n--b1--\r\n"
+    assert split_parts(b"preamble\r\n" + body, "b1") == [b"DATA"]
+    for bad, reason in ((body.replace(b"--b1--", b""), "no closing boundary"), (body.replace(b"b1", b"b2"), "no parts"),
+                        (b"--b1\r\nno header end\r\n--b1--", "no header end")):
+        with pytest.raises(SourceError, match=reason):
+            split_parts(bad, "b1")

@@ -33,6 +33,7 @@ pytestmark = pytest.mark.skipif(os.environ.get("MEDSEARCH_IN_NETNS") != "1" or n
 FILES = ("CT_small.dcm", "MR_small.dcm", "examples_overlay.dcm", "examples_palette.dcm", "SC_rgb_small_odd.dcm",
          "examples_ybr_color.dcm")
 FAST = SourceSettings(concurrency=2, client=ClientSettings(retries=1, backoff_s=0.01, timeout_s=10))
+ALLOW_REMOVALS = SourceSettings(concurrency=2, client=FAST.client, allow_removals=True)
 Cli = Callable[..., Any]
 
 
@@ -114,12 +115,19 @@ def test_filtered_index_then_since_last_adds_and_removes_exactly(orthanc: Orthan
     new_ct = tmp_path / "new_ct.dcm"
     _copy_as_new_study(pydicom_file("CT_small.dcm"), new_ct)
     orthanc.upload(new_ct)
-    synced = cli("index", orthanc.url, "--since-last", *base)
+    refused = cli("index", orthanc.url, "--since-last", *base, expect=8)  # 1 of 3 is more than 5 %
+    assert refused["error"]["code"] == "removal_refused" and "remove 1 of the 3" in refused["error"]["message"]
+    preview = cli("index", orthanc.url, "--since-last", "--dry-run", *base)["sources"][0]
+    assert (len(preview["add"]), len(preview["remove"]), preview["stored"]) == (1, 1, 3)
+    synced = cli("index", orthanc.url, "--since-last", "--allow-removals", *base)
     assert (synced["added"], synced["removed"]) == (1, 1)
     expected = {_uid(name, "SOPInstanceUID") for name in ("CT_small.dcm", "MR_small.dcm")} | {_new_uid(new_ct)}
     assert _sops(store) == expected
 
     assert cli("info", "--store", store, "--json")["sources"] == [orthanc.url]
+    checked = cli("check", "--store", store, "--json")  # a healthy PACS store passes: no "missing file"
+    assert checked["ok"] and checked["problems"] == [] and checked["facts"]["remote_instances"] == 3
+    assert any("3 stored instances are all still listed" in note for note in checked["notes"])
     refused = cli("index", orthanc.url, "--since-last", "--modality", "US", *base, expect=2)
     assert "keeps the filters" in refused["error"]["message"]
 
@@ -155,7 +163,7 @@ def test_study_date_window_when_there_is_no_change_feed(tiny_embedder: Any, tmp_
         _upload(server, FILES[:2])
         with Medsearch.open(tmp_path / "store", embedder=tiny_embedder, create=True, writable=True) as engine:
             sync = lambda: engine.index_source(server.url, {}, since_last=True,  # noqa: E731
-                                               settings=IndexSettings(workers=0), source_settings=FAST)
+                                               settings=IndexSettings(workers=0), source_settings=ALLOW_REMOVALS)
             assert sync().added == 2
             recent = tmp_path / "recent.dcm"
             _copy_as_new_study(pydicom_file("CT_small.dcm"), recent)

@@ -154,3 +154,77 @@ def test_repair_is_suggested_only_for_what_it_can_fix(indexed: tuple[Path, Path]
     assert "problems remain" in manual and "--repair" not in manual.splitlines()[-1]
     (store / snapshot.MANIFEST_FILE).unlink()
     assert cli("check", "--store", store, expect=5).output.splitlines()[-1] == "problems remain; try --repair"
+
+
+def _committed(db: Path) -> int | None:
+    """Images committed so far, or None while the store's tables and model record are not written yet."""
+    if not db.exists():
+        return None
+    try:
+        with sqlite3.connect(db, timeout=5) as connection:
+            if connection.execute("select count(*) from store_info").fetchone()[0] == 0:
+                return None
+            return int(connection.execute("select count(*) from images").fetchone()[0])
+    except sqlite3.OperationalError:
+        return None
+
+
+def _kill_after_batches(folder: Path, store: Path, model: Path, batches: int) -> int:
+    """Start a first ``index`` (batches of 2, no snapshot before the end), SIGKILL it once ``batches``
+    batches are committed; the images committed when it died."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MEDSEARCH_SNAPSHOT_EVERY_S": "3600"}
+    args = [sys.executable, "-m", "medsearch.cli", "index", str(folder), "--store", str(store), "--model",
+            str(model), "--batch-size", "2", "--workers", "0", "--json"]
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db, deadline = store / "medsearch.db", time.monotonic() + 180
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            done = _committed(db)
+            if done is not None and done >= 2 * batches:
+                break
+            time.sleep(0.002)
+        assert process.poll() is None, "the index run ended before it could be killed"
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    committed = _committed(db)
+    assert committed is not None
+    return committed
+
+
+def test_first_index_killed_before_its_first_snapshot_passes_with_a_note(tmp_path: Path, tiny_model: Path,
+                                                                         cli: Callable[..., Any]) -> None:
+    """Killed after 0, 1 or several committed batches and before any snapshot: the database is the truth,
+    so ``check`` exits 0 with a note saying the next open rebuilds the index (issue 35)."""
+    import random
+
+    folder = tmp_path / "images"
+    for seed in range(40):
+        write_png(folder / f"img{seed:02d}.png", seed, size=(700, 500))
+    for batches in (0, 1, random.Random().randint(2, 8)):
+        store = tmp_path / f"store{batches}"
+        committed = _kill_after_batches(folder, store, tiny_model, batches)
+        assert committed >= 2 * batches and not list(store.glob("index*.faiss"))
+        report = cli("check", "--store", store, "--json")
+        assert report["ok"] and report["problems"] == [], report
+        if committed:
+            assert any("no FAISS snapshot yet" in note and f"{committed} images" in note for note in report["notes"])
+        assert report["facts"]["index_count"] == committed
+        text = cli("check", "--store", store).output
+        assert text.strip().splitlines()[-1] == "ok"
+
+
+def test_a_lost_snapshot_with_a_manifest_left_is_still_a_problem(indexed: tuple[Path, Path],
+                                                                  cli: Callable[..., Any]) -> None:
+    store = indexed[0]
+    index_file = snapshot.snapshot_file(store)
+    assert index_file is not None
+    index_file.unlink()
+    assert kinds(cli("check", "--store", store, "--json", expect=5)) == {"snapshot"}
