@@ -24,6 +24,7 @@ from medsearch.server import (
     routes_page,
     routes_search,
     routes_units,
+    routes_viewer,
 )
 from medsearch.server.deps import ServerSettings
 from medsearch.server.engine import ServerEngine
@@ -83,6 +84,7 @@ def create_app(store_dir: str | Path, model: str | None = None, device: str = "a
     app.include_router(routes_explain.router)
     app.include_router(routes_learn.router)
     app.include_router(routes_units.router)
+    app.include_router(routes_viewer.router)
     app.include_router(routes_page.router)
     _add_page(app)
     _add_middleware(app, app.state.settings)
