@@ -61,11 +61,13 @@ def create_app(store_dir: str | Path, model: str | None = None, device: str = "a
             engine.close()
             raise
         app.state.engine = engine
+        app.state.viewer = routes_viewer.open_viewer(engine)
         log.info("medsearch store ready: %s images", engine.info()["images"])
         try:
             yield
         finally:
             app.state.engine = None
+            app.state.viewer.close()
             engine.close()
 
     app = FastAPI(title="medsearch", version="0.1.0", lifespan=lifespan,

@@ -24,13 +24,16 @@ router = APIRouter(prefix="/api/view", tags=["viewer"], dependencies=[Depends(ch
 Number = Annotated[float | None, Query(ge=-1e7, le=1e7)]
 
 
-def get_viewer(request: Request, engine: ServerEngine = Depends(get_engine)) -> Viewer:
-    """The app's one Viewer over the engine's store (made on first use)."""
-    viewer: Viewer | None = getattr(request.app.state, "viewer", None)
+def open_viewer(engine: ServerEngine) -> Viewer:
+    """A Viewer over the engine's store, reading files only through ``served_path`` (its worker starts now).
+    The app's lifespan opens it with the engine and closes it after."""
     store = engine.medsearch.store
-    if viewer is None or viewer.store is not store:
-        viewer = Viewer(store, lambda stored: served_path(store, stored), SERVER_MAX_PIXELS)
-        request.app.state.viewer = viewer
+    return Viewer(store, lambda stored: served_path(store, stored), SERVER_MAX_PIXELS)
+
+
+def get_viewer(request: Request, engine: ServerEngine = Depends(get_engine)) -> Viewer:
+    """The Viewer the lifespan opened. Raises StoreError while the app is not started (``get_engine``)."""
+    viewer: Viewer = request.app.state.viewer
     return viewer
 
 
@@ -75,7 +78,7 @@ def picture(
     """A PNG of the image rendered from its file at full bit depth: greyscale at the window ``center`` /
     ``width`` (modality units: HU for CT) or ``preset``, else its own (``X-Window-Center`` and
     ``X-Window-Width`` say which was used); colour as it is. 400 for a bad window, 403 outside the
-    indexed folders, 404 for an unknown id or a DICOMweb item, 422 for an unreadable file."""
+    indexed folders, 404 for an unknown id or a DICOMweb item, 415 for an unreadable file."""
     window = _window(center, width, preset)
     png, used = viewer.picture(image_id, size, window)
     headers = {"Cache-Control": "private, max-age=3600"}

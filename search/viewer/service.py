@@ -1,9 +1,9 @@
 """What the viewer's HTTP routes call: ``Viewer.picture`` (a PNG of a stored image at a window and size)
 and ``Viewer.info`` (what the page needs to show it: the series' slices in order with their scores for
 a query, the presets, the UIDs, the default label set). Files are read only through ``guard`` (the
-server's ``served_path``), decoded in a capped worker process (``medsearch.indexer.workers``: address
-space and time limits, as indexing has), and the decoded frame is kept at full bit depth in a small LRU
-cache, so that a new window costs a resize and a PNG, not a decode."""
+server's ``served_path``), decoded in a capped worker process kept between requests
+(``medsearch.viewer.workers``: address space and time limits, as indexing has), and the decoded frame is
+kept at full bit depth in a small LRU cache, so that a new window costs a resize and a PNG, not a decode."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 from medsearch.errors import InvalidQuery, MedsearchError, NotFound, UnreadableFile
 from medsearch.indexer.windows import WINDOW_PRESETS
-from medsearch.indexer.workers import Limits, ordered_map
+from medsearch.indexer.workers import Limits
 from medsearch.storage.store import Store
 from medsearch.viewer.pixels import MAX_VIEW_SIZE, ViewFrame, png_of, read_view_frame, served_picture, windowed
 from medsearch.viewer.series import Header, ordered_slices, read_header, series_rows, slice_scores
+from medsearch.viewer.workers import KeptWorkers
 
 CACHE_BYTES = 512 * 1024**2
 CT_START_PRESET = "soft-tissue"
@@ -45,7 +46,8 @@ class Viewer:
         self.decodes = 0
         self._frames: OrderedDict[tuple[int, str, int], ViewFrame] = OrderedDict()
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(2)
+        self.workers = KeptWorkers(self.limits, workers=2)
+        self.workers.warm()
 
     def picture(self, image_id: int, size: int, window: Window) -> tuple[bytes, Window]:
         """(PNG bytes of the image at ``window`` (None: its starting window), at most ``size`` pixels a
@@ -114,12 +116,14 @@ class Viewer:
         return self.guard(stored)
 
     def _decode(self, item: tuple[Path, Any, int, Window]) -> ViewFrame:
-        with self._slots:
-            [(_item, result)] = list(ordered_map(_decode_task, [item], 1, _failed, limits=self.limits))
+        result = self.workers.run(_decode_task, item)
         if isinstance(result, str):
             raise UnreadableFile(result)
         frame: ViewFrame = result
         return frame
+
+    def close(self) -> None:
+        self.workers.close()
 
 
 def _decode_task(item: tuple[Path, Any, int, Window]) -> ViewFrame | str:
@@ -130,10 +134,6 @@ def _decode_task(item: tuple[Path, Any, int, Window]) -> ViewFrame | str:
         return read_view_frame(path, options, frame_number, start)
     except MedsearchError as error:
         return str(error)
-
-
-def _failed(_item: Any, reason: str) -> str:
-    return reason
 
 
 def _is_dicom_path(path: Path) -> bool:

@@ -114,3 +114,36 @@ def test_unknown_ids_and_files_gone_are_404(made: ViewerStore, client: Any, tmp_
     assert client.get("/api/view/999999/picture").status_code == 404
     assert client.get("/api/view/999999").status_code == 404
     assert client.get(f"/api/view/{id_of(made, made.ct[0])}", params={"similar": 999999}).status_code == 404
+
+
+def test_a_file_changed_into_garbage_is_one_line_415_and_nothing_else_breaks(made: ViewerStore, client: Any) -> None:
+    target = made.pngs[-1]
+    kept = target.read_bytes()
+    try:
+        target.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 100)
+        response = client.get(f"/api/view/{id_of(made, target)}/picture")
+        assert response.status_code == 415  # UnreadableFile, as for every picture the server cannot read
+        assert "\n" not in response.json()["error"]["message"]
+    finally:
+        target.write_bytes(kept)
+    assert client.get(f"/api/view/{id_of(made, made.ct[0])}/picture", params={"size": 64}).status_code == 200
+
+
+def test_the_kept_worker_survives_a_crash_and_a_hang() -> None:
+    from medsearch.errors import UnreadableFile
+    from medsearch.indexer.workers import Limits
+    from medsearch.viewer.workers import KeptWorkers
+
+    from tests.server.worker_tasks import crash_or_double, hang
+
+    workers = KeptWorkers(Limits(seconds=8.0))
+    try:
+        assert workers.run(crash_or_double, 4) == 8
+        with pytest.raises(UnreadableFile, match="crashed"):
+            workers.run(crash_or_double, -1)
+        assert workers.run(crash_or_double, 5) == 10  # a fresh worker
+        with pytest.raises(UnreadableFile, match="longer than 8 s"):
+            workers.run(hang, 60.0)
+        assert workers.run(crash_or_double, 6) == 12
+    finally:
+        workers.close()

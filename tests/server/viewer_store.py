@@ -65,17 +65,18 @@ def _dataset(modality: str, sop: str, series: str, rows: np.ndarray, bits: int) 
     return ds
 
 
-def write_ct(folder: Path) -> list[Path]:
-    """The CT series; returns its paths by InstanceNumber."""
+def write_ct(folder: Path, slices: int = CT_SLICES, side: int = 96) -> list[Path]:
+    """The CT series (``slices`` of ``side`` pixels); returns its paths by InstanceNumber."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for number in range(1, CT_SLICES + 1):
-        ds = _dataset("CT", uid(SERIES, number), SERIES, ct_slice(number), 16)
+    for number in range(1, slices + 1):
+        hu = ct_slice(number, side)
+        ds = _dataset("CT", uid(SERIES, number), SERIES, hu, 16)
         ds.InstanceNumber, ds.BodyPartExamined = number, "CHEST"
         ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, -2.5 * number], [1, 0, 0, 0, 1, 0]
         ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
-        ds.PixelData = (ct_slice(number).astype(np.int32) + 1024).astype(np.int16).tobytes()
-        path = folder / f"slice{CT_SLICES - number:02d}.dcm"  # the names run against the order
+        ds.PixelData = (hu.astype(np.int32) + 1024).astype(np.int16).tobytes()
+        path = folder / f"slice{slices - number:03d}.dcm"  # the names run against the order
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
