@@ -9,7 +9,8 @@
 import { api } from "./api.js";
 
 const STOPS = [[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]];
-const MAX_SIDE = 2048;
+/** Pixels a side asked of the server: 1024 while the picture is shown at most that big, else 2048. */
+const SIDES = [1024, 2048];
 const OVERLAY_ALPHA = 0.5;
 
 /** [r, g, b] of a value in [0, 1] along the server's colour map (medsearch.explain.render). */
@@ -93,6 +94,7 @@ class Pane {
   start(id, size, placeholder, keep = false) {
     this.seq += 1;
     this.id = id;
+    this.side = SIDES[0];
     this.overlay = null;
     this.wanted = null;
     this.box.dataset.window = "";
@@ -115,16 +117,17 @@ class Pane {
 
   /** Fetch the picture at ``window`` ([center, width] or null: the image's own); one request at a
    *  time, the latest window wins. */
-  request(window) {
-    this.wanted = { window, seq: this.seq };
+  request(window, side = this.side || SIDES[0]) {
+    this.side = side;
+    this.wanted = { window, seq: this.seq, side };
     if (!this.inFlight) this.fetchWanted();
   }
 
   async fetchWanted() {
-    const { window, seq } = this.wanted;
+    const { window, seq, side } = this.wanted;
     this.wanted = null;
     this.inFlight = true;
-    const params = new URLSearchParams({ size: String(MAX_SIDE) });
+    const params = new URLSearchParams({ size: String(side) });
     if (window) { params.set("center", String(window[0])); params.set("width", String(window[1])); }
     try {
       const response = await api(`/api/view/${this.id}/picture?${params}`);
@@ -169,7 +172,15 @@ export class Viewer {
   panes() { return this.ref.box.hidden ? [this.main] : [this.main, this.ref]; }
 
   redraw() {
-    for (const pane of this.panes()) { pane.resize(); pane.draw(this.view); }
+    for (const pane of this.panes()) {
+      pane.resize();
+      pane.draw(this.view);
+      const shown = Math.max(...pane.size) * pane.fit() * this.view.zoom;
+      const larger = Math.max(...pane.size) > pane.side && shown > pane.side * 1.1;
+      if (pane.id !== null && larger && pane.side < SIDES[1]) {
+        pane.request(pane === this.main ? this.window : null, SIDES[1]);
+      }
+    }
     const scale = this.main.fit() * this.view.zoom;
     this.box.dataset.zoom = scale.toFixed(3);
     this.box.querySelector("#zoom-level").textContent = `${Math.round(scale * 100)}%`;
