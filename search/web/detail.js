@@ -11,7 +11,7 @@ import { heatColour, Viewer } from "./viewer.js";
 import { asCard, noTimeline, showTimeline } from "./units.js";
 
 const panel = { seq: 0, labelSeq: 0, korean: {}, query: "", info: null, slice: 0, size: [0, 0], reference: null,
-  heat: {}, result: null };
+  heat: {}, result: null, remote: false };
 const PRESET_KEYS = { lung: "presetLung", mediastinum: "presetMediastinum", bone: "presetBone", brain: "presetBrain",
   "soft-tissue": "presetSoftTissue" };
 let viewer = null;
@@ -76,7 +76,7 @@ async function showInfo(result, seq, onOpen) {
 
 function showSlices() {
   const { slices } = panel.info;
-  $("slice-row").hidden = slices.length < 2;
+  $("slice-row").hidden = slices.length < 2 || panel.remote;
   $("slice").max = String(slices.length - 1);
   $("slice").value = String(panel.slice);
   const current = slices[panel.slice];
@@ -89,13 +89,13 @@ function showSlices() {
 /** Step through the series (``step`` 0: whether there is more than one slice). */
 function moveSlice(step) {
   const slices = panel.info ? panel.info.slices : [];
-  if (step === 0) return slices.length > 1;
+  if (step === 0) return slices.length > 1 && !panel.remote;
   goToSlice(Math.max(0, Math.min(slices.length - 1, panel.slice + step)));
   return true;
 }
 
 function goToSlice(index) {
-  if (!panel.info || index === panel.slice) return;
+  if (!panel.info || panel.remote || index === panel.slice) return;
   panel.slice = index;
   showSlices();
   theViewer().show(panel.info.slices[index].id, panel.size, null, true);
@@ -194,7 +194,7 @@ async function showSimilar(result, seq, onShowAll, unit) {
 
 function showModelInput() {
   const id = $("detail").dataset.id;
-  if (id && $("model-box").open) showImage($("model-img"), `/api/items/${id}/model-input`, t("noModelInput"));
+  if (id && $("model-box").open && !panel.remote) showImage($("model-img"), `/api/items/${id}/model-input`, t("noModelInput"));
 }
 
 /** Open ``result``; ``query`` is the current text query ("" for none: no heatmap offered); similar cases
@@ -207,7 +207,6 @@ export function openDetail(result, query, onShowAll, unit = "image", reference =
   panel.size = [metadata.width || 0, metadata.height || 0];
   $("detail").hidden = false;
   $("detail").dataset.id = result.id;
-  $("explain-row").hidden = !query;
   $("explain").checked = false;
   $("heat-legend").hidden = true;
   $("slice-row").hidden = true;
@@ -217,9 +216,12 @@ export function openDetail(result, query, onShowAll, unit = "image", reference =
   $("copy-uids").hidden = true;
   $("label-probs").replaceChildren();
   const placeholder = document.querySelector(`.card[data-id="${result.id}"] img`);
+  panel.remote = String(result.path || "").startsWith("dicomweb+"); // its file is not kept: the thumbnail only
+  $("explain-row").hidden = !query || panel.remote;
+  $("model-box").hidden = panel.remote;
   const view = theViewer();
   view.showOverlay(false);
-  view.show(result.id, panel.size, placeholder);
+  view.show(result.id, panel.size, placeholder, false, !panel.remote);
   view.fit();
   showReference();
   showModelInput();

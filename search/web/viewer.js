@@ -95,6 +95,7 @@ class Pane {
     this.seq += 1;
     this.id = id;
     this.side = SIDES[0];
+    this.final = false;
     this.overlay = null;
     this.wanted = null;
     this.box.dataset.window = "";
@@ -104,7 +105,7 @@ class Pane {
     else if (placeholder) { // the card's thumbnail is still on its way: take it when it comes, if still needed
       const seq = this.seq;
       placeholder.addEventListener("load", () => {
-        if (seq === this.seq && this.box.classList.contains("loading")) { this.usePlaceholder(placeholder); this.redrawAll(); }
+        if (seq === this.seq && !this.final) { this.usePlaceholder(placeholder); this.redrawAll(); }
       }, { once: true });
     }
     this.box.classList.add("loading");
@@ -145,6 +146,7 @@ class Pane {
   shown(bitmap, response) {
     if (!this.size[0] || !this.size[1]) this.size = [bitmap.width, bitmap.height];
     this.picture = bitmap;
+    this.final = true;
     const center = response.headers.get("X-Window-Center");
     const width = response.headers.get("X-Window-Width");
     const window = center === null ? null : [Number(center), Number(width)];
@@ -192,12 +194,14 @@ export class Viewer {
   }
 
   /** Show image ``id`` (``size``: its native [width, height], [0, 0] when unknown) in the main pane,
-   *  keeping the window when ``keepWindow`` (a slice of the same series). */
-  show(id, size, placeholder, keepWindow = false) {
+   *  keeping the window when ``keepWindow`` (a slice of the same series); ``fetch`` false: the
+   *  placeholder only (a DICOMweb item, whose file the server does not keep). */
+  show(id, size, placeholder, keepWindow = false, fetch = true) {
     if (!keepWindow) this.window = null;
     this.main.start(id, size, placeholder, keepWindow);
+    if (fetch) this.main.request(this.window);
+    else this.main.box.classList.remove("loading");
     this.redraw();
-    this.main.request(this.window);
   }
 
   /** The reference pane: image ``id`` (or a picture ``url``: an upload), or hidden when ``id`` is null. */
