@@ -1,11 +1,12 @@
 // medsearch web page: plain ES modules, no build step, talking to the JSON API of the same server. This
 // module runs searches (text, or an uploaded image), pages through them, keeps them in the URL and
-// handles the keys; filters.js, cards.js, detail.js and basket.js do the rest.
+// handles the keys; filters.js, cards.js, detail.js (with viewer.js and labels.js) and basket.js do the rest.
 
 import { $, api, json } from "./api.js";
 import { basket, exportCsv, moreLikeThese, probeSummary, renderBasket, showSplits } from "./basket.js";
 import { card } from "./cards.js";
-import { closeDetail, loadLabelSets, openDetail, relabelDetail, showLabels, wireDetail } from "./detail.js";
+import { closeDetail, openDetail, relabelDetail, wireDetail } from "./detail.js";
+import { loadLabelSets, showLabels } from "./labels.js";
 import { fromParams, loadFacets, relabel, toParams, whereClause } from "./filters.js";
 import { asCard, unit, withUnit } from "./units.js";
 

@@ -5,12 +5,13 @@
 // an image with a patient) and similar cases. Every answer is checked against the panel's sequence number,
 // so a late one for an image no longer shown is dropped.
 
-import { $, json, postJson, showImage } from "./api.js";
+import { $, json, showImage } from "./api.js";
 import { card } from "./cards.js";
+import { labelsNone, showLabels } from "./labels.js";
 import { heatColour, Viewer } from "./viewer.js";
 import { asCard, noTimeline, showTimeline } from "./units.js";
 
-const panel = { seq: 0, labelSeq: 0, korean: {}, query: "", info: null, slice: 0, size: [0, 0], reference: null,
+const panel = { seq: 0, query: "", info: null, slice: 0, size: [0, 0], reference: null,
   heat: {}, result: null, remote: false };
 const PRESET_KEYS = { lung: "presetLung", mediastinum: "presetMediastinum", bone: "presetBone", brain: "presetBrain",
   "soft-tissue": "presetSoftTissue" };
@@ -237,58 +238,9 @@ export function closeDetail() {
   delete $("detail").dataset.id;
 }
 
-export async function loadLabelSets() {
-  try {
-    const body = await json("/api/label-sets");
-    $("label-set").replaceChildren(new Option(t("labelsNone"), ""), ...body.label_sets.map((set) => {
-      const option = new Option(set.name, set.name);
-      option.title = set.description;
-      set.labels.forEach((label) => { if (label.korean) panel.korean[label.name] = label.korean; });
-      return option;
-    }));
-  } catch (error) {
-    $("label-note").textContent = error.message;
-  }
-}
-
-export async function showLabels() {
-  const id = Number($("detail").dataset.id);
-  const seq = ++panel.labelSeq;
-  const own = $("label-text").value.trim();
-  const request = own ? { ids: [id], labels: own } : { ids: [id], labels_set: $("label-set").value };
-  $("label-probs").replaceChildren();
-  if (!own && !request.labels_set) { $("label-note").textContent = t("labelsChoose"); return; }
-  $("label-note").textContent = t("scoring");
-  try {
-    const body = await postJson("/api/classify", request);
-    if (seq !== panel.labelSeq) return;
-    const result = body.results[0];
-    const rows = Object.entries(result.probabilities).sort((a, b) => b[1] - a[1]);
-    $("label-probs").replaceChildren(...rows.map(([name, p]) => labelRow(name, p, result)));
-    $("label-note").textContent = (result.needs_review ? t("review") : "") + t("note");
-  } catch (error) {
-    if (seq === panel.labelSeq) $("label-note").textContent = error.message;
-  }
-}
-
-function labelRow(name, p, result) {
-  const tr = document.createElement("tr");
-  tr.className = result.present.includes(name) ? "present" : result.uncertain.includes(name) ? "uncertain" : "";
-  const meter = document.createElement("meter");
-  meter.min = 0;
-  meter.max = 1;
-  meter.value = p;
-  const cells = [document.createElement("td"), document.createElement("td"), document.createElement("td")];
-  cells[0].textContent = (LANG === "ko" && panel.korean[name]) || name.replace(/_/g, " ");
-  cells[1].append(meter);
-  cells[2].textContent = p.toFixed(3);
-  tr.append(...cells);
-  return tr;
-}
-
 /** The panel's words again in the page's language. */
 export function relabelDetail() {
-  if ($("label-set").options.length) $("label-set").options[0].textContent = t("labelsNone");
+  labelsNone();
   if ($("detail").hidden) return;
   if (panel.info) { showSlices(); showPresets(panel.info.presets); showWindow(theViewer().window); }
   if (panel.reference) $("ref-label").textContent = t(panel.reference.labelKey, panel.reference.labelArg);

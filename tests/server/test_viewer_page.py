@@ -217,3 +217,4 @@ def test_korean_mode_translates_the_viewer_and_the_filter_names(page: Any, serve
     until(page, lambda: "슬라이스 1 / 8" in page.inner_text("#slice-text"), "the Korean slice line")
     assert page.inner_text("#fit") == "맞춤" and page.inner_text("label:has(#compare)").strip() == "나란히 보기"
     assert [o for o in page.locator("#preset option").all_inner_texts() if o == "폐"]
+    shot(page, "viewer-korean.png")
