@@ -98,7 +98,6 @@ class Viewer:
                      ("study_instance_uid", "series_instance_uid", "sop_instance_uid") if metadata.get(name)},
             "has_patient": bool(metadata.get("patient_key")),
             "label_set": default_label_set(metadata),
-            "size": [metadata.get("width"), metadata.get("height")],
         }
 
     def _header_of(self, stored: str) -> Header:

@@ -204,12 +204,14 @@ export class Viewer {
     this.redraw();
   }
 
-  /** The reference pane: image ``id`` (or a picture ``url``: an upload), or hidden when ``id`` is null. */
-  showReference(id, size, placeholder) {
-    this.ref.box.hidden = id === null;
-    if (id !== null) {
+  /** The reference pane: stored image ``id`` (``placeholder`` meanwhile), or with ``id`` null the
+   *  picture ``placeholder`` alone (an uploaded image); hidden when neither is given. */
+  showReference(id, size = [0, 0], placeholder = null) {
+    this.ref.box.hidden = id === null && !placeholder;
+    if (!this.ref.box.hidden) {
       this.ref.start(id, size, placeholder);
-      this.ref.request(null);
+      if (id !== null) this.ref.request(null);
+      else this.ref.box.classList.remove("loading");
     }
     this.redraw();
   }

@@ -3,8 +3,9 @@ series, a 12-bit chest radiograph and PNGs (``tests.server.viewer_store``): the 
 change with the window (preset and drag), the zoom and the heatmap overlay; the slices page in order with
 their scores; the card's thumbnail shows under a spinner until the picture arrives; the panel closes on a
 new search; no timeline is asked for an image without a patient; the label set follows the modality;
-side by side zooms both panes; the words are Korean in Korean mode. With ``MEDSEARCH_SCREENSHOT_DIR``
-set, screenshots at 1400 x 900 of the CT, the radiograph and the heatmap are written there."""
+side by side zooms both panes and shows an uploaded query image; the words are Korean in Korean mode.
+With ``MEDSEARCH_SCREENSHOT_DIR`` set, screenshots at 1400 x 900 of the CT, the radiograph and the
+heatmap are written there."""
 
 from __future__ import annotations
 
@@ -206,6 +207,20 @@ def test_no_timeline_call_without_a_patient_labels_uids_and_side_by_side(page: A
     page.click("#zoom-in")
     page.click("#zoom-in")
     assert np.abs(pixels(page, "#pane-ref") - before).mean() > 2  # the zoom is shared
+
+
+def test_side_by_side_with_the_uploaded_query_image(page: Any, server: dict[str, Any], tmp_path: Path) -> None:
+    from tests.tiny_siglip import draw_class_image
+
+    upload = tmp_path / "query.png"
+    draw_class_image("white_cross", np.random.default_rng(11)).save(upload)
+    page.set_input_files("#file", str(upload))
+    until(page, lambda: page.locator("#grid .card").count() > 0 and "…" not in page.inner_text("#status"), "results")
+    first = int(page.get_attribute("#grid .card:nth-child(1)", "data-id"))
+    open_card(page, first)
+    page.check("#compare")
+    until(page, lambda: page.is_visible("#pane-ref") and pixels(page, "#pane-ref").max() > 100, "the upload beside it")
+    assert "query.png" in page.inner_text("#ref-label")
 
 
 def test_korean_mode_translates_the_viewer_and_the_filter_names(page: Any, server: dict[str, Any]) -> None:
