@@ -98,6 +98,9 @@ def _add_page(app: FastAPI) -> None:
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
+        viewer = getattr(app.state, "viewer", None)
+        if viewer is not None:  # a click in the viewer may follow: start its decoding worker now
+            viewer.workers.warm()
         return FileResponse(WEB_DIR / "index.html", headers={"Content-Security-Policy": PAGE_POLICY})
 
     app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")

@@ -25,8 +25,8 @@ Number = Annotated[float | None, Query(ge=-1e7, le=1e7)]
 
 
 def open_viewer(engine: ServerEngine) -> Viewer:
-    """A Viewer over the engine's store, reading files only through ``served_path`` (its worker starts now).
-    The app's lifespan opens it with the engine and closes it after."""
+    """A Viewer over the engine's store, reading files only through ``served_path``. The app's lifespan
+    opens it with the engine and closes it after; loading the page starts its worker."""
     store = engine.medsearch.store
     return Viewer(store, lambda stored: served_path(store, stored), SERVER_MAX_PIXELS)
 

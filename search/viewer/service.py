@@ -47,7 +47,6 @@ class Viewer:
         self._frames: OrderedDict[tuple[int, str, int], ViewFrame] = OrderedDict()
         self._lock = threading.Lock()
         self.workers = KeptWorkers(self.limits, workers=2)
-        self.workers.warm()
 
     def picture(self, image_id: int, size: int, window: Window) -> tuple[bytes, Window]:
         """(PNG bytes of the image at ``window`` (None: its starting window), at most ``size`` pixels a

@@ -55,8 +55,12 @@ class KeptWorkers:
             raise UnreadableFile(f"decoding took longer than {self.limits.seconds:g} s") from None
 
     def warm(self) -> None:
-        """Start the worker and its imports now (in the background), not on the first click."""
-        self._current().submit(_imports)
+        """Start a worker and its imports now (in the background), not on the first click; nothing when
+        one is started already."""
+        with self._lock:
+            started = self._pool is not None
+        if not started:
+            self._current().submit(_imports)
 
     def close(self) -> None:
         with self._lock:
