@@ -1,20 +1,23 @@
 """Draw a heatmap over the image the model saw: the frame zero-padded to its centred square, the grid
-upsampled bilinearly to that square, a colour map blended on top, a colour bar with the map's range on
-the right and the heuristic label underneath. Pillow only."""
+upsampled bilinearly to that square, a colour map blended on top, a labelled colour bar (what it measures,
+the map's range at its ends) on the right and the whole caption (method, score, the heuristic note) under
+it, wrapped to the width. Any image size: the square is drawn at the image's side within
+``MIN_SIDE``..``MAX_SIDE`` (or the side asked for), and the type, the bar and the caption scale with it.
+Pillow only."""
 
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 from medsearch.explain import NOTE
 from medsearch.explain.explain import Heatmap
 from medsearch.indexer.pixels import pad_to_square
 
-DISPLAY_SIDE = 448
-"""Side of the drawn square in pixels (the frame is resized to it, up or down)."""
-BAR_WIDTH = 56
-CAPTION_HEIGHT = 30
+MIN_SIDE, MAX_SIDE = 448, 1024
+"""The drawn square's side: the image's own side, clamped to this range."""
+BAR_LABEL = "where the query lands (this map's range)"
 _STOPS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], dtype=np.float32)
 """Colour map stops, low to high (inferno-like): dark for the lowest value, pale yellow for the highest."""
 
@@ -35,36 +38,82 @@ def upsample(grid: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(image.resize((side, side), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
-def overlay_png(pixels: np.ndarray, heatmap: Heatmap, alpha: float = 0.5) -> bytes:
+def font_for(side: int) -> Any:
+    """Pillow's built-in scalable font at a size that reads at ``side`` pixels."""
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=max(12, side // 34))
+
+
+def caption_of(heatmap: Heatmap) -> str:
+    return f"{heatmap.method}, score {heatmap.score:.3f}. {NOTE}"
+
+
+def wrap(text: str, font: Any, width: int) -> list[str]:
+    """``text`` in lines no wider than ``width`` pixels in ``font`` (a longer single word keeps its line);
+    the lines joined by spaces give ``text`` back."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+def overlay_png(pixels: np.ndarray, heatmap: Heatmap, alpha: float = 0.5, side: int | None = None) -> bytes:
     """PNG bytes: ``pixels`` ((H, W) or (H, W, 3) float32 in [0, 1], the frame that was explained),
-    padded to the square, with ``heatmap`` over it, a colour bar and the heuristic label."""
+    padded to the square (``side`` pixels; default the image's side within ``MIN_SIDE``..``MAX_SIDE``),
+    with ``heatmap`` over it, a labelled colour bar and the whole caption."""
     from PIL import Image, ImageDraw
 
+    side = side or int(np.clip(max(pixels.shape[:2]), MIN_SIDE, MAX_SIDE))
+    font = font_for(side)
     square = pad_to_square(np.clip(pixels, 0.0, 1.0))
     grey = square if square.ndim == 3 else np.repeat(square[..., None], 3, axis=2)
-    base = Image.fromarray(np.round(grey * 255).astype(np.uint8)).resize(
-        (DISPLAY_SIDE, DISPLAY_SIDE), Image.Resampling.BICUBIC)
-    values = upsample(heatmap.grid, DISPLAY_SIDE)
+    base = Image.fromarray(np.round(grey * 255).astype(np.uint8)).resize((side, side), Image.Resampling.BICUBIC)
+    values = upsample(heatmap.grid, side)
     low, high = float(heatmap.grid.min()), float(heatmap.grid.max())
     heat = colours((values - low) / (high - low) if high > low else np.zeros_like(values))
     blended = np.asarray(base, dtype=np.float32) * (1 - alpha) + heat.astype(np.float32) * alpha
-    canvas = Image.new("RGB", (DISPLAY_SIDE + BAR_WIDTH, DISPLAY_SIDE + CAPTION_HEIGHT), (255, 255, 255))
+    line = int(font.size * 1.35)
+    bar = _colour_bar(side, low, high, font)
+    lines = wrap(caption_of(heatmap), font, side + bar.width - 8)
+    canvas = Image.new("RGB", (side + bar.width, side + line * len(lines) + 8), (255, 255, 255))
     canvas.paste(Image.fromarray(np.round(blended).astype(np.uint8)), (0, 0))
-    _colour_bar(canvas, low, high)
+    canvas.paste(bar, (side, 0))
     pen = ImageDraw.Draw(canvas)
-    pen.text((4, DISPLAY_SIDE + 3), f"{heatmap.method}, score {heatmap.score:.3f}. {NOTE}"[:110], fill=(0, 0, 0))
+    for number, text in enumerate(lines):
+        pen.text((4, side + 4 + number * line), text, fill=(0, 0, 0), font=font)
     out = io.BytesIO()
     canvas.save(out, format="PNG")
     return out.getvalue()
 
 
-def _colour_bar(canvas: object, low: float, high: float) -> None:
-    """A vertical bar right of the square, the highest value at the top, labelled with ``low``/``high``."""
+def _colour_bar(side: int, low: float, high: float, font: Any) -> Any:
+    """The bar's column, ``side`` high: the highest value at the top, its value above the ramp and the
+    lowest below, and ``BAR_LABEL`` written upwards beside the ramp."""
     from PIL import Image, ImageDraw
 
-    ramp = np.linspace(1.0, 0.0, DISPLAY_SIDE - 40)[:, None].repeat(14, axis=1)
-    bar = Image.fromarray(colours(ramp))
-    canvas.paste(bar, (DISPLAY_SIDE + 8, 20))  # type: ignore[attr-defined]
-    pen = ImageDraw.Draw(canvas)  # type: ignore[arg-type]
-    pen.text((DISPLAY_SIDE + 4, 4), f"{high:.3g}", fill=(0, 0, 0))
-    pen.text((DISPLAY_SIDE + 4, DISPLAY_SIDE - 16), f"{low:.3g}", fill=(0, 0, 0))
+    line = int(font.size * 1.35)
+    ramp_width = max(14, side // 32)
+    values = [f"{high:.3g}", f"{low:.3g}"]
+    width = int(max(font.getlength(v) for v in values)) + line + ramp_width + 16
+    column = Image.new("RGB", (width, side), (255, 255, 255))
+    ramp = np.linspace(1.0, 0.0, side - 2 * line - 8)[:, None].repeat(ramp_width, axis=1)
+    column.paste(Image.fromarray(colours(ramp)), (8, line + 4))
+    pen = ImageDraw.Draw(column)
+    pen.text((4, 2), values[0], fill=(0, 0, 0), font=font)
+    pen.text((4, side - line), values[1], fill=(0, 0, 0), font=font)
+    label = Image.new("RGB", (side - 2 * line - 8, line), (255, 255, 255))
+    ImageDraw.Draw(label).text((0, 0), _fitted(BAR_LABEL, font, label.width), fill=(0, 0, 0), font=font)
+    column.paste(label.rotate(90, expand=True), (8 + ramp_width + 6, line + 4))
+    return column
+
+
+def _fitted(text: str, font: Any, width: int) -> str:
+    """``text``, or its first words that fit ``width`` (the bar of a very small square)."""
+    words = text.split(" ")
+    while len(words) > 1 and font.getlength(" ".join(words)) > width:
+        words.pop()
+    return " ".join(words)

@@ -24,6 +24,7 @@ from medsearch.server import (
     routes_page,
     routes_search,
     routes_units,
+    routes_viewer,
 )
 from medsearch.server.deps import ServerSettings
 from medsearch.server.engine import ServerEngine
@@ -60,11 +61,13 @@ def create_app(store_dir: str | Path, model: str | None = None, device: str = "a
             engine.close()
             raise
         app.state.engine = engine
+        app.state.viewer = routes_viewer.open_viewer(engine)
         log.info("medsearch store ready: %s images", engine.info()["images"])
         try:
             yield
         finally:
             app.state.engine = None
+            app.state.viewer.close()
             engine.close()
 
     app = FastAPI(title="medsearch", version="0.1.0", lifespan=lifespan,
@@ -83,6 +86,7 @@ def create_app(store_dir: str | Path, model: str | None = None, device: str = "a
     app.include_router(routes_explain.router)
     app.include_router(routes_learn.router)
     app.include_router(routes_units.router)
+    app.include_router(routes_viewer.router)
     app.include_router(routes_page.router)
     _add_page(app)
     _add_middleware(app, app.state.settings)
@@ -94,6 +98,9 @@ def _add_page(app: FastAPI) -> None:
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
+        viewer = getattr(app.state, "viewer", None)
+        if viewer is not None:  # a click in the viewer may follow: start its decoding worker now
+            viewer.workers.warm()
         return FileResponse(WEB_DIR / "index.html", headers={"Content-Security-Policy": PAGE_POLICY})
 
     app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")

@@ -1,16 +1,18 @@
 // medsearch web page: plain ES modules, no build step, talking to the JSON API of the same server. This
 // module runs searches (text, or an uploaded image), pages through them, keeps them in the URL and
-// handles the keys; filters.js, cards.js, detail.js and basket.js do the rest.
+// handles the keys; filters.js, cards.js, detail.js (with viewer.js and labels.js) and basket.js do the rest.
 
 import { $, api, json } from "./api.js";
 import { basket, exportCsv, moreLikeThese, probeSummary, renderBasket, showSplits } from "./basket.js";
 import { card } from "./cards.js";
-import { closeDetail, loadLabelSets, openDetail, showLabels, showSecondImage } from "./detail.js";
+import { closeDetail, openDetail, relabelDetail, wireDetail } from "./detail.js";
+import { loadLabelSets, showLabels } from "./labels.js";
 import { fromParams, loadFacets, relabel, toParams, whereClause } from "./filters.js";
 import { asCard, unit, withUnit } from "./units.js";
 
 const PAGE = 40;
-const state = { results: [], selected: -1, seq: 0, images: null, filters: [], query: "", request: null };
+const state = { results: [], selected: -1, seq: 0, images: null, filters: [], query: "", request: null,
+  reference: null };
 
 function status(text, kind = "") {
   $("status").textContent = text;
@@ -43,7 +45,7 @@ async function run(label, request, offset = 0) {
   state.request = { label, request };
   status(t("searching", label), "busy");
   $("more").hidden = true;
-  if (!offset) $("searched-as").hidden = true;
+  if (!offset) { $("searched-as").hidden = true; closeDetail(); }
   try {
     const body = await (await request(offset)).json();
     if (seq !== state.seq) return;
@@ -65,6 +67,7 @@ function filterParams() {
 
 function searchText(q) {
   state.query = q;
+  state.reference = null;
   $("upload").hidden = true;
   const params = withUnit(Object.assign({ q, k: String(PAGE) }, filterParams()));
   run(`“${q}”`, (offset) => api(`/api/search?${new URLSearchParams({ ...params, offset })}`));
@@ -87,8 +90,10 @@ function fromUrl() {
 }
 
 /** Results that are not pages of the last search (similar cases, "more like these"): no "more". */
-function showOthers(results, label) {
+function showOthers(results, label, reference = null) {
   ++state.seq;
+  closeDetail();
+  state.reference = reference;
   state.request = null;
   $("more").hidden = true;
   showResults(results, label);
@@ -101,6 +106,7 @@ function uploadSimilar(file) {
   preview.src = URL.createObjectURL(file);
   $("upload-name").textContent = file.name;
   $("upload").hidden = false;
+  state.reference = { img: preview, labelKey: "queryImage", labelArg: file.name };
   const fields = filterParams();
   run(t("imagesLike", file.name), (offset) => {
     const form = new FormData();
@@ -124,9 +130,20 @@ function highlight() {
 
 function open() {
   const result = state.results[state.selected];
-  if (result) {
-    openDetail(result, state.query, (results, id) => showOthers(results.map(asCard), t("similarTo", id)), unit());
-  }
+  if (!result) return;
+  const best = state.results[0];
+  const reference = state.reference || { id: best.id, size: sizeOf(best), labelKey: "bestMatch", labelArg: best.id };
+  const similarTo = (results, id) => {
+    state.query = ""; // similar cases: the image is the query (its vector scores the slices; no heatmap)
+    showOthers(results.map(asCard), t("similarTo", id),
+      { id: Number(id), size: sizeOf(result), labelKey: "queryImage", labelArg: `#${id}` });
+  };
+  openDetail(result, state.query, similarTo, unit(), reference);
+}
+
+function sizeOf(result) {
+  const m = result.metadata || {};
+  return [m.width || 0, m.height || 0];
 }
 
 function addToBasket() {
@@ -156,6 +173,7 @@ function columns() {
 }
 
 function onKey(event) {
+  if (event.target.closest("#viewer-box") && !event.target.matches("input, select")) return; // the viewer's keys
   if (event.target.matches("input, textarea, select")) {
     if (event.key === "Escape") event.target.blur();
     return;
@@ -191,7 +209,6 @@ function wire() {
   $("export").addEventListener("click", exportCsv);
   $("clear").addEventListener("click", () => { basket.clear(); renderBasket(); });
   $("more-like").addEventListener("click", showMoreLikeThese);
-  $("explain").addEventListener("change", showSecondImage);
   $("label-set").addEventListener("change", () => { $("label-text").value = ""; showLabels(); });
   $("label-text").addEventListener("change", showLabels);
   $("upload-img").addEventListener("error", () => { $("upload-img").hidden = true; });
@@ -202,9 +219,10 @@ function wire() {
   document.addEventListener("languagechange", () => {
     if (state.images !== null && !state.results.length) status(t("indexed", state.images));
     relabel();
-    if (!$("detail").hidden) { showLabels(); showSecondImage(); }
+    relabelDetail();
   });
   wireDrop();
+  wireDetail();
 }
 
 async function start() {

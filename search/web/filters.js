@@ -23,7 +23,7 @@ function facetSelect(name, facet) {
   select.dataset.column = name;
   select.dataset.kind = facet.kind;
   select.setAttribute("aria-label", name);
-  const any = new Option(`${name.replace(/_/g, " ")}: ${t("any")}`, "");
+  const any = new Option(`${fieldName(name)}: ${t("any")}`, "");
   select.append(any, ...facet.values.map((v) => new Option(`${v.value} (${v.count})`, String(v.value))));
   return select;
 }
@@ -33,7 +33,7 @@ export async function loadFacets() {
   const body = await json("/api/facets");
   facetColumns = body.columns;
   $("facets").replaceChildren(...Object.entries(body.columns).map(([name, facet]) => facetSelect(name, facet)));
-  const captions = Object.keys(body.columns).map((name) => new Option(name.replace(/_/g, " "), name));
+  const captions = Object.keys(body.columns).map((name) => new Option(fieldName(name), name));
   $("caption").replaceChildren(new Option(t("captionAuto"), ""), new Option(t("captionFile"), "path"), ...captions);
   exampleFilter();
   return body;
@@ -42,11 +42,12 @@ export async function loadFacets() {
 /** The list labels and the example again, in the page's language now. */
 export function relabel() {
   $("facets").querySelectorAll("select").forEach((s) => {
-    s.options[0].textContent = `${s.dataset.column.replace(/_/g, " ")}: ${t("any")}`;
+    s.options[0].textContent = `${fieldName(s.dataset.column)}: ${t("any")}`;
   });
   if ($("caption").options.length >= 2) {
     $("caption").options[0].textContent = t("captionAuto");
     $("caption").options[1].textContent = t("captionFile");
+    [...$("caption").options].slice(2).forEach((o) => { o.textContent = fieldName(o.value); });
   }
   exampleFilter();
 }

@@ -1,5 +1,5 @@
 // The page's own words in English and Korean: one dictionary, one apply function. Elements name their
-// text with data-i18n="key" (text) or data-i18n-placeholder="key"; app.js asks t("key") for the rest.
+// text with data-i18n="key" (text), data-i18n-title="key" or data-i18n-placeholder="key"; app.js asks t("key") for the rest.
 "use strict";
 
 const TEXTS = {
@@ -62,6 +62,32 @@ const TEXTS = {
     undated: "undated",
     currentStudy: "this study",
     seriesCount: (n) => `${n} series`,
+    close: "Close (Esc)",
+    fit: "Fit",
+    oneToOne: "1:1",
+    toolWindow: "drag: window/level",
+    toolPan: "drag: pan",
+    heatmap: "Heatmap",
+    compare: "Side by side",
+    copyUids: "Copy UIDs",
+    copied: "Copied",
+    tokenNeeded: "This server needs an access token.",
+    useToken: "Use token",
+    score: "score",
+    slice: (i, n) => `slice ${i} / ${n}`,
+    presetOwn: "window: the image's own",
+    presetLung: "lung",
+    presetMediastinum: "mediastinum",
+    presetBone: "bone",
+    presetBrain: "brain",
+    presetSoftTissue: "soft tissue",
+    windowLevel: "W / L",
+    heatLegend: (method, score) => `Heatmap (${method}, score ${score}): where the query lands, low → high.`,
+    labelsNone: "(no label set)",
+    labelsChoose: "Choose a label set, or type your own labels.",
+    queryImage: (name) => `query image ${name}`,
+    bestMatch: (id) => `best match #${id}`,
+    viewerHint: "Drag: window/level (right button too; Shift pans). Wheel or ↑ ↓: slices. Ctrl+wheel, + −: zoom. f: fit, 1: 1:1.",
   },
   ko: {
     search: "검색",
@@ -122,7 +148,40 @@ const TEXTS = {
     undated: "날짜 없음",
     currentStudy: "현재 검사",
     seriesCount: (n) => `시리즈 ${n}개`,
+    close: "닫기 (Esc)",
+    fit: "맞춤",
+    oneToOne: "1:1",
+    toolWindow: "끌기: 윈도우/레벨",
+    toolPan: "끌기: 이동",
+    heatmap: "히트맵",
+    compare: "나란히 보기",
+    copyUids: "UID 복사",
+    copied: "복사했습니다",
+    tokenNeeded: "이 서버는 접근 토큰이 필요합니다.",
+    useToken: "토큰 사용",
+    score: "점수",
+    slice: (i, n) => `슬라이스 ${i} / ${n}`,
+    presetOwn: "윈도우: 영상 자체 값",
+    presetLung: "폐",
+    presetMediastinum: "종격동",
+    presetBone: "뼈",
+    presetBrain: "뇌",
+    presetSoftTissue: "연부조직",
+    windowLevel: "W / L",
+    heatLegend: (method, score) => `히트맵 (${method}, 점수 ${score}): 검색어가 닿는 곳, 낮음 → 높음.`,
+    labelsNone: "(레이블 세트 없음)",
+    labelsChoose: "레이블 세트를 고르거나 레이블을 직접 입력하세요.",
+    queryImage: (name) => `검색 영상 ${name}`,
+    bestMatch: (id) => `가장 비슷한 결과 #${id}`,
+    viewerHint: "끌기: 윈도우/레벨 (오른쪽 버튼도; Shift는 이동). 휠 또는 ↑ ↓: 슬라이스. Ctrl+휠, + −: 확대/축소. f: 맞춤, 1: 1:1.",
   },
+};
+
+const FIELD_NAMES_KO = {
+  modality: "모달리티", body_part: "촬영 부위", view_position: "촬영 방향", patient_sex: "성별",
+  manufacturer: "제조사", study_date: "검사일", series_description: "시리즈 설명", photometric_interpretation: "광도 해석",
+  transfer_syntax: "전송 구문", file_format: "파일 형식", split: "분할", finding: "소견", grade: "등급",
+  patient_age: "나이", burned_in_annotation: "영상 내 글자",
 };
 
 let LANG = localStorage.getItem("medsearch-lang") === "ko" ? "ko" : "en";
@@ -132,11 +191,18 @@ function t(key, ...args) {
   return typeof text === "function" ? text(...args) : text;
 }
 
+/** A column's name as the page shows it: Korean for the known columns in Korean mode, else the name
+ *  with spaces for underscores. */
+function fieldName(name) {
+  return (LANG === "ko" && FIELD_NAMES_KO[name]) || name.replace(/_/g, " ");
+}
+
 function applyLanguage(lang) {
   LANG = lang in TEXTS ? lang : "en";
   localStorage.setItem("medsearch-lang", LANG);
   document.documentElement.lang = LANG;
   document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  document.querySelectorAll("[data-i18n-title]").forEach((el) => { el.title = t(el.dataset.i18nTitle); });
   document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
   document.getElementById("lang").value = LANG;
   document.dispatchEvent(new CustomEvent("languagechange"));

@@ -1,8 +1,8 @@
 // Series and study results and the patient's timeline. The unit switch beside the search box sends
 // unit= to /api/search and /api/similar; a unit result becomes a card of its best image with its size,
 // modality and date. The detail panel's timeline lists the patient's studies oldest first
-// (GET /api/timeline), each with its best image for the current query; it stays empty and hidden when
-// the image has no patient (the server answers 400).
+// (GET /api/timeline), each with its best image for the current query; it is not asked for an image
+// without a patient (the server would answer 400): the box stays empty and hidden.
 
 import { $, json, thumbnail } from "./api.js";
 
@@ -52,6 +52,14 @@ function entry(study, onOpen) {
   item.append(img, text, score);
   item.addEventListener("click", () => onOpen({ id: study.image_id, path: study.path }));
   return item;
+}
+
+/** No timeline for image ``id`` (it has no patient): nothing asked, the box hidden. */
+export function noTimeline(id) {
+  ++timelineState.seq;
+  $("timeline-box").hidden = true;
+  $("timeline").replaceChildren();
+  $("timeline-box").dataset.for = String(id);
 }
 
 /** Fill the timeline of image ``id`` for ``query`` ("" for the image's own vector); ``onOpen`` opens a

@@ -74,10 +74,14 @@ def test_search_open_similar_basket_export(page: tuple[Any, str], tmp_path: Path
 
 
 def _check_labels(browser_page: Any) -> None:
-    """The opened image's zero-shot labels: the first built-in set, then labels typed by the user."""
+    """The opened image's zero-shot labels: none for a PNG without a modality, the first built-in set
+    once chosen, then labels typed by the user."""
     from medsearch.labels.labelsets import builtin_label_sets, load_label_set
 
     names = load_label_set(builtin_label_sets()[0]).names
+    browser_page.wait_for_selector("#label-note:has-text('label set')")  # a PNG without a modality: no set chosen
+    assert browser_page.input_value("#label-set") == "" and browser_page.locator("#label-probs tr").count() == 0
+    browser_page.select_option("#label-set", builtin_label_sets()[0])
     browser_page.wait_for_selector("#label-probs tr")
     assert browser_page.locator("#label-probs tr").count() == len(names)
     values = [float(v) for v in browser_page.locator("#label-probs td:nth-child(3)").all_inner_texts()]

@@ -156,7 +156,9 @@ def test_detail_shows_every_field_the_model_input_and_the_explanation(browser: A
     search(browser, "a round shape", 40)
     dicom = next(r for r in api(base, "/api/search", q="a round shape", k=40)["results"] if "modality" in r["metadata"])
     browser.click(f"#grid .card[data-id='{dicom['id']}']")
-    until(browser, lambda: loaded(browser, "#model-img") and loaded(browser, "#detail-img"), "both images")
+    until(browser, lambda: browser.get_attribute("#pane-main", "data-drawn") == str(dicom["id"]), "the viewer")
+    browser.click("#model-box summary")  # the model's input is fetched when asked for
+    until(browser, lambda: loaded(browser, "#model-img"), "the model input")
     side = tiny_embedder.preprocessor.size
     assert browser.locator("#model-img").evaluate("i => [i.naturalWidth, i.naturalHeight]") == [side, side]
     item = api(base, f"/api/items/{dicom['id']}")
@@ -170,19 +172,18 @@ def test_detail_shows_every_field_the_model_input_and_the_explanation(browser: A
     assert browser.is_visible("#viewer")
 
     browser.check("#explain")
-    explained = lambda: browser.get_attribute("#model-img", "data-kind") == "explain" and loaded(browser, "#model-img")  # noqa: E731
-    until(browser, explained, "the explanation")
-    assert "not a finding" in browser.inner_text("#second-caption")
+    until(browser, lambda: browser.get_attribute("#detail", "data-heatmap") == str(dicom["id"]), "the explanation")
+    assert "not a finding" in browser.inner_text("#heat-legend")
     if os.environ.get("MEDSEARCH_SCREENSHOT_DIR"):  # to look at the page after a run
         browser.screenshot(path=str(Path(os.environ["MEDSEARCH_SCREENSHOT_DIR"]) / "page-detail.png"))
     browser.select_option("#lang", "ko")
-    until(browser, lambda: "소견이 아닙니다" in browser.inner_text("#second-caption"), "the Korean note")
+    until(browser, lambda: "소견이 아닙니다" in browser.inner_text("#heat-legend"), "the Korean note")
 
     assert browser.is_visible("#more")
     browser.wait_for_selector("#similar .card")
     browser.click("#similar .card")  # similar cases are not a page of the search: no "more"
     until(browser, lambda: browser.locator("#grid .card").count() == 7, "the similar cases")
-    assert browser.is_hidden("#more")
+    assert browser.is_hidden("#more") and browser.is_hidden("#detail")  # the panel follows: closed
 
 
 def test_upload_is_shown_beside_results_and_uses_the_filters(browser: Any, server: tuple[str, Path]) -> None:

@@ -23,7 +23,7 @@ def test_english_and_korean_have_the_same_keys() -> None:
 
 def test_every_key_the_page_uses_is_in_the_dictionary() -> None:
     html = (WEB / "index.html").read_text(encoding="utf-8")
-    used = set(re.findall(r'data-i18n(?:-placeholder)?="(\w+)"', html))
+    used = set(re.findall(r'data-i18n(?:-placeholder|-title)?="(\w+)"', html))
     for script in (path for path in WEB.glob("*.js") if path.name != "i18n.js"):
         used |= set(re.findall(r'\bt\("(\w+)"', script.read_text(encoding="utf-8")))
     assert len(used) > 30
