@@ -109,7 +109,8 @@ def test_no_served_picture_shows_legible_text(store: Path, tiny_embedder: Any) -
             image_id = found[name][0]
             for url, params in ((f"/api/items/{image_id}/thumbnail", {}),
                                 (f"/api/items/{image_id}/thumbnail", {"size": 512}),  # rendered now, not stored
-                                (f"/api/items/{image_id}/model-input", {})):
+                                (f"/api/items/{image_id}/model-input", {}),
+                                (f"/api/view/{image_id}/picture", {"size": 1024})):  # the viewer's picture
                 response = httpx.get(base + url, params=params, timeout=120)
                 assert response.status_code == 200, (name, url, response.text)
                 assert words(response.content) == [], (name, url, params)
