@@ -33,7 +33,6 @@ WINDOW_PRESETS: dict[str, tuple[float, float]] = {
 }
 """Named CT windows, ``name -> (center, width)`` in Hounsfield units."""
 
-CT_DEFAULT_WINDOW = (100.0, 2500.0)
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 
 
@@ -174,21 +173,6 @@ def _modality_values(raw: np.ndarray, ds: Dataset, frame_index: int) -> np.ndarr
                 raise UnreadableFile("invalid Rescale Slope / Intercept")
             return px.rescale(raw, slope, intercept)
     return px.rescale(raw)
-
-
-def apply_voi_lut(values: np.ndarray, ds: Dataset) -> np.ndarray:
-    """The first VOI LUT Sequence item applied to modality values (float32, consumed), scaled from the
-    table's own output range to [0, 1]. Not pydicom's ``apply_voi``: it indexes the table through an
-    array of the output's dtype, so an 8-bit table of more than 256 entries wraps around."""
-    item = ds.VOILUTSequence[0]
-    entries, first = int(item.LUTDescriptor[0]) or 2**16, int(item.LUTDescriptor[1])
-    data = item.LUTData
-    if isinstance(data, bytes):  # OW: 16-bit words in the dataset's byte order
-        little = getattr(ds, "original_encoding", (None, True))[1] is not False
-        table = np.frombuffer(data, dtype="<u2" if little else ">u2")
-    else:
-        table = np.atleast_1d(np.asarray(data, dtype=np.float64))
-    return px.apply_lut(values, table[:entries].astype(np.float32), first)
 
 
 def _palette_bits(ds: Dataset, rgb: np.ndarray) -> int:

@@ -32,7 +32,7 @@ from medsearch.query.ranking import allowed_ids, group_column, iter_ranked, rank
 from medsearch.query.results import Result, embed_file, stored_vector, vector_of_path
 from medsearch.query.scoring import threshold as threshold_of
 from medsearch.query.textcache import TextCache
-from medsearch.storage import queries, vectors
+from medsearch.storage import queries
 from medsearch.storage.store import Store
 
 if TYPE_CHECKING:
@@ -256,7 +256,7 @@ class Medsearch(ItemsMixin, UnitsMixin):
                                     unlike=unlike)
         allowed, passing = self._passing(text, where, min_score, min_prob, like, unlike)
         if passing is None:
-            return vectors.live_count(self.store.index()) if allowed is None else len(allowed)
+            return self.store.vectors.count() if allowed is None else len(allowed)
         return sum(1 for _id in passing)
 
     def _passing(self, text: str | None, where: Sequence[str], min_score: float | None, min_prob: float | None,
@@ -318,7 +318,7 @@ class Medsearch(ItemsMixin, UnitsMixin):
     def _query(self, text: str | None, like: Sequence[str], unlike: Sequence[str],
                min_prob: float | None) -> tuple[np.ndarray, tuple[float, float] | None]:
         parts = self.parse_parts(text, like, unlike)
-        self.store.index()
+        self.store.vectors.load()
         if any(part.kind != "id" for part in parts):
             self.check_model()
         plain_text = len(parts) == 1 and parts[0].kind == "text"

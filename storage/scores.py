@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 from medsearch.storage import vector_codec
+from medsearch.storage.chunking import chunked
 from medsearch.storage.models import Image, ImageField, TextEmbedding
-from medsearch.storage.queries import chunked
 from medsearch.storage.store import Store
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session

@@ -9,12 +9,14 @@ always verified. Credentials are never logged, stored or put in a message.
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from medsearch.errors import MedsearchError
+from medsearch.errors import InvalidQuery, MedsearchError
 
 SCHEME_PREFIX = "dicomweb+"
 
@@ -35,8 +37,6 @@ class Credentials:
 
     def headers(self) -> dict[str, str]:
         """The Authorization header, or nothing."""
-        import base64
-
         if self.kind == "bearer":
             return {"Authorization": f"Bearer {self.secret}"}
         if self.kind == "basic":
@@ -68,8 +68,6 @@ class SourceUrl:
 
 def require_client() -> None:
     """Raise SourceError when the HTTP client of the ``pacs`` extra is not installed."""
-    import importlib.util
-
     if importlib.util.find_spec("httpx") is None:
         raise SourceError("DICOMweb sources need the pacs extra: pip install 'medsearch[pacs]'")
 
@@ -81,8 +79,6 @@ def is_source(text: str) -> bool:
 def parse_source(text: str) -> SourceUrl:
     """``dicomweb+http(s)://host[:port]/path`` -> SourceUrl. Raises InvalidQuery for another form or a URL
     that holds credentials (they would land in the shell history and the store)."""
-    from medsearch.errors import InvalidQuery
-
     if not is_source(text):
         raise InvalidQuery("not a DICOMweb source: expected dicomweb+http://HOST/PATH or dicomweb+https://...")
     plain = text[len(SCHEME_PREFIX):].rstrip("/")

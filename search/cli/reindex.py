@@ -43,7 +43,7 @@ def reindex(
             kind = choose_index_type(count, budget, info.dim if info else 1152)
         else:
             kind = IndexType.parse(index_type.value)
-        opened.reindex(kind)
+        opened.vectors.reindex(kind)
         facts = {"index_type": kind, "count": count, "seconds": round(time.perf_counter() - started, 3)}
         if as_json:
             print_json(facts)

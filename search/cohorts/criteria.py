@@ -144,7 +144,7 @@ def _step(outcome: Outcome, name: str, removed: int, count: int) -> None:
 
 
 def _all_ids(ms: Medsearch) -> np.ndarray:
-    ms.store.index()  # raises StoreError on an empty store
+    ms.store.vectors.load()  # raises StoreError on an empty store
     return queries.all_ids(ms.store)
 
 

@@ -68,7 +68,7 @@ def group_keys(ms: Medsearch, ids: np.ndarray, by: str) -> np.ndarray:
 
 def all_ids(ms: Medsearch) -> np.ndarray:
     """Every stored image id, sorted int64. Raises StoreError on an empty store."""
-    ms.store.index()
+    ms.store.vectors.load()
     return np.sort(queries.all_ids(ms.store)).astype(np.int64)
 
 
