@@ -8,10 +8,10 @@ a transaction and without the series/study vectors, so that ten million take min
 ``write_batch``'s per-batch bookkeeping (``--write-batch`` uses it). Then, each in a fresh process so its
 memory is its own:
 
-- build: ``Store.reindex("ivf-pq")`` from the database (trained on a sample, filled in batches) and the
+- build: ``store.vectors.reindex("ivf-pq")`` from the database (trained on a sample, filled in batches) and the
   snapshot write; seconds and peak resident memory;
 - serve: open the store read-only, load the snapshot, answer the queries one at a time through
-  ``Store.search`` (codes, then the exact re-rank from the stored 12-bit vectors), unfiltered and with
+  ``store.vectors.search`` (codes, then the exact re-rank from the stored 12-bit vectors), unfiltered and with
   the 1 % filter; p50/p95 ms, recall@10 against exact search, resident memory;
 - grow: add 1 % more images in batches of 1 000 (as an index run commits them) and save the snapshot;
   seconds, and the share of the index added since training that ``medsearch check`` reports.

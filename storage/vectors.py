@@ -180,7 +180,7 @@ def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | No
         return _candidates(index, queries, k, allowed_ids)
     if exact is None:
         raise ValueError("an ivf-pq index ranks its candidates by their stored vectors: pass exact= "
-                         "(Store.search does)")
+                         "(VectorIndex.search does)")
     return search_reranked(index, queries, k, allowed_ids, exact)
 
 

@@ -1,7 +1,7 @@
 """What the routes share: the opened ``Medsearch`` (store + model), and the locks that make it safe
 under concurrent requests.
 
-The store's in-memory FAISS index is caught up (``Store.catch_up``) inside every search when another
+The store's in-memory FAISS index is caught up (``VectorIndex.catch_up``) inside every search when another
 process has committed new rows; FAISS searches may run concurrently but adds may not, so every call that
 touches the index or the text cache holds ``index_lock``. That part is fast (a flat search, a SQLite
 read); the slow part, the model, runs outside it: text queries through a micro-batcher whose one thread

@@ -18,7 +18,7 @@ from medsearch.storage.check import check_store
 from medsearch.storage.faiss_calls import index_type_of
 from medsearch.storage.store import Store
 
-# Runs `Store.reindex` in a fresh process that kills itself (SIGKILL) at the chosen point.
+# Runs `store.vectors.reindex` in a fresh process that kills itself (SIGKILL) at the chosen point.
 KILLER = r"""
 import os, signal, sys
 from medsearch.storage import snapshot

@@ -18,7 +18,7 @@ from medsearch.storage.models import StoreInfo
 from medsearch.storage.store import Store
 from sqlalchemy import update
 
-# `Store.reindex("hnsw")` in a child that announces the moment (a file) and waits there to be killed.
+# `store.vectors.reindex("hnsw")` in a child that announces the moment (a file) and waits there to be killed.
 PAUSED = r"""
 import pathlib, sys, time
 from medsearch.storage import snapshot
