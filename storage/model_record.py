@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from medsearch.storage.models import StoreInfo
-
 
 @dataclass(frozen=True)
 class ModelRecord:
@@ -28,9 +26,3 @@ class ModelRecord:
                     f"place (resumable)")
         return None
 
-
-def record_of(info: StoreInfo | None) -> ModelRecord | None:
-    """The model record a store's ``store_info`` row holds, or None for an empty store (no row)."""
-    if info is None:
-        return None
-    return ModelRecord(info.model_id, info.model_revision, info.dim, info.preprocessing_version)

@@ -23,7 +23,6 @@ from medsearch.storage.database import make_engine, make_sessions
 from medsearch.storage.filters import FilterCache
 from medsearch.storage.index_choice import IndexType
 from medsearch.storage.model_record import ModelRecord as ModelRecord  # re-exported: most callers import it from here
-from medsearch.storage.model_record import record_of
 from medsearch.storage.models import Image, Precision, StoreInfo, utcnow
 from medsearch.storage.unit_index import UnitIndexes
 from medsearch.storage.vector_index import VectorIndex
@@ -131,7 +130,9 @@ class Store:
             return session.get(StoreInfo, 1)
 
     def model_record(self) -> ModelRecord | None:
-        return record_of(self.info())
+        """What produced the store's vectors, or None for an empty store."""
+        info = self.info()
+        return None if info is None else info.model_record()
 
     def bind_model(self, record: ModelRecord, index_type: IndexType = IndexType.FLAT) -> None:
         """Record the model on first use; afterwards refuse any other. Raises ModelMismatch."""

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 from medsearch.errors import StoreError
 from medsearch.storage import vector_codec, vectors
-from medsearch.storage.model_record import record_of
 from medsearch.storage.models import Image, StoreInfo
 from medsearch.storage.rwlock import ReadWriteLock
 from medsearch.storage.unit_models import Unit
@@ -86,10 +85,10 @@ class UnitIndexes:
         alone); False when the result does not hold every live unit."""
         held = self._held.get(kind)
         with self._sessions() as session, session.begin():
-            record = record_of(session.get(StoreInfo, 1))
-            if record is None:
+            info = session.get(StoreInfo, 1)
+            if info is None:
                 raise StoreError(f"The store at {self.directory} is empty; index a folder first.")
-            generation = session.scalar(select(StoreInfo.generation).where(StoreInfo.id == 1)) or 0
+            dim, generation = info.dim, info.generation
             if held is not None and held.generation == generation:
                 return True
             since = -1 if held is None else held.generation
@@ -99,7 +98,7 @@ class UnitIndexes:
             if held is None and live == 0 and missing_units(session):
                 raise StoreError(f"The series and study vectors of {self.directory} are not built yet; run "
                                  f"`medsearch check --repair --store {self.directory}` once.")
-        index = vectors.new_index(record.dim) if held is None else held.index
+        index = vectors.new_index(dim) if held is None else held.index
         vectors.remove(index, np.asarray([r[0] for r in rows], dtype=np.int64))
         kept = [(i, blob) for i, blob in rows if blob is not None]
         if kept:

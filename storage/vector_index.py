@@ -18,7 +18,7 @@ from medsearch.storage import index_choice, snapshot, vector_codec, vectors
 from medsearch.storage.chunking import chunks
 from medsearch.storage.faiss_calls import index_type_of
 from medsearch.storage.index_choice import IndexType
-from medsearch.storage.model_record import ModelRecord, record_of
+from medsearch.storage.model_record import ModelRecord
 from medsearch.storage.models import Deletion, Image, StoreInfo
 from medsearch.storage.rwlock import ReadWriteLock
 from medsearch.storage.vector_rows import VectorRows
@@ -123,7 +123,8 @@ class VectorIndex:
 
     def stored_vectors(self, ids: np.ndarray) -> np.ndarray:
         """(n, dim) float32 stored vectors of int64 ``ids``, in their order; a row of zeros for an id no
-        longer stored (removed by another process since the index was caught up)."""
+        longer stored (removed by another process since the index was caught up). Raises StoreError for an
+        empty store."""
         return self._rows.read(ids, self._record().dim)
 
     def count(self) -> int:
@@ -240,10 +241,10 @@ class VectorIndex:
             return session.get(StoreInfo, 1)
 
     def _record(self) -> ModelRecord:
-        record = record_of(self._info())
-        if record is None:
+        info = self._info()
+        if info is None:
             raise StoreError(f"The store at {self.directory} is empty; index a folder first.")
-        return record
+        return info.model_record()
 
     def _index_type(self) -> IndexType:
         info = self._info()
