@@ -77,7 +77,7 @@ def main() -> None:
         rows = []
         for kind in args.kinds:
             started = time.perf_counter()
-            store.reindex(kind)
+            store.vectors.reindex(kind)
             build_s = time.perf_counter() - started
             for label, where in FILTERS.items():
                 rows.append({"size": args.size, "index": kind, "filter": label, "build_s": round(build_s, 1),

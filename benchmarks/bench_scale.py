@@ -8,10 +8,10 @@ a transaction and without the series/study vectors, so that ten million take min
 ``write_batch``'s per-batch bookkeeping (``--write-batch`` uses it). Then, each in a fresh process so its
 memory is its own:
 
-- build: ``Store.reindex("ivf-pq")`` from the database (trained on a sample, filled in batches) and the
+- build: ``store.vectors.reindex("ivf-pq")`` from the database (trained on a sample, filled in batches) and the
   snapshot write; seconds and peak resident memory;
 - serve: open the store read-only, load the snapshot, answer the queries one at a time through
-  ``Store.search`` (codes, then the exact re-rank from the stored 12-bit vectors), unfiltered and with
+  ``store.vectors.search`` (codes, then the exact re-rank from the stored 12-bit vectors), unfiltered and with
   the 1 % filter; p50/p95 ms, recall@10 against exact search, resident memory;
 - grow: add 1 % more images in batches of 1 000 (as an index run commits them) and save the snapshot;
   seconds, and the share of the index added since training that ``medsearch check`` reports.
@@ -181,8 +181,8 @@ def stage_build(directory: Path) -> dict[str, Any]:
 
     started = time.perf_counter()
     with Store.open(directory, writable=True) as store:
-        store.reindex("ivf-pq")
-        index = store.index()
+        store.vectors.reindex("ivf-pq")
+        index = store.vectors.index()
         facts = {"lists": int(index.nlist), "probes": int(index.nprobe), "codes": int(index.pq.M)}
     return {"build_s": round(time.perf_counter() - started, 1), **facts, **_memory()}
 
@@ -195,20 +195,20 @@ def stage_serve(directory: Path, truth_file: str = "truth.npz") -> dict[str, Any
     out: dict[str, Any] = {}
     started = time.perf_counter()
     with Store.open(directory) as store:
-        store.index()
+        store.vectors.index()
         out["load_s"] = round(time.perf_counter() - started, 1)
         started = time.perf_counter()
-        out["warmed_vectors"] = store.warm_vectors(threading.Event())  # as `medsearch serve` does at start
+        out["warmed_vectors"] = store.vectors.warm_vectors(threading.Event())  # as `medsearch serve` does at start
         out["warm_s"] = round(time.perf_counter() - started, 1)
         allowed = queries.ids_where(store, FILTER)
         out["filter_ids"] = len(allowed)
-        store.search(truth["image_queries"][0], 10)  # warm-up: the statements compiled, the first pages read
+        store.vectors.search(truth["image_queries"][0], 10)  # warm-up: the statements compiled, the first pages read
         for name in ("image", "text"):
             for which, subset in (("all", None), ("filtered", allowed)):
                 found, times = [], []
                 for query in truth[f"{name}_queries"]:
                     t0 = time.perf_counter()
-                    _scores, ids = store.search(query, 10, subset)
+                    _scores, ids = store.vectors.search(query, 10, subset)
                     times.append(1000 * (time.perf_counter() - t0))
                     found.append(ids[0])
                 expected = truth[f"{name}_{which}"]
@@ -225,16 +225,16 @@ def stage_grow(directory: Path) -> dict[str, Any]:
 
     with Store.open(directory, writable=True) as store:
         count = store.image_count()
-        store.index()
+        store.vectors.index()
         means, rng = mixture(count, 1)
         added = max(1, count // 100)
         started = time.perf_counter()
         for start in range(0, added, 1000):
             vectors = draw(means, np.random.default_rng(start), min(1000, added - start))
             write_batch(store, Batch(images=rows_for(start, vectors, rng, tag="9")))
-        store.save_snapshot()
+        store.vectors.save_snapshot()
         seconds = time.perf_counter() - started
-        since, total = store.added_after_training()
+        since, total = store.vectors.added_after_training()
     return {"grow_images": added, "grow_s": round(seconds, 1), "added_after_training": since,
             "added_share": round(since / total, 4), **_memory()}
 

@@ -101,11 +101,11 @@ def cost(scratch: Path, series: int, per_series: int, dim: int = 1152) -> dict[s
         units.refresh(session, keys, store.generation())
         refresh_s = time.perf_counter() - t0  # the same values again: every unit recomputed once
     t0 = time.perf_counter()
-    store.rebuild_index()
+    store.vectors.rebuild()
     image_build = time.perf_counter() - t0
     t0 = time.perf_counter()
-    store.unit_indexes.clear()
-    units.unit_index(store, "series")
+    store.unit_vectors.clear()
+    store.unit_vectors.index("series")
     unit_build = time.perf_counter() - t0
     queries = [clustered(rng, rng.normal(size=dim).astype(np.float32) / np.sqrt(dim), 1)[0] for _ in range(20)]
     timings = {"image": _median_ms(lambda q: take(iter_ranked(store, q), 10), queries)}

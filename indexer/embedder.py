@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from medsearch.indexer.preprocess import Preprocessor
+from medsearch.indexer.preprocess import PREPROCESSING_VERSION, Preprocessor
+from medsearch.storage.model_record import ModelRecord
 
 if TYPE_CHECKING:
     import torch
-    from medsearch.storage.store import ModelRecord
 
 DEFAULT_MODEL = "google/medsiglip-448"
 
@@ -38,9 +38,6 @@ class Embedder(Protocol):
 
 def model_record(embedder: Embedder) -> ModelRecord:
     """What a store records about the vectors ``embedder`` makes (model, revision, size, preprocessing)."""
-    from medsearch.indexer.preprocess import PREPROCESSING_VERSION
-    from medsearch.storage.store import ModelRecord
-
     return ModelRecord(embedder.model_id, embedder.revision, embedder.dim, PREPROCESSING_VERSION)
 
 

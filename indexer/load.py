@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,8 +58,6 @@ def load_file(entry: FileEntry, options: ReadOptions, preprocessor: Preprocessor
 def load_bytes(entry: FileEntry, data: bytes, options: ReadOptions, preprocessor: Preprocessor) -> Loaded:
     """Read and preprocess an image held in memory (an instance fetched from a server), as ``load_file``
     does for a file; ``content_hash`` is the SHA-256 of ``data``. Never raises for bad bytes."""
-    import hashlib
-
     loaded = Loaded(entry, content_hash=hashlib.sha256(data).hexdigest())
     started = time.perf_counter()
     try:

@@ -88,7 +88,7 @@ def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[
     started = time.perf_counter()
     bound = store.model_record() is not None
     if bound:
-        store.index()
+        store.vectors.load()
     root_paths = [str(root.expanduser().resolve()) for root in roots]
     with _timed(report, "discover"):
         entries = list(discover(roots, skip=store.directory))
@@ -101,13 +101,13 @@ def index_paths(store: Store, get_embedder: Callable[[], Embedder], roots: list[
     _record_problems(store, plan, report)
     if not plan.to_read:
         report.seconds = round(time.perf_counter() - started, 3)
-        store.save_snapshot()
+        store.vectors.save_snapshot()
         return report
     try:
         (embed or embed_tasks)(store, get_embedder, plan_work(plan), settings, report, progress)
     finally:
         with _timed(report, "snapshot"):
-            store.save_snapshot()
+            store.vectors.save_snapshot()
         report.seconds = round(time.perf_counter() - started, 3)
     return report
 
@@ -151,7 +151,7 @@ def start_run(store: Store, embedder: Embedder, settings: IndexSettings,
     store.bind_model(model_record(embedder))
     report.precision = embedder.precision
     report.other_precisions = store.record_precision(embedder.precision)
-    store.index()
+    store.vectors.load()
     if settings.batch_size <= 0:
         settings = replace(settings, batch_size=default_batch_size(embedder))
     options = replace(settings.read_options, draft_size=embedder.preprocessor.size)
@@ -226,7 +226,7 @@ class Snapshots:
 
     def after_commit(self) -> None:
         if time.monotonic() - self.last > self.every_s:
-            self.store.save_snapshot()
+            self.store.vectors.save_snapshot()
             self.last = time.monotonic()
 
 

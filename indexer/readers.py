@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Protocol
 
 from medsearch.errors import UnreadableFile
+from medsearch.indexer.dicom import DicomReader
 from medsearch.indexer.frames import Frame, ReadOptions
+from medsearch.indexer.raster import RasterReader
 
 
 class Reader(Protocol):
@@ -19,9 +21,6 @@ class Reader(Protocol):
 
 
 def _readers() -> list[Reader]:
-    from medsearch.indexer.dicom import DicomReader
-    from medsearch.indexer.raster import RasterReader
-
     return [DicomReader(), RasterReader()]
 
 

@@ -12,10 +12,9 @@ import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from medsearch.storage.store import Store
+from medsearch.storage.file_records import image_keys
+from medsearch.storage.store import Store
 
 UID_COLUMN = "sop_instance_uid"
 SAMPLE_ROWS = 500
@@ -96,7 +95,5 @@ def _names_an_image(joiner: Joiner, value: str) -> bool:
 def join_keys(store: Store, column: str, values: list[str], base: Path, root: Path | None = None) -> list[Found]:
     """What each key value of ``column`` names in ``store``, by the rules above: the same join
     ``import-metadata`` uses, for readers of other CSVs (``evaluate --truth``)."""
-    from medsearch.storage.file_records import image_keys
-
     joiner = Joiner(image_keys(store), column, base, root)
     return [joiner.find(value.strip()) for value in values]

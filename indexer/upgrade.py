@@ -63,7 +63,7 @@ def upgrade_store(store: Store, get_embedder: Callable[[], Embedder], settings: 
             embed_and_write(store, embedder, plan_work(plan), settings, options, workers, run,
                             _offset(progress, done, total))
             done += len(plan.to_read)
-    store.save_snapshot()
+    store.vectors.save_snapshot()
     report.reembedded, report.failed = run.updated, run.failed
     report.left = sum(len(paths) for paths in stale_groups(store).values())
     return report

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from medsearch.errors import InvalidQuery, UnreadableFile
 from medsearch.indexer import pixels as px
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 VoiMode = Literal["google", "robust"]
 VOI_MODES: tuple[VoiMode, ...] = ("google", "robust")
+CT_DEFAULT_WINDOW = (100.0, 2500.0)
+"""The CT window (center, width) in HU when neither the request nor the file gives one."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,6 @@ class Voi:
 def finish(found: Voi | None, ds: Dataset, mode: VoiMode) -> Voi:
     """The VOI for a frame, given the window or LUT found for it (``found``: None when there is none)
     and the mode (see the module doc)."""
-    from medsearch.indexer.windows import CT_DEFAULT_WINDOW
-
     is_ct = str(ds.get("Modality", "")).strip().upper() == "CT"
     if mode == "robust" or is_ct:
         if found is not None:
@@ -85,8 +86,6 @@ def finish(found: Voi | None, ds: Dataset, mode: VoiMode) -> Voi:
 
 def apply(values: np.ndarray, voi: Voi, ds: Dataset) -> np.ndarray:
     """Float32 modality values (H, W), consumed -> float32 [0, 1] (H, W), as ``voi`` says."""
-    from medsearch.indexer.windows import apply_voi_lut
-
     if voi.kind == "window":
         values = px.apply_window(values, voi.center, voi.width, voi.function)
     elif voi.kind == "lut":
@@ -102,9 +101,41 @@ def apply(values: np.ndarray, voi: Voi, ds: Dataset) -> np.ndarray:
 
 def parse_voi(text: str) -> VoiMode:
     """``"google"`` or ``"robust"`` (any case) -> the mode. Raises InvalidQuery for another name."""
-    from medsearch.errors import InvalidQuery
-
     key = text.strip().lower()
     if key not in VOI_MODES:
         raise InvalidQuery(f"unknown VOI mode {text!r} (known: {', '.join(VOI_MODES)})")
     return key  # type: ignore[return-value]
+
+
+def apply_voi_lut(values: np.ndarray, ds: Dataset) -> np.ndarray:
+    """The first VOI LUT Sequence item applied to modality values (float32, consumed), scaled from the
+    table's own output range to [0, 1]. Not pydicom's ``apply_voi``: it indexes the table through an
+    array of the output's dtype, so an 8-bit table of more than 256 entries wraps around."""
+    item = lut_item(ds, "VOILUTSequence")
+    if item is None:
+        raise UnreadableFile("VOI LUT Sequence without a table")
+    entries, first = int(item.LUTDescriptor[0]) or 2**16, int(item.LUTDescriptor[1])
+    data = item.LUTData
+    if isinstance(data, bytes):  # OW: 16-bit words in the dataset's byte order
+        little = getattr(ds, "original_encoding", (None, True))[1] is not False
+        table = np.frombuffer(data, dtype="<u2" if little else ">u2")
+    else:
+        table = np.atleast_1d(np.asarray(data, dtype=np.float64))
+    return px.apply_lut(values, table[:entries].astype(np.float32), first)
+
+
+def lut_item(ds: Dataset, keyword: str) -> Dataset | None:
+    """The first item of a LUT sequence (``ModalityLUTSequence``, ``VOILUTSequence``) when it holds a
+    table (LUT Descriptor and LUT Data); None for no sequence or an empty item, which some writers leave
+    (pydicom's ``apply_modality_lut`` then fails on ``None``)."""
+    try:
+        sequence = ds.get(keyword)
+        item = sequence[0] if sequence is not None and len(sequence) > 0 else None
+    except (TypeError, ValueError, AttributeError, IndexError, KeyError):
+        return None
+    try:
+        return item if item is not None and item.get("LUTDescriptor") and item.get("LUTData") else None
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+

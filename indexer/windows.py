@@ -18,7 +18,7 @@ import numpy as np
 from medsearch.errors import InvalidQuery, UnreadableFile
 from medsearch.indexer import pixels as px
 from medsearch.indexer.frames import WindowSpec
-from medsearch.indexer.voi import Voi, VoiMode, finish
+from medsearch.indexer.voi import Voi, VoiMode, finish, lut_item
 from medsearch.indexer.voi import apply as apply_voi
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ WINDOW_PRESETS: dict[str, tuple[float, float]] = {
 }
 """Named CT windows, ``name -> (center, width)`` in Hounsfield units."""
 
-CT_DEFAULT_WINDOW = (100.0, 2500.0)
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 
 
@@ -134,17 +133,6 @@ def _has_voi_lut(ds: Dataset) -> bool:
     return lut_item(ds, "VOILUTSequence") is not None
 
 
-def lut_item(ds: Dataset, keyword: str) -> Dataset | None:
-    """The first item of a LUT sequence (``ModalityLUTSequence``, ``VOILUTSequence``) when it holds a
-    table (LUT Descriptor and LUT Data); None for no sequence or an empty item, which some writers leave
-    (pydicom's ``apply_modality_lut`` then fails on ``None``)."""
-    item = _item(ds, keyword, 0)
-    try:
-        return item if item is not None and item.get("LUTDescriptor") and item.get("LUTData") else None
-    except (TypeError, ValueError, AttributeError):
-        return None
-
-
 def render(raw: np.ndarray, ds: Dataset, frame_index: int, window: tuple[float, float] | None,
            mode: VoiMode = "google") -> tuple[np.ndarray, str | None]:
     """One decoded frame -> (display pixels, float32 in [0, 1], (H, W) or (H, W, 3); the VOI used, as
@@ -193,23 +181,6 @@ def _modality_values(raw: np.ndarray, ds: Dataset, frame_index: int) -> np.ndarr
                 raise UnreadableFile("invalid Rescale Slope / Intercept")
             return px.rescale(raw, slope, intercept)
     return px.rescale(raw)
-
-
-def apply_voi_lut(values: np.ndarray, ds: Dataset) -> np.ndarray:
-    """The first VOI LUT Sequence item applied to modality values (float32, consumed), scaled from the
-    table's own output range to [0, 1]. Not pydicom's ``apply_voi``: it indexes the table through an
-    array of the output's dtype, so an 8-bit table of more than 256 entries wraps around."""
-    item = lut_item(ds, "VOILUTSequence")
-    if item is None:
-        raise UnreadableFile("VOI LUT Sequence without a table")
-    entries, first = int(item.LUTDescriptor[0]) or 2**16, int(item.LUTDescriptor[1])
-    data = item.LUTData
-    if isinstance(data, bytes):  # OW: 16-bit words in the dataset's byte order
-        little = getattr(ds, "original_encoding", (None, True))[1] is not False
-        table = np.frombuffer(data, dtype="<u2" if little else ">u2")
-    else:
-        table = np.atleast_1d(np.asarray(data, dtype=np.float64))
-    return px.apply_lut(values, table[:entries].astype(np.float32), first)
 
 
 def _palette_bits(ds: Dataset, rgb: np.ndarray) -> int:

@@ -19,6 +19,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from medsearch.indexer.lifeline import die_with
+
 Item = TypeVar("Item")
 
 CRASHED = "the decoder crashed the worker process"
@@ -34,8 +36,6 @@ class Limits:
 
 def _start_worker(memory_bytes: int, owner: int) -> None:
     """Worker initializer: die with ``owner``, write no core file, cap the address space (0: no cap)."""
-    from medsearch.indexer.lifeline import die_with
-
     die_with(owner)
     resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
     if memory_bytes > 0:

@@ -214,7 +214,7 @@ def _index_problems(store: Store, dim: int, revision: str, report: CheckReport) 
             gone = set(session.scalars(select(Deletion.image_id).where(Deletion.generation > generation)))
             newer = set(session.scalars(select(Image.id).where(Image.generation > generation)))
             replayed = (set(vectors.ids(loaded[0]).tolist()) - gone) | newer
-    served = vectors.ids(store.index())
+    served = store.vectors.ids()
     report.facts["index_count"] = len(served)
     found = False
     for name, ids, count in (("snapshot", replayed, None), ("index", set(served.tolist()), len(served))):
@@ -228,8 +228,8 @@ def _index_problems(store: Store, dim: int, revision: str, report: CheckReport) 
 def _training_problem(store: Store, report: CheckReport) -> bool:
     """Whether a trained (IVF) index holds more vectors added since its training than
     ``RETRAIN_FRACTION`` allows; adds the problem saying so."""
-    added, total = store.added_after_training()
-    kind = vectors.index_type_of(store.index())
+    added, total = store.vectors.added_after_training()
+    kind = store.vectors.kind()
     if not is_trained_kind(kind):
         return False
     report.facts["added_after_training"] = added
@@ -277,10 +277,10 @@ def _repair(store: Store, report: CheckReport, damaged: list[tuple[int, str]], s
     if damaged:
         write_batch(store, Batch(remove_paths=sorted({path for _id, path in damaged})))
     if retrain:
-        store.reindex(vectors.index_type_of(store.index()))
+        store.vectors.reindex(store.vectors.kind())
     elif rebuild:
-        store.rebuild_index()
-    store.save_snapshot()
+        store.vectors.rebuild()
+    store.vectors.save_snapshot()
     report.facts["snapshot_generation"] = store.generation()
     for problem in report.problems:
         problem.repaired = problem.repairable

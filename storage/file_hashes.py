@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from medsearch.storage.chunking import chunked
 from medsearch.storage.models import Image
-from medsearch.storage.queries import chunked
 from medsearch.storage.store import Store
 from sqlalchemy import select
 

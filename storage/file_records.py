@@ -7,9 +7,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from medsearch.storage.chunking import chunks
 from medsearch.storage.models import Failure, Image, ImageField
 from medsearch.storage.pixel_records import stale_paths
-from medsearch.storage.queries import chunks
 from medsearch.storage.store import Store
 from sqlalchemy import delete, insert, select
 
@@ -45,7 +45,7 @@ def replace_fields(store: Store, source: str, image_ids: Collection[int], names:
                    values: Sequence[dict[str, Any]]) -> None:
     """In one write transaction: drop the fields ``source`` set before, drop fields ``names`` of
     ``image_ids`` (any source), and insert ``values`` (``ImageField`` rows as dicts). The id list is bound
-    ``queries.CHUNK_SIZE`` at a time, so any number of images can be updated."""
+    ``chunking.CHUNK_SIZE`` at a time, so any number of images can be updated."""
     with store.write_session() as session:
         session.execute(delete(ImageField).where(ImageField.source == source))
         if values:

@@ -22,10 +22,14 @@ import datetime as dt
 import difflib
 import operator
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+import numpy as np
 from medsearch.errors import InvalidQuery
+from medsearch.storage import field_version
 from medsearch.storage.filter_syntax import (
     And,
     Compare,
@@ -53,6 +57,7 @@ __all__ = [
     "And",
     "Compare",
     "Expr",
+    "FilterCache",
     "InList",
     "IsNull",
     "Like",
@@ -217,3 +222,42 @@ def compile_filter(
         expr = parse(item) if isinstance(item, str) else item
         clauses.append(_Compiler(known_fields, text).compile(expr))
     return and_(*clauses) if clauses else true()
+
+
+FilterKey = tuple[tuple[str, ...], int, int]
+"""(the ``where`` expressions, the generation, the fields version): what an id set is valid for."""
+
+
+class FilterCache:
+    """The id sets of recent filters, held by the store (``store.filter_cache``), keyed by the filter, the
+    generation and the fields version (``medsearch.storage.field_version``), so that a repeated filter costs
+    no SQL until the next image or field write by any process. Bounded by the ids held, oldest dropped;
+    safe to share between threads."""
+
+    def __init__(self, max_ids: int = 4_000_000) -> None:
+        self.max_ids = max_ids
+        self._entries: OrderedDict[FilterKey, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def ids(self, session: Session, where: Sequence[str]) -> np.ndarray:
+        """The ids (int64, sorted) of images matching every ``where`` expression, read in ``session``'s
+        transaction (begun by the caller) or remembered from it. Raises InvalidQuery pointing at the
+        mistake."""
+        key = (tuple(where), *field_version.current(session))
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                return found
+        clause = compile_filter(list(where), field_names(session))
+        ids = np.fromiter(session.scalars(select(Image.id).where(clause).order_by(Image.id)), dtype=np.int64)
+        with self._lock:
+            self._entries[key] = ids
+            while sum(len(v) for v in self._entries.values()) > self.max_ids and len(self._entries) > 1:
+                self._entries.popitem(last=False)
+        return ids
+
+    def clear(self) -> None:
+        """Forget every id set (frees memory; a field write no longer needs it, the fields version keys it)."""
+        with self._lock:
+            self._entries.clear()

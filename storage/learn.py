@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 from medsearch.errors import InvalidQuery, ModelMismatch, NotFound
+from medsearch.storage.chunking import chunked
 from medsearch.storage.cohort_models import Cohort, CohortRun
 from medsearch.storage.learn_models import Probe, SplitRecord
 from medsearch.storage.models import Image, ImageField
-from medsearch.storage.queries import chunked
 from medsearch.storage.store import ModelRecord, Store
-from medsearch.storage.thumbnails import Thumbnail
+from medsearch.storage.thumbnail_models import Thumbnail
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
@@ -60,7 +60,7 @@ def field_counts(store: Store, name: str) -> dict[str, int]:
 
 
 def content_hashes(store: Store, ids: Sequence[int]) -> dict[int, str]:
-    """{image id: content hash} of the ``ids`` still stored (bound ``queries.CHUNK_SIZE`` at a time)."""
+    """{image id: content hash} of the ``ids`` still stored (bound ``chunking.CHUNK_SIZE`` at a time)."""
     with store.read_session() as session:
         rows = chunked(ids, lambda chunk: session.execute(
             select(Image.id, Image.content_hash).where(Image.id.in_(chunk))))

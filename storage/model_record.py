@@ -25,3 +25,4 @@ class ModelRecord:
                     f"uses {other.preprocessing_version}. Run `medsearch upgrade --store DIR` to re-embed them in "
                     f"place (resumable)")
         return None
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from medsearch.storage.model_record import ModelRecord
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -58,6 +59,10 @@ class StoreInfo(Base):
     fields_version: Mapped[int | None] = mapped_column(BigInteger, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    def model_record(self) -> ModelRecord:
+        """What produced the store's vectors, as this row records it."""
+        return ModelRecord(self.model_id, self.model_revision, self.dim, self.preprocessing_version)
 
 
 class ImageVector(Base):

@@ -1,45 +1,21 @@
 """The read queries the search side needs, as functions of a ``Store`` that return rows, not sessions.
 
-Every query that puts a list of ids or paths into one statement goes through ``chunked``: stock SQLite
-allows 32,766 bound variables per statement, so a list is read ``CHUNK_SIZE`` values at a time (a test
-may set ``CHUNK_SIZE`` low to prove a caller copes with many chunks).
+Every query that puts a list of ids or paths into one statement goes through
+``medsearch.storage.chunking.chunked``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
-from medsearch.storage import field_version, index_choice, snapshot, vector_codec
+from medsearch.storage import index_choice, snapshot, vector_codec
+from medsearch.storage.chunking import chunked
 from medsearch.storage.models import METADATA_COLUMNS, Failure, Image, ImageField, Root
 from medsearch.storage.store import Store
 from sqlalchemy import String, cast, func, select
-
-CHUNK_SIZE = 10_000
-"""Values bound per ``IN (...)`` list; well under SQLite's 32,766 and PostgreSQL's 65,535 limits."""
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def chunked(values: Iterable[T], query: Callable[[list[T]], Iterable[R]]) -> Iterator[R]:
-    """The rows of ``query(chunk)`` for successive chunks of at most ``CHUNK_SIZE`` values, in order."""
-    for chunk in chunks(values):
-        yield from query(chunk)
-
-
-def chunks(values: Iterable[T]) -> Iterator[list[T]]:
-    """``values`` in successive lists of at most ``CHUNK_SIZE`` (read when called, so a test can lower it)."""
-    chunk: list[T] = []
-    for value in values:
-        chunk.append(value)
-        if len(chunk) >= CHUNK_SIZE:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def images_by_id(store: Store, ids: Sequence[int]) -> dict[int, tuple[str, dict[str, Any]]]:
@@ -171,21 +147,10 @@ def roots(store: Store) -> list[str]:
 
 
 def ids_where(store: Store, where: Sequence[str]) -> np.ndarray:
-    """The ids (int64, sorted) of images matching every ``where`` expression (``medsearch.storage.filters``).
-    Remembered per (generation, fields version), read in the same transaction, so a repeated filter costs
-    no SQL until the next image or field write by any process. Raises InvalidQuery pointing at the mistake."""
-    from medsearch.storage.filters import compile_filter
-
+    """The ids (int64, sorted) of images matching every ``where`` expression (``medsearch.storage.filters``),
+    remembered by the store's ``FilterCache``. Raises InvalidQuery pointing at the mistake."""
     with store.read_session() as session, session.begin():
-        key = (tuple(where), *field_version.current(session))
-        cached = store.filter_cache.get(key)
-        if cached is not None:
-            return cached
-        names = set(session.scalars(select(ImageField.name).distinct()))
-        clause = compile_filter(list(where), names)
-        ids = np.fromiter(session.scalars(select(Image.id).where(clause).order_by(Image.id)), dtype=np.int64)
-    store.filter_cache.put(key, ids)
-    return ids
+        return store.filter_cache.ids(session, where)
 
 
 def all_ids(store: Store) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from medsearch.storage import index_choice
-from medsearch.storage.vectors import _empty, _faiss_search, _filtered_params, sorted_unique
+from medsearch.storage.faiss_calls import filtered_params, no_results, search_index, sorted_unique
 
 Exact = Callable[[np.ndarray], np.ndarray]
 """The stored vectors of ids: (n,) int64 -> (n, d) float32, a row of zeros for an id no longer stored."""
@@ -32,26 +32,26 @@ def search_reranked(index: Any, queries: np.ndarray, k: int, allowed_ids: np.nda
     """``medsearch.storage.vectors.search`` for an ivf-pq index: (scores (q, k) float32, ids (q, k) int64) of the
     (q, d) float32 ``queries``, exact cosines, best first, padded with -1."""
     if allowed_ids is None:
-        _codes, found = _faiss_search(index, queries, max(index_choice.RERANK_DEPTH, 2 * k))
+        _codes, found = search_index(index, queries, max(index_choice.RERANK_DEPTH, 2 * k))
         return rescored(queries, found, k, exact)
     depth = max(index_choice.FILTERED_RERANK_DEPTH, 2 * k)
     allowed = sorted_unique(allowed_ids)
     if len(allowed) == 0:
-        return _empty(len(queries), k)
+        return no_results(len(queries), k)
     if len(allowed) <= depth:
         return rescored(queries, np.broadcast_to(allowed, (len(queries), len(allowed))), k, exact)
-    params, _keep = _filtered_params(index, allowed, len(allowed) / max(1, index.ntotal), widest=WIDEST)
-    _codes, found = _faiss_search(index, queries, depth, params)
+    params, _keep = filtered_params(index, allowed, len(allowed) / max(1, index.ntotal), widest=WIDEST)
+    _codes, found = search_index(index, queries, depth, params)
     if (found[:, depth - 1] < 0).any():
-        params, _keep = _filtered_params(index, allowed, 1.0, exhaustive=True)
-        _codes, found = _faiss_search(index, queries, depth, params)
+        params, _keep = filtered_params(index, allowed, 1.0, exhaustive=True)
+        _codes, found = search_index(index, queries, depth, params)
     return rescored(queries, found, k, exact)
 
 
 def rescored(queries: np.ndarray, found: np.ndarray, k: int, exact: Exact) -> tuple[np.ndarray, np.ndarray]:
     """The top ``k`` of each query's candidate ids ``found`` (q, n; -1 = none), by exact inner product with
     the vectors ``exact`` returns; ids it no longer finds are dropped."""
-    scores, ids = _empty(len(queries), k)
+    scores, ids = no_results(len(queries), k)
     held = np.unique(found[found >= 0])
     if len(held) == 0:
         return scores, ids

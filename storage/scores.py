@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 from medsearch.storage import vector_codec
+from medsearch.storage.chunking import chunked
 from medsearch.storage.models import Image, ImageField, TextEmbedding
-from medsearch.storage.queries import chunked
+from medsearch.storage.nowait import write_or_skip
 from medsearch.storage.store import Store
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
@@ -68,8 +69,6 @@ def text_vectors(store: Store, model_key: str, texts: Sequence[str]) -> dict[str
 def save_text_vectors(store: Store, model_key: str, texts: Sequence[str], vectors: np.ndarray) -> bool:
     """Cache (n, dim) ``vectors`` of ``texts`` in the store; best effort, never waiting: False when the
     store is read-only or another process is writing to it (``medsearch.storage.nowait``), nothing raised."""
-    from medsearch.storage.nowait import write_or_skip
-
     def write(session: Session) -> None:
         for text, vector in zip(texts, vectors, strict=True):
             session.merge(TextEmbedding(model_key=model_key, text=text, embedding=vector.tobytes()))

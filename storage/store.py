@@ -1,26 +1,31 @@
 """The store: a directory with the SQLite database (or a PostgreSQL URL), the FAISS snapshot, the
-patient-key secret and the writer lock. The database is the truth; the in-memory FAISS index is caught
-up from it on open and after every write. One writer at a time (an exclusive lock file); any number of
-readers, which never see half a batch because every batch is one transaction."""
+patient-key secret and the writer lock. The database is the truth; the in-memory FAISS index
+(``store.vectors``, ``medsearch.storage.vector_index``) is caught up from it on open and after every write.
+One writer at a time (an exclusive lock file); any number of readers, which never see half a batch
+because every batch is one transaction.
+
+A store is composed of what it serves: ``vectors`` (the image index), ``unit_vectors`` (the series and
+study indexes, ``medsearch.storage.unit_index``) and ``filter_cache`` (the id sets of recent filters,
+``medsearch.storage.filters``), each safe to share between threads."""
 
 from __future__ import annotations
 
 import fcntl
 import os
 import secrets
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from medsearch.errors import ModelMismatch, StoreError, StoreLocked
 from medsearch.storage.database import make_engine, make_sessions
+from medsearch.storage.filters import FilterCache
 from medsearch.storage.index_choice import IndexType
 from medsearch.storage.model_record import ModelRecord as ModelRecord  # re-exported: most callers import it from here
 from medsearch.storage.models import Image, Precision, StoreInfo, utcnow
-from medsearch.storage.served_index import ServedIndex
+from medsearch.storage.unit_index import UnitIndexes
+from medsearch.storage.vector_index import VectorIndex
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -30,7 +35,7 @@ LOCK_FILE = "write.lock"
 SECRET_FILE = "patient-key.secret"
 
 
-class Store(ServedIndex):
+class Store:
     """Open with ``Store.open``; close with ``close()`` (or use it as a context manager)."""
 
     def __init__(self, directory: Path, database_url: str, writable: bool) -> None:
@@ -45,9 +50,9 @@ class Store(ServedIndex):
             self._release_lock()
             raise
         self._sessions = make_sessions(self.engine)
-        ServedIndex.__init__(self, self.engine)
-        self.filter_cache = IdSetCache()
-        self.unit_indexes: dict[str, Any] = {}  # medsearch.storage.units: the series and study indexes, by kind
+        self.vectors = VectorIndex(directory, self.engine, self._sessions, writable)
+        self.unit_vectors = UnitIndexes(directory, self._sessions)
+        self.filter_cache = FilterCache()
 
     @classmethod
     def open(cls, directory: Path | str, *, create: bool = False, writable: bool = False,
@@ -96,7 +101,7 @@ class Store(ServedIndex):
     def close(self) -> None:
         """Close the connections and release the writer lock (even when closing the database fails)."""
         try:
-            self._vector_rows.close()
+            self.vectors.close()
             self.engine.dispose()
         finally:
             self._release_lock()
@@ -125,10 +130,9 @@ class Store(ServedIndex):
             return session.get(StoreInfo, 1)
 
     def model_record(self) -> ModelRecord | None:
+        """What produced the store's vectors, or None for an empty store."""
         info = self.info()
-        if info is None:
-            return None
-        return ModelRecord(info.model_id, info.model_revision, info.dim, info.preprocessing_version)
+        return None if info is None else info.model_record()
 
     def bind_model(self, record: ModelRecord, index_type: IndexType = IndexType.FLAT) -> None:
         """Record the model on first use; afterwards refuse any other. Raises ModelMismatch."""
@@ -187,7 +191,7 @@ class Store(ServedIndex):
                 handle.write(secrets.token_hex(32))
         return bytes.fromhex(path.read_text().strip())
 
-    # -- the vector index ----------------------------------------------------------------------
+    # -- generations -----------------------------------------------------------------------------
 
     def generation(self) -> int:
         info = self.info()
@@ -206,27 +210,3 @@ class Store(ServedIndex):
         info.generation += 1
         info.updated_at = utcnow()
         return info.generation
-
-
-class IdSetCache:
-    """Id sets of recent filters, keyed by (filter, generation, fields version) (``medsearch.storage.field_version``);
-    bounded by the ids held, oldest dropped."""
-
-    def __init__(self, max_ids: int = 4_000_000) -> None:
-        self.max_ids = max_ids
-        self.entries: OrderedDict[Any, np.ndarray] = OrderedDict()
-
-    def get(self, key: Any) -> np.ndarray | None:
-        found = self.entries.get(key)
-        if found is not None:
-            self.entries.move_to_end(key)
-        return found
-
-    def put(self, key: Any, ids: np.ndarray) -> None:
-        self.entries[key] = ids
-        while sum(len(v) for v in self.entries.values()) > self.max_ids and len(self.entries) > 1:
-            self.entries.popitem(last=False)
-
-    def clear(self) -> None:
-        """Forget every id set (frees memory; a field write no longer needs it, the fields version keys it)."""
-        self.entries.clear()

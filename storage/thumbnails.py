@@ -1,26 +1,15 @@
-"""Thumbnails made at index time, one per stored image (frame), in their own table. They go with their
-image (``ON DELETE CASCADE``): a changed file's new rows get new ones, a removed file's go with it."""
+"""Thumbnails made at index time (the table is ``medsearch.storage.thumbnail_models``): written with their
+image's batch, read back by image id."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from medsearch.storage.models import Base, Id, Image
-from sqlalchemy import ForeignKey, LargeBinary, insert, select
-from sqlalchemy.orm import Mapped, mapped_column
-
-if TYPE_CHECKING:
-    from medsearch.storage.store import Store
-
-
-class Thumbnail(Base):
-    """One image's PNG thumbnail (``medsearch.indexer.thumbnail.THUMBNAIL_SIZE`` pixels on its longer side)."""
-
-    __tablename__ = "thumbnails"
-
-    image_id: Mapped[int] = mapped_column(Id, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
-    png: Mapped[bytes] = mapped_column(LargeBinary)
+from medsearch.storage.models import Image
+from medsearch.storage.store import Store
+from medsearch.storage.thumbnail_models import Thumbnail
+from sqlalchemy import insert, select
 
 
 def save_thumbnails(session: Any, ids: Sequence[int], pngs: Sequence[bytes | None]) -> None:

@@ -1,31 +1,23 @@
 """Series and study vectors: the normalised mean of a unit's image vectors, kept in the ``units`` table
 in the same transaction as the images (``refresh``, called by ``medsearch.storage.writes.write_batch``), and in an
-in-memory FAISS index per kind, caught up by generation like the image index (``unit_index``). A kill at
-any point leaves the table consistent with the images, since both are one transaction; the in-memory
-index is rebuilt or replayed from the table on first use."""
+in-memory FAISS index per kind, caught up by generation like the image index (``store.unit_vectors``,
+``medsearch.storage.unit_index``). A kill at any point leaves the table consistent with the images, since
+both are one transaction; the in-memory index is rebuilt or replayed from the table on first use."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-from medsearch.errors import StoreError
-from medsearch.storage import vector_codec, vectors
-from medsearch.storage.models import Image, StoreInfo
+from medsearch.errors import NotFound
+from medsearch.storage import vector_codec
+from medsearch.storage.models import Image
+from medsearch.storage.store import Store
+from medsearch.storage.unit_index import KINDS, UnitKey, missing_units
 from medsearch.storage.unit_models import Unit
 from sqlalchemy import func, select
-
-if TYPE_CHECKING:
-    from medsearch.storage.store import Store
-
-KINDS = {"series": "series_instance_uid", "study": "study_instance_uid"}
-"""Each unit kind and the image column that names its members."""
-
-UnitKey = tuple[str, str]
-"""(kind, uid)."""
 
 
 def keys_of_metadata(metadata: Iterable[dict[str, Any]]) -> set[UnitKey]:
@@ -76,54 +68,6 @@ def mean_vector(blobs: list[bytes]) -> np.ndarray:
     total = np.sum([vector_codec.decode(blob) for blob in blobs], axis=0, dtype=np.float64)
     norm = float(np.linalg.norm(total))
     return np.asarray(total / norm if norm > 0 else total, dtype=np.float32)
-
-
-@dataclass
-class HeldIndex:
-    index: Any
-    generation: int
-
-
-def unit_index(store: Store, kind: str) -> Any:
-    """The FAISS index of ``kind``'s unit vectors (ids = ``units.id``), caught up with the database:
-    built on first use, then the units stamped after its generation are replayed (removed, and added
-    again when they still have images). Raises StoreError when the store is empty, or when the units of
-    a store made before them were never built (`medsearch check --repair` builds them)."""
-    record = store.model_record()
-    if record is None:
-        raise StoreError(f"The store at {store.directory} is empty; index a folder first.")
-    held = store.unit_indexes.get(kind)
-    with store.read_session() as session, session.begin():
-        generation = session.scalar(select(StoreInfo.generation).where(StoreInfo.id == 1)) or 0
-        if held is not None and held.generation == generation:
-            return held.index
-        since = -1 if held is None else held.generation
-        rows = session.execute(select(Unit.id, Unit.embedding).where(Unit.kind == kind, Unit.generation > since)).all()
-        live = session.scalar(select(func.count()).select_from(Unit).where(Unit.kind == kind, Unit.size > 0)) or 0
-        if held is None and live == 0 and missing_units(session):
-            raise StoreError(f"The series and study vectors of {store.directory} are not built yet; run "
-                             f"`medsearch check --repair --store {store.directory}` once.")
-    index = vectors.new_index(record.dim) if held is None else held.index
-    vectors.remove(index, np.asarray([r[0] for r in rows], dtype=np.int64))
-    kept = [(i, blob) for i, blob in rows if blob is not None]
-    if kept:
-        vectors.add(index, np.asarray([i for i, _b in kept], dtype=np.int64),
-                    vector_codec.decode_many(b for _i, b in kept))
-    if vectors.live_count(index) != live:  # out of step: build it whole from the table
-        store.unit_indexes.pop(kind, None)
-        return unit_index(store, kind)
-    store.unit_indexes[kind] = HeldIndex(index, generation)
-    return index
-
-
-def missing_units(session: Any) -> set[UnitKey]:
-    """Units that images name but the table does not have (a store made before units were kept)."""
-    known = {(kind, uid) for kind, uid in session.execute(select(Unit.kind, Unit.uid).where(Unit.size > 0))}
-    named: set[UnitKey] = set()
-    for kind, column in KINDS.items():
-        values = session.scalars(select(getattr(Image, column)).where(getattr(Image, column).is_not(None)).distinct())
-        named |= {(kind, str(v)) for v in values}
-    return named - known
 
 
 def stale_units(store: Store) -> list[UnitKey]:
@@ -246,3 +190,19 @@ def patient_of_image(store: Store, image_id: int) -> tuple[bool, str | None]:
     with store.read_session() as session:
         row = session.execute(select(Image.id, Image.patient_key).where(Image.id == image_id)).first()
     return (row is not None, row[1] if row else None)
+
+
+def series_members(store: Store, image_id: int, limit: int) -> list[tuple[int, str, int]]:
+    """(id, stored path, frame number) of the images of ``image_id``'s series (only itself when it has no
+    Series Instance UID), at most ``limit`` of them by id, ``image_id`` always among them. Raises NotFound."""
+    with store.read_session() as session:
+        row = session.execute(select(Image.series_instance_uid, Image.path, Image.frame_number)
+                              .where(Image.id == image_id)).first()
+        if row is None:
+            raise NotFound(f"No image with id {image_id} in the store.")
+        if not row[0]:
+            return [(image_id, str(row[1]), int(row[2]))]
+        found = session.execute(select(Image.id, Image.path, Image.frame_number)
+                                .where(Image.series_instance_uid == row[0]).order_by(Image.id).limit(limit))
+        rows = [(int(i), str(p), int(f)) for i, p, f in found]
+    return rows if any(i == image_id for i, _, _ in rows) else [(image_id, str(row[1]), int(row[2])), *rows[:-1]]

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from medsearch.storage import vector_codec
+from medsearch.storage.chunking import chunks
 from medsearch.storage.models import Image, ImageVector
 from sqlalchemy import Engine, func, select
 
@@ -122,8 +123,6 @@ class VectorRows:
 
 def _select(cursor: Any, statement: str, ids: np.ndarray) -> list[Any]:
     """The rows of ``statement`` ending in ``id IN``, over ``ids`` in chunks of integer literals."""
-    from medsearch.storage.queries import chunks  # medsearch.storage.queries builds on the store, which builds on this
-
     rows: list[Any] = []
     for chunk in chunks(ids.tolist()):
         cursor.execute(f"{statement} ({','.join(str(int(i)) for i in chunk)})")

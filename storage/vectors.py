@@ -5,18 +5,25 @@ The index is a snapshot of the database, saved and loaded by ``medsearch.storage
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from medsearch.storage import index_choice
+from medsearch.storage.faiss_calls import (
+    TOMBSTONE,
+    filtered_params,
+    held_in,
+    index_type_of,
+    no_results,
+    search_index,
+    sorted_unique,
+)
 from medsearch.storage.index_choice import IndexType
+from medsearch.storage.reranked import search_reranked
 
 SUBSET_EXACT_MAX = 16_384
 """Allowed sets up to this size are scored exactly instead of through the approximate structure."""
-TOMBSTONE = -1
-"""The id of a removed HNSW node (never an image id; FAISS also pads missing results with -1)."""
 COMPACT_FRACTION = 0.25
 """An HNSW graph is rebuilt from its live vectors when more than this share of its nodes are tombstones."""
 
@@ -89,18 +96,6 @@ def tune(index: Any) -> None:
     elif kind is IndexType.HNSW:
         graph: Any = faiss.downcast_index(index.index)
         graph.hnsw.efSearch = index_choice.HNSW_EF_SEARCH
-
-
-def index_type_of(index: Any) -> IndexType:
-    """The kind of an index made by ``new_index``."""
-    import faiss
-
-    if isinstance(index, faiss.IndexIVFPQFastScan):
-        return IndexType.IVF_PQ
-    if isinstance(index, faiss.IndexIVF):
-        return IndexType.IVF_SQ8
-    inner = faiss.downcast_index(index.index)
-    return IndexType.HNSW if isinstance(inner, faiss.IndexHNSW) else IndexType.FLAT
 
 
 def add(index: Any, ids: np.ndarray, vectors: np.ndarray, replace: bool = True) -> None:
@@ -185,9 +180,7 @@ def search(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray | No
         return _candidates(index, queries, k, allowed_ids)
     if exact is None:
         raise ValueError("an ivf-pq index ranks its candidates by their stored vectors: pass exact= "
-                         "(Store.search does)")
-    from medsearch.storage.reranked import search_reranked  # it builds on this module
-
+                         "(VectorIndex.search does)")
     return search_reranked(index, queries, k, allowed_ids, exact)
 
 
@@ -197,34 +190,18 @@ def _candidates(index: Any, queries: np.ndarray, k: int, allowed_ids: np.ndarray
     if allowed_ids is None and index_type_of(index) is IndexType.HNSW:
         return _search_live(index, queries, k)
     if allowed_ids is None:
-        return _faiss_search(index, queries, k)
+        return search_index(index, queries, k)
     allowed = sorted_unique(allowed_ids)
     wanted = min(k, len(allowed))
     if wanted == 0:
-        return _empty(len(queries), k)
+        return no_results(len(queries), k)
     if len(allowed) <= SUBSET_EXACT_MAX and index_type_of(index) is not IndexType.FLAT:  # flat + selector: exact
         return _exact_subset(index, queries, k, allowed)
-    params, _keep = _filtered_params(index, allowed, len(allowed) / max(1, index.ntotal))
-    scores, ids = _faiss_search(index, queries, k, params)
+    params, _keep = filtered_params(index, allowed, len(allowed) / max(1, index.ntotal))
+    scores, ids = search_index(index, queries, k, params)
     if (ids[:, wanted - 1] < 0).any():
         return _exact_subset(index, queries, k, allowed)
     return scores, ids
-
-
-def sorted_unique(ids: np.ndarray) -> np.ndarray:
-    """``ids`` as sorted unique int64, without the cost of ``np.unique`` when they are so already (a filter's
-    ids are: ``np.unique`` of 100 k took ~14 ms, for every query)."""
-    ids = np.asarray(ids, dtype=np.int64)
-    if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):
-        return ids
-    found: np.ndarray = np.unique(ids)
-    return found
-
-
-def _faiss_search(index: Any, queries: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """FAISS's own search, typed: (scores (q, k) float32, ids (q, k) int64)."""
-    scores, ids = index.search(queries, k, params=params) if params is not None else index.search(queries, k)
-    return np.asarray(scores, dtype=np.float32), np.asarray(ids, dtype=np.int64)
 
 
 def _search_live(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -235,56 +212,7 @@ def _search_live(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, n
     graph: Any = faiss.downcast_index(index.index)
     params.efSearch = graph.hnsw.efSearch
     params.sel = faiss.IDSelectorRange(0, np.iinfo(np.int64).max)
-    return _faiss_search(index, queries, k, params)
-
-
-def _filtered_params(index: Any, allowed: np.ndarray, fraction: float, exhaustive: bool = False,
-                     widest: float = 16.0) -> tuple[Any, Any]:
-    """Search parameters carrying the ID selector (a wider search the more selective the filter, up to
-    ``widest`` times the lists or graph breadth), and what the selector points into, which must stay alive
-    while the parameters are used."""
-    import faiss
-
-    widen = min(widest, math.sqrt(1.0 / max(fraction, 1e-9)))
-    params: Any
-    if isinstance(index, faiss.IndexIVF):
-        params = faiss.SearchParametersIVF()
-        params.nprobe = index.nlist if exhaustive else min(index.nlist, math.ceil(index.nprobe * widen))
-    elif index_type_of(index) is IndexType.HNSW:
-        params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # missing from faiss's stubs
-        graph: Any = faiss.downcast_index(index.index)
-        params.efSearch = math.ceil(graph.hnsw.efSearch * widen)
-    else:
-        params = faiss.SearchParameters()
-    params.sel, keep = _selector(allowed)
-    return params, keep
-
-
-BITMAP_MAX_ID = 1 << 30
-"""Below this largest id, filters use a bitmap (1 bit per id, a 128 MB cap): a membership test is one bit,
-several times faster than IDSelectorBatch's hash set when a search checks every stored id."""
-
-
-def _selector(allowed: np.ndarray) -> tuple[Any, Any]:
-    """An ID selector for the sorted non-negative ``allowed`` ids, and the array it reads."""
-    import faiss
-
-    if not _fits_bitmap(allowed):
-        return faiss.IDSelectorBatch(allowed), allowed
-    bitmap = _bitmap(allowed)
-    return faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap)), bitmap  # n: the bitmap's bytes
-
-
-def _bitmap(allowed: np.ndarray) -> np.ndarray:
-    """The FAISS bitmap (bit ``i % 8`` of byte ``i // 8`` set for each id ``i``) of the sorted, unique,
-    non-negative ``allowed`` ids, made from the ids alone: a boolean array over every id up to the largest
-    then packed took 2-20 ms per query over 10 M ids; this takes about 1 ms."""
-    places = allowed >> 3
-    bits = np.left_shift(1, allowed & 7).astype(np.uint8)
-    starts = np.flatnonzero(np.r_[True, places[1:] != places[:-1]])
-    bitmap = np.zeros(int(allowed[-1]) // 8 + 1, dtype=np.uint8)
-    bitmap[places[starts]] = np.bitwise_or.reduceat(bits, starts)
-    return bitmap
+    return search_index(index, queries, k, params)
 
 
 def _exact_subset(index: Any, queries: np.ndarray, k: int, allowed: np.ndarray
@@ -294,40 +222,13 @@ def _exact_subset(index: Any, queries: np.ndarray, k: int, allowed: np.ndarray
     import faiss
 
     if isinstance(index, faiss.IndexIVF):
-        params, _keep = _filtered_params(index, allowed, 1.0, exhaustive=True)
-        return _faiss_search(index, queries, k, params)
+        params, _keep = filtered_params(index, allowed, 1.0, exhaustive=True)
+        return search_index(index, queries, k, params)
     held = faiss.vector_to_array(index.id_map)
-    bitmap = np.packbits(_held_in(held, allowed), bitorder="little")
+    bitmap = np.packbits(held_in(held, allowed), bitorder="little")
     params = faiss.SearchParameters()
     params.sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
     inner: Any = faiss.downcast_index(index.index)
     storage = faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else inner
     scores, positions = storage.search(queries, k, params=params)
     return scores, np.where(positions >= 0, held[np.maximum(positions, 0)], -1)
-
-
-def _held_in(held: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Which positions of the id map ``held`` hold one of the sorted ``allowed`` ids (never a tombstone)."""
-    if not _fits_bitmap(allowed):
-        found: np.ndarray = np.isin(held, allowed) & (held != TOMBSTONE)
-        return found
-    member = _id_mask(allowed)
-    inside = (held >= 0) & (held < len(member))
-    inside[inside] = member[held[inside]]
-    return inside
-
-
-def _fits_bitmap(allowed: np.ndarray) -> bool:
-    """Whether the sorted ``allowed`` ids can be held as a bitmap (non-negative, below BITMAP_MAX_ID)."""
-    return bool(allowed[0] >= 0) and int(allowed[-1]) < BITMAP_MAX_ID
-
-
-def _id_mask(allowed: np.ndarray) -> np.ndarray:
-    """A boolean array over ids 0 .. max(allowed), true at the ``allowed`` ones."""
-    mask = np.zeros(int(allowed[-1]) + 1, dtype=bool)
-    mask[allowed] = True
-    return mask
-
-
-def _empty(rows: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.full((rows, k), -np.inf, dtype=np.float32), np.full((rows, k), -1, dtype=np.int64)

@@ -78,7 +78,7 @@ def write_batch(store: Store, batch: Batch) -> int:
         done = {image.path for image in batch.images} | {stat.path for _old, stat in batch.moves}
         _record_failures(session, batch.failures, done)
     stored = vector_codec.decode_many(blobs)
-    store.apply_to_index(generation, (ids, stored), removed)  # as stored, so every process ranks alike
+    store.vectors.apply(generation, (ids, stored), removed)  # as stored, so every process ranks alike
     return generation
 
 

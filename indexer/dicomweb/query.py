@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medsearch.errors import InvalidQuery
+from medsearch.indexer.dicomweb.source import SourceError, valid_uid
 
 STUDY_UID, SERIES_UID, SOP_UID = "0020000D", "0020000E", "00080018"
 STUDY_INSTANCES = "00201208"
@@ -102,8 +103,6 @@ def first_value(item: dict[str, Any], tag: str) -> Any:
 def identity(item: dict[str, Any]) -> tuple[str, str, str]:
     """(study, series, SOP instance) UIDs of a QIDO instance result. Raises SourceError when one is missing
     or is not a valid UID (it would become part of a WADO-RS URL)."""
-    from medsearch.indexer.dicomweb.source import SourceError, valid_uid
-
     uids = tuple(first_value(item, tag) for tag in (STUDY_UID, SERIES_UID, SOP_UID))
     if not all(isinstance(uid, str) and uid for uid in uids):
         raise SourceError("malformed QIDO-RS response: an instance result lacks its Study, Series or SOP "

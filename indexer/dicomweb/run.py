@@ -63,7 +63,7 @@ def index_source(store: Store, get_embedder: Callable[[], Embedder], url: str, f
                 work = Work(fetched, len(plan.to_fetch), load_fetched, fetch_failed)
                 embed_tasks(store, get_embedder, work, settings, report, progress)
         finally:
-            store.save_snapshot()
+            store.vectors.save_snapshot()
             report.seconds = round(time.perf_counter() - started, 3)
     if plan.cursor is not None:
         save_cursor(store, plan.cursor)
@@ -103,6 +103,6 @@ def _remove(store: Store, plan: SyncPlan, report: IndexReport) -> None:
     if not plan.removed:
         return
     if store.model_record() is not None:
-        store.index()
+        store.vectors.load()
     write_batch(store, Batch(remove_paths=plan.removed))
     forget_failures(store, plan.removed)

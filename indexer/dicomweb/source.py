@@ -11,13 +11,15 @@ put in a message.
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from medsearch.errors import MedsearchError
+from medsearch.errors import InvalidQuery, MedsearchError
 
 SCHEME_PREFIX = "dicomweb+"
 MAX_UID_LENGTH = 64
@@ -40,8 +42,6 @@ class Credentials:
 
     def headers(self) -> dict[str, str]:
         """The Authorization header, or nothing."""
-        import base64
-
         if self.kind == "bearer":
             return {"Authorization": f"Bearer {self.secret}"}
         if self.kind == "basic":
@@ -84,8 +84,6 @@ def valid_uid(text: object) -> bool:
 
 def require_client() -> None:
     """Raise SourceError when the HTTP client of the ``pacs`` extra is not installed."""
-    import importlib.util
-
     if importlib.util.find_spec("httpx") is None:
         raise SourceError("DICOMweb sources need the pacs extra: pip install 'medsearch[pacs]'")
 
@@ -97,8 +95,6 @@ def is_source(text: str) -> bool:
 def parse_source(text: str) -> SourceUrl:
     """``dicomweb+http(s)://host[:port]/path`` -> SourceUrl. Raises InvalidQuery for another form or a URL
     that holds credentials (they would land in the shell history and the store)."""
-    from medsearch.errors import InvalidQuery
-
     if not is_source(text):
         raise InvalidQuery("not a DICOMweb source: expected dicomweb+http://HOST/PATH or dicomweb+https://...")
     plain = text[len(SCHEME_PREFIX):].rstrip("/")

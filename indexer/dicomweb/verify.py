@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections import Counter
 
 from medsearch.errors import MedsearchError
+from medsearch.indexer.dicomweb.client import DicomWebClient
 from medsearch.indexer.dicomweb.credentials import credentials_for
+from medsearch.indexer.dicomweb.settings import client_settings_from_env
+from medsearch.indexer.dicomweb.source import parse_source, require_client
+from medsearch.indexer.dicomweb.sync import SyncPlan, compare_studies
 from medsearch.storage.check import REMOTE_PREFIX, CheckReport
 from medsearch.storage.sources import load_cursor, source_urls, stored_under
 from medsearch.storage.store import Store
@@ -39,10 +43,6 @@ def check_sources(store: Store, report: CheckReport) -> None:
 
 def _lost(store: Store, url: str, known: list[str]) -> list[str]:
     """The stored instances of ``url`` the source no longer lists. Raises SourceError."""
-    from medsearch.indexer.dicomweb.client import DicomWebClient
-    from medsearch.indexer.dicomweb.settings import client_settings_from_env
-    from medsearch.indexer.dicomweb.source import parse_source, require_client
-    from medsearch.indexer.dicomweb.sync import SyncPlan, compare_studies
 
     require_client()
     cursor = load_cursor(store, url)

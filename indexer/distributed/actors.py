@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from medsearch.indexer.load import Loaded
+from medsearch.indexer.model_loading import load_embedder
 from medsearch.indexer.pipeline import embeddable, has_frames
 from medsearch.indexer.workers import Limits, ordered_map
 
@@ -44,7 +45,6 @@ class EmbedFiles:
 
     def __init__(self, spec: ModelSpec, batch_size: int) -> None:
         import torch
-        from medsearch.indexer.model_loading import load_embedder
 
         torch.set_num_threads(max(1, spec.threads))
         self.embedder = load_embedder(spec.model, spec.device, spec.precision)

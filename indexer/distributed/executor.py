@@ -9,6 +9,7 @@ A dead actor or node costs the batches in flight; Ray restarts the actor and run
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import pickle
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 from medsearch.errors import ModelUnavailable
 from medsearch.indexer.distributed.actors import EmbedFiles, ModelSpec, read_rows, unpack
+from medsearch.indexer.distributed.shards import shard_stage
 from medsearch.indexer.embedder import Embedder, model_record
 from medsearch.indexer.frames import ReadOptions
 from medsearch.indexer.load import Loaded
@@ -72,8 +74,6 @@ def require_ray(needed_by: str = "--executor ray") -> None:
 def connect(local_cpus: int | None = None) -> dict[str, float]:
     """Join the cluster at ``RAY_ADDRESS`` when set, else start a local Ray (no dashboard). Returns the
     cluster's resources (``{"CPU": 2.0, ...}``)."""
-    import logging
-
     import ray
     import ray.data
 
@@ -118,8 +118,6 @@ class RayExecutor:
         spec = ModelSpec(embedder.model_id, self.device, embedder.precision, embedder.revision, max(1, int(pool.cpus)))
         dataset = embedded(work, embedder, options, settings, spec, pool, self.settings.read_cpus)
         if self.settings.shards:
-            from medsearch.indexer.distributed.shards import shard_stage
-
             report.sharded = _count(shard_stage(dataset, self.settings.shards, model_record(embedder),
                                                 embedder.precision), work.total, progress)
         else:

@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,7 +90,7 @@ def load_shards(store: Store, source: str, report: IndexReport,
         load_table(store, pq.read_table(name, filesystem=filesystem).to_pylist(), report)
         if progress:
             progress(done, len(names))
-    store.save_snapshot()
+    store.vectors.save_snapshot()
 
 
 def list_shards(filesystem: Any, base: str, source: str) -> list[str]:
@@ -116,7 +117,7 @@ def load_table(store: Store, rows: list[dict[str, Any]], report: IndexReport) ->
     store.bind_model(record)
     report.precision = first["precision"]
     report.other_precisions = store.record_precision(first["precision"])
-    store.index()
+    store.vectors.load()
     by_path: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_path.setdefault(row["path"], []).append(row)
@@ -170,6 +171,4 @@ def _filesystem(location: str) -> tuple[Any, str]:
 
 
 def _absolute(path: str) -> str:
-    from pathlib import Path
-
     return str(Path(path).expanduser().resolve())

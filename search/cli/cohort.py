@@ -50,7 +50,7 @@ def create(
     """Create and save a cohort; prints its funnel. Order: all images -> each --where -> each --include ->
     each --exclude -> --one-per -> --near-duplicates. Scores are cosines to the first semantic include."""
     from medsearch.api import Medsearch
-    from medsearch.language.present import criteria_searched
+    from medsearch.cohorts.criteria import criteria_searched
 
     with cli_errors(as_json), Medsearch.open(store, model, device, writable=True) as ms:
         made = ms.cohorts.create(name, include or [], exclude or [], where or [], one_per, near_duplicates, unit)

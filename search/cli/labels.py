@@ -58,8 +58,8 @@ def classify(
     """Zero-shot labels: per-label probabilities from the model's sigmoid, and a findings summary."""
     from medsearch.api import Medsearch
     from medsearch.labels.domain import modality_warning
+    from medsearch.labels.present import labels_line, prompts_searched
     from medsearch.labels.zeroshot import NOTE
-    from medsearch.language.present import labels_line, prompts_searched
 
     with cli_errors(as_json), Medsearch.open(store, model, device, writable=bool(save_as)) as ms:
         chosen = label_set(labels, labels_file, labels_set)

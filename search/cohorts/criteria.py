@@ -20,7 +20,7 @@ keeps the best score (lowest id on ties or without a score).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,7 +144,7 @@ def _step(outcome: Outcome, name: str, removed: int, count: int) -> None:
 
 
 def _all_ids(ctx: Context) -> np.ndarray:
-    ctx.store.index()  # raises StoreError on an empty store
+    ctx.store.vectors.load()  # raises StoreError on an empty store
     return queries.all_ids(ctx.store)
 
 
@@ -218,3 +218,10 @@ def _collapse(ctx: Context, ordered: list[tuple[int, float | None, float | None]
         kept.append(member)
         vectors.append(vector)
     return kept, collapsed
+
+
+def criteria_searched(english: Callable[[str], str], criteria: list[str]) -> dict[str, str]:
+    """The text criteria's texts that were translated, as embedded: ``{"폐렴": "pneumonia"}``. Raises
+    InvalidQuery for a malformed criterion."""
+    texts = [c.value for c in map(parse_criterion, criteria) if c.kind == "text"]
+    return {text: english(text) for text in texts if english(text) != text}

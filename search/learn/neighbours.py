@@ -22,7 +22,7 @@ def neighbour_pairs(ctx: Context, ids: np.ndarray, matrix: np.ndarray, rows: np.
     row_of = {int(i): n for n, i in enumerate(ids)}
     for start in range(0, len(rows), BATCH):
         chunk = rows[start : start + BATCH]
-        scores, hits = ctx.store.search(matrix[chunk], k + 1, ids)
+        scores, hits = ctx.store.vectors.search(matrix[chunk], k + 1, ids)
         for a, row_scores, row_hits in zip(chunk.tolist(), scores, hits, strict=True):
             for score, hit in zip(row_scores.tolist(), row_hits.tolist(), strict=True):
                 b = row_of.get(int(hit))

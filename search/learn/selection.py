@@ -76,7 +76,7 @@ def group_keys(ctx: Context, ids: np.ndarray, by: str) -> np.ndarray:
 
 def all_ids(ctx: Context) -> np.ndarray:
     """Every stored image id, sorted int64. Raises StoreError on an empty store."""
-    ctx.store.index()
+    ctx.store.vectors.load()
     return np.sort(queries.all_ids(ctx.store)).astype(np.int64)
 
 

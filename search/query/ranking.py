@@ -16,6 +16,7 @@ import numpy as np
 from medsearch.errors import InvalidQuery
 from medsearch.query.results import Result, hydrate
 from medsearch.storage import queries
+from medsearch.storage.chunking import chunks
 from medsearch.storage.models import METADATA_COLUMNS
 from medsearch.storage.store import Store
 
@@ -46,7 +47,7 @@ def group_column(store: Store, name: str) -> str:
 def iter_ranked(store: Store, query: np.ndarray, allowed: np.ndarray | None = None,
                 min_score: float | None = None, first_round: int = 64) -> Iterator[tuple[int, float]]:
     """(id, cosine) best first over the allowed ids, stopping below ``min_score``. ``query``: (dim,)."""
-    total = store.index().ntotal if allowed is None else len(allowed)
+    total = store.vectors.count() if allowed is None else len(allowed)
     wanted, given = min(first_round, total), 0
     while wanted > given:
         hits = _search(store, query, wanted, allowed)
@@ -62,7 +63,7 @@ def iter_ranked(store: Store, query: np.ndarray, allowed: np.ndarray | None = No
 
 def _search(store: Store, query: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
     """The top ``k`` (id, score) of one query, restricted to ``allowed`` ids inside the search."""
-    scores, ids = store.search(query, k, allowed)
+    scores, ids = store.vectors.search(query, k, allowed)
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
 
@@ -95,17 +96,6 @@ def grouped(store: Store, hits: Iterator[tuple[int, float]], group_by: str, k: i
     return [(members[0][0], members[0][1], {"by": group_by, "key": None if isinstance(key, tuple) else str(key),
                                               "size": len(members), "ids": [m[0] for m in members[1:]]})
             for key, members in ordered]
-
-
-def chunks(hits: Iterator[tuple[int, float]], size: int) -> Iterator[list[tuple[int, float]]]:
-    chunk: list[tuple[int, float]] = []
-    for hit in hits:
-        chunk.append(hit)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def ranked_results(store: Store, query: np.ndarray, k: int, offset: int = 0, where: Sequence[str] = (),

@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 from medsearch.errors import InvalidQuery
-from medsearch.query.ranking import chunks, iter_ranked
-from medsearch.storage import queries, units, vectors
+from medsearch.query.ranking import iter_ranked
+from medsearch.storage import queries, units
+from medsearch.storage.chunking import chunks
 from medsearch.storage.store import Store
 
 MAX_IMAGES = 50_000
@@ -77,11 +78,11 @@ def rank_units(store: Store, query: np.ndarray, kind: str, method: str, k: int, 
 
 def _by_mean(store: Store, query: np.ndarray, kind: str, wanted: int,
              allowed: np.ndarray | None) -> list[tuple[str, float]]:
-    index = units.unit_index(store, kind)
+    store.unit_vectors.load(kind)
     selector = None if allowed is None else _unit_ids_of(store, kind, allowed)
     if selector is not None and len(selector) == 0:
         return []
-    scores, ids = vectors.search(index, query, wanted, selector)
+    scores, ids = store.unit_vectors.search(kind, query, wanted, selector)
     found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
     rows = units.units_by_id(store, [i for i, _s in found])
     return [(rows[i].uid, s) for i, s in found if i in rows]
@@ -145,7 +146,7 @@ def late_interaction(store: Store, slices: np.ndarray, kind: str, k: int, offset
     pool = max(candidates, 4 * (k + offset))
     uids = {uid for uid, _s in _by_mean(store, mean, kind, pool, allowed)}
     probes = slices[np.linspace(0, len(slices) - 1, min(len(slices), PROBE_SLICES)).astype(int)]
-    _scores, near = store.search(probes, per_slice, allowed)
+    _scores, near = store.vectors.search(probes, per_slice, allowed)
     uids |= {uid for uid, _size in units.units_of_images(store, kind, sorted({int(i) for i in near.ravel() if i >= 0}))
              .values()}
     uids.discard(exclude or "")

@@ -49,7 +49,7 @@ class ServerEngine:
         """Read an ivf-pq store's vectors into the page cache while the first queries are answered."""
         started = time.monotonic()
         try:
-            read = self.medsearch.store.warm_vectors(self._stop_warming)
+            read = self.medsearch.store.vectors.warm_vectors(self._stop_warming)
         except Exception as error:  # a warm-up only saves time: say why it stopped, serve on
             log.warning("the stored vectors were not read ahead: %s", error)
             read = 0

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from medsearch.errors import InvalidQuery
 from medsearch.labels.labelsets import Label, LabelSet, builtin_label_sets, load_label_set, parse_label_list
+from medsearch.labels.present import prompts_searched
 from medsearch.labels.zeroshot import NOTE
-from medsearch.language.present import prompts_searched
 from medsearch.server.deps import get_engine
 from medsearch.server.engine import ServerEngine
 from medsearch.server.security import check_token

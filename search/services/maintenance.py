@@ -26,7 +26,7 @@ def reindex(store: Store, index_type: str, memory_budget_gb: float | None = None
         kind = choose_index_type(count, budget, info.dim if info else 1152)
     else:
         kind = IndexType.parse(index_type)
-    store.reindex(kind)
+    store.vectors.reindex(kind)
     return {"index_type": kind, "count": count, "seconds": round(time.perf_counter() - started, 3)}
 
 
@@ -34,10 +34,14 @@ def check(store: Store, repair: bool = False, remote: bool = True) -> Any:
     """Verify the store (``medsearch.storage.check.check_store``): database integrity, model record,
     vectors, FAISS snapshot, ids, files, and (``remote``) the instances of DICOMweb sources against their
     sources; with ``repair``, fix what can be fixed. Returns its report."""
-    from medsearch.indexer.dicomweb.verify import check_sources
     from medsearch.storage.check import check_store
+    from medsearch.storage.sources import source_urls
 
-    return check_store(store, repair=repair, check_remote=check_sources if remote else None)
+    if not (remote and source_urls(store)):  # no DICOMweb source: no PACS client (nor httpx) needed
+        return check_store(store, repair=repair)
+    from medsearch.indexer.dicomweb.verify import check_sources
+
+    return check_store(store, repair=repair, check_remote=check_sources)
 
 
 def upgrade(ctx: Context, settings: IndexSettings | None = None, vectors_only: bool = False,

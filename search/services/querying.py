@@ -18,7 +18,7 @@ from medsearch.query.ranking import allowed_ids, group_column, iter_ranked
 from medsearch.query.scoring import threshold as threshold_of
 from medsearch.query.spec import QuerySpec, check_utf8
 from medsearch.services.ranking import Prepared, all_ids, ranking_for, sorted_page
-from medsearch.storage import queries, vectors
+from medsearch.storage import queries
 from medsearch.storage import units as stored
 
 
@@ -43,7 +43,7 @@ class QueryService:
             raise InvalidQuery("a count does not group: leave out group_by")
         allowed = self.checked(spec)
         if spec.kind == "search" and not spec.threshold_given and not spec.is_unit:
-            return vectors.live_count(self.ctx.store.index()) if allowed is None else len(allowed)
+            return self.ctx.store.vectors.count() if allowed is None else len(allowed)
         prepared = self.prepare(spec, None) if spec.threshold_given else None
         passing = None
         if prepared is not None and prepared.threshold is not None:
@@ -87,7 +87,7 @@ class QueryService:
         if spec.min_prob is not None and not plain_text:
             raise InvalidQuery("min_prob needs a plain text query: the model's probability is per text, and this "
                                "query is composed (its negated findings are parts of their own)")
-        self.ctx.store.index()
+        self.ctx.store.vectors.load()
         if any(part.kind != "id" for part in parts):
             self.ctx.check_model()
         query = compose(parts, self.ctx.text_vectors, lambda part: self.ctx.vector_of(

@@ -93,21 +93,9 @@ def _window(ds: Any) -> tuple[float, float] | None:
 def series_rows(store: Store, image_id: int) -> list[tuple[int, str, int]]:
     """(id, stored path, frame number) of every image in ``image_id``'s series (only itself when it has
     no Series Instance UID), at most ``MAX_SLICES``, by id. Raises NotFound."""
-    from medsearch.errors import NotFound
-    from medsearch.storage.models import Image
-    from sqlalchemy import select
+    from medsearch.storage.units import series_members
 
-    with store.read_session() as session:
-        row = session.execute(select(Image.series_instance_uid, Image.path, Image.frame_number)
-                              .where(Image.id == image_id)).first()
-        if row is None:
-            raise NotFound(f"No image with id {image_id} in the store.")
-        if not row[0]:
-            return [(image_id, row[1], row[2])]
-        found = session.execute(select(Image.id, Image.path, Image.frame_number)
-                                .where(Image.series_instance_uid == row[0]).order_by(Image.id).limit(MAX_SLICES))
-        rows = [(int(i), str(p), int(f)) for i, p, f in found]
-    return rows if any(i == image_id for i, _, _ in rows) else [(image_id, row[1], row[2]), *rows[:-1]]
+    return series_members(store, image_id, MAX_SLICES)
 
 
 def ordered_slices(rows: Sequence[tuple[int, str, int]], header_of: Callable[[str], Header]) -> list[Slice]:

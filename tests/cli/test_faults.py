@@ -75,7 +75,7 @@ def test_disk_full(small_disk: Path, tmp_path: Path, tiny_model: Path, cli: Cli)
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
     filler.unlink()
     with Store.open(store) as opened:
-        committed = opened.index().ntotal
+        committed = opened.vectors.index().ntotal
     assert committed >= 6
     _assert_usable(store, cli, committed)
     report = cli("index", folder, "--store", store, "--model", tiny_model, "--workers", "0", "--json")

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 from medsearch.query.results import stored_vector
-from medsearch.storage import snapshot, vectors
+from medsearch.storage import snapshot
+from medsearch.storage.faiss_calls import index_type_of
 from medsearch.storage.store import Store
 
 Cli = Callable[..., Any]
@@ -43,10 +44,10 @@ def test_reindex_switches_kind_and_keeps_answers(cli: Cli, indexed_store: Path, 
     assert checked["ok"] and checked["facts"]["index_count"] == 9
 
     with Store.open(indexed_store) as store:
-        index = store.index()
-        assert vectors.index_type_of(index) == kind and index.ntotal == 9
+        index = store.vectors.index()
+        assert index_type_of(index) == kind and index.ntotal == 9
         allowed = np.array(exact[-3:], dtype=np.int64)
-        _scores, ids = store.search(stored_vector(store, exact[0]), 5, allowed)
+        _scores, ids = store.vectors.search(stored_vector(store, exact[0]), 5, allowed)
         assert set(ids[0][:3].tolist()) == set(allowed.tolist()) and (ids[0][3:] == -1).all()
 
 

@@ -48,7 +48,7 @@ def _add_bulk(store_dir: Path, folder: Path) -> None:
             stat = path.stat()
             images.append(NewImage(str(path), 0, stat.st_size, stat.st_mtime_ns, f"{number:064x}", vector))
         write_batch(store, Batch(images=images))
-        store.save_snapshot()
+        store.vectors.save_snapshot()
 
 
 def _assert_consistent(store_dir: Path) -> int:
@@ -57,7 +57,7 @@ def _assert_consistent(store_dir: Path) -> int:
         report = check_store(store)
         assert report.ok, report.as_dict()
         rows = sorted(int(i) for (i,) in sqlite3.connect(store_dir / DB_FILE).execute("SELECT id FROM images"))
-        assert sorted(vectors.ids(store.index()).tolist()) == rows
+        assert sorted(vectors.ids(store.vectors.index()).tolist()) == rows
         return len(rows)
 
 

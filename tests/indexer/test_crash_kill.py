@@ -161,10 +161,10 @@ def _assert_consistent(store_dir: Path, committed_before: dict[str, int],
         kinds = {p.kind for p in report.problems if p.kind != "missing_file"}  # deleted before the run removed it
         assert kinds <= (set() if finished else {"temporary_file", "snapshot"}), report.as_dict()
         if store.model_record() is not None:
-            index = store.index()
+            index = store.vectors.index()
             rows = _rows(db)
             assert sorted(vectors.ids(index).tolist()) == sorted(rows.values())
-            assert index.ntotal == len(rows) and store._index_generation == store.generation()
+            assert index.ntotal == len(rows) and store.vectors.generation() == store.generation()
     rows = _rows(db)
     kept = {path: image_id for path, image_id in committed_before.items() if Path(path).exists()}
     assert all(rows.get(path) == image_id for path, image_id in kept.items()), "a committed image was re-embedded"

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from medsearch.errors import InvalidQuery
 from medsearch.indexer import pixels as px
+from medsearch.indexer.voi import CT_DEFAULT_WINDOW
 from medsearch.indexer.windows import (
-    CT_DEFAULT_WINDOW,
     WINDOW_PRESETS,
     choose_voi,
     frame_sources,

@@ -70,7 +70,7 @@ def test_streamed_path_equals_the_in_process_path(image_folder: Path, tmp_path: 
         assert (report.added, report.failed) == (expected["files"], len(expected["failures"]))
         assert sorted(f["path"] for f in on_ray.info()["failures"]) == sorted(f["path"] for f in expected["failures"])
         _same_vectors(local, on_ray)
-        index = on_ray.store.index()
+        index = on_ray.store.vectors.index()
         assert index.ntotal == on_ray.store.image_count()
         ids = set(queries.all_ids(on_ray.store).tolist())
         assert {hit.id for hit in on_ray.similar(str(image_folder / "png/case000.png"), k=50, include_self=True)} == ids
@@ -92,7 +92,7 @@ def test_shards_then_load_twice_duplicates_nothing(image_folder: Path, tmp_path:
         assert loaded.store.image_count() == local.store.image_count()
         assert loaded.info()["files"] == local.info()["files"]
         _same_vectors(local, loaded)
-        assert loaded.store.index().ntotal == loaded.store.image_count()
+        assert loaded.store.vectors.index().ntotal == loaded.store.image_count()
 
 
 def _embedding_actors() -> list[int]:

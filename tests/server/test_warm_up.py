@@ -34,7 +34,7 @@ def test_an_ivf_pq_server_warms_its_vectors_and_answers_alike(tmp_path: Path, ti
             time.sleep(0.1)
         assert flat.warmed == 0  # a flat index never reads them back
     with Medsearch.open(tmp_path / "store", writable=True, embedder=tiny_embedder) as ms:
-        ms.store.reindex("ivf-pq")
+        ms.store.vectors.reindex("ivf-pq")
     app = create_app(tmp_path / "store", embedder=tiny_embedder, settings=ServerSettings())
     with running_server(app) as base:
         assert _search(base, "a bright round shape") == expected

@@ -62,7 +62,7 @@ def test_snapshot_with_wrong_ids_is_found(indexed: tuple[Path, Path], cli: Calla
     """A well-formed snapshot (checksum fine) holding an id the database never had."""
     store = indexed[0]
     with Store.open(store) as opened:
-        index = opened.index()
+        index = opened.vectors.index()
         vectors.add(index, np.array([999], dtype=np.int64), np.eye(1, 32, dtype=np.float32))
         record = opened.model_record()
         assert record is not None

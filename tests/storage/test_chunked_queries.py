@@ -1,4 +1,4 @@
-"""Queries that bind a list of ids or paths go through ``medsearch.storage.queries.chunked``: with SQLite's bound
+"""Queries that bind a list of ids or paths go through ``medsearch.storage.chunking.chunked``: with SQLite's bound
 variable limit lowered to 12 on every connection (stock SQLite allows 32,766) and ``CHUNK_SIZE`` set to 5,
 searches, grouping, one-per cohorts, top-N cohorts beyond the limit, classification and evaluation over
 30 images still work, on a real store indexed with the tiny model."""
@@ -14,7 +14,7 @@ import pytest
 from medsearch import cohorts
 from medsearch.api import Medsearch
 from medsearch.labels.labelsets import parse_label_list
-from medsearch.storage import queries
+from medsearch.storage import chunking
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -42,7 +42,7 @@ def _limit_variables(dbapi_connection: Any, _record: Any) -> None:
 @pytest.fixture
 def small_limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every new SQLite connection allows only ``LIMIT`` bound variables; lists go 5 at a time."""
-    monkeypatch.setattr(queries, "CHUNK_SIZE", 5)
+    monkeypatch.setattr(chunking, "CHUNK_SIZE", 5)
     event.listen(Engine, "connect", _limit_variables)
     try:
         yield

@@ -51,13 +51,13 @@ class Reader(threading.Thread):
         self.sizes_seen: list[int] = []
         self.ever: set[int] = set()
         self.catch_ups = 0
-        real_catch_up = self.engine.store.catch_up
+        real_catch_up = self.engine.store.vectors.catch_up
 
         def counted() -> None:
             self.catch_ups += 1
             real_catch_up()
 
-        self.engine.store.catch_up = counted  # type: ignore[method-assign]
+        self.engine.store.vectors.catch_up = counted  # type: ignore[method-assign]
 
     def run(self) -> None:
         queries: list[tuple[str, Callable[[list[str]], list[Any]]]] = [
@@ -80,7 +80,7 @@ class Reader(threading.Thread):
         after = _counts(self.db)
         self.searches += 1
         self.ever |= before[2] | after[2]
-        self.sizes_seen.append(int(self.engine.store._index.ntotal))
+        self.sizes_seen.append(int(self.engine.store.vectors._index.ntotal))
         which = 1 if where else 0
         low, high = sorted((before[which], after[which]))
         ids, scores = [r.id for r in results], [r.score for r in results]

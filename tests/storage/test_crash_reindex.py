@@ -15,9 +15,10 @@ import pytest
 from medsearch.api import Medsearch
 from medsearch.storage import snapshot, vectors
 from medsearch.storage.check import check_store
+from medsearch.storage.faiss_calls import index_type_of
 from medsearch.storage.store import Store
 
-# Runs `Store.reindex` in a fresh process that kills itself (SIGKILL) at the chosen point.
+# Runs `store.vectors.reindex` in a fresh process that kills itself (SIGKILL) at the chosen point.
 KILLER = r"""
 import os, signal, sys
 from medsearch.storage import snapshot
@@ -40,7 +41,7 @@ def save_snapshot(*args, **kwargs):
     return real_save(*args, **kwargs)
 
 snapshot._fsync_write, snapshot.save_snapshot = fsync_write, save_snapshot
-Store.open(store, writable=True).reindex(kind)
+Store.open(store, writable=True).vectors.reindex(kind)
 """
 
 
@@ -53,12 +54,12 @@ def test_kill_during_reindex(flat_store: Path, tiny_embedder: Any, point: str, k
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert (flat_store / snapshot.MANIFEST_FILE).read_text() == manifest_before, "killed before the manifest"
     with Medsearch(Store.open(flat_store), embedder=tiny_embedder) as reader:
-        index = reader.store.index()
-        assert vectors.index_type_of(index) == "flat" == reader.store.info().index_type
+        index = reader.store.vectors.index()
+        assert index_type_of(index) == "flat" == reader.store.info().index_type
         assert sorted(vectors.ids(index).tolist()) == list(range(1, 13))
         assert all(reader.similar(image_id, k=1, include_self=True)[0].id == image_id for image_id in range(1, 13))
         assert len(reader.search("a chest x-ray", k=20)) == 12
         assert {p.kind for p in check_store(reader.store).problems} <= {"snapshot", "temporary_file"}
     with Store.open(flat_store, writable=True) as writer:
-        writer.save_snapshot()
+        writer.vectors.save_snapshot()
         assert not check_store(writer).problems

@@ -11,13 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
-from medsearch.storage import snapshot, vectors
+from medsearch.storage import snapshot
 from medsearch.storage.check import check_store
+from medsearch.storage.faiss_calls import index_type_of
 from medsearch.storage.models import StoreInfo
 from medsearch.storage.store import Store
 from sqlalchemy import update
 
-# `Store.reindex("hnsw")` in a child that announces the moment (a file) and waits there to be killed.
+# `store.vectors.reindex("hnsw")` in a child that announces the moment (a file) and waits there to be killed.
 PAUSED = r"""
 import pathlib, sys, time
 from medsearch.storage import snapshot
@@ -38,7 +39,7 @@ def save_snapshot(*args, **kwargs):
     wait_to_be_killed()  # "after-snapshot": the new snapshot is whole, its type not yet recorded
 
 snapshot.save_snapshot = save_snapshot
-Store.open(store, writable=True).reindex("hnsw")
+Store.open(store, writable=True).vectors.reindex("hnsw")
 """
 
 
@@ -63,7 +64,7 @@ def test_a_killed_reindex_keeps_the_old_type_and_readers_never_rebuild(flat_stor
     with Store.open(flat_store) as reader:
         info = reader.info()
         assert info is not None and info.index_type == "flat"  # the switch was never recorded
-        assert vectors.index_type_of(reader.index()) == served  # the snapshot on disk, as it is
+        assert index_type_of(reader.vectors.index()) == served  # the snapshot on disk, as it is
         kinds = {problem.kind for problem in check_store(reader).problems}
     assert kinds == (set() if point == "before-snapshot" else {"index_type"})
     with Store.open(flat_store, writable=True) as writer:

@@ -112,15 +112,15 @@ def test_a_full_disk_during_the_snapshot_is_one_line_and_leaves_no_temporary(sma
     store.bind_model(ModelRecord(tiny_embedder.model_id, tiny_embedder.revision, tiny_embedder.dim, "p"))
     vectors = np.eye(64, tiny_embedder.dim, dtype=np.float32)
     write_batch(store, Batch(images=[NewImage(f"/x/{i}.png", 0, 1, 1, str(i), vectors[i]) for i in range(64)]))
-    store.index()
+    store.vectors.index()
     _fill(small_disk)
     with pytest.raises(StoreError) as raised:
-        store.save_snapshot()
+        store.vectors.save_snapshot()
     message = str(raised.value)
     assert message.startswith("disk is full") and "\n" not in message
     assert sorted(p.name for p in (small_disk / "store").iterdir() if ".tmp" in p.name) == []
     (small_disk / "filler").unlink()
-    store.save_snapshot()  # with room again, the same call works
+    store.vectors.save_snapshot()  # with room again, the same call works
     written = snapshot.snapshot_file(small_disk / "store")
     assert written is not None and written.stat().st_size > 0
     store.close()
@@ -136,15 +136,15 @@ def test_a_full_disk_during_the_compaction_leaves_the_store_as_it_was(roomier_di
         more = clustered(2000, 8)
         write_batch(store, Batch(images=[NewImage(f"/x/{i}.dcm", 0, 1, 1, str(i), more[i]) for i in range(2000)]))
         write_batch(store, Batch(remove_paths=[f"/x/{i}.dcm" for i in range(2000)]))  # free pages to give back
-        store.save_snapshot()
+        store.vectors.save_snapshot()
         wanted = clustered(5, 9)
-        before = store.search(wanted, 10)
+        before = store.vectors.search(wanted, 10)
         _fill(roomier_disk)
         full = shrink_vectors(store, compact=True)
         assert not full.vacuumed and "full" in full.vacuum_note
         assert not list(directory.glob("*.tmp*"))
         (roomier_disk / "filler").unlink()
-        after = store.search(wanted, 10)
+        after = store.vectors.search(wanted, 10)
         np.testing.assert_array_equal(after[1], before[1])
         assert check_store(store).ok
         again = shrink_vectors(store, compact=True)

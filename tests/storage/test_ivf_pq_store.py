@@ -20,8 +20,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
-from medsearch.storage import database, index_choice, queries, snapshot, vector_codec, vector_rows, vectors
+from medsearch.storage import database, index_choice, queries, snapshot, vector_codec, vector_rows
 from medsearch.storage.check import check_store
+from medsearch.storage.faiss_calls import index_type_of
 from medsearch.storage.shrink import shrink_vectors
 from medsearch.storage.store import ModelRecord, Store
 from medsearch.storage.vector_rows import VectorRows
@@ -65,13 +66,13 @@ def pq_store(tmp_path: Path) -> Iterator[Path]:
     with Store.open(directory, create=True, writable=True) as store:
         store.bind_model(ModelRecord("synthetic", "r1", DIM, "3"))
         fill(store, clustered(COUNT, 1))
-        store.reindex("ivf-pq")
+        store.vectors.reindex("ivf-pq")
     yield directory
 
 
 def brute_force(store: Store, queries_: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
     ids = queries.all_ids(store) if allowed is None else allowed
-    matrix = store.stored_vectors(ids)
+    matrix = store.vectors.stored_vectors(ids)
     return ids[np.argsort(-(queries_ @ matrix.T), axis=1)[:, :k]]
 
 
@@ -82,34 +83,34 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 def test_search_is_re_ranked_and_exact_on_the_filter(pq_store: Path) -> None:
     wanted = clustered(40, 7)
     with Store.open(pq_store) as store:
-        index = store.index()
-        assert vectors.index_type_of(index) == "ivf-pq" == store.info().index_type
+        index = store.vectors.index()
+        assert index_type_of(index) == "ivf-pq" == store.info().index_type
         assert json.loads((pq_store / snapshot.MANIFEST_FILE).read_text())["index_type"] == "ivf-pq"
-        scores, found = store.search(wanted, 10)
+        scores, found = store.vectors.search(wanted, 10)
         assert recall(found, brute_force(store, wanted, 10)) >= 0.95
-        stored = store.stored_vectors(found[0])
+        stored = store.vectors.stored_vectors(found[0])
         np.testing.assert_allclose(scores[0], stored @ wanted[0], rtol=1e-5)  # exact cosine, not PQ's
         assert (np.diff(scores, axis=1) <= 1e-6).all()
         mr = queries.ids_where(store, ["modality = 'MR'"])
         assert len(mr) == COUNT // 10
-        _scores, kept = store.search(wanted, 10, mr)
+        _scores, kept = store.vectors.search(wanted, 10, mr)
         assert set(kept.ravel().tolist()) <= set(mr.tolist()) and (kept >= 0).all()
         assert recall(kept, brute_force(store, wanted, 10, mr)) >= 0.95
         few = mr[:4]
-        _scores, tiny = store.search(wanted[:3], 10, few)
+        _scores, tiny = store.vectors.search(wanted[:3], 10, few)
         assert (np.sort(tiny[:, :4], axis=1) == np.sort(few)).all() and (tiny[:, 4:] == -1).all()
 
 
 def test_growing_adds_to_the_trained_index_until_a_retrain_is_due(pq_store: Path) -> None:
     with Store.open(pq_store, writable=True) as writer:
-        codebook = faiss.vector_to_array(writer.index().pq.centroids)
+        codebook = faiss.vector_to_array(writer.vectors.index().pq.centroids)
         fill(writer, clustered(COUNT // 100, 2), start=COUNT)  # 1 %: no rebuild, no retrain
-        assert writer.added_after_training() == (COUNT // 100, COUNT + COUNT // 100)
-        np.testing.assert_array_equal(faiss.vector_to_array(writer.index().pq.centroids), codebook)
-        writer.save_snapshot()
+        assert writer.vectors.added_after_training() == (COUNT // 100, COUNT + COUNT // 100)
+        np.testing.assert_array_equal(faiss.vector_to_array(writer.vectors.index().pq.centroids), codebook)
+        writer.vectors.save_snapshot()
         assert "retrain" not in {p.kind for p in check_store(writer).problems}
     with Store.open(pq_store) as reader:  # the count survives the snapshot
-        assert reader.added_after_training() == (COUNT // 100, COUNT + COUNT // 100)
+        assert reader.vectors.added_after_training() == (COUNT // 100, COUNT + COUNT // 100)
         assert queries.snapshot_training(reader) == {"images": COUNT // 100, "share": round(1 / 101, 4),
                                                       "retrain_past": 0.2}
     shown = subprocess.run([sys.executable, "-m", "medsearch.cli", "info", "--store", str(pq_store), "--json"],
@@ -123,10 +124,10 @@ def test_growing_adds_to_the_trained_index_until_a_retrain_is_due(pq_store: Path
         report = check_store(writer)
         assert [p.kind for p in report.problems] == ["retrain"] and not report.ok
         assert "medsearch reindex --index-type ivf-pq" in report.problems[0].message
-        _scores, found = writer.search(newest[:20], 1)
+        _scores, found = writer.vectors.search(newest[:20], 1)
         assert recall(found, brute_force(writer, newest[:20], 1)) >= 0.95  # still right, by the re-rank
         repaired = check_store(writer, repair=True)
-        assert repaired.ok and writer.added_after_training()[0] == 0
+        assert repaired.ok and writer.vectors.added_after_training()[0] == 0
         assert not check_store(writer).problems
 
 
@@ -137,20 +138,20 @@ def test_a_store_of_older_vectors_shrinks_in_place(tmp_path: Path, monkeypatch: 
     assert page_size(directory) == 4096
     wanted = clustered(10, 9)
     with Store.open(directory, writable=True) as store:
-        before = store.search(wanted, 10)
+        before = store.vectors.search(wanted, 10)
         report = check_store(store)
         assert report.ok and report.facts["older_vectors"] == COUNT
         assert "upgrade --vectors-only" in report.notes[0]
         assert vector_bytes(directory) == (COUNT * len(OLDER_FORMS[older](np.zeros(DIM))), 0)
         fill(store, clustered(5, 4), start=COUNT)  # new images go to the vectors table, in the older one too
-        assert store.search(clustered(5, 4), 1)[0][:, 0] == pytest.approx(1.0, abs=1e-5)
+        assert store.vectors.search(clustered(5, 4), 1)[0][:, 0] == pytest.approx(1.0, abs=1e-5)
         shrunk = shrink_vectors(store)
         assert shrunk.converted == COUNT and shrunk.vacuumed
         assert vector_bytes(directory) == (0, (COUNT + 5) * (8 + 3 * DIM // 2))  # tag, scale, 12 bits each
         assert check_store(store).facts["older_vectors"] == 0
         assert page_size(directory) == database.PAGE_SIZE == 32_768
-        store.rebuild_index()
-        after = store.search(wanted, 10)
+        store.vectors.rebuild()
+        after = store.vectors.search(wanted, 10)
         assert recall(after[1], before[1]) >= 0.99
         np.testing.assert_allclose(after[0], before[0], atol=1e-3)
         assert check_store(store).ok
@@ -211,7 +212,7 @@ def old_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, older: str = "flo
         with Store.open(directory, create=True, writable=True) as store:
             store.bind_model(ModelRecord("synthetic", "r1", DIM, "3"))
             fill(store, clustered(COUNT, 1))
-            store.save_snapshot()
+            store.vectors.save_snapshot()
     to_older_layout(directory / "medsearch.db")
     return directory
 
@@ -253,11 +254,11 @@ def test_a_loaded_index_reads_as_many_lists_as_the_code_says(pq_store: Path) -> 
     """The lists a query reads and how they are scanned follow ``index_choice`` now, not the values the file
     was saved with."""
     with Store.open(pq_store, writable=True) as writer:
-        writer.index().nprobe = 1
-        writer.index().implem = 0
-        writer.save_snapshot()
+        writer.vectors.index().nprobe = 1
+        writer.vectors.index().implem = 0
+        writer.vectors.save_snapshot()
     with Store.open(pq_store) as reader:
-        index = reader.index()
+        index = reader.vectors.index()
         assert index.nprobe == index_choice.pq_probes(index.nlist) > 1
         assert index.implem == index_choice.PQ_SCAN_IMPLEM  # a single query's lists over every core
 
@@ -273,7 +274,7 @@ def test_rows_are_read_on_one_connection_in_the_page_cache_and_in_parallel_past_
         np.testing.assert_array_equal(past.read(ids, DIM), alone)
         assert past._threads is not None
         past.close()
-        np.testing.assert_array_equal(alone, store.stored_vectors(ids))
+        np.testing.assert_array_equal(alone, store.vectors.stored_vectors(ids))
 
 
 @pytest.mark.skipif(shutil.which("fincore") is None, reason="no fincore (util-linux)")
@@ -283,7 +284,7 @@ def test_the_snapshot_file_leaves_the_page_cache_once_loaded(pq_store: Path) -> 
     assert path is not None
     snapshot.file_sha256(path)  # read it all: cached now
     with Store.open(pq_store) as store:
-        store.index()
+        store.vectors.index()
     shown = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
                            capture_output=True, text=True, check=True)
     assert int(shown.stdout.split()[0]) < path.stat().st_size // 10, shown.stdout
@@ -300,7 +301,7 @@ def test_a_removed_image_takes_its_vector_with_it(tmp_path: Path) -> None:
         with sqlite3.connect(tmp_path / "store" / "medsearch.db") as connection:
             held = sorted(i for (i,) in connection.execute("SELECT id FROM image_vectors"))
         assert held == sorted(kept.tolist())
-        store.save_snapshot()
+        store.vectors.save_snapshot()
         assert check_store(store).ok
 
 
@@ -368,12 +369,12 @@ def test_warming_reads_the_vectors_into_the_page_cache(pq_store: Path, monkeypat
         _drop_from_cache(database_file)
         stopped = threading.Event()
         stopped.set()
-        assert store.warm_vectors(stopped) == 0  # asked to stop: reads nothing
+        assert store.vectors.warm_vectors(stopped) == 0  # asked to stop: reads nothing
         with monkeypatch.context() as patched:
             patched.setattr(vector_rows, "WARM_SHARE", 0.0)  # a table larger than the memory left: left alone
-            assert store.warm_vectors(threading.Event()) == 0
+            assert store.vectors.warm_vectors(threading.Event()) == 0
         before = _cached_bytes(database_file)  # the schema, the store's record, the top of the id tree
-        assert store.warm_vectors(threading.Event()) == COUNT
+        assert store.vectors.warm_vectors(threading.Event()) == COUNT
         assert _cached_bytes(database_file) >= before + vector_bytes * 9 // 10
 
 
@@ -381,4 +382,4 @@ def test_only_an_ivf_pq_store_warms_its_vectors(tmp_path: Path) -> None:
     with Store.open(tmp_path / "store", create=True, writable=True) as store:
         store.bind_model(ModelRecord("synthetic", "r1", DIM, "3"))
         fill(store, clustered(50, 5))
-        assert store.warm_vectors(threading.Event()) == 0  # a flat index never reads them back
+        assert store.vectors.warm_vectors(threading.Event()) == 0  # a flat index never reads them back

@@ -73,6 +73,6 @@ def test_everything_runs_on_postgresql(cli: Callable[..., Any], image_folder: Pa
     from medsearch.storage.store import Store
 
     with Store.open(store) as opened:
-        assert opened.warm_vectors(threading.Event()) == 0  # the server's cache is PostgreSQL's own
+        assert opened.vectors.warm_vectors(threading.Event()) == 0  # the server's cache is PostgreSQL's own
     moved = cli("search", "x", "-k", "5", "--where", "width >= 64", "--store", store, "--json")["results"]
     assert [r["score"] for r in moved] == pytest.approx([r["score"] for r in before], abs=1e-5)

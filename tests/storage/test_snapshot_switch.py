@@ -14,6 +14,7 @@ import pytest
 from medsearch.storage import snapshot
 from medsearch.storage.check import check_store
 from medsearch.storage.store import Store
+from medsearch.storage.vector_index import VectorIndex
 
 from tests.storage.test_store import RECORD, _fill, _search_ids, _store
 
@@ -31,7 +32,7 @@ def fsync_write(target, *args, **kwargs):
     return real_fsync_write(target, *args, **kwargs)
 
 snapshot._fsync_write = fsync_write
-Store.open(sys.argv[1], writable=True).save_snapshot()
+Store.open(sys.argv[1], writable=True).vectors.save_snapshot()
 """
 
 
@@ -47,7 +48,7 @@ def _index_files(directory: Path) -> list[str]:
 def test_kill_between_index_file_and_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with _store(tmp_path) as store:
         _fill(store, 6)
-        store.save_snapshot()
+        store.vectors.save_snapshot()
         _fill(store, 4, start=6)  # generation 2, not in the snapshot
         expected = _search_ids(store, 3)
     manifest_before = (tmp_path / snapshot.MANIFEST_FILE).read_text()
@@ -61,14 +62,14 @@ def test_kill_between_index_file_and_manifest(tmp_path: Path, monkeypatch: pytes
     def no_rebuild(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("the reader rebuilt the index")
 
-    monkeypatch.setattr(Store, "_rebuild", no_rebuild)
+    monkeypatch.setattr(VectorIndex, "_build", no_rebuild)
     with Store.open(tmp_path) as reader:
-        assert reader.index().ntotal == 10  # the old snapshot, caught up by replay
+        assert reader.vectors.index().ntotal == 10  # the old snapshot, caught up by replay
         assert _search_ids(reader, 3) == expected
         assert _snapshot_problems(reader) == {"temporary_file"}  # the orphan
     monkeypatch.undo()
     with Store.open(tmp_path, writable=True) as writer:
-        writer.save_snapshot()
+        writer.vectors.save_snapshot()
         assert _snapshot_problems(writer) == set()
     assert _index_files(tmp_path) == [snapshot.snapshot_file(tmp_path).name]  # type: ignore[union-attr]
 
@@ -76,10 +77,10 @@ def test_kill_between_index_file_and_manifest(tmp_path: Path, monkeypatch: pytes
 def test_a_save_leaves_one_content_named_file(tmp_path: Path) -> None:
     with _store(tmp_path) as store:
         _fill(store, 3)
-        store.save_snapshot()
+        store.vectors.save_snapshot()
         first = _index_files(tmp_path)
         _fill(store, 2, start=3)
-        store.save_snapshot()
+        store.vectors.save_snapshot()
         second = _index_files(tmp_path)
     manifest = json.loads((tmp_path / snapshot.MANIFEST_FILE).read_text())
     assert len(first) == len(second) == 1 and first != second and second == [manifest["file"]]
@@ -89,7 +90,7 @@ def test_a_save_leaves_one_content_named_file(tmp_path: Path) -> None:
 def test_format_1_snapshot_loads_and_foreign_names_do_not(tmp_path: Path) -> None:
     with _store(tmp_path) as store:
         _fill(store, 3)
-        store.save_snapshot()
+        store.vectors.save_snapshot()
     manifest_path = tmp_path / snapshot.MANIFEST_FILE
     manifest = json.loads(manifest_path.read_text())
     (tmp_path / manifest.pop("file")).rename(tmp_path / snapshot.INDEX_FILE)  # as format 1 wrote it

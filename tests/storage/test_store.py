@@ -33,20 +33,20 @@ def _fill(store: Store, count: int, start: int = 0) -> None:
 
 def _search_ids(store: Store, seed: int) -> list[int]:
     query = _image("", seed).embedding
-    return [int(i) for i in store.index().search(query[None], 5)[1][0]]
+    return [int(i) for i in store.vectors.index().search(query[None], 5)[1][0]]
 
 
 def test_snapshot_round_trip_and_replay(tmp_path: Path) -> None:
     with _store(tmp_path) as store:
         _fill(store, 10)
-        store.save_snapshot()
+        store.vectors.save_snapshot()
         _fill(store, 5, start=10)  # committed after the snapshot
         write_batch(store, Batch(remove_paths=["/x/0.png"]))
         expected = _search_ids(store, 3)
     manifest = json.loads((tmp_path / snapshot.MANIFEST_FILE).read_text())
     assert manifest["generation"] == 1 and manifest["count"] == 10
     with Store.open(tmp_path) as reader:
-        index = reader.index()
+        index = reader.vectors.index()
         assert index.ntotal == 14
         assert _search_ids(reader, 3) == expected
         assert 1 not in set(vectors_ids(index))
@@ -61,7 +61,7 @@ def vectors_ids(index: object) -> list[int]:
 def test_damaged_snapshot_is_rebuilt_from_the_database(tmp_path: Path) -> None:
     with _store(tmp_path) as store:
         _fill(store, 6)
-        store.save_snapshot()
+        store.vectors.save_snapshot()
     snapshot_path = snapshot.snapshot_file(tmp_path)
     assert snapshot_path is not None
     data = bytearray(snapshot_path.read_bytes())
@@ -69,7 +69,7 @@ def test_damaged_snapshot_is_rebuilt_from_the_database(tmp_path: Path) -> None:
     snapshot_path.write_bytes(bytes(data))
     assert snapshot.load_snapshot(tmp_path, 8, "rev1") is None
     with Store.open(tmp_path) as reader:
-        assert reader.index().ntotal == 6
+        assert reader.vectors.index().ntotal == 6
 
 
 def test_ids_are_never_reused(tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_ids_are_never_reused(tmp_path: Path) -> None:
         _fill(store, 3)
         write_batch(store, Batch(remove_paths=["/x/2.png"]))
         _fill(store, 1, start=50)
-        assert sorted(vectors_ids(store.index())) == [1, 2, 4]
+        assert sorted(vectors_ids(store.vectors.index())) == [1, 2, 4]
 
 
 def test_another_model_is_refused(tmp_path: Path) -> None:
@@ -109,7 +109,7 @@ def test_a_batch_is_all_or_nothing(tmp_path: Path) -> None:
         with pytest.raises(Exception, match="UNIQUE"):
             write_batch(store, bad)
         assert store.generation() == 1
-        assert store.index().ntotal == 2
+        assert store.vectors.index().ntotal == 2
 
 
 def test_failure_reasons_are_cleaned_for_any_database(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def small(tmp_path: Path, tiny_embedder: Any) -> dict[str, Any]:
 def test_adding_and_removing_slices_updates_the_series_vector(small: dict[str, Any]) -> None:
     spec = small["specs"][0]
     with Store.open(small["store"]) as reader:  # a reader holding the unit index from before the change
-        held = units.unit_index(reader, "series")
+        held = reader.unit_vectors.index("series")
         before = vector_of(unit_row(reader, "series", spec.series_uid)).copy()
         rng = np.random.default_rng(5)
         from tests.tiny_siglip import draw_class_image
@@ -76,9 +76,9 @@ def test_adding_and_removing_slices_updates_the_series_vector(small: dict[str, A
         study = unit_row(reader, "study", spec.study_uid)
         others = sum(6 for s in small["specs"][1:] if s.study_uid == spec.study_uid)
         assert study is not None and study.size == 8 + others
-        index = units.unit_index(reader, "series")  # caught up by replay
+        index = reader.unit_vectors.index("series")  # caught up by replay
         assert index is held and vectors.live_count(index) == len(small["specs"])
-        scores, ids = vectors.search(index, after, 1)
+        scores, ids = reader.unit_vectors.search("series", after, 1)
         assert int(ids[0][0]) == grown.id and scores[0][0] == pytest.approx(1.0, abs=1e-5)
 
         for path in spec.paths[:7]:
@@ -94,7 +94,7 @@ def test_adding_and_removing_slices_updates_the_series_vector(small: dict[str, A
             ms.index([small["folder"]], SETTINGS)
         gone = unit_row(reader, "series", spec.series_uid)
         assert gone is not None and gone.size == 0 and gone.embedding is None  # a tombstone
-        index = units.unit_index(reader, "series")
+        index = reader.unit_vectors.index("series")
         assert vectors.live_count(index) == len(small["specs"]) - 1 and gone.id not in set(vectors.ids(index))
         assert check_store(reader).ok
 
@@ -104,12 +104,12 @@ def test_a_store_without_unit_vectors_is_found_by_check_and_built_by_repair(smal
         with store.write_session() as session:
             session.execute(delete(Unit))
         with pytest.raises(StoreError, match="check --repair"):
-            units.unit_index(store, "series")
+            store.unit_vectors.index("series")
         report = check_store(store)
         assert not report.ok and {p.kind for p in report.problems} == {"units"}
         check_store(store, repair=True)
         assert check_store(store).ok
-        assert vectors.live_count(units.unit_index(store, "series")) == len(small["specs"])
+        assert store.unit_vectors.count("series") == len(small["specs"])
 
 
 def _images(db: Path) -> int:
@@ -142,7 +142,7 @@ def test_a_sigkill_while_indexing_leaves_the_unit_vectors_consistent(tmp_path: P
         assert all(p.repairable for p in report.problems) and "units" not in {p.kind for p in report.problems}
         check_store(store, repair=True)
         assert check_store(store).ok
-        index = units.unit_index(store, "series")
+        index = store.unit_vectors.index("series")
         with store.read_session() as session:
             from sqlalchemy import func, select
 
@@ -153,7 +153,7 @@ def test_a_sigkill_while_indexing_leaves_the_unit_vectors_consistent(tmp_path: P
     assert finished.returncode == 0, finished.stderr[-2000:]
     with Store.open(store_dir) as store:
         assert units.stale_units(store) == [] and check_store(store).ok
-        assert vectors.live_count(units.unit_index(store, "series")) == len(specs)
+        assert store.unit_vectors.count("series") == len(specs)
     shutil.rmtree(store_dir)
 
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from medsearch.storage import units, vectors
+from medsearch.storage import units
 from medsearch.storage.check import check_store
 from medsearch.storage.store import Store
 from medsearch.storage.unit_models import Unit
@@ -87,7 +87,7 @@ def _assert_consistent(store_dir: Path, finished: bool) -> None:
         for kind in units.KINDS:
             with store.read_session() as session:
                 live = set(session.scalars(select(Unit.id).where(Unit.kind == kind, Unit.size > 0)))
-            assert set(vectors.ids(units.unit_index(store, kind)).tolist()) == live, kind
+            assert set(store.unit_vectors.ids(kind).tolist()) == live, kind
         kinds = {p.kind for p in check_store(store).problems}
         assert kinds <= (set() if finished else LEFTOVERS), kinds
 
@@ -159,4 +159,4 @@ def test_sigkill_while_indexing_series_at_random_moments(tmp_path: Path, tiny_mo
     with Store.open(store_dir) as store:
         assert _indexed_paths(db) == volumes.files()
         on_disk = {path.parent.name for path in volumes.folder.glob("*/*.dcm")}
-        assert vectors.live_count(units.unit_index(store, "series")) == len(on_disk)
+        assert store.unit_vectors.count("series") == len(on_disk)

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from medsearch.storage import index_choice, snapshot, vectors
+from medsearch.storage import faiss_calls, index_choice, snapshot, vectors
+from medsearch.storage.faiss_calls import index_type_of, search_index
 
 DIM = 64
 COUNT = 4000
@@ -70,7 +71,7 @@ def build(kind: str, ids: np.ndarray, rows: np.ndarray) -> Held:
 def test_recall_against_brute_force(kind: str, data: tuple) -> None:
     ids, rows, queries = data
     index = build(kind, ids, rows)
-    assert vectors.index_type_of(index.index) == kind
+    assert index_type_of(index.index) == kind
     scores, found = index.search(queries, 10)
     assert recall(found, exact(rows, ids, queries, 10)) >= (1.0 if kind == "flat" else 0.95)
     assert (np.diff(scores, axis=1) <= 1e-6).all()
@@ -168,7 +169,7 @@ def test_snapshot_round_trip(kind: str, data: tuple, tmp_path: Path) -> None:
     assert loaded is not None
     again, manifest = loaded
     assert manifest.index_type == kind and manifest.generation == 4
-    assert vectors.index_type_of(again) == kind
+    assert index_type_of(again) == kind
     after = Held(again, ids, rows).search(queries, 10)
     np.testing.assert_array_equal(before[1], after[1])
     np.testing.assert_allclose(before[0], after[0], rtol=1e-5)
@@ -188,7 +189,7 @@ def test_ivf_pq_ranks_by_the_stored_vectors(data: tuple) -> None:
     brute force's order and exact scores, and without a source of stored vectors the search refuses."""
     ids, rows, queries = data
     index = build("ivf-pq", ids, rows)
-    _codes, by_codes = vectors._faiss_search(index.index, queries, 10)
+    _codes, by_codes = search_index(index.index, queries, 10)
     scores, found = index.search(queries, 10)
     truth = exact(rows, ids, queries, 10)
     assert recall(found, truth) >= 0.95 > recall(by_codes, truth)
@@ -222,7 +223,7 @@ def test_choose_index_type_by_size_and_budget() -> None:
 def test_exact_subset_route_with_ids_beyond_the_bitmap(data: tuple) -> None:
     """Ids past the bitmap's range take the hash route and still give brute force's answer."""
     ids, rows, queries = data
-    big = ids[:600] + vectors.BITMAP_MAX_ID
+    big = ids[:600] + faiss_calls.BITMAP_MAX_ID
     index = build("hnsw", big, rows[:600])
     allowed = big[::3]
     _scores, found = index.search(queries[:4], 5, allowed_ids=allowed)

@@ -1,0 +1,266 @@
+"""The FAISS index a store serves (``store.vectors``): loaded from its snapshot or built from the
+database, caught up with every committed generation, searched (an ivf-pq index re-ranked from the stored
+vectors), rebuilt as another kind, saved.
+
+Threads share it without a lock of their own: searches take its lock shared, so any number run at once;
+a catch-up, an add, a load and the swap of a rebuilt index take it alone. A rebuild reads the database
+and builds outside the lock, so searches go on against the old index until the new one is whole."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from medsearch.errors import StoreError
+from medsearch.storage import index_choice, snapshot, vector_codec, vectors
+from medsearch.storage.chunking import chunks
+from medsearch.storage.faiss_calls import index_type_of
+from medsearch.storage.index_choice import IndexType
+from medsearch.storage.model_record import ModelRecord
+from medsearch.storage.models import Deletion, Image, StoreInfo
+from medsearch.storage.rwlock import ReadWriteLock
+from medsearch.storage.vector_rows import VectorRows
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+
+class VectorIndex:
+    """The in-memory index of the database behind ``engine`` and the generation it is caught up to.
+    ``close()`` stops the threads that read stored vectors."""
+
+    def __init__(self, directory: Path, engine: Engine, sessions: sessionmaker[Session], writable: bool) -> None:
+        self.directory = directory
+        self.writable = writable
+        self._engine = engine
+        self._sessions = sessions
+        self._rows = VectorRows(engine)
+        self._lock = ReadWriteLock()
+        self._saving = threading.Lock()  # one snapshot write at a time (they share a temporary name)
+        self._index: Any = None
+        self._generation = -1
+        self._added_after_training = 0  # vectors added to a trained (IVF) index since its training
+
+    def close(self) -> None:
+        self._rows.close()
+
+    # -- loading and catching up ---------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load the index (from the snapshot, or built from the database) on first use, and catch it up
+        with the database. Raises StoreError for an empty store."""
+        if self._index is None:  # every query asks: the model record is read only to load the index
+            with self._lock.writing():
+                if self._index is None:
+                    self._load_or_build(self._record())
+        self.catch_up()
+
+    def _load_or_build(self, record: ModelRecord) -> None:
+        loaded = snapshot.load_snapshot(self.directory, record.dim, record.revision)
+        # a reader serves a sound snapshot of another type than recorded (a reindex killed before it
+        # committed): rebuilding it on every open, never saved, would cost far more than it gains
+        if loaded is not None and (loaded[1].index_type == self._index_type() or not self.writable):
+            index, manifest = loaded
+            vectors.tune(index)
+            self._install(index, manifest.generation, manifest.added_after_training)
+        else:
+            self._install(*self._build(record.dim))
+
+    def catch_up(self) -> None:
+        """Replay the rows and deletions committed after the in-memory index's generation."""
+        if self._stored_generation() == self._generation:
+            return  # every query asks: one plain statement, not a session (1.3 ms -> 0.1 ms here)
+        with self._lock.writing():
+            if self._index is not None:
+                self._replay()
+
+    def _replay(self) -> None:
+        """``catch_up`` under the lock taken alone."""
+        with self._sessions() as session, session.begin():
+            generation = session.scalar(select(StoreInfo.generation).where(StoreInfo.id == 1)) or 0
+            if generation == self._generation:
+                return
+            gone = session.scalars(select(Deletion.image_id).where(Deletion.generation > self._generation))
+            vectors.remove(self._index, np.fromiter(gone, dtype=np.int64))
+            rows = session.execute(
+                select(Image.id, Image.embedding).where(Image.generation > self._generation)
+            ).all()
+            count = session.scalar(select(func.count()).select_from(Image)) or 0
+        if rows:
+            self._add(*_stack(rows))
+        self._generation = generation
+        if vectors.live_count(self._index) != count:
+            self._install(*self._build(self._index.d))
+
+    def _stored_generation(self) -> int:
+        with self._engine.connect() as connection:
+            found = connection.exec_driver_sql(f"SELECT generation FROM {StoreInfo.__tablename__} WHERE id = 1")
+            return int(found.scalar() or 0)
+
+    def apply(self, generation: int, added: tuple[np.ndarray, np.ndarray], removed: np.ndarray) -> None:
+        """After this process committed ``generation``, apply the same change to the in-memory index."""
+        with self._lock.writing():
+            if self._index is None or self._generation != generation - 1:
+                return
+            vectors.remove(self._index, removed)
+            self._add(*added)
+            self._generation = generation
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` images by cosine for (q, dim) or (dim,) float32 ``queries``: (scores (q, k) float32,
+        ids (q, k) int64), padded with -1 (``medsearch.storage.vectors.search``; an ivf-pq index re-scores
+        its candidates with the stored vectors). Raises StoreError for an empty store."""
+        self.load()
+        with self._lock.reading():
+            return vectors.search(self._index, queries, k, allowed_ids, exact=self._read_rows)
+
+    def _read_rows(self, ids: np.ndarray) -> np.ndarray:
+        return self._rows.read(ids, int(self._index.d))
+
+    def stored_vectors(self, ids: np.ndarray) -> np.ndarray:
+        """(n, dim) float32 stored vectors of int64 ``ids``, in their order; a row of zeros for an id no
+        longer stored (removed by another process since the index was caught up). Raises StoreError for an
+        empty store."""
+        return self._rows.read(ids, self._record().dim)
+
+    def count(self) -> int:
+        """How many vectors a search can return (caught up first). Raises StoreError for an empty store."""
+        self.load()
+        with self._lock.reading():
+            return vectors.live_count(self._index)
+
+    def ids(self) -> np.ndarray:
+        """The int64 ids a search can return, in the index's storage order (caught up first)."""
+        self.load()
+        with self._lock.reading():
+            return vectors.ids(self._index)
+
+    def kind(self) -> IndexType:
+        """The kind of the index in service (which may differ from the recorded one: ``load``)."""
+        self.load()
+        with self._lock.reading():
+            return index_type_of(self._index)
+
+    def generation(self) -> int:
+        """The generation the in-memory index is caught up to (-1 before it is loaded)."""
+        return self._generation
+
+    def added_after_training(self) -> tuple[int, int]:
+        """(vectors added since the index was trained, vectors in the index) of an ivf-sq8 or ivf-pq index;
+        (0, count) for the kinds that are not trained. Past ``index_choice.RETRAIN_FRACTION`` a
+        ``reindex`` retrains it."""
+        self.load()
+        with self._lock.reading():
+            trained = index_choice.is_trained_kind(index_type_of(self._index))
+            return (self._added_after_training if trained else 0), int(self._index.ntotal)
+
+    def index(self) -> Any:
+        """The FAISS index itself, loaded and caught up, for inspection (tests, benchmarks): search it
+        through ``search``, which holds the lock. Raises StoreError for an empty store."""
+        self.load()
+        return self._index
+
+    def warm_vectors(self, stop: threading.Event) -> int:
+        """For an ivf-pq index, read the stored vectors once so that the page cache holds them for the
+        re-rank (``VectorRows.warm``); returns the rows read (0 for the other kinds, which never read them)."""
+        info = self._info()
+        if info is None or IndexType.parse(info.index_type) != IndexType.IVF_PQ:
+            return 0
+        return self._rows.warm(stop, info.dim)
+
+    # -- rebuilding and saving -----------------------------------------------------------------
+
+    def rebuild(self) -> None:
+        """Build the index again from every vector in the database; searches use the old one meanwhile.
+        Raises StoreError for an empty store."""
+        built = self._build(self._record().dim)
+        with self._lock.writing():
+            self._install(*built)
+
+    def reindex(self, index_type: IndexType | str) -> None:
+        """Switch the store to ``index_type`` (``flat``, ``hnsw``, ``ivf-sq8``, ``ivf-pq``): build the index from the
+        database's vectors, write the snapshot, then record the type (a kill before that leaves the old
+        type). Raises StoreError when not writable or empty, ValueError for an unknown type."""
+        index_type = IndexType.parse(index_type)
+        if not self.writable:
+            raise StoreError(f"Open the store at {self.directory} for writing to rebuild its index.")
+        built = self._build(self._record().dim, index_type)
+        with self._lock.writing():
+            self._install(*built)
+        self.save_snapshot()  # readers keep the old snapshot until the new one is whole (an atomic rename)
+        with self._sessions.begin() as session:
+            info = session.get(StoreInfo, 1, with_for_update=True)
+            assert info is not None
+            info.index_type = index_type
+
+    def save_snapshot(self) -> None:
+        """Write the FAISS snapshot (atomically) if it is behind the database. Raises StoreError when it
+        cannot be written (``medsearch.storage.snapshot.save_snapshot``)."""
+        info = self._info()
+        if info is None or not self.writable:
+            return
+        self.load()
+        with self._saving, self._lock.reading():
+            snapshot.save_snapshot(self._index, self.directory, self._generation, info.model_revision,
+                                   index_type_of(self._index), self._added_after_training)
+
+    def _build(self, dim: int, index_type: IndexType | None = None) -> tuple[Any, int, int]:
+        """(index, generation, 0): the index (of the recorded type, or ``index_type``) built from every vector
+        in the database, streamed in batches (an IVF kind is trained first on a random sample)."""
+        index_type = index_type or self._index_type()
+        with self._sessions() as session, session.begin():
+            generation = session.scalar(select(StoreInfo.generation)) or 0
+            sample, count = None, session.scalar(select(func.count()).select_from(Image)) or 0
+            if index_choice.is_trained_kind(index_type) and count == 0:
+                index_type = IndexType.FLAT  # nothing to train on; the next rebuild (on open) trains the ivf index
+            if index_choice.is_trained_kind(index_type):
+                sample = _sample(session, index_choice.train_size(count, index_type))
+            index = vectors.new_index(dim, index_type, sample=sample, count=count)
+            del sample
+            result = session.execute(select(Image.id, Image.embedding).execution_options(yield_per=20_000))
+            for chunk in result.partitions():
+                vectors.add(index, *_stack(chunk), replace=False)
+        return index, generation, 0
+
+    def _install(self, index: Any, generation: int, added_after_training: int) -> None:
+        """Serve ``index`` (the caller holds the lock alone, or no other thread has the object yet)."""
+        self._index, self._generation, self._added_after_training = index, generation, added_after_training
+
+    def _add(self, ids: np.ndarray, matrix: np.ndarray) -> None:
+        vectors.add(self._index, ids, matrix)
+        self._added_after_training += len(ids)
+
+    # -- the store's record --------------------------------------------------------------------
+
+    def _info(self) -> StoreInfo | None:
+        with self._sessions() as session:
+            return session.get(StoreInfo, 1)
+
+    def _record(self) -> ModelRecord:
+        info = self._info()
+        if info is None:
+            raise StoreError(f"The store at {self.directory} is empty; index a folder first.")
+        return info.model_record()
+
+    def _index_type(self) -> IndexType:
+        info = self._info()
+        return IndexType.parse(info.index_type) if info else IndexType.FLAT
+
+
+def _stack(rows: Any) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.fromiter((row[0] for row in rows), dtype=np.int64)
+    matrix = vector_codec.decode_many(row[1] for row in rows)
+    return ids, matrix
+
+
+def _sample(session: Session, size: int) -> np.ndarray:
+    """(size, dim) float32 vectors of randomly chosen images: the ids are drawn first (a scan of the id
+    index, not of the vectors), then only their vectors are read."""
+    chosen = list(session.scalars(select(Image.id).order_by(func.random()).limit(max(1, size))))
+    rows = [row for chunk in chunks(chosen)
+            for row in session.execute(select(Image.id, Image.embedding).where(Image.id.in_(chunk)))]
+    return _stack(rows)[1]
