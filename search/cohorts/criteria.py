@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from medsearch.errors import InvalidQuery
+from medsearch.language.meaning import query_parts
+from medsearch.query.compose import Part, compose
 from medsearch.query.ranking import allowed_ids, group_column, iter_ranked, take
 from medsearch.query.scoring import cosine_for_probability, probability
 from medsearch.storage import queries
@@ -170,11 +172,25 @@ def _passing(ctx: Context, criterion: Criterion, current: np.ndarray) -> tuple[d
 def _vector(ctx: Context, criterion: Criterion) -> tuple[np.ndarray, dict[str, Any]]:
     if criterion.kind == "text":
         ctx.check_model()
-        return ctx.text_vectors([criterion.value])[0], {}
+        return _text_vector(ctx, criterion)
     if criterion.kind == "id":
         return ctx.vector_of(int(criterion.value)), {}
     path = Path(criterion.value).expanduser().resolve()
     return ctx.vector_of(path), {"resolved_path": str(path)}
+
+
+def _text_vector(ctx: Context, criterion: Criterion) -> tuple[np.ndarray, dict[str, Any]]:
+    """A text criterion's vector, read as a search reads its text (``medsearch.language.meaning``): its
+    negated findings are never embedded as positives but composed away from ("기흉 없음": not pneumothorax).
+    Raises InvalidQuery for a probability criterion on such a text (a probability is per plain text)."""
+    parts = query_parts([Part("text", criterion.value, 1.0)], ctx.translator, ctx.tokenizer())
+    if len(parts) == 1 and parts[0].value == criterion.value:
+        return ctx.text_vectors([criterion.value])[0], {}
+    if criterion.measure == "prob":
+        raise InvalidQuery(f"{criterion.value!r} negates a finding, so it is composed and has no probability: "
+                           "use a cosine (>=0.2) or a rank (top N) criterion")
+    negated = [part.value for part in parts if part.weight < 0]
+    return compose(parts, ctx.text_vectors, lambda part: ctx.vector_of(part.value)), {"not": negated}
 
 
 def _order(ids: np.ndarray, primary: dict[int, float] | None,

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from medsearch.api import Medsearch
 from medsearch.errors import InvalidQuery
+from medsearch.query.spec import QuerySpec
 
 from tests.language.shape_pairs import write_gallery
 
@@ -45,12 +46,26 @@ def test_negated_shape_is_ranked_away_where_the_typed_sentence_ranks_it(gallery:
     shapes = gallery["shapes"]
     with Medsearch.open(gallery["store"]) as ms:
         aware = [shapes[hit.path] for hit in ms.search(QUERY, k=8)]
-        typed = [shapes[hit.path] for hit in ms.rank(ms.text_vectors([QUERY])[0], 8)]
+        as_typed = QuerySpec("similar", target="the sentence as typed", k=8)  # ranked by a given vector
+        typed = [shapes[hit.path] for hit in ms.queries.run(as_typed, ms.text_vectors([QUERY])[0])]
         assert all("red_circle" in held and "blue_square" not in held for held in aware)
         assert any("blue_square" in held for held in typed)
         negated_only = [shapes[hit.path] for hit in ms.search("no blue square", k=8)]
         assert not any("blue_square" in held for held in negated_only)
         assert ms.searched_as(QUERY).searched == "a red circle; not: a blue square"
+
+
+def test_a_cohort_criterion_reads_negation_as_a_search_does(gallery: dict[str, Any], settings: None) -> None:
+    """``text:`` criteria go through the same parser: the negated shape is never a positive, and a
+    probability of a composed text is refused."""
+    shapes = gallery["shapes"]
+    with Medsearch.open(gallery["store"], writable=True) as ms:
+        made = ms.cohorts.create("red-not-blue", include=[f"text:{QUERY} top 8"])
+        members = [shapes[member["path"]] for member in made["members"]]
+        assert len(members) == 8
+        assert all("red_circle" in held and "blue_square" not in held for held in members), members
+        with pytest.raises(InvalidQuery, match="negates a finding"):
+            ms.cohorts.create("red-not-blue-prob", include=[f"text:{QUERY}>=0.5"])
 
 
 def test_cli_and_http_say_what_was_searched(cli: Cli, gallery: dict[str, Any], settings: None) -> None:
