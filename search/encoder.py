@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+from medsearch.errors import Busy
 from medsearch.indexer.embedder import Embedder
 
 
@@ -63,12 +64,15 @@ class BatchingEncoder(Encoder):
     """An ``Encoder`` whose one-text calls from concurrent threads share model calls (a micro-batcher with
     a ``window_s`` window, ``medsearch.batching``); everything else goes straight through."""
 
-    def __init__(self, inner: Encoder, window_s: float = 0.005) -> None:
+    def __init__(self, inner: Encoder, window_s: float = 0.005, max_waiting: int = 64) -> None:
         super().__init__(inner.loaded, None)
         self.inner = inner
         from medsearch.batching import TextBatcher
 
         self.batcher = TextBatcher(inner.embed_texts, window_s=window_s)
+        self.max_waiting = max_waiting
+        self._waiting = 0
+        self._count = threading.Lock()
 
     @property
     def is_loaded(self) -> bool:
@@ -78,9 +82,19 @@ class BatchingEncoder(Encoder):
         return self.inner.loaded()
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        if len(texts) == 1:
-            return self.batcher.embed(texts[0])[np.newaxis]
-        return self.inner.embed_texts(texts)
+        """As ``Encoder.embed_texts``; past ``max_waiting`` texts already waiting, raises Busy at once (a
+        server's admission control: a flood of new texts must not hold every thread)."""
+        with self._count:
+            if self._waiting >= self.max_waiting:
+                raise Busy(f"the server is busy embedding {self._waiting} texts; try again in 2 s")
+            self._waiting += 1
+        try:
+            if len(texts) == 1:
+                return self.batcher.embed(texts[0])[np.newaxis]
+            return self.inner.embed_texts(texts)
+        finally:
+            with self._count:
+                self._waiting -= 1
 
     def embed_images(self, pixel_values: np.ndarray) -> np.ndarray:
         return self.inner.embed_images(pixel_values)

@@ -51,6 +51,18 @@ class NotFound(MedsearchError):
     exit_code = 6
 
 
+class Busy(MedsearchError):
+    """Too much model-bound work is already waiting (a server's admission control): try again in
+    ``retry_after_s`` seconds."""
+
+    code = "busy"
+    exit_code = 5
+
+    def __init__(self, message: str, retry_after_s: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class InvalidQuery(MedsearchError):
     """A query, filter expression, label file or option is malformed. ``position`` points at the mistake."""
 

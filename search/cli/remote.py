@@ -17,6 +17,7 @@ ServerOption = Annotated[str | None, typer.Option(
     "is loaded here); the token is MEDSEARCH_API_TOKEN.")]
 
 EXIT_CODES = {"invalid_query": 2, "model_unavailable": 3, "model_mismatch": 4, "store_error": 5, "store_locked": 5,
+              "busy": 5,
               "not_found": 6, "unauthorized": 5, "payload_too_large": 2, "unreadable_file": 2}
 """The CLI's exit code for each error code a server answers (as ``medsearch.errors`` gives them)."""
 TIMEOUT_S = 300.0

@@ -26,6 +26,7 @@ from medsearch.server import (
     routes_units,
     routes_viewer,
 )
+from medsearch.server.admission import gates
 from medsearch.server.deps import ServerSettings
 from medsearch.server.engine import ServerEngine
 from medsearch.server.errors import install_error_handlers
@@ -74,6 +75,7 @@ def create_app(store_dir: str | Path, model: str | None = None, device: str = "a
                   description="Semantic search over medical images: text and composed search, similar cases, "
                               "thumbnails, zero-shot labels (model scores, not a diagnosis) and research cohorts.")
     app.state.settings = settings or ServerSettings.from_env()
+    app.state.gates = gates()
     app.state.engine = None
     install_error_handlers(app)
     app.include_router(routes_meta.public)

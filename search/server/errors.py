@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from medsearch.errors import (
+    Busy,
     InvalidQuery,
     MedsearchError,
     ModelMismatch,
@@ -27,6 +28,7 @@ from starlette.exceptions import HTTPException
 log = logging.getLogger("medsearch.server")
 
 STATUS: tuple[tuple[type[MedsearchError], int], ...] = (
+    (Busy, 503),  # with Retry-After
     (InvalidQuery, 400),
     (UnreadableFile, 415),
     (Unauthorized, 401),
@@ -60,6 +62,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def medsearch_error(_request: Request, error: MedsearchError) -> JSONResponse:
         status = status_of(error)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(error, Busy):
+            headers = {"Retry-After": str(error.retry_after_s)}
         return JSONResponse(error_payload(error), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -9,11 +9,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from medsearch.explain import DEFAULT_METHOD, METHODS, NOTE
+from medsearch.server.admission import admit
 from medsearch.server.deps import get_engine
 from medsearch.server.engine import ServerEngine
 from medsearch.server.security import check_token, served_path
 
-router = APIRouter(prefix="/api", tags=["explain"], dependencies=[Depends(check_token)])
+router = APIRouter(prefix="/api", tags=["explain"], dependencies=[Depends(check_token), Depends(admit("explain"))])
 
 
 @router.get("/explain", response_class=Response,

@@ -19,7 +19,7 @@ guarded = APIRouter(prefix="/api", tags=["meta"], dependencies=[Depends(check_to
 
 
 @public.get("/health")
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     """Liveness: answers as soon as the server runs, without a token."""
     return {"status": "ok"}
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from medsearch.language.present import fields
 from medsearch.query.spec import OPTIONS, QuerySpec
+from medsearch.server.admission import admit
 from medsearch.server.deps import ServerSettings, get_engine, get_settings
 from medsearch.server.engine import ServerEngine
 from medsearch.server.query_params import flag, openapi_parameters, spec_of
@@ -56,7 +57,7 @@ UPLOAD_FIELDS = {option.name: option.help for option in OPTIONS
 """Multipart form fields ``POST /api/similar`` takes beside ``file`` (the same as the query parameters)."""
 
 
-@router.post("/similar", openapi_extra={
+@router.post("/similar", dependencies=[Depends(admit("upload"))], openapi_extra={
     "parameters": openapi_parameters("similar", skip=("include_self",)),
     "requestBody": {"content": {
         "multipart/form-data": {"schema": {"type": "object", "properties": {
