@@ -1,8 +1,14 @@
-"""What produced a store's vectors: the model, its revision and size, and the preprocessing version."""
+"""What produced a store's vectors: the model, its revision and size, and the preprocessing version; and the
+model's probability calibration, kept beside them so that a cached query needs no model."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from medsearch.storage.store import Store
+    from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True)
@@ -25,3 +31,32 @@ class ModelRecord:
                     f"uses {other.preprocessing_version}. Run `medsearch upgrade --store DIR` to re-embed them in "
                     f"place (resumable)")
         return None
+
+
+def stored_calibration(store: Store) -> tuple[float, float] | None:
+    """The model's (logit_scale, logit_bias) as recorded in the store, or None (an empty store, or one whose
+    model has not loaded over it since the calibration was first recorded). Raises StoreError."""
+    from medsearch.storage.models import StoreInfo
+
+    with store.read_session() as session:
+        info = session.get(StoreInfo, 1)
+    if info is None or info.logit_scale is None or info.logit_bias is None:
+        return None
+    return float(info.logit_scale), float(info.logit_bias)
+
+
+def record_calibration(store: Store, logit_scale: float, logit_bias: float) -> bool:
+    """Record the loaded model's calibration in the store's model record, best effort (a read-only or busy
+    store is left as it is: the next load tries again). Returns whether it is recorded now."""
+    from medsearch.storage.models import StoreInfo
+    from medsearch.storage.nowait import write_or_skip
+
+    if stored_calibration(store) == (logit_scale, logit_bias):
+        return True
+
+    def write(session: Session) -> None:
+        info = session.get(StoreInfo, 1)
+        if info is not None:
+            info.logit_scale, info.logit_bias = logit_scale, logit_bias
+
+    return write_or_skip(store, write)
