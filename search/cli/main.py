@@ -23,6 +23,7 @@ from medsearch.cli.common import (
     show_progress,
 )
 from medsearch.cli.dicomweb import BodyPartOption, ModalityOption, QidoOption, SinceLastOption, StudyDateOption
+from medsearch.cli.discovery import chosen_server
 from medsearch.cli.distributed import Executor, ExecutorOption, ShardsOption, index_on_ray
 from medsearch.cli.help import CONTEXT, plain_types, show_version
 from medsearch.cli.metadata import (
@@ -35,7 +36,7 @@ from medsearch.cli.metadata import (
     sidecar_options,
 )
 from medsearch.cli.query_options import query_command
-from medsearch.cli.remote import ServerOption
+from medsearch.cli.remote import LocalOption, ServerOption
 from medsearch.cli.results import PathsOption, ShowFieldsOption, show_found
 from medsearch.language.present import fields
 from medsearch.query.spec import QuerySpec
@@ -188,6 +189,7 @@ def search(
     show_fields: ShowFieldsOption = None,
     paths: PathsOption = False,
     server: ServerOption = None,
+    local: LocalOption = False,
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -197,6 +199,7 @@ def search(
     """Find images that match a sentence (text-to-image), with filters, thresholds and composed parts."""
     with cli_errors(as_json):
         spec.validate()  # before a server is asked or the store opened
+    server = chosen_server(server, local, store, (model, device, precision) != (None, "auto", "auto"))
     if server:
         import medsearch.cli.remote as remote
 
@@ -221,6 +224,7 @@ def similar(
     show_fields: ShowFieldsOption = None,
     paths: PathsOption = False,
     server: ServerOption = None,
+    local: LocalOption = False,
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
@@ -231,6 +235,9 @@ def similar(
     series/studies similar to its series/study."""
     with cli_errors(as_json):
         spec.validate()  # before a server is asked or the store opened
+    by_id_or_file = str(spec.target).isdigit() or Path(str(spec.target)).expanduser().is_file()
+    server = chosen_server(server, local or not by_id_or_file, store,
+                           (model, device, precision) != (None, "auto", "auto"))
     if server:
         import medsearch.cli.remote as remote
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from medsearch.cli.common import (
@@ -16,6 +17,7 @@ from medsearch.cli.common import (
     cli_errors,
     require_extra,
 )
+from medsearch.cli.discovery import remove_record, write_record
 from medsearch.server.limits import SERVER_MAX_PIXELS
 
 
@@ -31,7 +33,8 @@ def serve(
     ] = SERVER_MAX_PIXELS,
 ) -> None:
     """Serve the search API and the web page (open http://HOST:PORT/ in a browser; API docs at /docs).
-    MEDSEARCH_API_TOKEN requires a bearer token; MEDSEARCH_CORS_ORIGINS allows other origins."""
+    MEDSEARCH_API_TOKEN requires a bearer token; MEDSEARCH_CORS_ORIGINS allows other origins. While it
+    runs, `search` and `similar` on this store ask it (it records itself in the store folder)."""
     from medsearch.api import Medsearch
 
     with cli_errors(False):
@@ -47,8 +50,35 @@ def serve(
     from medsearch.server.deps import ServerSettings
 
     settings = replace(ServerSettings.from_env(), max_upload_pixels=max_upload_pixels)
-    uvicorn.run(create_app(store, model, device, settings=settings, precision=precision), host=host, port=port,
-                log_level="info")
+    app = create_app(store, model, device, settings=settings, precision=precision)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+    stop = threading.Event()
+    recorder = threading.Thread(target=_record_when_started, args=(server, Path(store), host, bool(settings.api_token),
+                                                                   stop), name="server-record", daemon=True)
+    recorder.start()
+    try:
+        server.run()
+    finally:
+        stop.set()
+        recorder.join()
+        remove_record(Path(store))
+
+
+def _record_when_started(server: Any, store: Path, host: str, token_required: bool, stop: threading.Event) -> None:
+    """Once ``server`` listens, record its URL in the store (``medsearch.cli.discovery``), so that
+    ``search`` and ``similar`` on the store ask it."""
+    while not server.started:
+        if stop.wait(0.05):
+            return
+    port = server.servers[0].sockets[0].getsockname()[1] if server.servers else None
+    if port is None:
+        return
+    shown = "127.0.0.1" if host in ("0.0.0.0", "", "localhost") else "[::1]" if host == "::" else host
+    shown = f"[{shown}]" if ":" in shown and not shown.startswith("[") else shown
+    try:
+        write_record(store, f"http://{shown}:{port}", token_required)
+    except OSError as error:
+        typer.echo(f"note: this server is not recorded in the store ({error}); name it with --server", err=True)
 
 
 def register(app: typer.Typer) -> None:

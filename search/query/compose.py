@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 from medsearch.errors import InvalidQuery
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PartKind = Literal["text", "image", "id"]
 MAX_ID = 2**63 - 1
@@ -63,6 +65,8 @@ def parse_part(text: str, sign: float = 1.0) -> Part:
 def compose(parts: Sequence[Part], text_vectors: Callable[[list[str]], np.ndarray],
             image_vector: Callable[[Part], np.ndarray]) -> np.ndarray:
     """The unit (dim,) query vector of ``parts``. Raises InvalidQuery when nothing positive remains."""
+    import numpy as np  # here: the query spec (and the remote client) parse parts without numpy
+
     if not any(part.weight > 0 for part in parts):
         raise InvalidQuery("a query needs at least one positive part")
     texts = [part.value for part in parts if part.kind == "text"]
