@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -51,29 +50,29 @@ def serve(
 
     settings = replace(ServerSettings.from_env(), max_upload_pixels=max_upload_pixels)
     app = create_app(store, model, device, settings=settings, precision=precision)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
-    stop = threading.Event()
-    recorder = threading.Thread(target=_record_when_started, args=(server, Path(store), host, bool(settings.api_token),
-                                                                   stop), name="server-record", daemon=True)
-    recorder.start()
-    try:
-        server.run()
-    finally:
-        stop.set()
-        recorder.join()
-        remove_record(Path(store))
+    recorded = _recorded_server(uvicorn.Server, Path(store), host, bool(settings.api_token))
+    recorded(uvicorn.Config(app, host=host, port=port, log_level="info")).run()
 
 
-def _record_when_started(server: Any, store: Path, host: str, token_required: bool, stop: threading.Event) -> None:
-    """Once ``server`` listens, record its URL in the store (``medsearch.cli.discovery``), so that
-    ``search`` and ``similar`` on the store ask it."""
-    while not server.started:
-        if stop.wait(0.05):
-            return
-    port = server.servers[0].sockets[0].getsockname()[1] if server.servers else None
-    if port is None:
-        return
-    shown = "127.0.0.1" if host in ("0.0.0.0", "", "localhost") else "[::1]" if host == "::" else host
+def _recorded_server(base: type, store: Path, host: str, token_required: bool) -> type:
+    """A uvicorn ``Server`` class that records its URL in ``store`` once it listens and removes the record
+    when it shuts down (before uvicorn re-raises a stopping signal), ``medsearch.cli.discovery``."""
+
+    class RecordedServer(base):  # type: ignore[misc, valid-type]
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started and self.servers:
+                _record(store, host, self.servers[0].sockets[0].getsockname()[1], token_required)
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            remove_record(store)
+            await super().shutdown(sockets)
+
+    return RecordedServer
+
+
+def _record(store: Path, host: str, port: int, token_required: bool) -> None:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "", "localhost") else "::1" if host == "::" else host
     shown = f"[{shown}]" if ":" in shown and not shown.startswith("[") else shown
     try:
         write_record(store, f"http://{shown}:{port}", token_required)

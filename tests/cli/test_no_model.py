@@ -18,8 +18,10 @@ import pytest
 
 from tests.conftest import write_png
 
+HEAVY = ("torch", "transformers")
 PROBE = ("import atexit, runpy, sys\n"
          "atexit.register(lambda: print('HEAVY=' + ','.join(m for m in ('torch', 'transformers') "
+         "if m in sys.modules), 'LOADED=' + ','.join(m for m in ('numpy', 'pydantic', 'httpx', 'sqlalchemy') "
          "if m in sys.modules), file=sys.stderr))\n"
          "sys.argv = ['medsearch', *sys.argv[1:]]\n"
          "runpy.run_module('medsearch.cli', run_name='__main__')\n")
@@ -27,13 +29,21 @@ PROBE = ("import atexit, runpy, sys\n"
 
 def medsearch(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, bool]:
     """(exit code, stdout, whether torch or transformers was imported) of a fresh CLI process."""
+    code, out, loaded = loaded_modules(*args, env=env)
+    return code, out, any(name in HEAVY for name in loaded)
+
+
+def loaded_modules(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, list[str]]:
+    """(exit code, stdout, which of torch, transformers, numpy, pydantic, httpx, sqlalchemy a fresh CLI
+    process imported)."""
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     environment.pop("MEDSEARCH_SERVER", None)
     done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=600,
                           env=environment)
-    heavy = [line for line in done.stderr.splitlines() if line.startswith("HEAVY=")]
-    assert heavy, done.stderr
-    return done.returncode, done.stdout, heavy[-1] != "HEAVY="
+    line = [line for line in done.stderr.splitlines() if line.startswith("HEAVY=")]
+    assert line, done.stderr
+    heavy, loaded = line[-1].removeprefix("HEAVY=").split(" LOADED=")
+    return done.returncode, done.stdout, [name for name in (heavy + "," + loaded).split(",") if name]
 
 
 @pytest.fixture(scope="module")
