@@ -3,7 +3,9 @@ is the real adapter over Hugging Face transformers (MedSigLIP-448 or any SigLIP 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -14,6 +16,35 @@ if TYPE_CHECKING:
     import torch
 
 DEFAULT_MODEL = "google/medsiglip-448"
+QUERY_TEXTS = 8
+"""Up to this many texts in one call is query-time embedding (a search, a few prompts): it runs on
+``query_thread_count()`` threads; larger calls and every image batch keep all of torch's threads."""
+
+
+def query_thread_count() -> int:
+    """Threads for query-time text embedding: ``MEDSEARCH_QUERY_THREADS``, else 1 (measured best on these
+    2-core machines, quiet and busy: ``benchmarks/bench_threads.py``)."""
+    try:
+        return max(1, int(os.environ.get("MEDSEARCH_QUERY_THREADS", "1")))
+    except ValueError:
+        return 1
+
+
+@contextmanager
+def query_threads(threads: int) -> Iterator[None]:
+    """Run the block on ``threads`` torch threads (process-wide: callers hold the model alone, as
+    ``medsearch.encoder.Encoder`` makes them), then restore the count it had."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class Embedder(Protocol):
@@ -115,7 +146,8 @@ class SiglipEmbedder:
             truncation=True,
             return_tensors="pt",
         )
-        with torch.inference_mode():
+        threads = query_thread_count() if len(texts) <= QUERY_TEXTS and self.device == "cpu" else 0
+        with torch.inference_mode(), query_threads(threads or torch.get_num_threads()):
             input_ids = tokens["input_ids"].to(self.device)
             features = _pooled(self.model.get_text_features(input_ids=input_ids))
             return normalize_rows(features.float().cpu().numpy())

@@ -7,7 +7,6 @@ folder that is moved keeps its identity and a retrained one does not.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 from pathlib import Path
@@ -15,6 +14,7 @@ from urllib.parse import urlparse
 
 from medsearch.errors import ModelUnavailable
 from medsearch.indexer.embedder import DEFAULT_MODEL, SiglipEmbedder
+from medsearch.indexer.model_identity import folder_digest
 from medsearch.indexer.precision import resolve_precision
 from medsearch.indexer.quantize import quantize_int8
 
@@ -108,14 +108,6 @@ def _explain(model: str, exc: Exception) -> str:
 
 
 def _revision(source: str, model) -> str:  # type: ignore[no-untyped-def]
+    """The hub commit transformers loaded, else the folder's digest (as ``model_identity`` reads it)."""
     commit = getattr(model.config, "_commit_hash", None)
-    if commit:
-        return str(commit)
-    digest = hashlib.sha256()
-    folder = Path(source)
-    for path in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")):
-        digest.update(path.name.encode())
-        with open(path, "rb") as handle:
-            digest.update(handle.read(1 << 20))
-        digest.update(str(path.stat().st_size).encode())
-    return "sha256:" + digest.hexdigest()[:32]
+    return str(commit) if commit else folder_digest(Path(source))

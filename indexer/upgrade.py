@@ -40,14 +40,18 @@ class UpgradeReport:
 
 
 def upgrade_store(store: Store, get_embedder: Callable[[], Embedder], settings: IndexSettings | None = None,
-                  progress: Progress | None = None) -> UpgradeReport:
+                  progress: Progress | None = None, check_model: Callable[[], None] | None = None) -> UpgradeReport:
     """Re-embed the store's stale images (see the module doc). ``settings.read_options``: how to read
-    images that carry no options of their own. Raises StoreError for an empty store, ModelMismatch when
-    the model is not the store's (another revision or size)."""
+    images that carry no options of their own. ``check_model``: how a current store (nothing to re-embed)
+    checks the model without loading it (default: the model is loaded and bound). Raises StoreError for an
+    empty store, ModelMismatch when the model is not the store's (another revision or size)."""
     settings = settings or IndexSettings()
     stored = store.model_record()
     if stored is None:
         raise StoreError(f"The store at {store.directory} is empty; nothing to upgrade.")
+    if stored.preprocessing_version == PREPROCESSING_VERSION and images_to_upgrade(store) == 0:
+        (check_model or (lambda: store.bind_model(model_record(get_embedder()))))()
+        return UpgradeReport(from_version=PREPROCESSING_VERSION)
     embedder = get_embedder()
     current = model_record(embedder)
     store.bind_model(ModelRecord(current.model_id, current.revision, current.dim, stored.preprocessing_version))

@@ -14,9 +14,12 @@ from medsearch.encoder import Encoder
 from medsearch.errors import InvalidQuery, ModelUnavailable
 from medsearch.indexer.embedder import DEFAULT_MODEL, Embedder
 from medsearch.indexer.frames import ReadOptions
+from medsearch.indexer.model_identity import ModelIdentity, model_identity
 from medsearch.language import Translator
 from medsearch.query.results import embed_file, stored_vector, vector_of_path
 from medsearch.query.textcache import TextCache
+from medsearch.storage.calibration import record_calibration, stored_calibration
+from medsearch.storage.model_record import ModelRecord
 from medsearch.storage.store import Store
 
 
@@ -50,6 +53,10 @@ class Context:
         self.translator = translator
         self._texts: TextCache | None = None
         self._model_checked = False
+        self._files_checked = False
+        self._identity: ModelIdentity | bool | None = False  # False: not read yet
+        self.model_name: str | None = None
+        """``--model`` as asked (None: the store's own); the model's files are read for ``identity``."""
         self._lock = threading.Lock()
         self.reads_files = True
         """Whether query parts and criteria may name files (``image:PATH``); a server turns it off: only ids
@@ -71,14 +78,25 @@ class Context:
             except ModelUnavailable as error:
                 raise _store_model_hint(store, error, chosen) from None
 
-        return cls(store, Encoder(load, embedder), translator or Translator.from_settings())
+        ctx = cls(store, Encoder(load, embedder), translator or Translator.from_settings())
+        ctx.model_name = model
+        return ctx
+
+    def identity(self) -> ModelIdentity | None:
+        """The id and revision of the model this context would load, read from its files (no torch), or
+        None where only loading it tells (``medsearch.indexer.model_identity``)."""
+        with self._lock:
+            if self._identity is False:
+                self._identity = model_identity(resolve_model(self.model_name, self.store))
+            return self._identity if isinstance(self._identity, ModelIdentity) else None
 
     @property
     def texts(self) -> TextCache:
         """The text-vector cache (memory, then the store, then the model)."""
         with self._lock:
             if self._texts is None:
-                self._texts = TextCache(self.store, self.encoder, translate=self.english)
+                self._texts = TextCache(self.store, self.encoder, translate=self.english,
+                                        identity=self._cache_key, before_model=self.check_model)
             return self._texts
 
     def text_vectors(self, texts: list[str] | tuple[str, ...]) -> np.ndarray:
@@ -94,17 +112,43 @@ class Context:
         """The loaded model's tokenizer (for out-of-vocabulary checks), or None before it is loaded."""
         return getattr(self.encoder.loaded(), "tokenizer", None) if self.encoder.is_loaded else None
 
-    def check_model(self) -> None:
-        """Load the model and check it matches the store's vectors, once (a store's model record never
-        changes after it is bound). Raises ModelUnavailable, ModelMismatch."""
-        if self._model_checked:
+    def check_model(self, load: bool = True) -> None:
+        """Check that the model matches the store's vectors, once (a store's model record never changes
+        after it is bound). ``load``: load the model for it (and record its calibration in the store);
+        else, where the model's files tell its identity, check that alone, and load it only when a text
+        is not cached (``TextCache`` calls back here). Raises ModelUnavailable, ModelMismatch."""
+        if self._model_checked or (not load and self._files_checked):
+            return
+        record = self.store.model_record()
+        identity = self.identity() if not load and not self.encoder.is_loaded else None
+        if record is not None and identity is not None:
+            from medsearch.indexer.preprocess import PREPROCESSING_VERSION
+
+            self.store.bind_model(ModelRecord(identity.model_id, identity.revision, record.dim,
+                                              PREPROCESSING_VERSION))
+            self._files_checked = True
             return
         from medsearch.indexer.embedder import model_record
 
-        record = model_record(self.encoder.loaded())
-        if self.store.model_record() is not None:
-            self.store.bind_model(record)
+        loaded = self.encoder.loaded()
+        if record is not None:
+            self.store.bind_model(model_record(loaded))
+            record_calibration(self.store, float(loaded.logit_scale), float(loaded.logit_bias))
             self._model_checked = True
+
+    def calibration(self) -> tuple[float, float]:
+        """The model's (logit_scale, logit_bias): the loaded model's, else the store's record of it, else
+        the model's, loaded now. Raises ModelUnavailable, ModelMismatch."""
+        if not self.encoder.is_loaded and self._files_checked:
+            recorded = stored_calibration(self.store)
+            if recorded is not None:
+                return recorded
+        self.check_model()
+        return float(self.encoder.logit_scale), float(self.encoder.logit_bias)
+
+    def _cache_key(self) -> str | None:
+        identity = self.identity()
+        return identity.key if identity is not None else None
 
     def vector_of(self, target: str | Path | int, read_options: ReadOptions | None = None) -> np.ndarray:
         """The (dim,) vector of an id, an indexed path, or a file embedded now (read as the store's images

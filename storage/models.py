@@ -57,6 +57,10 @@ class StoreInfo(Base):
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
     # bumped with every image_fields write (medsearch.storage.field_version); NULL (read as 0) in older stores
     fields_version: Mapped[int | None] = mapped_column(BigInteger, default=0)
+    # the model's probability calibration (SigLIP's logit_scale, logit_bias), recorded the first time the model
+    # loads over the store (medsearch.storage.model_record): a cached query then needs no model; NULL in older stores
+    logit_scale: Mapped[float | None] = mapped_column(Float, nullable=True)
+    logit_bias: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 

@@ -1,9 +1,11 @@
-"""``--server URL`` (or ``MEDSEARCH_SERVER``): ``search``, ``search --count`` and ``similar`` answered by a
-running ``medsearch serve`` instead of loading torch and the model here. The token is
+"""``--server URL`` (or ``MEDSEARCH_SERVER``, or the server recorded in the store: ``medsearch.cli.discovery``):
+``search``, ``search --count`` and ``similar`` answered by a running ``medsearch serve`` instead of loading
+torch and the model here. The token is
 ``MEDSEARCH_API_TOKEN``; the server's JSON errors become the same one line and exit code as locally."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +17,10 @@ from medsearch.query.spec import QuerySpec
 ServerOption = Annotated[str | None, typer.Option(
     "--server", envvar="MEDSEARCH_SERVER", help="Ask a running `medsearch serve` at this URL (fast: no model "
     "is loaded here); the token is MEDSEARCH_API_TOKEN.")]
+
+LocalOption = Annotated[bool, typer.Option(
+    "--local", envvar="MEDSEARCH_LOCAL", help="Answer in this process even when a `medsearch serve` runs for the "
+    "store (by default such a server is asked: same answer, no model loaded here).")]
 
 EXIT_CODES = {"invalid_query": 2, "model_unavailable": 3, "model_mismatch": 4, "store_error": 5, "store_locked": 5,
               "busy": 5,
@@ -31,33 +37,58 @@ class ServerError(MedsearchError):
 
 def ask(server: str, method: str, path: str, params: dict[str, Any], files: dict[str, Any] | None = None) -> Any:
     """The JSON answer of ``METHOD server/path``; ``params`` as query parameters (or form fields with
-    ``files``). Raises ServerError (unreachable, or the server's error with its code and exit code)."""
-    try:
-        import httpx
-    except ModuleNotFoundError:
-        raise ServerError('--server needs httpx: pip install "medsearch[server]"') from None
+    ``files``, sent through httpx; a plain request needs only the standard library). Raises ServerError
+    (unreachable, or the server's error with its code and exit code)."""
     token = os.environ.get("MEDSEARCH_API_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     given = {name: value for name, value in params.items() if value not in (None, [], ())}
     url = server.rstrip("/") + path
+    status, body = _upload(method, url, headers, given, files) if files else _request(method, url, headers, given)
+    if 200 <= status < 300:
+        return json.loads(body)
+    raise _answered(status, body)
+
+
+def _request(method: str, url: str, headers: dict[str, str], params: dict[str, Any]) -> tuple[int, bytes]:
+    """(status, body) of a request without a body, through ``http.client``. Raises ServerError."""
+    import http.client
+    from urllib.parse import urlencode, urlsplit
+
+    parts = urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    target = parts.path + ("?" + urlencode(params, doseq=True) if params else "")
     try:
-        if files:
-            response = httpx.request(method, url, headers=headers, timeout=TIMEOUT_S, data=given, files=files)
-        else:
-            response = httpx.request(method, url, headers=headers, timeout=TIMEOUT_S, params=given)
+        connection = kind(parts.hostname or "", parts.port, timeout=TIMEOUT_S)
+        try:
+            connection.request(method, target, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        raise ServerError(f"cannot reach the medsearch server at {parts.scheme}://{parts.netloc}: {error}") from None
+
+
+def _upload(method: str, url: str, headers: dict[str, str], form: dict[str, Any],
+            files: dict[str, Any]) -> tuple[int, bytes]:
+    """(status, body) of a multipart upload, through httpx. Raises ServerError."""
+    try:
+        import httpx
+    except ModuleNotFoundError:
+        raise ServerError('uploading a file to a server needs httpx: pip install "medsearch[server]"') from None
+    try:
+        response = httpx.request(method, url, headers=headers, timeout=TIMEOUT_S, data=form, files=files)
     except httpx.HTTPError as error:
-        raise ServerError(f"cannot reach the medsearch server at {server}: {error}") from None
-    if response.is_success:
-        return response.json()
-    raise _answered(response)
+        raise ServerError(f"cannot reach the medsearch server at {url}: {error}") from None
+    return response.status_code, response.content
 
 
-def _answered(response: Any) -> ServerError:
+def _answered(status: int, body: bytes) -> ServerError:
     try:
-        body = response.json()["error"]
-        code, message = str(body["code"]), str(body["message"])
+        error_body = json.loads(body)["error"]
+        code, message = str(error_body["code"]), str(error_body["message"])
     except (ValueError, KeyError, TypeError):
-        code, message = "server_error", f"the server answered HTTP {response.status_code}"
+        code, message = "server_error", f"the server answered HTTP {status}"
     error = ServerError(message)
     error.code, error.exit_code = code, EXIT_CODES.get(code, 1)
     return error

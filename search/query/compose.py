@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 from medsearch.errors import InvalidQuery
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PartKind = Literal["text", "image", "id"]
 MAX_ID = 2**63 - 1
@@ -65,6 +67,8 @@ def compose(parts: Sequence[Part], text_vectors: Callable[[list[str]], np.ndarra
     """The unit (dim,) query vector of ``parts`` (a query of negated findings alone has only negative
     parts: ``medsearch.language.meaning.query_parts`` checks that one part was given positive). Raises
     InvalidQuery when the parts cancel out."""
+    import numpy as np  # here: the query spec (and the remote client) parse parts without numpy
+
     texts = [part.value for part in parts if part.kind == "text"]
     by_text = dict(zip(texts, text_vectors(texts), strict=True)) if texts else {}
     total = None

@@ -54,7 +54,8 @@ def upgrade(ctx: Context, settings: IndexSettings | None = None, vectors_only: b
 
     facts: dict[str, Any] = {}
     if not vectors_only:
-        facts.update(vars(upgrade_store(ctx.store, lambda: ctx.encoder, settings or IndexSettings())))
+        facts.update(vars(upgrade_store(ctx.store, lambda: ctx.encoder, settings or IndexSettings(),
+                                        check_model=lambda: ctx.check_model(load=False))))
     facts["vectors"] = vars(shrink_vectors(ctx.store, progress, compact=vectors_only))
     return facts
 

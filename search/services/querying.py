@@ -89,11 +89,10 @@ class QueryService:
                                "query is composed (its negated findings are parts of their own)")
         self.ctx.store.vectors.load()
         if any(part.kind != "id" for part in parts):
-            self.ctx.check_model()
+            self.ctx.check_model(load=False)  # loaded only for a text not cached or a file
         query = compose(parts, self.ctx.text_vectors, lambda part: self.ctx.vector_of(
             int(part.value) if part.kind == "id" else part.value))
-        encoder = self.ctx.encoder
-        return query, ((encoder.logit_scale, encoder.logit_bias) if plain_text else None)
+        return query, (self.ctx.calibration() if plain_text else None)
 
     def _similar(self, spec: QuerySpec) -> Prepared:
         """A similar-case query: a series/study UID or an image id stands for its unit (with ``unit``), else
