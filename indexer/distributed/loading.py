@@ -21,6 +21,7 @@ from medsearch.errors import MedsearchError, UnreadableFile
 from medsearch.indexer.discover import FileEntry
 from medsearch.indexer.distributed.shard_checks import (
     Trust,
+    model_columns,
     parse_metadata,
     row_refusal,
     shard_record,
@@ -40,6 +41,8 @@ MAX_FRAMES = 10_000
 """Rows one file may have in a shard; more are refused, and only this many are ever held."""
 
 Row = dict[str, Any]
+UNRECORDABLE = ("path is missing or too long", "path holds control characters")
+"""Refusals of a path that is not stored even as a failure: the report lists it, shown by ``ascii``."""
 
 
 class BadShard(UnreadableFile):
@@ -59,6 +62,10 @@ class LoadReport(IndexReport):
 class ShardModel:
     record: ModelRecord
     precision: str
+
+    @property
+    def columns(self) -> tuple[Any, ...]:
+        return model_columns(self.record, self.precision)
 
 
 def load_shards(store: Store, source: str, report: LoadReport, progress: Callable[[int, int], None] | None = None,
@@ -154,10 +161,12 @@ def load_files(store: Store, files: list[list[Row]], model: ShardModel, trust: T
     seen: set[str] = set()
     for rows in files:
         first = rows[0]
-        converted = to_loaded(rows, model, trust, seen)
-        if converted is None:
+        refusal = trust.refusal(first["path"])
+        if refusal in UNRECORDABLE:
+            report.failed += 1
+            report.failures.append({"path": ascii(first["path"])[:300], "reason": str(refusal)})
             continue
-        loaded, frame_vectors = converted
+        loaded, frame_vectors = to_loaded(rows, model, refusal, seen)
         seen.add(loaded.entry.path)
         if loaded.error is None and stored.get(loaded.entry.path) == first["content_hash"]:
             report.unchanged += 1
@@ -170,18 +179,17 @@ def load_files(store: Store, files: list[list[Row]], model: ShardModel, trust: T
     write_loaded(store, batch, matrix, changed, report)
 
 
-def to_loaded(rows: list[Row], model: ShardModel, trust: Trust,
-              seen: set[str]) -> tuple[Loaded, list[np.ndarray]] | None:
+def to_loaded(rows: list[Row], model: ShardModel, reason: str | None,
+              seen: set[str]) -> tuple[Loaded, list[np.ndarray]]:
     """One file's rows -> (its ``Loaded``, its frames' vectors), or a ``Loaded`` whose ``error`` says why it
-    is refused (and no vectors); None for rows whose path cannot even be recorded."""
+    is refused (and no vectors). ``reason``: why its path is refused, if it is; ``seen``: the paths of the
+    files before it in the batch."""
     first = rows[0]
-    if trust.refusal(first["path"]) in ("path is missing or too long", "path holds control characters"):
-        return None
     entry = FileEntry(first["path"], _number(first["size"]), _number(first["mtime_ns"]))
     digest = first["content_hash"] if isinstance(first["content_hash"], str) else ""
-    reason = _file_refusal(rows, model, trust, seen)
+    reason = reason or _file_refusal(rows, model, seen)
     if reason is None and first["error"] is not None:
-        reason = first["error"]
+        reason = first["error"][:500]
     if reason is None:
         try:
             metadata = [parse_metadata(row["metadata"]) for row in rows]
@@ -196,15 +204,16 @@ def to_loaded(rows: list[Row], model: ShardModel, trust: Trust,
     return loaded, [np.frombuffer(row["vector"], dtype=np.float32) for row in rows]
 
 
-def _file_refusal(rows: list[Row], model: ShardModel, trust: Trust, seen: set[str]) -> str | None:
+def _file_refusal(rows: list[Row], model: ShardModel, seen: set[str]) -> str | None:
     if rows[0]["path"] in seen:
         return "the rows of this file are not together in the shard"
     if len(rows) > MAX_FRAMES:
         return f"more than {MAX_FRAMES} frames"
     if rows[0]["error"] is None and len({row["frame_number"] for row in rows}) != len(rows):
         return "two rows of the same frame"
+    columns = model.columns
     for row in rows:
-        refusal = row_refusal(row, model.record, model.precision, trust)
+        refusal = row_refusal(row, columns, model.record.dim)
         if refusal:
             return refusal
     return None

@@ -30,6 +30,7 @@ MAX_PATH = 4096
 MAX_METADATA = 64 * 1024
 MAX_THUMBNAIL = 1024 * 1024
 MAX_DIM = 65536
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PRECISIONS = frozenset({"auto", "fast", "float32", "bfloat16", "float16", "int8"})
 UNIT_TOLERANCE = 0.01
@@ -49,7 +50,7 @@ class Trust:
         """Why ``path`` may not be stored, or None when it may."""
         if not isinstance(path, str) or not path or len(path) > MAX_PATH:
             return "path is missing or too long"
-        if any(ord(char) < 32 or ord(char) == 127 for char in path):
+        if CONTROL.search(path):
             return "path holds control characters"
         if path.startswith(SOURCE_PREFIX):
             return self._source_refusal(path)
@@ -57,9 +58,10 @@ class Trust:
             return "path is a URL of no DICOMweb source this store knows"
         if not posixpath.isabs(path) or posixpath.normpath(path) != path:
             return "path is not absolute and normalised"
-        if not any(path == root or path.startswith(root.rstrip("/") + "/") for root in self.roots):
-            return "path is outside the roots given to load (--root)"
-        return None
+        for root in self.roots:
+            if path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/" or root == "/"):
+                return None
+        return "path is outside the roots given to load (--root)"
 
     def _source_refusal(self, path: str) -> str | None:
         for url in self.sources:
@@ -87,28 +89,31 @@ def shard_record(row: dict[str, Any]) -> tuple[ModelRecord, str]:
     return ModelRecord(row["model_id"], row["revision"], dim, row["preprocessing_version"]), row["precision"]
 
 
-def row_refusal(row: dict[str, Any], record: ModelRecord, precision: str, trust: Trust) -> str | None:
-    """Why ``row`` may not be loaded into a store of ``record``, or None when it may."""
-    refusal = trust.refusal(row.get("path"))
-    if refusal:
-        return refusal
-    if not all(isinstance(row.get(name), int) for name in ("size", "mtime_ns")):
+MODEL_COLUMNS = ("model_id", "revision", "dim", "preprocessing_version", "precision")
+
+
+def model_columns(record: ModelRecord, precision: str) -> tuple[Any, ...]:
+    """A row's model columns as ``row_refusal`` expects them for ``record`` and ``precision``."""
+    return record.model_id, record.revision, record.dim, record.preprocessing_version, precision
+
+
+def row_refusal(row: dict[str, Any], model: tuple[Any, ...], dim: int) -> str | None:
+    """Why ``row`` (whose path is already trusted) may not be loaded into a store of ``dim``-long vectors made
+    by ``model`` (``model_columns``), or None when it may."""
+    if not (isinstance(row["size"], int) and isinstance(row["mtime_ns"], int)):
         return "size and mtime_ns must be numbers"
-    if not isinstance(row.get("content_hash"), str) or not row["content_hash"]:
+    if not isinstance(row["content_hash"], str) or not row["content_hash"]:
         return "content_hash is missing"
-    try:
-        if shard_record(row) != (record, precision):
-            return "made by another model than the shard's first row"
-    except ValueError as exc:
-        return str(exc)
-    if row.get("error") is not None:
+    if tuple(row[name] for name in MODEL_COLUMNS) != model:
+        return "made by another model than the shard's first row"
+    if row["error"] is not None:
         return None if isinstance(row["error"], str) else "error must be a text"
-    if not isinstance(row.get("frame_number"), int) or row["frame_number"] < 0:
+    if not isinstance(row["frame_number"], int) or row["frame_number"] < 0:
         return "frame_number must be a number of at least 0"
-    thumbnail = row.get("thumbnail")
+    thumbnail = row["thumbnail"]
     if thumbnail is not None and (len(thumbnail) > MAX_THUMBNAIL or not thumbnail.startswith(PNG_MAGIC)):
         return "thumbnail is not a PNG of at most 1 MiB"
-    return vector_refusal(row.get("vector"), record.dim)
+    return vector_refusal(row["vector"], dim)
 
 
 def vector_refusal(blob: Any, dim: int) -> str | None:
@@ -116,13 +121,13 @@ def vector_refusal(blob: Any, dim: int) -> str | None:
     if not isinstance(blob, bytes) or len(blob) != dim * 4:
         size = len(blob) if isinstance(blob, bytes) else 0
         return f"vector is {size} bytes, expected {dim * 4} ({dim} float32)"
-    vector = np.frombuffer(blob, dtype=np.float32)
-    if not np.isfinite(vector).all():
-        return "vector holds NaN or infinity"
-    norm = float(np.linalg.norm(vector.astype(np.float64)))
+    vector = np.frombuffer(blob, dtype=np.float32).astype(np.float64)
+    norm = math.sqrt(float(vector @ vector))  # NaN or inf when any component is
+    if not math.isfinite(norm):
+        return "vector holds NaN or infinity" if not np.isfinite(vector).all() else "vector is too long"
     if norm == 0.0:
         return "vector is all zeros"
-    if not math.isclose(norm, 1.0, abs_tol=UNIT_TOLERANCE):
+    if abs(norm - 1.0) > UNIT_TOLERANCE:
         return f"vector has length {norm:.3g}, not 1"
     return None
 

@@ -170,6 +170,16 @@ def test_a_refused_row_is_a_recorded_failure_with_its_reason(case: str, tmp_path
         assert [f["path"] for f in ms.info()["failures"]] == [bad["path"]]
 
 
+def test_a_path_unfit_to_store_is_reported_only(tmp_path: Path, store: Path, cli: Any) -> None:
+    write_shard(tmp_path / "shards/a.parquet", [row(f"{ROOT}/a\nb.dcm", 1), row(None, 2), row(GOOD, 3)])
+    report = _load(cli, tmp_path / "shards", store)
+    assert (report["added"], report["failed"]) == (1, 2)
+    assert report["failures"] == [{"path": f"'{ROOT}/a\\nb.dcm'", "reason": "path holds control characters"},
+                                  {"path": "None", "reason": "path is missing or too long"}]
+    with Medsearch.open(store) as ms:
+        assert ms.info()["failures"] == []
+
+
 def test_known_sources_and_given_roots_are_accepted(tmp_path: Path, store: Path, cli: Any) -> None:
     write_shard(tmp_path / "shards/a.parquet", [row(INSTANCE, 1), row(GOOD, 2), row(ROOT, 3)])
     report = _load(cli, tmp_path / "shards", store)
