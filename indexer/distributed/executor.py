@@ -70,8 +70,9 @@ def require_ray() -> None:
 
 
 def connect(local_cpus: int | None = None) -> dict[str, float]:
-    """Join the cluster at ``RAY_ADDRESS`` when set, else start a local Ray (no dashboard). Returns the
-    cluster's resources (``{"CPU": 2.0, ...}``)."""
+    """Join the cluster at ``RAY_ADDRESS`` when set, else start a local Ray (no dashboard) that ends with
+    this process however it ends (``local_ray``). Returns the cluster's resources (``{"CPU": 2.0, ...}``).
+    Raises ModelUnavailable when the local Ray does not start."""
     import logging
 
     import ray
@@ -85,7 +86,9 @@ def connect(local_cpus: int | None = None) -> dict[str, float]:
         if os.environ.get("RAY_ADDRESS"):
             ray.init(log_to_driver=False)
         else:
-            ray.init(num_cpus=local_cpus, include_dashboard=False, log_to_driver=False)
+            from medsearch.indexer.distributed import local_ray
+
+            ray.init(address=local_ray.start(local_cpus), log_to_driver=False)
     return {key: float(value) for key, value in ray.cluster_resources().items()}
 
 
