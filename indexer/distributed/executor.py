@@ -88,7 +88,7 @@ def connect(local_cpus: int | None = None) -> dict[str, float]:
         else:
             from medsearch.indexer.distributed import local_ray
 
-            ray.init(address=local_ray.start(local_cpus), log_to_driver=False)
+            ray.init(address=local_ray.start(local_cpus), log_to_driver=False, logging_level=logging.WARNING)
     return {key: float(value) for key, value in ray.cluster_resources().items()}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import secrets
 import select
 import signal
 import subprocess
@@ -30,15 +31,32 @@ STOP_SECONDS = 30.0
 
 def start(cpus: int | None) -> str:
     """Start a local Ray with ``cpus`` CPUs (None: all) in a keeper process tied to this one; returns its
-    GCS address for ``ray.init(address=...)``. Raises ModelUnavailable when it does not start in time."""
+    GCS address for ``ray.init(address=...)``, and sets this process's ``RAY_AUTH_MODE`` and
+    ``RAY_AUTH_TOKEN`` to the fresh token it requires (Ray's token authentication; the token is never
+    written to disk or shown). Raises ModelUnavailable when it does not start in time."""
+    token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     keeper = subprocess.Popen([sys.executable, "-m", __name__, str(cpus or 0)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+                              env={**os.environ, **token})
     atexit.register(stop, keeper)  # registered before ray.init, so it runs after Ray's own shutdown
     line = _read_line(keeper, START_SECONDS)
     if not line.startswith("ready "):
         stop(keeper)
         raise ModelUnavailable(f"the local Ray did not start: {line or 'no answer'}")
+    _use_token(token)
     return line.removeprefix("ready ")
+
+
+def _use_token(token: dict[str, str]) -> None:
+    """Make this process's Ray present ``token`` (Ray >= 2.50 reads the mode once, so it is read again here,
+    as ``ray.init`` itself does when it turns token authentication on; older Rays have none)."""
+    os.environ.update(token)
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:
+        return
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def stop(keeper: subprocess.Popen[bytes]) -> None:

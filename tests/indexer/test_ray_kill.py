@@ -19,6 +19,8 @@ from tests.indexer.test_lifeline import alive, descendants, wait_for
 pytestmark = pytest.mark.skipif(os.environ.get("MEDSEARCH_IN_NETNS") != "1",
                                 reason="needs a private network namespace (run through test_ray_netns.py)")
 
+RAY_PROCESSES = ("gcs_server", "raylet", "DashboardAgent", "RuntimeEnvAgent", "EmbedFiles")
+"""Parts of the titles of the processes the test waits for before it kills the CLI."""
 GONE_SECONDS = 20
 """How long the Ray processes may outlive the CLI (Ray's agents outlived a killed driver by 38-80 s)."""
 
@@ -48,9 +50,13 @@ def test_a_killed_ray_index_leaves_no_ray_process(how: signal.Signals, tmp_path:
         seen.update(found)
         titles.update({pid: _title(pid) for pid, _start in found if pid not in titles})
         names = " ".join(titles.values())
-        return all(part in names for part in ("raylet", "gcs_server", "agent", "EmbedFiles"))
+        return all(part in names for part in RAY_PROCESSES)
 
-    wait_for(embedding, 300, "Ray's processes and an embedding actor")
+    try:
+        wait_for(embedding, 600, "Ray's processes and an embedding actor")
+    except AssertionError:
+        run.kill()
+        raise AssertionError(f"not all of {RAY_PROCESSES} among {sorted(titles.values())}") from None
     os.kill(run.pid, how)
     run.wait(120)
     try:
