@@ -35,8 +35,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def reuse_trained(name: str, out_dir: Path, train: Callable[[Path], Path]) -> Path:
     """``train(out_dir)``, or, when ``MEDSEARCH_TEST_MODEL_CACHE`` names a folder (developers' repeated
-    runs; CI leaves it unset and trains), a copy of the model that the same training code made there
-    before (keyed by the hash of ``tests/tiny_siglip.py``)."""
+    runs; ``.ci/run`` sets it to a folder of the checkout, so that the session and its nested runs train
+    once), a copy of the model that the same training code made there before (keyed by the hash of
+    ``tests/tiny_siglip.py``)."""
     import hashlib
     import os
 
