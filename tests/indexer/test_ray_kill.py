@@ -48,7 +48,7 @@ def test_a_killed_ray_index_leaves_no_ray_process(how: signal.Signals, tmp_path:
         assert run.poll() is None, run.stderr.read().decode()[-3000:] if run.stderr else run.returncode
         found = descendants(run.pid)
         seen.update(found)
-        titles.update({pid: _title(pid) for pid, _start in found if pid not in titles})
+        titles.update({pid: _title(pid) for pid, _start in found})  # a worker's title changes with its task
         names = " ".join(titles.values())
         return all(part in names for part in RAY_PROCESSES)
 
