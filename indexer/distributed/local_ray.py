@@ -52,7 +52,7 @@ def _use_token(token: dict[str, str]) -> None:
     as ``ray.init`` itself does when it turns token authentication on; older Rays have none)."""
     os.environ.update(token)
     try:
-        from ray._raylet import AuthenticationTokenLoader, Config
+        from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
     except ImportError:
         return
     Config.initialize("")
