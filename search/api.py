@@ -207,20 +207,23 @@ class Medsearch:
         executor = RayExecutor(self._device, ray_settings)
         return index_paths(self.store, lambda: self.embedder, [Path(p) for p in paths], settings, progress, executor)
 
-    def load_shards(self, source: str, progress: Progress | None = None) -> IndexReport:
+    def load_shards(self, source: str, progress: Progress | None = None,
+                    roots: Sequence[str | Path] = ()) -> IndexReport:
         """Load the Parquet shards under ``source`` (a folder or an object-store URI) written by
-        ``index_on_ray``; files already stored with the same content are skipped. Raises InvalidQuery (no
-        shards there, Ray Data's pyarrow missing), ModelMismatch (shards of another model)."""
+        ``index_on_ray``; files already stored with the same content are skipped. A file path is accepted
+        only under ``roots`` or a root the store indexes, a DICOMweb path only under a source the store
+        knows; refused rows and unreadable shards are in the report (``failures``, ``failed_shards``).
+        Raises InvalidQuery (no shards there, Ray Data's pyarrow missing)."""
         from medsearch.indexer.distributed.executor import require_ray
 
         if not source or not source.strip():
             raise InvalidQuery("give the folder or URI of the shards to load")
         require_ray("loading shards (`medsearch load`)")
-        from medsearch.indexer.distributed.shards import load_shards
+        from medsearch.indexer.distributed.loading import LoadReport, load_shards
 
-        report = IndexReport()
+        report = LoadReport()
         started = time.perf_counter()
-        load_shards(self.store, source.strip(), report, progress)
+        load_shards(self.store, source.strip(), report, progress, [str(root) for root in roots])
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.components import chromium_path, require
 
-CHROMIUM = os.environ.get("MEDSEARCH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = str(chromium_path())
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 120_000
@@ -22,8 +21,12 @@ on 2 cores (the first search's thumbnails); a wait ends as soon as its condition
 def chromium(profile: Path, **options: Any) -> Iterator[Any]:
     """A headless Chromium context (a fresh profile in ``profile``, 1280 x 860, waits of up to
     ``TIMEOUT_MS``), closed afterwards;
-    ``options`` go to Playwright's ``launch_persistent_context``. Skips the test without Playwright."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    ``options`` go to Playwright's ``launch_persistent_context``. Skips the test without Playwright or
+    Chromium, fails it under CI (``tests.components``)."""
+    require("playwright")
+    require("chromium")
+    from playwright import sync_api
+
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,

@@ -14,9 +14,17 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from tests.components import require
 from tests.tiny_siglip import build_tiny_siglip, train_tiny_siglip
 
 REAL_DICOMS = ("CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "rtplan.dcm")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Each ``pytest.mark.needs("component", ...)``: skip the test without the component, fail it under CI."""
+    for mark in item.iter_markers("needs"):
+        for name in mark.args:
+            require(name)
 
 
 @pytest.fixture(scope="session")
@@ -27,8 +35,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def reuse_trained(name: str, out_dir: Path, train: Callable[[Path], Path]) -> Path:
     """``train(out_dir)``, or, when ``MEDSEARCH_TEST_MODEL_CACHE`` names a folder (developers' repeated
-    runs; CI leaves it unset and trains), a copy of the model that the same training code made there
-    before (keyed by the hash of ``tests/tiny_siglip.py``)."""
+    runs; ``.ci/run`` sets it to a folder of the checkout, so that the session and its nested runs train
+    once), a copy of the model that the same training code made there before (keyed by the hash of
+    ``tests/tiny_siglip.py``)."""
     import hashlib
     import os
 
@@ -122,14 +131,14 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
 @pytest.fixture(scope="session")
 def postgres_url() -> Any:
     """A real PostgreSQL server on a private socket directory, started for the session (Debian's
-    postgresql package; skipped where it is not installed)."""
+    postgresql package; skipped where it is not installed, failed under CI)."""
     import glob
     import os
     import subprocess
 
     binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     if not binaries:
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+        require("postgresql")
     bin_dir = Path(binaries[-1]).parent
     import tempfile
 

@@ -39,9 +39,11 @@ def built_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A trained tiny SigLIP folder (seed 0)."""
-    return train_tiny_siglip(tmp_path_factory.mktemp("trained") / "tiny-siglip", seed=0)
+def trained_dir(trained_model: Path) -> Path:
+    """The trained tiny SigLIP folder (seed 0) of the session, which ``MEDSEARCH_TEST_MODEL_CACHE`` may have
+    kept from an earlier run of the same training code: ``test_training_is_deterministic`` trains again
+    and compares."""
+    return trained_model
 
 
 def tokenize(tokenizer: Any, texts: list[str]) -> torch.Tensor:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from medsearch.errors import ModelUnavailable
+from medsearch.indexer.distributed import local_ray
 from medsearch.indexer.distributed.actors import EmbedFiles, ModelSpec, read_rows, unpack
 from medsearch.indexer.distributed.shards import shard_stage
 from medsearch.indexer.embedder import Embedder, model_record
@@ -72,8 +73,10 @@ def require_ray(needed_by: str = "--executor ray") -> None:
 
 
 def connect(local_cpus: int | None = None) -> dict[str, float]:
-    """Join the cluster at ``RAY_ADDRESS`` when set, else start a local Ray (no dashboard). Returns the
-    cluster's resources (``{"CPU": 2.0, ...}``)."""
+    """Join the cluster at ``RAY_ADDRESS`` when set, else start a local Ray (no dashboard) that ends with
+    this process however it ends (``local_ray``). Returns the cluster's resources (``{"CPU": 2.0, ...}``).
+    Raises ModelUnavailable when the local Ray does not start."""
+
     import ray
     import ray.data
 
@@ -85,7 +88,7 @@ def connect(local_cpus: int | None = None) -> dict[str, float]:
         if os.environ.get("RAY_ADDRESS"):
             ray.init(log_to_driver=False)
         else:
-            ray.init(num_cpus=local_cpus, include_dashboard=False, log_to_driver=False)
+            ray.init(address=local_ray.start(local_cpus), log_to_driver=False, logging_level=logging.WARNING)
     return {key: float(value) for key, value in ray.cluster_resources().items()}
 
 

@@ -1,5 +1,5 @@
 """Parquet shards: the embedded files of a long job, written to a shared folder or an object store
-(any ``pyarrow.fs`` URI: a path, ``s3://bucket/prefix``, ``gs://...``), and ``load_shards``, which loads them
+(any ``pyarrow.fs`` URI: a path, ``s3://bucket/prefix``, ``gs://...``); ``loading.load_shards`` loads them
 into a store through the one writer.
 
 A shard holds one row per frame (the vector as float32 bytes) and one per failed file (``error`` set), with
@@ -13,21 +13,22 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from medsearch.errors import InvalidQuery
-from medsearch.indexer.discover import FileEntry
 from medsearch.indexer.distributed.actors import Rows, unpack
 from medsearch.indexer.load import Loaded
-from medsearch.indexer.pipeline import IndexReport, embeddable, write_loaded
-from medsearch.storage.file_hashes import content_hashes
-from medsearch.storage.store import ModelRecord, Store
+from medsearch.indexer.pipeline import embeddable
+from medsearch.storage.store import ModelRecord
 
 COLUMNS = ("path", "size", "mtime_ns", "content_hash", "frame_number", "vector", "metadata", "thumbnail",
            "error", "model_id", "revision", "dim", "preprocessing_version", "precision")
+
+
+ROW_GROUP = 1024
+"""Rows per Parquet row group: a loader reading a batch at a time holds about one."""
 
 
 def schema() -> Any:
@@ -54,12 +55,12 @@ def write_shard(rows: Rows, destination: str, record: ModelRecord, precision: st
              for blob, vectors in zip(rows["loaded"], rows["vectors"], strict=True)]
     table = pa.Table.from_pylist([row for loaded, matrix in files for row in shard_rows(loaded, matrix, record,
                                                                                            precision)], schema())
-    filesystem, base = _filesystem(destination)
+    filesystem, base = shard_location(destination)
     filesystem.create_dir(base, recursive=True)
     name = hashlib.sha256("\n".join(loaded.entry.path for loaded, _ in files).encode()).hexdigest()[:20]
     temporary, final = f"{base}/.{name}.parquet.tmp", f"{base}/{name}.parquet"
     with filesystem.open_output_stream(temporary) as out:
-        pq.write_table(table, out)
+        pq.write_table(table, out, row_group_size=ROW_GROUP)
     filesystem.move(temporary, final)
     return {"files": np.array([len(files)])}
 
@@ -78,21 +79,6 @@ def shard_rows(loaded: Loaded, vectors: np.ndarray, record: ModelRecord, precisi
                                                                       strict=True)]
 
 
-def load_shards(store: Store, source: str, report: IndexReport,
-                progress: Callable[[int, int], None] | None = None) -> None:
-    """Load every shard under ``source`` into ``store``, one transaction per shard. Raises InvalidQuery when
-    ``source`` holds no shards, ModelMismatch when they were made by another model than the store's."""
-    import pyarrow.parquet as pq
-
-    filesystem, base = _filesystem(source)
-    names = list_shards(filesystem, base, source)
-    for done, name in enumerate(names, start=1):
-        load_table(store, pq.read_table(name, filesystem=filesystem).to_pylist(), report)
-        if progress:
-            progress(done, len(names))
-    store.vectors.save_snapshot()
-
-
 def list_shards(filesystem: Any, base: str, source: str) -> list[str]:
     """The shard files under ``base``, sorted. Raises InvalidQuery when there are none."""
     from pyarrow import fs
@@ -108,46 +94,6 @@ def list_shards(filesystem: Any, base: str, source: str) -> list[str]:
     return names
 
 
-def load_table(store: Store, rows: list[dict[str, Any]], report: IndexReport) -> None:
-    """Commit one shard's rows as one batch, skipping files already stored with the same content."""
-    if not rows:
-        return
-    first = rows[0]
-    record = ModelRecord(first["model_id"], first["revision"], first["dim"], first["preprocessing_version"])
-    store.bind_model(record)
-    report.precision = first["precision"]
-    report.other_precisions = store.record_precision(first["precision"])
-    store.vectors.load()
-    by_path: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_path.setdefault(row["path"], []).append(row)
-    stored = content_hashes(store, list(by_path))
-    files, changed = [], set()
-    for path, group in by_path.items():
-        if stored.get(path) == group[0]["content_hash"]:
-            report.unchanged += 1
-            continue
-        if path in stored:
-            changed.add(path)
-        files.append(_loaded(group))
-    vectors = [np.frombuffer(row["vector"], dtype=np.float32) for loaded in embeddable(files)
-               for row in by_path[loaded.entry.path]]
-    matrix = np.vstack(vectors) if vectors else np.empty((0, record.dim), dtype=np.float32)
-    write_loaded(store, files, matrix, changed, report)
-
-
-def _loaded(group: list[dict[str, Any]]) -> Loaded:
-    first = group[0]
-    loaded = Loaded(FileEntry(first["path"], first["size"], first["mtime_ns"]), first["content_hash"],
-                    error=first["error"])
-    if first["error"] is None:
-        empty = np.empty(0, dtype=np.float32)
-        loaded.frames = [(row["frame_number"], empty, json.loads(row["metadata"], object_hook=_from_json))
-                         for row in group]
-        loaded.thumbnails = [row["thumbnail"] for row in group]
-    return loaded
-
-
 def _to_json(value: Any) -> Any:
     if isinstance(value, dt.date):
         return {"$date": value.isoformat()}
@@ -156,11 +102,7 @@ def _to_json(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in a shard")
 
 
-def _from_json(value: dict[str, Any]) -> Any:
-    return dt.date.fromisoformat(value["$date"]) if set(value) == {"$date"} else value
-
-
-def _filesystem(location: str) -> tuple[Any, str]:
+def shard_location(location: str) -> tuple[Any, str]:
     """(pyarrow filesystem, path inside it) of a folder or URI. Raises InvalidQuery for a bad URI."""
     from pyarrow import fs
 

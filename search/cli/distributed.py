@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -48,30 +49,46 @@ def index_on_ray(ms: Any, paths: list[str], settings: Any, shards: str | None, a
         return ms.index_on_ray(paths, settings, ray_settings, progress=update)
 
 
+RootsOption = Annotated[list[Path] | None, typer.Option(
+    "--root", help="A folder whose files the shards may name (repeatable); the roots the store already indexes "
+                   "count too. A row naming a file anywhere else is refused and recorded as a failure.")]
+
+
 def load(
     shards: Annotated[str, typer.Argument(help="The folder or URI (s3://bucket/prefix) the shards were written to.")],
+    roots: RootsOption = None,
     store: StoreOption = DEFAULT_STORE,
     as_json: JsonOption = False,
 ) -> None:
     """Load Parquet shards (from `medsearch index --executor ray --shards`) into the store. Files already
-    stored with the same content are skipped, so loading a shard again duplicates nothing."""
+    stored with the same content are skipped, so loading a shard again duplicates nothing. Exits with 7 when
+    a shard could not be read (the others are loaded)."""
     from medsearch.api import Medsearch
     from medsearch.cli.fresh import removed_if_failed, store_exists
 
     existed = store_exists(store)
     with cli_errors(as_json), Medsearch.open(store, create=True, writable=True) as ms, removed_if_failed(ms, existed):
         if as_json or not show_progress():
-            report = ms.load_shards(shards)
+            report = ms.load_shards(shards, roots=roots or [])
         else:
             with ProgressBar("loading shards") as update:
-                report = ms.load_shards(shards, progress=update)
-        if as_json:
-            print_json(report.as_dict())
-            return
+                report = ms.load_shards(shards, progress=update, roots=roots or [])
+    _print_load(report, as_json)
+
+
+def _print_load(report: Any, as_json: bool) -> None:
+    """The report (JSON, or a line and the first failures on stderr); exit 7 when a shard failed."""
+    if as_json:
+        print_json(report.as_dict())
+    else:
         typer.echo(f"loaded {report.added} new and {report.updated} changed files, {report.unchanged} already "
                    f"stored, {report.failed} failed, in {report.seconds:.1f} s")
         for failure in report.failures[:20]:
             typer.echo(f"  failed: {failure['path']}: {failure['reason']}", err=True)
+        for shard in report.failed_shards:
+            typer.echo(f"  shard not loaded: {shard['shard']}: {shard['error']['message']}", err=True)
+    if report.failed_shards:
+        raise typer.Exit(7)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from medsearch.storage.store import Store
 
+from tests.components import missing
 from tests.conftest import write_png
 
 Cli = Callable[..., Any]
@@ -42,14 +43,15 @@ def _assert_usable(store: Path, cli: Cli, images: int) -> None:
 def _mount(*args: str) -> None:
     done = subprocess.run(["mount", *args], capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"mount is not permitted here: {done.stderr.strip()}")
+        missing("mounting a tmpfs", f"root: {done.stderr.strip()}")
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """An 8 MiB tmpfs (needs root; skipped otherwise): an empty store is 1.6 MB of 32 KB pages."""
+    """An 8 MiB tmpfs (needs root; skipped otherwise, failed under CI): an empty store is 1.6 MB of 32 KB
+    pages."""
     if shutil.which("mount") is None:
-        pytest.skip("no mount command")
+        missing("the mount command", "util-linux")
     mountpoint = tmp_path / "small-disk"
     mountpoint.mkdir()
     _mount("-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mountpoint))

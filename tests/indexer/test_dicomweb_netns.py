@@ -8,12 +8,11 @@ import os
 
 import pytest
 
+from tests.components import require
 from tests.indexer.netns import run_in_netns
-from tests.indexer.orthanc import orthanc_installed
 
 
 @pytest.mark.skipif(os.environ.get("MEDSEARCH_IN_NETNS") == "1", reason="already inside the namespace")
 def test_orthanc_suite_in_a_private_network_namespace() -> None:
-    if not orthanc_installed():
-        pytest.skip("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")
+    require("orthanc")
     run_in_netns("tests/indexer/test_dicomweb_orthanc.py")

@@ -24,10 +24,11 @@ from medsearch.indexer.pipeline import IndexSettings
 from medsearch.storage import vector_codec
 
 from tests.conftest import pydicom_file
-from tests.indexer.orthanc import Orthanc, orthanc_installed
+from tests.indexer.orthanc import Orthanc
 
-pytestmark = pytest.mark.skipif(os.environ.get("MEDSEARCH_IN_NETNS") != "1" or not orthanc_installed(),
-                                reason="needs Orthanc inside a private network namespace (test_dicomweb_netns.py)")
+pytestmark = [pytest.mark.skipif(os.environ.get("MEDSEARCH_IN_NETNS") != "1",
+                                 reason="runs inside a private network namespace (test_dicomweb_netns.py)"),
+              pytest.mark.needs("orthanc")]
 
 # Six instances of six studies; uids and modalities as pydicom's files hold them.
 FILES = ("CT_small.dcm", "MR_small.dcm", "examples_overlay.dcm", "examples_palette.dcm", "SC_rgb_small_odd.dcm",

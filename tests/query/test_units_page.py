@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 
 from tests.api_fixtures import running_server
-from tests.browser import CHROMIUM, chromium
+from tests.browser import chromium
 from tests.server.test_web_page import until
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+pytestmark = pytest.mark.needs("chromium", "playwright")
 QUERY = "a red circle"
 
 

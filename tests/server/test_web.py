@@ -17,10 +17,9 @@ from medsearch.server.app import create_app
 from medsearch.server.deps import ServerSettings
 
 from tests.api_fixtures import index_store, make_images, running_server
-from tests.browser import CHROMIUM, chromium
+from tests.browser import chromium
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+pytestmark = pytest.mark.needs("chromium", "playwright")
 
 
 @pytest.fixture

@@ -16,12 +16,11 @@ import httpx
 import pytest
 
 from tests.api_fixtures import running_server
-from tests.browser import CHROMIUM, chromium
+from tests.browser import chromium
 from tests.server.page_store import IMAGES, labelled_store
 from tests.server.test_web import _wait_for_thumbnails
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+pytestmark = pytest.mark.needs("chromium", "playwright")
 VIEWER = "https://viewer.example/view?study={study_instance_uid}"
 
 

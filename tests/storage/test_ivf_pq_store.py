@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -277,7 +276,7 @@ def test_rows_are_read_on_one_connection_in_the_page_cache_and_in_parallel_past_
         np.testing.assert_array_equal(alone, store.vectors.stored_vectors(ids))
 
 
-@pytest.mark.skipif(shutil.which("fincore") is None, reason="no fincore (util-linux)")
+@pytest.mark.needs("fincore")
 def test_the_snapshot_file_leaves_the_page_cache_once_loaded(pq_store: Path) -> None:
     """The index lives in memory after loading; its file's cached pages go back to the database rows."""
     path = snapshot.snapshot_file(pq_store)
@@ -361,7 +360,7 @@ def _drop_from_cache(path: Path) -> None:
         os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
-@pytest.mark.skipif(shutil.which("fincore") is None, reason="no fincore (util-linux)")
+@pytest.mark.needs("fincore")
 def test_warming_reads_the_vectors_into_the_page_cache(pq_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     database_file = pq_store / "medsearch.db"
     vector_bytes = COUNT * len(vector_codec.encode(np.zeros(DIM, dtype=np.float32)))
