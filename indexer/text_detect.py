@@ -103,6 +103,10 @@ def _words(engine: Any, width: int, height: int) -> list[TextBox]:
     return found
 
 
+LEPTONICA_SEVERITY_NONE = 6
+"""Leptonica's ``L_SEVERITY_NONE``: no message printed."""
+
+
 def _engine() -> Any:
     """This thread's Tesseract engine, or None when tesserocr or the English model is missing."""
     if not hasattr(_local, "engine"):
@@ -118,4 +122,20 @@ def _new_engine() -> Any:
     folder = tessdata_folder()
     if folder is None:
         return None
+    _quiet_leptonica()
     return tesserocr.PyTessBaseAPI(path=folder, lang="eng", psm=tesserocr.PSM.SPARSE_TEXT)
+
+
+def _quiet_leptonica() -> None:
+    """Stop Leptonica (Tesseract's image library) printing its own errors on stderr ("Error in
+    boxClipToRectangle: box outside rectangle" for a word box at the picture's edge): they are harmless
+    and would reach a user's terminal, and ``--json`` readers that merge the two streams. Best effort."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "libleptonica" in line or "liblept." in line}
+        for path in paths:
+            ctypes.CDLL(path).setMsgSeverity(LEPTONICA_SEVERITY_NONE)
+    except (OSError, AttributeError):
+        pass
