@@ -53,6 +53,15 @@ def _item(study: str, series: str, sop: str) -> dict[str, Any]:
             "00080018": {"vr": "UI", "Value": [sop]}, "00080060": {"vr": "CS", "Value": ["CT"]}}
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A loopback server whose clients may hang up mid-answer (that is what the client's deadlines do):
+    a reset connection is not printed (socketserver prints every handler error on stderr, which the
+    in-process CLI runs capture as their own output)."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        del request, client_address
+
+
 class HostileDicomWeb:
     """Start with ``HostileDicomWeb(archive)``; ``url`` is the source URL; ``close()`` stops it."""
 
@@ -77,7 +86,7 @@ class HostileDicomWeb:
             def log_message(self, *_args: Any) -> None:
                 pass
 
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.http = QuietServer(("127.0.0.1", 0), Handler)
         self.http.daemon_threads = True
         self.url = f"dicomweb+http://127.0.0.1:{self.http.server_address[1]}{ROOT}"
         self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
