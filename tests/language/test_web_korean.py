@@ -24,6 +24,8 @@ def test_korean_page_labels_and_searched_as(page: tuple[Any, str]) -> None:  # n
     assert "양자역학" in browser_page.inner_text("#searched-as")
     assert browser_page.locator("#grid .card").count() == 9
     browser_page.click("#grid .card:nth-child(1)")
+    browser_page.wait_for_selector("#label-set option[value='cxr-findings']", state="attached")
+    browser_page.select_option("#label-set", "cxr-findings")  # a PNG without a modality gets no set by itself
     browser_page.wait_for_selector("#label-note:has-text('진단이 아닙니다')")
     assert "폐렴" in browser_page.locator("#label-probs td:first-child").all_inner_texts()
     browser_page.select_option("#lang", "en")

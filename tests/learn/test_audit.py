@@ -72,7 +72,7 @@ def test_audit_finds_planted_copies_leaks_and_identical_files(cli: Callable[...,
     assert (tmp_path / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     text = cli("audit", "--store", planted.store, "--patient", "patient")
-    assert "threshold cosine" in text.stdout and "1 patients in two splits" in text.stdout
+    assert "threshold cosine" in text.stdout and "1 patient in two splits" in text.stdout
     assert "pixel similarity" in text.stdout and "nearest neighbours of other patients" in text.stdout
 
 
