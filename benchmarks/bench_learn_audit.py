@@ -33,7 +33,7 @@ def _audit(store: Path, model: Path) -> dict[str, Any]:
     with Medsearch.open(store, str(model), "cpu") as ms:
         ms.check_model()
         started = time.perf_counter()
-        found = audit.as_dict(audit.audit(ms, "split", patient="patient"))
+        found = audit.as_dict(ms.learning.audit("split", patient="patient"))
         return {**found, "seconds": time.perf_counter() - started}
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from medsearch import cohorts
 from medsearch.api import Medsearch
 from medsearch.labels.labelsets import parse_label_list
 from medsearch.storage import chunking
@@ -75,12 +74,12 @@ def test_search_groups_and_classify_read_every_chunk(ms: Medsearch) -> None:
 
 
 def test_cohorts_beyond_the_limit(ms: Medsearch) -> None:
-    made = cohorts.create(ms, "many", include=[f"text:x top {IMAGES - 2}"], near_duplicates=0.99999)
+    made = ms.cohorts.create("many", include=[f"text:x top {IMAGES - 2}"], near_duplicates=0.99999)
     assert made["count"] + len(made["collapsed"]) == IMAGES - 2
     assert all(member["path"].endswith(".png") for member in made["members"])
-    one_per = cohorts.create(ms, "per-path", include=["where:file_format = 'png'"], one_per="path")
+    one_per = ms.cohorts.create("per-path", include=["where:file_format = 'png'"], one_per="path")
     assert one_per["count"] == IMAGES
-    assert cohorts.show(ms, "per-path")["count"] == IMAGES
+    assert ms.cohorts.show("per-path")["count"] == IMAGES
 
 
 def test_import_metadata_matches_more_rows_than_the_limit(ms: Medsearch, store: Path, tmp_path: Path) -> None:
