@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from medsearch.api import Medsearch
+from medsearch.query.spec import QuerySpec
 from medsearch.indexer.pipeline import IndexSettings
 from medsearch.language import meaning
 
@@ -45,7 +46,8 @@ def scores(ms: Medsearch, shapes: dict[str, frozenset[str]], k: int, typed: bool
     """Mean affirmed@k, negated@k and exact@k over ``queries()``."""
     affirmed, negated, exact = [], [], []
     for text, a, b in queries():
-        results = ms.rank(ms.text_vectors([text])[0], k) if typed else ms.search(text, k=k)
+        as_typed = QuerySpec("similar", target="the sentence as typed", k=k)  # ranked by the given vector
+        results = ms.queries.run(as_typed, ms.text_vectors([text])[0]) if typed else ms.search(text, k=k)
         held = [shapes[result.path] for result in results]
         negated.append(np.mean([b in h for h in held]))
         if a is not None:
