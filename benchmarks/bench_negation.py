@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 from medsearch.api import Medsearch
-from medsearch.query.spec import QuerySpec
 from medsearch.indexer.pipeline import IndexSettings
 from medsearch.language import meaning
+from medsearch.query.spec import QuerySpec
 
 from tests.conftest import reuse_trained
 from tests.language.shape_pairs import SHAPES, caption, write_gallery
