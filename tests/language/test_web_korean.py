@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.server.test_web import page, pytestmark  # noqa: F401 - the fixture and the Chromium skip are shared
+from tests.server.test_web_page import until
 
 
 def test_korean_page_labels_and_searched_as(page: tuple[Any, str]) -> None:  # noqa: F811
@@ -25,8 +26,13 @@ def test_korean_page_labels_and_searched_as(page: tuple[Any, str]) -> None:  # n
     assert browser_page.locator("#grid .card").count() == 9
     browser_page.click("#grid .card:nth-child(1)")
     browser_page.wait_for_selector("#label-set option[value='cxr-findings']", state="attached")
-    browser_page.select_option("#label-set", "cxr-findings")  # a PNG without a modality gets no set by itself
-    browser_page.wait_for_selector("#label-note:has-text('진단이 아닙니다')")
+
+    def chosen() -> bool:  # a PNG without a modality gets no set by itself; the panel may reset it while it opens
+        if browser_page.input_value("#label-set") != "cxr-findings":
+            browser_page.select_option("#label-set", "cxr-findings")
+        return "진단이 아닙니다" in (browser_page.text_content("#label-note") or "")
+
+    until(browser_page, chosen, "the Korean label note")
     assert "폐렴" in browser_page.locator("#label-probs td:first-child").all_inner_texts()
     browser_page.select_option("#lang", "en")
     browser_page.wait_for_selector("#label-note:has-text('not a diagnosis')")
