@@ -71,7 +71,6 @@ OPTIONS: tuple[Option, ...] = (
     Option("include_self", bool, "Keep the query image itself (an indexed file or id) among the results.",
            ("similar",)),
 )
-OPTION_NAMES = tuple(option.name for option in OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -174,6 +173,13 @@ def check_utf8(text: str) -> None:
         raise not_utf8() from None
 
 
+def as_bool(name: str, text: str) -> bool:
+    """``text`` (true/false, 1/0, yes/no, any case) as a bool. Raises InvalidQuery naming ``name``."""
+    if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise InvalidQuery(f"{name} takes true or false, not {text!r}")
+    return text.lower() in ("true", "1", "yes")
+
+
 def _check_bounds(spec: QuerySpec) -> None:
     if not 1 <= spec.k <= MAX_K:
         raise InvalidQuery(f"k must be between 1 and {MAX_K}, not {spec.k}")
@@ -236,9 +242,7 @@ def _converted(option: Option, texts: list[str]) -> Any:
     if option.type is str:
         return text if text != "" or option.name == "text" else None
     if option.type is bool:
-        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise InvalidQuery(f"{option.name} takes true or false, not {text!r}")
-        return text.lower() in ("true", "1", "yes")
+        return as_bool(option.name, text)
     try:
         value = option.type(text)
     except ValueError:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from medsearch.errors import InvalidQuery
-from medsearch.query.spec import OPTIONS, Kind, QuerySpec
+from medsearch.query.spec import OPTIONS, Kind, QuerySpec, as_bool
 from starlette.datastructures import QueryParams
 
 HTTP_NAMES = {"text": "q"}
@@ -39,10 +39,7 @@ def flag(params: QueryParams, name: str) -> bool:
     given = params.getlist(name)
     if len(given) > 1:
         raise InvalidQuery(f"{name} is given {len(given)} times; give it once")
-    text = given[0].lower() if given else "false"
-    if text not in ("true", "false", "1", "0", "yes", "no"):
-        raise InvalidQuery(f"{name} takes true or false, not {given[0]!r}")
-    return text in ("true", "1", "yes")
+    return as_bool(name, given[0]) if given else False
 
 
 def openapi_parameters(kind: Kind, skip: tuple[str, ...] = ()) -> list[dict[str, Any]]:
