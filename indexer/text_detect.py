@@ -8,12 +8,18 @@ as fractions of the picture's size, so that it can be masked in a picture of ano
 anatomy read as short, unsure "words", burned-in names, dates and IDs as longer, surer ones. These
 thresholds were chosen on ``benchmarks/burned_in_text.py``'s pictures (the README gives its figures).
 
-One Tesseract engine is kept per thread (the engine is not thread-safe); it is created on first use."""
+Tesseract engines are not thread-safe and cost about a second each to create (measured on these 2-core
+machines), so a small pool is kept: at most ``POOL_SIZE`` engines, each used by one thread at a time, made on
+first need and reused by whichever thread comes next (a server's forty worker threads would otherwise each
+make their own)."""
 
 from __future__ import annotations
 
 import os
+import queue
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +34,8 @@ MASK_CONFIDENCE = 30.0
 TESSDATA_FOLDERS = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata",
                     "/usr/share/tessdata", "/usr/local/share/tessdata")
 
-_local = threading.local()
+POOL_SIZE = max(1, min(4, os.cpu_count() or 1))
+"""Engines kept at most; a thread that finds none free waits for one."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,8 @@ def tessdata_folder() -> str | None:
 
 def available() -> bool:
     """Whether the detector can run here (``tesserocr`` installed and an English model found)."""
-    return _engine() is not None
+    with _engine() as engine:
+        return engine is not None
 
 
 def text_words(words: list[TextBox] | None) -> list[TextBox]:
@@ -67,9 +75,6 @@ def find_text(pixels: np.ndarray, size: int = DETECT_SIZE) -> list[TextBox] | No
     """The words Tesseract reads in ``pixels`` ((H, W) or (H, W, 3) float32 in [0, 1]) with a confidence of
     at least ``MASK_CONFIDENCE``, read on a copy ``size`` pixels on its longer side; None when the detector
     is not available. Never raises for the picture's content."""
-    engine = _engine()
-    if engine is None:
-        return None
     from PIL import Image
 
     grey = pixels.mean(axis=2) if pixels.ndim == 3 else pixels
@@ -77,9 +82,12 @@ def find_text(pixels: np.ndarray, size: int = DETECT_SIZE) -> list[TextBox] | No
     scale = size / max(picture.size)
     shape = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
     picture = picture.resize(shape, Image.Resampling.LANCZOS)
-    engine.SetImage(picture)
-    engine.Recognize()
-    return list(_words(engine, picture.width, picture.height))
+    with _engine() as engine:
+        if engine is None:
+            return None
+        engine.SetImage(picture)
+        engine.Recognize()
+        return list(_words(engine, picture.width, picture.height))
 
 
 def _words(engine: Any, width: int, height: int) -> list[TextBox]:
@@ -107,11 +115,45 @@ LEPTONICA_SEVERITY_NONE = 6
 """Leptonica's ``L_SEVERITY_NONE``: no message printed."""
 
 
-def _engine() -> Any:
-    """This thread's Tesseract engine, or None when tesserocr or the English model is missing."""
-    if not hasattr(_local, "engine"):
-        _local.engine = _new_engine()
-    return _local.engine
+class _Pool:
+    """At most ``POOL_SIZE`` engines, lent one thread at a time."""
+
+    def __init__(self) -> None:
+        self.free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.made = 0
+        self.lock = threading.Lock()
+        self.missing = False
+
+    def take(self) -> Any:
+        try:
+            return self.free.get_nowait()
+        except queue.Empty:
+            pass
+        with self.lock:
+            make = not self.missing and self.made < POOL_SIZE
+            self.made += make
+        if self.missing:
+            return None
+        if not make:
+            return self.free.get()
+        engine = _new_engine()
+        if engine is None:
+            self.missing = True
+        return engine
+
+
+_pool = _Pool()
+
+
+@contextmanager
+def _engine() -> Iterator[Any]:
+    """A Tesseract engine of the pool for the block, or None when tesserocr or the English model is missing."""
+    engine = _pool.take()
+    try:
+        yield engine
+    finally:
+        if engine is not None:
+            _pool.free.put(engine)
 
 
 def _new_engine() -> Any:

@@ -171,22 +171,22 @@ class Medsearch:
         path to the file that may be read (the server's ``served_path``). Raises InvalidQuery, NotFound,
         UnreadableFile."""
         from medsearch.explain.explain import NEUTRAL_PROMPT, check_method
-        from medsearch.explain.service import explain_frame, frame_of_file, frame_of_id, shown
+        from medsearch.explain.service import Marks, explain_frame, frame_of_file, frame_of_id, shown
 
         check_method(method)
         query = self.composed(text, like, unlike)
         image_id, path = id_or_path(target)
         if image_id is not None:
-            frame, keep_identity = frame_of_id(self.store, image_id, guard=guard, options=read_options)
+            frame, marks = frame_of_id(self.store, image_id, guard=guard, options=read_options)
         elif path.is_file():
-            frame, keep_identity = frame_of_file(path, read_options), bool(read_options and read_options.keep_identity)
+            frame, marks = frame_of_file(path, read_options), Marks(bool(read_options and read_options.keep_identity))
         else:
             raise InvalidQuery(f"{target} is neither a file nor an image id in the store")
         self.check_model()
         neutral = self.text_vectors([NEUTRAL_PROMPT]) if method == "legrad" else None  # before the model is held
         with self.ctx.encoder.exclusive() as model:
             made = explain_frame(model, frame.pixels, query, method, lambda _texts: neutral)
-        return shown(made, frame, keep_identity)
+        return shown(made, frame, marks)
 
     # indexing (medsearch.indexer)
 

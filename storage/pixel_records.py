@@ -86,12 +86,13 @@ def text_counts(store: Store) -> dict[str, int]:
     return dict(zip(("with_text", "flagged", "either", "unchecked"), (int(value) for value in row), strict=True))
 
 
-def text_marks(store: Store, image_id: int) -> tuple[bool, int, bool]:
-    """(flagged Burned In Annotation YES, words the detector read (0 when unchecked), identity kept) of one
-    image: what decides whether a picture of it is masked. Unknown ids give (False, 0, False)."""
+def text_marks(store: Store, image_id: int) -> tuple[bool, int | None, bool]:
+    """(flagged Burned In Annotation YES, words the detector read when indexing (None when unchecked),
+    identity kept) of one image: what decides whether a picture of it is masked. Unknown ids give
+    (False, None, False)."""
     with store.read_session() as session:
         row = session.execute(select(Image.burned_in_annotation, Image.text_regions, Image.identity)
                               .where(Image.id == image_id)).first()
     if row is None:
-        return False, 0, False
-    return bool(row[0]), int(row[1] or 0), row[2] is not None
+        return False, None, False
+    return bool(row[0]), row[1], row[2] is not None

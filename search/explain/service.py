@@ -13,6 +13,7 @@ from medsearch.explain.explain import NEUTRAL_PROMPT, Heatmap, check_method, exp
 from medsearch.indexer.frames import Frame, ReadOptions
 from medsearch.indexer.read_back import image_source
 from medsearch.indexer.readers import read_file
+from medsearch.storage.pixel_records import text_marks
 from medsearch.storage.store import Store
 
 
@@ -34,7 +35,7 @@ class Explanation:
 
 
 def frame_of_id(store: Store, image_id: int, guard: Callable[[str], Path] | None = None,
-                options: ReadOptions | None = None) -> tuple[Frame, bool]:
+                options: ReadOptions | None = None) -> tuple[Frame, Marks]:
     """A stored image's frame, read again from its file the way it was indexed (its recorded VOI options;
     ``options`` instead when given), through ``guard``, which may refuse a path, when given; and whether
     the store keeps identity. Raises NotFound, UnreadableFile and what ``guard`` raises."""
@@ -44,7 +45,8 @@ def frame_of_id(store: Store, image_id: int, guard: Callable[[str], Path] | None
         from medsearch.errors import NotFound
 
         raise NotFound(f"The file of image {image_id} is no longer on disk: {stored}")
-    return frame_of_file(path, options or recorded, frame_number), recorded.keep_identity
+    flagged, words, _kept = text_marks(store, image_id)
+    return frame_of_file(path, options or recorded, frame_number), Marks(recorded.keep_identity, flagged, words)
 
 
 def frame_of_file(path: Path, options: ReadOptions | None = None, frame_number: int = 0) -> Frame:
@@ -56,18 +58,31 @@ def frame_of_file(path: Path, options: ReadOptions | None = None, frame_number: 
     return next((f for f in frames if f.frame_number == frame_number), frames[0])
 
 
-def shown(explanation: Explanation, frame: Frame, keep_identity: bool) -> Explanation:
+@dataclass(frozen=True)
+class Marks:
+    """What decides whether a picture may be shown: identity kept, the Burned In Annotation flag, and the
+    words the detector read when the image was indexed (None: not checked then, or not a stored image)."""
+
+    keep_identity: bool
+    flagged: bool = False
+    words: int | None = None
+
+
+def shown(explanation: Explanation, frame: Frame, marks: Marks) -> Explanation:
     """``explanation`` with the picture under its overlay as it may be shown: unless the store keeps
-    identity, an image flagged as carrying burned-in text, or in which the detector reads any
-    (``medsearch.indexer.censor``), is withheld under the heatmap (a grey square): the overlay's colours
-    and its smaller size let masked words show through, so no mask is trusted here. The heatmap itself
-    was computed on the whole image."""
+    identity, an image flagged as carrying burned-in text, or in which the detector read any when it was
+    indexed (or reads any now, for a file or an image not checked then: ``medsearch.indexer.censor``), is
+    withheld under the heatmap (a grey square): the overlay's colours and its smaller size let masked words
+    show through, so no mask is trusted here. The heatmap itself was computed on the whole image."""
     from medsearch.indexer.censor import blank_like, censor
 
-    if keep_identity:
+    if marks.keep_identity:
         return explanation
-    found = censor(frame.pixels, bool(frame.metadata.get("burned_in_annotation")), keep_identity)
-    if found.pixels is None or found.text_regions:
+    flagged = marks.flagged or bool(frame.metadata.get("burned_in_annotation"))
+    if marks.words is None and not flagged:
+        found = censor(frame.pixels, flagged, keep_identity=False)
+        flagged = found.pixels is None or bool(found.text_regions)
+    if flagged or marks.words:
         return Explanation(explanation.heatmap, blank_like(frame.pixels))
     return Explanation(explanation.heatmap, frame.pixels)
 

@@ -123,7 +123,8 @@ def test_no_served_picture_shows_legible_text(store: Path, tiny_embedder: Any) -
 def test_the_model_input_is_unchanged(store: Path, tiny_embedder: Any) -> None:
     from medsearch.storage import vector_codec
 
-    image_id = rows(store)["unflagged.dcm"][0]
+    image_id, regions = rows(store)["unflagged.dcm"]
+    assert regions
     with sqlite3.connect(store / "medsearch.db") as db:
         blob = db.execute("select embedding from image_vectors where id = ?", (image_id,)).fetchone()[0]
     pixels = read_file(next(Path(p) for p in _paths(store) if p.endswith("unflagged.dcm")), ReadOptions())[0].pixels
@@ -166,3 +167,49 @@ def test_the_heatmap_overlay_shows_no_legible_text(store: Path, tiny_embedder: A
             read = " ".join(words(made.png())).upper()  # the caption and the colour bar's numbers are text
             assert not any(part in read for line in NAME for part in line.upper().split() if len(part) > 3), read
             assert made.heatmap.grid.size > 0
+
+
+def test_an_image_not_checked_when_indexed_is_read_by_the_detector_before_its_overlay(store: Path,
+                                                                                       tiny_embedder: Any) -> None:
+    """The overlay trusts the index-time reading (``text_regions``); where there is none (a store from before
+    the detector), the detector reads the picture now."""
+    from medsearch.api import Medsearch
+
+    image_id, regions = rows(store)["unflagged.dcm"]
+    assert regions
+    with sqlite3.connect(store / "medsearch.db") as db:
+        db.execute("update images set text_regions = null where id = ?", (image_id,))
+    try:
+        with Medsearch.open(store, embedder=tiny_embedder) as ms:
+            made = ms.explain(image_id, "a red circle", "values")
+        read = " ".join(words(made.png())).upper()
+        assert not any(part in read for line in NAME for part in line.upper().split() if len(part) > 3), read
+    finally:
+        with sqlite3.connect(store / "medsearch.db") as db:
+            db.execute("update images set text_regions = ? where id = ?", (regions, image_id))
+
+
+def test_explaining_a_clean_image_runs_no_detector_and_detectors_are_shared(store: Path, tiny_model: Path) -> None:
+    """A heatmap of an image the detector found clean when indexing costs no OCR (a Tesseract engine costs
+    about a second to make); engines are pooled, never one per server thread."""
+    import subprocess
+    import sys
+
+    script = ("import sys, threading\n"
+              "from medsearch.api import Medsearch\n"
+              "from medsearch.indexer import text_detect\n"
+              f"with Medsearch.open({str(store)!r}, model={str(tiny_model)!r}) as ms:\n"
+              f"    ms.explain({rows(store)['clean.dcm'][0]}, 'a red circle', 'values')\n"
+              "    print('made', text_detect._pool.made)\n"
+              "    import numpy as np\n"
+              "    threads = [threading.Thread(target=text_detect.find_text, args=(np.zeros((64, 64), np.float32),))\n"
+              "               for _ in range(12)]\n"
+              "    [t.start() for t in threads]; [t.join() for t in threads]\n"
+              "    print('pooled', text_detect._pool.made, text_detect.POOL_SIZE)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    made = done.stdout.split()
+    assert made[made.index("made") + 1] == "0", done.stdout
+    pooled, size = int(made[made.index("pooled") + 1]), int(made[made.index("pooled") + 2])
+    assert 1 <= pooled <= size, done.stdout
