@@ -26,7 +26,7 @@ def classify(ctx: Context, labels: LabelSet, targets: Sequence[str] = (), *, all
     if not targets and not all_images and not where:
         raise InvalidQuery("give image files or ids, --where, or --all")
     embedder = ctx.encoder
-    matrix = label_matrix(ctx.text_vectors, labels)
+    matrix = label_matrix(ctx, labels)
     scale, bias = embedder.logit_scale, embedder.logit_bias
     results = [_one(ctx, target, labels, matrix, scale, bias, exclusive) for target in targets]
     if all_images or where:
@@ -67,7 +67,7 @@ def classify_ids(ctx: Context, labels: LabelSet, ids: Sequence[int], exclusive: 
     missing = [str(i) for i in dict.fromkeys(ids) if i not in found]
     if missing:
         raise NotFound(f"No image with id {', '.join(missing)} in the store.")
-    matrix = label_matrix(ctx.text_vectors, labels)
+    matrix = label_matrix(ctx, labels)
     embedder = ctx.encoder
     probs = probabilities(np.vstack([found[i][1] for i in ids]), matrix, embedder.logit_scale,
                           embedder.logit_bias, exclusive)

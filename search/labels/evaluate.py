@@ -149,7 +149,7 @@ def evaluate(ctx: Context, truth_source: Truth, labels: LabelSet, k: int = 10) -
     vectors = np.vstack([rows[ids[n]][1] for n in keep])
     truth = {name: column[keep] for name, column in truth.items()}
     chosen = LabelSet(tuple(label for label in labels.labels if label.name in truth))
-    matrix = label_matrix(ctx.text_vectors, chosen)
+    matrix = label_matrix(ctx, chosen)
     probs = probabilities(vectors, matrix, ctx.encoder.logit_scale, ctx.encoder.logit_bias)
     aps = []
     for column, label in enumerate(chosen.labels):

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from medsearch.errors import InvalidQuery
 from medsearch.labels.labelsets import LabelSet
+from medsearch.language.meaning import parse_query
+from medsearch.language.negation import ParsedQuery
+
+if TYPE_CHECKING:
+    from medsearch.context import Context
 
 DEFAULT_THRESHOLD = 0.5
 NOTE = "Model scores for the given prompts, not a diagnosis; a person must review them."
@@ -30,13 +36,31 @@ class Classification:
     review_reason: str | None = None
 
 
-def label_matrix(text_vectors: Callable[[list[str]], np.ndarray], labels: LabelSet) -> np.ndarray:
-    """(labels, dim) float32: each label's mean prompt vector, re-normalised."""
+def label_matrix(ctx: Context, labels: LabelSet) -> np.ndarray:
+    """(labels, dim) float32: each label's mean prompt vector, re-normalised. Raises InvalidQuery for a prompt
+    that negates a finding (``check_prompts``)."""
+    check_prompts(labels, lambda prompt: parse_query(prompt, ctx.translator, ctx.tokenizer()))
+    text_vectors = ctx.text_vectors
     rows = []
     for label in labels.labels:
         mean = text_vectors(list(label.prompts)).mean(axis=0)
         rows.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
     return np.vstack(rows).astype(np.float32)
+
+
+def check_prompts(labels: LabelSet, meaning: Callable[[str], ParsedQuery]) -> None:
+    """Every prompt is read by the query parser (``medsearch.language.meaning``). A prompt that negates a
+    finding is refused rather than composed: a label's probability is the model's for plain texts, and the
+    model reads "no pneumothorax" as pneumothorax. Raises InvalidQuery naming the label, the prompt and the
+    finding, or as ``parse_query`` does (a prompt with no content word)."""
+    for label in labels.labels:
+        for prompt in label.prompts:
+            negated = meaning(prompt).negated
+            if negated:
+                raise InvalidQuery(
+                    f"label {label.name!r}: the prompt {prompt!r} negates {', '.join(map(repr, negated))}, which "
+                    f"the model would read as present; describe what is seen instead (e.g. \"normal chest "
+                    f"x-ray\", \"clear lungs\"), or give {negated[0]!r} a label of its own")
 
 
 def probabilities(images: np.ndarray, labels: np.ndarray, logit_scale: float, logit_bias: float,

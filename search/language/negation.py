@@ -23,7 +23,7 @@ from medsearch.errors import InvalidQuery
 
 PRE_NEGATIONS = (
     "no", "not", "without", "absent", "absence of", "negative for", "free of", "no evidence of",
-    "no signs of", "no sign of", "no findings of", "no evidence for", "ruled out", "rule out of", "neither",
+    "no signs of", "no sign of", "no findings of", "no finding of", "no evidence for", "ruled out", "rule out of", "neither",
     "nor", "never", "denies", "excluding", "exclusion of", "resolution of", "resolved", "none",
 )
 POST_NEGATIONS = (
@@ -47,7 +47,7 @@ NORMAL_PHRASES = (
     "no acute abnormalities", "no abnormality", "no abnormalities", "no abnormal findings",
     "no acute findings", "no acute cardiopulmonary process", "no acute cardiopulmonary abnormality",
     "no acute cardiopulmonary disease", "no active lung disease", "no acute disease", "no acute process",
-    "nothing abnormal",
+    "nothing abnormal", "no finding", "no findings",
 )
 """Phrases a report uses for a normal study: one affirmed phrase each, embedded as typed."""
 AFFIRMATIONS = ("present", "is present", "are present", "seen", "is seen", "are seen", "noted", "is noted",

@@ -43,8 +43,8 @@ def test_serve_without_the_server_extra(empty_store: Path) -> None:
 
 def test_evaluate_plot_without_matplotlib(empty_store: Path, tmp_path: Path) -> None:
     truth = tmp_path / "truth.csv"
-    truth.write_text("path,a\nx.png,1\n")
-    done = run_without(["matplotlib"], "evaluate", "--truth", str(truth), "--labels", "a", "--plot",
+    truth.write_text("path,effusion\nx.png,1\n")
+    done = run_without(["matplotlib"], "evaluate", "--truth", str(truth), "--labels", "effusion", "--plot",
                        str(tmp_path / "roc.png"), "--store", str(empty_store))
     assert_one_line(done, "eval")
     assert not (tmp_path / "roc.png").exists()

@@ -103,3 +103,26 @@ def test_junk_is_refused_alike_by_every_door(cli: Cli, gallery: dict[str, Any], 
     with Medsearch.open(gallery["store"]) as ms, pytest.raises(InvalidQuery) as raised:
         ms.search(junk)
     assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(("prompt", "finding"), [("no blue square", "blue square"),
+                                               ("a red circle without a blue square", "a blue square"),
+                                               ("기흉 없음", "pneumothorax")])
+def test_a_label_prompt_that_negates_is_refused_alike_by_every_door(cli: Cli, gallery: dict[str, Any], client: Any,
+                                                                    prompt: str, finding: str) -> None:
+    """Label prompts are read by the query parser too: a negated finding would be scored as present, and a
+    label's probability is the model's for plain texts, so the prompt is refused, naming the finding."""
+    from medsearch.labels.labelsets import parse_label_list
+
+    labels = f"a red circle;{prompt}"
+    refused = cli("classify", "--labels", labels, "--all", "--store", gallery["store"], "--json", expect=2)
+    message = refused["error"]["message"]
+    assert f"negates {finding!r}" in message and "\n" not in message, message
+    answer = client.post("/api/classify", json={"ids": [1], "labels": labels})
+    assert answer.status_code == 400 and answer.json()["error"]["message"] == message
+    with Medsearch.open(gallery["store"]) as ms, pytest.raises(InvalidQuery) as raised:
+        ms.classify(parse_label_list(labels), all_images=True)
+    assert str(raised.value) == message
+    accepted = cli("classify", "--labels", "a red circle;a blue square", "--all", "--store", gallery["store"],
+                   "--json")
+    assert accepted["results"], accepted  # the same labels said plainly are scored

@@ -120,7 +120,7 @@ def test_classify_ids_like_the_cli(client: TestClient, library: Any) -> None:
         assert all(0.0 < p < 1.0 for p in got["probabilities"].values())
         assert got["probabilities"] == pytest.approx(want.probabilities, abs=1e-5)
         assert {"present", "uncertain", "needs_review", "path"} <= set(got)
-    exclusive = _ok(client.post("/api/classify", json={"ids": [2], "labels": "a;b;c", "exclusive": True}))
+    exclusive = _ok(client.post("/api/classify", json={"ids": [2], "labels": "circle;square;line", "exclusive": True}))
     assert sum(exclusive["results"][0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
 
 
