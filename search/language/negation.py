@@ -23,8 +23,9 @@ from medsearch.errors import InvalidQuery
 
 PRE_NEGATIONS = (
     "no", "not", "without", "absent", "absence of", "negative for", "free of", "no evidence of",
-    "no signs of", "no sign of", "no findings of", "no finding of", "no evidence for", "ruled out", "rule out of", "neither",
-    "nor", "never", "denies", "excluding", "exclusion of", "resolution of", "resolved", "none",
+    "no signs of", "no sign of", "no findings of", "no finding of", "no evidence for", "ruled out",
+    "rule out of", "neither", "nor", "never", "denies", "excluding", "exclusion of", "resolution of",
+    "resolved", "none",
 )
 POST_NEGATIONS = (
     "absent", "ruled out", "is ruled out", "was ruled out", "excluded", "is excluded", "was excluded",
