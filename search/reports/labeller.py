@@ -57,7 +57,8 @@ HEDGES_BEFORE = (
 """Hedges before a finding: the affirmed findings after them, up to a terminator, are uncertain."""
 HEDGES_AFTER = (
     "is possible", "are possible", "is suspected", "are suspected", "is likely", "is probable",
-    "is questioned", "is a consideration", "is considered", "is not entirely excluded", "?",
+    "is questioned", "is a consideration", "is considered", "is also possible", "are also possible",
+    "may be present", "might be present", "could be present", "?",
     *(cue for cue in PARSER_HEDGES if "excluded" in cue or "ruled out" in cue),
 )
 """Hedges after a finding: the affirmed findings before them, back to a comma or terminator, are uncertain."""
