@@ -74,6 +74,8 @@ JUDGED_ABNORMAL = ("enlarged", "enlargement", "large", "increased", "prominent",
 JUDGED_BORDERLINE = ("borderline", "top normal", "top-normal", "upper limits of normal", "upper limit of normal",
                      "upper normal", "high normal", "at the upper limits of normal", "mildly prominent")
 """How a sentence judges a neutral term: negative, positive, uncertain (the nearest judgement counts)."""
+JUDGED_WITHIN = 8
+"""How many words before and after a neutral term a judgement may be (and a long sentence stays linear)."""
 _VERB_TEXT = ("is are was were has have remains remain persists persist stable unchanged noted seen present "
               "appears appear demonstrated")
 _VERBS = frozenset(_VERB_TEXT.split())
@@ -181,12 +183,12 @@ _BOUNDARIES = frozenset({",", *(cue for cue in TERMINATORS if " " not in cue)})
 
 
 def _judgement(words: list[str], pos: int) -> str | None:
-    """How the clause around the neutral mention at ``pos`` judges it (the nearest judgement; after it
-    when two are as near): a polarity, or None when it does not."""
+    """How the clause around the neutral mention at ``pos`` (at most ``JUDGED_WITHIN`` words each side)
+    judges it (the nearest judgement; after it when two are as near): a polarity, or None."""
     start, end = pos, pos + 1
-    while start > 0 and words[start - 1] not in _BOUNDARIES:
+    while start > max(0, pos - JUDGED_WITHIN) and words[start - 1] not in _BOUNDARIES:
         start -= 1
-    while end < len(words) and words[end] not in _BOUNDARIES:
+    while end < min(len(words), pos + 1 + JUDGED_WITHIN) and words[end] not in _BOUNDARIES:
         end += 1
     best: tuple[int, int, str] | None = None
     at = start
