@@ -24,17 +24,16 @@ the label set's Korean synonyms added to the glossary.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from medsearch.errors import InvalidQuery
 from medsearch.labels.labelsets import LabelSet, load_label_set
-from medsearch.language.glossary import Glossary, Term, load_glossary, normalize
+from medsearch.language.glossary import Glossary, load_glossary, normalize
 from medsearch.language.grammar import tokens
 from medsearch.language.negation import NEG, PSEUDO_NEGATIONS, TERMINATORS, label_words, split_words
 from medsearch.language.phrase import english
 from medsearch.language.vocabulary import foreign_script
-from medsearch.reports.sentences import Span, Vocabulary, split_sentences
+from medsearch.reports.sentences import Span, label_terms, split_sentences
 
 __all__ = ["POLARITIES", "Mention", "ReportLabeller", "split_sentences"]
 
@@ -228,34 +227,16 @@ def _polarity(span: Span, label: str, judged: str | None, uncertain: bool) -> st
     return "uncertain" if uncertain else "positive"
 
 
-def _finding_name(name: str) -> str:
-    """A label's name in snake_case ("Pleural effusion" -> "pleural_effusion")."""
-    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or name
-
-
 class ReportLabeller:
     """Reads the findings of one vocabulary (a label set's labels) from report text. Pure and cheap: no
     model; one labeller may be shared between threads."""
 
     def __init__(self, label_set: LabelSet) -> None:
-        """The labeller of ``label_set``'s labels: a label's terms are its ``synonyms`` (or, without any,
-        its name with spaces, its display and Korean names) and its ``neutral_terms``; Korean ones are
-        added to the glossary that rebuilds Korean sentences in English."""
-        self._findings = [_finding_name(label.name) for label in label_set.labels]
-        terms: list[tuple[str, str, bool]] = []
-        korean: dict[str, Term] = {}
-        for label, finding in zip(label_set.labels, self._findings, strict=True):
-            named = label.synonyms or tuple(t for t in (label.name.replace("_", " "), label.display, label.korean) if t)
-            for texts, neutral in ((named, False), (label.neutral_terms, True)):
-                marker = f"{finding}_{'neutral' if neutral else 'finding'}"
-                terms.append((marker, finding, neutral))
-                for text in texts:
-                    if foreign_script(text):
-                        korean[normalize(text)] = Term(normalize(text), marker, "finding")
-                    else:
-                        terms.append((text, finding, neutral))
-        self._vocabulary = Vocabulary(terms)
-        self._glossary: Glossary = load_glossary([]).merged(Glossary(korean)) if korean else load_glossary([])
+        """The labeller of ``label_set``'s labels (their terms: ``medsearch.reports.sentences.label_terms``);
+        Korean terms are added to the glossary that rebuilds Korean sentences in English."""
+        self._findings, self._vocabulary, korean = label_terms(label_set)
+        glossary = load_glossary([])
+        self._glossary: Glossary = glossary.merged(Glossary(korean)) if korean else glossary
 
     @classmethod
     def from_label_set(cls, name_or_path: str = "cxr-findings") -> ReportLabeller:
