@@ -11,6 +11,8 @@ this module adds what a report needs beyond a query:
   "cannot exclude", ...), after it ("cannot be excluded", "is suspected", a question mark) or both sides
   ("atelectasis versus pneumonia"); the parser's own hedges (its pseudo-negations with "exclude", "rule
   out", "possible") are among them;
+- a negation cue after a comma list covers its bare items ("effusion, pneumothorax and consolidation
+  are absent"; the parser reaches back to the last comma only);
 - a historical mention ("history of pneumonia") is left out: it says nothing about this study;
 - a neutral term ("heart size", from the label set's ``neutral_terms``) counts only when the sentence
   judges it: normal -> negative, enlarged -> positive, borderline -> uncertain ("heart size is stable"
@@ -33,7 +35,7 @@ from medsearch.language.grammar import tokens
 from medsearch.language.negation import NEG, PSEUDO_NEGATIONS, TERMINATORS, label_words, split_words
 from medsearch.language.phrase import english
 from medsearch.language.vocabulary import foreign_script
-from medsearch.reports.sentences import Span, label_terms, split_sentences
+from medsearch.reports.sentences import SKIPPABLE, Span, label_terms, split_sentences
 
 __all__ = ["POLARITIES", "Mention", "ReportLabeller", "split_sentences"]
 
@@ -217,6 +219,38 @@ def _marked(words: list[str], spans: list[Span]) -> tuple[list[str], list[int]]:
     return out + words[last:], positions
 
 
+_JOINERS = ("and", "or", "nor")
+
+
+def _negate_whole_lists(words: list[str], labels: list[str]) -> None:
+    """A cue after a list negates all of it: "effusion, pneumothorax and consolidation are absent" (the
+    parser reaches back to the last comma only). A mention before a comma is negated when it is its item's
+    only word and the item after the comma is a negated mention (modifiers allowed), in a list joined by
+    "and", "or" or "nor"; right to left, so a longer list follows."""
+    for comma in range(len(words) - 2, 0, -1):
+        if words[comma] != "," or not _alone(words, comma - 1) or labels[comma - 1] == NEG:
+            continue
+        right, joined = comma + 1, False
+        while right < len(words) and (words[right] in SKIPPABLE or words[right] in _JOINERS):
+            joined, right = joined or words[right] in _JOINERS, right + 1
+        negated = right < len(words) and words[right].startswith(_MARK) and labels[right] == NEG
+        if negated and (joined or _joined_after(words, right)):
+            labels[comma - 1] = NEG
+
+
+def _alone(words: list[str], pos: int) -> bool:
+    """Whether ``words[pos]`` is a mention standing alone between the sentence's start or commas."""
+    return words[pos].startswith(_MARK) and (pos == 0 or words[pos - 1] == ",")
+
+
+def _joined_after(words: list[str], pos: int) -> bool:
+    """Whether the list of mentions going on after ``pos`` (commas, modifiers) reaches "and", "or" or "nor"."""
+    pos += 1
+    while pos < len(words) and (words[pos] in SKIPPABLE or words[pos] == "," or words[pos].startswith(_MARK)):
+        pos += 1
+    return pos < len(words) and words[pos] in _JOINERS
+
+
 def _polarity(span: Span, label: str, judged: str | None, uncertain: bool) -> str | None:
     """A mention's polarity: negated by the parser, else judged (a neutral term), else hedged or positive;
     None for a neutral term the sentence does not judge."""
@@ -278,6 +312,7 @@ class ReportLabeller:
             return []
         marked, positions = _marked(words, spans)
         labels = label_words(marked)
+        _negate_whole_lists(marked, labels)
         scopes = _Scopes(marked).run()
         out = []
         for span, pos in zip(spans, positions, strict=True):

@@ -85,11 +85,22 @@ def test_double_negation_affirms(labeller: ReportLabeller, sentence: str) -> Non
 @pytest.mark.parametrize("sentence", [
     "No effusion, pneumothorax or consolidation.", "No pleural effusion, pneumothorax, or focal consolidation.",
     "Negative for effusion, pneumothorax and consolidation.", "Without effusion, consolidation or pneumothorax.",
-    "No effusion, pneumothorax, or consolidation is seen.",
+    "No effusion, pneumothorax, or consolidation is seen.", "Effusion, pneumothorax and consolidation are absent.",
+    "Effusion, pneumothorax, or consolidation is not seen.", "Effusion, pneumothorax and consolidation have resolved.",
 ])
 def test_a_negation_covers_its_list(labeller: ReportLabeller, sentence: str) -> None:
     expected = {"pleural_effusion": "negative", "pneumothorax": "negative", "consolidation": "negative"}
     assert read(labeller, sentence) == expected
+
+
+@pytest.mark.parametrize("sentence", [
+    "Small left effusion, pneumothorax and consolidation are absent.",
+    "Pleural effusion is present, pneumothorax and consolidation are absent.",
+    "Effusion, pneumothorax is absent, consolidation is absent.",
+])
+def test_a_cue_after_a_list_reaches_only_bare_items(labeller: ReportLabeller, sentence: str) -> None:
+    assert read(labeller, sentence) == {
+        "pleural_effusion": "positive", "pneumothorax": "negative", "consolidation": "negative"}
 
 
 @pytest.mark.parametrize(("sentence", "expected"), [
@@ -252,12 +263,12 @@ def test_hostile_input(labeller: ReportLabeller) -> None:
 
 def test_the_figures_in_the_readme_hold(labeller: ReportLabeller) -> None:
     """Floors just below what benchmarks/bench_labeller.py measures (README "How well the labeller reads
-    reports"): 0.977 accuracy on the measurement set, 0.989 on the held-out set; a regression fails."""
+    reports"): 0.980 accuracy on the measurement set, 0.989 on the held-out set; a regression fails."""
     sentences = load()
     assert len(sentences) >= 300 and sum(map(is_korean, sentences)) >= 40
     scores = score(labeller.read_sentence, sentences)
     assert scores.accuracy() >= 0.97, scores.wrong
-    for polarity, precision, recall in (("positive", 0.94, 0.99), ("negative", 0.98, 0.97),
+    for polarity, precision, recall in (("positive", 0.95, 0.99), ("negative", 0.99, 0.98),
                                         ("uncertain", 0.99, 0.93)):
         assert scores.precision(polarity) >= precision and scores.recall(polarity) >= recall, (polarity, scores.wrong)
     korean = score(labeller.read_sentence, {s: e for s, e in sentences.items() if is_korean(s)})
