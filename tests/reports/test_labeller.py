@@ -267,7 +267,7 @@ def test_the_figures_in_the_readme_hold(labeller: ReportLabeller) -> None:
     sentences = load()
     assert len(sentences) >= 300 and sum(map(is_korean, sentences)) >= 40
     scores = score(labeller.read_sentence, sentences)
-    assert scores.accuracy() >= 0.97, scores.wrong
+    assert scores.accuracy() >= 0.975, scores.wrong
     for polarity, precision, recall in (("positive", 0.95, 0.99), ("negative", 0.99, 0.98),
                                         ("uncertain", 0.99, 0.93)):
         assert scores.precision(polarity) >= precision and scores.recall(polarity) >= recall, (polarity, scores.wrong)
