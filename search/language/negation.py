@@ -55,7 +55,7 @@ NORMAL_PHRASES = (
     "no acute abnormalities", "no abnormality", "no abnormalities", "no abnormal findings",
     "no acute findings", "no acute cardiopulmonary process", "no acute cardiopulmonary abnormality",
     "no acute cardiopulmonary disease", "no active lung disease", "no acute disease", "no acute process",
-    "nothing abnormal", "no finding", "no findings",
+    "nothing abnormal",
 )
 """Phrases a report uses for a normal study: one affirmed phrase each, embedded as typed."""
 AFFIRMATIONS = ("present", "is present", "are present", "seen", "is seen", "are seen", "noted", "is noted",
