@@ -3,18 +3,23 @@ for quality review and for finding label noise.
 
 The model's score is the zero-shot probability of the finding's prompt ensemble (as ``classify``); the
 report's label is its study's (``positive`` / ``negative``; ``uncertain`` and unmentioned are left out).
-How strongly an item disagrees is a rank measure against the other report class, which needs no
-calibrated probability:
+The raw probability is not calibrated per finding (a finding's positives may all score below 0.5), so it
+is calibrated on the archive itself: a logistic fit of the report labels on the score's logit (Platt
+scaling, with Platt's smoothed targets so that a perfectly separating score still gives a finite fit;
+the slope is kept >= 0, so a higher score never means less likely positive). The calibrated
+probability q is how likely a study with that score is report-positive; how strongly an item disagrees
+with its report is then
 
-- ``model-positive`` (report negative, scored high): the share of report-positive items it outscores;
-- ``report-positive`` (report positive, scored low): the share of report-negative items that outscore it;
+- ``model-positive`` (report negative): q;
+- ``report-positive`` (report positive): 1 - q.
 
-ties count one half. Averaged over all report-negative (or all report-positive) items it is 1 - AUC, so a
-model with AUC 0.9 leaves few items above 0.5. Members are the items at or above ``min_disagreement``
-(default 0.5: a report-negative image scored above the median report-positive one), strongest first
-(then the more extreme probability, then the lower id), at most ``k``. With ``unit="study"`` a study's
-score is its highest-scoring image's (a study looks positive when any image does) and the study is the
-member, represented by that image.
+Members are the items at or above ``min_disagreement`` (default 0.5: the calibrated model finds the
+other label more likely than the report's), strongest first (then the lower id), at most ``k``. Because
+q is fitted to the reports, a few wrong reports barely move it; with a model that cannot tell the
+finding (AUC near 0.5) q stays near the finding's prevalence, and every report-positive item of a rare
+finding then disagrees, weakly: the ranking still puts the lowest-scored first. With ``unit="study"`` a
+study's score is its highest-scoring image's (a study looks positive when any image does) and the study
+is the member, represented by that image.
 
 Everything a refresh needs is the definition: the finding, the label's prompts (not a file name),
 direction, threshold, k and unit.
@@ -37,9 +42,9 @@ if TYPE_CHECKING:
 
 DIRECTIONS = ("model-positive", "report-positive", "both")
 UNITS = ("image", "study")
-RULE = ("score: how strongly model and report disagree, a rank against the other report class: a report-negative "
-        "item's share of report-positive items it outscores, a report-positive item's share of report-negative "
-        "items that outscore it (ties one half); probability: the model's zero-shot probability of the finding")
+RULE = ("score: how strongly model and report disagree: the zero-shot probability calibrated on the report labels "
+        "(logistic fit on its logit, Platt's targets, slope >= 0) for a report-negative item, 1 minus it for a "
+        "report-positive one; probability: the model's zero-shot probability of the finding")
 
 
 @dataclass(frozen=True)
@@ -73,14 +78,33 @@ def definition(labels: LabelSet, finding: str, direction: str = "both", k: int |
             "include": [], "exclude": [], "where": [], "one_per": None, "near_duplicates": None, "unit": unit}
 
 
+def calibrated(truth: np.ndarray, scores: np.ndarray, iterations: int = 100) -> np.ndarray:
+    """The probability of a positive report given each score: a logistic fit of the 0/1 ``truth`` on the
+    logit of the ``scores`` (probabilities), by Newton's method, with Platt's targets (N+ + 1) / (N+ + 2)
+    and 1 / (N- + 2); a fitted slope below 0 is replaced by 0 (the prevalence alone). Both classes needed."""
+    logits = np.log(np.clip(scores, 1e-12, 1.0)) - np.log(np.clip(1.0 - scores, 1e-12, 1.0))
+    spread = float(logits.std()) or 1.0
+    x = np.column_stack([(logits - logits.mean()) / spread, np.ones_like(logits)])
+    positives = int(truth.sum())
+    target = np.where(truth == 1, (positives + 1) / (positives + 2), 1 / (len(truth) - positives + 2))
+    weights = np.array([0.0, float(np.log(target.mean() / (1 - target.mean())))])
+    for _step in range(iterations):
+        q = 1.0 / (1.0 + np.exp(-(x @ weights)))
+        hessian = (x * (q * (1 - q))[:, None]).T @ x + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hessian, x.T @ (q - target))
+        weights = weights - step
+        if np.abs(step).max() < 1e-10:
+            break
+    if weights[0] < 0:
+        weights = np.array([0.0, float(np.log(target.mean() / (1 - target.mean())))])
+    return 1.0 / (1.0 + np.exp(-(x @ weights)))
+
+
 def disagreement(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Per item, how strongly its score disagrees with its 0/1 truth (see the module); both classes needed."""
-    positives, negatives = np.sort(scores[truth == 1]), np.sort(scores[truth == 0])
-
-    def rank_in(sorted_scores: np.ndarray) -> np.ndarray:  # items below, ties one half
-        return (np.searchsorted(sorted_scores, scores, "left") + np.searchsorted(sorted_scores, scores, "right")) / 2
-
-    return np.where(truth == 1, 1.0 - rank_in(negatives) / len(negatives), rank_in(positives) / len(positives))
+    """Per item, how strongly its score disagrees with its 0/1 report truth: the calibrated probability
+    (``calibrated``) for a report-negative item, 1 minus it for a report-positive one."""
+    q = calibrated(truth, scores)
+    return np.where(truth == 1, 1.0 - q, q)
 
 
 def evaluate(ctx: Context, spec: dict[str, Any], unit: str) -> dict[str, Any]:
@@ -137,7 +161,7 @@ def _ranked(finding: str, items: list[Item], spec: dict[str, Any]) -> list[tuple
     wanted = {"model-positive": (0,), "report-positive": (1,), "both": (0, 1)}[spec["direction"]]
     kept = [(item, float(s)) for item, s in zip(items, strength, strict=True)
             if item.truth in wanted and s >= spec["min_disagreement"]]
-    kept.sort(key=lambda pair: (-pair[1], -abs(pair[0].probability - 0.5), pair[0].image_id))
+    kept.sort(key=lambda pair: (-pair[1], pair[0].image_id))
     return kept
 
 
