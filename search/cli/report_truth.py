@@ -27,16 +27,19 @@ def evaluate_reports(ms: Any, labels: Any, group_by: str, rounds: int, seed: int
 
 
 def table(report: Any, shown: dict[str, str]) -> None:
-    """The table the model card shows: finding, AUC with its interval, and the counts behind it."""
+    """The table the model card shows: finding, AUC with its interval (CI), and the counts behind it:
+    report-positive (pos) and report-negative (neg) images, uncertain ones left out, and patients."""
     from rich.console import Console
     from rich.table import Table
 
     title = (f"zero-shot AUC against report labels: {plural(report.images, 'image')} of "
              f"{plural(report.patients, report.group_by if report.group_by != 'patient' else 'patient')}")
     grid = Table(title=title)
-    for column in ("finding", "AUC", f"{report.level:.0%} interval", "positive", "negative", "uncertain",
-                   report.group_by + "s"):
-        grid.add_column(column)
+    grid.add_column("finding")
+    for column in ("AUC", f"{report.level:.0%} CI"):
+        grid.add_column(column, no_wrap=True)
+    for column in ("pos", "neg", "uncertain", report.group_by + "s"):
+        grid.add_column(column, justify="right")
     for name, f in report.findings.items():
         auc = "-" if f["auc"] is None else f"{f['auc']:.3f}"
         interval = "-" if f["auc_low"] is None else f"{f['auc_low']:.3f}-{f['auc_high']:.3f}"
