@@ -106,33 +106,24 @@ def shapes_reports(trained_model: Path, tmp_path_factory: pytest.TempPathFactory
     return build(tmp_path_factory.mktemp("shapes-reports"), trained_model, run_cli)
 
 
-def known_labels(stem: str, text: str) -> dict[str, str]:
-    """The labels a right labeller gives ``text`` (the sentences this module writes)."""
-    labels = {}
-    for finding, phrase in (("red_circle", "red circle"), ("blue_square", "blue square"),
-                            ("green_stripes", "green stripes")):
-        for sentence in text.split(". "):
-            sentence = sentence.strip(" .").lower()
-            if sentence.endswith(phrase):
-                labels[finding] = ("negative" if sentence.startswith("no ") else
-                                   "uncertain" if sentence.startswith("possible ") else "positive")
-    return labels
-
-
-def write_known_reports(store: Path, images: list[Any], wrong: dict[str, str] | None = None) -> None:
-    """Store each image's report with the labels a right labeller gives it (``known_labels``)."""
+def write_labelled_reports(store: Path, vocabulary: Path, images: list[Any], wrong: dict[str, str] | None = None,
+                           ) -> None:
+    """Read each image's report with the labeller of ``vocabulary`` and store its labels, keyed by path."""
+    from medsearch.reports.labeller import ReportLabeller
     from medsearch.storage.reports import ReportRecord, StudyKey
     from medsearch.storage.store import Store
 
+    labeller = ReportLabeller.from_label_set(str(vocabulary))
     records = []
     for image in images:
         text = (wrong or {}).get(image.path.stem, report_text(image.path.stem))
         records.append(ReportRecord(StudyKey(image_path=str(image.path.resolve())), "csv", "shapes-findings", "test",
-                                    known_labels(image.path.stem, text), []))
+                                    labeller.label(text), []))
     with Store.open(store, writable=True) as opened:
         opened.reports.write(records)
 
 
 def import_reports(built: dict[str, Any], store: Path, wrong: dict[str, str] | None = None) -> None:
-    """Import the reports (the right ones, or ``wrong`` where given) into ``store``."""
-    write_known_reports(store, built["images"], wrong)
+    """Import the reports (the right ones, or ``wrong`` where given) into ``store``, read by the labeller
+    with the tiny vocabulary."""
+    write_labelled_reports(store, built["vocabulary"], built["images"], wrong)
