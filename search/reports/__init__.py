@@ -1,0 +1,1 @@
+"""Radiology reports: reading findings, with their negation and uncertainty, from report text."""
