@@ -11,10 +11,16 @@ metadata (``description = "..."``)::
     threshold = 0.5      # optional, a probability in [0, 1]
     display = "Pleural effusion"   # optional, the name output shows (default: the table's name)
     korean = "흉막삼출"   # optional, the label's Korean display name
+    synonyms = ["effusion", "흉수"]   # optional, report terms (English and Korean) the report labeller reads
+    neutral_terms = ["costophrenic angle"]   # optional, report terms labelled only when judged (see below)
 
 Built-in sets live in ``search/labels/builtin/*.toml`` (commented examples of the format) and are named by
 their file stem (``cxr-findings``, ``skin-lesions``). ``parse_label_list("normal;pneumonia")`` makes a set
 of one-prompt labels from the command line. Every malformed input raises ``InvalidQuery``.
+
+``synonyms`` and ``neutral_terms`` are for the report labeller (``medsearch.reports.labeller``): a synonym
+names the finding ("enlarged heart"), a neutral term names what it is judged on ("heart size") and counts
+only in a sentence that calls it normal, enlarged or borderline. Neither is part of the digest.
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ def _canonical(labels: tuple[Label, ...]) -> bytes:
 class Label:
     """One label: ``name`` (reported, and the field name its saved scores get), ``prompts`` (averaged as an
     ensemble; their order counts for the digest), ``threshold`` (probability, or None to report only the
-    probability), ``display`` and ``korean`` (optional display names, not in the digest). Raises ``InvalidQuery`` for an
+    probability), ``display`` and ``korean`` (optional display names, not in the digest), ``synonyms`` and
+    ``neutral_terms`` (report terms for the report labeller, not in the digest). Raises ``InvalidQuery`` for an
     empty name, no prompts, a blank or repeated prompt, or a threshold outside [0, 1]."""
 
     name: str
@@ -51,6 +58,8 @@ class Label:
     threshold: float | None = None
     korean: str | None = field(default=None, compare=False)
     display: str | None = field(default=None, compare=False)
+    synonyms: tuple[str, ...] = field(default=(), compare=False)
+    neutral_terms: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def shown(self) -> str:
@@ -117,12 +126,21 @@ class LabelSet:
         return hashlib.sha256(_canonical(self.labels)).hexdigest()
 
 
+_KEYS = ("prompts", "threshold", "korean", "display", "synonyms", "neutral_terms")
+
+
+def _texts(name: str, table: dict[str, Any], key: str, source: str) -> tuple[str, ...]:
+    """The optional list of texts ``table[key]`` (stripped), () when absent. Raises ``InvalidQuery``."""
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise InvalidQuery(f'{source}: label {name!r}: {key} must be a list of texts, e.g. {key} = ["..."]')
+    return tuple(v.strip() for v in value)
+
+
 def _label(name: str, table: dict[str, Any], source: str) -> Label:
-    unknown = sorted(set(table) - {"prompts", "threshold", "korean", "display"})
+    unknown = sorted(set(table) - set(_KEYS))
     if unknown:
-        raise InvalidQuery(
-            f"{source}: label {name!r} has unknown key(s) {unknown}; allowed: prompts, threshold, korean, display"
-        )
+        raise InvalidQuery(f"{source}: label {name!r} has unknown key(s) {unknown}; allowed: {', '.join(_KEYS)}")
     korean, display = table.get("korean"), table.get("display")
     for key, value in (("korean", korean), ("display", display)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -135,7 +153,8 @@ def _label(name: str, table: dict[str, Any], source: str) -> Label:
         raise InvalidQuery(f"{source}: label {name!r}: threshold must be a number, got {threshold!r}")
     try:
         return Label(name, tuple(p.strip() for p in prompts), None if threshold is None else float(threshold),
-                     korean, display.strip() if display else None)
+                     korean, display.strip() if display else None, _texts(name, table, "synonyms", source),
+                     _texts(name, table, "neutral_terms", source))
     except InvalidQuery as error:
         raise InvalidQuery(f"{source}: {error}") from None
 

@@ -24,14 +24,17 @@ from medsearch.errors import InvalidQuery
 PRE_NEGATIONS = (
     "no", "not", "without", "absent", "absence of", "negative for", "free of", "no evidence of",
     "no signs of", "no sign of", "no findings of", "no evidence for", "ruled out", "rule out of", "neither",
-    "nor", "never", "denies", "excluding", "exclusion of", "resolution of", "resolved", "none",
+    "nor", "never", "denies", "excluding", "exclusion of", "resolution of", "resolved", "none", "clear of",
 )
 POST_NEGATIONS = (
     "absent", "ruled out", "is ruled out", "was ruled out", "excluded", "is excluded", "was excluded",
     "not seen", "is not seen", "are not seen", "was not seen", "not identified", "is not identified",
     "not present", "is not present", "are not present", "not detected", "is not detected", "negative",
     "is negative", "resolved", "has resolved", "is absent", "are absent", "not visualized",
-    "not demonstrated", "not noted", "is gone",
+    "not demonstrated", "not noted", "is gone", "no longer seen", "is no longer seen", "are no longer seen",
+    "no longer visible", "is no longer visible", "no longer present", "is no longer present",
+    "no longer identified", "is no longer identified", "no longer visualized", "is no longer visualized",
+    "have resolved", "has cleared", "have cleared",
 )
 PSEUDO_NEGATIONS = (
     "no change in", "no change of", "no interval change in", "no significant change in", "no increase in",
@@ -39,7 +42,8 @@ PSEUDO_NEGATIONS = (
     "not without", "not absent", "not negative for", "not excluded", "not ruled out", "cannot be excluded",
     "can not be excluded", "cannot be ruled out", "can not be ruled out", "cannot exclude", "cannot rule out",
     "can't exclude", "can't rule out", "could not be excluded", "not be excluded", "not be ruled out",
-    "rule out", "r/o", "possible", "no doubt",
+    "rule out", "r/o", "possible", "no doubt", "partial resolution of", "partially resolved",
+    "incomplete resolution of", "not resolved", "not completely resolved", "not fully resolved",
 )
 """Cues that look like negations but affirm (or hedge) the finding they name; their words are dropped."""
 NORMAL_PHRASES = (
@@ -220,6 +224,18 @@ def _runs(spans: list[str], labels: list[str], keep: str, joiners: tuple[str, ..
 
 def _join(words: list[str]) -> str:
     return re.sub(r"\s+([,;.:!?])", r"\1", " ".join(words))
+
+
+def split_words(text: str) -> list[str]:
+    """The words and punctuation marks of ``text`` as this parser reads them (case kept)."""
+    return _WORD.findall(text)
+
+
+def label_words(words: list[str]) -> list[str]:
+    """Each of the lowered ``words`` labelled ``AFF`` (affirmed), ``NEG`` (negated), ``CUE`` (a cue's
+    word), ``SEP`` (a list word) or ``END`` (a terminator): the parser's reading, word by word, which the
+    report labeller (``medsearch.reports.labeller``) shares so that the two never disagree about a cue."""
+    return _Labeller(words).run()
 
 
 def has_content(text: str) -> bool:
