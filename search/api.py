@@ -35,6 +35,7 @@ from medsearch.services.cohorts import Cohorts
 from medsearch.services.items import Items
 from medsearch.services.learning import Learning
 from medsearch.services.querying import QueryService
+from medsearch.services.reports import Reports
 from medsearch.storage.store import Store
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ __all__ = ["Medsearch", "QuerySpec", "resolve_model"]
 class Medsearch:
     """A store plus the model that reads it (loaded on first need only), and every operation on them.
     ``ms.ctx`` is the services' context; ``ms.queries`` the query service, ``ms.items`` the look-ups,
-    ``ms.cohorts`` the saved cohorts, ``ms.learning`` probes, splits and the leakage audit."""
+    ``ms.cohorts`` the saved cohorts, ``ms.learning`` probes, splits and the leakage audit, ``ms.reports``
+    report import (structured reports found while indexing are read through it too)."""
 
     def __init__(self, store: Store, model: str | None = None, device: str = "auto",
                  embedder: Embedder | None = None, precision: str = "auto",
@@ -60,6 +62,7 @@ class Medsearch:
         self.items = Items(store)
         self.cohorts = Cohorts(self.ctx)
         self.learning = Learning(self.ctx)
+        self.reports = Reports(self.ctx)
 
     @classmethod
     def open(cls, store: str | Path | None = None, model: str | None = None, device: str = "auto",
@@ -187,6 +190,15 @@ class Medsearch:
         with self.ctx.encoder.exclusive() as model:
             made = explain_frame(model, frame.pixels, query, method, lambda _texts: neutral)
         return shown(made, frame, keep_identity)
+
+    # reports (medsearch.services.reports)
+
+    def import_reports(self, path: str | Path, key: str | None = None, keep_text: bool = False,
+                       label_set: str = "cxr-findings") -> Any:
+        """Import a CSV of reports (``medsearch.reports.importing``): each row's study labelled by the
+        report labeller; the text itself stored only with ``keep_text``. Returns an ``ImportSummary``.
+        Raises InvalidQuery, StoreError."""
+        return self.reports.import_csv(path, key=key, keep_text=keep_text, label_set=label_set)
 
     # indexing (medsearch.indexer)
 

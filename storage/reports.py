@@ -8,13 +8,15 @@ filter id sets that read ``report.*`` names are dropped by every process."""
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from medsearch.errors import MedsearchError
 from medsearch.storage import field_version
 from medsearch.storage.chunking import chunked
 from medsearch.storage.models import Image
 from medsearch.storage.report_models import FTS_TABLE, TSVECTOR, Report, ReportLabel, ReportSentence
+from medsearch.storage.report_types import RawReport, StudyKey
 from sqlalchemy import ColumnElement, and_, column, delete, false, func, insert, literal_column, or_, select, table
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,17 +25,6 @@ NO_FINDING = "none"
 """The polarity of a sentence that mentions no finding (matched by report search only with ``any``)."""
 _WORD = re.compile(r"\w+", re.UNICODE)
 _FTS = table(FTS_TABLE, column("rowid"), column("text"))
-
-
-@dataclass(frozen=True)
-class StudyKey:
-    """A study: its StudyInstanceUID, else (an image without one) the image's stored path."""
-
-    study_uid: str | None = None
-    image_path: str | None = None
-
-    def name(self) -> str:
-        return self.study_uid or f"path:{self.image_path}"
 
 
 @dataclass
@@ -56,6 +47,22 @@ class ReportStore:
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
+        self.reader: Callable[[RawReport], ReportRecord] | None = None
+        """Reads a found report into a record (labels it); set by the layer that has a labeller
+        (``medsearch.api.Medsearch``). Without one, found reports are not stored."""
+
+    def take(self, found: Sequence[RawReport]) -> tuple[int, list[tuple[RawReport, str]]]:
+        """Read and store reports found while indexing, in one transaction: (how many stored, [(report,
+        why not)] for those not read). Nothing is stored without a ``reader``."""
+        if self.reader is None:
+            return 0, [(raw, "reports are read through medsearch.api (no report reader here)") for raw in found]
+        records, refused = [], []
+        for raw in found:
+            try:
+                records.append(self.reader(raw))
+            except MedsearchError as error:
+                refused.append((raw, str(error)))
+        return self.write(records), refused
 
     # -- writing -------------------------------------------------------------------------------
 

@@ -1,0 +1,91 @@
+"""A report's text -> what the store keeps of it (``medsearch.storage.reports.ReportRecord``): the
+labeller's label per finding, one sentence row per finding mention (de-identified unless the text is
+kept; ``medsearch.reports.deidentify``), and the text itself only when asked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from medsearch.errors import InvalidQuery
+from medsearch.labels.labelsets import load_label_set
+from medsearch.reports.deidentify import Vocabulary
+from medsearch.storage.reports import NO_FINDING, RawReport, ReportRecord, StudyKey
+
+DEFAULT_LABEL_SET = "cxr-findings"
+MAX_REPORT_CHARS = 100_000
+"""A report longer than this is refused (a radiology report is a few thousand characters)."""
+MAX_SENTENCE_CHARS = 2_000
+"""A sentence row keeps at most this many characters (of its de-identified or kept text)."""
+
+
+@dataclass
+class ReportReader:
+    """Reads report texts with one labeller (made on first use) and one vocabulary."""
+
+    label_set: str = DEFAULT_LABEL_SET
+    keep_text: bool = False
+
+    def __post_init__(self) -> None:
+        self._labeller: Any = None
+        self._vocabulary: Vocabulary | None = None
+
+    @property
+    def labeller(self) -> Any:
+        """The labeller of ``label_set``. Raises InvalidQuery for an unknown label set."""
+        if self._labeller is None:
+            from medsearch.reports.labeller import ReportLabeller
+
+            self._labeller = ReportLabeller.from_label_set(self.label_set)
+        return self._labeller
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        if self._vocabulary is None:
+            try:
+                labels = load_label_set(self.label_set).labels
+                prompts = [p for label in labels for p in (*label.prompts, *getattr(label, "synonyms", ()))]
+            except InvalidQuery:
+                prompts = []
+            self._vocabulary = Vocabulary.build(self.labeller.findings(), prompts)
+        return self._vocabulary
+
+    @property
+    def version(self) -> str:
+        return str(getattr(self.labeller, "version", None) or getattr(self.labeller, "VERSION", None) or "1")
+
+    def read(self, study: StudyKey, text: str, source: str, accession_key: str | None = None) -> ReportRecord:
+        """The record of one report. Raises InvalidQuery for an empty or overlong text."""
+        check_text(text)
+        return ReportRecord(study, source, self.label_set, self.version, dict(self.labeller.label(text)),
+                            self.sentences(text), text if self.keep_text else None, accession_key)
+
+    def sentences(self, text: str) -> list[tuple[str, str, str]]:
+        """(finding, polarity, sentence) rows: one per mention, and one (``""``, ``none``) per sentence
+        without one; the sentence de-identified unless the text is kept; empty ones left out."""
+        from medsearch.reports.labeller import split_sentences
+
+        shown: Callable[[str], str] = (lambda s: s.strip()) if self.keep_text else self.vocabulary.deidentify
+        by_sentence: dict[int, list[tuple[str, str]]] = {}
+        for mention in self.labeller.mentions(text):
+            by_sentence.setdefault(mention.sentence, []).append((mention.finding, mention.polarity))
+        rows: list[tuple[str, str, str]] = []
+        for index, sentence in enumerate(split_sentences(text)):
+            words = shown(sentence)[:MAX_SENTENCE_CHARS]
+            if words:
+                rows.extend((finding, polarity, words)
+                            for finding, polarity in by_sentence.get(index) or [("", NO_FINDING)])
+        return rows
+
+    def read_raw(self, raw: RawReport) -> ReportRecord:
+        """The record of a report read by the indexer (a structured report). Raises InvalidQuery."""
+        return self.read(raw.study, raw.text, raw.source, raw.accession_key)
+
+
+def check_text(text: str) -> None:
+    """Raise InvalidQuery for a report text that is empty or longer than ``MAX_REPORT_CHARS``."""
+    if not text.strip():
+        raise InvalidQuery("the report text is empty")
+    if len(text) > MAX_REPORT_CHARS:
+        raise InvalidQuery(f"the report text is longer than {MAX_REPORT_CHARS} characters")
