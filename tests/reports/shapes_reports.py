@@ -106,24 +106,15 @@ def shapes_reports(trained_model: Path, tmp_path_factory: pytest.TempPathFactory
     return build(tmp_path_factory.mktemp("shapes-reports"), trained_model, run_cli)
 
 
-def write_labelled_reports(store: Path, vocabulary: Path, images: list[Any], wrong: dict[str, str] | None = None,
-                           ) -> None:
-    """Read each image's report with the labeller of ``vocabulary`` and store its labels, keyed by path."""
-    from medsearch.reports.labeller import ReportLabeller
-    from medsearch.storage.reports import ReportRecord, StudyKey
-    from medsearch.storage.store import Store
-
-    labeller = ReportLabeller.from_label_set(str(vocabulary))
-    records = []
-    for image in images:
-        text = (wrong or {}).get(image.path.stem, report_text(image.path.stem))
-        records.append(ReportRecord(StudyKey(image_path=str(image.path.resolve())), "csv", "shapes-findings", "test",
-                                    labeller.label(text), []))
-    with Store.open(store, writable=True) as opened:
-        opened.reports.write(records)
-
-
 def import_reports(built: dict[str, Any], store: Path, wrong: dict[str, str] | None = None) -> None:
-    """Import the reports (the right ones, or ``wrong`` where given) into ``store``, read by the labeller
-    with the tiny vocabulary."""
-    write_labelled_reports(store, built["vocabulary"], built["images"], wrong)
+    """Import the reports (the right ones, or ``wrong`` where given) into ``store`` as a CSV keyed by path
+    (``medsearch reports import``), read by the labeller with the tiny vocabulary."""
+    from medsearch.cli import app
+    from typer.testing import CliRunner
+
+    table = write_reports_csv(store.parent / f"{store.name}-reports.csv", built["images"], wrong)
+    result = CliRunner().invoke(app, ["reports", "import", str(table), "--key", "path", "--label-set",
+                                      str(built["vocabulary"]), "--store", str(store), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["stored"] == len(built["images"]) and summary["bad"] == 0, result.stdout
