@@ -44,6 +44,9 @@ PSEUDO_NEGATIONS = (
     "can't exclude", "can't rule out", "could not be excluded", "not be excluded", "not be ruled out",
     "rule out", "r/o", "possible", "no doubt", "partial resolution of", "partially resolved",
     "incomplete resolution of", "not resolved", "not completely resolved", "not fully resolved",
+    "no significant interval change in", "no interval change of", "cannot be entirely excluded",
+    "cannot be completely excluded", "cannot be entirely ruled out", "cannot be completely ruled out",
+    "not entirely excluded", "not completely excluded",
 )
 """Cues that look like negations but affirm (or hedge) the finding they name; their words are dropped."""
 NORMAL_PHRASES = (
@@ -174,7 +177,7 @@ class _Labeller:
             self.negating = False
         elif table == "affirm" and self.negating and not self._item_words(length):
             pass  # "not seen X": the negation goes on
-        elif table == "affirm" and self.negating and self.item_start > self.cue_end:
+        elif table == "affirm" and self.negating and self.item_start > self.cue_end and self._after_comma():
             self._relabel(self.item_start, AFF)  # "no pneumothorax, effusion is present"
             self.negating = False
         elif table in ("pre", "post"):
@@ -183,6 +186,10 @@ class _Labeller:
             self.negating = self.negating and word == ":" and not self._item_words(length)  # "not seen: X"
         else:  # pseudo-negation, hedge, or an affirmation ending a negation: the finding stays affirmed
             self.negating = False
+
+    def _after_comma(self) -> bool:
+        """Whether the list item being read follows a comma ("no A, B is seen"; not "no A or B is seen")."""
+        return self.item_start > 0 and self.words[self.item_start - 1] == ","
 
     def _item_words(self, skip_last: int = 0) -> bool:
         """Whether the list item being read has a content word yet (less its last ``skip_last`` labels)."""
