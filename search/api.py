@@ -101,15 +101,18 @@ class Medsearch:
     def search(self, text: str | None = None, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
                min_score: float | None = None, min_prob: float | None = None, group_by: str | None = None,
                like: Sequence[str] = (), unlike: Sequence[str] = (), sort: str = "score", unit: str = "image",
-               unit_method: str | None = None) -> list[Any]:
+               unit_method: str | None = None, report: str | None = None,
+               report_polarity: str | None = None) -> list[Any]:
         """The ``k`` best images for a text and/or composed parts (``medsearch.query.compose``), restricted
         to ``where`` inside the vector search, above ``min_score`` (cosine) and ``min_prob`` (the model's
         pairwise probability, plain text queries only), one per ``group_by`` group if given; ``sort="date"``
         orders the thresholded results newest study first; ``unit`` series or study ranks those instead
-        (``UnitResult`` rows, scored by ``unit_method``: max, top3, mean). Raises InvalidQuery."""
+        (``UnitResult`` rows, scored by ``unit_method``: max, top3, mean); ``report`` keeps the images whose
+        study's report affirms a mention of these words (``report_polarity``: positive, negative, uncertain,
+        any; ``medsearch.reports.search``). Raises InvalidQuery."""
         return self.queries.run(QuerySpec(
             "search", text, None, k, offset, tuple(where), min_score, min_prob, group_by, tuple(like),
-            tuple(unlike), unit, unit_method, sort))
+            tuple(unlike), unit, unit_method, sort, report=report, report_polarity=report_polarity))
 
     def similar(self, target: str | Path | int, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
                 min_score: float | None = None, group_by: str | None = None, include_self: bool = False,
@@ -125,11 +128,12 @@ class Medsearch:
 
     def count(self, text: str | None = None, *, where: Sequence[str] = (), min_score: float | None = None,
               min_prob: float | None = None, like: Sequence[str] = (), unlike: Sequence[str] = (),
-              unit: str = "image") -> int:
+              unit: str = "image", report: str | None = None, report_polarity: str | None = None) -> int:
         """How many images (or series / studies, ``unit``) pass the filter and the thresholds. Raises
         InvalidQuery."""
         return self.queries.count(QuerySpec("search", text, where=tuple(where), min_score=min_score,
-                                            min_prob=min_prob, like=tuple(like), unlike=tuple(unlike), unit=unit))
+                                            min_prob=min_prob, like=tuple(like), unlike=tuple(unlike), unit=unit,
+                                            report=report, report_polarity=report_polarity))
 
     def timeline(self, target: str | int, text: str | None = None, like: Sequence[str] = (),
                  unlike: Sequence[str] = ()) -> Any:

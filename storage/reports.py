@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from medsearch.errors import MedsearchError
 from medsearch.storage import field_version
 from medsearch.storage.chunking import chunked
@@ -138,6 +139,14 @@ class ReportStore:
                 return {image_id: polarity for image_id, polarity in session.execute(labelled)}
             rows = chunked(list(image_ids), lambda chunk: session.execute(labelled.where(Image.id.in_(chunk))))
             return {image_id: polarity for image_id, polarity in rows}
+
+    def search_ids(self, words: Sequence[str], polarities: Collection[str],
+                   findings: Collection[str] = ()) -> np.ndarray:
+        """The ids (int64, sorted) of images whose study's report matches (``search_clause``)."""
+        with self._sessions() as session:
+            clause = search_clause(session.get_bind().dialect.name, words, polarities, findings)
+            found = session.scalars(select(Image.id).where(clause).order_by(Image.id))
+            return np.fromiter(found, dtype=np.int64)
 
     def study_of_path(self, path: str) -> StudyKey | None:
         """The study of the indexed image at ``path`` (its StudyInstanceUID, else the path), or None."""

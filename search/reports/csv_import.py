@@ -6,11 +6,11 @@ Columns (names case-insensitive): the key, one of ``study_uid`` (or ``study_inst
 path is used.
 
 The rule for a bad file: a fault of the file as a whole (over ``MAX_BYTES``, not UTF-8, no header, no key
-or report column, a NUL byte or a field past the csv module's limit, more than ``MAX_ROWS`` rows) stores
-nothing and says what and on which line. A bad row (an empty or malformed key, an empty or overlong
-text, a key that matches no indexed image, a study given twice) is left out and listed by its line, and
-the other rows are stored, in one transaction; when no row is good, nothing is stored and the file is
-refused."""
+or report column, a NUL byte, a field past the csv module's limit of 131072 characters, more than
+``MAX_ROWS`` rows) stores nothing and says what and on which line. A bad row (an empty or malformed key,
+an empty or overlong text, a key that matches no indexed image, a study given twice) is left out and
+listed by its line, and the other rows are stored, in one transaction; when no row is good, nothing is
+stored and the file is refused."""
 
 from __future__ import annotations
 
@@ -63,6 +63,8 @@ def parse_reports_csv(data: bytes, key: str | None = None, source: str = "the CS
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise InvalidQuery(f"{source} is not UTF-8 text (byte {error.start})") from None
+    if "\x00" in text:
+        raise InvalidQuery(f"{source}, line {text.count(chr(10), 0, text.index(chr(0))) + 1}: a NUL byte")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)

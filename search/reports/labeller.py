@@ -11,6 +11,8 @@ this module adds what a report needs beyond a query:
   "cannot exclude", ...), after it ("cannot be excluded", "is suspected", a question mark) or both sides
   ("atelectasis versus pneumonia"); the parser's own hedges (its pseudo-negations with "exclude", "rule
   out", "possible") are among them;
+- a negation cue after a comma list covers its bare items ("effusion, pneumothorax and consolidation
+  are absent"; the parser reaches back to the last comma only);
 - a historical mention ("history of pneumonia") is left out: it says nothing about this study;
 - a neutral term ("heart size", from the label set's ``neutral_terms``) counts only when the sentence
   judges it: normal -> negative, enlarged -> positive, borderline -> uncertain ("heart size is stable"
@@ -24,17 +26,16 @@ the label set's Korean synonyms added to the glossary.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from medsearch.errors import InvalidQuery
 from medsearch.labels.labelsets import LabelSet, load_label_set
-from medsearch.language.glossary import Glossary, Term, load_glossary, normalize
+from medsearch.language.glossary import Glossary, load_glossary, normalize
 from medsearch.language.grammar import tokens
 from medsearch.language.negation import NEG, PSEUDO_NEGATIONS, TERMINATORS, label_words, split_words
 from medsearch.language.phrase import english
 from medsearch.language.vocabulary import foreign_script
-from medsearch.reports.sentences import Span, Vocabulary, split_sentences
+from medsearch.reports.sentences import SKIPPABLE, Span, label_terms, split_sentences
 
 __all__ = ["POLARITIES", "Mention", "ReportLabeller", "split_sentences"]
 
@@ -74,6 +75,8 @@ JUDGED_ABNORMAL = ("enlarged", "enlargement", "large", "increased", "prominent",
 JUDGED_BORDERLINE = ("borderline", "top normal", "top-normal", "upper limits of normal", "upper limit of normal",
                      "upper normal", "high normal", "at the upper limits of normal", "mildly prominent")
 """How a sentence judges a neutral term: negative, positive, uncertain (the nearest judgement counts)."""
+JUDGED_WITHIN = 8
+"""How many words before and after a neutral term a judgement may be (and a long sentence stays linear)."""
 _VERB_TEXT = ("is are was were has have remains remain persists persist stable unchanged noted seen present "
               "appears appear demonstrated")
 _VERBS = frozenset(_VERB_TEXT.split())
@@ -181,12 +184,12 @@ _BOUNDARIES = frozenset({",", *(cue for cue in TERMINATORS if " " not in cue)})
 
 
 def _judgement(words: list[str], pos: int) -> str | None:
-    """How the clause around the neutral mention at ``pos`` judges it (the nearest judgement; after it
-    when two are as near): a polarity, or None when it does not."""
+    """How the clause around the neutral mention at ``pos`` (at most ``JUDGED_WITHIN`` words each side)
+    judges it (the nearest judgement; after it when two are as near): a polarity, or None."""
     start, end = pos, pos + 1
-    while start > 0 and words[start - 1] not in _BOUNDARIES:
+    while start > max(0, pos - JUDGED_WITHIN) and words[start - 1] not in _BOUNDARIES:
         start -= 1
-    while end < len(words) and words[end] not in _BOUNDARIES:
+    while end < min(len(words), pos + 1 + JUDGED_WITHIN) and words[end] not in _BOUNDARIES:
         end += 1
     best: tuple[int, int, str] | None = None
     at = start
@@ -216,6 +219,38 @@ def _marked(words: list[str], spans: list[Span]) -> tuple[list[str], list[int]]:
     return out + words[last:], positions
 
 
+_JOINERS = ("and", "or", "nor")
+
+
+def _negate_whole_lists(words: list[str], labels: list[str]) -> None:
+    """A cue after a list negates all of it: "effusion, pneumothorax and consolidation are absent" (the
+    parser reaches back to the last comma only). A mention before a comma is negated when it is its item's
+    only word and the item after the comma is a negated mention (modifiers allowed), in a list joined by
+    "and", "or" or "nor"; right to left, so a longer list follows."""
+    for comma in range(len(words) - 2, 0, -1):
+        if words[comma] != "," or not _alone(words, comma - 1) or labels[comma - 1] == NEG:
+            continue
+        right, joined = comma + 1, False
+        while right < len(words) and (words[right] in SKIPPABLE or words[right] in _JOINERS):
+            joined, right = joined or words[right] in _JOINERS, right + 1
+        negated = right < len(words) and words[right].startswith(_MARK) and labels[right] == NEG
+        if negated and (joined or _joined_after(words, right)):
+            labels[comma - 1] = NEG
+
+
+def _alone(words: list[str], pos: int) -> bool:
+    """Whether ``words[pos]`` is a mention standing alone between the sentence's start or commas."""
+    return words[pos].startswith(_MARK) and (pos == 0 or words[pos - 1] == ",")
+
+
+def _joined_after(words: list[str], pos: int) -> bool:
+    """Whether the list of mentions going on after ``pos`` (commas, modifiers) reaches "and", "or" or "nor"."""
+    pos += 1
+    while pos < len(words) and (words[pos] in SKIPPABLE or words[pos] == "," or words[pos].startswith(_MARK)):
+        pos += 1
+    return pos < len(words) and words[pos] in _JOINERS
+
+
 def _polarity(span: Span, label: str, judged: str | None, uncertain: bool) -> str | None:
     """A mention's polarity: negated by the parser, else judged (a neutral term), else hedged or positive;
     None for a neutral term the sentence does not judge."""
@@ -226,34 +261,16 @@ def _polarity(span: Span, label: str, judged: str | None, uncertain: bool) -> st
     return "uncertain" if uncertain else "positive"
 
 
-def _finding_name(name: str) -> str:
-    """A label's name in snake_case ("Pleural effusion" -> "pleural_effusion")."""
-    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or name
-
-
 class ReportLabeller:
     """Reads the findings of one vocabulary (a label set's labels) from report text. Pure and cheap: no
     model; one labeller may be shared between threads."""
 
     def __init__(self, label_set: LabelSet) -> None:
-        """The labeller of ``label_set``'s labels: a label's terms are its ``synonyms`` (or, without any,
-        its name with spaces, its display and Korean names) and its ``neutral_terms``; Korean ones are
-        added to the glossary that rebuilds Korean sentences in English."""
-        self._findings = [_finding_name(label.name) for label in label_set.labels]
-        terms: list[tuple[str, str, bool]] = []
-        korean: dict[str, Term] = {}
-        for label, finding in zip(label_set.labels, self._findings, strict=True):
-            named = label.synonyms or tuple(t for t in (label.name.replace("_", " "), label.display, label.korean) if t)
-            for texts, neutral in ((named, False), (label.neutral_terms, True)):
-                marker = f"{finding}_{'neutral' if neutral else 'finding'}"
-                terms.append((marker, finding, neutral))
-                for text in texts:
-                    if foreign_script(text):
-                        korean[normalize(text)] = Term(normalize(text), marker, "finding")
-                    else:
-                        terms.append((text, finding, neutral))
-        self._vocabulary = Vocabulary(terms)
-        self._glossary: Glossary = load_glossary([]).merged(Glossary(korean)) if korean else load_glossary([])
+        """The labeller of ``label_set``'s labels (their terms: ``medsearch.reports.sentences.label_terms``);
+        Korean terms are added to the glossary that rebuilds Korean sentences in English."""
+        self._findings, self._vocabulary, korean = label_terms(label_set)
+        glossary = load_glossary([])
+        self._glossary: Glossary = glossary.merged(Glossary(korean)) if korean else glossary
 
     @classmethod
     def from_label_set(cls, name_or_path: str = "cxr-findings") -> ReportLabeller:
@@ -295,6 +312,7 @@ class ReportLabeller:
             return []
         marked, positions = _marked(words, spans)
         labels = label_words(marked)
+        _negate_whole_lists(marked, labels)
         scopes = _Scopes(marked).run()
         out = []
         for span, pos in zip(spans, positions, strict=True):

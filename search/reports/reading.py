@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from medsearch.errors import InvalidQuery
 from medsearch.labels.labelsets import load_label_set
 from medsearch.reports.deidentify import Vocabulary
+from medsearch.reports.labeller import ReportLabeller, split_sentences
 from medsearch.storage.reports import NO_FINDING, RawReport, ReportRecord, StudyKey
 
 DEFAULT_LABEL_SET = "cxr-findings"
@@ -28,15 +28,13 @@ class ReportReader:
     keep_text: bool = False
 
     def __post_init__(self) -> None:
-        self._labeller: Any = None
+        self._labeller: ReportLabeller | None = None
         self._vocabulary: Vocabulary | None = None
 
     @property
-    def labeller(self) -> Any:
+    def labeller(self) -> ReportLabeller:
         """The labeller of ``label_set``. Raises InvalidQuery for an unknown label set."""
         if self._labeller is None:
-            from medsearch.reports.labeller import ReportLabeller
-
             self._labeller = ReportLabeller.from_label_set(self.label_set)
         return self._labeller
 
@@ -64,8 +62,6 @@ class ReportReader:
     def sentences(self, text: str) -> list[tuple[str, str, str]]:
         """(finding, polarity, sentence) rows: one per mention, and one (``""``, ``none``) per sentence
         without one; the sentence de-identified unless the text is kept; empty ones left out."""
-        from medsearch.reports.labeller import split_sentences
-
         shown: Callable[[str], str] = (lambda s: s.strip()) if self.keep_text else self.vocabulary.deidentify
         by_sentence: dict[int, list[tuple[str, str]]] = {}
         for mention in self.labeller.mentions(text):

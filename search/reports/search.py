@@ -12,10 +12,8 @@ import numpy as np
 from medsearch.errors import InvalidQuery
 from medsearch.reports.deidentify import query_words
 from medsearch.reports.reading import DEFAULT_LABEL_SET, ReportReader
-from medsearch.storage.models import Image
-from medsearch.storage.reports import NO_FINDING, POLARITIES, search_clause
+from medsearch.storage.reports import NO_FINDING, POLARITIES
 from medsearch.storage.store import Store
-from sqlalchemy import select
 
 POLARITY_CHOICES: dict[str, tuple[str, ...]] = {
     "positive": ("positive",), "negative": ("negative",), "uncertain": ("uncertain",),
@@ -47,7 +45,4 @@ def report_ids(store: Store, text: str, polarity: str | None = None,
         raise InvalidQuery(f"no word to search the reports for in {text!r}")
     labeller = (reader or reader_for()).labeller
     findings = sorted({mention.finding for mention in labeller.mentions(text)})
-    with store.read_session() as session:
-        clause = search_clause(session.get_bind().dialect.name, words, polarities, findings)
-        found = session.scalars(select(Image.id).where(clause).order_by(Image.id))
-        return np.fromiter(found, dtype=np.int64)
+    return store.reports.search_ids(words, polarities, findings)

@@ -6,8 +6,8 @@ dropped: "IMPRESSION: 1. No pneumothorax. 2. Small effusion." is "IMPRESSION:", 
 "Small effusion.". A semicolon does not end a sentence ("no pneumothorax; small left effusion" is one).
 The same rules read Korean reports, whose sentences end in "." or a line break.
 
-``Vocabulary`` finds a label set's report terms in a sentence's words (plurals and a few modifiers
-between a term's words allowed).
+``label_terms`` gathers a label set's report terms, and ``Vocabulary`` finds them in a sentence's words
+(plurals and a few modifiers between a term's words allowed).
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from medsearch.labels.labelsets import LabelSet
+from medsearch.language.glossary import Term, normalize
 from medsearch.language.negation import split_words
+from medsearch.language.vocabulary import foreign_script
 
 ABBREVIATIONS = frozenset({"vs", "e.g", "i.e", "dr", "approx", "cf", "fig", "mr", "mrs", "ms", "st", "no", "etc"})
 """Words whose period does not end a sentence (lowered, without the final period)."""
@@ -141,3 +144,29 @@ def _match_from(stems: list[str], pos: int, words: tuple[str, ...]) -> int | Non
             return None
         at += 1
     return at
+
+
+def finding_name(name: str) -> str:
+    """A label's name in snake_case ("Pleural effusion" -> "pleural_effusion")."""
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or name
+
+
+def label_terms(label_set: LabelSet) -> tuple[list[str], Vocabulary, dict[str, Term]]:
+    """The finding names of ``label_set``, the vocabulary of its English terms, and its Korean terms as
+    glossary terms. A label's terms are its ``synonyms`` (or, without any, its name with spaces, its
+    display and Korean names) and its ``neutral_terms``. A Korean term's English is a word of its own,
+    "<finding>_finding" (or "_neutral"), which the vocabulary holds too."""
+    findings = [finding_name(label.name) for label in label_set.labels]
+    terms: list[tuple[str, str, bool]] = []
+    korean: dict[str, Term] = {}
+    for label, finding in zip(label_set.labels, findings, strict=True):
+        named = label.synonyms or tuple(t for t in (label.name.replace("_", " "), label.display, label.korean) if t)
+        for texts, neutral in ((named, False), (label.neutral_terms, True)):
+            marker = f"{finding}_{'neutral' if neutral else 'finding'}"
+            terms.append((marker, finding, neutral))
+            for text in texts:
+                if foreign_script(text):
+                    korean[normalize(text)] = Term(normalize(text), marker, "finding")
+                else:
+                    terms.append((text, finding, neutral))
+    return findings, Vocabulary(terms), korean

@@ -498,7 +498,7 @@ def test_empty_and_gzip_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
-        ("reportsi.dcm", "no pixel data (Basic Text SR Storage)"),
+        ("reportsi.dcm", "a structured report, not an image (read as its study's report)"),
         ("rtplan.dcm", "no pixel data (RT Plan Storage)"),
         ("waveform_ecg.dcm", "no pixel data (12-lead ECG Waveform Storage)"),
         ("DICOMDIR", "no pixel data (Media Storage Directory Storage)"),
