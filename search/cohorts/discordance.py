@@ -173,7 +173,8 @@ def _entries(ctx: Context, chosen: list[tuple[Item, float]], funnel: list[dict[s
     entries: dict[str, Any] = {
         "criteria": [{"discordant": spec["finding"], "direction": spec["direction"], "prompts": spec["prompts"]}],
         "score_rule": RULE, "funnel": funnel, "collapsed": [], "count": len(chosen),
-        "discordance": {"finding": spec["finding"], "label_set": spec["label_set"], "members": details}}
+        "discordance": {"finding": spec["finding"], "label_set": spec["label_set"],
+                        "reports": ctx.store.reports.count(), "members": details}}
     if unit == "study":
         members = unit_members(ctx, ordered, "study")
         return {**entries, "unit": "study", "count": len(members), "images": sum(m["size"] for m in members),

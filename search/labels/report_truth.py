@@ -35,7 +35,7 @@ LEVEL = 0.95
 class ReportEvaluation:
     """The table: per finding positives, negatives, uncertain, patients, auc, auc_low, auc_high and a
     note (why there is no AUC or no interval); ``images``: the images with a positive or negative report
-    label for some finding."""
+    label for some finding; ``reports``: the studies with a report in the store."""
 
     label_set: str
     images: int
@@ -45,6 +45,7 @@ class ReportEvaluation:
     seed: int
     level: float = LEVEL
     min_positives: int = MIN_POSITIVES
+    reports: int = 0
     findings: dict[str, dict[str, Any]] = field(default_factory=dict)
     curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
 
@@ -109,7 +110,7 @@ def evaluate_reports(ctx: Context, labels: LabelSet, group_by: str = "patient", 
                            f"{labels.name or 'the label set'} ({', '.join(labels.names)})")
     groups = dict(zip(ids.tolist(), group_keys(ctx, ids, group_by).tolist(), strict=True))
     report = ReportEvaluation(labels.name or "labels", len(ids), len(set(groups.values())), group_by, rounds, seed,
-                              min_positives=min_positives)
+                              min_positives=min_positives, reports=ctx.store.reports.count())
     for name, found in scored.items():
         counts = _counts(polarities[name], found)
         figures = _figures(found, np.array([groups[int(i)] for i in found.ids], dtype=object), report)

@@ -52,6 +52,7 @@ def test_the_wrong_reports_are_the_cohort(cli: Callable[..., Any], wrong: dict[s
                                                 "shapes-sharp", "prompts": ["a red circle"], "k": None,
                                                 "min_disagreement": 0.5}
     assert made["model"]["id"] and made["store"]["generation"] >= 1 and "calibrated" in made["score_rule"]
+    assert made["discordance"]["reports"] == 60
 
     positive = cli("cohort", "create", "high", "--discordant", "red_circle", "--direction", "model-positive",
                    "--labels-file", sharp, "--store", store, "--json")

@@ -69,7 +69,7 @@ def test_auc_against_reports_equals_auc_against_true_labels(cli: Callable[..., A
     stripes = got["findings"]["green_stripes"]
     assert stripes["auc"] is None and stripes["note"] == "too few positives (3 < 5) for an AUC"
     assert (stripes["positives"], stripes["negatives"]) == (3, 3)
-    assert got["images"] == 60 and got["patients"] == 30 and got["group_by"] == "patient"
+    assert got["images"] == 60 and got["patients"] == 30 and got["group_by"] == "patient" and got["reports"] == 60
     assert plot.stat().st_size > 1000
     again = cli("evaluate", "--truth-from-reports", "--labels-file", vocabulary, "--store", store, "--json")
     assert again["findings"] == got["findings"]  # seeded: the same interval every time
