@@ -198,11 +198,13 @@ class Medsearch:
     # reports (medsearch.services.reports)
 
     def import_reports(self, path: str | Path, key: str | None = None, keep_text: bool = False,
-                       label_set: str = "cxr-findings") -> Any:
+                       label_set: str = "cxr-findings", patient_key: bytes | None = None) -> Any:
         """Import a CSV of reports (``medsearch.reports.importing``): each row's study labelled by the
-        report labeller; the text itself stored only with ``keep_text``. Returns an ``ImportSummary``.
+        report labeller; the text itself stored only with ``keep_text``; ``patient_key``: the key the images
+        were indexed with (default: ``medsearch.storage.patient_key``'s). Returns an ``ImportSummary``.
         Raises InvalidQuery, StoreError."""
-        return self.reports.import_csv(path, key=key, keep_text=keep_text, label_set=label_set)
+        return self.reports.import_csv(path, key=key, keep_text=keep_text, label_set=label_set,
+                                       patient_key=patient_key)
 
     # indexing (medsearch.indexer)
 

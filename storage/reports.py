@@ -69,42 +69,21 @@ class ReportStore:
 
     def write(self, records: Sequence[ReportRecord]) -> int:
         """Store ``records`` in one transaction, each replacing its study's earlier report (``replaced`` is
-        set on those). Returns how many were stored."""
+        set on those; of two records of one study, the later is stored). Returns how many were stored."""
+        latest = list({record.study: record for record in records}.values())
         with self._sessions.begin() as session:
-            for record in records:
-                record.replaced = self._delete_study(session, record.study)
-                self._insert(session, record)
-            if records:
+            old = _old_reports(session, [record.study for record in latest])
+            for record in latest:
+                record.replaced = record.study in old
+            _delete_reports(session, list(old.values()))
+            ids = session.scalars(insert(Report).returning(Report.id, sort_by_parameter_order=True), [
+                {"study_uid": r.study.study_uid, "image_path": r.study.image_path, "accession_key": r.accession_key,
+                 "source": r.source, "label_set": r.label_set, "labeller_version": r.labeller_version,
+                 "text": r.text} for r in latest]).all() if latest else []
+            _insert_rows(session, latest, ids)
+            if latest:
                 field_version.bump(session)
-        return len(records)
-
-    def _delete_study(self, session: Session, study: StudyKey) -> bool:
-        where = (Report.study_uid == study.study_uid) if study.study_uid else (Report.image_path == study.image_path)
-        old = session.scalar(select(Report.id).where(where))
-        if old is None:
-            return False
-        if _is_sqlite(session):
-            sentence_ids = select(ReportSentence.id).where(ReportSentence.report_id == old)
-            session.execute(delete(_FTS).where(_FTS.c.rowid.in_(sentence_ids)))
-        session.execute(delete(ReportSentence).where(ReportSentence.report_id == old))
-        session.execute(delete(ReportLabel).where(ReportLabel.report_id == old))
-        session.execute(delete(Report).where(Report.id == old))
-        return True
-
-    def _insert(self, session: Session, record: ReportRecord) -> None:
-        report = Report(study_uid=record.study.study_uid, image_path=record.study.image_path,
-                        accession_key=record.accession_key, source=record.source, label_set=record.label_set,
-                        labeller_version=record.labeller_version, text=record.text)
-        session.add(report)
-        session.flush()
-        session.add_all(ReportLabel(report_id=report.id, finding=finding, polarity=polarity)
-                        for finding, polarity in record.labels.items())
-        sentences = [ReportSentence(report_id=report.id, finding=finding, polarity=polarity, text=text)
-                     for finding, polarity, text in record.sentences]
-        session.add_all(sentences)
-        session.flush()
-        if _is_sqlite(session) and sentences:
-            session.execute(insert(_FTS), [{"rowid": row.id, "text": row.text} for row in sentences])
+        return len(latest)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -162,6 +141,49 @@ class ReportStore:
             rows = session.scalars(select(Image.study_instance_uid).distinct()
                                    .where(Image.accession_key == key, Image.study_instance_uid.is_not(None)))
             return sorted(str(uid) for uid in rows)
+
+
+def _old_reports(session: Session, studies: list[StudyKey]) -> dict[StudyKey, int]:
+    """{study: its stored report's id} for the ``studies`` that have one."""
+    uids = [study.study_uid for study in studies if study.study_uid]
+    paths = [study.image_path for study in studies if not study.study_uid and study.image_path]
+    by_uid = chunked(uids, lambda chunk: session.execute(
+        select(Report.id, Report.study_uid).where(Report.study_uid.in_(chunk))))
+    by_path = chunked(paths, lambda chunk: session.execute(
+        select(Report.id, Report.image_path).where(Report.image_path.in_(chunk))))
+    found = {StudyKey(study_uid=uid): report_id for report_id, uid in by_uid}
+    found.update({StudyKey(image_path=path): report_id for report_id, path in by_path})
+    return found
+
+
+def _delete_reports(session: Session, report_ids: list[int]) -> None:
+    """Delete reports with their labels, sentences and (SQLite) full-text rows."""
+    for start in range(0, len(report_ids), 500):
+        chunk = report_ids[start:start + 500]
+        if _is_sqlite(session):
+            sentence_ids = select(ReportSentence.id).where(ReportSentence.report_id.in_(chunk))
+            session.execute(delete(_FTS).where(_FTS.c.rowid.in_(sentence_ids)))
+        session.execute(delete(ReportSentence).where(ReportSentence.report_id.in_(chunk)))
+        session.execute(delete(ReportLabel).where(ReportLabel.report_id.in_(chunk)))
+        session.execute(delete(Report).where(Report.id.in_(chunk)))
+
+
+def _insert_rows(session: Session, records: list[ReportRecord], ids: Sequence[int]) -> None:
+    """The labels and sentences of ``records`` (stored as reports ``ids``), and the sentences' full text."""
+    labels = [{"report_id": report_id, "finding": finding, "polarity": polarity}
+              for record, report_id in zip(records, ids, strict=True) for finding, polarity in record.labels.items()]
+    if labels:
+        session.execute(insert(ReportLabel), labels)
+    sentences = [{"report_id": report_id, "finding": finding, "polarity": polarity, "text": text}
+                 for record, report_id in zip(records, ids, strict=True)
+                 for finding, polarity, text in record.sentences]
+    if not sentences:
+        return
+    sentence_ids = session.scalars(insert(ReportSentence).returning(ReportSentence.id, sort_by_parameter_order=True),
+                                   sentences).all()
+    if _is_sqlite(session):
+        session.execute(insert(_FTS), [{"rowid": sentence_id, "text": row["text"]}
+                                       for sentence_id, row in zip(sentence_ids, sentences, strict=True)])
 
 
 def _image_matches_report() -> ColumnElement[bool]:

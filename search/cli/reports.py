@@ -18,6 +18,9 @@ KeyChoice = Annotated[str | None, typer.Option(
 KeepTextOption = Annotated[bool, typer.Option(
     "--keep-report-text", help="Store the report text itself (PHI-prone). Default: only the labels and the "
                                "de-identified sentences.")]
+PatientKeyFile = Annotated[Path | None, typer.Option(
+    "--patient-key", help="The key file the images were indexed with (accession numbers are hashed with it); "
+                          "default: MEDSEARCH_PATIENT_KEY, else the store's own.")]
 LabelSetChoice = Annotated[str, typer.Option(
     "--label-set", help="The findings to read: a built-in label set (cxr-findings) or a label-set TOML file.")]
 
@@ -29,6 +32,7 @@ def import_reports(
     key: KeyChoice = None,
     keep_report_text: KeepTextOption = False,
     label_set: LabelSetChoice = "cxr-findings",
+    patient_key: PatientKeyFile = None,
     store: StoreOption = DEFAULT_STORE,
     as_json: JsonOption = False,
 ) -> None:
@@ -36,9 +40,12 @@ def import_reports(
     uncertain per finding, and re-importing a study replaces its report. Bad rows are listed by line and
     left out; a bad file stores nothing."""
     from medsearch.api import Medsearch
+    from medsearch.storage.patient_key import read_key_file
 
     with cli_errors(as_json), Medsearch.open(store, writable=True) as ms:
-        summary = ms.import_reports(csv_file, key=key, keep_text=keep_report_text, label_set=label_set)
+        secret = read_key_file(patient_key) if patient_key else None
+        summary = ms.import_reports(csv_file, key=key, keep_text=keep_report_text, label_set=label_set,
+                                    patient_key=secret)
     if as_json:
         print_json(summary.as_dict())
         return

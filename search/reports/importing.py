@@ -49,15 +49,18 @@ class ImportSummary:
 
 
 def import_reports_csv(store: Store, data: bytes, reader: ReportReader, *, key: str | None = None,
-                       base: Path | None = None, source: str = "the CSV") -> ImportSummary:
+                       base: Path | None = None, source: str = "the CSV",
+                       patient_key: bytes | None = None) -> ImportSummary:
     """Import a report CSV's bytes (``base``: the folder relative paths are read from; None: only absolute
-    paths). Raises InvalidQuery for a bad file or when no row is good (nothing stored then)."""
+    paths; ``patient_key``: as ``medsearch.storage.patient_key.patient_secret`` takes it). Raises InvalidQuery for
+    a bad file or when no row is good (nothing stored then), StoreError for a patient key that is not the
+    store's."""
     parsed = parse_reports_csv(data, key, source)
     summary = ImportSummary(key=parsed.key, key_column=parsed.key_column, kept_text=reader.keep_text,
                             label_set=reader.label_set)
     bad = list(parsed.bad)
     records: list[ReportRecord] = []
-    matcher = _Matcher(store, parsed, base)
+    matcher = _Matcher(store, parsed, base, patient_key)
     seen: dict[StudyKey, int] = {}
     for row in parsed.rows:
         try:
@@ -83,9 +86,9 @@ def import_reports_csv(store: Store, data: bytes, reader: ReportReader, *, key: 
 class _Matcher:
     """Finds the study of a row's key (the accession hash needs the store's patient key)."""
 
-    def __init__(self, store: Store, parsed: ParsedCsv, base: Path | None) -> None:
+    def __init__(self, store: Store, parsed: ParsedCsv, base: Path | None, given: bytes | None) -> None:
         self.store, self.kind, self.base = store, parsed.key, base
-        self.secret = patient_secret(store) if parsed.key == "accession" else None
+        self.secret = patient_secret(store, given) if parsed.key == "accession" else None
 
     def study(self, row: CsvRow) -> tuple[StudyKey, str | None]:
         """(the study, the accession's hash or None). Raises InvalidQuery when the key matches none."""

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from medsearch.errors import InvalidQuery
 from medsearch.labels.labelsets import load_label_set
 from medsearch.reports.deidentify import Vocabulary
-from medsearch.reports.labeller import ReportLabeller, split_sentences
+from medsearch.reports.labeller import Mention, ReportLabeller, split_sentences
 from medsearch.storage.reports import NO_FINDING, RawReport, ReportRecord, StudyKey
 
 DEFAULT_LABEL_SET = "cxr-findings"
 MAX_REPORT_CHARS = 100_000
 """A report longer than this is refused (a radiology report is a few thousand characters)."""
+_RANK = {"negative": 0, "uncertain": 1, "positive": 2}
 MAX_SENTENCE_CHARS = 2_000
 """A sentence row keeps at most this many characters (of its de-identified or kept text)."""
 
@@ -56,15 +57,17 @@ class ReportReader:
     def read(self, study: StudyKey, text: str, source: str, accession_key: str | None = None) -> ReportRecord:
         """The record of one report. Raises InvalidQuery for an empty or overlong text."""
         check_text(text)
-        return ReportRecord(study, source, self.label_set, self.version, dict(self.labeller.label(text)),
-                            self.sentences(text), text if self.keep_text else None, accession_key)
+        mentions = self.labeller.mentions(text)
+        return ReportRecord(study, source, self.label_set, self.version, report_labels(mentions),
+                            self.sentences(text, mentions), text if self.keep_text else None, accession_key)
 
-    def sentences(self, text: str) -> list[tuple[str, str, str]]:
-        """(finding, polarity, sentence) rows: one per mention, and one (``""``, ``none``) per sentence
-        without one; the sentence de-identified unless the text is kept; empty ones left out."""
+    def sentences(self, text: str, mentions: list[Mention]) -> list[tuple[str, str, str]]:
+        """(finding, polarity, sentence) rows: one per mention (of ``mentions``, the labeller's of
+        ``text``), and one (``""``, ``none``) per sentence without one; the sentence de-identified unless
+        the text is kept; empty ones left out."""
         shown: Callable[[str], str] = (lambda s: s.strip()) if self.keep_text else self.vocabulary.deidentify
         by_sentence: dict[int, list[tuple[str, str]]] = {}
-        for mention in self.labeller.mentions(text):
+        for mention in mentions:
             by_sentence.setdefault(mention.sentence, []).append((mention.finding, mention.polarity))
         rows: list[tuple[str, str, str]] = []
         for index, sentence in enumerate(split_sentences(text)):
@@ -77,6 +80,16 @@ class ReportReader:
     def read_raw(self, raw: RawReport) -> ReportRecord:
         """The record of a report read by the indexer (a structured report). Raises InvalidQuery."""
         return self.read(raw.study, raw.text, raw.source, raw.accession_key)
+
+
+def report_labels(mentions: list[Mention]) -> dict[str, str]:
+    """The report's label per finding from its mentions, as ``ReportLabeller.label`` gives it (positive
+    beats uncertain beats negative), without reading the text twice."""
+    labels: dict[str, str] = {}
+    for mention in mentions:
+        if _RANK[mention.polarity] > _RANK.get(labels.get(mention.finding, ""), -1):
+            labels[mention.finding] = mention.polarity
+    return labels
 
 
 def check_text(text: str) -> None:

@@ -26,16 +26,18 @@ class Reports:
         ctx.store.reports.reader = self.read_found
 
     def import_csv(self, source: str | Path | bytes, *, key: str | None = None, keep_text: bool = False,
-                   label_set: str = DEFAULT_LABEL_SET, name: str = "the CSV") -> ImportSummary:
+                   label_set: str = DEFAULT_LABEL_SET, name: str = "the CSV",
+                   patient_key: bytes | None = None) -> ImportSummary:
         """Import a CSV of reports: a file (relative paths in it are read from its folder) or its bytes (an
-        upload: absolute paths only). Raises InvalidQuery (a bad file, no good row, an unknown key or label
+        upload: absolute paths only); ``patient_key`` hashes accession numbers (default: the store's key,
+        ``medsearch.storage.patient_key``). Raises InvalidQuery (a bad file, no good row, an unknown key or label
         set), StoreError (a patient key that is not the store's)."""
         reader = reader_for(label_set, keep_text)
         if isinstance(source, bytes):
-            return import_reports_csv(self.ctx.store, source, reader, key=key, source=name)
+            return import_reports_csv(self.ctx.store, source, reader, key=key, source=name, patient_key=patient_key)
         path = Path(source).expanduser()
         return import_reports_csv(self.ctx.store, _read_capped(path), reader, key=key,
-                                  base=path.resolve().parent, source=str(path))
+                                  base=path.resolve().parent, source=str(path), patient_key=patient_key)
 
     def read_found(self, raw: RawReport) -> ReportRecord:
         """The record of a structured report found while indexing. Raises InvalidQuery."""

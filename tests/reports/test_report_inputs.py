@@ -114,3 +114,15 @@ def test_deidentified_sentences_keep_only_known_words() -> None:
     assert vocabulary.deidentify(sentence) == "small right pleural effusion"
     assert vocabulary.deidentify("Called Jane Doe at 555-0199.") == ""
     assert query_words("No right-sided Pneumothorax") == ["right", "sided", "pneumothorax"]
+
+
+def test_labels_from_mentions_equal_the_labellers() -> None:
+    from medsearch.reports.reading import ReportReader, report_labels
+
+    from tests.reports.report_data import REPORTS
+    from tests.reports.sentence_set import SENTENCES
+
+    labeller = ReportReader().labeller
+    texts = [*REPORTS.values(), " ".join(line.split("\t")[0] for line in SENTENCES.read_text().splitlines()[1:200])]
+    for text in texts:
+        assert report_labels(labeller.mentions(text)) == labeller.label(text)

@@ -98,3 +98,16 @@ def test_http_import_and_search(store: Path, tiny_embedder: Any) -> None:
         wrong = httpx.get(f"{base}/api/search", params={**params, "report_polarity": "maybe"}, headers=auth,
                           timeout=30)
         assert wrong.status_code == 400
+
+
+def test_accession_needs_the_key_the_images_were_indexed_with(store: Path, tiny_embedder: Any,
+                                                              tmp_path: Path) -> None:
+    from medsearch.api import Medsearch
+    from medsearch.errors import StoreError
+
+    csv_file = _csv(tmp_path / "acc.csv", "accession,report", [("ACC100002", REPORTS[UIDS[1]])])
+    with Medsearch.open(store, writable=True, embedder=tiny_embedder) as ms:
+        with pytest.raises(StoreError, match="not the one"):
+            ms.import_reports(csv_file, patient_key=b"another key of 32 bytes.........")
+        assert ms.import_reports(csv_file).stored == 1
+        assert ms.store.reports.study_labels("pneumothorax")[UIDS[1]] == "positive"
