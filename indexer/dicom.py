@@ -42,6 +42,7 @@ from medsearch.indexer.dicom_checks import check_mosaic, check_native_length
 from medsearch.indexer.dicom_codestream import codestream_size
 from medsearch.indexer.dicom_frames import decode_frames
 from medsearch.indexer.dicom_meta import file_metadata, quiet_pydicom
+from medsearch.indexer.dicom_sr import ReportFound, is_structured_report, read_report
 from medsearch.indexer.dicom_syntax import looks_like_dataset, reject_unknown_syntax
 from medsearch.indexer.frames import Frame, ReadOptions
 from medsearch.indexer.isolation import DecodeGuard
@@ -114,6 +115,8 @@ def _read_open_file(
         reject_unknown_syntax(handle.read(4096))
         raise
     ds = source.ds
+    if source.pixel_keyword is None and is_structured_report(ds):
+        raise ReportFound(read_report(ds, options.patient_key_secret))
     indices = _frame_indices(ds, options)
     _check_pixel_element(source)
     _check_image_size(ds, len(indices), options.max_pixels)

@@ -60,7 +60,7 @@ _AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0}
 def file_metadata(ds: Dataset, options: ReadOptions, transfer_syntax: str | None) -> dict[str, Any]:
     """Metadata shared by every frame of ``ds`` (``frame_number`` is added per frame by the reader).
 
-    Keys are ``medsearch.storage.models.METADATA_COLUMNS`` names, plus ``identity`` only when
+    Keys are ``medsearch.storage.models.METADATA_COLUMNS`` names and ``accession_key``, plus ``identity`` only when
     ``options.keep_identity``. Missing or malformed attributes give None; never raises.
     """
     meta: dict[str, Any] = {"file_format": "dicom"}
@@ -74,6 +74,7 @@ def file_metadata(ds: Dataset, options: ReadOptions, transfer_syntax: str | None
     meta["patient_sex"] = sex if sex in ("M", "F", "O") else None
     meta["patient_age"] = parse_age(_get(ds, "PatientAge"))
     meta["patient_key"] = patient_key(_get(ds, "PatientID"), options.patient_key_secret)
+    meta["accession_key"] = accession_key(_get(ds, "AccessionNumber"), options.patient_key_secret)
     burned = (clean_text(_get(ds, "BurnedInAnnotation"), 8) or "").upper()
     meta["burned_in_annotation"] = {"YES": True, "NO": False}.get(burned)
     if options.keep_identity:
@@ -129,6 +130,17 @@ def patient_key(patient_id: Any, secret: bytes | None) -> str | None:
     if not secret or text is None:
         return None
     digest = hmac.new(secret, text.encode("utf-8"), hashlib.sha256).hexdigest()
+    return digest[:PATIENT_KEY_LENGTH]
+
+
+def accession_key(accession: Any, secret: bytes | None) -> str | None:
+    """The keyed hash of the stripped Accession Number under the patient-key secret, with a label of its own
+    (it never equals a patient key): 32 hex characters. Reports keyed by accession number find their study
+    through it. None without a secret or a number."""
+    text = clean_text(accession, 1024)
+    if not secret or text is None:
+        return None
+    digest = hmac.new(secret, b"medsearch accession\x00" + text.encode("utf-8"), hashlib.sha256).hexdigest()
     return digest[:PATIENT_KEY_LENGTH]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from medsearch.errors import UnreadableFile
 from medsearch.indexer.censor import shown
+from medsearch.indexer.dicom_sr import ReportFound
 from medsearch.indexer.discover import FileEntry
 from medsearch.indexer.frames import Frame, ReadOptions, read_key
 from medsearch.indexer.memory_read import read_bytes
@@ -19,6 +20,7 @@ from medsearch.indexer.preprocess import PREPROCESSING_VERSION, Preprocessor
 from medsearch.indexer.readers import read_file
 from medsearch.indexer.thumbnail import render_png
 from medsearch.indexer.windows import parse_window
+from medsearch.storage.report_types import RawReport
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Loaded:
     thumbnails: list[bytes] = field(default_factory=list)
     error: str | None = None
     damaged: list[str] = field(default_factory=list)  # frames that could not be decoded while others were
+    report: RawReport | None = None  # a structured report instead of frames (``medsearch.indexer.dicom_sr``)
     read_seconds: float = 0.0
     preprocess_seconds: float = 0.0
 
@@ -43,6 +46,9 @@ def load_file(entry: FileEntry, options: ReadOptions, preprocessor: Preprocessor
     try:
         loaded.content_hash = content_hash or file_hash(entry.path)
         frames = read_file(Path(entry.path), options)
+    except ReportFound as found:
+        loaded.report = found.report
+        return loaded
     except UnreadableFile as exc:
         loaded.error = exc.reason
         return loaded
@@ -62,6 +68,9 @@ def load_bytes(entry: FileEntry, data: bytes, options: ReadOptions, preprocessor
     started = time.perf_counter()
     try:
         frames = read_bytes(data, options, "instance.dcm")
+    except ReportFound as found:
+        loaded.report = found.report
+        return loaded
     except UnreadableFile as exc:
         loaded.error = exc.reason
         return loaded

@@ -45,6 +45,7 @@ class IndexReport:
     precision: str | None = None  # of this run's vectors (None: nothing was embedded)
     sharded: int = 0  # files written to shards (``medsearch.indexer.distributed``), loaded later by ``load``
     other_precisions: list[str] = field(default_factory=list)  # already in the store
+    reports: int = 0  # structured reports read as their study's report (``medsearch.indexer.dicom_sr``)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -293,13 +294,36 @@ def write_loaded(store: Store, files: list[Loaded], matrix: np.ndarray, changed:
             reason = f"{len(loaded.damaged)} damaged frame(s) left out: {'; '.join(loaded.damaged[:3])}"
             batch.failures.append((FileStat(loaded.entry.path, loaded.entry.size, loaded.entry.mtime_ns), reason))
             report.failures.append({"path": loaded.entry.path, "reason": reason})
-        if not has_frames(loaded):
+        if not has_frames(loaded) and loaded.report is None:
             reason = loaded.error or "no frames"
             batch.failures.append((FileStat(loaded.entry.path, loaded.entry.size, loaded.entry.mtime_ns), reason))
             report.failed += 1
             report.failures.append({"path": loaded.entry.path, "reason": reason})
+    _take_reports(store, files, batch, report)
     with _timed(report, "write"):
         write_batch(store, batch)
+
+
+def _take_reports(store: Store, files: list[Loaded], batch: Batch, report: IndexReport) -> None:
+    """Store the structured reports among ``files`` (``store.reports.take``); those it cannot read are
+    failures of ``batch``."""
+    found = [loaded for loaded in files if loaded.report is not None]
+    if not found:
+        return
+    with _timed(report, "reports"):
+        taken, refused = store.reports.take([loaded.report for loaded in found if loaded.report is not None])
+    why = {id(raw): reason for raw, reason in refused}
+    for loaded in found:
+        reason = why.get(id(loaded.report))
+        if reason is None:
+            continue
+        batch.failures.append((FileStat(loaded.entry.path, loaded.entry.size, loaded.entry.mtime_ns), reason))
+        report.failed += 1
+        report.failures.append({"path": loaded.entry.path, "reason": reason})
+    report.reports += taken
+    read = [loaded.entry.path for loaded in found if id(loaded.report) not in why]
+    if read:
+        forget_failures(store, read)
 
 
 class _timed:

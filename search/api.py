@@ -35,6 +35,7 @@ from medsearch.services.cohorts import Cohorts
 from medsearch.services.items import Items
 from medsearch.services.learning import Learning
 from medsearch.services.querying import QueryService
+from medsearch.services.reports import Reports
 from medsearch.storage.store import Store
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ __all__ = ["Medsearch", "QuerySpec", "resolve_model"]
 class Medsearch:
     """A store plus the model that reads it (loaded on first need only), and every operation on them.
     ``ms.ctx`` is the services' context; ``ms.queries`` the query service, ``ms.items`` the look-ups,
-    ``ms.cohorts`` the saved cohorts, ``ms.learning`` probes, splits and the leakage audit."""
+    ``ms.cohorts`` the saved cohorts, ``ms.learning`` probes, splits and the leakage audit, ``ms.reports``
+    report import (structured reports found while indexing are read through it too)."""
 
     def __init__(self, store: Store, model: str | None = None, device: str = "auto",
                  embedder: Embedder | None = None, precision: str = "auto",
@@ -60,6 +62,7 @@ class Medsearch:
         self.items = Items(store)
         self.cohorts = Cohorts(self.ctx)
         self.learning = Learning(self.ctx)
+        self.reports = Reports(self.ctx)
 
     @classmethod
     def open(cls, store: str | Path | None = None, model: str | None = None, device: str = "auto",
@@ -98,15 +101,18 @@ class Medsearch:
     def search(self, text: str | None = None, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
                min_score: float | None = None, min_prob: float | None = None, group_by: str | None = None,
                like: Sequence[str] = (), unlike: Sequence[str] = (), sort: str = "score", unit: str = "image",
-               unit_method: str | None = None) -> list[Any]:
+               unit_method: str | None = None, report: str | None = None,
+               report_polarity: str | None = None) -> list[Any]:
         """The ``k`` best images for a text and/or composed parts (``medsearch.query.compose``), restricted
         to ``where`` inside the vector search, above ``min_score`` (cosine) and ``min_prob`` (the model's
         pairwise probability, plain text queries only), one per ``group_by`` group if given; ``sort="date"``
         orders the thresholded results newest study first; ``unit`` series or study ranks those instead
-        (``UnitResult`` rows, scored by ``unit_method``: max, top3, mean). Raises InvalidQuery."""
+        (``UnitResult`` rows, scored by ``unit_method``: max, top3, mean); ``report`` keeps the images whose
+        study's report affirms a mention of these words (``report_polarity``: positive, negative, uncertain,
+        any; ``medsearch.reports.search``). Raises InvalidQuery."""
         return self.queries.run(QuerySpec(
             "search", text, None, k, offset, tuple(where), min_score, min_prob, group_by, tuple(like),
-            tuple(unlike), unit, unit_method, sort))
+            tuple(unlike), unit, unit_method, sort, report=report, report_polarity=report_polarity))
 
     def similar(self, target: str | Path | int, k: int = 10, offset: int = 0, *, where: Sequence[str] = (),
                 min_score: float | None = None, group_by: str | None = None, include_self: bool = False,
@@ -122,11 +128,12 @@ class Medsearch:
 
     def count(self, text: str | None = None, *, where: Sequence[str] = (), min_score: float | None = None,
               min_prob: float | None = None, like: Sequence[str] = (), unlike: Sequence[str] = (),
-              unit: str = "image") -> int:
+              unit: str = "image", report: str | None = None, report_polarity: str | None = None) -> int:
         """How many images (or series / studies, ``unit``) pass the filter and the thresholds. Raises
         InvalidQuery."""
         return self.queries.count(QuerySpec("search", text, where=tuple(where), min_score=min_score,
-                                            min_prob=min_prob, like=tuple(like), unlike=tuple(unlike), unit=unit))
+                                            min_prob=min_prob, like=tuple(like), unlike=tuple(unlike), unit=unit,
+                                            report=report, report_polarity=report_polarity))
 
     def timeline(self, target: str | int, text: str | None = None, like: Sequence[str] = (),
                  unlike: Sequence[str] = ()) -> Any:
@@ -187,6 +194,17 @@ class Medsearch:
         with self.ctx.encoder.exclusive() as model:
             made = explain_frame(model, frame.pixels, query, method, lambda _texts: neutral)
         return shown(made, frame, marks)
+
+    # reports (medsearch.services.reports)
+
+    def import_reports(self, path: str | Path, key: str | None = None, keep_text: bool = False,
+                       label_set: str = "cxr-findings", patient_key: bytes | None = None) -> Any:
+        """Import a CSV of reports (``medsearch.reports.importing``): each row's study labelled by the
+        report labeller; the text itself stored only with ``keep_text``; ``patient_key``: the key the images
+        were indexed with (default: ``medsearch.storage.patient_key``'s). Returns an ``ImportSummary``.
+        Raises InvalidQuery, StoreError."""
+        return self.reports.import_csv(path, key=key, keep_text=keep_text, label_set=label_set,
+                                       patient_key=patient_key)
 
     # indexing (medsearch.indexer)
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from medsearch.storage import cohort_models, field_version, learn_models, source_models, thumbnail_models, unit_models  # noqa: F401  (register their tables on Base)
+from medsearch.storage import (  # noqa: F401  (register their tables on Base)
+    cohort_models,
+    field_version,
+    learn_models,
+    report_models,
+    source_models,
+    thumbnail_models,
+    unit_models,
+)
 from medsearch.storage.models import Base
 from medsearch.storage.schema import add_missing_columns, add_missing_indexes
 from sqlalchemy import Engine, create_engine, event

@@ -49,6 +49,7 @@ from medsearch.storage.filter_syntax import (
     syntax_error,
 )
 from medsearch.storage.models import METADATA_COLUMNS, Image, ImageField
+from medsearch.storage.report_filter import REPORT_PREFIX, report_condition, report_field_names
 from sqlalchemy import ColumnElement, and_, exists, not_, or_, select, true
 from sqlalchemy.orm import Session
 
@@ -79,8 +80,9 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def field_names(session: Session) -> set[str]:
-    """The distinct ``ImageField`` names in the store: what ``compile_filter`` takes as ``known_fields``."""
-    return set(session.scalars(select(ImageField.name).distinct()))
+    """The distinct ``ImageField`` names in the store and the ``report.<finding>`` names of its report
+    labels (``medsearch.storage.report_filter``): what ``compile_filter`` takes as ``known_fields``."""
+    return set(session.scalars(select(ImageField.name).distinct())) | report_field_names(session)
 
 
 def _as_date(value: str) -> dt.date | None:
@@ -180,7 +182,10 @@ class _Compiler:
         raise self.error(f"{name} is a {kind} column: expected {expected.get(kind, 'a number')}", pos)
 
     def field(self, expr: Predicate) -> ColumnElement[bool]:
-        """An EXISTS over the image's ``ImageField`` row of that name (NOT EXISTS for ``is null``)."""
+        """An EXISTS over the image's ``ImageField`` row of that name (NOT EXISTS for ``is null``); a
+        ``report.<finding>`` name is its study's report label instead."""
+        if expr.name.startswith(REPORT_PREFIX):
+            return report_condition(expr)
         condition: ColumnElement[bool] = true()
         if isinstance(expr, Like):
             condition = (ImageField.text.not_ilike if expr.negated else ImageField.text.ilike)(expr.pattern)

@@ -126,6 +126,9 @@ class Image(Base):
     patient_sex: Mapped[str | None] = mapped_column(String(8), index=True)
     patient_age: Mapped[float | None] = mapped_column(Float)
     patient_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    # the keyed hash of the Accession Number (``medsearch.storage.reports.accession_key``), which matches
+    # reports keyed by accession to their study; never the number itself. NULL in stores indexed before it.
+    accession_key: Mapped[str | None] = mapped_column(String(64), index=True)
     burned_in_annotation: Mapped[bool | None] = mapped_column(Boolean)
     # Words of burned-in text the detector read in the pixels (``medsearch.indexer.text_detect``): 0 none,
     # NULL not checked (stores from before it, or no detector installed). ``--where "text_regions = 0"``.

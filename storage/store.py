@@ -6,7 +6,7 @@ because every batch is one transaction.
 
 A store is composed of what it serves: ``vectors`` (the image index), ``unit_vectors`` (the series and
 study indexes, ``medsearch.storage.unit_index``) and ``filter_cache`` (the id sets of recent filters,
-``medsearch.storage.filters``), each safe to share between threads."""
+``medsearch.storage.filters``) and ``reports`` (``medsearch.storage.reports``), each safe to share between threads."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from medsearch.storage.filters import FilterCache
 from medsearch.storage.index_choice import IndexType
 from medsearch.storage.model_record import ModelRecord as ModelRecord  # re-exported: most callers import it from here
 from medsearch.storage.models import Image, Precision, StoreInfo, utcnow
+from medsearch.storage.reports import ReportStore
 from medsearch.storage.unit_index import UnitIndexes
 from medsearch.storage.vector_index import VectorIndex
 from sqlalchemy import func, select
@@ -53,6 +54,7 @@ class Store:
         self.vectors = VectorIndex(directory, self.engine, self._sessions, writable)
         self.unit_vectors = UnitIndexes(directory, self._sessions)
         self.filter_cache = FilterCache()
+        self.reports = ReportStore(self._sessions)
 
     @classmethod
     def open(cls, directory: Path | str, *, create: bool = False, writable: bool = False,

@@ -14,7 +14,7 @@ from medsearch.storage.thumbnails import save_thumbnails
 from medsearch.storage.units import keys_of_metadata, keys_of_paths, refresh
 from sqlalchemy import delete, insert, select, update
 
-STORED_KEYS = frozenset(METADATA_COLUMNS) | {"identity", "read_options", "preprocessing_version"}
+STORED_KEYS = frozenset(METADATA_COLUMNS) | {"identity", "read_options", "preprocessing_version", "accession_key"}
 
 
 @dataclass

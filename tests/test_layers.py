@@ -12,6 +12,7 @@ The order, from the bottom up; a module imports only from its own layer or the o
 6. ``medsearch.batching``, ``medsearch.encoder``: the model behind its lock, text micro-batching.
 7. ``medsearch.context``: store + encoder + translator, what every service works on.
 8. ``medsearch.labels``: zero-shot labels and their evaluation.
+8b. ``medsearch.reports``: radiology reports: the labeller, import, de-identification, report search.
 9. ``medsearch.learn``: probes, splits, calibration, leak audits.
 10. ``medsearch.cohorts``: saved cohorts (their criteria, splits and exports).
 11. ``medsearch.services``: querying, items, cohorts, learning, maintenance over a context.
@@ -39,7 +40,8 @@ PACKAGES = {"search": "medsearch", "indexer": "medsearch.indexer", "storage": "m
 LAYERS: list[tuple[str, ...]] = [
     ("medsearch.errors",), ("medsearch.storage",), ("medsearch.indexer",), ("medsearch.query", "medsearch.explain"),
     ("medsearch.language",), ("medsearch.batching", "medsearch.encoder"), ("medsearch.context",),
-    ("medsearch.labels",), ("medsearch.learn",), ("medsearch.cohorts",), ("medsearch.services",), ("medsearch.api",),
+    ("medsearch.labels",), ("medsearch.reports",), ("medsearch.learn",), ("medsearch.cohorts",),
+    ("medsearch.services",), ("medsearch.api",),
     ("medsearch",), ("medsearch.viewer",), ("medsearch.server",), ("medsearch.cli",),
 ]
 """The layers from the bottom up (see the module docstring)."""

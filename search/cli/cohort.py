@@ -42,20 +42,49 @@ def create(
     near_duplicates: Annotated[float | None, typer.Option(
         help="Collapse members with cosine above this into the better one (reported).")] = None,
     unit: Annotated[str, typer.Option("--unit", help=UNIT_HELP)] = "image",
+    discordant: Annotated[str | None, typer.Option(
+        help="Instead of criteria: the images (--unit study: studies) where the zero-shot score of this finding "
+             "and the report label disagree, strongest first.")] = None,
+    direction: Annotated[str, typer.Option(help="With --discordant: model-positive (report negative, scored "
+                                           "high), report-positive (scored low) or both.")] = "both",
+    labels_set: Annotated[str | None, typer.Option(
+        help="With --discordant: the label set whose prompts score the finding (default cxr-findings).")] = None,
+    labels_file: Annotated[Path | None, typer.Option(help="With --discordant: a label set TOML instead.")] = None,
+    k: Annotated[int | None, typer.Option("--k", "-k", help="With --discordant: keep the k strongest.")] = None,
+    min_disagreement: Annotated[float, typer.Option(
+        help="With --discordant: the least disagreement kept, a share of the other report class (0-1).")] = 0.5,
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
     """Create and save a cohort; prints its funnel. Order: all images -> each --where -> each --include ->
-    each --exclude -> --one-per -> --near-duplicates. Scores are cosines to the first semantic include."""
+    each --exclude -> --one-per -> --near-duplicates. Scores are cosines to the first semantic include.
+    With --discordant FINDING: where model and report disagree, scored by how strongly."""
     from medsearch.api import Medsearch
     from medsearch.cohorts.criteria import criteria_searched
 
     with cli_errors(as_json), Medsearch.open(store, model, device, writable=True) as ms:
+        if discordant is not None:
+            _check_alone(include, exclude, where, one_per, near_duplicates)
+            from medsearch.cli.labels import label_set
+
+            chosen = label_set(None, labels_file, labels_set or (None if labels_file else "cxr-findings"))
+            _show(ms.cohorts.create_discordant(name, chosen, discordant, direction, k, min_disagreement, unit),
+                  as_json, members=10)
+            return
         made = ms.cohorts.create(name, include or [], exclude or [], where or [], one_per, near_duplicates, unit)
         _show({**made, "searched_as": criteria_searched(ms.english, [*(include or []), *(exclude or [])])},
               as_json, members=10)
+
+
+def _check_alone(*given: Any) -> None:
+    """Raises InvalidQuery when criteria are given with --discordant."""
+    from medsearch.errors import InvalidQuery
+
+    if any(given):
+        raise InvalidQuery("--discordant makes a cohort of its own: give it without --include, --exclude, "
+                           "--where, --one-per or --near-duplicates")
 
 
 @cohort_app.command()
@@ -165,13 +194,15 @@ def _show(manifest: dict[str, Any], as_json: bool, members: int | None) -> None:
         typer.echo(f"  collapsed {item['id']} into {item['into']} (cosine {item['cosine']:.4f})")
     for member in manifest["members"][:members]:
         score = "" if member["score"] is None else f"{member['score']:.4f}"
+        report = "" if "report" not in member else (f" (report {member['report']}, model probability "
+                                                    f"{member['probability']:.3f})")
         if "key" in member:
             typer.echo(f"  #{member['rank']} {score} {member['unit']} {member['key']}: "
                        f"{plural(member['size'], 'image')}, "
                        f"{member['modality'] or '-'}, {member['study_date'] or 'undated'}, best {member['image_id']} "
-                       f"{member['path']}")
+                       f"{member['path']}{report}")
         else:
-            typer.echo(f"  #{member['rank']} {score} {member['id']} {member['path']}")
+            typer.echo(f"  #{member['rank']} {score} {member['id']} {member['path']}{report}")
 
 
 def register(app: typer.Typer) -> None:

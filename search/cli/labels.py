@@ -103,20 +103,38 @@ def evaluate(
     labels: LabelsOption = None,
     labels_file: LabelsFileOption = None,
     labels_set: LabelSetOption = None,
+    truth_from_reports: Annotated[bool, typer.Option(
+        "--truth-from-reports", help="Instead of --truth: each image's study's report labels (positive vs "
+        "negative; uncertain left out, counted); AUC with a 95 % interval resampling patients. Default label "
+        "set: cxr-findings.")] = False,
+    group_by: Annotated[str, typer.Option(help="With --truth-from-reports: the group the interval resamples "
+                                          "(patient, study or any column).")] = "patient",
+    rounds: Annotated[int, typer.Option(help="With --truth-from-reports: bootstrap rounds.")] = 1000,
+    seed: Annotated[int, typer.Option(help="With --truth-from-reports: the bootstrap's seed.")] = 0,
     k: Annotated[int, typer.Option("-k", "--k", help="k for precision@k and recall@k.")] = 10,
-    plot: Annotated[Path | None, typer.Option(help="Draw the ROC curves to this PNG.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Draw the ROC curves (and AUC intervals) to this PNG.")] = None,
     store: StoreOption = DEFAULT_STORE,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
-    """Measure prompts against known labels: ROC AUC per label, retrieval precision/recall@k and mAP."""
+    """Measure prompts against known labels: ROC AUC per label, retrieval precision/recall@k and mAP; or,
+    with --truth-from-reports, the AUC table against your own archive's report labels."""
     from medsearch.api import Medsearch
+    from medsearch.errors import InvalidQuery
     from medsearch.labels.evaluate import plot_roc
 
     with cli_errors(as_json), Medsearch.open(store, model, device) as ms:
         if plot:
             require_extra("matplotlib")  # before the evaluation, whose figures would be lost
+        if truth_from_reports:
+            from medsearch.cli.report_truth import evaluate_reports
+
+            if truth or truth_fields:
+                raise InvalidQuery("give the truth as one of --truth, --truth-fields or --truth-from-reports")
+            chosen = label_set(labels, labels_file, labels_set or (None if labels or labels_file else "cxr-findings"))
+            evaluate_reports(ms, chosen, group_by, rounds, seed, plot, as_json)
+            return
         fields = [name.strip() for name in (truth_fields or "").split(",") if name.strip()]
         chosen = label_set(labels, labels_file, labels_set)
         report = ms.evaluate(truth, chosen, k, key=key, root=root, truth_fields=fields)

@@ -150,6 +150,7 @@ def index(
             + (f"; {report.sharded} files written to shards in {shards} (load them with `medsearch load`)"
                if shards else "")
             + (f" ({report.precision})" if report.precision else "")
+            + (f"; {report.reports} structured report(s) read as study reports" if report.reports else "")
         )
         for failure in report.failures[:20]:
             again = " (failed before, unchanged: not read again)" if failure.get("known") else ""
@@ -319,6 +320,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "medsearch.cli.metadata", "medsearch.cli.labels", "medsearch.cli.serve", "medsearch.cli.reindex",
     "medsearch.cli.check", "medsearch.cli.cohort", "medsearch.cli.fidelity", "medsearch.cli.explain",
     "medsearch.cli.learn", "medsearch.cli.distributed", "medsearch.cli.roots", "medsearch.cli.units",
+    "medsearch.cli.reports",
 )
 for _name in COMMAND_MODULES:
     import_module(_name).register(app)

@@ -6,6 +6,6 @@
     cohorts.create(ctx, "effusions", include=["text:pleural effusion>=0.6"])
 """
 
-from medsearch.cohorts.saved import create, delete, diff, list_cohorts, refresh, show
+from medsearch.cohorts.saved import create, create_discordant, delete, diff, list_cohorts, refresh, show
 
-__all__ = ["create", "delete", "diff", "list_cohorts", "refresh", "show"]
+__all__ = ["create", "create_discordant", "delete", "diff", "list_cohorts", "refresh", "show"]

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 FORMATS = ("csv", "jsonl", "uids", "links")
 UID_COLUMNS = ("study_instance_uid", "series_instance_uid", "sop_instance_uid")
 BASE_COLUMNS = ("rank", "id", "path", "score", "probability")
+DISCORDANCE_COLUMNS = ("report", "disagrees")
 
 
 def export(ctx: Context, name: str, fmt: str, output: str | Path, columns: Sequence[str] = (),
@@ -40,6 +41,10 @@ def export(ctx: Context, name: str, fmt: str, output: str | Path, columns: Seque
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         table, header = unit_table(ctx, cohort, fmt, columns) if units else _image_table(ctx, members, fmt, columns)
+        if fmt != "uids" and "discordance" in cohort:  # each member's report label and direction
+            table = [{**row, **{c: m.get(c) for c in DISCORDANCE_COLUMNS}} for row, m in zip(table, members,
+                                                                                           strict=True)]
+            header = (*header, *DISCORDANCE_COLUMNS)
         _write_table(table, output, fmt, header)
         rows, skipped = len(table), len(members) - len(table)
         manifest_path = output.with_name(output.name + ".manifest.json")

@@ -21,14 +21,16 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from medsearch.cohorts import discordance
 from medsearch.cohorts.criteria import SCORE_RULE, Outcome, evaluate
 from medsearch.cohorts.units import check_cohort_unit, unit_members, unit_step
-from medsearch.errors import InvalidQuery, NotFound
+from medsearch.errors import InvalidQuery, NotFound, StoreError
 from medsearch.storage import cohort_store, queries
 from medsearch.storage.learn import load_split
 
 if TYPE_CHECKING:
     from medsearch.context import Context
+    from medsearch.labels.labelsets import LabelSet
 
 
 def create(ctx: Context, name: str, include: Sequence[str] = (), exclude: Sequence[str] = (),
@@ -47,13 +49,25 @@ def create(ctx: Context, name: str, include: Sequence[str] = (), exclude: Sequen
     return cohort_store.add_run(ctx.store, name, _evaluate(ctx, name, definition), definition)
 
 
+def create_discordant(ctx: Context, name: str, labels: LabelSet, finding: str, direction: str = "both",
+                      k: int | None = None, min_disagreement: float = 0.5, unit: str = "image") -> dict[str, Any]:
+    """Evaluate and save a discordance cohort (``medsearch.cohorts.discordance``): the images or studies
+    where the zero-shot score of ``finding`` and the report disagree, strongest first. Raises InvalidQuery
+    (unknown finding/direction/unit, no reports, one report class only, name taken), ModelMismatch."""
+    if not name.strip():
+        raise InvalidQuery("a cohort needs a name")
+    made = discordance.definition(labels, finding, direction, k, min_disagreement, unit)
+    cohort_store.check_name_free(ctx.store, name)
+    return discordance.with_details(cohort_store.add_run(ctx.store, name, _evaluate(ctx, name, made), made))
+
+
 def refresh(ctx: Context, name: str) -> dict[str, Any]:
     """Re-run a saved definition on the store as it is now; stores and returns a new run (its splits
     re-made on it, see ``_remake_splits``). Raises NotFound, ModelMismatch (before any write)."""
     definition = cohort_store.definition(ctx.store, name)
     kept_splits = _kept_splits(ctx, definition)
     made = cohort_store.add_run(ctx.store, name, _evaluate(ctx, name, definition))
-    return _remake_splits(ctx, name, kept_splits) if kept_splits else made
+    return _remake_splits(ctx, name, kept_splits) if kept_splits else discordance.with_details(made)
 
 
 def _kept_splits(ctx: Context, definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -82,7 +96,7 @@ def show(ctx: Context, name: str, run: int | None = None) -> dict[str, Any]:
     found = cohort_store.run(ctx.store, name, run)
     if found is None:
         raise NotFound(f"cohort {name!r} has no run {run}")
-    return found
+    return discordance.with_details(found)
 
 
 def list_cohorts(ctx: Context) -> list[dict[str, Any]]:
@@ -107,27 +121,40 @@ def diff(ctx: Context, name: str) -> dict[str, Any]:
 
 
 def _evaluate(ctx: Context, name: str, definition: dict[str, Any]) -> dict[str, Any]:
+    """A run's manifest: what was asked, the model and store it ran on, and its funnel and members."""
+    if "discordant" in definition:
+        return {**_header(ctx, name, definition),
+                **discordance.evaluate(ctx, definition["discordant"], definition.get("unit") or "image")}
     outcome = evaluate(ctx, definition["include"], definition["exclude"], definition["where"],
                        definition["one_per"], definition["near_duplicates"])
-    info = ctx.store.info()
-    assert info is not None  # evaluate raised StoreError on an empty store
     paths = queries.paths_by_id(ctx.store, [m[0] for m in outcome.members])
     return {
-        "name": name,
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "definition": definition,
+        **_header(ctx, name, definition),
         "criteria": outcome.criteria,
         "score_rule": SCORE_RULE,
-        "model": {"id": info.model_id, "revision": info.model_revision,
-                  "preprocessing_version": info.preprocessing_version, "dimension": info.dim,
-                  "image_precisions": ctx.store.precisions()},
-        "store": {"directory": str(ctx.store.directory), "generation": info.generation},
         "funnel": outcome.funnel,
         "collapsed": outcome.collapsed,
         "count": len(outcome.members),
         "members": [{"rank": rank, "id": i, "path": paths[i], "score": s, "probability": p}
                     for rank, (i, s, p) in enumerate(outcome.members, start=1)],
         **_as_units(ctx, outcome, definition.get("unit") or "image"),
+    }
+
+
+def _header(ctx: Context, name: str, definition: dict[str, Any]) -> dict[str, Any]:
+    """The manifest entries every run has: name, date, definition, model and store generation. Raises
+    StoreError on an empty store."""
+    info = ctx.store.info()
+    if info is None:
+        raise StoreError("the store is empty: index images first")
+    return {
+        "name": name,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "definition": definition,
+        "model": {"id": info.model_id, "revision": info.model_revision,
+                  "preprocessing_version": info.preprocessing_version, "dimension": info.dim,
+                  "image_precisions": ctx.store.precisions()},
+        "store": {"directory": str(ctx.store.directory), "generation": info.generation},
     }
 
 

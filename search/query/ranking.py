@@ -98,20 +98,21 @@ def grouped(store: Store, hits: Iterator[tuple[int, float]], group_by: str, k: i
             for key, members in ordered]
 
 
-def ranked_results(store: Store, query: np.ndarray, k: int, offset: int = 0, where: Sequence[str] = (),
+def ranked_results(store: Store, query: np.ndarray, k: int, offset: int = 0, allowed: np.ndarray | None = None,
                    threshold: float | None = None, group_by: str | None = None,
                    calibration: tuple[float, float] | None = None) -> list[Result]:
-    """Results for a (dim,) float32 query vector: filtered inside the search, thresholded, paged, grouped.
-    When a writer deletes some of the hits before they are read back, the search runs again on the
-    caught-up index (up to 3 times), so that a page is not left short. Raises InvalidQuery (``where``)."""
+    """Results for a (dim,) float32 query vector: among the ``allowed`` ids (a filter's, ``allowed_ids``;
+    None: all) inside the search, thresholded, paged, grouped. When a writer deletes some of the hits
+    before they are read back, the search runs again on the caught-up index (up to 3 times), so that a
+    page is not left short."""
     if group_by is None:
         for _attempt in range(3):
-            hits = take(iter_ranked(store, query, allowed_ids(store, where), threshold), k, offset)
+            hits = take(iter_ranked(store, query, allowed, threshold), k, offset)
             results = hydrate(store, hits, offset, calibration)
             if len(results) == len(hits):
                 break
         return results
-    best = grouped(store, iter_ranked(store, query, allowed_ids(store, where), threshold), group_by, k, offset)
+    best = grouped(store, iter_ranked(store, query, allowed, threshold), group_by, k, offset)
     results = hydrate(store, [(i, s) for i, s, _g in best], offset, calibration)
     groups = {i: g for i, _s, g in best}
     for result in results:

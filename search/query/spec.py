@@ -27,6 +27,7 @@ UNITS = ("image", "series", "study")
 TEXT_METHODS = ("mean", "max", "top3")
 SIMILAR_METHODS = ("mean", "max", "top3", "late")
 SORTS = ("score", "date")
+REPORT_POLARITIES = ("positive", "negative", "uncertain", "any")
 MAX_K = 1000
 MAX_OFFSET = 100_000
 MAX_PARTS = 20
@@ -70,6 +71,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("sort", str, "score, or date (newest study first; needs min_score or min_prob)."),
     Option("include_self", bool, "Keep the query image itself (an indexed file or id) among the results.",
            ("similar",)),
+    Option("report", str, "Only images whose study's report affirms a mention holding these words, e.g. "
+                          "'pneumothorax' (negated mentions do not count; see report_polarity)."),
+    Option("report_polarity", str, "Which report mentions count: positive (default), negative, uncertain, any."),
 )
 
 
@@ -94,6 +98,8 @@ class QuerySpec:
     unit_method: str | None = None
     sort: str = "score"
     include_self: bool = False
+    report: str | None = None
+    report_polarity: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("where", "like", "unlike"):  # lists from a caller become tuples: the spec stays frozen
@@ -195,6 +201,8 @@ def _check_bounds(spec: QuerySpec) -> None:
         raise InvalidQuery(f"the search text is longer than {MAX_TEXT} characters")
     if sum(len(w) for w in spec.where) > MAX_WHERE:
         raise InvalidQuery(f"the where expressions are longer than {MAX_WHERE} characters")
+    if spec.report is not None and len(spec.report) > MAX_TEXT:
+        raise InvalidQuery(f"the report search is longer than {MAX_TEXT} characters")
 
 
 def _check_choices(spec: QuerySpec) -> None:
@@ -206,6 +214,9 @@ def _check_choices(spec: QuerySpec) -> None:
                            f"{', '.join(methods)}")
     if spec.sort not in SORTS:
         raise InvalidQuery(f"unknown sort {spec.sort!r}; expected one of {', '.join(SORTS)}")
+    if spec.report_polarity is not None and spec.report_polarity not in REPORT_POLARITIES:
+        raise InvalidQuery(f"unknown report polarity {spec.report_polarity!r}; expected one of "
+                           f"{', '.join(REPORT_POLARITIES)}")
 
 
 def _check_combinations(spec: QuerySpec) -> None:
@@ -230,6 +241,10 @@ def _check_combinations(spec: QuerySpec) -> None:
         raise InvalidQuery("min_prob needs a plain text query: the model's probability is per text")
     if spec.group_by is not None and not spec.group_by.strip():
         raise InvalidQuery("group_by is empty: name a column, or leave it out")
+    if spec.report is not None and not spec.report.strip():
+        raise InvalidQuery("the report search is empty: give words, or leave it out")
+    if spec.report_polarity is not None and spec.report is None:
+        raise InvalidQuery("report_polarity says which report mentions count: give report words with it")
 
 
 def _converted(option: Option, texts: list[str]) -> Any:

@@ -22,6 +22,7 @@ from medsearch.server import (
     routes_learn,
     routes_meta,
     routes_page,
+    routes_reports,
     routes_search,
     routes_units,
     routes_viewer,
@@ -88,6 +89,7 @@ def create_app(store_dir: str | Path, model: str | None = None, device: str = "a
     app.include_router(routes_explain.router)
     app.include_router(routes_learn.router)
     app.include_router(routes_units.router)
+    app.include_router(routes_reports.router)
     app.include_router(routes_viewer.router)
     app.include_router(routes_page.router)
     _add_page(app)

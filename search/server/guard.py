@@ -19,7 +19,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
-BODY_TYPES = ("application/json", "multipart/form-data", "application/octet-stream", "application/dicom")
+BODY_TYPES = ("application/json", "multipart/form-data", "application/octet-stream", "application/dicom",
+              "text/csv")  # text/csv (report imports) is not a CORS-simple type: it needs a preflight
 DOC_PATHS = ("/docs", "/redoc", "/openapi.json")
 
 

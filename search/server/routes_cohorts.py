@@ -18,6 +18,7 @@ from medsearch.cohorts.criteria import parse_criterion
 from medsearch.errors import InvalidQuery
 from medsearch.server.deps import get_engine
 from medsearch.server.engine import ServerEngine
+from medsearch.server.routes_labels import LabelChoice, label_set_or_default
 from medsearch.server.security import check_token
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
@@ -29,10 +30,21 @@ Criteria = Annotated[list[Annotated[str, Field(max_length=4000)]], Field(max_len
 HTTP_FORMATS = {"csv": "text/csv", "jsonl": "application/x-ndjson", "uids": "text/csv"}
 
 
+class Discordant(LabelChoice):
+    """As ``medsearch cohort create --discordant``: the finding, the labels whose prompts score it (default
+    ``labels_set`` cxr-findings), direction, k, and the least disagreement kept."""
+
+    finding: str = Field(min_length=1, max_length=200)
+    direction: Literal["model-positive", "report-positive", "both"] = "both"
+    k: int | None = Field(default=None, ge=1, le=1_000_000)
+    min_disagreement: float = Field(default=0.5, ge=0, le=1)
+
+
 class CohortRequest(BaseModel):
     """As ``medsearch cohort create``: include/exclude criteria (text:TEXT>=P, text:TEXT score>=C, id:N>=C,
     SUBJECT top N, where:EXPR), where filters, one_per (study, series, patient or COLUMN), near_duplicates,
-    unit (image, or series/study: the members are the units holding a passing image, one row each)."""
+    unit (image, or series/study: the members are the units holding a passing image, one row each); or
+    ``discordant`` (``Discordant``) alone: where model and report disagree (unit image or study)."""
 
     name: str = Field(min_length=1, max_length=200)
     include: Criteria = []
@@ -41,6 +53,18 @@ class CohortRequest(BaseModel):
     one_per: str | None = Field(default=None, max_length=200)
     near_duplicates: float | None = Field(default=None, gt=0, le=1)
     unit: Literal["image", "series", "study"] = "image"
+    discordant: Discordant | None = None
+
+
+def _create_discordant(engine: ServerEngine, request: CohortRequest) -> dict[str, Any]:
+    """A discordance cohort; criteria given with it are refused. Raises InvalidQuery."""
+    spec = request.discordant
+    assert spec is not None
+    if request.include or request.exclude or request.where or request.one_per or request.near_duplicates:
+        raise InvalidQuery("discordant makes a cohort of its own: give it without include, exclude, where, "
+                           "one_per or near_duplicates")
+    return engine.medsearch.cohorts.create_discordant(request.name, label_set_or_default(spec), spec.finding,
+                                                      spec.direction, spec.k, spec.min_disagreement, request.unit)
 
 
 def _no_files(request: CohortRequest) -> None:
@@ -51,6 +75,8 @@ def _no_files(request: CohortRequest) -> None:
 
 
 def _create(engine: ServerEngine, request: CohortRequest) -> dict[str, Any]:
+    if request.discordant is not None:
+        return _create_discordant(engine, request)
     _no_files(request)
     return engine.medsearch.cohorts.create(request.name, request.include, request.exclude, request.where,
                                            request.one_per, request.near_duplicates, request.unit)

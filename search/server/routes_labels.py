@@ -1,5 +1,6 @@
-"""Zero-shot labels over HTTP: the built-in label sets, and per-image probabilities with a findings
-summary for stored images (by id; no file path is ever taken from the client)."""
+"""Zero-shot labels over HTTP: the built-in label sets, per-image probabilities with a findings summary
+for stored images (by id; no file path is ever taken from the client), and the AUC table against the
+archive's report labels."""
 
 from __future__ import annotations
 
@@ -22,18 +23,32 @@ router = APIRouter(prefix="/api", tags=["labels"], dependencies=[Depends(check_t
 Prompts = Annotated[list[Annotated[str, Field(max_length=500)]], Field(max_length=50)]
 
 
-class ClassifyRequest(BaseModel):
+class LabelChoice(BaseModel):
     """Exactly one of ``labels`` ("normal;pneumonia"), ``labels_set`` (a built-in name) or
     ``label_prompts`` ({label: [prompt, ...]}, a prompt ensemble per label)."""
 
-    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=1000)
     labels: str | None = Field(default=None, max_length=4000)
     labels_set: str | None = Field(default=None, max_length=100)
     label_prompts: dict[str, Prompts] | None = Field(default=None, max_length=100)
+
+
+class ClassifyRequest(LabelChoice):
+    """The ids to classify, the labels (``LabelChoice``), and whether they exclude each other."""
+
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=1000)
     exclusive: bool = False
 
 
-def label_set_of(request: ClassifyRequest) -> LabelSet:
+class ReportTruthRequest(LabelChoice):
+    """As ``medsearch evaluate --truth-from-reports``: the labels (default ``labels_set`` cxr-findings),
+    the group the interval resamples, bootstrap rounds and seed."""
+
+    group_by: str = Field(default="patient", min_length=1, max_length=200)
+    rounds: int = Field(default=1000, ge=100, le=10000)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+
+
+def label_set_of(request: LabelChoice) -> LabelSet:
     """The one label set the request names. Raises InvalidQuery (none or several given, unknown built-in
     set, malformed labels)."""
     given = [x for x in (request.labels, request.labels_set, request.label_prompts) if x is not None]
@@ -49,6 +64,13 @@ def label_set_of(request: ClassifyRequest) -> LabelSet:
     assert request.label_prompts is not None
     return LabelSet(tuple(Label(name, tuple(p.strip() for p in prompts))
                           for name, prompts in request.label_prompts.items()))
+
+
+def label_set_or_default(request: LabelChoice) -> LabelSet:
+    """The label set the request names, cxr-findings when it names none. Raises InvalidQuery."""
+    if request.labels is None and request.labels_set is None and request.label_prompts is None:
+        return load_label_set("cxr-findings")
+    return label_set_of(request)
 
 
 @router.get("/label-sets")
@@ -71,3 +93,16 @@ async def classify(request: ClassifyRequest, engine: ServerEngine = Depends(get_
     return {"labels": list(labels.names), "searched_as": prompts_searched(engine.medsearch.english, labels),
             "exclusive": request.exclusive, "note": NOTE,
             "results": [asdict(result) for result in results]}
+
+
+@router.post("/evaluate/reports")
+async def evaluate_reports(request: ReportTruthRequest, engine: ServerEngine = Depends(get_engine)) -> dict[str, Any]:
+    """Per finding, the zero-shot AUC of the label set's prompts against the report labels of each image's
+    study (uncertain left out, counted), with a 95 % interval resampling patients (``group_by``): the
+    table ``evaluate --truth-from-reports`` prints. 400 without reports or labelled images."""
+    labels = label_set_or_default(request)
+    report = await run_in_threadpool(engine.medsearch.learning.evaluate_reports, labels, request.group_by,
+                                     request.rounds, request.seed)
+    data = asdict(report)
+    data.pop("curves")
+    return data

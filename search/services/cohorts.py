@@ -16,6 +16,7 @@ from medsearch.cohorts.export import export
 
 if TYPE_CHECKING:
     from medsearch.context import Context
+    from medsearch.labels.labelsets import LabelSet
 
 
 class Cohorts:
@@ -33,6 +34,16 @@ class Cohorts:
         unknown ``one_per`` column or unit), NotFound (an example image), ModelMismatch."""
         with self.ctx.writes:
             return saved.create(self.ctx, name, include, exclude, where, one_per, near_duplicates, unit)
+
+    def create_discordant(self, name: str, labels: LabelSet, finding: str, direction: str = "both",
+                          k: int | None = None, min_disagreement: float = 0.5, unit: str = "image") -> dict[str, Any]:
+        """Evaluate and save a discordance cohort: the images (or studies) where the zero-shot score of
+        ``finding`` (its prompts in ``labels``) and the report label disagree, ``direction`` model-positive,
+        report-positive or both, strongest first, at most ``k`` (``medsearch.cohorts.discordance``). Raises
+        InvalidQuery (unknown finding/direction/unit, no reports, one report class only, name taken),
+        ModelMismatch."""
+        with self.ctx.writes:
+            return saved.create_discordant(self.ctx, name, labels, finding, direction, k, min_disagreement, unit)
 
     def refresh(self, name: str) -> dict[str, Any]:
         """Re-run a saved definition on the store as it is now; stores and returns a new run. Raises NotFound."""

@@ -1,6 +1,6 @@
-"""``ms.learning``: probes, patient-grouped splits and the leakage audit (``medsearch.learn`` does the
-work), the one door the CLI, the HTTP API and Python use. Writes (probes, splits) are serialised by the
-context's ``writes`` lock."""
+"""``ms.learning``: probes, patient-grouped splits, the leakage audit (``medsearch.learn`` does the work) and
+the zero-shot AUC table against report labels; the one door the CLI, the HTTP API and Python use. Writes
+(probes, splits) are serialised by the context's ``writes`` lock."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from medsearch.learn import audit, probe, split
 
 if TYPE_CHECKING:
     from medsearch.context import Context
+    from medsearch.labels.labelsets import LabelSet
+    from medsearch.labels.report_truth import ReportEvaluation
     from medsearch.learn.audit import Audit
 
 
@@ -44,6 +46,16 @@ class Learning:
     def probes(self) -> list[dict[str, Any]]:
         """Every saved probe with its figures."""
         return probe.probes(self.ctx)
+
+    def evaluate_reports(self, labels: LabelSet, group_by: str = "patient", rounds: int = 1000, seed: int = 0,
+                         min_positives: int = 5) -> ReportEvaluation:
+        """Your archive's own AUC table: per finding of ``labels``, the zero-shot AUC against the report
+        labels of each image's study (uncertain left out and counted), with a 95 % interval that resamples
+        ``group_by`` groups (patients), seeded (``medsearch.labels.report_truth``). Raises InvalidQuery (no
+        reports, no labelled image, unknown column), ModelMismatch."""
+        from medsearch.labels.report_truth import evaluate_reports
+
+        return evaluate_reports(self.ctx, labels, group_by, rounds, seed, min_positives)
 
     def split(self, name: str, by: str = "patient", ratios: Sequence[float] = (0.7, 0.15, 0.15),
               names: Sequence[str] | None = None, stratify: str | None = None, seed: int = 0,

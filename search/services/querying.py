@@ -17,6 +17,7 @@ from medsearch.query.compose import compose, parse_part
 from medsearch.query.ranking import allowed_ids, group_column, iter_ranked
 from medsearch.query.scoring import threshold as threshold_of
 from medsearch.query.spec import QuerySpec, check_utf8
+from medsearch.reports.search import report_ids
 from medsearch.services.ranking import Prepared, all_ids, ranking_for, sorted_page
 from medsearch.storage import queries
 from medsearch.storage import units as stored
@@ -59,7 +60,7 @@ class QueryService:
         if not spec.is_unit:
             return 0
         lacking = stored.ids_without_unit(self.ctx.store, spec.unit)
-        allowed = allowed_ids(self.ctx.store, spec.where)
+        allowed = self.allowed(spec)
         return len(lacking) if allowed is None else int(np.isin(lacking, allowed).sum())
 
     def checked(self, spec: QuerySpec) -> np.ndarray | None:
@@ -68,7 +69,16 @@ class QueryService:
         spec.validate()
         if spec.group_by is not None:
             group_column(self.ctx.store, spec.group_by)
-        return allowed_ids(self.ctx.store, spec.where)
+        return self.allowed(spec)
+
+    def allowed(self, spec: QuerySpec) -> np.ndarray | None:
+        """The ids ``spec``'s ``where`` and ``report`` allow (int64, sorted; None: no filter). Raises
+        InvalidQuery."""
+        allowed = allowed_ids(self.ctx.store, spec.where)
+        if spec.report is None:
+            return allowed
+        matched = report_ids(self.ctx.store, spec.report, spec.report_polarity)
+        return matched if allowed is None else np.intersect1d(allowed, matched, assume_unique=True)
 
     def prepare(self, spec: QuerySpec, vector: np.ndarray | None) -> Prepared:
         """The query vector of ``spec`` (or ``vector``), what it leaves out, and its threshold."""

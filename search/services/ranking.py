@@ -46,14 +46,14 @@ class ImageRanking:
     """Images by cosine, filtered, thresholded, optionally one per ``group_by`` group; the query's own
     images left out."""
 
-    def __init__(self, store: Store, spec: QuerySpec, query: Prepared) -> None:
-        self.store, self.spec, self.query = store, spec, query
+    def __init__(self, store: Store, spec: QuerySpec, query: Prepared, allowed: np.ndarray | None) -> None:
+        self.store, self.spec, self.query, self.allowed = store, spec, query, allowed
 
     def page(self, first: int, n: int) -> list[Any]:
         spec, query = self.spec, self.query
         own = query.own_ids
         found = ranked_results(self.store, query.vector, n + (first + len(own) if own else 0), 0 if own else first,
-                               spec.where, query.threshold, spec.group_by, query.calibration)
+                               self.allowed, query.threshold, spec.group_by, query.calibration)
         if not own:
             return found
         kept = [result for result in found if result.id not in own][first : first + n]
@@ -91,7 +91,7 @@ class UnitRanking:
 
 def ranking_for(store: Store, spec: QuerySpec, query: Prepared, allowed: np.ndarray | None) -> Ranking:
     """The strategy ``spec.unit`` asks for."""
-    return UnitRanking(store, spec, query, allowed) if spec.is_unit else ImageRanking(store, spec, query)
+    return UnitRanking(store, spec, query, allowed) if spec.is_unit else ImageRanking(store, spec, query, allowed)
 
 
 def sorted_page(ranking: Ranking, spec: QuerySpec) -> list[Any]:

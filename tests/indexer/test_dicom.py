@@ -369,7 +369,7 @@ def test_metadata_columns_and_cleaning(tmp_path: Path) -> None:
     path = full_file(tmp_path)
     frame = read_one(path)
     meta = frame.metadata
-    assert set(meta) <= set(METADATA_COLUMNS)
+    assert set(meta) <= {*METADATA_COLUMNS, "accession_key"}
     assert meta == {
         "file_format": "dicom",
         "width": 6,
@@ -389,6 +389,7 @@ def test_metadata_columns_and_cleaning(tmp_path: Path) -> None:
         "patient_sex": "F",
         "patient_age": 45.0,
         "patient_key": None,
+        "accession_key": None,
         "burned_in_annotation": False,
         "voi": "window 12/24 LINEAR (file) + minmax",  # a DX: Google's stretch after the window
     }
@@ -406,7 +407,7 @@ def test_identity_never_leaks_without_the_opt_in(tmp_path: Path) -> None:
 
 def test_identity_kept_on_request(tmp_path: Path) -> None:
     meta = read_one(full_file(tmp_path), keep_identity=True).metadata
-    assert set(meta) - set(METADATA_COLUMNS) == {"identity"}
+    assert set(meta) - set(METADATA_COLUMNS) == {"identity", "accession_key"}
     assert json.loads(meta["identity"]) == IDENTITY
 
 
@@ -497,7 +498,7 @@ def test_empty_and_gzip_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
-        ("reportsi.dcm", "no pixel data (Basic Text SR Storage)"),
+        ("reportsi.dcm", "a structured report, not an image (read as its study's report)"),
         ("rtplan.dcm", "no pixel data (RT Plan Storage)"),
         ("waveform_ecg.dcm", "no pixel data (12-lead ECG Waveform Storage)"),
         ("DICOMDIR", "no pixel data (Media Storage Directory Storage)"),
