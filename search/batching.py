@@ -15,10 +15,13 @@ EmbedTexts = Callable[[Sequence[str]], np.ndarray]
 
 class TextBatcher:
     """``embed(text)`` -> (dim,) float32 vector; concurrent callers within ``window_s`` are batched (at most
-    ``max_batch`` texts per call). Exceptions raised by ``embed_texts`` reach every caller of the batch."""
+    ``max_batch`` texts per call). Exceptions raised by ``embed_texts`` reach every caller of the batch.
+    ``on_start`` runs first on the worker thread (a server lowers its priority there)."""
 
-    def __init__(self, embed_texts: EmbedTexts, window_s: float = 0.005, max_batch: int = 32) -> None:
+    def __init__(self, embed_texts: EmbedTexts, window_s: float = 0.005, max_batch: int = 32,
+                 on_start: Callable[[], None] | None = None) -> None:
         self._embed_texts = embed_texts
+        self._on_start = on_start
         self.window_s = window_s
         self.max_batch = max_batch
         self.calls = 0
@@ -36,6 +39,8 @@ class TextBatcher:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        if self._on_start is not None:
+            self._on_start()
         while True:
             first = self._queue.get()
             if first is None:

@@ -64,12 +64,13 @@ class BatchingEncoder(Encoder):
     """An ``Encoder`` whose one-text calls from concurrent threads share model calls (a micro-batcher with
     a ``window_s`` window, ``medsearch.batching``); everything else goes straight through."""
 
-    def __init__(self, inner: Encoder, window_s: float = 0.005, max_waiting: int = 64) -> None:
+    def __init__(self, inner: Encoder, window_s: float = 0.005, max_waiting: int = 64,
+                 on_start: Callable[[], None] | None = None) -> None:
         super().__init__(inner.loaded, None)
         self.inner = inner
         from medsearch.batching import TextBatcher
 
-        self.batcher = TextBatcher(inner.embed_texts, window_s=window_s)
+        self.batcher = TextBatcher(inner.embed_texts, window_s=window_s, on_start=on_start)
         self.max_waiting = max_waiting
         self._waiting = 0
         self._count = threading.Lock()

@@ -15,6 +15,7 @@ from typing import Any
 from medsearch.api import Medsearch
 from medsearch.encoder import BatchingEncoder
 from medsearch.server.limits import SERVER_MAX_PIXELS
+from medsearch.server.model_work import ModelThreads, lower_priority
 from medsearch.server.pictures import Pictures
 
 log = logging.getLogger(__name__)
@@ -24,12 +25,14 @@ SEARCH_FILTERS = ("where", "min_score", "min_prob", "group_by", "like", "unlike"
 
 
 class ServerEngine:
-    """Start, serve, stop. ``medsearch``: the library; ``pictures``: thumbnails, model inputs, uploads."""
+    """Start, serve, stop. ``medsearch``: the library; ``pictures``: thumbnails, model inputs, uploads;
+    ``model_threads``: where model-bound requests run (``medsearch.server.model_work``)."""
 
     def __init__(self, medsearch: Medsearch, batch_window_s: float = 0.005,
                  max_upload_pixels: int = SERVER_MAX_PIXELS) -> None:
         self.medsearch = medsearch
-        self.encoder = BatchingEncoder(medsearch.ctx.encoder, window_s=batch_window_s)
+        self.encoder = BatchingEncoder(medsearch.ctx.encoder, window_s=batch_window_s, on_start=lower_priority)
+        self.model_threads = ModelThreads()
         medsearch.ctx.encoder = self.encoder
         medsearch.ctx.reads_files = False  # only ids come from clients, never paths
         self.pictures = Pictures(medsearch, max_upload_pixels)
@@ -62,6 +65,7 @@ class ServerEngine:
         if self._warming is not None:
             self._warming.join()
         self.encoder.close()
+        self.model_threads.close()
         self.pictures.close()
         self.medsearch.close()
 

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api", tags=["explain"], dependencies=[Depends(check_
 
 @router.get("/explain", response_class=Response,
             responses={200: {"content": {"image/png": {}, "application/json": {}}}})
-def explain(
+async def explain(
     id: Annotated[int, Query(ge=1, le=2**63 - 1, description="An image id from the store.")],
     text: Annotated[str | None, Query(max_length=2000, description="The query text.")] = None,
     like: Annotated[list[str] | None, Query(max_length=20, description="Composed positive parts.")] = None,
@@ -32,9 +32,9 @@ def explain(
     PNG: the padded image, the map, a colour bar; JSON: the grid (rows top to bottom) and its geometry.
     Both carry the label that this is a heuristic explanation, not a finding (``X-Explanation-Note``)."""
     store = engine.medsearch.store
-    result = engine.medsearch.explain(id, text, method, like=like or (), unlike=unlike or (),
-                                      guard=lambda stored: served_path(store, stored))
+    result = await engine.model_threads.run(engine.medsearch.explain, id, text, method, like=like or (),
+                                            unlike=unlike or (), guard=lambda stored: served_path(store, stored))
     headers = {"X-Explanation-Note": NOTE, "Cache-Control": "private, no-store"}
     if format == "json":
         return JSONResponse(result.as_dict(id=id, query=text), headers=headers)
-    return Response(result.png(), media_type="image/png", headers=headers)
+    return Response(await engine.model_threads.run(result.png), media_type="image/png", headers=headers)

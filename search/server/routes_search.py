@@ -15,7 +15,6 @@ from medsearch.server.engine import ServerEngine
 from medsearch.server.query_params import flag, openapi_parameters, spec_of
 from medsearch.server.security import check_token
 from medsearch.server.upload import read_upload
-from starlette.concurrency import run_in_threadpool
 
 router = APIRouter(prefix="/api", tags=["search"], dependencies=[Depends(check_token)])
 
@@ -72,5 +71,5 @@ async def similar_to_upload(request: Request, engine: ServerEngine = Depends(get
     upload = await read_upload(request, settings.upload_limit)
     values = {name: request.query_params.getlist(name) for name in request.query_params}
     spec = spec_of({**values, **upload.fields}, "similar", target=upload.filename or "upload")
-    results = await run_in_threadpool(engine.pictures.similar_to_upload, upload.data, upload.filename, spec)
+    results = await engine.model_threads.run(engine.pictures.similar_to_upload, upload.data, upload.filename, spec)
     return _page(upload.filename, spec, results)
