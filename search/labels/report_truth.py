@@ -20,6 +20,7 @@ from medsearch.errors import InvalidQuery
 from medsearch.labels import metrics
 from medsearch.labels.labelsets import LabelSet
 from medsearch.labels.zeroshot import label_matrix, probabilities
+from medsearch.query.ranking import group_keys
 from medsearch.storage import queries
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def score_findings(ctx: Context, labels: LabelSet, polarities: dict[str, dict[in
     if not len(ids):
         return {label.name: _empty() for label in labels.labels}
     vectors = np.vstack([rows[int(i)][1] for i in ids])
-    probs = probabilities(vectors, label_matrix(ctx.text_vectors, labels), ctx.encoder.logit_scale,
+    probs = probabilities(vectors, label_matrix(ctx, labels), ctx.encoder.logit_scale,
                           ctx.encoder.logit_bias)
     out = {}
     for column, label in enumerate(labels.labels):
@@ -97,8 +98,6 @@ def evaluate_reports(ctx: Context, labels: LabelSet, group_by: str = "patient", 
                      min_positives: int = MIN_POSITIVES) -> ReportEvaluation:
     """The per-finding AUC table against report labels (see the module). Raises InvalidQuery (no reports,
     no image with a report label, an unknown ``group_by`` column, rounds < 100), ModelMismatch."""
-    from medsearch.learn.selection import group_keys
-
     if rounds < 100:
         raise InvalidQuery(f"--rounds must be at least 100 for a 95 % interval, not {rounds}")
     ctx.check_model()
@@ -108,7 +107,7 @@ def evaluate_reports(ctx: Context, labels: LabelSet, group_by: str = "patient", 
     if not len(ids):
         raise InvalidQuery(f"no stored image has a positive or negative report label for a finding of "
                            f"{labels.name or 'the label set'} ({', '.join(labels.names)})")
-    groups = dict(zip(ids.tolist(), group_keys(ctx, ids, group_by).tolist(), strict=True))
+    groups = dict(zip(ids.tolist(), group_keys(ctx.store, ids, group_by).tolist(), strict=True))
     report = ReportEvaluation(labels.name or "labels", len(ids), len(set(groups.values())), group_by, rounds, seed,
                               min_positives=min_positives, reports=ctx.store.reports.count())
     for name, found in scored.items():

@@ -21,8 +21,8 @@ import numpy as np
 from medsearch.errors import InvalidQuery
 from medsearch.learn.calibration import Calibration, calibrate, pair_pixels
 from medsearch.learn.neighbours import neighbour_pairs
-from medsearch.learn.selection import all_ids, group_keys, paths_of, select_ids, vectors_of
-from medsearch.query.ranking import group_column
+from medsearch.learn.selection import all_ids, paths_of, select_ids, vectors_of
+from medsearch.query.ranking import group_column, group_keys
 from medsearch.storage.learn import content_hashes, load_split
 from medsearch.storage.queries import group_values
 
@@ -67,7 +67,7 @@ def audit(ctx: Context, split_field: str, scope: tuple[str, ...] = (), patient: 
     if len(ids) < 2:
         raise InvalidQuery(f"fewer than two of the audited images have a {split_field!r} value")
     splits = np.array([str(values[int(i)]) for i in ids], dtype=object)
-    patients = group_keys(ctx, ids, patient)
+    patients = group_keys(ctx.store, ids, patient)
     matrix = vectors_of(ctx, ids)
     calibration = None if threshold is not None else calibrate(ctx, ids, patients, splits, matrix, seed, samples, k)
     cut = threshold if threshold is not None else calibration.threshold  # type: ignore[union-attr]

@@ -23,7 +23,8 @@ from medsearch.learn.crossval import (
     out_of_fold,
     probe_probabilities,
 )
-from medsearch.learn.selection import all_ids, group_keys, paths_of, select_ids, vectors_of
+from medsearch.learn.selection import all_ids, paths_of, select_ids, vectors_of
+from medsearch.query.ranking import group_keys
 from medsearch.storage.learn import check_field_name, list_probes, load_probe, replace_field, save_probe
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def train(ctx: Context, name: str, positives: Sequence[str], negatives: Sequence
     ids = np.concatenate([positive, negative])
     labels = np.r_[np.ones(len(positive), np.int64), np.zeros(len(negative), np.int64)]
     vectors = vectors_of(ctx, ids)
-    groups = group_keys(ctx, ids, group_by)
+    groups = group_keys(ctx.store, ids, group_by)
     fold = grouped_folds(labels, groups, folds, seed)
     held_out = out_of_fold(vectors, labels, fold)
     text = prompt or name.replace("_", " ").replace("-", " ")

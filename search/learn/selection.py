@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from medsearch.errors import InvalidQuery, NotFound
-from medsearch.query.ranking import allowed_ids, group_column
+from medsearch.query.ranking import allowed_ids
 from medsearch.storage import cohort_store, queries, scores
 
 if TYPE_CHECKING:
@@ -62,16 +62,6 @@ def _stored_ids(ctx: Context, text: str) -> np.ndarray:
     if missing:
         raise NotFound(f"no stored image with id {', '.join(map(str, missing[:10]))}")
     return ids
-
-
-def group_keys(ctx: Context, ids: np.ndarray, by: str) -> np.ndarray:
-    """One group key per id (object array, in ``ids`` order): the value of ``by`` (study, series, patient
-    or any column/field, as ``--group-by`` takes); an image without a value is a group of its own.
-    Raises InvalidQuery for an unknown column."""
-    column = group_column(ctx.store, by)
-    values = queries.group_values(ctx.store, [int(i) for i in ids], column)
-    return np.array([f"{column}={values[int(i)]}" if int(i) in values else f"alone={int(i)}" for i in ids],
-                    dtype=object)
 
 
 def all_ids(ctx: Context) -> np.ndarray:

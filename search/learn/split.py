@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from medsearch.errors import InvalidQuery
-from medsearch.learn.selection import all_ids, group_keys, select_ids
-from medsearch.query.ranking import group_column
+from medsearch.learn.selection import all_ids, select_ids
+from medsearch.query.ranking import group_column, group_keys
 from medsearch.storage.learn import check_field_name, field_counts, load_split, save_split
 from medsearch.storage.queries import group_values
 
@@ -84,7 +84,7 @@ def split(ctx: Context, name: str, by: str = "patient", ratios: Sequence[float] 
     if missing not in MISSING_CHOICES:
         raise InvalidQuery(f"--missing takes {', '.join(MISSING_CHOICES)}, not {missing!r}")
     ids = select_ids(ctx, scope) if scope else all_ids(ctx)
-    groups = group_keys(ctx, ids, by)
+    groups = group_keys(ctx.store, ids, by)
     alone = np.array([str(key).startswith("alone=") for key in groups.tolist()], dtype=bool)
     _check_missing(by, int(alone.sum()), len(ids), missing)
     if missing == "leave-out":

@@ -44,6 +44,16 @@ def group_column(store: Store, name: str) -> str:
     raise InvalidQuery(f"unknown column {name!r} ({hint})")
 
 
+def group_keys(store: Store, ids: np.ndarray, by: str) -> np.ndarray:
+    """One group key per id (object array, in ``ids`` order): the value of ``by`` (study, series, patient
+    or any column/field, as ``--group-by`` takes); an image without a value is a group of its own.
+    Raises InvalidQuery for an unknown column."""
+    column = group_column(store, by)
+    values = queries.group_values(store, [int(i) for i in ids], column)
+    return np.array([f"{column}={values[int(i)]}" if int(i) in values else f"alone={int(i)}" for i in ids],
+                    dtype=object)
+
+
 def iter_ranked(store: Store, query: np.ndarray, allowed: np.ndarray | None = None,
                 min_score: float | None = None, first_round: int = 64) -> Iterator[tuple[int, float]]:
     """(id, cosine) best first over the allowed ids, stopping below ``min_score``. ``query``: (dim,)."""
