@@ -10,7 +10,8 @@ from importlib import metadata
 
 from medsearch.errors import InvalidQuery
 from medsearch.labels.labelsets import load_label_set
-from medsearch.reports.deidentify import Vocabulary
+from medsearch.language.vocabulary import foreign_script
+from medsearch.reports.deidentify import Vocabulary, in_english
 from medsearch.reports.labeller import Mention, ReportLabeller, split_sentences
 from medsearch.storage.reports import NO_FINDING, RawReport, ReportRecord, StudyKey
 
@@ -76,7 +77,7 @@ class ReportReader:
         """(finding, polarity, sentence) rows: one per mention (of ``mentions``, the labeller's of
         ``text``), and one (``""``, ``none``) per sentence without one; the sentence de-identified unless
         the text is kept; empty ones left out."""
-        shown: Callable[[str], str] = (lambda s: s.strip()) if self.keep_text else self.vocabulary.deidentify
+        shown: Callable[[str], str] = _as_kept if self.keep_text else self.vocabulary.deidentify
         by_sentence: dict[int, list[tuple[str, str]]] = {}
         for mention in mentions:
             by_sentence.setdefault(mention.sentence, []).append((mention.finding, mention.polarity))
@@ -101,6 +102,13 @@ def report_labels(mentions: list[Mention]) -> dict[str, str]:
         if _RANK[mention.polarity] > _RANK.get(labels.get(mention.finding, ""), -1):
             labels[mention.finding] = mention.polarity
     return labels
+
+
+def _as_kept(sentence: str) -> str:
+    """A kept sentence as indexed: as given, and a Korean one followed by its English (``in_english``), so
+    that a search in either language finds it."""
+    sentence = sentence.strip()
+    return sentence if not foreign_script(sentence) else f"{sentence} ({in_english(sentence)})"
 
 
 def _package_version() -> str:
