@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from medsearch.errors import InvalidQuery
 from medsearch.storage import queries
+from medsearch.storage.facets import facets
 from medsearch.storage.models import Image
-from medsearch.storage.reports import ReportRecord, StudyKey, search_clause
+from medsearch.storage.reports import ReportRecord, StudyKey, label_counts, search_clause
 from medsearch.storage.store import ModelRecord, Store
 from medsearch.storage.writes import Batch, NewImage, write_batch
 from sqlalchemy import select
@@ -75,6 +76,15 @@ def test_labels_per_study_and_image_and_where(store: Store) -> None:
     assert _ids(store, "report.pneumothorax is null") == sorted([ids["/x/b.dcm"], ids["/x/c.png"]])
     assert _ids(store, "report.pleural_effusion in ('negative', 'uncertain') and modality = 'CR'") == sorted(
         [ids["/x/b.dcm"], ids["/x/c.png"]])
+    with store.read_session() as session:
+        assert label_counts(session, Image.modality == "CR")["pleural_effusion"] == [
+            ("positive", 2), ("negative", 1), ("uncertain", 1)]
+    if store.engine.dialect.name == "sqlite":  # facets() fails on PostgreSQL before reports (COALESCE types)
+        columns = facets(store)["columns"]
+        assert columns["report.pleural_effusion"]["values"] == [
+            {"value": "positive", "count": 2}, {"value": "negative", "count": 1}, {"value": "uncertain", "count": 1}]
+        narrowed = facets(store, ["modality = 'CR'", "report.pneumothorax = 'negative'"])["columns"]
+        assert narrowed["report.pleural_effusion"] == {"kind": "text", "values": [{"value": "positive", "count": 2}]}
     with pytest.raises(InvalidQuery, match=r"did you mean 'report\.pneumothorax'"):
         _ids(store, "report.pneumothorx = 'positive'")
 
