@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,16 +40,29 @@ def _open(directory: Path, url: str | None) -> Store:
     return store
 
 
+def _empty_database(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store on SQLite, or on the session's PostgreSQL database (emptied before and after: other test
+    modules share it)."""
     url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
     if url:
-        from sqlalchemy import create_engine, text
-        with create_engine(url).begin() as connection:  # a clean database per test
-            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        _empty_database(url)
     opened = _open(tmp_path / "store", url)
-    yield opened
-    opened.close()
+    try:
+        yield opened
+    finally:
+        opened.close()
+        if url:
+            _empty_database(url)
 
 
 def test_labels_per_study_and_image_and_where(store: Store) -> None:
