@@ -1,5 +1,6 @@
 """Facets for the page's filter lists: per column with few distinct values, each value and how many of the
-images matching a filter have it. Typed columns come first, then sidecar/label fields; a field with many
+images matching a filter have it. Typed columns come first, then sidecar/label fields, then the
+``report.<finding>`` fields of report labels; a field with many
 values (a saved label's probabilities, an accession number) is left out, as are columns nobody filled."""
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 from medsearch.storage.filters import compile_filter, field_names
 from medsearch.storage.learn_models import SplitRecord
 from medsearch.storage.models import Image, ImageField
+from medsearch.storage.report_filter import REPORT_PREFIX
+from medsearch.storage.reports import label_counts
 from medsearch.storage.store import Store
 from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session, aliased
@@ -31,6 +34,8 @@ def facets(store: Store, where: Sequence[str] = ()) -> dict[str, Any]:
         images = session.scalar(select(func.count()).select_from(Image).where(clause)) or 0
         columns = {name: facet for name in FACET_COLUMNS if (facet := _column_facet(session, name, clause))}
         columns.update(_field_facets(session, clause if where else None))
+        columns.update({REPORT_PREFIX + finding: facet for finding, rows in label_counts(session, clause).items()
+                        if (facet := _facet("text", rows))})
         splits = sorted(session.scalars(select(SplitRecord.name)))
     return {"images": images, "columns": columns, "splits": splits}
 

@@ -186,6 +186,20 @@ def _insert_rows(session: Session, records: list[ReportRecord], ids: Sequence[in
                                        for sentence_id, row in zip(sentence_ids, sentences, strict=True)])
 
 
+def label_counts(session: Session, clause: ColumnElement[bool]) -> dict[str, list[tuple[str, int]]]:
+    """{finding: [(polarity, images), ...] most first} over the images matching ``clause`` (the page's
+    facet lists of the ``report.<finding>`` fields)."""
+    rows = session.execute(select(ReportLabel.finding, ReportLabel.polarity, func.count(Image.id))
+                           .join(Report, _image_matches_report())
+                           .join(ReportLabel, ReportLabel.report_id == Report.id).where(clause)
+                           .group_by(ReportLabel.finding, ReportLabel.polarity)
+                           .order_by(ReportLabel.finding, func.count(Image.id).desc(), ReportLabel.polarity))
+    counts: dict[str, list[tuple[str, int]]] = {}
+    for finding, polarity, images in rows:
+        counts.setdefault(finding, []).append((polarity, int(images)))
+    return counts
+
+
 def _image_matches_report() -> ColumnElement[bool]:
     return or_(Image.study_instance_uid == Report.study_uid,
                (Report.study_uid.is_(None)) & (Image.path == Report.image_path))

@@ -17,11 +17,15 @@ nothing around it that says it is a name."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
-from medsearch.language.glossary import builtin_glossary
+from medsearch.language.glossary import Glossary, builtin_glossary, load_glossary, normalize
+from medsearch.language.grammar import tokens
 from medsearch.language.negation import STOPWORDS
+from medsearch.language.phrase import english
+from medsearch.language.vocabulary import foreign_script
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -75,10 +79,26 @@ class Vocabulary:
         return cls(words)
 
     def deidentify(self, sentence: str) -> str:
-        """The sentence's known words, lower-cased, joined by single spaces ("" when none is known)."""
-        return " ".join(word for word in (t.lower() for t in _TOKEN.findall(sentence)) if word in self.words)
+        """The sentence's known words, lower-cased, joined by single spaces ("" when none is known); a
+        Korean sentence's words are those of its English (``in_english``)."""
+        words = _TOKEN.findall(in_english(sentence))
+        return " ".join(word for word in (t.lower() for t in words) if word in self.words)
+
+
+def in_english(text: str) -> str:
+    """``text`` itself, or, when it has letters of another script (Korean), the English the query parser's
+    glossary and grammar rebuild from it (words they do not know, names among them, are left out)."""
+    if not foreign_script(text):
+        return text
+    return english([token for token in tokens(_glossary(), normalize(text)) if token.kind != "unknown"])
+
+
+@functools.cache
+def _glossary() -> Glossary:
+    return load_glossary([])
 
 
 def query_words(text: str) -> list[str]:
-    """The words of a report search that a sentence must hold: lower-cased, without function words."""
-    return [word for word in (t.lower() for t in _TOKEN.findall(text)) if word not in STOPWORDS]
+    """The words of a report search that a sentence must hold: lower-cased, without function words; a
+    Korean search in its English (``in_english``), as Korean sentences are indexed."""
+    return [word for word in (t.lower() for t in _TOKEN.findall(in_english(text))) if word not in STOPWORDS]

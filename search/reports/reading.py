@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 
 from medsearch.errors import InvalidQuery
 from medsearch.labels.labelsets import load_label_set
-from medsearch.reports.deidentify import Vocabulary
+from medsearch.language.vocabulary import foreign_script
+from medsearch.reports.deidentify import Vocabulary, in_english
 from medsearch.reports.labeller import Mention, ReportLabeller, split_sentences
 from medsearch.storage.reports import NO_FINDING, RawReport, ReportRecord, StudyKey
 
@@ -31,6 +33,7 @@ class ReportReader:
     def __post_init__(self) -> None:
         self._labeller: ReportLabeller | None = None
         self._vocabulary: Vocabulary | None = None
+        self._version: str | None = None
 
     @property
     def labeller(self) -> ReportLabeller:
@@ -52,7 +55,16 @@ class ReportReader:
 
     @property
     def version(self) -> str:
-        return str(getattr(self.labeller, "version", None) or getattr(self.labeller, "VERSION", None) or "1")
+        """What read the labels: the labeller's own version when it has one, else medsearch's version and
+        the label set's digest (``medsearch 0.1.0; cxr-findings 3f2a...``)."""
+        if self._version is None:
+            own = getattr(self.labeller, "VERSION", None)
+            try:
+                digest = load_label_set(self.label_set).digest()[:12]
+            except InvalidQuery:
+                digest = "?"
+            self._version = str(own) if own else f"medsearch {_package_version()}; {self.label_set} {digest}"[:64]
+        return self._version
 
     def read(self, study: StudyKey, text: str, source: str, accession_key: str | None = None) -> ReportRecord:
         """The record of one report. Raises InvalidQuery for an empty or overlong text."""
@@ -65,7 +77,7 @@ class ReportReader:
         """(finding, polarity, sentence) rows: one per mention (of ``mentions``, the labeller's of
         ``text``), and one (``""``, ``none``) per sentence without one; the sentence de-identified unless
         the text is kept; empty ones left out."""
-        shown: Callable[[str], str] = (lambda s: s.strip()) if self.keep_text else self.vocabulary.deidentify
+        shown: Callable[[str], str] = _as_kept if self.keep_text else self.vocabulary.deidentify
         by_sentence: dict[int, list[tuple[str, str]]] = {}
         for mention in mentions:
             by_sentence.setdefault(mention.sentence, []).append((mention.finding, mention.polarity))
@@ -90,6 +102,20 @@ def report_labels(mentions: list[Mention]) -> dict[str, str]:
         if _RANK[mention.polarity] > _RANK.get(labels.get(mention.finding, ""), -1):
             labels[mention.finding] = mention.polarity
     return labels
+
+
+def _as_kept(sentence: str) -> str:
+    """A kept sentence as indexed: as given, and a Korean one followed by its English (``in_english``), so
+    that a search in either language finds it."""
+    sentence = sentence.strip()
+    return sentence if not foreign_script(sentence) else f"{sentence} ({in_english(sentence)})"
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("medsearch")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def check_text(text: str) -> None:

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from medsearch.errors import InvalidQuery
 from medsearch.storage import queries
+from medsearch.storage.facets import facets
 from medsearch.storage.models import Image
-from medsearch.storage.reports import ReportRecord, StudyKey, search_clause
+from medsearch.storage.reports import ReportRecord, StudyKey, label_counts, search_clause
 from medsearch.storage.store import ModelRecord, Store
 from medsearch.storage.writes import Batch, NewImage, write_batch
 from sqlalchemy import select
@@ -38,16 +40,29 @@ def _open(directory: Path, url: str | None) -> Store:
     return store
 
 
+def _empty_database(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store on SQLite, or on the session's PostgreSQL database (emptied before and after: other test
+    modules share it)."""
     url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
     if url:
-        from sqlalchemy import create_engine, text
-        with create_engine(url).begin() as connection:  # a clean database per test
-            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        _empty_database(url)
     opened = _open(tmp_path / "store", url)
-    yield opened
-    opened.close()
+    try:
+        yield opened
+    finally:
+        opened.close()
+        if url:
+            _empty_database(url)
 
 
 def test_labels_per_study_and_image_and_where(store: Store) -> None:
@@ -75,6 +90,15 @@ def test_labels_per_study_and_image_and_where(store: Store) -> None:
     assert _ids(store, "report.pneumothorax is null") == sorted([ids["/x/b.dcm"], ids["/x/c.png"]])
     assert _ids(store, "report.pleural_effusion in ('negative', 'uncertain') and modality = 'CR'") == sorted(
         [ids["/x/b.dcm"], ids["/x/c.png"]])
+    with store.read_session() as session:
+        assert label_counts(session, Image.modality == "CR")["pleural_effusion"] == [
+            ("positive", 2), ("negative", 1), ("uncertain", 1)]
+    if store.engine.dialect.name == "sqlite":  # facets() fails on PostgreSQL before reports (COALESCE types)
+        columns = facets(store)["columns"]
+        assert columns["report.pleural_effusion"]["values"] == [
+            {"value": "positive", "count": 2}, {"value": "negative", "count": 1}, {"value": "uncertain", "count": 1}]
+        narrowed = facets(store, ["modality = 'CR'", "report.pneumothorax = 'negative'"])["columns"]
+        assert narrowed["report.pleural_effusion"] == {"kind": "text", "values": [{"value": "positive", "count": 2}]}
     with pytest.raises(InvalidQuery, match=r"did you mean 'report\.pneumothorax'"):
         _ids(store, "report.pneumothorx = 'positive'")
 

@@ -111,3 +111,21 @@ def test_accession_needs_the_key_the_images_were_indexed_with(store: Path, tiny_
             ms.import_reports(csv_file, patient_key=b"another key of 32 bytes.........")
         assert ms.import_reports(csv_file).stored == 1
         assert ms.store.reports.study_labels("pneumothorax")[UIDS[1]] == "positive"
+
+
+def test_korean_reports_are_searched_in_either_language(store: Path, tiny_embedder: Any, tmp_path: Path) -> None:
+    from medsearch.api import Medsearch
+
+    korean = "환자 김철수, 등록번호 55501234. 좌측 기흉 있음. 흉수 없음."
+    rows = [(UIDS[2], korean), (UIDS[3], "우측 기흉 의심.")]
+    with Medsearch.open(store, writable=True, embedder=tiny_embedder) as ms:
+        assert ms.import_reports(_csv(tmp_path / "ko.csv", "study_uid,report", rows)).stored == 2
+        for words in ("기흉", "pneumothorax", "left pneumothorax", "좌측 기흉"):
+            hits = ms.search("chest radiograph", k=20, report=words)
+            found = {Path(hit.path).parent.name for hit in hits}
+            assert found & {"study3", "study4"} == {"study3"}, words  # study 4's pneumothorax is uncertain
+        hits = ms.search("chest radiograph", k=20, report="기흉", report_polarity="uncertain")
+        assert {Path(hit.path).parent.name for hit in hits} == {"study4"}
+        assert ms.count(where=["report.pleural_effusion = 'negative'"]) >= 2
+    stored = b"".join(p.read_bytes() for p in store.iterdir() if p.name.startswith("medsearch.db"))
+    assert "김철수".encode() not in stored and b"55501234" not in stored
