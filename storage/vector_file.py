@@ -35,8 +35,11 @@ HEADER = struct.Struct("<8sIIQ")  # magic, dimension, bytes per component, rows
 HEADER_SIZE = 64
 ALIGN = 4096
 TEMPORARY = snapshot.VECTORS_TEMPORARY
-ROW_DTYPE = "float16"
-"""The rows' type in files written now (``float16``: 2.3 KB a vector at d = 1152; ``float32``: 4.6 KB)."""
+ROW_DTYPE = "float32"
+"""The rows' type in files written now: ``float32`` (4.6 KB a vector at d = 1152), the stored vectors
+exactly as decoded, so a re-rank scores as one from the database does; ``float16`` (2.3 KB) halves the file
+but converting 500 rows cost 3-4 ms on this 2-core CPU (numpy and FAISS alike), 10x the read itself
+(``benchmarks/bench_scale.py --rerank`` measures both)."""
 COMPACT_FRACTION = 0.25
 WRITE_CHUNK = 8192
 
@@ -121,7 +124,8 @@ class VectorFile:
         self.ids = np.fromfile(path, dtype="<i8", count=count, offset=ALIGN + count * dim * width).astype(np.int64)
         if count > 1 and not bool(np.all(self.ids[1:] > self.ids[:-1])):
             raise VectorFileError(f"{path.name}: its ids are not in increasing order")
-        self.rows: np.ndarray = (np.memmap(path, dtype=kind, mode="r", offset=ALIGN, shape=(count, dim))
+        # a plain array over the map: indexing a np.memmap costs twice as much
+        self.rows: np.ndarray = (np.asarray(np.memmap(path, dtype=kind, mode="r", offset=ALIGN, shape=(count, dim)))
                                  if count else np.empty((0, dim), dtype=kind))
         self.dtype = kind
 

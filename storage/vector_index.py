@@ -77,7 +77,8 @@ class VectorIndex:
     def _rebuild_vector_file(self, dim: int) -> None:
         """Write the vector file of a loaded ivf-pq snapshot that has none (a store of an earlier version)
         or whose file is out of step, from the database (the lock taken alone; this process is the one
-        writer, so the database stays at the generation the index is caught up to here)."""
+        writer, so the database stays at the generation the index is caught up to here). A file that cannot
+        be written is left out: the re-rank reads the database."""
         self._replay()
         if self._rerank is not None:
             return  # the replay rebuilt the index, and its vector file with it
@@ -85,7 +86,10 @@ class VectorIndex:
             generation = session.scalar(select(StoreInfo.generation).where(StoreInfo.id == 1)) or 0
             rows = session.execute(select(Image.id, Image.embedding).order_by(Image.id)
                                    .execution_options(yield_per=20_000))
-            rerank = rerank_vectors.built(self.directory, dim, (_stack(chunk) for chunk in rows.partitions()))
+            try:
+                rerank = rerank_vectors.built(self.directory, dim, (_stack(chunk) for chunk in rows.partitions()))
+            except OSError:
+                return  # (a full disk) the re-rank reads the database meanwhile; check reports the file
         if generation == self._generation and rerank.count() == vectors.live_count(self._index):
             self._rerank = rerank
         else:  # a commit of another thread in between: build both from one read
@@ -236,6 +240,21 @@ class VectorIndex:
             info = session.get(StoreInfo, 1, with_for_update=True)
             assert info is not None
             info.index_type = index_type
+
+    def rewrite_vector_file(self) -> None:
+        """Write an ivf-pq index's vector file again from the database (in ``vector_file.ROW_DTYPE`` rows),
+        then the snapshot naming it; nothing for the other kinds. Raises StoreError when not writable, for
+        an empty store, or when the files cannot be written."""
+        if not self.writable:
+            raise StoreError(f"Open the store at {self.directory} for writing to rewrite its vector file.")
+        self.load()
+        with self._lock.writing():
+            if self._writes_vector_file(self._index):
+                self._rerank = None
+                self._rebuild_vector_file(int(self._index.d))
+                if self._rerank is None:
+                    raise StoreError(f"the vector file could not be written in {self.directory}")
+        self.save_snapshot()
 
     def save_snapshot(self) -> None:
         """Write the FAISS snapshot (atomically) if it is behind the database. Raises StoreError when it
