@@ -244,10 +244,11 @@ def stage_serve(directory: Path, truth_file: str = "truth.npz", from_database: b
     return {**out, **_memory()}
 
 
-def peer_index(directory: Path, allowed: np.ndarray) -> tuple[Any, Any, Any]:
+def peer_index(directory: Path, allowed: np.ndarray) -> tuple[Any, Any, Any, Any]:
     """FAISS used directly on the same lists, codes, probes and re-rank depths as medsearch: the store's own
     ivf-pq snapshot in ``IndexRefine`` over an ``IndexFlatIP`` of the stored vectors (float32, position =
-    image id). Returns (index, unfiltered search parameters, parameters of the filter ``allowed``)."""
+    image id). Returns (index, unfiltered search parameters, parameters of the filter ``allowed``, what
+    they point into)."""
     import faiss
     from medsearch.storage import index_choice, snapshot, vector_codec
     from medsearch.storage.reranked import WIDEST
@@ -268,15 +269,13 @@ def peer_index(directory: Path, allowed: np.ndarray) -> tuple[Any, Any, Any]:
     flat.remove_ids(faiss.IDSelectorRange(flat.ntotal - 1, flat.ntotal))
     refined = faiss.IndexRefine(ivf, flat)  # positions 0..N-1 as it asks, then the row of id N
     flat.add(last_row)
-    refined.keep = (ivf, flat)  # the Python objects stay alive with it
     selector = faiss.IDSelectorBatch(allowed)
     wide = min(ivf.nlist, int(np.ceil(ivf.nprobe * min(WIDEST, np.sqrt(ivf.ntotal / len(allowed))))))
     ivf_params = faiss.SearchParametersIVF(sel=selector, nprobe=wide)
     filtered = faiss.IndexRefineSearchParameters(k_factor=index_choice.FILTERED_RERANK_DEPTH / 10,
                                                  base_index_params=ivf_params)
-    filtered.keep = (selector, ivf_params)
     plain = faiss.IndexRefineSearchParameters(k_factor=index_choice.RERANK_DEPTH / 10)
-    return refined, plain, filtered
+    return refined, plain, filtered, (ivf, flat, selector, ivf_params)  # the last: kept alive by the caller
 
 
 def stage_peer(directory: Path, truth_file: str = "truth.npz") -> dict[str, Any]:
@@ -289,7 +288,7 @@ def stage_peer(directory: Path, truth_file: str = "truth.npz") -> dict[str, Any]
     truth = np.load(directory / truth_file)
     with Store.open(directory) as store:
         allowed = queries.ids_where(store, FILTER)
-    refined, plain, filtered = peer_index(directory, allowed)
+    refined, plain, filtered, _alive = peer_index(directory, allowed)
     out: dict[str, Any] = {"peer": "faiss IndexIVFPQFastScan + IndexRefineFlat (the store's own codes)"}
     for name in ("image", "text"):
         for which, params in (("all", plain), ("filtered", filtered)):
@@ -324,7 +323,7 @@ def stage_paired(directory: Path, truth_file: str = "truth.npz") -> dict[str, An
         for query in truth["image_queries"]:  # every re-rank row these queries read, in the page cache
             store.vectors.search(query, 10)
         out["medsearch_memory"] = _memory()
-        refined, plain, filtered = peer_index(directory, allowed)
+        refined, plain, filtered, _alive = peer_index(directory, allowed)
         for name in ("image", "text"):
             for which, subset, params in (("all", None, plain), ("filtered", allowed, filtered)):
                 ours, theirs, ours_found, theirs_found = [], [], [], []
@@ -421,7 +420,8 @@ def fresh_answers(directory: Path, count: int, seed: int) -> str:
 def in_child(stage: str, directory: Path, truth_file: str = "truth.npz") -> dict[str, Any]:
     """Run ``stage`` in a fresh interpreter (its memory is its own) and return what it printed; a serve
     stage on one thread (FAISS and BLAS), as a query is measured."""
-    threads = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"} if stage.startswith(("serve", "peer")) else {}
+    one_thread = stage.startswith(("serve", "peer", "paired"))
+    threads = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"} if one_thread else {}
     done = subprocess.run([sys.executable, "-X", "faulthandler", __file__, "--stage", stage, "--store", str(directory),
                            "--truth", truth_file],
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ".", **threads})
