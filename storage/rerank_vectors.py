@@ -160,9 +160,12 @@ def load_snapshot(directory: Path, dim: int, revision: str) -> Loaded | None:
 
 def file_problem(directory: Path, manifest: snapshot.Manifest, dim: int, index: Any) -> str | None:
     """What is wrong with the vector file of a loaded ivf-pq snapshot (every byte is read and checked
-    against the manifest's checksum), or None when it is sound or the index is of another kind."""
+    against the manifest's checksum), or None when it is sound, or none is kept (another kind of index, or
+    rows too many for the memory: ``vector_file.fits_memory``)."""
     if index_type_of(index) is not IndexType.IVF_PQ:
         return None
+    if not manifest.vectors_file and not vector_file.fits_memory(int(index.ntotal), dim):
+        return None  # too large for the page cache: the re-rank reads the database by design
     if not manifest.vectors_file:
         return "the ivf-pq snapshot has no vector file (written by an earlier version): its re-rank reads the database"
     path = directory / manifest.vectors_file

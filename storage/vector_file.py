@@ -40,12 +40,22 @@ ROW_DTYPE = "float32"
 exactly as decoded, so a re-rank scores as one from the database does; ``float16`` (2.3 KB) halves the file
 but converting 500 rows cost 3-4 ms on this 2-core CPU (numpy and FAISS alike), 10x the read itself
 (``benchmarks/bench_scale.py --rerank`` measures both)."""
+MEMORY_SHARE = 0.5
+"""A store keeps a vector file only while its rows take at most this share of the machine's memory: the
+re-rank reads them at random, so the page cache must hold them (10 M x 1152 float32 is 46 GB; its
+12-bit rows in the database, 17.5 GB, serve a query in 13-16 ms on a 24 GB machine)."""
 COMPACT_FRACTION = 0.25
 WRITE_CHUNK = 8192
 
 
 class VectorFileError(Exception):
     """A vector file that is missing, damaged or not of this program (the store rebuilds it)."""
+
+
+def fits_memory(count: int, dim: int) -> bool:
+    """Whether a file of ``count`` rows of ``ROW_DTYPE`` stays within ``MEMORY_SHARE`` of the memory."""
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return count * dim * np.dtype(ROW_DTYPE).itemsize <= MEMORY_SHARE * memory
 
 
 def write_file(directory: Path, dim: int, chunks: Iterable[tuple[np.ndarray, np.ndarray]],

@@ -71,8 +71,12 @@ class VectorIndex:
         else:
             self._install(*self._build(record.dim))
 
-    def _writes_vector_file(self, index: Any) -> bool:
-        return self.writable and index_type_of(index) is IndexType.IVF_PQ
+    def _writes_vector_file(self, index: Any, count: int | None = None) -> bool:
+        """Whether this process keeps a vector file for ``index`` of ``count`` vectors (default its own):
+        a writer's ivf-pq index whose rows the page cache can hold (``vector_file.fits_memory``)."""
+        count = int(index.ntotal) if count is None else count
+        return (self.writable and index_type_of(index) is IndexType.IVF_PQ
+                and vector_file.fits_memory(count, int(index.d)))
 
     def _rebuild_vector_file(self, dim: int) -> None:
         """Write the vector file of a loaded ivf-pq snapshot that has none (a store of an earlier version)
@@ -265,6 +269,8 @@ class VectorIndex:
         self.load()
         with self._saving, self._lock.reading():
             named = ("", "")
+            if self._rerank is not None and not vector_file.fits_memory(self._rerank.count(), self._rerank.dim):
+                self._rerank = None  # grown past the memory: the re-rank reads the database from now on
             if self._rerank is not None:
                 if self._rerank.needs_writing():
                     self._rerank = self._written(self._rerank)  # searches in flight keep the old object
@@ -297,7 +303,7 @@ class VectorIndex:
             result = session.execute(select(Image.id, Image.embedding).order_by(Image.id)
                                      .execution_options(yield_per=20_000))
             chunks = (_added(index, *_stack(chunk)) for chunk in result.partitions())
-            if not self._writes_vector_file(index):
+            if not self._writes_vector_file(index, count):
                 for _chunk in chunks:
                     pass
                 return index, generation, 0, None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from medsearch.storage import snapshot
+from medsearch.storage import snapshot, vector_file
 from medsearch.storage.check import check_store
 from medsearch.storage.store import Store
 
@@ -177,3 +177,26 @@ def test_a_damaged_or_missing_file_is_never_trusted(pq_store: Path, damage: str)
         assert reader.vectors.vector_file() is not None
         assert overlap(answers(reader)["ids"], expected["ids"]) >= 0.9  # a new index, trained again
     assert vector_files(pq_store) == [snapshot.read_manifest(pq_store).vectors_file]
+
+
+def test_a_file_too_large_for_the_memory_is_not_kept(pq_store: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+                                                     ) -> None:
+    with Store.open(pq_store) as reader:
+        expected = answers(reader)
+    with monkeypatch.context() as patched:
+        patched.setattr(vector_file, "MEMORY_SHARE", 0.0)  # as 10 M float32 rows on a 24 GB machine
+        with Store.open(pq_store, writable=True) as writer:
+            writer.vectors.save_snapshot()
+            assert writer.vectors.vector_file() is None
+        assert snapshot.read_manifest(pq_store).vectors_file == "" and vector_files(pq_store) == []
+        with Store.open(pq_store) as reader:  # the re-rank reads the database, by design: no problem
+            assert reader.vectors.vector_file() is None
+            assert_same(answers(reader), expected)
+            assert not check_store(reader).problems
+    with Store.open(pq_store, writable=True) as writer:  # room again: the writer writes it
+        assert writer.vectors.vector_file() is not None
+        writer.vectors.save_snapshot()
+    with Store.open(pq_store) as reader:
+        assert reader.vectors.vector_file() is not None
+        assert_same(answers(reader), expected)
+        assert not check_store(reader).problems
