@@ -1,6 +1,7 @@
 """The FAISS index a store serves (``store.vectors``): loaded from its snapshot or built from the
-database, caught up with every committed generation, searched (an ivf-pq index re-ranked from the stored
-vectors), rebuilt as another kind, saved.
+database, caught up with every committed generation, searched (an ivf-pq index re-ranked from its vector
+file, ``medsearch.storage.rerank_vectors``, kept in step with the index: built, replayed, saved and
+loaded with it), rebuilt as another kind, saved.
 
 Threads share it without a lock of their own: searches take its lock shared, so any number run at once;
 a catch-up, an add, a load and the swap of a rebuilt index take it alone. A rebuild reads the database
