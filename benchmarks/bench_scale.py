@@ -187,16 +187,41 @@ def stage_build(directory: Path) -> dict[str, Any]:
     return {"build_s": round(time.perf_counter() - started, 1), **facts, **_memory()}
 
 
-def stage_serve(directory: Path, truth_file: str = "truth.npz") -> dict[str, Any]:
-    from medsearch.storage import queries
+def stage_rows(directory: Path, dtype: str) -> dict[str, Any]:
+    """Write the store's vector file again, its rows in ``dtype`` (float16 or float32)."""
+    from medsearch.storage import vector_file
     from medsearch.storage.store import Store
 
+    vector_file.ROW_DTYPE = dtype
+    started = time.perf_counter()
+    with Store.open(directory, writable=True) as store:
+        store.vectors.rewrite_vector_file()
+        rerank = store.vectors.vector_file()
+        assert rerank is not None and rerank.base is not None
+        size = rerank.base.path.stat().st_size
+    return {"rows": dtype, "rewrite_s": round(time.perf_counter() - started, 1),
+            "vector_file_bytes_per_image": round(size / max(1, rerank.count()))}
+
+
+def stage_serve(directory: Path, truth_file: str = "truth.npz", from_database: bool = False) -> dict[str, Any]:
+    """Serve the query sets; ``from_database``: with the re-rank reading the database (as before the vector
+    file, and as a reader of a store without one does)."""
+    from medsearch.storage import queries, rerank_vectors
+    from medsearch.storage.store import Store
+    from medsearch.storage.vector_file import VectorFileError
+
+    if from_database:
+        def refuse(*_args: Any) -> Any:
+            raise VectorFileError("benchmark: read the database")
+        rerank_vectors.RerankVectors.opened = refuse  # type: ignore[method-assign, assignment]
     truth = np.load(directory / truth_file)
     out: dict[str, Any] = {}
     started = time.perf_counter()
     with Store.open(directory) as store:
         store.vectors.index()
         out["load_s"] = round(time.perf_counter() - started, 1)
+        rerank = store.vectors.vector_file()
+        out["rerank_from"] = "database" if rerank is None else f"vector file ({rerank.dtype.name})"
         started = time.perf_counter()
         out["warmed_vectors"] = store.vectors.warm_vectors(threading.Event())  # as `medsearch serve` does at start
         out["warm_s"] = round(time.perf_counter() - started, 1)
@@ -217,6 +242,111 @@ def stage_serve(directory: Path, truth_file: str = "truth.npz") -> dict[str, Any
                                           "p50_ms": round(float(np.median(times)), 2),
                                           "p95_ms": round(float(np.percentile(times, 95)), 2)}
     return {**out, **_memory()}
+
+
+def peer_index(directory: Path, allowed: np.ndarray) -> tuple[Any, Any, Any, Any]:
+    """FAISS used directly on the same lists, codes, probes and re-rank depths as medsearch: the store's own
+    ivf-pq snapshot in ``IndexRefine`` over an ``IndexFlatIP`` of the stored vectors (float32, position =
+    image id). Returns (index, unfiltered search parameters, parameters of the filter ``allowed``, what
+    they point into)."""
+    import faiss
+    from medsearch.storage import index_choice, snapshot, vector_codec
+    from medsearch.storage.reranked import WIDEST
+
+    manifest = snapshot.read_manifest(directory)
+    assert manifest is not None
+    ivf = faiss.read_index(str(directory / manifest.file))
+    flat = faiss.IndexFlatIP(DIM)
+    flat.add(np.zeros((1, DIM), dtype=np.float32))  # position 0: no image has id 0
+    with sqlite3.connect(directory / "medsearch.db") as connection:
+        last = 0
+        while rows := connection.execute("SELECT id, embedding FROM image_vectors WHERE id > ? ORDER BY id "
+                                         "LIMIT 100000", (last,)).fetchall():
+            assert rows[0][0] == flat.ntotal, "ids 1.. without gaps"
+            flat.add(vector_codec.decode_many(row[1] for row in rows))
+            last = rows[-1][0]
+    last_row = flat.reconstruct(flat.ntotal - 1)[np.newaxis]
+    flat.remove_ids(faiss.IDSelectorRange(flat.ntotal - 1, flat.ntotal))
+    refined = faiss.IndexRefine(ivf, flat)  # positions 0..N-1 as it asks, then the row of id N
+    flat.add(last_row)
+    selector = faiss.IDSelectorBatch(allowed)
+    wide = min(ivf.nlist, int(np.ceil(ivf.nprobe * min(WIDEST, np.sqrt(ivf.ntotal / len(allowed))))))
+    ivf_params = faiss.SearchParametersIVF(sel=selector, nprobe=wide)
+    filtered = faiss.IndexRefineSearchParameters(k_factor=index_choice.FILTERED_RERANK_DEPTH / 10,
+                                                 base_index_params=ivf_params)
+    plain = faiss.IndexRefineSearchParameters(k_factor=index_choice.RERANK_DEPTH / 10)
+    return refined, plain, filtered, (ivf, flat, selector, ivf_params)  # the last: kept alive by the caller
+
+
+def stage_peer(directory: Path, truth_file: str = "truth.npz") -> dict[str, Any]:
+    """FAISS's ``IVFPQFastScan`` + refine (``peer_index``) alone, on the query sets."""
+    import faiss
+    from medsearch.storage import queries
+    from medsearch.storage.store import Store
+
+    faiss.omp_set_num_threads(1)
+    truth = np.load(directory / truth_file)
+    with Store.open(directory) as store:
+        allowed = queries.ids_where(store, FILTER)
+    refined, plain, filtered, _alive = peer_index(directory, allowed)
+    out: dict[str, Any] = {"peer": "faiss IndexIVFPQFastScan + IndexRefineFlat (the store's own codes)"}
+    for name in ("image", "text"):
+        for which, params in (("all", plain), ("filtered", filtered)):
+            found, times = [], []
+            for query in truth[f"{name}_queries"]:
+                t0 = time.perf_counter()
+                _scores, ids = refined.search(query[np.newaxis], 10, params=params)
+                times.append(1000 * (time.perf_counter() - t0))
+                found.append(ids[0])
+            out[f"{name}_{which}"] = _figures(times, found, truth[f"{name}_{which}"])
+    return {**out, **_memory()}
+
+
+def stage_paired(directory: Path, truth_file: str = "truth.npz") -> dict[str, Any]:
+    """medsearch (its vector file warmed, as ``serve`` starts) and FAISS (``peer_index``) in one process,
+    query by query in turn, so that a busy machine slows both alike: each one's p50/p95/recall@10 and the
+    median of the per-query time ratios. Resident memory is read before the peer is built."""
+    import faiss
+    from medsearch.storage import queries
+    from medsearch.storage.store import Store
+
+    faiss.omp_set_num_threads(1)
+    truth = np.load(directory / truth_file)
+    out: dict[str, Any] = {}
+    with Store.open(directory) as store:
+        store.vectors.index()
+        rerank = store.vectors.vector_file()
+        out["rerank_from"] = "database" if rerank is None else f"vector file ({rerank.dtype.name})"
+        out["warmed_vectors"] = store.vectors.warm_vectors(threading.Event())
+        allowed = queries.ids_where(store, FILTER)
+        store.vectors.search(truth["image_queries"][0], 10)
+        for query in truth["image_queries"]:  # every re-rank row these queries read, in the page cache
+            store.vectors.search(query, 10)
+        out["medsearch_memory"] = _memory()
+        refined, plain, filtered, _alive = peer_index(directory, allowed)
+        for name in ("image", "text"):
+            for which, subset, params in (("all", None, plain), ("filtered", allowed, filtered)):
+                ours, theirs, ours_found, theirs_found = [], [], [], []
+                for query in truth[f"{name}_queries"]:
+                    t0 = time.perf_counter()
+                    ours_found.append(store.vectors.search(query, 10, subset)[1][0])
+                    t1 = time.perf_counter()
+                    theirs_found.append(refined.search(query[np.newaxis], 10, params=params)[1][0])
+                    t2 = time.perf_counter()
+                    ours.append(1000 * (t1 - t0))
+                    theirs.append(1000 * (t2 - t1))
+                expected = truth[f"{name}_{which}"]
+                out[f"{name}_{which}"] = {"medsearch": _figures(ours, ours_found, expected),
+                                          "faiss": _figures(theirs, theirs_found, expected),
+                                          "ratio_p50": round(float(np.median(np.array(ours) / np.array(theirs))), 2)}
+    out["peer_memory"] = _memory()
+    return out
+
+
+def _figures(times: list[float], found: list[np.ndarray], expected: np.ndarray) -> dict[str, float]:
+    hit = np.mean([len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, expected, strict=True)])
+    return {"recall@10": round(float(hit), 3), "p50_ms": round(float(np.median(times)), 2),
+            "p95_ms": round(float(np.percentile(times, 95)), 2)}
 
 
 def stage_grow(directory: Path) -> dict[str, Any]:
@@ -244,21 +374,23 @@ def _memory() -> dict[str, float]:
     file pages it has mapped (its libraries), which the page cache holds anyway."""
     status = Path("/proc/self/status").read_text().splitlines()
     fields = {line.split(":")[0]: line.split()[1] for line in status
-              if line.startswith(("VmRSS", "VmHWM", "RssAnon"))}
+              if line.startswith(("VmRSS", "VmHWM", "RssAnon", "RssFile"))}
     return {"rss_gb": round(int(fields["VmRSS"]) / 2**20, 2), "peak_rss_gb": round(int(fields["VmHWM"]) / 2**20, 2),
-            "anon_gb": round(int(fields["RssAnon"]) / 2**20, 2)}
+            "anon_gb": round(int(fields["RssAnon"]) / 2**20, 2), "file_gb": round(int(fields["RssFile"]) / 2**20, 2)}
 
 
 def disk(directory: Path, count: int) -> dict[str, Any]:
     database = sum(p.stat().st_size for p in directory.glob("medsearch.db*"))
     index = sum(p.stat().st_size for p in directory.glob("index*.faiss")) + sum(
         p.stat().st_size for p in directory.glob("units*"))
+    vector_file = sum(p.stat().st_size for p in directory.glob("vectors.*.vec"))
     with sqlite3.connect(directory / "medsearch.db") as connection:
         page = int(connection.execute("PRAGMA page_size").fetchone()[0])
         vector = connection.execute("SELECT avg(length(embedding)) FROM (SELECT embedding FROM image_vectors "
                                     "LIMIT 10000)").fetchone()[0]
     return {"database_bytes_per_image": round(database / count), "index_bytes_per_image": round(index / count),
-            "store_bytes_per_image": round((database + index) / count), "page_size": page,
+            "vector_file_bytes_per_image": round(vector_file / count),
+            "store_bytes_per_image": round((database + index + vector_file) / count), "page_size": page,
             "vector_bytes": round(float(vector))}
 
 
@@ -286,10 +418,13 @@ def fresh_answers(directory: Path, count: int, seed: int) -> str:
 
 
 def in_child(stage: str, directory: Path, truth_file: str = "truth.npz") -> dict[str, Any]:
-    """Run ``stage`` in a fresh interpreter (its memory is its own) and return what it printed."""
-    done = subprocess.run([sys.executable, __file__, "--stage", stage, "--store", str(directory),
+    """Run ``stage`` in a fresh interpreter (its memory is its own) and return what it printed; a serve
+    stage on one thread (FAISS and BLAS), as a query is measured."""
+    one_thread = stage.startswith(("serve", "peer", "paired"))
+    threads = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"} if one_thread else {}
+    done = subprocess.run([sys.executable, "-X", "faulthandler", __file__, "--stage", stage, "--store", str(directory),
                            "--truth", truth_file],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": "."})
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ".", **threads})
     if done.returncode:
         raise SystemExit(f"the {stage} stage failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -305,12 +440,19 @@ def main() -> None:
     parser.add_argument("--fresh", type=int, metavar="SEED", help=(
         "on the kept --store written with --count: draw new query sets from SEED, compute their exact answers "
         "over the store as it is now, and serve only those (each query asked once, its rows not read before)"))
-    parser.add_argument("--stage", choices=["build", "serve", "grow"], help=argparse.SUPPRESS)
+    parser.add_argument("--rerank", action="store_true", help=(
+        "on the kept --store (built with --count): the re-rank side by side in one run: medsearch with float16 "
+        "and float32 vector files and reading the database, and FAISS IVFPQFastScan + IndexRefineFlat"))
+    parser.add_argument("--stages", default="rows-float32,paired,serve-database,rows-float16,serve,rows-float32",
+                        help="with --rerank: the stages, in order (paired: medsearch and FAISS query by query)")
+    parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     parser.add_argument("--truth", default="truth.npz", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
-        stages = {"build": stage_build, "serve": partial(stage_serve, truth_file=args.truth), "grow": stage_grow}
-        print(json.dumps(stages[args.stage](args.store)))
+        print(json.dumps(STAGES[args.stage](args.store, args.truth)))
+        return
+    if args.rerank:
+        side_by_side(args.store, args.stages.split(","))
         return
     if args.fresh is not None:
         if args.store is None or not (args.store / "medsearch.db").exists():
@@ -338,6 +480,32 @@ def main() -> None:
     print(json.dumps(figures, indent=1))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"bench_scale_{args.count}.json").write_text(json.dumps(figures, indent=1))
+
+
+STAGES = {
+    "build": lambda store, _truth: stage_build(store), "grow": lambda store, _truth: stage_grow(store),
+    "serve": stage_serve, "serve-database": partial(stage_serve, from_database=True), "peer": stage_peer,
+    "paired": stage_paired,
+    "rows-float16": lambda store, _truth: stage_rows(store, "float16"),
+    "rows-float32": lambda store, _truth: stage_rows(store, "float32"),
+}
+
+
+def side_by_side(directory: Path, stages: list[str]) -> None:
+    """``--rerank``: build the kept store's ivf-pq index if it has none, then the ``stages`` named."""
+    if directory is None or not (directory / "truth.npz").exists():
+        raise SystemExit("--rerank needs --store, a store kept by an earlier run (--keep)")
+    figures: dict[str, Any] = {"count": _count(directory), "cpu": _cpu()}
+    if not (directory / "index.json").exists() or '"ivf-pq"' not in (directory / "index.json").read_text():
+        figures["build"] = in_child("build", directory)
+    for stage in stages:
+        figures.setdefault(stage, [])
+        figures[stage].append(in_child(stage, directory))
+        print(f"  {stage}: {figures[stage][-1]}", file=sys.stderr)
+    figures["disk"] = disk(directory, figures["count"])
+    print(json.dumps(figures, indent=1))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"bench_scale_{figures['count']}_rerank.json").write_text(json.dumps(figures, indent=1))
 
 
 def _count(directory: Path) -> int:

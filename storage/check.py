@@ -2,9 +2,10 @@
 
 Checks, in order: the database's own integrity (SQLite ``PRAGMA integrity_check``), the model record,
 every stored vector (size = the record's dimension, finite, unit norm), the FAISS snapshot (manifest,
-checksum, count, generation), the in-memory index against the database (same ids), leftover temporary
-files of an interrupted snapshot write, and whether the indexed files are still on disk (instances of a
-DICOMweb source are checked against the source instead, by the ``check_remote`` given).
+checksum, count, generation) and an ivf-pq index's vector file (checksum, ids), the in-memory index
+and vector file against the database (same ids), leftover temporary files of an interrupted snapshot
+write, and whether the indexed files are still on disk (instances of a DICOMweb source are checked
+against the source instead, by the ``check_remote`` given).
 
 ``repair=True`` (needs a writable store): removes images whose vectors are damaged (the next index run
 embeds their files again), rebuilds the FAISS snapshot from the database, and deletes stale temporary
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from medsearch.storage import shrink, snapshot, vector_codec, vectors
+from medsearch.storage import rerank_vectors, shrink, snapshot, vector_codec, vectors
 from medsearch.storage.index_choice import RETRAIN_FRACTION, IndexType, is_trained_kind
 from medsearch.storage.models import Deletion, Failure, Image
 from medsearch.storage.store import DB_FILE, SCHEMA_VERSION, Store
@@ -156,7 +157,7 @@ def _vector_problem(blob: bytes | None, dim: int) -> str | None:
 
 
 def _stale_temporaries(directory: Path, report: CheckReport) -> list[Path]:
-    stale = [path for name in (snapshot.INDEX_FILE, snapshot.MANIFEST_FILE, DB_FILE)
+    stale = [path for name in (snapshot.INDEX_FILE, snapshot.MANIFEST_FILE, DB_FILE, snapshot.VECTORS_TEMPORARY)
              for path in sorted(directory.glob(f"{name}.tmp*"))]
     for path in stale:
         report.add("temporary_file", f"{path.name} left by an interrupted snapshot write or compaction",
@@ -187,8 +188,11 @@ def _snapshot_problems(store: Store, dim: int, revision: str, report: CheckRepor
         report.add("snapshot", "the FAISS snapshot is missing, damaged, or its checksum or manifest does not "
                    "match", repairable=True)
         return True
-    _index, manifest = loaded
+    index, manifest = loaded
     report.facts["snapshot_generation"] = manifest.generation
+    if (problem := rerank_vectors.file_problem(directory, manifest, dim, index)) is not None:
+        report.add("vector_file", f"{problem}; repair rebuilds it from the database", repairable=True)
+        return True
     info = store.info()
     recorded = IndexType.parse(info.index_type) if info else IndexType.FLAT
     if manifest.index_type != recorded and not (is_trained_kind(recorded) and manifest.count == 0):
@@ -216,8 +220,11 @@ def _index_problems(store: Store, dim: int, revision: str, report: CheckReport) 
             replayed = (set(vectors.ids(loaded[0]).tolist()) - gone) | newer
     served = store.vectors.ids()
     report.facts["index_count"] = len(served)
+    rerank = store.vectors.vector_file()
+    in_file = None if rerank is None else set(rerank.held_ids().tolist())
     found = False
-    for name, ids, count in (("snapshot", replayed, None), ("index", set(served.tolist()), len(served))):
+    for name, ids, count in (("snapshot", replayed, None), ("index", set(served.tolist()), len(served)),
+                             ("vector_file", in_file, None)):
         if ids is not None and (ids != stored or (count is not None and count != len(stored))):
             report.add(name, f"the {name} and the database disagree: {len(ids - stored)} ids only in the "
                        f"{name}, {len(stored - ids)} only in the database", repairable=True)

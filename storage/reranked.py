@@ -1,12 +1,12 @@
 """Search of an ``ivf-pq`` index: candidates by PQ codes, ranked by the stored vectors' exact cosine.
 
 PQ scores alone order near neighbours poorly (recall@10 ~0.3 on clustered data), so a query takes the
-best ``RERANK_DEPTH`` (or 2 k) candidates by codes and re-scores them with their stored vectors (read
-from the database by the caller's ``exact``). A filter keeps the same shape, with
-``FILTERED_RERANK_DEPTH``: an allowed set no larger than the depth is re-scored whole, without the codes
-(exact); a larger one goes into the code search as an ID selector, over at most ``WIDEST`` times the
-lists of an unfiltered query, and when fewer candidates than wanted come back, over every list
-(``benchmarks/bench_scale.py`` measures both).
+best ``RERANK_DEPTH`` (or 2 k) candidates by codes and re-scores them with their stored vectors (given by
+the caller's ``exact``: the store's vector file, ``medsearch.storage.rerank_vectors``, or the database). A
+filter keeps the same shape, with ``FILTERED_RERANK_DEPTH``: an allowed set no larger than the depth is
+re-scored whole, without the codes (exact); a larger one goes into the code search as an ID selector,
+over at most ``WIDEST`` times the lists of an unfiltered query, and when fewer candidates than wanted
+come back, over every list (``benchmarks/bench_scale.py`` measures both).
 """
 
 from __future__ import annotations

@@ -26,7 +26,9 @@ from medsearch.errors import StoreError
 INDEX_FILE = "index.faiss"
 """The index file of a format-1 manifest; also the prefix of temporary index files."""
 MANIFEST_FILE = "index.json"
+VECTORS_TEMPORARY = "vectors.tmp"  # medsearch.storage.vector_file's temporary files
 INDEX_NAME = re.compile(r"index(\.[0-9a-f]{16})?\.faiss")
+VECTORS_NAME = re.compile(r"vectors\.[0-9a-f]{16}\.vec")  # medsearch.storage.vector_file's names
 
 
 @dataclass
@@ -40,12 +42,15 @@ class Manifest:
     format: int = 2
     file: str = INDEX_FILE
     added_after_training: int = 0  # of an ivf-sq8 / ivf-pq index: vectors added since it was trained
+    vectors_file: str = ""  # of an ivf-pq index: its re-rank vectors (medsearch.storage.vector_file)
+    vectors_sha256: str = ""
 
 
 def save_snapshot(index: Any, directory: Path, generation: int, model_revision: str, index_type: str,
-                  added_after_training: int = 0) -> Manifest:
-    """Write ``index`` under its content name, then the manifest naming it, into ``directory``; then delete
-    the index files no longer named. Raises StoreError (one line, "disk is full ..." when it is) when they
+                  added_after_training: int = 0, vectors: tuple[str, str] = ("", "")) -> Manifest:
+    """Write ``index`` under its content name, then the manifest naming it (and ``vectors``, the (name,
+    sha256) of a vector file already written there), into ``directory``; then delete the index and vector
+    files no longer named. Raises StoreError (one line, "disk is full ..." when it is) when they
     cannot be written; no temporary file is left behind."""
     import faiss
 
@@ -56,13 +61,15 @@ def save_snapshot(index: Any, directory: Path, generation: int, model_revision: 
             os.fsync(handle.fileno())
         digest = file_sha256(tmp)
         manifest = Manifest(generation, int(index.ntotal), int(index.d), model_revision, index_type, digest,
-                            file=f"index.{digest[:16]}.faiss", added_after_training=added_after_training)
+                            file=f"index.{digest[:16]}.faiss", added_after_training=added_after_training,
+                            vectors_file=vectors[0], vectors_sha256=vectors[1])
         _fsync_write(directory / manifest.file, source=tmp)
         _fsync_write(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=1).encode())
     except (OSError, RuntimeError) as error:
-        raise _write_failed(directory, error, int(index.ntotal) * int(index.d) * 4) from None
+        raise write_failed(directory, error, int(index.ntotal) * int(index.d) * 4) from None
     finally:
-        for stale in [*directory.glob(f"{INDEX_FILE}.tmp*"), *directory.glob(f"{MANIFEST_FILE}.tmp*")]:
+        for stale in [*directory.glob(f"{INDEX_FILE}.tmp*"), *directory.glob(f"{MANIFEST_FILE}.tmp*"),
+                      *directory.glob(f"{VECTORS_TEMPORARY}*")]:
             stale.unlink(missing_ok=True)  # this failed write's, or a killed writer's (only the lock holder saves)
     for unnamed in unnamed_index_files(directory):
         unnamed.unlink(missing_ok=True)  # a reader that has one open keeps reading it (POSIX)
@@ -89,7 +96,10 @@ def read_manifest(directory: Path) -> Manifest | None:
         manifest = Manifest(**json.loads((directory / MANIFEST_FILE).read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    return manifest if isinstance(manifest.file, str) and INDEX_NAME.fullmatch(manifest.file) else None
+    if not isinstance(manifest.file, str) or not INDEX_NAME.fullmatch(manifest.file):
+        return None
+    named = isinstance(manifest.vectors_file, str) and VECTORS_NAME.fullmatch(manifest.vectors_file)
+    return manifest if named or manifest.vectors_file == "" else None
 
 
 def snapshot_file(directory: Path) -> Path | None:
@@ -99,10 +109,13 @@ def snapshot_file(directory: Path) -> Path | None:
 
 
 def unnamed_index_files(directory: Path) -> list[Path]:
-    """Index files the manifest does not name: the old snapshot's after a save, or a new one whose save was
-    killed before its manifest."""
-    named = snapshot_file(directory)
-    return sorted(p for p in directory.glob("index*.faiss") if INDEX_NAME.fullmatch(p.name) and p != named)
+    """Index and vector files the manifest does not name: the old snapshot's after a save, or a new one
+    whose save was killed before its manifest."""
+    manifest = read_manifest(directory)
+    named = set() if manifest is None else {directory / manifest.file, directory / manifest.vectors_file}
+    found = [p for p in directory.glob("index*.faiss") if INDEX_NAME.fullmatch(p.name)]
+    found += [p for p in directory.glob("vectors.*.vec") if VECTORS_NAME.fullmatch(p.name)]
+    return sorted(p for p in found if p not in named)
 
 
 def _load_checked(path: Path, manifest: Manifest, dim: int) -> tuple[Any, Manifest] | None:
@@ -163,7 +176,7 @@ def replace_durably(source: Path, path: Path) -> None:
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
-def _write_failed(directory: Path, error: OSError | RuntimeError, needed: int) -> StoreError:
+def write_failed(directory: Path, error: OSError | RuntimeError, needed: int) -> StoreError:
     """The one-line error of a failed snapshot write. FAISS reports its own write errors without the
     errno, so for those the free space says whether the disk is full."""
     full = error.errno in FULL_ERRNOS if isinstance(error, OSError) else shutil.disk_usage(directory).free < needed

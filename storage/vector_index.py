@@ -1,6 +1,7 @@
 """The FAISS index a store serves (``store.vectors``): loaded from its snapshot or built from the
-database, caught up with every committed generation, searched (an ivf-pq index re-ranked from the stored
-vectors), rebuilt as another kind, saved.
+database, caught up with every committed generation, searched (an ivf-pq index re-ranked from its vector
+file, ``medsearch.storage.rerank_vectors``, kept in step with the index: built, replayed, saved and
+loaded with it), rebuilt as another kind, saved.
 
 Threads share it without a lock of their own: searches take its lock shared, so any number run at once;
 a catch-up, an add, a load and the swap of a rebuilt index take it alone. A rebuild reads the database
@@ -14,12 +15,13 @@ from typing import Any
 
 import numpy as np
 from medsearch.errors import StoreError
-from medsearch.storage import index_choice, snapshot, vector_codec, vectors
+from medsearch.storage import index_choice, rerank_vectors, snapshot, vector_codec, vector_file, vector_rows, vectors
 from medsearch.storage.chunking import chunks
 from medsearch.storage.faiss_calls import index_type_of
 from medsearch.storage.index_choice import IndexType
 from medsearch.storage.model_record import ModelRecord
 from medsearch.storage.models import Deletion, Image, StoreInfo
+from medsearch.storage.rerank_vectors import RerankVectors
 from medsearch.storage.rwlock import ReadWriteLock
 from medsearch.storage.vector_rows import VectorRows
 from sqlalchemy import Engine, func, select
@@ -41,6 +43,7 @@ class VectorIndex:
         self._index: Any = None
         self._generation = -1
         self._added_after_training = 0  # vectors added to a trained (IVF) index since its training
+        self._rerank: RerankVectors | None = None  # an ivf-pq index's vector file; None: read from the database
 
     def close(self) -> None:
         self._rows.close()
@@ -57,15 +60,45 @@ class VectorIndex:
         self.catch_up()
 
     def _load_or_build(self, record: ModelRecord) -> None:
-        loaded = snapshot.load_snapshot(self.directory, record.dim, record.revision)
+        loaded = rerank_vectors.load_snapshot(self.directory, record.dim, record.revision)
         # a reader serves a sound snapshot of another type than recorded (a reindex killed before it
         # committed): rebuilding it on every open, never saved, would cost far more than it gains
         if loaded is not None and (loaded[1].index_type == self._index_type() or not self.writable):
-            index, manifest = loaded
+            index, manifest, rerank = loaded
             vectors.tune(index)
-            self._install(index, manifest.generation, manifest.added_after_training)
+            self._install(index, manifest.generation, manifest.added_after_training, rerank)
+            if rerank is None and self._writes_vector_file(index):
+                self._rebuild_vector_file(record.dim)
         else:
             self._install(*self._build(record.dim))
+
+    def _writes_vector_file(self, index: Any, count: int | None = None) -> bool:
+        """Whether this process keeps a vector file for ``index`` of ``count`` vectors (default its own):
+        a writer's ivf-pq index whose rows the page cache can hold (``vector_file.fits_memory``)."""
+        count = int(index.ntotal) if count is None else count
+        return (self.writable and index_type_of(index) is IndexType.IVF_PQ
+                and vector_file.fits_memory(count, int(index.d)))
+
+    def _rebuild_vector_file(self, dim: int) -> None:
+        """Write the vector file of a loaded ivf-pq snapshot that has none (a store of an earlier version)
+        or whose file is out of step, from the database (the lock taken alone; this process is the one
+        writer, so the database stays at the generation the index is caught up to here). A file that cannot
+        be written is left out: the re-rank reads the database."""
+        self._replay()
+        if self._rerank is not None:
+            return  # the replay rebuilt the index, and its vector file with it
+        with self._sessions() as session, session.begin():
+            generation = session.scalar(select(StoreInfo.generation).where(StoreInfo.id == 1)) or 0
+            rows = session.execute(select(Image.id, Image.embedding).order_by(Image.id)
+                                   .execution_options(yield_per=20_000))
+            try:
+                rerank = rerank_vectors.built(self.directory, dim, (_stack(chunk) for chunk in rows.partitions()))
+            except OSError:
+                return  # (a full disk) the re-rank reads the database meanwhile; check reports the file
+        if generation == self._generation and rerank.count() == vectors.live_count(self._index):
+            self._rerank = rerank
+        else:  # a commit of another thread in between: build both from one read
+            self._install(*self._build(dim))
 
     def catch_up(self) -> None:
         """Replay the rows and deletions committed after the in-memory index's generation."""
@@ -81,16 +114,18 @@ class VectorIndex:
             generation = session.scalar(select(StoreInfo.generation).where(StoreInfo.id == 1)) or 0
             if generation == self._generation:
                 return
-            gone = session.scalars(select(Deletion.image_id).where(Deletion.generation > self._generation))
-            vectors.remove(self._index, np.fromiter(gone, dtype=np.int64))
+            gone = np.fromiter(session.scalars(select(Deletion.image_id).where(
+                Deletion.generation > self._generation)), dtype=np.int64)
+            self._remove(gone)
             rows = session.execute(
-                select(Image.id, Image.embedding).where(Image.generation > self._generation)
+                select(Image.id, Image.embedding).where(Image.generation > self._generation).order_by(Image.id)
             ).all()
             count = session.scalar(select(func.count()).select_from(Image)) or 0
         if rows:
             self._add(*_stack(rows))
         self._generation = generation
-        if vectors.live_count(self._index) != count:
+        rerank = self._rerank
+        if vectors.live_count(self._index) != count or (rerank is not None and rerank.count() != count):
             self._install(*self._build(self._index.d))
 
     def _stored_generation(self) -> int:
@@ -103,7 +138,7 @@ class VectorIndex:
         with self._lock.writing():
             if self._index is None or self._generation != generation - 1:
                 return
-            vectors.remove(self._index, removed)
+            self._remove(removed)
             self._add(*added)
             self._generation = generation
 
@@ -119,7 +154,15 @@ class VectorIndex:
             return vectors.search(self._index, queries, k, allowed_ids, exact=self._read_rows)
 
     def _read_rows(self, ids: np.ndarray) -> np.ndarray:
-        return self._rows.read(ids, int(self._index.d))
+        """The re-rank's vectors: from the vector file, or from the database without one."""
+        rerank = self._rerank
+        return rerank.read(ids) if rerank is not None else self._rows.read(ids, int(self._index.d))
+
+    def vector_file(self) -> RerankVectors | None:
+        """The re-rank vectors an ivf-pq index serves from its vector file (loaded and caught up first), or
+        None (another kind, or read from the database: a reader of a store whose file is missing)."""
+        self.load()
+        return self._rerank
 
     def stored_vectors(self, ids: np.ndarray) -> np.ndarray:
         """(n, dim) float32 stored vectors of int64 ``ids``, in their order; a row of zeros for an id no
@@ -165,12 +208,18 @@ class VectorIndex:
         return self._index
 
     def warm_vectors(self, stop: threading.Event) -> int:
-        """For an ivf-pq index, read the stored vectors once so that the page cache holds them for the
-        re-rank (``VectorRows.warm``); returns the rows read (0 for the other kinds, which never read them)."""
+        """For an ivf-pq index, read its vector file (or without one the stored vectors, ``VectorRows.warm``)
+        once so that the page cache holds them for the re-rank, unless larger than ``WARM_SHARE`` of the
+        memory available; returns the rows read (0 for the other kinds, which never read them)."""
         info = self._info()
         if info is None or IndexType.parse(info.index_type) != IndexType.IVF_PQ:
             return 0
-        return self._rows.warm(stop, info.dim)
+        rerank = self.vector_file()
+        if rerank is None or rerank.base is None:
+            return self._rows.warm(stop, info.dim)
+        if rerank.base.path.stat().st_size > vector_rows.WARM_SHARE * vector_rows.available_memory():
+            return 0  # it would only push out other pages
+        return vector_file.warm(rerank.base.path, stop)
 
     # -- rebuilding and saving -----------------------------------------------------------------
 
@@ -197,6 +246,21 @@ class VectorIndex:
             assert info is not None
             info.index_type = index_type
 
+    def rewrite_vector_file(self) -> None:
+        """Write an ivf-pq index's vector file again from the database (in ``vector_file.ROW_DTYPE`` rows),
+        then the snapshot naming it; nothing for the other kinds. Raises StoreError when not writable, for
+        an empty store, or when the files cannot be written."""
+        if not self.writable:
+            raise StoreError(f"Open the store at {self.directory} for writing to rewrite its vector file.")
+        self.load()
+        with self._lock.writing():
+            if self._writes_vector_file(self._index):
+                self._rerank = None
+                self._rebuild_vector_file(int(self._index.d))
+                if self._rerank is None:
+                    raise StoreError(f"the vector file could not be written in {self.directory}")
+        self.save_snapshot()
+
     def save_snapshot(self) -> None:
         """Write the FAISS snapshot (atomically) if it is behind the database. Raises StoreError when it
         cannot be written (``medsearch.storage.snapshot.save_snapshot``)."""
@@ -205,12 +269,28 @@ class VectorIndex:
             return
         self.load()
         with self._saving, self._lock.reading():
+            named = ("", "")
+            if self._rerank is not None and not vector_file.fits_memory(self._rerank.count(), self._rerank.dim):
+                self._rerank = None  # grown past the memory: the re-rank reads the database from now on
+            if self._rerank is not None:
+                if self._rerank.needs_writing():
+                    self._rerank = self._written(self._rerank)  # searches in flight keep the old object
+                assert self._rerank.base is not None
+                named = (self._rerank.base.name, self._rerank.base.sha256)
             snapshot.save_snapshot(self._index, self.directory, self._generation, info.model_revision,
-                                   index_type_of(self._index), self._added_after_training)
+                                   index_type_of(self._index), self._added_after_training, named)
 
-    def _build(self, dim: int, index_type: IndexType | None = None) -> tuple[Any, int, int]:
-        """(index, generation, 0): the index (of the recorded type, or ``index_type``) built from every vector
-        in the database, streamed in batches (an IVF kind is trained first on a random sample)."""
+    def _written(self, rerank: RerankVectors) -> RerankVectors:
+        """``rerank`` written to a new vector file. Raises StoreError (one line) when it cannot be."""
+        try:
+            return rerank.written(self.directory)
+        except OSError as error:
+            raise snapshot.write_failed(self.directory, error, rerank.count() * rerank.dim * 2) from None
+
+    def _build(self, dim: int, index_type: IndexType | None = None) -> tuple[Any, int, int, RerankVectors | None]:
+        """(index, generation, 0, vector file): the index (of the recorded type, or ``index_type``) built from
+        every vector in the database, streamed in batches (an IVF kind is trained first on a random sample);
+        an ivf-pq index's vector file is written in the same pass (not by a reader: it reads the database)."""
         index_type = index_type or self._index_type()
         with self._sessions() as session, session.begin():
             generation = session.scalar(select(StoreInfo.generation)) or 0
@@ -221,18 +301,34 @@ class VectorIndex:
                 sample = _sample(session, index_choice.train_size(count, index_type))
             index = vectors.new_index(dim, index_type, sample=sample, count=count)
             del sample
-            result = session.execute(select(Image.id, Image.embedding).execution_options(yield_per=20_000))
-            for chunk in result.partitions():
-                vectors.add(index, *_stack(chunk), replace=False)
-        return index, generation, 0
+            result = session.execute(select(Image.id, Image.embedding).order_by(Image.id)
+                                     .execution_options(yield_per=20_000))
+            chunks = (_added(index, *_stack(chunk)) for chunk in result.partitions())
+            if not self._writes_vector_file(index, count):
+                for _chunk in chunks:
+                    pass
+                return index, generation, 0, None
+            try:
+                return index, generation, 0, rerank_vectors.built(self.directory, dim, chunks)
+            except OSError as error:
+                raise snapshot.write_failed(self.directory, error, count * dim * 2) from None
 
-    def _install(self, index: Any, generation: int, added_after_training: int) -> None:
+    def _install(self, index: Any, generation: int, added_after_training: int,
+                 rerank: RerankVectors | None = None) -> None:
         """Serve ``index`` (the caller holds the lock alone, or no other thread has the object yet)."""
         self._index, self._generation, self._added_after_training = index, generation, added_after_training
+        self._rerank = rerank
 
     def _add(self, ids: np.ndarray, matrix: np.ndarray) -> None:
         vectors.add(self._index, ids, matrix)
+        if self._rerank is not None:
+            self._rerank.add(ids, matrix)
         self._added_after_training += len(ids)
+
+    def _remove(self, ids: np.ndarray) -> None:
+        vectors.remove(self._index, ids)
+        if self._rerank is not None:
+            self._rerank.remove(ids)
 
     # -- the store's record --------------------------------------------------------------------
 
@@ -249,6 +345,12 @@ class VectorIndex:
     def _index_type(self) -> IndexType:
         info = self._info()
         return IndexType.parse(info.index_type) if info else IndexType.FLAT
+
+
+def _added(index: Any, ids: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, matrix), added to ``index`` (a build: none of them is there yet)."""
+    vectors.add(index, ids, matrix, replace=False)
+    return ids, matrix
 
 
 def _stack(rows: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -91,7 +91,7 @@ class VectorRows:
         with self.engine.connect() as connection:
             top = connection.scalar(select(func.max(ImageVector.id))) or 0  # at least the rows there are
             row_bytes = len(vector_codec.encode(np.zeros(dim, dtype=np.float32)))
-            if not top or top * row_bytes > WARM_SHARE * _available_memory():
+            if not top or top * row_bytes > WARM_SHARE * available_memory():
                 return 0
             cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             read, last = 0, 0
@@ -130,7 +130,7 @@ def _select(cursor: Any, statement: str, ids: np.ndarray) -> list[Any]:
     return rows
 
 
-def _available_memory() -> int:
+def available_memory() -> int:
     """Bytes of memory available now (Linux's MemAvailable: free plus reclaimable cache); 0 elsewhere."""
     try:
         with open("/proc/meminfo") as meminfo:

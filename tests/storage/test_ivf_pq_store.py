@@ -19,7 +19,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
-from medsearch.storage import database, index_choice, queries, snapshot, vector_codec, vector_rows
+from medsearch.storage import database, index_choice, queries, snapshot, vector_codec, vector_file, vector_rows
 from medsearch.storage.check import check_store
 from medsearch.storage.faiss_calls import index_type_of
 from medsearch.storage.shrink import shrink_vectors
@@ -362,8 +362,8 @@ def _drop_from_cache(path: Path) -> None:
 
 @pytest.mark.needs("fincore")
 def test_warming_reads_the_vectors_into_the_page_cache(pq_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    database_file = pq_store / "medsearch.db"
-    vector_bytes = COUNT * len(vector_codec.encode(np.zeros(DIM, dtype=np.float32)))
+    database_file = pq_store / snapshot.read_manifest(pq_store).vectors_file  # the re-rank's vector file
+    vector_bytes = COUNT * DIM * np.dtype(vector_file.ROW_DTYPE).itemsize
     with Store.open(pq_store) as store:
         _drop_from_cache(database_file)
         stopped = threading.Event()
@@ -372,7 +372,7 @@ def test_warming_reads_the_vectors_into_the_page_cache(pq_store: Path, monkeypat
         with monkeypatch.context() as patched:
             patched.setattr(vector_rows, "WARM_SHARE", 0.0)  # a table larger than the memory left: left alone
             assert store.vectors.warm_vectors(threading.Event()) == 0
-        before = _cached_bytes(database_file)  # the schema, the store's record, the top of the id tree
+        before = _cached_bytes(database_file)  # its header and ids, read when it was opened
         assert store.vectors.warm_vectors(threading.Event()) == COUNT
         assert _cached_bytes(database_file) >= before + vector_bytes * 9 // 10
 
