@@ -73,6 +73,8 @@ def test_everything_runs_on_postgresql(cli: Callable[..., Any], image_folder: Pa
     from medsearch.storage.store import Store
 
     with Store.open(store) as opened:
-        assert opened.vectors.warm_vectors(threading.Event()) == 0  # the server's cache is PostgreSQL's own
+        held = opened.vectors.vector_file()
+        assert held is not None and held.base is not None  # the re-rank reads a local file, not PostgreSQL
+        assert opened.vectors.warm_vectors(threading.Event()) == 8  # so the page cache is warmed with it
     moved = cli("search", "x", "-k", "5", "--where", "width >= 64", "--store", store, "--json")["results"]
     assert [r["score"] for r in moved] == pytest.approx([r["score"] for r in before], abs=1e-5)
