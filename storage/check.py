@@ -189,6 +189,7 @@ def _snapshot_problems(store: Store, dim: int, revision: str, report: CheckRepor
         return True
     _index, manifest = loaded
     report.facts["snapshot_generation"] = manifest.generation
+    report.facts["search_width"] = manifest.search_width
     info = store.info()
     recorded = IndexType.parse(info.index_type) if info else IndexType.FLAT
     if manifest.index_type != recorded and not (is_trained_kind(recorded) and manifest.count == 0):

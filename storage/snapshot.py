@@ -40,10 +40,11 @@ class Manifest:
     format: int = 2
     file: str = INDEX_FILE
     added_after_training: int = 0  # of an ivf-sq8 / ivf-pq index: vectors added since it was trained
+    search_width: int | None = None  # of an hnsw / ivf-sq8 index: measured when built (storage.search_width)
 
 
 def save_snapshot(index: Any, directory: Path, generation: int, model_revision: str, index_type: str,
-                  added_after_training: int = 0) -> Manifest:
+                  added_after_training: int = 0, search_width: int | None = None) -> Manifest:
     """Write ``index`` under its content name, then the manifest naming it, into ``directory``; then delete
     the index files no longer named. Raises StoreError (one line, "disk is full ..." when it is) when they
     cannot be written; no temporary file is left behind."""
@@ -56,7 +57,8 @@ def save_snapshot(index: Any, directory: Path, generation: int, model_revision: 
             os.fsync(handle.fileno())
         digest = file_sha256(tmp)
         manifest = Manifest(generation, int(index.ntotal), int(index.d), model_revision, index_type, digest,
-                            file=f"index.{digest[:16]}.faiss", added_after_training=added_after_training)
+                            file=f"index.{digest[:16]}.faiss", added_after_training=added_after_training,
+                            search_width=search_width)
         _fsync_write(directory / manifest.file, source=tmp)
         _fsync_write(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=1).encode())
     except (OSError, RuntimeError) as error:

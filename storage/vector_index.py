@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 from medsearch.errors import StoreError
-from medsearch.storage import index_choice, snapshot, vector_codec, vectors
+from medsearch.storage import index_choice, search_width, snapshot, vector_codec, vectors
 from medsearch.storage.chunking import chunks
 from medsearch.storage.faiss_calls import index_type_of
 from medsearch.storage.index_choice import IndexType
 from medsearch.storage.model_record import ModelRecord
-from medsearch.storage.models import Deletion, Image, StoreInfo
+from medsearch.storage.models import Deletion, Image, StoreInfo, TextEmbedding
 from medsearch.storage.rwlock import ReadWriteLock
 from medsearch.storage.vector_rows import VectorRows
 from sqlalchemy import Engine, func, select
@@ -41,6 +41,7 @@ class VectorIndex:
         self._index: Any = None
         self._generation = -1
         self._added_after_training = 0  # vectors added to a trained (IVF) index since its training
+        self._width: int | None = None  # the search width measured when the index was built (search_width)
 
     def close(self) -> None:
         self._rows.close()
@@ -62,8 +63,8 @@ class VectorIndex:
         # committed): rebuilding it on every open, never saved, would cost far more than it gains
         if loaded is not None and (loaded[1].index_type == self._index_type() or not self.writable):
             index, manifest = loaded
-            vectors.tune(index)
-            self._install(index, manifest.generation, manifest.added_after_training)
+            vectors.tune(index, manifest.search_width)
+            self._install(index, manifest.generation, manifest.added_after_training, manifest.search_width)
         else:
             self._install(*self._build(record.dim))
 
@@ -206,11 +207,12 @@ class VectorIndex:
         self.load()
         with self._saving, self._lock.reading():
             snapshot.save_snapshot(self._index, self.directory, self._generation, info.model_revision,
-                                   index_type_of(self._index), self._added_after_training)
+                                   index_type_of(self._index), self._added_after_training, self._width)
 
-    def _build(self, dim: int, index_type: IndexType | None = None) -> tuple[Any, int, int]:
-        """(index, generation, 0): the index (of the recorded type, or ``index_type``) built from every vector
-        in the database, streamed in batches (an IVF kind is trained first on a random sample)."""
+    def _build(self, dim: int, index_type: IndexType | None = None) -> tuple[Any, int, int, int | None]:
+        """(index, generation, 0, search width): the index (of the recorded type, or ``index_type``) built from
+        every vector in the database, streamed in batches (an IVF kind is trained first on a random sample),
+        its search width measured (``medsearch.storage.search_width``; None for flat and ivf-pq)."""
         index_type = index_type or self._index_type()
         with self._sessions() as session, session.begin():
             generation = session.scalar(select(StoreInfo.generation)) or 0
@@ -224,11 +226,13 @@ class VectorIndex:
             result = session.execute(select(Image.id, Image.embedding).execution_options(yield_per=20_000))
             for chunk in result.partitions():
                 vectors.add(index, *_stack(chunk), replace=False)
-        return index, generation, 0
+            width = search_width.choose(index, _width_queries(session, dim)) if search_width.tunable(index) else None
+        return index, generation, 0, width
 
-    def _install(self, index: Any, generation: int, added_after_training: int) -> None:
+    def _install(self, index: Any, generation: int, added_after_training: int, width: int | None = None) -> None:
         """Serve ``index`` (the caller holds the lock alone, or no other thread has the object yet)."""
         self._index, self._generation, self._added_after_training = index, generation, added_after_training
+        self._width = width
 
     def _add(self, ids: np.ndarray, matrix: np.ndarray) -> None:
         vectors.add(self._index, ids, matrix)
@@ -255,6 +259,17 @@ def _stack(rows: Any) -> tuple[np.ndarray, np.ndarray]:
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64)
     matrix = vector_codec.decode_many(row[1] for row in rows)
     return ids, matrix
+
+
+def _width_queries(session: Session, dim: int) -> np.ndarray:
+    """Text-like queries to measure a search width with: the store's cached text vectors of this dimension
+    when there are ``search_width.CACHED_MIN`` of them, else synthetic ones made from a sample of the stored
+    vectors."""
+    blobs = session.scalars(select(TextEmbedding.embedding).where(func.length(TextEmbedding.embedding) == 4 * dim)
+                            .limit(search_width.QUERIES)).all()
+    if len(blobs) >= search_width.CACHED_MIN:
+        return np.stack([np.frombuffer(blob, dtype=np.float32) for blob in blobs])
+    return search_width.text_like(_sample(session, 4 * search_width.QUERIES))
 
 
 def _sample(session: Session, size: int) -> np.ndarray:
