@@ -119,7 +119,8 @@ def main() -> None:
                        _timed(["search", text, "--store", str(store), "--json"], env),
                        _timed(["search", text, "--server", url], env),
                        _timed(["search", text, "--store", str(store)], env, FULL),
-                       _curl(url, text, env)) for text in texts]  # interleaved: the same load for each
+                       _curl(url, text, env),
+                       _process([sys.executable, "-c", "pass"], env)) for text in texts]  # interleaved: one load
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=120)
@@ -128,12 +129,13 @@ def main() -> None:
     if new:
         _row("new text, in this process", new)
         _row("cached prompt, in this process", cached, "(target <= 2 s, torch not imported)")
-    _first, found, as_json, named, full, curl = (list(column) for column in zip(*rounds, strict=True))
+    _first, found, as_json, named, full, curl, bare = (list(column) for column in zip(*rounds, strict=True))
     _row("server found in the store (fast client)", found, "(target <= 0.5 s wall, <= 0.25 s cpu)")
     _row("  the same, --json", as_json)
     _row("server named with --server", named)
     _row("server found, through the typer CLI", full)
     _row("curl to the server's /api/search", curl)
+    _row("python -c pass (the interpreter's start)", bare)
 
 
 if __name__ == "__main__":

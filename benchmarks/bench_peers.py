@@ -168,7 +168,7 @@ def lancedb_index(data: np.ndarray, indexed: bool) -> tuple[Search | None, int]:
 
         config = IvfHnswSq(distance_type="dot", num_partitions=1, m=index_choice.HNSW_M,
                            ef_construction=index_choice.HNSW_EF_CONSTRUCTION)
-        table.create_index(vector_column_name="vector", config=config)
+        table.create_index("vector", config=config)
 
     def search(query: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
         asked = table.search(query).distance_type("dot").limit(K).select(["id", "_distance"])
