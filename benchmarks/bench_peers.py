@@ -3,7 +3,7 @@
 FAISS used directly (``IndexFlatIP``, ``IndexHNSWFlat``, ``IndexIVFPQFastScan`` + ``IndexRefineFlat``),
 hnswlib and usearch with the same HNSW parameters, and two embedded vector databases: LanceDB (exact, and
 its ``IVF_HNSW_SQ`` index with the same M / efConstruction / efSearch) and Qdrant's local mode
-(``QdrantClient(path=...)``, which searches exactly in Python), for image-like and text-like queries
+(which searches exactly in Python; see ``qdrant_index`` for its disk figure), for image-like and text-like queries
 (``bench_scale.py``'s query sets), without and with a filter keeping 1 % of the ids. Prints p50 and p95 ms
 (one query at a time, one thread where the library lets it choose), recall@10 against exact search, build
 seconds, serving memory per vector (the growth of the process's resident memory from before the build to

@@ -151,3 +151,10 @@ def test_the_reader_takes_the_option_table() -> None:
     kind, values, own = parse(["similar", "3", "--include-self", "--unit", "series", "--server", "http://h:1"])
     assert (kind, values, own["server"]) == ("similar", {"target": "3", "include_self": True, "unit": "series"},
                                               "http://h:1")
+
+
+def test_the_console_script_starts_in_the_fast_client() -> None:
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["medsearch"] == "medsearch.cli.fast:main"
