@@ -46,7 +46,8 @@ def width_of(index: Any) -> int | None:
 
     kind = index_type_of(index)
     if kind is IndexType.HNSW:
-        return int(faiss.downcast_index(index.index).hnsw.efSearch)
+        graph: Any = faiss.downcast_index(index.index)
+        return int(graph.hnsw.efSearch)
     return int(index.nprobe) if kind is IndexType.IVF_SQ8 else None
 
 
@@ -56,7 +57,8 @@ def set_width(index: Any, width: int) -> None:
 
     kind = index_type_of(index)
     if kind is IndexType.HNSW:
-        faiss.downcast_index(index.index).hnsw.efSearch = int(width)
+        graph: Any = faiss.downcast_index(index.index)
+        graph.hnsw.efSearch = int(width)
     elif kind is IndexType.IVF_SQ8:
         index.nprobe = max(1, min(int(index.nlist), int(width)))
 
@@ -67,10 +69,11 @@ def text_like(stored: np.ndarray, count: int = QUERIES, seed: int = 0) -> np.nda
     rng = np.random.default_rng(seed)
     dim = stored.shape[1]
     base = stored[rng.integers(0, len(stored), count)].astype(np.float32)
-    gap = rng.standard_normal(dim).astype(np.float32)
+    gap = rng.standard_normal((dim,), dtype=np.float32)
     moved = base + GAP * gap / np.linalg.norm(gap)
     moved += NOISE * rng.standard_normal((count, dim)).astype(np.float32) / np.sqrt(dim)
-    return (moved / np.linalg.norm(moved, axis=1, keepdims=True)).astype(np.float32)
+    unit: np.ndarray = moved / np.linalg.norm(moved, axis=1, keepdims=True)
+    return unit.astype(np.float32)
 
 
 def choose(index: Any, queries: np.ndarray, target: float = TARGET + MARGIN) -> int | None:
@@ -114,7 +117,8 @@ def _exhaustive(index: Any, queries: np.ndarray) -> np.ndarray:
         params.nprobe = index.nlist
         return np.asarray(index.search(queries, K, params=params)[1])
     held = faiss.vector_to_array(index.id_map)
-    storage = faiss.downcast_index(faiss.downcast_index(index.index).storage)
+    graph: Any = faiss.downcast_index(index.index)
+    storage = faiss.downcast_index(graph.storage)
     _scores, positions = storage.search(queries, min(len(held), K + int(np.count_nonzero(held == TOMBSTONE))))
     ids = np.where(positions >= 0, held[np.maximum(positions, 0)], -1)
     live = [row[row != TOMBSTONE][:K] for row in ids]
