@@ -11,6 +11,11 @@ about 3 GB (the ivf-sq8 codes).
 
     PYTHONPATH=. python benchmarks/bench_text_recall.py --kind hnsw --count 100000 --widths 128 256 512
     PYTHONPATH=. python benchmarks/bench_text_recall.py --kind ivf-sq8 --count 500000 --widths 32 64 128
+    PYTHONPATH=. python benchmarks/bench_text_recall.py --kind hnsw --count 100000 --tuned  # the width a store picks
+
+``--tuned`` measures the width a store's build picks (``medsearch.storage.search_width.choose``, on synthetic
+text-like queries made from the first chunk of vectors, not the measured query sets) beside ``auto``'s fixed
+default, and prints both sets' recall at each.
 
 Prints one JSON line per (kind, count, width) and appends it to benchmarks/results/bench_text_recall.jsonl.
 """
@@ -28,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_scale import DIM, RunningTop, draw, mixture, query_sets
-from medsearch.storage import index_choice, vectors
+from medsearch.storage import index_choice, search_width, vectors
 
 RESULTS = Path(__file__).parent / "results"
 CHUNK = 50_000
@@ -43,16 +48,18 @@ def chunks(count: int, seed: int):
         yield np.arange(start, start + n, dtype=np.int64), draw(means, rng, n)
 
 
-def build(kind: str, count: int, seed: int) -> tuple[object, dict[str, RunningTop], float]:
-    """The index of ``count`` vectors, the exact top 10 of each query set, and the build seconds."""
+def build(kind: str, count: int, seed: int) -> tuple[object, dict[str, RunningTop], float, np.ndarray]:
+    """The index of ``count`` vectors, the exact top 10 of each query set, the build seconds and the first
+    chunk of vectors."""
     stream = chunks(count, seed)
     means = next(stream)
     sets = query_sets(means)
     tops = {name: RunningTop(queries) for name, queries in sets.items()}
     started = time.perf_counter()
-    index, pending = None, []
+    index, pending, first = None, [], None
     wanted = index_choice.train_size(count, kind) if kind != "hnsw" else 0
     for ids, rows in stream:
+        first = rows if first is None else first
         for top in tops.values():
             top.see(ids, rows)
         if index is None:
@@ -65,7 +72,7 @@ def build(kind: str, count: int, seed: int) -> tuple[object, dict[str, RunningTo
                 index.add_with_ids(held, held_ids)
         else:
             index.add_with_ids(rows, ids)
-    return index, tops, time.perf_counter() - started
+    return index, tops, time.perf_counter() - started, first
 
 
 def set_width(index: object, kind: str, width: int) -> None:
@@ -93,15 +100,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kind", choices=["hnsw", "ivf-sq8"], required=True)
     parser.add_argument("--count", type=int, required=True)
-    parser.add_argument("--widths", type=int, nargs="+", required=True)
+    parser.add_argument("--widths", type=int, nargs="*", default=[])
+    parser.add_argument("--tuned", action="store_true", help="The width a store's build measures, beside the default.")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    index, tops, seconds = build(args.kind, args.count, args.seed)
+    index, tops, seconds, first = build(args.kind, args.count, args.seed)
     lists = getattr(index, "nlist", None)
     RESULTS.mkdir(exist_ok=True)
-    for width in args.widths:
+    widths: list[tuple[int, str]] = [(width, "swept") for width in args.widths]
+    if args.tuned:
+        default = index_choice.HNSW_EF_SEARCH if args.kind == "hnsw" else index_choice.ivf_probes(lists)
+        started = time.perf_counter()
+        tuned = search_width.choose(index, search_width.text_like(first))
+        print(json.dumps({"tuning_s": round(time.perf_counter() - started, 1)}), flush=True)
+        widths += [(default, "default"), (tuned, "tuned")]
+    for width, chosen in widths:
         set_width(index, args.kind, width)
-        row = {"kind": args.kind, "count": args.count, "width": width, "lists": lists,
+        row = {"kind": args.kind, "count": args.count, "width": width, "chosen": chosen, "lists": lists,
                "build_s": round(seconds, 1), **measure(index, tops), "cpus": os.cpu_count()}
         print(json.dumps(row), flush=True)
         with (RESULTS / "bench_text_recall.jsonl").open("a") as out:

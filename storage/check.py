@@ -190,6 +190,7 @@ def _snapshot_problems(store: Store, dim: int, revision: str, report: CheckRepor
         return True
     index, manifest = loaded
     report.facts["snapshot_generation"] = manifest.generation
+    report.facts["search_width"] = manifest.search_width
     if (problem := rerank_vectors.file_problem(directory, manifest, dim, index)) is not None:
         report.add("vector_file", f"{problem}; repair rebuilds it from the database", repairable=True)
         return True

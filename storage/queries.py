@@ -173,6 +173,14 @@ def snapshot_generation(store: Store) -> int | None:
     return None if manifest is None else manifest.generation
 
 
+def snapshot_width(store: Store) -> int | None:
+    """The search width (hnsw efSearch, ivf-sq8 probes) measured for the snapshot on disk when its index was
+    built (``medsearch.storage.search_width``); None for flat and ivf-pq, no snapshot, or one built before
+    widths were measured (it searches at ``index_choice``'s default)."""
+    manifest = snapshot.read_manifest(store.directory)
+    return None if manifest is None else manifest.search_width
+
+
 def snapshot_training(store: Store) -> dict[str, Any] | None:
     """Of an ivf-sq8 / ivf-pq snapshot on disk: the vectors it holds that were added after it was trained,
     their share, and the share past which a ``reindex`` is due; None for other kinds or no snapshot."""

@@ -44,13 +44,16 @@ class Manifest:
     added_after_training: int = 0  # of an ivf-sq8 / ivf-pq index: vectors added since it was trained
     vectors_file: str = ""  # of an ivf-pq index: its re-rank vectors (medsearch.storage.vector_file)
     vectors_sha256: str = ""
+    search_width: int | None = None  # of an hnsw / ivf-sq8 index: measured when built (storage.search_width)
 
 
 def save_snapshot(index: Any, directory: Path, generation: int, model_revision: str, index_type: str,
-                  added_after_training: int = 0, vectors: tuple[str, str] = ("", "")) -> Manifest:
+                  added_after_training: int = 0, vectors: tuple[str, str] = ("", ""),
+                  search_width: int | None = None) -> Manifest:
     """Write ``index`` under its content name, then the manifest naming it (and ``vectors``, the (name,
-    sha256) of a vector file already written there), into ``directory``; then delete the index and vector
-    files no longer named. Raises StoreError (one line, "disk is full ..." when it is) when they
+    sha256) of a vector file already written there; and the measured ``search_width``), into ``directory``;
+    then delete the index and vector files no longer named. Raises StoreError (one line, "disk is full ..."
+    when it is) when they
     cannot be written; no temporary file is left behind."""
     import faiss
 
@@ -62,7 +65,7 @@ def save_snapshot(index: Any, directory: Path, generation: int, model_revision: 
         digest = file_sha256(tmp)
         manifest = Manifest(generation, int(index.ntotal), int(index.d), model_revision, index_type, digest,
                             file=f"index.{digest[:16]}.faiss", added_after_training=added_after_training,
-                            vectors_file=vectors[0], vectors_sha256=vectors[1])
+                            vectors_file=vectors[0], vectors_sha256=vectors[1], search_width=search_width)
         _fsync_write(directory / manifest.file, source=tmp)
         _fsync_write(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=1).encode())
     except (OSError, RuntimeError) as error:

@@ -15,12 +15,21 @@ from typing import Any
 
 import numpy as np
 from medsearch.errors import StoreError
-from medsearch.storage import index_choice, rerank_vectors, snapshot, vector_codec, vector_file, vector_rows, vectors
+from medsearch.storage import (
+    index_choice,
+    rerank_vectors,
+    search_width,
+    snapshot,
+    vector_codec,
+    vector_file,
+    vector_rows,
+    vectors,
+)
 from medsearch.storage.chunking import chunks
 from medsearch.storage.faiss_calls import index_type_of
 from medsearch.storage.index_choice import IndexType
 from medsearch.storage.model_record import ModelRecord
-from medsearch.storage.models import Deletion, Image, StoreInfo
+from medsearch.storage.models import Deletion, Image, StoreInfo, TextEmbedding
 from medsearch.storage.rerank_vectors import RerankVectors
 from medsearch.storage.rwlock import ReadWriteLock
 from medsearch.storage.vector_rows import VectorRows
@@ -44,6 +53,7 @@ class VectorIndex:
         self._generation = -1
         self._added_after_training = 0  # vectors added to a trained (IVF) index since its training
         self._rerank: RerankVectors | None = None  # an ivf-pq index's vector file; None: read from the database
+        self._width: int | None = None  # the search width measured when the index was built (search_width)
 
     def close(self) -> None:
         self._rows.close()
@@ -65,8 +75,8 @@ class VectorIndex:
         # committed): rebuilding it on every open, never saved, would cost far more than it gains
         if loaded is not None and (loaded[1].index_type == self._index_type() or not self.writable):
             index, manifest, rerank = loaded
-            vectors.tune(index)
-            self._install(index, manifest.generation, manifest.added_after_training, rerank)
+            vectors.tune(index, manifest.search_width)
+            self._install(index, manifest.generation, manifest.added_after_training, rerank, manifest.search_width)
             if rerank is None and self._writes_vector_file(index):
                 self._rebuild_vector_file(record.dim)
         else:
@@ -278,7 +288,7 @@ class VectorIndex:
                 assert self._rerank.base is not None
                 named = (self._rerank.base.name, self._rerank.base.sha256)
             snapshot.save_snapshot(self._index, self.directory, self._generation, info.model_revision,
-                                   index_type_of(self._index), self._added_after_training, named)
+                                   index_type_of(self._index), self._added_after_training, named, self._width)
 
     def _written(self, rerank: RerankVectors) -> RerankVectors:
         """``rerank`` written to a new vector file. Raises StoreError (one line) when it cannot be."""
@@ -287,10 +297,13 @@ class VectorIndex:
         except OSError as error:
             raise snapshot.write_failed(self.directory, error, rerank.count() * rerank.dim * 2) from None
 
-    def _build(self, dim: int, index_type: IndexType | None = None) -> tuple[Any, int, int, RerankVectors | None]:
-        """(index, generation, 0, vector file): the index (of the recorded type, or ``index_type``) built from
-        every vector in the database, streamed in batches (an IVF kind is trained first on a random sample);
-        an ivf-pq index's vector file is written in the same pass (not by a reader: it reads the database)."""
+    def _build(self, dim: int, index_type: IndexType | None = None
+               ) -> tuple[Any, int, int, RerankVectors | None, int | None]:
+        """(index, generation, 0, vector file, search width): the index (of the recorded type, or
+        ``index_type``) built from every vector in the database, streamed in batches (an IVF kind is trained
+        first on a random sample); an ivf-pq index's vector file is written in the same pass (not by a
+        reader: it reads the database); an hnsw / ivf-sq8 index's search width measured
+        (``medsearch.storage.search_width``; None for the other kinds)."""
         index_type = index_type or self._index_type()
         with self._sessions() as session, session.begin():
             generation = session.scalar(select(StoreInfo.generation)) or 0
@@ -304,20 +317,24 @@ class VectorIndex:
             result = session.execute(select(Image.id, Image.embedding).order_by(Image.id)
                                      .execution_options(yield_per=20_000))
             chunks = (_added(index, *_stack(chunk)) for chunk in result.partitions())
+            rerank = None
             if not self._writes_vector_file(index, count):
                 for _chunk in chunks:
                     pass
-                return index, generation, 0, None
-            try:
-                return index, generation, 0, rerank_vectors.built(self.directory, dim, chunks)
-            except OSError as error:
-                raise snapshot.write_failed(self.directory, error, count * dim * 2) from None
+            else:
+                try:
+                    rerank = rerank_vectors.built(self.directory, dim, chunks)
+                except OSError as error:
+                    raise snapshot.write_failed(self.directory, error, count * dim * 2) from None
+            width = search_width.choose(index, _width_queries(session, dim)) if search_width.tunable(index) else None
+        return index, generation, 0, rerank, width
 
     def _install(self, index: Any, generation: int, added_after_training: int,
-                 rerank: RerankVectors | None = None) -> None:
+                 rerank: RerankVectors | None = None, width: int | None = None) -> None:
         """Serve ``index`` (the caller holds the lock alone, or no other thread has the object yet)."""
         self._index, self._generation, self._added_after_training = index, generation, added_after_training
         self._rerank = rerank
+        self._width = width
 
     def _add(self, ids: np.ndarray, matrix: np.ndarray) -> None:
         vectors.add(self._index, ids, matrix)
@@ -357,6 +374,17 @@ def _stack(rows: Any) -> tuple[np.ndarray, np.ndarray]:
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64)
     matrix = vector_codec.decode_many(row[1] for row in rows)
     return ids, matrix
+
+
+def _width_queries(session: Session, dim: int) -> np.ndarray:
+    """Text-like queries to measure a search width with: the store's cached text vectors of this dimension
+    when there are ``search_width.CACHED_MIN`` of them, else synthetic ones made from a sample of the stored
+    vectors."""
+    blobs = session.scalars(select(TextEmbedding.embedding).where(func.length(TextEmbedding.embedding) == 4 * dim)
+                            .limit(search_width.QUERIES)).all()
+    if len(blobs) >= search_width.CACHED_MIN:
+        return np.stack([np.frombuffer(blob, dtype=np.float32) for blob in blobs])
+    return search_width.text_like(_sample(session, 4 * search_width.QUERIES))
 
 
 def _sample(session: Session, size: int) -> np.ndarray:

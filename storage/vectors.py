@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from medsearch.storage import index_choice
+from medsearch.storage import index_choice, search_width
 from medsearch.storage.faiss_calls import (
     TOMBSTONE,
     filtered_params,
@@ -81,10 +81,11 @@ def _enough_to_train(sample: np.ndarray) -> np.ndarray:
     return rows + np.random.default_rng(0).normal(0, 1e-3, rows.shape).astype(np.float32)
 
 
-def tune(index: Any) -> None:
-    """Set a loaded index's search breadth (lists read, graph breadth) and its ivf-pq scan to what
-    ``medsearch.storage.index_choice`` says now: a file keeps the values it was saved with, and a better choice
-    should not wait for a rebuild."""
+def tune(index: Any, width: int | None = None) -> None:
+    """Set a loaded index's search breadth (lists read, graph breadth) and its ivf-pq scan: the ``width``
+    measured for it when it was built (``medsearch.storage.search_width``, kept in the snapshot's manifest),
+    else what ``medsearch.storage.index_choice`` says now (a file keeps the values it was saved with, and a
+    better default should not wait for a rebuild)."""
     import faiss
 
     kind = index_type_of(index)
@@ -96,6 +97,8 @@ def tune(index: Any) -> None:
     elif kind is IndexType.HNSW:
         graph: Any = faiss.downcast_index(index.index)
         graph.hnsw.efSearch = index_choice.HNSW_EF_SEARCH
+    if width is not None:
+        search_width.set_width(index, width)
 
 
 def add(index: Any, ids: np.ndarray, vectors: np.ndarray, replace: bool = True) -> None:

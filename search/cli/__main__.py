@@ -1,5 +1,5 @@
-"""``python -m medsearch.cli``."""
+"""``python -m medsearch.cli``: the same start as the console script (``medsearch.cli.fast.main``)."""
 
-from medsearch.cli.main import app
+from medsearch.cli.fast import main
 
-app()
+main()

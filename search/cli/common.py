@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,7 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from medsearch.errors import MedsearchError, error_payload, not_utf8
+from medsearch.cli.results import print_json as print_json  # the commands import it from here
+from medsearch.cli.results import show_error
+from medsearch.errors import MedsearchError, not_utf8
 from medsearch.storage.failures import store_failure
 
 StoreOption = Annotated[Path, typer.Option("--store", envvar="MEDSEARCH_STORE",
@@ -30,6 +31,16 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 WindowOption = Annotated[str | None, typer.Option(
     help="DICOM window: CENTER,WIDTH or lung, mediastinum, bone, brain, soft-tissue. Default: the file's.")]
 WorkersOption = Annotated[int, typer.Option(help="Decoding processes; -1 picks from the cores, 0 decodes inline.")]
+ShowFieldsOption = Annotated[str | None, typer.Option(
+    "--show-fields", help="Sidecar/label fields as table columns, comma-separated (e.g. site,age); "
+    "'all' for every field. Default: the first few, compactly.")]
+PathsOption = Annotated[bool, typer.Option("--paths", help="Print only the paths, one per line (for piping).")]
+ServerOption = Annotated[str | None, typer.Option(
+    "--server", envvar="MEDSEARCH_SERVER", help="Ask a running `medsearch serve` at this URL (fast: no model "
+    "is loaded here); the token is MEDSEARCH_API_TOKEN.")]
+LocalOption = Annotated[bool, typer.Option(
+    "--local", envvar="MEDSEARCH_LOCAL", help="Answer in this process even when a `medsearch serve` runs for the "
+    "store (by default such a server is asked: same answer, no model loaded here).")]
 DEFAULT_STORE = Path("medsearch-store")
 IRREGULAR_PLURALS = {"series": "series", "study": "studies", "patient": "patients", "analysis": "analyses"}
 
@@ -102,15 +113,8 @@ def require_extra(module: str, extra: str | None = None) -> None:
 
 
 def _fail(error: MedsearchError, code: int, as_json: bool) -> None:
-    if as_json:
-        typer.echo(json.dumps(error_payload(error)))
-    else:
-        typer.echo(f"error: {error}", err=True)
+    show_error(error, as_json)
     raise typer.Exit(code)
-
-
-def print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
 
 
 def show_progress() -> bool:

@@ -13,8 +13,12 @@ from medsearch.cli.common import (
     DEFAULT_STORE,
     DeviceOption,
     JsonOption,
+    LocalOption,
     ModelOption,
+    PathsOption,
     PrecisionOption,
+    ServerOption,
+    ShowFieldsOption,
     StoreOption,
     WindowOption,
     WorkersOption,
@@ -45,8 +49,7 @@ from medsearch.cli.metadata import (
     sidecar_options,
 )
 from medsearch.cli.query_options import query_command
-from medsearch.cli.remote import LocalOption, ServerOption
-from medsearch.cli.results import PathsOption, ShowFieldsOption, show_found
+from medsearch.cli.results import show_found
 from medsearch.cli.units import note_left_out
 from medsearch.language.present import fields
 from medsearch.query.spec import QuerySpec

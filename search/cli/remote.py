@@ -1,26 +1,19 @@
 """``--server URL`` (or ``MEDSEARCH_SERVER``, or the server recorded in the store: ``medsearch.cli.discovery``):
 ``search``, ``search --count`` and ``similar`` answered by a running ``medsearch serve`` instead of loading
 torch and the model here. The token is
-``MEDSEARCH_API_TOKEN``; the server's JSON errors become the same one line and exit code as locally."""
+``MEDSEARCH_API_TOKEN``; the server's JSON errors become the same one line and exit code as locally.
+Neither typer nor httpx is imported for a plain request (the fast client, ``medsearch.cli.fast``, uses this
+module as the full CLI does); httpx only uploads a file."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from medsearch.errors import InvalidQuery, MedsearchError
 from medsearch.query.spec import QuerySpec
-
-ServerOption = Annotated[str | None, typer.Option(
-    "--server", envvar="MEDSEARCH_SERVER", help="Ask a running `medsearch serve` at this URL (fast: no model "
-    "is loaded here); the token is MEDSEARCH_API_TOKEN.")]
-
-LocalOption = Annotated[bool, typer.Option(
-    "--local", envvar="MEDSEARCH_LOCAL", help="Answer in this process even when a `medsearch serve` runs for the "
-    "store (by default such a server is asked: same answer, no model loaded here).")]
 
 EXIT_CODES = {"invalid_query": 2, "model_unavailable": 3, "model_mismatch": 4, "store_error": 5, "store_locked": 5,
               "busy": 5,
@@ -129,8 +122,7 @@ def similar(server: str, spec: QuerySpec) -> list[dict[str, Any]]:
 def show_search(server: str, spec: QuerySpec, count: bool, as_json: bool, show_fields: str | None,
                 paths: bool) -> None:
     """``medsearch search --server``: printed as the local path prints it. Raises ServerError."""
-    from medsearch.cli.common import print_json
-    from medsearch.cli.results import show_found
+    from medsearch.cli.results import echo, print_json, show_found
     from medsearch.language.present import fields
     from medsearch.language.translator import Translation
 
@@ -143,4 +135,4 @@ def show_search(server: str, spec: QuerySpec, count: bool, as_json: bool, show_f
     elif as_json:
         print_json({"query": spec.text, **fields(translation), "count": answer["count"]})
     else:
-        typer.echo(answer["count"])
+        echo(answer["count"])

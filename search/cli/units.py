@@ -1,5 +1,5 @@
-"""Series and study results on the CLI: their table (``search`` / ``similar`` with ``--unit``), and
-``medsearch timeline ID``."""
+"""Series and study results on the CLI: the note on images left out of ``--unit`` results, and
+``medsearch timeline ID`` (the unit table itself is ``medsearch.cli.results.show_units``)."""
 
 from __future__ import annotations
 
@@ -15,28 +15,6 @@ from medsearch.cli.common import (
     cli_errors,
     print_json,
 )
-
-
-def show_units(title: str, results: list[Any], as_json: bool, extra: dict[str, Any] | None = None) -> None:
-    """Print unit results (``UnitResult``, or their dicts as a server answers them) as a table, or as
-    ``{"query": ..., "results": [...]}``."""
-    rows = [r if isinstance(r, dict) else r.as_dict() for r in results]
-    if as_json:
-        print_json({"query": title.split(": ", 1)[-1], **(extra or {}), "results": rows})
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    for column in ("rank", "score", "unit", "size", "modality", "date", "description", "best image", "path"):
-        table.add_column(column, overflow="fold")
-    for r in rows:
-        table.add_row(str(r["rank"]), f"{r['score']:.4f}", f"{r['unit']} {r['key']}", str(r["size"]),
-                      r["modality"] or "", r["study_date"] or "", r["description"] or "", str(r["image_id"]),
-                      r["path"])
-    Console().print(table)
-    if not results:
-        typer.echo("no results")
 
 
 def note_left_out(spec: Any, without_unit: int) -> None:

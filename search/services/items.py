@@ -86,6 +86,7 @@ class Items:
             "voi_options": read_key_counts(store),  # greyscale DICOMs per VOI options they were read with
             "burned_in_text": text_counts(store),  # images whose pixels carry text: thumbnails masked or withheld
             "index_type": info.index_type if info else None,
+            "search_width": queries.snapshot_width(store),  # hnsw efSearch / ivf-sq8 probes, measured at build
             "precisions": store.precisions(),
             "generation": info.generation if info else 0,
             "snapshot_generation": queries.snapshot_generation(store),
