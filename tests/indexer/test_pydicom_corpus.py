@@ -45,8 +45,9 @@ def frame_problems(frames: list[Frame]) -> list[str]:
             problems.append("pixels not C-contiguous")
         elif not np.isfinite(pixels).all() or pixels.min() < 0.0 or pixels.max() > 1.0:
             problems.append("pixels not finite or outside [0, 1]")
-        if not set(meta) <= set(METADATA_COLUMNS):
-            problems.append(f"unknown keys {sorted(set(meta) - set(METADATA_COLUMNS))}")
+        known = {*METADATA_COLUMNS, "accession_key"}  # the keyed hash that matches reports (dicom_meta)
+        if not set(meta) <= known:
+            problems.append(f"unknown keys {sorted(set(meta) - known)}")
         if (meta.get("height"), meta.get("width")) != pixels.shape[:2]:
             problems.append(f"size {meta.get('width')} x {meta.get('height')} vs pixels {pixels.shape}")
         if meta.get("frame_number") != frame.frame_number or meta.get("file_format") not in ("dicom", "png"):
