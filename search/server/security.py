@@ -32,9 +32,10 @@ class PayloadTooLarge(MedsearchError):
     code = "payload_too_large"
 
 
-def check_token(request: Request) -> None:
-    """FastAPI dependency: when the app has a token, require ``Authorization: Bearer <token>``.
-    Raises Unauthorized."""
+async def check_token(request: Request) -> None:
+    """FastAPI dependency: when the app has a token, require ``Authorization: Bearer <token>``. Async: it
+    runs on the event loop, so that a flood of requests refused further on never queues for a thread
+    just to have its header read. Raises Unauthorized."""
     if not token_ok(request.headers.get("authorization", ""), request.app.state.settings.api_token):
         raise Unauthorized(TOKEN_NEEDED)
 
