@@ -1,6 +1,6 @@
 """The AUC interval by patient of ``evaluate --truth-from-reports`` (issue 34): seconds per finding for
-1,000 bootstrap rounds, the weighted O(images) form (``medsearch.labels.report_truth``) against the
-probes' concatenating form (``medsearch.learn.crossval``), which give the same interval for one seed.
+1,000 bootstrap rounds, the weighted O(images) form (``medsearch.labels.interval``, shared with the probes) against the
+concatenating form written directly (``tests/reports/test_truth_interval.py``), the same interval for one seed.
 
     PYTHONPATH=. python benchmarks/bench_report_truth.py [--sizes 2000,20000,100000] [--rounds 1000]
 
@@ -14,8 +14,9 @@ import argparse
 import time
 
 import numpy as np
-from medsearch.labels.report_truth import grouped_auc_interval
-from medsearch.learn import crossval
+from medsearch.labels.interval import grouped_auc_interval
+
+from tests.reports.test_truth_interval import concatenated_interval
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
         slow, same = "-", "-"
         if n <= 20_000:
             start = time.perf_counter()
-            old = crossval.grouped_auc_interval(truth, scores, groups, args.rounds, 0)
+            old = concatenated_interval(truth, scores, groups, args.rounds, 0)
             slow = f"{time.perf_counter() - start:.2f}"
             same = str(bool(np.allclose(fast, old, atol=1e-12)))
         print(f"| {n:,} | {len(set(groups)):,} | {weighted:.2f} | {slow} | {same} |")

@@ -1,11 +1,10 @@
-"""Logistic-regression probes on unit vectors, cross-validated by group (patient), with a bootstrap
-confidence interval of the AUC that resamples groups. Pure functions of arrays (numpy, scikit-learn)."""
+"""Logistic-regression probes on unit vectors, cross-validated by group (patient); their AUC interval by
+group is ``medsearch.labels.interval``'s. Pure functions of arrays (numpy, scikit-learn)."""
 
 from __future__ import annotations
 
 import numpy as np
 from medsearch.errors import InvalidQuery
-from medsearch.labels import metrics
 
 REGULARISATION = 10.0
 """scikit-learn's ``C`` (inverse L2 strength): unit vectors have small components, so 1.0 underfits."""
@@ -59,22 +58,3 @@ def out_of_fold(vectors: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> n
         weights, bias = fit_probe(vectors[~held], labels[~held])
         scores[held] = probe_probabilities(vectors[held], weights, bias)
     return scores
-
-
-def grouped_auc_interval(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray, rounds: int = 1000,
-                         seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """A percentile bootstrap interval of the ROC AUC that resamples whole groups with replacement (a
-    patient's images stay together). Rounds that draw one class only are skipped."""
-    rng = np.random.default_rng(seed)
-    names, index = np.unique(groups.astype(str), return_inverse=True)
-    members = [np.flatnonzero(index == g) for g in range(len(names))]
-    aucs = []
-    for _round in range(rounds):
-        rows = np.concatenate([members[g] for g in rng.integers(0, len(names), len(names))])
-        if 0 < labels[rows].sum() < len(rows):
-            aucs.append(metrics.roc_auc(labels[rows], scores[rows]))
-    if not aucs:
-        raise InvalidQuery("too few groups to bootstrap an interval")
-    tail = (1.0 - level) / 2 * 100
-    low, high = np.percentile(aucs, [tail, 100 - tail])
-    return float(low), float(high)

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from medsearch.errors import InvalidQuery, StoreError
 from medsearch.labels import metrics
+from medsearch.labels.interval import grouped_auc_interval
 from medsearch.learn.crossval import (
     fit_probe,
-    grouped_auc_interval,
     grouped_folds,
     out_of_fold,
     probe_probabilities,

@@ -57,6 +57,18 @@ IDENTITY = {
 }
 
 
+def file_dataset(sop_class: str) -> Dataset:
+    """An empty dataset of ``sop_class`` with its file meta (Explicit VR Little Endian) and a new SOP
+    Instance UID, ready to be filled and saved."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = UID(sop_class), generate_uid()
+    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return ds
+
+
 def write_dicom(
     path: Path,
     pixels: np.ndarray,
@@ -67,12 +79,7 @@ def write_dicom(
 ) -> Path:
     """A DICOM file (preamble, file meta, Explicit VR Little Endian) holding ``pixels``: (rows,
     columns[, samples]) or, with ``NumberOfFrames`` among ``attributes``, (frames, rows, ...)."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = UID(sop_class), generate_uid()
-    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds = file_dataset(sop_class)
     if "NumberOfFrames" in attributes:
         ds.NumberOfFrames = attributes.pop("NumberOfFrames")
     ds.set_pixel_data(pixels, photometric, bits_stored or pixels.dtype.itemsize * 8)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from medsearch.errors import InvalidQuery
 from medsearch.labels import metrics
-from medsearch.learn.crossval import grouped_auc_interval, grouped_folds
+from medsearch.labels.interval import grouped_auc_interval
+from medsearch.learn.crossval import grouped_folds
 
 from tests.tiny_siglip import CLASS_NAMES
 

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
+
+from tests.indexer.test_dicom import file_dataset
 
 CR_CLASS = "1.2.840.10008.5.1.4.1.1.1"
 BASIC_SR, ENHANCED_SR, COMPREHENSIVE_SR = ("1.2.840.10008.5.1.4.1.1.88.11", "1.2.840.10008.5.1.4.1.1.88.22",
@@ -37,12 +39,7 @@ IDENTIFIERS = ("Quimby", "Harold", "Pettigrew", "Zebulon", "Rosalind", "Vasquez"
 
 
 def _file_dataset(sop_class: str, study: str, **attributes: Any) -> Dataset:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = UID(sop_class), generate_uid()
-    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds = file_dataset(sop_class)
     accession, patient_id, name = STUDIES.get(study, ("ACC999", "MRN999", "Nobody^None"))
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study, generate_uid()
     ds.AccessionNumber, ds.PatientID, ds.PatientName = accession, patient_id, name
