@@ -1,7 +1,13 @@
 """Admission control: model-bound work (heatmaps, uploads, the embedding of texts not yet cached) waits
 in a bounded queue per kind, and past it is refused at once with 503 and ``Retry-After`` (``Busy``), so
 that it never holds the server's threads: ``/api/health``, ``/api/info`` and queries whose texts are cached
-answer whatever the model is doing. A refusal is decided on the event loop, before a thread is taken."""
+answer whatever the model is doing.
+
+A route declares its kind with ``Depends(admit(kind))``, which takes a place in the kind's gate for the
+request's lifetime. The routes are also listed in ``ADMITTED_ROUTES``, so that the front door
+(``medsearch.server.front``) refuses a request to a full gate before FastAPI does any work for it; the
+dependency still decides for the requests that pass the door together while the last place is taken, and
+for a route missing from the list."""
 
 from __future__ import annotations
 
@@ -15,6 +21,9 @@ from medsearch.errors import Busy
 LIMITS = {"explain": 4, "upload": 4}
 """Requests of each kind admitted at once (running or waiting for the model); the rest get 503."""
 RETRY_AFTER_S = 2
+ADMITTED_ROUTES = {("GET", "/api/explain"): "explain", ("POST", "/api/similar"): "upload",
+                   ("POST", "/api/reports"): "upload"}
+"""``(method, path) -> kind`` of the routes that depend on ``admit(kind)``, for the front door."""
 
 
 class Gate:
@@ -26,12 +35,21 @@ class Gate:
         self.refused = 0
         self._lock = threading.Lock()
 
+    def full(self) -> bool:
+        """Whether ``enter`` would refuse now (a hint: a place may be taken or freed just after)."""
+        return self.inside >= self.limit
+
+    def refusal(self) -> Busy:
+        """The Busy error for one request refused (counted in ``refused``)."""
+        self.refused += 1
+        return Busy(f"the server is busy with {self.limit} {self.kind} requests; try again in "
+                    f"{self.retry_after_s} s", self.retry_after_s)
+
     def enter(self) -> None:
+        """Take a place. Raises Busy when all ``limit`` places are taken."""
         with self._lock:
             if self.inside >= self.limit:
-                self.refused += 1
-                raise Busy(f"the server is busy with {self.limit} {self.kind} requests; try again in "
-                           f"{self.retry_after_s} s", self.retry_after_s)
+                raise self.refusal()
             self.inside += 1
 
     def leave(self) -> None:
@@ -45,7 +63,7 @@ def gates() -> dict[str, Gate]:
 
 
 def admit(kind: str) -> Callable[..., Any]:
-    """A route dependency: the request passes ``kind``'s gate (on the event loop) or gets 503."""
+    """A route dependency: the request passes ``kind``'s gate (on the event loop) or gets 503 (Busy)."""
 
     async def dependency(request: Request) -> AsyncIterator[None]:
         gate: Gate = request.app.state.gates[kind]

@@ -5,11 +5,11 @@ dependencies (``medsearch.server.deps``)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -31,15 +31,11 @@ from medsearch.server.admission import gates
 from medsearch.server.deps import ServerSettings
 from medsearch.server.engine import ServerEngine
 from medsearch.server.errors import install_error_handlers
+from medsearch.server.front import FrontDoor, SecurityHeaders
 from medsearch.server.guard import RequestGuard
 from starlette.concurrency import run_in_threadpool
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
 PAGE_POLICY = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'"
 log = logging.getLogger("medsearch.server")
 
@@ -111,16 +107,11 @@ def _add_page(app: FastAPI) -> None:
 
 
 def _add_middleware(app: FastAPI, settings: ServerSettings) -> None:
+    """Each one added wraps those before it: outermost CORS (when set), then the security headers, the
+    request guard, and innermost the front door (``medsearch.server.front``)."""
+    app.add_middleware(FrontDoor, gates=app.state.gates, api_token=settings.api_token)
     app.add_middleware(RequestGuard, allowed_hosts=settings.allowed_hosts, api_token=settings.api_token)
-
-    @app.middleware("http")
-    async def security_headers(request: Request,
-                               call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
-
+    app.add_middleware(SecurityHeaders)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"])

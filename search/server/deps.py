@@ -42,14 +42,15 @@ class ServerSettings:
         )
 
 
-def get_engine(request: Request) -> ServerEngine:
-    """The engine the lifespan opened. Raises StoreError while the app is not started."""
+async def get_engine(request: Request) -> ServerEngine:
+    """The engine the lifespan opened. Async: read on the event loop, with no hop to a worker thread.
+    Raises StoreError while the app is not started."""
     engine: ServerEngine | None = getattr(request.app.state, "engine", None)
     if engine is None:
         raise StoreError("The server is starting or stopping; try again.")
     return engine
 
 
-def get_settings(request: Request) -> ServerSettings:
+async def get_settings(request: Request) -> ServerSettings:
     settings: ServerSettings = request.app.state.settings
     return settings

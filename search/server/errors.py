@@ -55,15 +55,20 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
+def busy_response(error: Busy) -> JSONResponse:
+    """503 with ``Retry-After``: the answer to a request refused by admission control."""
+    return JSONResponse(error_payload(error), status_code=503, headers={"Retry-After": str(error.retry_after_s)})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
     @app.exception_handler(MedsearchError)
     async def medsearch_error(_request: Request, error: MedsearchError) -> JSONResponse:
+        if isinstance(error, Busy):
+            return busy_response(error)
         status = status_of(error)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        if isinstance(error, Busy):
-            headers = {"Retry-After": str(error.retry_after_s)}
         return JSONResponse(error_payload(error), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

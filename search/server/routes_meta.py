@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 from medsearch.server.deps import get_engine
 from medsearch.server.engine import ServerEngine
+from medsearch.server.front import HEALTH
 from medsearch.server.security import check_token
 
 FAVICON = Path(__file__).resolve().parent.parent / "web" / "favicon.ico"
@@ -20,8 +21,9 @@ guarded = APIRouter(prefix="/api", tags=["meta"], dependencies=[Depends(check_to
 
 @public.get("/health")
 async def health() -> dict[str, str]:
-    """Liveness: answers as soon as the server runs, without a token."""
-    return {"status": "ok"}
+    """Liveness: answers as soon as the server runs, without a token. (The server's front door answers it
+    before routing, ``medsearch.server.front``; this route documents it and serves the app without it.)"""
+    return HEALTH
 
 
 @guarded.get("/info")
