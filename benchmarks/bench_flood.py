@@ -3,8 +3,8 @@ long the cheap routes take meanwhile: ``/api/health``, ``/api/info`` and a searc
 asked one after another, ``--interval`` apart, by a prober in a process of its own (as a liveness probe
 is; in the flood's own event loop it would wait behind the clients' work too). The prober starts with the
 ``--flood`` clients, which ask ``/api/explain`` at once (each asks again as soon as it is answered, after
-``Retry-After`` when refused, until the probes are done). Printed beside each figure: the
-same probes with no flood (the baseline), and how many explains were served and refused (503).
+``Retry-After`` when refused, until the probes are done). Printed beside each figure: the same probes with
+no flood (the baseline), and how many explains were served (and per second) and refused (503).
 
 The model is the tiny test SigLIP by default, or a random-weight SigLIP of MedSigLIP-448's shape with
 ``--medsiglip-layers N`` (each explain then costs what N of the real model's 27 layers cost).
