@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 from medsearch.storage import index_choice
 from medsearch.storage.faiss_calls import filtered_params, no_results, search_index, sorted_unique
+from medsearch.storage.row_quantizer import QuantizedRows
 
-Exact = Callable[[np.ndarray], np.ndarray]
-"""The stored vectors of ids: (n,) int64 -> (n, d) float32, a row of zeros for an id no longer stored."""
+Exact = Callable[[np.ndarray], "np.ndarray | QuantizedRows"]
+"""The stored vectors of ids: (n,) int64 -> (n, d) float32, a row of zeros for an id no longer stored; or
+the int8 rows of a vector file as their codes (``medsearch.storage.row_quantizer``), scored undecoded."""
 WIDEST = 3.0
 """How many times an unfiltered query's lists a filtered one may read. At 10 M with a 1 % filter (128
 lists unfiltered; re-rank depth 200), recall@10 of image-like / text-like fresh queries on two query sets:
@@ -56,8 +58,11 @@ def rescored(queries: np.ndarray, found: np.ndarray, k: int, exact: Exact) -> tu
     if len(held) == 0:
         return scores, ids
     matrix = exact(held)
-    stored = np.any(matrix, axis=1)
-    every = matrix @ queries.T  # (held, q): one product for all queries
+    if isinstance(matrix, QuantizedRows):
+        stored, every = matrix.stored, matrix.scores(queries)
+    else:
+        stored = np.any(matrix, axis=1)
+        every = matrix @ queries.T  # (held, q): one product for all queries
     for row in range(len(queries)):
         candidates = found[row][found[row] >= 0]
         positions = np.searchsorted(held, candidates)
