@@ -203,13 +203,17 @@ def stage_rows(directory: Path, dtype: str) -> dict[str, Any]:
             "vector_file_bytes_per_image": round(size / max(1, rerank.count()))}
 
 
-def stage_serve(directory: Path, truth_file: str = "truth.npz", from_database: bool = False) -> dict[str, Any]:
+def stage_serve(directory: Path, truth_file: str = "truth.npz", from_database: bool = False,
+                codes_only: bool = False) -> dict[str, Any]:
     """Serve the query sets; ``from_database``: with the re-rank reading the database (as before the vector
-    file, and as a reader of a store without one does)."""
+    file, and as a reader of a store without one does); ``codes_only``: int8 rows ranked by their codes
+    alone (``reranked.INT8_REFINED`` 0: none read again from the database)."""
     from medsearch.storage import queries, rerank_vectors, reranked
     from medsearch.storage.store import Store
     from medsearch.storage.vector_file import VectorFileError
 
+    if codes_only:
+        reranked.INT8_REFINED = 0
     rerank_times: list[float] = []
     real_rescored = reranked.rescored
 
@@ -473,7 +477,7 @@ def fresh_answers(directory: Path, count: int, seed: int) -> str:
 def in_child(stage: str, directory: Path, truth_file: str = "truth.npz") -> dict[str, Any]:
     """Run ``stage`` in a fresh interpreter (its memory is its own) and return what it printed; a serve
     stage on one thread (FAISS and BLAS), as a query is measured."""
-    one_thread = stage.startswith(("serve", "peer", "paired"))
+    one_thread = stage.startswith(("serve", "peer", "paired", "rerank"))
     threads = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"} if one_thread else {}
     done = subprocess.run([sys.executable, "-X", "faulthandler", __file__, "--stage", stage, "--store", str(directory),
                            "--truth", truth_file],
@@ -499,13 +503,14 @@ def main() -> None:
     parser.add_argument("--stages", default="rows-float32,paired,serve-database,rows-float16,serve,rows-float32",
                         help="with --rerank: the stages, in order (paired: medsearch and FAISS query by query)")
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
-    parser.add_argument("--truth", default="truth.npz", help=argparse.SUPPRESS)
+    parser.add_argument("--truth", default="truth.npz", help=(
+        "with --rerank: the query sets and exact answers to serve (a file beside the store, e.g. one --fresh wrote)"))
     args = parser.parse_args()
     if args.stage:
         print(json.dumps(STAGES[args.stage](args.store, args.truth)))
         return
     if args.rerank:
-        side_by_side(args.store, args.stages.split(","))
+        side_by_side(args.store, args.stages.split(","), args.truth)
         return
     if args.fresh is not None:
         if args.store is None or not (args.store / "medsearch.db").exists():
@@ -538,15 +543,16 @@ def main() -> None:
 STAGES = {
     "build": lambda store, _truth: stage_build(store), "grow": lambda store, _truth: stage_grow(store),
     "serve": stage_serve, "serve-database": partial(stage_serve, from_database=True), "peer": stage_peer,
+    "serve-codes": partial(stage_serve, codes_only=True),
     "paired": stage_paired,
     "rows-float16": lambda store, _truth: stage_rows(store, "float16"),
     "rows-float32": lambda store, _truth: stage_rows(store, "float32"),
     "rows-int8": lambda store, _truth: stage_rows(store, "int8"),
-    "rerank-rows": lambda store, _truth: stage_rerank_rows(store),
+    "rerank-rows": stage_rerank_rows,
 }
 
 
-def side_by_side(directory: Path, stages: list[str]) -> None:
+def side_by_side(directory: Path, stages: list[str], truth_file: str = "truth.npz") -> None:
     """``--rerank``: build the kept store's ivf-pq index if it has none, then the ``stages`` named."""
     if directory is None or not (directory / "truth.npz").exists():
         raise SystemExit("--rerank needs --store, a store kept by an earlier run (--keep)")
@@ -555,7 +561,7 @@ def side_by_side(directory: Path, stages: list[str]) -> None:
         figures["build"] = in_child("build", directory)
     for stage in stages:
         figures.setdefault(stage, [])
-        figures[stage].append(in_child(stage, directory))
+        figures[stage].append(in_child(stage, directory, truth_file))
         print(f"  {stage}: {figures[stage][-1]}", file=sys.stderr)
     figures["disk"] = disk(directory, figures["count"])
     print(json.dumps(figures, indent=1))

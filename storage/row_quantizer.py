@@ -10,6 +10,7 @@ in ~0.4 ms on this 2-core CPU, against ~0.7 ms for the float32 rows and ~1.9 ms 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -57,11 +58,13 @@ class Quantizer(NamedTuple):
 
 class QuantizedRows(NamedTuple):
     """Rows as the re-rank reads them from an int8 vector file: (n, dim) uint8 ``codes``, their
-    ``quantizer``, and which rows are ``stored`` (the others' scores are meaningless)."""
+    ``quantizer``, which rows are ``stored`` (the others' scores are meaningless), and where the exact
+    float32 rows of ids are read (the database), for the re-rank's best few (None: scored by the codes)."""
 
     codes: np.ndarray
     quantizer: Quantizer
     stored: np.ndarray
+    exact: Callable[[np.ndarray], np.ndarray] | None = None
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
         """(n, q) inner products of the rows with (q, dim) float32 ``queries``, without decoding the rows."""

@@ -10,6 +10,7 @@ and builds outside the lock, so searches go on against the old index until the n
 from __future__ import annotations
 
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -168,10 +169,15 @@ class VectorIndex:
             return vectors.search(self._index, queries, k, allowed_ids, exact=self._read_rows)
 
     def _read_rows(self, ids: np.ndarray) -> np.ndarray | QuantizedRows:
-        """The re-rank's vectors: from the vector file (int8 rows as their codes), or from the database
-        without one."""
+        """The re-rank's vectors: from the vector file (int8 rows as their codes, the best few of them read
+        again from the database: ``reranked.INT8_REFINED``), or from the database without one."""
         rerank = self._rerank
-        return rerank.for_rerank(ids) if rerank is not None else self._rows.read(ids, int(self._index.d))
+        if rerank is None:
+            return self._rows.read(ids, int(self._index.d))
+        rows = rerank.for_rerank(ids)
+        if isinstance(rows, QuantizedRows):  # its best few scored again from the database
+            return rows._replace(exact=partial(self._rows.read, dim=int(self._index.d)))
+        return rows
 
     def vector_file(self) -> RerankVectors | None:
         """The re-rank vectors an ivf-pq index serves from its vector file (loaded and caught up first), or

@@ -10,13 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from medsearch.storage import snapshot, vector_file
+from medsearch.storage import reranked, snapshot, vector_file
 from medsearch.storage.check import check_store
 from medsearch.storage.row_quantizer import Quantizer
 from medsearch.storage.store import Store
 
 from tests.storage.test_ivf_pq_store import COUNT, DIM, clustered, pq_store  # noqa: F401  (the fixture)
-from tests.storage.test_vector_file_crash import answers, assert_same, change_and_save, overlap, vector_files
+from tests.storage.test_vector_file_crash import (
+    QUERIES,
+    answers,
+    assert_same,
+    change_and_save,
+    overlap,
+    vector_files,
+)
 
 FLOAT32_TOO_LARGE = 2 * COUNT * DIM * 2  # half of it holds the rows at 2 bytes a component: int8, not float32
 
@@ -51,13 +58,18 @@ def test_int8_rows_score_close_to_float32(pq_store: Path, monkeypatch: pytest.Mo
         assert rerank.base.path.stat().st_size < float32_size / 3
         found = answers(reader)
         assert not check_store(reader).problems
-    assert overlap(found["ids"], expected["ids"]) >= 0.95 and overlap(found["kept"], expected["kept"]) >= 0.95
-    same = found["ids"] == expected["ids"]  # the same image at the same rank: the scores differ by the rounding
-    np.testing.assert_allclose(found["scores"][same], expected["scores"][same], atol=0.01)
-    decoded = rerank.read(np.arange(1, 101))
+    # the codes choose the best few, their float32 rows from the database score them: the same answers
+    assert_same(found, expected)
+    some = np.arange(1, 101)
     with Store.open(pq_store) as reader:
-        stored = reader.vectors.stored_vectors(np.arange(1, 101))
-    np.testing.assert_allclose(decoded, stored, atol=float(rerank.quantizer.step.max()))
+        stored = reader.vectors.stored_vectors(some)
+    np.testing.assert_allclose(rerank.read(some), stored, atol=float(rerank.quantizer.step.max()))
+    codes = rerank.for_rerank(some)  # scored undecoded: q . offset + (q * step) . codes
+    assert codes.exact is None and codes.stored.all()
+    np.testing.assert_allclose(codes.scores(QUERIES), stored @ QUERIES.T, atol=0.01)
+    by_codes = reranked.rescored(QUERIES, np.broadcast_to(some, (len(QUERIES), len(some))), 10, rerank.for_rerank)
+    exact = reranked.rescored(QUERIES, np.broadcast_to(some, (len(QUERIES), len(some))), 10, lambda ids: stored)
+    assert overlap(by_codes[1], exact[1]) >= 0.9
 
 
 def test_a_quantizer_is_fitted_to_its_sample() -> None:
