@@ -22,6 +22,13 @@ best cosine ~0.2). Disk per image counts the database (with its WAL) and the ind
 
     PYTHONPATH=. python benchmarks/bench_scale.py --count 1000000 [--store DIR] [--keep]
     PYTHONPATH=. python benchmarks/bench_scale.py --count 1000000 --store DIR --fresh SEED  # kept store, new queries
+    PYTHONPATH=. python benchmarks/bench_scale.py --store DIR --rerank [--truth truth_seedN.npz] [--stages ...]
+
+``--rerank`` compares the re-rank's row sources on a kept store: its vector file in float32, float16 and
+int8 rows (``rerank-rows``: the re-rank alone from each, in one process; ``rows-X`` then ``serve``: whole
+queries; ``serve-codes``: int8 ranked by the codes alone), the database (``serve-database``), and FAISS's
+``IVFPQFastScan`` + ``IndexRefineFlat`` query by query (``paired``). It rewrites the store's vector file:
+run it on a copy of a store you want to keep as it is.
 
 Prints JSON and writes it to benchmarks/results/bench_scale_<count>.json.
 """
@@ -500,7 +507,8 @@ def main() -> None:
     parser.add_argument("--rerank", action="store_true", help=(
         "on the kept --store (built with --count): the re-rank side by side in one run: medsearch with int8, "
         "float16 and float32 vector files and reading the database, and FAISS IVFPQFastScan + IndexRefineFlat"))
-    parser.add_argument("--stages", default="rows-float32,paired,serve-database,rows-float16,serve,rows-float32",
+    parser.add_argument("--stages", default=("rows-float32,rerank-rows,paired,serve-database,rows-int8,serve,"
+                                             "serve-codes,rows-float16,serve,rows-float32"),
                         help="with --rerank: the stages, in order (paired: medsearch and FAISS query by query)")
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     parser.add_argument("--truth", default="truth.npz", help=(
