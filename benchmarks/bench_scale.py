@@ -271,7 +271,8 @@ def stage_serve(directory: Path, truth_file: str = "truth.npz", from_database: b
 def stage_rerank_rows(directory: Path, truth_file: str = "truth.npz") -> dict[str, Any]:
     """The re-rank alone in one process, per row type: the store's vector file written again as float16 and
     int8 rows in a temporary folder beside it, all three read into the page cache, then for each query its
-    ``RERANK_DEPTH`` candidates (from the store's codes) gathered and scored from each file in turn."""
+    ``RERANK_DEPTH`` candidates (from the store's codes) gathered and scored from each file in turn: the whole
+    re-rank (``reranked.rescored``: figures and recall) and the rows' read and product alone (``rows_p50_ms``)."""
     from medsearch.storage import index_choice, vector_file
     from medsearch.storage.faiss_calls import search_index
     from medsearch.storage.reranked import rescored
@@ -282,7 +283,7 @@ def stage_rerank_rows(directory: Path, truth_file: str = "truth.npz") -> dict[st
     with Store.open(directory) as store, tempfile.TemporaryDirectory(dir=directory.parent) as folder:
         base = store.vectors.vector_file()
         assert base is not None and base.base is not None and base.quantizer is None, "a float vector file first"
-        files = {str(base.dtype.name): base}
+        files: dict[str, Any] = {str(base.dtype.name): base}
         for dtype in ("float16", "int8"):
             started = time.perf_counter()
             files[dtype] = base.written(Path(folder), dtype)
@@ -295,7 +296,14 @@ def stage_rerank_rows(directory: Path, truth_file: str = "truth.npz") -> dict[st
             asked = truth[f"{name}_queries"]
             _codes, found = search_index(index, asked, index_choice.RERANK_DEPTH)
             times: dict[str, list[float]] = {dtype: [] for dtype in files}
+            raw: dict[str, list[float]] = {dtype: [] for dtype in files}
             hits: dict[str, list[np.ndarray]] = {dtype: [] for dtype in files}
+            for dtype, rerank in files.items():  # each file's rows for every query, then the whole re-rank
+                for query, candidates in zip(asked, found, strict=True):
+                    t0 = time.perf_counter()
+                    rows = rerank.for_rerank(np.sort(candidates))
+                    _products = rows.scores(query[np.newaxis]) if dtype == "int8" else rows @ query
+                    raw[dtype].append(1000 * (time.perf_counter() - t0))
             for query, candidates in zip(asked, found, strict=True):
                 for dtype, rerank in files.items():
                     t0 = time.perf_counter()
@@ -303,7 +311,8 @@ def stage_rerank_rows(directory: Path, truth_file: str = "truth.npz") -> dict[st
                     times[dtype].append(1000 * (time.perf_counter() - t0))
                     hits[dtype].append(ids[0])
             for dtype in files:
-                out[f"{name}_{dtype}"] = _figures(times[dtype], hits[dtype], truth[f"{name}_all"])
+                out[f"{name}_{dtype}"] = {**_figures(times[dtype], hits[dtype], truth[f"{name}_all"]),
+                                          "rows_p50_ms": round(float(np.median(raw[dtype])), 3)}
     return out
 
 

@@ -25,8 +25,8 @@ the int8 rows of a vector file as their codes (``medsearch.storage.row_quantizer
 INT8_REFINED = 20
 """With int8 rows (``medsearch.storage.row_quantizer``), how many of each query's candidates (at least 2 k),
 best by the codes, are scored again with their exact float32 rows from the database: at 1 M, recall@10 of
-the codes alone was 0.962 image-like / 0.979 text-like, with 20 re-scored 0.989 / 0.998, as the float32
-rows (``benchmarks/bench_scale.py --rerank``)."""
+the codes alone was 0.963 image-like / 0.971 text-like, with 20 re-scored 0.993 / 0.999, as with the
+float32 rows, for ~0.9 ms more on a busy 2-core machine (``benchmarks/bench_scale.py --rerank``)."""
 WIDEST = 3.0
 """How many times an unfiltered query's lists a filtered one may read. At 10 M with a 1 % filter (128
 lists unfiltered; re-rank depth 200), recall@10 of image-like / text-like fresh queries on two query sets:
