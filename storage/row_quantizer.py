@@ -3,10 +3,10 @@
 Each dimension d has an offset m_d and a step s_d fitted on a sample of the vectors (their minimum and
 range over 255 steps); a component x_d is stored as the byte c_d = round((x_d - m_d) / s_d), clipped to
 0..255, so x_d ~ m_d + s_d * c_d. A query q then scores a row without decoding it:
-q . x = q . m + (q * s) . c: one uint8 -> float32 conversion of the rows and one product (500 cached rows
-of 1152 in ~0.4 ms on this 2-core CPU, against ~0.7 ms for float32 rows, ~1.1 ms for int8 rows decoded
-first and ~1.9 ms for float16 ones: ``benchmarks/README.md``). A component outside the fitted range is
-clipped to it.
+q . x = q . m + (q * s) . c: one uint8 -> float32 conversion of the rows and one product, no dearer than
+the float32 rows' product (the re-rank of 500 cached rows at 1 M: 1.5 ms against 1.6-1.9 ms for float32
+rows and 2.8-3.0 ms for float16 ones on a busy 2-core CPU: ``benchmarks/bench_scale.py --rerank``). A
+component outside the fitted range is clipped to it.
 """
 
 from __future__ import annotations
