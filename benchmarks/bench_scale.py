@@ -22,6 +22,13 @@ best cosine ~0.2). Disk per image counts the database (with its WAL) and the ind
 
     PYTHONPATH=. python benchmarks/bench_scale.py --count 1000000 [--store DIR] [--keep]
     PYTHONPATH=. python benchmarks/bench_scale.py --count 1000000 --store DIR --fresh SEED  # kept store, new queries
+    PYTHONPATH=. python benchmarks/bench_scale.py --store DIR --rerank [--truth truth_seedN.npz] [--stages ...]
+
+``--rerank`` compares the re-rank's row sources on a kept store: its vector file in float32, float16 and
+int8 rows (``rerank-rows``: the re-rank alone from each, in one process; ``rows-X`` then ``serve``: whole
+queries; ``serve-codes``: int8 ranked by the codes alone), the database (``serve-database``), and FAISS's
+``IVFPQFastScan`` + ``IndexRefineFlat`` query by query (``paired``). It rewrites the store's vector file:
+run it on a copy of a store you want to keep as it is.
 
 Prints JSON and writes it to benchmarks/results/bench_scale_<count>.json.
 """
@@ -188,7 +195,7 @@ def stage_build(directory: Path) -> dict[str, Any]:
 
 
 def stage_rows(directory: Path, dtype: str) -> dict[str, Any]:
-    """Write the store's vector file again, its rows in ``dtype`` (float16 or float32)."""
+    """Write the store's vector file again, its rows in ``dtype`` (float16, float32 or int8)."""
     from medsearch.storage import vector_file
     from medsearch.storage.store import Store
 
@@ -203,13 +210,27 @@ def stage_rows(directory: Path, dtype: str) -> dict[str, Any]:
             "vector_file_bytes_per_image": round(size / max(1, rerank.count()))}
 
 
-def stage_serve(directory: Path, truth_file: str = "truth.npz", from_database: bool = False) -> dict[str, Any]:
+def stage_serve(directory: Path, truth_file: str = "truth.npz", from_database: bool = False,
+                codes_only: bool = False) -> dict[str, Any]:
     """Serve the query sets; ``from_database``: with the re-rank reading the database (as before the vector
-    file, and as a reader of a store without one does)."""
-    from medsearch.storage import queries, rerank_vectors
+    file, and as a reader of a store without one does); ``codes_only``: int8 rows ranked by their codes
+    alone (``reranked.INT8_REFINED`` 0: none read again from the database)."""
+    from medsearch.storage import queries, rerank_vectors, reranked
     from medsearch.storage.store import Store
     from medsearch.storage.vector_file import VectorFileError
 
+    if codes_only:
+        reranked.INT8_REFINED = 0
+    rerank_times: list[float] = []
+    real_rescored = reranked.rescored
+
+    def timed_rescored(*args: Any) -> Any:  # the re-rank alone: gather, score, top k
+        t0 = time.perf_counter()
+        try:
+            return real_rescored(*args)
+        finally:
+            rerank_times.append(1000 * (time.perf_counter() - t0))
+    reranked.rescored = timed_rescored  # type: ignore[assignment]
     if from_database:
         def refuse(*_args: Any) -> Any:
             raise VectorFileError("benchmark: read the database")
@@ -221,7 +242,8 @@ def stage_serve(directory: Path, truth_file: str = "truth.npz", from_database: b
         store.vectors.index()
         out["load_s"] = round(time.perf_counter() - started, 1)
         rerank = store.vectors.vector_file()
-        out["rerank_from"] = "database" if rerank is None else f"vector file ({rerank.dtype.name})"
+        out["rerank_from"] = "database" if rerank is None else (
+            f"vector file ({'int8' if rerank.quantizer is not None else rerank.dtype.name})")
         started = time.perf_counter()
         out["warmed_vectors"] = store.vectors.warm_vectors(threading.Event())  # as `medsearch serve` does at start
         out["warm_s"] = round(time.perf_counter() - started, 1)
@@ -231,6 +253,7 @@ def stage_serve(directory: Path, truth_file: str = "truth.npz", from_database: b
         for name in ("image", "text"):
             for which, subset in (("all", None), ("filtered", allowed)):
                 found, times = [], []
+                rerank_times.clear()
                 for query in truth[f"{name}_queries"]:
                     t0 = time.perf_counter()
                     _scores, ids = store.vectors.search(query, 10, subset)
@@ -240,8 +263,57 @@ def stage_serve(directory: Path, truth_file: str = "truth.npz", from_database: b
                 hit = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, expected, strict=True)])
                 out[f"{name}_{which}"] = {"recall@10": round(float(hit), 3),
                                           "p50_ms": round(float(np.median(times)), 2),
-                                          "p95_ms": round(float(np.percentile(times, 95)), 2)}
+                                          "p95_ms": round(float(np.percentile(times, 95)), 2),
+                                          "rerank_p50_ms": round(float(np.median(rerank_times)), 3)}
     return {**out, **_memory()}
+
+
+def stage_rerank_rows(directory: Path, truth_file: str = "truth.npz") -> dict[str, Any]:
+    """The re-rank alone in one process, per row type: the store's vector file written again as float16 and
+    int8 rows in a temporary folder beside it, all three read into the page cache, then for each query its
+    ``RERANK_DEPTH`` candidates (from the store's codes) gathered and scored from each file in turn: the whole
+    re-rank (``reranked.rescored``: figures and recall) and the rows' read and product alone (``rows_p50_ms``)."""
+    from medsearch.storage import index_choice, vector_file
+    from medsearch.storage.faiss_calls import search_index
+    from medsearch.storage.reranked import rescored
+    from medsearch.storage.store import Store
+
+    truth = np.load(directory / truth_file)
+    out: dict[str, Any] = {}
+    with Store.open(directory) as store, tempfile.TemporaryDirectory(dir=directory.parent) as folder:
+        base = store.vectors.vector_file()
+        assert base is not None and base.base is not None and base.quantizer is None, "a float vector file first"
+        files: dict[str, Any] = {str(base.dtype.name): base}
+        for dtype in ("float16", "int8"):
+            started = time.perf_counter()
+            files[dtype] = base.written(Path(folder), dtype)
+            out[f"write_{dtype}_s"] = round(time.perf_counter() - started, 1)
+        for rerank in files.values():
+            assert rerank.base is not None
+            vector_file.warm(rerank.base.path, threading.Event())
+        index = store.vectors.index()
+        for name in ("image", "text"):
+            asked = truth[f"{name}_queries"]
+            _codes, found = search_index(index, asked, index_choice.RERANK_DEPTH)
+            times: dict[str, list[float]] = {dtype: [] for dtype in files}
+            raw: dict[str, list[float]] = {dtype: [] for dtype in files}
+            hits: dict[str, list[np.ndarray]] = {dtype: [] for dtype in files}
+            for dtype, rerank in files.items():  # each file's rows for every query, then the whole re-rank
+                for query, candidates in zip(asked, found, strict=True):
+                    t0 = time.perf_counter()
+                    rows = rerank.for_rerank(np.sort(candidates))
+                    _products = rows.scores(query[np.newaxis]) if dtype == "int8" else rows @ query
+                    raw[dtype].append(1000 * (time.perf_counter() - t0))
+            for query, candidates in zip(asked, found, strict=True):
+                for dtype, rerank in files.items():
+                    t0 = time.perf_counter()
+                    _scores, ids = rescored(query[np.newaxis], candidates[np.newaxis], 10, rerank.for_rerank)
+                    times[dtype].append(1000 * (time.perf_counter() - t0))
+                    hits[dtype].append(ids[0])
+            for dtype in files:
+                out[f"{name}_{dtype}"] = {**_figures(times[dtype], hits[dtype], truth[f"{name}_all"]),
+                                          "rows_p50_ms": round(float(np.median(raw[dtype])), 3)}
+    return out
 
 
 def peer_index(directory: Path, allowed: np.ndarray) -> tuple[Any, Any, Any, Any]:
@@ -316,7 +388,8 @@ def stage_paired(directory: Path, truth_file: str = "truth.npz") -> dict[str, An
     with Store.open(directory) as store:
         store.vectors.index()
         rerank = store.vectors.vector_file()
-        out["rerank_from"] = "database" if rerank is None else f"vector file ({rerank.dtype.name})"
+        out["rerank_from"] = "database" if rerank is None else (
+            f"vector file ({'int8' if rerank.quantizer is not None else rerank.dtype.name})")
         out["warmed_vectors"] = store.vectors.warm_vectors(threading.Event())
         allowed = queries.ids_where(store, FILTER)
         store.vectors.search(truth["image_queries"][0], 10)
@@ -420,7 +493,7 @@ def fresh_answers(directory: Path, count: int, seed: int) -> str:
 def in_child(stage: str, directory: Path, truth_file: str = "truth.npz") -> dict[str, Any]:
     """Run ``stage`` in a fresh interpreter (its memory is its own) and return what it printed; a serve
     stage on one thread (FAISS and BLAS), as a query is measured."""
-    one_thread = stage.startswith(("serve", "peer", "paired"))
+    one_thread = stage.startswith(("serve", "peer", "paired", "rerank"))
     threads = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"} if one_thread else {}
     done = subprocess.run([sys.executable, "-X", "faulthandler", __file__, "--stage", stage, "--store", str(directory),
                            "--truth", truth_file],
@@ -441,18 +514,20 @@ def main() -> None:
         "on the kept --store written with --count: draw new query sets from SEED, compute their exact answers "
         "over the store as it is now, and serve only those (each query asked once, its rows not read before)"))
     parser.add_argument("--rerank", action="store_true", help=(
-        "on the kept --store (built with --count): the re-rank side by side in one run: medsearch with float16 "
-        "and float32 vector files and reading the database, and FAISS IVFPQFastScan + IndexRefineFlat"))
-    parser.add_argument("--stages", default="rows-float32,paired,serve-database,rows-float16,serve,rows-float32",
+        "on the kept --store (built with --count): the re-rank side by side in one run: medsearch with int8, "
+        "float16 and float32 vector files and reading the database, and FAISS IVFPQFastScan + IndexRefineFlat"))
+    parser.add_argument("--stages", default=("rows-float32,rerank-rows,paired,serve-database,rows-int8,serve,"
+                                             "serve-codes,rows-float16,serve,rows-float32"),
                         help="with --rerank: the stages, in order (paired: medsearch and FAISS query by query)")
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
-    parser.add_argument("--truth", default="truth.npz", help=argparse.SUPPRESS)
+    parser.add_argument("--truth", default="truth.npz", help=(
+        "with --rerank: the query sets and exact answers to serve (a file beside the store, e.g. one --fresh wrote)"))
     args = parser.parse_args()
     if args.stage:
         print(json.dumps(STAGES[args.stage](args.store, args.truth)))
         return
     if args.rerank:
-        side_by_side(args.store, args.stages.split(","))
+        side_by_side(args.store, args.stages.split(","), args.truth)
         return
     if args.fresh is not None:
         if args.store is None or not (args.store / "medsearch.db").exists():
@@ -485,13 +560,16 @@ def main() -> None:
 STAGES = {
     "build": lambda store, _truth: stage_build(store), "grow": lambda store, _truth: stage_grow(store),
     "serve": stage_serve, "serve-database": partial(stage_serve, from_database=True), "peer": stage_peer,
+    "serve-codes": partial(stage_serve, codes_only=True),
     "paired": stage_paired,
     "rows-float16": lambda store, _truth: stage_rows(store, "float16"),
     "rows-float32": lambda store, _truth: stage_rows(store, "float32"),
+    "rows-int8": lambda store, _truth: stage_rows(store, "int8"),
+    "rerank-rows": stage_rerank_rows,
 }
 
 
-def side_by_side(directory: Path, stages: list[str]) -> None:
+def side_by_side(directory: Path, stages: list[str], truth_file: str = "truth.npz") -> None:
     """``--rerank``: build the kept store's ivf-pq index if it has none, then the ``stages`` named."""
     if directory is None or not (directory / "truth.npz").exists():
         raise SystemExit("--rerank needs --store, a store kept by an earlier run (--keep)")
@@ -500,7 +578,7 @@ def side_by_side(directory: Path, stages: list[str]) -> None:
         figures["build"] = in_child("build", directory)
     for stage in stages:
         figures.setdefault(stage, [])
-        figures[stage].append(in_child(stage, directory))
+        figures[stage].append(in_child(stage, directory, truth_file))
         print(f"  {stage}: {figures[stage][-1]}", file=sys.stderr)
     figures["disk"] = disk(directory, figures["count"])
     print(json.dumps(figures, indent=1))

@@ -1,5 +1,6 @@
 """The re-rank vectors an ``ivf-pq`` index serves: its vector file (``medsearch.storage.vector_file``,
-memory-mapped) with the rows deleted since marked dead, and the rows added since held in memory.
+memory-mapped) with the rows deleted since marked dead, and the rows added since held in memory (in the
+file's row type: int8 rows coded with the file's quantizer).
 
 Changed only by the holder of ``VectorIndex``'s lock taken alone; searches read it under the lock shared.
 """
@@ -14,6 +15,7 @@ import numpy as np
 from medsearch.storage import snapshot, vector_file, vectors
 from medsearch.storage.faiss_calls import index_type_of
 from medsearch.storage.index_choice import IndexType
+from medsearch.storage.row_quantizer import FIT_SAMPLE, QuantizedRows, Quantizer
 from medsearch.storage.vector_file import VectorFile, VectorFileError
 
 
@@ -24,7 +26,8 @@ class RerankVectors:
         """``live_ids``: the ids of the base file still served (default: all of them)."""
         self.dim = dim
         self.base = base
-        self.dtype = base.dtype if base is not None else np.dtype(vector_file.ROW_DTYPE).newbyteorder("<")
+        self.quantizer = base.quantizer if base is not None else None
+        self.dtype = base.dtype if base is not None else np.dtype("<f4")
         held = base.ids if base is not None else np.empty(0, np.int64)
         self.live = np.ones(len(held), dtype=bool) if live_ids is None else np.isin(held, live_ids)
         self._new_ids = np.empty(0, dtype=np.int64)
@@ -45,24 +48,44 @@ class RerankVectors:
     # -- reading ---------------------------------------------------------------------------------
 
     def read(self, ids: np.ndarray) -> np.ndarray:
-        """(n, dim) float32 rows of int64 ``ids`` in their order; zeros for an id not served."""
-        ids = np.asarray(ids, dtype=np.int64)
+        """(n, dim) float32 rows of int64 ``ids`` in their order (int8 rows decoded); zeros for an id not
+        served."""
+        rows, served = self._gathered(np.asarray(ids, dtype=np.int64))
+        out = self.quantizer.decode(rows) if self.quantizer is not None else as_float32(rows)
+        if not served.all():
+            out[~served] = 0
+        return out
+
+    def for_rerank(self, ids: np.ndarray) -> np.ndarray | QuantizedRows:
+        """The rows of int64 ``ids`` as the re-rank scores them (``medsearch.storage.reranked``): int8 rows
+        as their codes (scored without decoding), float rows as ``read`` gives them."""
+        if self.quantizer is None:
+            return self.read(ids)
+        rows, served = self._gathered(np.asarray(ids, dtype=np.int64))
+        return QuantizedRows(rows, self.quantizer, served)
+
+    def _gathered(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """((n, dim) rows of ``ids`` in the file's type, which are served): one gather from the file in
+        every query's case between snapshots."""
         if self.base is not None:
             places, found = self.base.positions(ids)
             found &= self.live[places]
-            if self._new_count == 0 and found.all():  # every query's case between snapshots: one gather
-                return as_float32(self.base.rows[places])
-        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+            if self._new_count == 0 and found.all():
+                return self.base.rows[places], found
+        out = np.zeros((len(ids), self.dim), dtype=self.dtype)
+        served = np.zeros(len(ids), dtype=bool)
         if self.base is not None and found.any():
             order = np.flatnonzero(found)
             by_place = np.argsort(places[order], kind="stable")  # in file order: fewer page jumps
-            out[order[by_place]] = as_float32(self.base.rows[places[order][by_place]])
+            out[order[by_place]] = self.base.rows[places[order][by_place]]
+            served |= found
         if self._new_count:
             new_ids = self._new_ids[: self._new_count]
             places = np.minimum(np.searchsorted(new_ids, ids), self._new_count - 1)
             found = new_ids[places] == ids
-            out[found] = as_float32(self._new_rows[places[found]])
-        return out
+            out[found] = self._new_rows[places[found]]
+            served |= found
+        return out, served
 
     def count(self) -> int:
         """How many ids are served."""
@@ -83,6 +106,8 @@ class RerankVectors:
         self.remove(ids)
         order = np.argsort(ids, kind="stable")
         ids, rows = ids[order], np.asarray(rows)[order]
+        if self.quantizer is not None:
+            rows = self.quantizer.encode(rows)
         needed = self._new_count + len(ids)
         if needed > len(self._new_ids):
             size = max(needed, 2 * len(self._new_ids), 1024)
@@ -122,17 +147,29 @@ class RerankVectors:
         dead = len(self.live) - int(self.live.sum())
         return dead > vector_file.COMPACT_FRACTION * max(1, len(self.live))
 
-    def written(self, directory: Path) -> RerankVectors:
-        """Every row served, written to a new vector file in ``directory`` and opened (this object is left as
-        it was). Raises OSError when it cannot be written."""
-        return built(directory, self.dim, self._in_order(), str(self.dtype))
+    def written(self, directory: Path, dtype: str = "") -> RerankVectors:
+        """Every row served, written to a new vector file in ``directory`` in rows of ``dtype`` (default
+        this one's; int8 rows with this one's quantizer, or one fitted to a sample of its rows) and opened
+        (this object is left as it was). Raises OSError when it cannot be written."""
+        dtype = dtype or ("int8" if self.quantizer is not None else str(self.dtype))
+        quantizer = None
+        if dtype == "int8":
+            quantizer = self.quantizer or Quantizer.fitted(self.read(sample_ids(self.held_ids())), self.dim)
+        return built(directory, self.dim, self._in_order(), dtype, quantizer)
 
     def _in_order(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, rows) chunks of every row served, in increasing id order."""
+        """(ids, float32 rows) chunks of every row served, in increasing id order."""
         ids = self.held_ids()
         for start in range(0, len(ids), vector_file.WRITE_CHUNK):
             chunk = ids[start : start + vector_file.WRITE_CHUNK]
-            yield chunk, self.read(chunk).astype(self.dtype)
+            yield chunk, self.read(chunk)
+
+
+def sample_ids(ids: np.ndarray, size: int = FIT_SAMPLE) -> np.ndarray:
+    """At most ``size`` of the sorted ``ids``, drawn at random, sorted."""
+    if len(ids) <= size:
+        return ids
+    return np.sort(np.random.default_rng(0).choice(ids, size, replace=False))
 
 
 Loaded = tuple[Any, snapshot.Manifest, "RerankVectors | None"]
@@ -178,11 +215,12 @@ def file_problem(directory: Path, manifest: snapshot.Manifest, dim: int, index: 
     return None
 
 
-def built(directory: Path, dim: int, chunks: Iterable[tuple[np.ndarray, np.ndarray]], dtype: str = ""
-          ) -> RerankVectors:
-    """The rows of ``chunks`` ((ids, rows), increasing ids) written to a new vector file in ``directory``
-    and opened. Raises OSError when it cannot be written, ValueError for ids out of order."""
-    name, digest = vector_file.write_file(directory, dim, chunks, dtype)
+def built(directory: Path, dim: int, chunks: Iterable[tuple[np.ndarray, np.ndarray]], dtype: str = "",
+          quantizer: Quantizer | None = None) -> RerankVectors:
+    """The rows of ``chunks`` ((ids, float rows), increasing ids) written to a new vector file in
+    ``directory`` in rows of ``dtype`` (int8 rows with ``quantizer``) and opened. Raises OSError when it
+    cannot be written, ValueError for ids out of order."""
+    name, digest = vector_file.write_file(directory, dim, chunks, dtype, quantizer)
     return RerankVectors(dim, VectorFile(directory / name, dim, digest))
 
 

@@ -10,6 +10,7 @@ and builds outside the lock, so searches go on against the old index until the n
 from __future__ import annotations
 
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from medsearch.storage.index_choice import IndexType
 from medsearch.storage.model_record import ModelRecord
 from medsearch.storage.models import Deletion, Image, StoreInfo, TextEmbedding
 from medsearch.storage.rerank_vectors import RerankVectors
+from medsearch.storage.row_quantizer import FIT_SAMPLE, QuantizedRows, Quantizer
 from medsearch.storage.rwlock import ReadWriteLock
 from medsearch.storage.vector_rows import VectorRows
 from sqlalchemy import Engine, func, select
@@ -99,10 +101,13 @@ class VectorIndex:
             return  # the replay rebuilt the index, and its vector file with it
         with self._sessions() as session, session.begin():
             generation = session.scalar(select(StoreInfo.generation).where(StoreInfo.id == 1)) or 0
+            dtype = _row_type(int(self._index.ntotal), dim)
+            quantizer = _quantizer(dtype, _sample(session, FIT_SAMPLE) if dtype == "int8" else None, dim)
             rows = session.execute(select(Image.id, Image.embedding).order_by(Image.id)
                                    .execution_options(yield_per=20_000))
             try:
-                rerank = rerank_vectors.built(self.directory, dim, (_stack(chunk) for chunk in rows.partitions()))
+                rerank = rerank_vectors.built(self.directory, dim, (_stack(chunk) for chunk in rows.partitions()),
+                                              dtype, quantizer)
             except OSError:
                 return  # (a full disk) the re-rank reads the database meanwhile; check reports the file
         if generation == self._generation and rerank.count() == vectors.live_count(self._index):
@@ -163,10 +168,16 @@ class VectorIndex:
         with self._lock.reading():
             return vectors.search(self._index, queries, k, allowed_ids, exact=self._read_rows)
 
-    def _read_rows(self, ids: np.ndarray) -> np.ndarray:
-        """The re-rank's vectors: from the vector file, or from the database without one."""
+    def _read_rows(self, ids: np.ndarray) -> np.ndarray | QuantizedRows:
+        """The re-rank's vectors: from the vector file (int8 rows as their codes, the best few of them read
+        again from the database: ``reranked.INT8_REFINED``), or from the database without one."""
         rerank = self._rerank
-        return rerank.read(ids) if rerank is not None else self._rows.read(ids, int(self._index.d))
+        if rerank is None:
+            return self._rows.read(ids, int(self._index.d))
+        rows = rerank.for_rerank(ids)
+        if isinstance(rows, QuantizedRows):  # its best few scored again from the database
+            return rows._replace(exact=partial(self._rows.read, dim=int(self._index.d)))
+        return rows
 
     def vector_file(self) -> RerankVectors | None:
         """The re-rank vectors an ivf-pq index serves from its vector file (loaded and caught up first), or
@@ -257,7 +268,7 @@ class VectorIndex:
             info.index_type = index_type
 
     def rewrite_vector_file(self) -> None:
-        """Write an ivf-pq index's vector file again from the database (in ``vector_file.ROW_DTYPE`` rows),
+        """Write an ivf-pq index's vector file again from the database (in ``vector_file.row_type`` rows),
         then the snapshot naming it; nothing for the other kinds. Raises StoreError when not writable, for
         an empty store, or when the files cannot be written."""
         if not self.writable:
@@ -280,20 +291,26 @@ class VectorIndex:
         self.load()
         with self._saving, self._lock.reading():
             named = ("", "")
-            if self._rerank is not None and not vector_file.fits_memory(self._rerank.count(), self._rerank.dim):
+            rerank = self._rerank
+            kind = None if rerank is None else vector_file.row_type(rerank.count(), rerank.dim)
+            if kind is None:
                 self._rerank = None  # grown past the memory: the re-rank reads the database from now on
-            if self._rerank is not None:
-                if self._rerank.needs_writing():
-                    self._rerank = self._written(self._rerank)  # searches in flight keep the old object
+            elif rerank is not None:
+                # grown past float32's share: int8 from now on (rows made int8 are not made float again: a
+                # rewrite_vector_file or rebuild writes them from the database)
+                dtype = "int8" if kind == "int8" and rerank.quantizer is None else ""
+                if rerank.needs_writing() or dtype:
+                    self._rerank = self._written(rerank, dtype)  # searches in flight keep the old object
                 assert self._rerank.base is not None
                 named = (self._rerank.base.name, self._rerank.base.sha256)
             snapshot.save_snapshot(self._index, self.directory, self._generation, info.model_revision,
                                    index_type_of(self._index), self._added_after_training, named, self._width)
 
-    def _written(self, rerank: RerankVectors) -> RerankVectors:
-        """``rerank`` written to a new vector file. Raises StoreError (one line) when it cannot be."""
+    def _written(self, rerank: RerankVectors, dtype: str = "") -> RerankVectors:
+        """``rerank`` written to a new vector file (in rows of ``dtype``, default its own). Raises StoreError
+        (one line) when it cannot be."""
         try:
-            return rerank.written(self.directory)
+            return rerank.written(self.directory, dtype)
         except OSError as error:
             raise snapshot.write_failed(self.directory, error, rerank.count() * rerank.dim * 2) from None
 
@@ -313,6 +330,8 @@ class VectorIndex:
             if index_choice.is_trained_kind(index_type):
                 sample = _sample(session, index_choice.train_size(count, index_type))
             index = vectors.new_index(dim, index_type, sample=sample, count=count)
+            dtype = _row_type(count, dim)
+            quantizer = _quantizer(dtype, sample, dim)
             del sample
             result = session.execute(select(Image.id, Image.embedding).order_by(Image.id)
                                      .execution_options(yield_per=20_000))
@@ -323,7 +342,7 @@ class VectorIndex:
                     pass
             else:
                 try:
-                    rerank = rerank_vectors.built(self.directory, dim, chunks)
+                    rerank = rerank_vectors.built(self.directory, dim, chunks, dtype, quantizer)
                 except OSError as error:
                     raise snapshot.write_failed(self.directory, error, count * dim * 2) from None
             width = search_width.choose(index, _width_queries(session, dim)) if search_width.tunable(index) else None
@@ -362,6 +381,18 @@ class VectorIndex:
     def _index_type(self) -> IndexType:
         info = self._info()
         return IndexType.parse(info.index_type) if info else IndexType.FLAT
+
+
+def _row_type(count: int, dim: int) -> str:
+    """The rows' type of a vector file of ``count`` rows (``vector_file.row_type``; any where none is kept)."""
+    return vector_file.row_type(count, dim) or vector_file.ROW_DTYPE
+
+
+def _quantizer(dtype: str, sample: np.ndarray | None, dim: int) -> Quantizer | None:
+    """Of int8 rows, their quantizer fitted to (a part of) ``sample``; None for float rows."""
+    if dtype != "int8":
+        return None
+    return Quantizer.fitted(np.empty((0, dim)) if sample is None else sample[:FIT_SAMPLE], dim)
 
 
 def _added(index: Any, ids: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -34,6 +34,7 @@ from medsearch.storage.writes import Batch, write_batch
 from tests.storage.test_ivf_pq_store import COUNT, clustered, images
 
 point, directory, deletes = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+vector_file.ROW_DTYPE = sys.argv[4]  # the rows' type while they fit the memory
 
 def die(*_args, **_kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -72,9 +73,9 @@ with Store.open(directory, writable=True) as store:
 """
 
 
-def change_and_save(store_dir: Path, point: str, deletes: int = 1000) -> dict[str, np.ndarray]:
-    """Run ``CHANGER``; returns the answers it gave before its snapshot."""
-    done = subprocess.run([sys.executable, "-c", CHANGER, point, str(store_dir), str(deletes)], cwd=ROOT,
+def change_and_save(store_dir: Path, point: str, deletes: int = 1000, rows: str = "float32") -> dict[str, np.ndarray]:
+    """Run ``CHANGER`` (its vector file in ``rows``); returns the answers it gave before its snapshot."""
+    done = subprocess.run([sys.executable, "-c", CHANGER, point, str(store_dir), str(deletes), rows], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == (0 if point == "none" else -signal.SIGKILL), done.stderr[-2000:]
     return dict(np.load(store_dir.parent / "expected.npz"))
