@@ -20,6 +20,17 @@ from tests.tiny_siglip import build_tiny_siglip, train_tiny_siglip
 REAL_DICOMS = ("CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "rtplan.dcm")
 
 
+LONG_FIRST = ("tests/indexer/test_ray_netns.py", "tests/indexer/test_dicomweb_netns.py",
+              "tests/reports/test_reports_dicomweb.py")
+"""Modules of nested runs (minutes each): collected first, so that the suite's parallel workers
+(``pytest -n``) start them at once instead of finishing on them."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move the ``LONG_FIRST`` modules' tests to the front, keeping every other test's order."""
+    items.sort(key=lambda item: not item.nodeid.startswith(LONG_FIRST))
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Each ``pytest.mark.needs("component", ...)``: skip the test without the component, fail it under CI."""
     for mark in item.iter_markers("needs"):
@@ -35,9 +46,10 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def reuse_trained(name: str, out_dir: Path, train: Callable[[Path], Path]) -> Path:
     """``train(out_dir)``, or, when ``MEDSEARCH_TEST_MODEL_CACHE`` names a folder (developers' repeated
-    runs; ``.ci/run`` sets it to a folder of the checkout, so that the session and its nested runs train
-    once), a copy of the model that the same training code made there before (keyed by the hash of
-    ``tests/tiny_siglip.py``)."""
+    runs; ``.ci/run`` sets it to a folder of the checkout, so that the session's workers and its nested runs
+    train once), a copy of the model that the same training code made there before (keyed by the hash of
+    ``tests/tiny_siglip.py``; a lock file makes the others wait while one trains)."""
+    import fcntl
     import hashlib
     import os
 
@@ -46,14 +58,14 @@ def reuse_trained(name: str, out_dir: Path, train: Callable[[Path], Path]) -> Pa
         return train(out_dir)
     code = hashlib.sha256((Path(__file__).parent / "tiny_siglip.py").read_bytes()).hexdigest()[:16]
     kept = Path(cache) / f"{name}-{code}"
-    if not (kept / "config.json").exists():
-        partial = Path(cache) / f".{name}-{code}-{os.getpid()}"
-        shutil.rmtree(partial, ignore_errors=True)
-        train(partial)
-        try:
-            partial.rename(kept)
-        except OSError:  # another run stored it first
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    with open(Path(cache) / f".{name}-{code}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the suite's other workers and nested runs wait, then copy
+        if not (kept / "config.json").exists():
+            partial = Path(cache) / f".{name}-{code}-{os.getpid()}"
             shutil.rmtree(partial, ignore_errors=True)
+            train(partial)
+            partial.rename(kept)
     shutil.copytree(kept, out_dir, dirs_exist_ok=True)
     return out_dir
 
