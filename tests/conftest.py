@@ -44,28 +44,39 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_siglip(tmp_path_factory.mktemp("tiny-model"), seed=0)
 
 
+COMMITTED_MODELS = Path(__file__).parent / "data" / "models"
+"""The tiny trained models as the training code makes them (bit for bit on every run:
+``test_training_is_deterministic`` trains again and compares), keyed like the cache below: the suite copies
+them instead of training. A change to ``tests/tiny_siglip.py`` changes the key, and the suite trains again
+until they are refreshed: run it once with ``MEDSEARCH_TEST_MODEL_CACHE=tests/data/models``, then delete the
+folders of the old key."""
+
+
 def reuse_trained(name: str, out_dir: Path, train: Callable[[Path], Path]) -> Path:
-    """``train(out_dir)``, or, when ``MEDSEARCH_TEST_MODEL_CACHE`` names a folder (developers' repeated
-    runs; ``.ci/run`` sets it to a folder of the checkout, so that the session's workers and its nested runs
-    train once), a copy of the model that the same training code made there before (keyed by the hash of
-    ``tests/tiny_siglip.py``; a lock file makes the others wait while one trains)."""
+    """A copy of the model ``train`` makes: the committed one (``COMMITTED_MODELS``) of the current training
+    code (keyed by the hash of ``tests/tiny_siglip.py``); else, when ``MEDSEARCH_TEST_MODEL_CACHE`` names a
+    folder (developers' repeated runs; ``.ci/run`` sets it to a folder of the checkout, so that the session's
+    workers and its nested runs train once), the one the same code made there before (a lock file makes the
+    others wait while one trains); else ``train(out_dir)``."""
     import fcntl
     import hashlib
     import os
 
-    cache = os.environ.get("MEDSEARCH_TEST_MODEL_CACHE")
-    if not cache:
-        return train(out_dir)
     code = hashlib.sha256((Path(__file__).parent / "tiny_siglip.py").read_bytes()).hexdigest()[:16]
-    kept = Path(cache) / f"{name}-{code}"
-    Path(cache).mkdir(parents=True, exist_ok=True)
-    with open(Path(cache) / f".{name}-{code}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the suite's other workers and nested runs wait, then copy
-        if not (kept / "config.json").exists():
-            partial = Path(cache) / f".{name}-{code}-{os.getpid()}"
-            shutil.rmtree(partial, ignore_errors=True)
-            train(partial)
-            partial.rename(kept)
+    kept = COMMITTED_MODELS / f"{name}-{code}"
+    cache = os.environ.get("MEDSEARCH_TEST_MODEL_CACHE")
+    if not (kept / "config.json").exists() and not cache:
+        return train(out_dir)
+    if not (kept / "config.json").exists():
+        kept = Path(cache or "") / f"{name}-{code}"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        with open(kept.parent / f".{name}-{code}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # the suite's other workers and nested runs wait, then copy
+            if not (kept / "config.json").exists():
+                partial = kept.parent / f".{name}-{code}-{os.getpid()}"
+                shutil.rmtree(partial, ignore_errors=True)
+                train(partial)
+                partial.rename(kept)
     shutil.copytree(kept, out_dir, dirs_exist_ok=True)
     return out_dir
 

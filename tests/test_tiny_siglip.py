@@ -40,9 +40,9 @@ def built_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained_dir(trained_model: Path) -> Path:
-    """The trained tiny SigLIP folder (seed 0) of the session, which ``MEDSEARCH_TEST_MODEL_CACHE`` may have
-    kept from an earlier run of the same training code: ``test_training_is_deterministic`` trains again
-    and compares."""
+    """The trained tiny SigLIP folder (seed 0) of the session: the committed one of the same training code
+    (``tests/conftest.COMMITTED_MODELS``) or one ``MEDSEARCH_TEST_MODEL_CACHE`` kept from an earlier run;
+    ``test_training_is_deterministic`` trains again and compares."""
     return trained_model
 
 
