@@ -26,6 +26,14 @@ LONG_FIRST = ("tests/indexer/test_ray_netns.py", "tests/indexer/test_dicomweb_ne
 (``pytest -n``) start them at once instead of finishing on them."""
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``pytest -n auto``: one worker more than the cores this process may use, since a good part of the
+    suite waits on the processes and servers it starts (CLI runs, kills, PostgreSQL, Chromium, Orthanc)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) + 1
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Move the ``LONG_FIRST`` modules' tests to the front, keeping every other test's order."""
     items.sort(key=lambda item: not item.nodeid.startswith(LONG_FIRST))

@@ -42,7 +42,8 @@ def test_killed_run_resumes(tmp_path: Path, tiny_model: Path) -> None:
 
     with sqlite3.connect(store / "medsearch.db") as conn:
         assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    rerun = [*command[:-5], "--batch-size", "16", "--workers", "0", "--json"]  # batches of one only to kill
+    done = subprocess.run(rerun, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["added"] == 150 - committed
