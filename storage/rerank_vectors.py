@@ -151,18 +151,19 @@ class RerankVectors:
         """Every row served, written to a new vector file in ``directory`` in rows of ``dtype`` (default
         this one's; int8 rows with this one's quantizer, or one fitted to a sample of its rows) and opened
         (this object is left as it was). Raises OSError when it cannot be written."""
-        dtype = dtype or ("int8" if self.quantizer is not None else str(self.dtype))
-        quantizer = None
-        if dtype == "int8":
-            quantizer = self.quantizer or Quantizer.fitted(self.read(sample_ids(self.held_ids())), self.dim)
-        return built(directory, self.dim, self._in_order(), dtype, quantizer)
+        own = "int8" if self.quantizer is not None else str(self.dtype)
+        if (dtype or own) == own:  # copied as stored: int8 codes are not decoded and coded again
+            return built(directory, self.dim, self._in_order(stored=True), own, self.quantizer)
+        quantizer = Quantizer.fitted(self.read(sample_ids(self.held_ids())), self.dim) if dtype == "int8" else None
+        return built(directory, self.dim, self._in_order(stored=False), dtype, quantizer)
 
-    def _in_order(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, float32 rows) chunks of every row served, in increasing id order."""
+    def _in_order(self, stored: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, rows) chunks of every row served, in increasing id order: the rows as this object stores
+        them (``stored``), else as float32."""
         ids = self.held_ids()
         for start in range(0, len(ids), vector_file.WRITE_CHUNK):
             chunk = ids[start : start + vector_file.WRITE_CHUNK]
-            yield chunk, self.read(chunk)
+            yield chunk, self._gathered(chunk)[0] if stored else self.read(chunk)
 
 
 def sample_ids(ids: np.ndarray, size: int = FIT_SAMPLE) -> np.ndarray:

@@ -88,8 +88,9 @@ def write_file(directory: Path, dim: int, chunks: Iterable[tuple[np.ndarray, np.
                dtype: str = "", quantizer: Quantizer | None = None) -> tuple[str, str]:
     """Write the rows given as (ids, (n, dim) float rows) chunks in increasing id order to a new
     content-named file in ``directory``, in rows of ``dtype`` (float32, float16, or int8 with
-    ``quantizer``, which it needs); returns (its name, its sha256). Raises OSError when it cannot be
-    written (no temporary file is left) and ValueError when the ids are not strictly increasing."""
+    ``quantizer``, which it needs; int8 rows may come as that quantizer's uint8 codes); returns (its name,
+    its sha256). Raises OSError when it cannot be written (no temporary file is left) and ValueError when
+    the ids are not strictly increasing."""
     dtype = dtype or ROW_DTYPE
     if (dtype == "int8") != (quantizer is not None):
         raise ValueError("int8 rows, and only they, are written with a quantizer")
@@ -124,7 +125,8 @@ def _write(path: Path, dim: int, chunks: Iterable[tuple[np.ndarray, np.ndarray]]
                 continue
             if ids[0] <= last or (len(ids) > 1 and (np.diff(ids) <= 0).any()):
                 raise ValueError("vector file rows must be given once each, in increasing id order")
-            rows = quantizer.encode(rows) if quantizer is not None else rows
+            rows = np.asarray(rows)
+            rows = quantizer.encode(rows) if quantizer is not None and rows.dtype != np.uint8 else rows
             data = np.ascontiguousarray(rows, dtype=kind).reshape(len(ids), dim).tobytes()
             handle.write(data)
             rows_hash.update(data)
@@ -155,11 +157,11 @@ def _size(dim: int, width: int, count: int, start: int) -> int:
 
 
 class Header(NamedTuple):
-    """A vector file's header; ``start``: where its rows begin."""
+    """A vector file's header; ``rows``: how many it holds, ``start``: where they begin."""
 
     dim: int
     width: int
-    count: int
+    rows: int
     encoding: int
     start: int
     block_sha256: bytes
@@ -200,7 +202,7 @@ class VectorFile:
             raise VectorFileError(f"{path.name}: {error}") from None
         if header.dim != dim:
             raise VectorFileError(f"{path.name} is not a vector file of {dim} components")
-        count, width, start = header.count, header.width, header.start
+        count, width, start = header.rows, header.width, header.start
         if size != _size(dim, width, count, start):
             raise VectorFileError(f"{path.name} is {size} bytes, not the {count} rows its header says")
         self.quantizer: Quantizer | None = None
@@ -234,11 +236,11 @@ def file_sha256(path: Path) -> str:
         handle.seek(0)
         header = Header.read(handle, path.name)
         handle.seek(header.start)
-        rows_hash, left = hashlib.sha256(), header.count * header.dim * header.width
+        rows_hash, left = hashlib.sha256(), header.rows * header.dim * header.width
         while left > 0 and (chunk := handle.read(min(left, 1 << 22))):
             rows_hash.update(chunk)
             left -= len(chunk)
-        return _digest(raw, rows_hash, hashlib.sha256(handle.read(8 * header.count)))
+        return _digest(raw, rows_hash, hashlib.sha256(handle.read(8 * header.rows)))
 
 
 def warm(path: Path, stop: Any) -> int:
@@ -247,7 +249,7 @@ def warm(path: Path, stop: Any) -> int:
     with open(path, "rb") as handle:
         header = Header.read(handle, path.name)
         handle.seek(header.start)
-        read, total, row = 0, header.count * header.dim * header.width, header.dim * header.width
+        read, total, row = 0, header.rows * header.dim * header.width, header.dim * header.width
         while read < total and not stop.is_set() and (chunk := handle.read(min(1 << 24, total - read))):
             read += len(chunk)
     return read // max(1, row)

@@ -53,8 +53,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 COMMITTED_MODELS = Path(__file__).parent / "data" / "models"
-"""The tiny trained models as the training code makes them (bit for bit on every run:
-``test_training_is_deterministic`` trains again and compares), keyed like the cache below: the suite copies
+"""The tiny trained models as the training code makes them (bit for bit on every run here:
+``test_training_is_deterministic`` trains the ``trained`` one again and compares; ``explain`` is the same
+code with patches of 4), keyed like the cache below: the suite copies
 them instead of training. A change to ``tests/tiny_siglip.py`` changes the key, and the suite trains again
 until they are refreshed: run it once with ``MEDSEARCH_TEST_MODEL_CACHE=tests/data/models``, then delete the
 folders of the old key."""
@@ -64,29 +65,38 @@ def reuse_trained(name: str, out_dir: Path, train: Callable[[Path], Path]) -> Pa
     """A copy of the model ``train`` makes: the committed one (``COMMITTED_MODELS``) of the current training
     code (keyed by the hash of ``tests/tiny_siglip.py``); else, when ``MEDSEARCH_TEST_MODEL_CACHE`` names a
     folder (developers' repeated runs; ``.ci/run`` sets it to a folder of the checkout, so that the session's
-    workers and its nested runs train once), the one the same code made there before (a lock file makes the
-    others wait while one trains); else ``train(out_dir)``."""
-    import fcntl
+    workers and its nested runs train once), the one the same code made there (``_trained_once``); else
+    ``train(out_dir)``."""
     import hashlib
     import os
 
-    code = hashlib.sha256((Path(__file__).parent / "tiny_siglip.py").read_bytes()).hexdigest()[:16]
-    kept = COMMITTED_MODELS / f"{name}-{code}"
+    key = f"{name}-{hashlib.sha256((Path(__file__).parent / 'tiny_siglip.py').read_bytes()).hexdigest()[:16]}"
     cache = os.environ.get("MEDSEARCH_TEST_MODEL_CACHE")
-    if not (kept / "config.json").exists() and not cache:
+    if (COMMITTED_MODELS / key / "config.json").exists():
+        kept = COMMITTED_MODELS / key
+    elif cache:
+        kept = _trained_once(Path(cache) / key, train)
+    else:
         return train(out_dir)
-    if not (kept / "config.json").exists():
-        kept = Path(cache or "") / f"{name}-{code}"
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        with open(kept.parent / f".{name}-{code}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # the suite's other workers and nested runs wait, then copy
-            if not (kept / "config.json").exists():
-                partial = kept.parent / f".{name}-{code}-{os.getpid()}"
-                shutil.rmtree(partial, ignore_errors=True)
-                train(partial)
-                partial.rename(kept)
     shutil.copytree(kept, out_dir, dirs_exist_ok=True)
     return out_dir
+
+
+def _trained_once(kept: Path, train: Callable[[Path], Path]) -> Path:
+    """``kept``, trained there unless it was before; a lock file beside it makes the other processes wait
+    while one trains."""
+    import fcntl
+    import os
+
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    with open(kept.parent / f".{kept.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (kept / "config.json").exists():
+            partial = kept.parent / f".{kept.name}-{os.getpid()}"
+            shutil.rmtree(partial, ignore_errors=True)
+            train(partial)
+            partial.rename(kept)
+    return kept
 
 
 @pytest.fixture(scope="session")

@@ -4,26 +4,24 @@ that it never holds the server's threads: ``/api/health``, ``/api/info`` and que
 answer whatever the model is doing.
 
 A route declares its kind with ``Depends(admit(kind))``, which takes a place in the kind's gate for the
-request's lifetime. The routes are also listed in ``ADMITTED_ROUTES``, so that the front door
-(``medsearch.server.front``) refuses a request to a full gate before FastAPI does any work for it; the
-dependency still decides for the requests that pass the door together while the last place is taken, and
-for a route missing from the list."""
+request's lifetime. The front door (``medsearch.server.front``) reads those routes from the app
+(``admitted_routes``) and refuses a request to a full gate before FastAPI does any work for it; the
+dependency still decides for the requests that pass the door together while the last place is taken."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from fastapi import Request
+from fastapi.routing import APIRoute
 from medsearch.errors import Busy
+from starlette.routing import BaseRoute
 
 LIMITS = {"explain": 4, "upload": 4}
 """Requests of each kind admitted at once (running or waiting for the model); the rest get 503."""
 RETRY_AFTER_S = 2
-ADMITTED_ROUTES = {("GET", "/api/explain"): "explain", ("POST", "/api/similar"): "upload",
-                   ("POST", "/api/reports"): "upload"}
-"""``(method, path) -> kind`` of the routes that depend on ``admit(kind)``, for the front door."""
 
 
 class Gate:
@@ -73,4 +71,18 @@ def admit(kind: str) -> Callable[..., Any]:
         finally:
             gate.leave()
 
+    dependency.admission_kind = kind  # type: ignore[attr-defined]  # read by admitted_routes
     return dependency
+
+
+def admitted_routes(routes: Iterable[BaseRoute]) -> dict[tuple[str, str], str]:
+    """``(method, path) -> kind`` of the ``routes`` (its routers', as ``APIRouter.routes`` lists them) that
+    depend on ``admit(kind)``, on their own or through their router."""
+    found = {}
+    for route in routes:
+        if isinstance(route, APIRoute):
+            for depends in route.dependencies:
+                kind = getattr(depends.dependency, "admission_kind", None)
+                if kind is not None:
+                    found.update({(method, route.path): kind for method in route.methods or ()})
+    return found

@@ -27,7 +27,7 @@ from medsearch.server import (
     routes_units,
     routes_viewer,
 )
-from medsearch.server.admission import gates
+from medsearch.server.admission import admitted_routes, gates
 from medsearch.server.deps import ServerSettings
 from medsearch.server.engine import ServerEngine
 from medsearch.server.errors import install_error_handlers
@@ -36,6 +36,10 @@ from medsearch.server.guard import RequestGuard
 from starlette.concurrency import run_in_threadpool
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+ROUTERS = (routes_meta.public, routes_meta.guarded, routes_meta.icon, routes_search.router, routes_items.router,
+           routes_labels.router, routes_cohorts.router, routes_explain.router, routes_learn.router,
+           routes_units.router, routes_reports.router, routes_viewer.router, routes_page.router)
+"""The API's routers, included in this order (their routes carry their full paths and dependencies)."""
 PAGE_POLICY = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'"
 log = logging.getLogger("medsearch.server")
 
@@ -75,19 +79,8 @@ def create_app(store_dir: str | Path, model: str | None = None, device: str = "a
     app.state.gates = gates()
     app.state.engine = None
     install_error_handlers(app)
-    app.include_router(routes_meta.public)
-    app.include_router(routes_meta.guarded)
-    app.include_router(routes_meta.icon)
-    app.include_router(routes_search.router)
-    app.include_router(routes_items.router)
-    app.include_router(routes_labels.router)
-    app.include_router(routes_cohorts.router)
-    app.include_router(routes_explain.router)
-    app.include_router(routes_learn.router)
-    app.include_router(routes_units.router)
-    app.include_router(routes_reports.router)
-    app.include_router(routes_viewer.router)
-    app.include_router(routes_page.router)
+    for router in ROUTERS:
+        app.include_router(router)
     _add_page(app)
     _add_middleware(app, app.state.settings)
     return app
@@ -109,7 +102,8 @@ def _add_page(app: FastAPI) -> None:
 def _add_middleware(app: FastAPI, settings: ServerSettings) -> None:
     """Each one added wraps those before it: outermost CORS (when set), then the security headers, the
     request guard, and innermost the front door (``medsearch.server.front``)."""
-    app.add_middleware(FrontDoor, gates=app.state.gates, api_token=settings.api_token)
+    admitted = admitted_routes(route for router in ROUTERS for route in router.routes)
+    app.add_middleware(FrontDoor, gates=app.state.gates, admitted=admitted, api_token=settings.api_token)
     app.add_middleware(RequestGuard, allowed_hosts=settings.allowed_hosts, api_token=settings.api_token)
     app.add_middleware(SecurityHeaders)
     if settings.cors_origins:

@@ -1,9 +1,10 @@
 """The server's front door: plain ASGI middleware that answers what needs no routing before FastAPI does
 any work, so that a flood of model-bound requests costs the event loop as little as possible.
 
-- ``FrontDoor``: ``GET /api/health`` is answered here, and a request to a route of ``ADMITTED_ROUTES``
-  whose gate is full gets its 503 (``Retry-After``, the API's error shape) here. A request without the
-  token a server requires is passed on, to get its 401 from the route as before.
+- ``FrontDoor``: ``GET /api/health`` is answered here, and a request to an admitted route
+  (``medsearch.server.admission.admitted_routes``) whose gate is full gets its 503 (``Retry-After``, the
+  API's error shape) here. A request without the token a server requires is passed on, to get its 401
+  from the route as before.
 - ``SecurityHeaders``: the headers every answer carries, set as the answer starts (no task per request,
   as a ``@app.middleware("http")`` function would cost).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from medsearch.server.admission import ADMITTED_ROUTES, Gate
+from medsearch.server.admission import Gate
 from medsearch.server.errors import busy_response
 from medsearch.server.security import token_ok
 from starlette.datastructures import Headers, MutableHeaders
@@ -30,10 +31,12 @@ SECURITY_HEADERS = {
 
 
 class FrontDoor:
-    """Answers health, and refuses requests to full gates (``gates``: the app's, by kind)."""
+    """Answers health, and refuses requests to full gates (``gates``: the app's, by kind; ``admitted``: the
+    kind of each admitted ``(method, path)``)."""
 
-    def __init__(self, app: ASGIApp, gates: Mapping[str, Gate], api_token: str | None = None) -> None:
-        self.app, self.gates, self.api_token = app, gates, api_token
+    def __init__(self, app: ASGIApp, gates: Mapping[str, Gate], admitted: Mapping[tuple[str, str], str],
+                 api_token: str | None = None) -> None:
+        self.app, self.gates, self.admitted, self.api_token = app, gates, admitted, api_token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -41,7 +44,7 @@ class FrontDoor:
             if method == "GET" and path == HEALTH_PATH:
                 await JSONResponse(HEALTH)(scope, receive, send)
                 return
-            kind = ADMITTED_ROUTES.get((method, path))
+            kind = self.admitted.get((method, path))
             gate = self.gates.get(kind) if kind else None
             if gate is not None and gate.full() and self._token_ok(scope):
                 await busy_response(gate.refusal())(scope, receive, send)

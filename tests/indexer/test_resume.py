@@ -29,9 +29,9 @@ def test_killed_run_resumes(tmp_path: Path, tiny_model: Path) -> None:
         write_png(folder / f"img{seed:03d}.png", seed, size=(64, 64))
     store = tmp_path / "store"
     command = [sys.executable, "-m", "medsearch.cli", "index", str(folder), "--store", str(store), "--model",
-               str(tiny_model), "--batch-size", "1", "--workers", "0", "--json"]
+               str(tiny_model), "--workers", "0", "--json", "--batch-size"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen([*command, "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while _count(store / "medsearch.db") < 5 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.02)
@@ -42,8 +42,8 @@ def test_killed_run_resumes(tmp_path: Path, tiny_model: Path) -> None:
 
     with sqlite3.connect(store / "medsearch.db") as conn:
         assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
-    rerun = [*command[:-5], "--batch-size", "16", "--workers", "0", "--json"]  # batches of one only to kill
-    done = subprocess.run(rerun, env=env, capture_output=True, text=True, timeout=300)
+    # batches of one were for the kill to land mid-run; the re-run goes in batches of 16
+    done = subprocess.run([*command, "16"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["added"] == 150 - committed

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from medsearch.server.admission import ADMITTED_ROUTES, LIMITS, gates
+from medsearch.server.admission import LIMITS, gates
 from medsearch.server.app import create_app
 from medsearch.server.deps import ServerSettings
 from medsearch.server.front import FrontDoor
@@ -21,6 +21,10 @@ from starlette.routing import Route
 from tests.api_fixtures import index_store, make_images, running_server
 from tests.conftest import write_png
 
+ADMITTED = {("GET", "/api/explain"): "explain", ("POST", "/api/similar"): "upload",
+            ("POST", "/api/reports"): "upload"}
+"""The server's model-bound routes and their kinds (``admitted_routes`` must find each in the app)."""
+
 
 def _recording_app(reached: list[str]) -> Starlette:
     """An app that answers every admitted route and health with 'behind', noting each request it gets."""
@@ -29,7 +33,7 @@ def _recording_app(reached: list[str]) -> Starlette:
         reached.append(f"{request.method} {request.url.path}")
         return PlainTextResponse("behind")
 
-    paths = {path for _method, path in ADMITTED_ROUTES} | {"/api/health"}
+    paths = {path for _method, path in ADMITTED} | {"/api/health"}
     return Starlette(routes=[Route(path, behind, methods=["GET", "POST"]) for path in sorted(paths)])
 
 
@@ -42,7 +46,7 @@ def test_the_door_refuses_a_full_gate_and_answers_health_before_the_app_behind()
     reached: list[str] = []
     kinds = gates()
     _fill(kinds["explain"])
-    with running_server(FrontDoor(_recording_app(reached), kinds)) as base:
+    with running_server(FrontDoor(_recording_app(reached), kinds, ADMITTED)) as base:
         refused = httpx.get(f"{base}/api/explain", params={"id": 1, "text": "a scan"}, timeout=30)
         health = httpx.get(f"{base}/api/health", timeout=30)
         other_kind = httpx.post(f"{base}/api/similar", content=b"x", timeout=30)  # its gate has room
@@ -60,7 +64,7 @@ def test_without_the_token_a_full_gate_is_not_told_the_request_goes_on_to_its_40
     reached: list[str] = []
     kinds = gates()
     _fill(kinds["explain"])
-    with running_server(FrontDoor(_recording_app(reached), kinds, api_token="s3cret")) as base:
+    with running_server(FrontDoor(_recording_app(reached), kinds, ADMITTED, api_token="s3cret")) as base:
         anonymous = httpx.get(f"{base}/api/explain", params={"id": 1}, timeout=30)
         wrong = httpx.get(f"{base}/api/explain", params={"id": 1}, headers={"Authorization": "Bearer no"},
                           timeout=30)
@@ -76,13 +80,15 @@ def test_the_served_app_refuses_each_admitted_route_at_a_full_gate_and_answers_h
     index_store(store, make_images(tmp_path / "images", range(1, 3)), tiny_embedder)
     write_png(tmp_path / "query.png", 7)
     app = create_app(store, embedder=tiny_embedder, settings=ServerSettings())
+    door = next(middleware for middleware in app.user_middleware if middleware.cls is FrontDoor)
+    assert door.kwargs["admitted"] == ADMITTED  # read from each route's admit(kind), its router's too
     with running_server(app) as base:
         for gate in app.state.gates.values():
             _fill(gate)
         answers = {(method, path): httpx.request(method, base + path, params={"id": 1, "text": "a scan"},
                                                  files={"file": ("q.png", (tmp_path / "query.png").read_bytes())}
                                                  if method == "POST" else None, timeout=60)
-                   for method, path in ADMITTED_ROUTES}
+                   for method, path in ADMITTED}
         health = httpx.get(f"{base}/api/health", timeout=60)
         for gate in app.state.gates.values():
             for _ in range(gate.limit):
@@ -92,7 +98,7 @@ def test_the_served_app_refuses_each_admitted_route_at_a_full_gate_and_answers_h
     for route, answer in answers.items():
         assert answer.status_code == 503 and answer.headers["Retry-After"] == "2", (route, answer.text)
         assert answer.json()["error"]["code"] == "busy" and answer.headers["X-Frame-Options"] == "DENY", route
-    assert sum(gate.refused for gate in app.state.gates.values()) == len(ADMITTED_ROUTES)
-    assert set(LIMITS) == {kind for kind in ADMITTED_ROUTES.values()}
+    assert sum(gate.refused for gate in app.state.gates.values()) == len(ADMITTED)
+    assert set(LIMITS) == set(ADMITTED.values())
     assert health.json() == {"status": "ok"} and health.headers["X-Content-Type-Options"] == "nosniff"
     assert explained.status_code == 200, explained.text
