@@ -53,7 +53,9 @@ def _field_facets(session: Session, clause: ColumnElement[bool] | None) -> dict[
     ``ImageField``."""
     field = aliased(ImageField)
     matching = true() if clause is None else field.image_id.in_(select(Image.id).where(clause))
-    distinct = func.count(func.distinct(func.coalesce(field.text, field.number, field.date)))
+    # a row holds one of the three typed values; one count per type, as PostgreSQL's COALESCE wants one type
+    distinct = sum((func.count(func.distinct(column)) for column in (field.number, field.date)),
+                   func.count(func.distinct(field.text)))
     small = (select(field.name).where(matching).group_by(field.name).having(distinct <= MAX_VALUES)
              .order_by(field.name))
     out: dict[str, dict[str, Any]] = {}

@@ -70,11 +70,16 @@ def test_everything_runs_on_postgresql(cli: Callable[..., Any], image_folder: Pa
         assert connection.execute(text("SELECT count(*) FROM image_vectors")).scalar() == 8
     engine.dispose()
     assert cli("check", "--store", store, "--json")["ok"]
+    from medsearch.storage.facets import facets
     from medsearch.storage.store import Store
 
     with Store.open(store) as opened:
         held = opened.vectors.vector_file()
         assert held is not None and held.base is not None  # the re-rank reads a local file, not PostgreSQL
         assert opened.vectors.warm_vectors(threading.Event()) == 8  # so the page cache is warmed with it
+        lists = facets(opened)["columns"]  # the page's filter lists, fields of every type counted there
+    assert lists["site"]["values"] == [{"value": "North", "count": 1}]
+    assert lists["effusion"] == {"kind": "number", "values": [{"value": 1, "count": 1}]}
+    assert {value["value"] for value in lists["modality"]["values"]} >= {"CT", "MR"}
     moved = cli("search", "x", "-k", "5", "--where", "width >= 64", "--store", store, "--json")["results"]
     assert [r["score"] for r in moved] == pytest.approx([r["score"] for r in before], abs=1e-5)
