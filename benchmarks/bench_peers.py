@@ -279,14 +279,15 @@ def contenders(data: np.ndarray) -> list[tuple[str, Callable[[], tuple[Search | 
     ]
 
 
-def one_row(count: int, which: int) -> None:
-    """Build contender ``which`` over ``count`` vectors in this process and print its row."""
+def one_row(count: int, which: int, asked: int) -> None:
+    """Build contender ``which`` over ``count`` vectors in this process and print its row (the first
+    ``asked`` queries of each set)."""
     import faiss
 
     faiss.omp_set_num_threads(1)
     means, rng = mixture(count, seed=7)
     data = draw(means, rng, count).astype(np.float32)
-    sets = query_sets(means)
+    sets = {name: queries[:asked] for name, queries in query_sets(means).items()}
     allowed = np.sort(np.random.default_rng(3).choice(count, count // 100, replace=False))
     truth: dict[tuple[str, bool], np.ndarray] = {}
     for name, queries in sets.items():
@@ -313,19 +314,23 @@ def one_row(count: int, which: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=20_000)
+    parser.add_argument("--queries", type=int, default=100, help="Queries per set (at most 100).")
+    parser.add_argument("--contenders", help="Only these contenders, by number (0-based, in the printed order): 9,11")
     parser.add_argument("--only", type=int, help="Measure this contender (its number) here, and print its row.")
     options = parser.parse_args()
     if options.only is not None:
-        one_row(options.count, options.only)
+        one_row(options.count, options.only, options.queries)
         return
-    print(f"{options.count} x {DIM} clustered unit vectors, 100 queries per set, one thread, {os.cpu_count()} cores;"
-          " each cell p50/p95 ms and recall@10; memory and disk in bytes per vector:")
+    print(f"{options.count} x {DIM} clustered unit vectors, {options.queries} queries per set, one thread, "
+          f"{os.cpu_count()} cores; each cell p50/p95 ms and recall@10; memory and disk in bytes per vector:")
     print(f"{'index':<30}{'build s':>8}{'mem':>7}{'disk':>7}  {'image':>18}  {'image 1%':>18}  {'text':>18}  "
           f"{'text 1%':>18}", flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LANCE_CPU_THREADS": "1", "LANCE_LOG": "error"}
-    for which in range(len(contenders(np.zeros((0, DIM), dtype=np.float32)))):
-        subprocess.run([sys.executable, __file__, "--count", str(options.count), "--only", str(which)], env=env,
-                       check=False)
+    every = range(len(contenders(np.zeros((0, DIM), dtype=np.float32))))
+    chosen = every if options.contenders is None else [int(which) for which in options.contenders.split(",")]
+    for which in chosen:
+        subprocess.run([sys.executable, __file__, "--count", str(options.count), "--queries", str(options.queries),
+                        "--only", str(which)], env=env, check=False)
 
 
 if __name__ == "__main__":
