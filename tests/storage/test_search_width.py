@@ -58,6 +58,29 @@ def test_an_hnsw_graph_gets_the_smallest_breadth_that_passes() -> None:
         search_width.MARGIN
 
 
+def test_an_ivf_sq8_width_allows_for_what_its_codes_lose() -> None:
+    """ivf-sq8's exhaustive search is itself short of exact search (8-bit codes), so its width must pass the
+    target by ``CODES_LOSS`` more than an hnsw graph's: here the old target (0.97) chose 16 lists of 256."""
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((40, DIM)).astype(np.float32)
+    data = centres[rng.integers(0, 40, 20_000)] + 0.6 * rng.standard_normal((20_000, DIM)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    index = vectors.new_index(DIM, "ivf-sq8", sample=data, count=len(data))
+    vectors.add(index, np.arange(len(data)), data, replace=False)
+    wanted = search_width.TARGET + search_width.MARGIN + search_width.CODES_LOSS
+    assert search_width.target(index) == wanted > search_width.target(vectors.new_index(DIM, "hnsw"))
+    tuned_on = search_width.text_like(data, seed=1)
+    width = search_width.choose(index, tuned_on)
+    assert width is not None and index.nprobe == width
+    exhaustive = search_width._exhaustive(index, tuned_on)
+    assert search_width.recall(index.search(tuned_on, 10)[1], exhaustive) >= wanted
+    search_width.set_width(index, width // 2)  # the next width down did not pass
+    assert search_width.recall(index.search(tuned_on, 10)[1], exhaustive) < wanted
+    search_width.set_width(index, width)
+    held_out = search_width.text_like(data, seed=8)
+    assert search_width.recall(index.search(held_out, 10)[1], _exact(held_out, data)) >= search_width.TARGET
+
+
 def test_flat_and_tiny_indexes_are_left_alone() -> None:
     data = _unit_rows(100, 4)
     flat = vectors.new_index(DIM, "flat")
