@@ -53,9 +53,9 @@ def _field_facets(session: Session, clause: ColumnElement[bool] | None) -> dict[
     ``ImageField``."""
     field = aliased(ImageField)
     matching = true() if clause is None else field.image_id.in_(select(Image.id).where(clause))
-    # a row holds one of the three typed values; one count per type, as PostgreSQL's COALESCE wants one type
-    distinct = sum((func.count(func.distinct(column)) for column in (field.number, field.date)),
-                   func.count(func.distinct(field.text)))
+    # a row holds one of the three typed values: counted per type (PostgreSQL's COALESCE wants one type)
+    distinct = (func.count(func.distinct(field.text)) + func.count(func.distinct(field.number))
+                + func.count(func.distinct(field.date)))
     small = (select(field.name).where(matching).group_by(field.name).having(distinct <= MAX_VALUES)
              .order_by(field.name))
     out: dict[str, dict[str, Any]] = {}
